@@ -8,7 +8,7 @@ namespace Workbench.Engine.Text;
 /// The llama2.c tokenizer (tokenizer.bin: int32 max_token_length, then per token float32 score, int32 length, bytes),
 /// encoding and decoding exactly as run.c's <c>encode</c>, <c>decode</c> and <c>safe_printf</c> do.
 /// </summary>
-public sealed class Llama2cTokenizer
+public sealed class Llama2cTokenizer : ITextTokenizer
 {
     public const int Bos = 1, Eos = 2;
     private readonly byte[][] _pieces;
@@ -18,6 +18,9 @@ public sealed class Llama2cTokenizer
 
     public string Path { get; }
     public int VocabSize => _pieces.Length;
+    public int BosId => Bos;
+    public int EosId => Eos;
+    int[] ITextTokenizer.Encode(string text, bool bos) => Encode(text, bos, eos: false);
     public int MaxTokenLength { get; }
     public ReadOnlySpan<byte> Piece(int id) => _pieces[CheckId(id)];
     public float Score(int id) => _scores[CheckId(id)];
@@ -56,6 +59,34 @@ public sealed class Llama2cTokenizer
         }
         if (pos != data.Length)
             throw Bad("vocab", pos, $"{data.Length - pos} bytes remain after {expectedVocabSize} tokens: the tokenizer holds more tokens than the model's vocabulary");
+    }
+
+    private Llama2cTokenizer(string path, byte[][] pieces, float[] scores)
+    {
+        Path = path;
+        _pieces = pieces;
+        _scores = scores;
+        MaxTokenLength = pieces.Max(p => p.Length);
+        for (int i = 0; i < pieces.Length; i++) _lookup.TryAdd(Encoding.Latin1.GetString(pieces[i]), i);
+    }
+
+    /// <summary>
+    /// The same tokenizer from a GGUF file's metadata (tokenizer.ggml.tokens and .scores, SentencePiece-style with
+    /// U+2581 for spaces): llama.cpp's conversion of a llama2.c / SentencePiece vocabulary.
+    /// </summary>
+    public static Llama2cTokenizer FromGguf(string path, int expectedVocabSize)
+    {
+        using var g = GgufFile.Open(path);
+        if (!g.Metadata.ContainsKey("tokenizer.ggml.tokens"))
+            throw new ModelFormatException(path, "tokenizer.ggml.tokens", 0, "the GGUF file carries no tokenizer; pass --tokenizer PATH");
+        var tokens = g.GetStringArray("tokenizer.ggml.tokens");
+        var scores = g.Metadata.ContainsKey("tokenizer.ggml.scores") ? g.GetFloatArray("tokenizer.ggml.scores") : new float[tokens.Length];
+        if (tokens.Length != expectedVocabSize)
+            throw new ModelFormatException(path, "tokenizer.ggml.tokens", 0, $"{tokens.Length} tokens for a model vocabulary of {expectedVocabSize}");
+        if (scores.Length != tokens.Length)
+            throw new ModelFormatException(path, "tokenizer.ggml.scores", 0, $"{scores.Length} scores for {tokens.Length} tokens");
+        var pieces = tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToArray();
+        return new Llama2cTokenizer(path, pieces, scores);
     }
 
     private int CheckId(int id) =>
