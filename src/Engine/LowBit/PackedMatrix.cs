@@ -124,7 +124,10 @@ public abstract class PackedMatrix
     public abstract PackedMatrix CloneWeights();
     protected abstract void MatVecCore(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path);
 
-    public LowBitWorkspace CreateWorkspace(int threads = 1, int maxTokens = 1) => new(this, threads, maxTokens);
+    public LowBitWorkspace CreateWorkspace(int threads = 1, int maxTokens = 1) => new(this, threads, maxTokens, null);
+
+    /// <summary>A workspace that borrows a team (many layers, one set of threads); the team is not disposed with it.</summary>
+    internal LowBitWorkspace CreateWorkspace(WorkerTeam team, int maxTokens = 1) => new(this, team.Threads, maxTokens, team);
 
     /// <summary>y[rows] = W x with x quantized per token inside the call. No allocation.</summary>
     public void Gemv(ReadOnlySpan<float> x, Span<float> y, LowBitWorkspace ws, IsaPath? path = null) =>
@@ -153,6 +156,7 @@ public abstract class PackedMatrix
 public sealed class LowBitWorkspace : IDisposable
 {
     private readonly WorkerTeam _team;
+    private readonly bool _ownsTeam;
     private readonly int[] _acc;
     private readonly Action<int> _part;
     private readonly int[] _bounds;
@@ -166,7 +170,7 @@ public sealed class LowBitWorkspace : IDisposable
     public int MaxTokens { get; }
     public ActivationBuffer[] Activations { get; }
 
-    internal LowBitWorkspace(PackedMatrix m, int threads, int maxTokens)
+    internal LowBitWorkspace(PackedMatrix m, int threads, int maxTokens, WorkerTeam? shared)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, 1);
@@ -176,7 +180,8 @@ public sealed class LowBitWorkspace : IDisposable
         _acc = new int[(long)m.Rows * maxTokens > int.MaxValue ? throw new ArgumentOutOfRangeException(nameof(maxTokens)) : m.Rows * maxTokens];
         _output = new float[m.Rows * maxTokens];
         _current = m;
-        _team = new WorkerTeam(threads);
+        _ownsTeam = shared == null;
+        _team = shared ?? new WorkerTeam(threads);
         _part = RunPart;
         // Coarse, equal, row-group-aligned split: with 2 cores a finer split only adds synchronisation.
         _bounds = new int[threads + 1];
@@ -216,5 +221,8 @@ public sealed class LowBitWorkspace : IDisposable
         }
     }
 
-    public void Dispose() => _team.Dispose();
+    public void Dispose()
+    {
+        if (_ownsTeam) _team.Dispose();
+    }
 }
