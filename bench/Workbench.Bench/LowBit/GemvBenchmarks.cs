@@ -104,7 +104,7 @@ public class GemvBenchmarks
     [Benchmark] public void TL1() => Packed();
     [Benchmark] public void TL2() => Packed();
 
-    /// <summary>fp32 GEMV split across a fixed thread pair (Fp32Gemv until Tensors.MatMul.Gemv is merged).</summary>
+    /// <summary>fp32 GEMV split across a fixed thread pair (the engine's MatMul.GemvRows).</summary>
     private sealed class WorkerTeamRunner : IDisposable
     {
         private readonly int _threads, _rows, _cols;
@@ -135,7 +135,7 @@ public class GemvBenchmarks
         {
             int g = _rows / 4;
             int r0 = g * t / _threads * 4, r1 = t == _threads - 1 ? _rows : g * (t + 1) / _threads * 4;
-            Fp32Gemv.Gemv(_w, _rows, _cols, _x, _y, r0, r1);
+            Workbench.Engine.Tensors.MatMul.GemvRows(_w, _rows, _cols, _x, _y, r0, r1);
         }
 
         public void Run(float[] w, float[] x, float[] y)

@@ -1,3 +1,4 @@
+using Workbench.Engine.Tensors;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;

@@ -1,3 +1,4 @@
+using Workbench.Engine.Tensors;
 namespace Workbench.Engine.LowBit;
 
 /// <summary>
@@ -17,8 +18,8 @@ public sealed class BitLinear : IDisposable
     {
         ArgumentNullException.ThrowIfNull(weights);
         Weights = weights;
-        Path = path ?? Isa.Best;
-        Isa.Require(Path);
+        Path = path ?? LowBitIsa.Best;
+        LowBitIsa.Require(Path);
         _ws = weights.CreateWorkspace(threads, maxTokens);
     }
 

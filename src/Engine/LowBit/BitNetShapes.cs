@@ -1,3 +1,4 @@
+using Workbench.Engine.Tensors;
 using System.Diagnostics;
 
 namespace Workbench.Engine.LowBit;
@@ -58,8 +59,8 @@ public sealed class BitNetShapes : IDisposable
         Format = format;
         LayerCount = layers;
         Threads = threads;
-        Path = path ?? Isa.Best;
-        Isa.Require(Path);
+        Path = path ?? LowBitIsa.Best;
+        LowBitIsa.Require(Path);
         _team = new WorkerTeam(threads);
         var firsts = LayerLinears.Select((s, i) => GemvProbe.Pack(format, s.Rows, s.Cols, seed + i)).ToArray();
         _layers = new (PackedMatrix, LowBitWorkspace)[layers][];
@@ -91,7 +92,7 @@ public sealed class BitNetShapes : IDisposable
     {
         int groups = Vocab / 4;
         int r0 = (int)((long)groups * t / Threads) * 4, r1 = t == Threads - 1 ? Vocab : (int)((long)groups * (t + 1) / Threads) * 4;
-        Fp32Gemv.Gemv(_headF32, Vocab, Hidden, _x.AsSpan(0, Hidden), _y.AsSpan(0, Vocab), r0, r1);
+        Workbench.Engine.Tensors.MatMul.GemvRows(_headF32, Vocab, Hidden, _x.AsSpan(0, Hidden), _y.AsSpan(0, Vocab), r0, r1);
     }
 
     /// <summary>Runs one decode token's GEMVs (every layer's q, k, v, o, gate, up, down, then the head). No allocation.</summary>

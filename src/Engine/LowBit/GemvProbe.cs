@@ -1,3 +1,4 @@
+using Workbench.Engine.Tensors;
 using System.Diagnostics;
 using System.Runtime.Intrinsics;
 
@@ -26,8 +27,8 @@ public static class GemvProbe
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(warmup);
-        var p = path ?? Isa.Best;
-        Isa.Require(p);
+        var p = path ?? LowBitIsa.Best;
+        LowBitIsa.Require(p);
         var rng = new Random(seed);
         var x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
@@ -51,7 +52,7 @@ public static class GemvProbe
             {
                 int groups = (rows + 3) / 4;
                 int r0 = Math.Min(rows, (int)((long)groups * t / threads) * 4), r1 = t == threads - 1 ? rows : Math.Min(rows, (int)((long)groups * (t + 1) / threads) * 4);
-                Fp32Gemv.Gemv(current, rows, cols, x, y, r0, r1);
+                Workbench.Engine.Tensors.MatMul.GemvRows(current, rows, cols, x, y, r0, r1);
             };
             Measure(times, warmup, copies, i => { current = pool[i]; team.Run(part); });
         }
@@ -70,7 +71,7 @@ public static class GemvProbe
         Array.Sort(times);
         double median = times[runs / 2];
         double ops = 2.0 * rows * cols;
-        return new GemvProbeResult(format, rows, cols, threads, format == LowBitFormat.F32 ? Isa.Best : p, runs,
+        return new GemvProbeResult(format, rows, cols, threads, format == LowBitFormat.F32 ? LowBitIsa.Best : p, runs,
             median, times[0], ops / median / 1e3, weightBytes / median / 1e3, weightBytes,
             weightBytes * 8.0 / ((long)rows * cols), copies, copies * weightBytes);
     }

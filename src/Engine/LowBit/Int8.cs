@@ -1,3 +1,4 @@
+using Workbench.Engine.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;

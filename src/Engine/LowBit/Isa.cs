@@ -1,13 +1,11 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Workbench.Engine.Tensors;
 
 namespace Workbench.Engine.LowBit;
 
-/// <summary>Instruction-set path a low-bit kernel runs on. Every path gives the same int32 sums bit for bit.</summary>
-public enum IsaPath { Scalar, V128, V256, V512 }
-
-/// <summary>Which kernel paths this machine (and this process's DOTNET_Enable* switches) can run.</summary>
-public static class Isa
+/// <summary>Which low-bit kernel paths (Tensors.IsaPath; every path gives the same int32 sums bit for bit) this machine (and this process's DOTNET_Enable* switches) can run.</summary>
+public static class LowBitIsa
 {
     /// <summary>
     /// V128 is the portable Vector128 API (SSE/Neon or software); V256 needs AVX2 (vpshufb, vpmaddubsw, vpmaddwd);
@@ -30,12 +28,12 @@ public static class Isa
         Supported(IsaPath.V128) ? IsaPath.V128 : IsaPath.Scalar;
 
     public static IReadOnlyList<IsaPath> SupportedPaths =>
-        Enum.GetValues<IsaPath>().Where(Supported).ToArray();
+        new[] { IsaPath.Scalar, IsaPath.V128, IsaPath.V256, IsaPath.V512 }.Where(Supported).ToArray();
 
     internal static void Require(IsaPath path)
     {
         if (!Supported(path))
-            throw new PlatformNotSupportedException($"Instruction-set path {path} is not supported on this machine (Isa.Supported({path}) is false).");
+            throw new PlatformNotSupportedException($"Instruction-set path {path} is not supported on this machine (LowBitIsa.Supported({path}) is false).");
     }
 }
 

@@ -42,6 +42,18 @@ public static unsafe class MatMul
     public static void Gemv(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y,
         int threads = 0, IsaPath? path = null) => Linear(x, 1, cols, w, rows, y, threads, path);
 
+    /// <summary>
+    /// Rows [rowStart, rowEnd) of y = W x on the calling thread: for callers that split rows over their own threads
+    /// (the low-bit benchmarks' worker team).
+    /// </summary>
+    public static void GemvRows(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int rowStart, int rowEnd, IsaPath? path = null)
+    {
+        CheckShapes(x, 1, cols, w, rows, y);
+        if (rowStart < 0 || rowEnd > rows || rowStart > rowEnd) throw new ArgumentOutOfRangeException(nameof(rowStart), $"row range [{rowStart}, {rowEnd}) is outside [0, {rows})");
+        var p = Isa.Resolve(path);
+        fixed (float* px = x, pw = w, py = y) Rows(px, 1, cols, pw, rows, py, rowStart, rowEnd, p);
+    }
+
     /// <summary>Scalar reference twin: the plain triple loop, accumulated in float in index order.</summary>
     public static void LinearScalar(ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<float> w, int m, Span<float> y)
     {

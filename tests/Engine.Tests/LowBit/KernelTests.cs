@@ -1,3 +1,4 @@
+using Workbench.Engine.Tensors;
 using Workbench.Engine.LowBit;
 
 namespace Workbench.Engine.Tests.LowBit;
@@ -44,7 +45,7 @@ public class KernelTests
         foreach (var f in Formats)
         {
             var m = PackTernary(f, t, rows, cols);
-            foreach (var path in Isa.SupportedPaths)
+            foreach (var path in LowBitIsa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);
@@ -69,7 +70,7 @@ public class KernelTests
         foreach (var f in Formats)
         {
             var m = PackTernary(f, t, rows, cols);
-            foreach (var path in Isa.SupportedPaths)
+            foreach (var path in LowBitIsa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);
@@ -91,7 +92,7 @@ public class KernelTests
         q[0] = -128;
         var expected = Reference(w, rows, cols, q);
         var m = Int8.Pack(w, Enumerable.Repeat(1f, rows).ToArray(), rows, cols);
-        foreach (var path in Isa.SupportedPaths)
+        foreach (var path in LowBitIsa.SupportedPaths)
         {
             var a = m.CreateActivationBuffer();
             a.Load(q, 1f, path);
