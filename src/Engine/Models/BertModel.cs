@@ -120,11 +120,11 @@ public sealed class BertModel : ITransformerModel
             ctx.Fire(HookNames.MlpIn(layer), layer, x, n, d, s.TokenIndex);
             int m = Config.MlpDim;
             var h = new float[n * m];
-            MatMul.Linear(x, n, d, w.Wi, m, h, ctx.Threads);
+            ctx.RunLinear(x, n, d, w.Wi, m, h);
             Ops.AddBias(h, n, w.Bi);
             Ops.GeluErf(h);
             var o = new float[n * d];
-            MatMul.Linear(h, n, m, w.Wout, d, o, ctx.Threads);
+            ctx.RunLinear(h, n, m, w.Wout, d, o);
             Ops.AddBias(o, n, w.Bout);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
             AddNorm(x, o, n, w.Ln2G, w.Ln2B);
@@ -151,9 +151,9 @@ public sealed class BertModel : ITransformerModel
         var q = new float[n * d];
         var k = new float[n * d];
         var v = new float[n * d];
-        MatMul.Linear(x, n, d, w.Wq, d, q, ctx.Threads); Ops.AddBias(q, n, w.Bq);
-        MatMul.Linear(x, n, d, w.Wk, d, k, ctx.Threads); Ops.AddBias(k, n, w.Bk);
-        MatMul.Linear(x, n, d, w.Wv, d, v, ctx.Threads); Ops.AddBias(v, n, w.Bv);
+        ctx.RunLinear(x, n, d, w.Wq, d, q); Ops.AddBias(q, n, w.Bq);
+        ctx.RunLinear(x, n, d, w.Wk, d, k); Ops.AddBias(k, n, w.Bk);
+        ctx.RunLinear(x, n, d, w.Wv, d, v); Ops.AddBias(v, n, w.Bv);
         ctx.Fire(HookNames.AttnK(layer), layer, k, n, d, s.TokenIndex);
         ctx.Fire(HookNames.AttnV(layer), layer, v, n, d, s.TokenIndex);
         bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
@@ -182,7 +182,7 @@ public sealed class BertModel : ITransformerModel
             for (int h = 0; h < heads; h++) Head(h);
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, n], s.TokenIndex);
         var outp = new float[n * d];
-        MatMul.Linear(o, n, d, w.Wo, d, outp, ctx.Threads);
+        ctx.RunLinear(o, n, d, w.Wo, d, outp);
         Ops.AddBias(outp, n, w.Bo);
         return outp;
     }

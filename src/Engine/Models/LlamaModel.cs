@@ -88,7 +88,7 @@ public sealed class LlamaModel : ITransformerModel
         for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(first + i), Weights.FinalNorm, Config.NormEps, normed.AsSpan(i * d, d));
         ctx.Fire(HookNames.LnFinal, Config.Layers, normed, n, d, s.TokenIndex[first..]);
         var logits = new float[n * v];
-        MatMul.Linear(normed, n, d, Weights.Output, v, logits, ctx.Threads);
+        ctx.RunLinear(normed, n, d, Weights.Output, v, logits);
         return logits;
     }
 
@@ -117,11 +117,11 @@ public sealed class LlamaModel : ITransformerModel
             int h = Config.MlpDim;
             var h1 = new float[n * h];
             var h3 = new float[n * h];
-            MatMul.Linear(xb, n, d, w.W1, h, h1, ctx.Threads);
-            MatMul.Linear(xb, n, d, w.W3, h, h3, ctx.Threads);
+            ctx.RunLinear(xb, n, d, w.W1, h, h1);
+            ctx.RunLinear(xb, n, d, w.W3, h, h3);
             Ops.SwiGlu(h1, h3);
             var o = new float[n * d];
-            MatMul.Linear(h1, n, h, w.W2, d, o, ctx.Threads);
+            ctx.RunLinear(h1, n, h, w.W2, d, o);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
             TensorPrimitives.Add(x, o, x);
         }
@@ -134,9 +134,9 @@ public sealed class LlamaModel : ITransformerModel
         var q = new float[n * d];
         var k = new float[n * kv];
         var v = new float[n * kv];
-        MatMul.Linear(xb, n, d, w.Wq, d, q, ctx.Threads);
-        MatMul.Linear(xb, n, d, w.Wk, kv, k, ctx.Threads);
-        MatMul.Linear(xb, n, d, w.Wv, kv, v, ctx.Threads);
+        ctx.RunLinear(xb, n, d, w.Wq, d, q);
+        ctx.RunLinear(xb, n, d, w.Wk, kv, k);
+        ctx.RunLinear(xb, n, d, w.Wv, kv, v);
         for (int i = 0; i < n; i++)
         {
             Ops.Rope(q.AsSpan(i * d, d), hd, s.Positions[i], Config.RopeTheta);
@@ -204,7 +204,7 @@ public sealed class LlamaModel : ITransformerModel
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, c], s.TokenIndex);
 
         var outp = new float[n * d];
-        MatMul.Linear(o, n, d, w.Wo, d, outp, ctx.Threads);
+        ctx.RunLinear(o, n, d, w.Wo, d, outp);
         return outp;
     }
 
