@@ -17,6 +17,12 @@ internal sealed class TestKernel : IDisposable
         CSharp = new CSharpKernel().UseKernelHelpers().UseValueSharing();
         Root = new CompositeKernel { CSharp };
         Root.DefaultKernelName = CSharp.Name;
+        // What #r "nuget: Workbench.Interactive" gives a notebook: the extension and its chart and table libraries.
+        CSharp.AddAssemblyReferences(new[]
+        {
+            typeof(WorkbenchExtension), typeof(Plotly.NET.GenericChart), typeof(Plotly.NET.CSharp.Chart),
+            typeof(Microsoft.Data.Analysis.DataFrame), typeof(Microsoft.FSharp.Core.FSharpOption<>),
+        }.Select(t => t.Assembly.Location));
         WorkbenchExtension.Load(Root);
     }
 
