@@ -152,7 +152,7 @@ public static class NotebookExecutor
                 if (result.Events.OfType<CommandFailed>().FirstOrDefault() is { } failed)
                 {
                     var message = $"extension.dib of {package} failed: {failed.Message}";
-                    cell.Outputs.Add(new ErrorElement("ExtensionLoadError", message, []));
+                    cell.Outputs.Add(new ErrorElement(errorValue: message, errorName: "ExtensionLoadError", stackTrace: []));
                     return message;
                 }
             }
@@ -175,7 +175,7 @@ public static class NotebookExecutor
         catch (OperationCanceledException)
         {
             var message = $"timed out after {timeout.TotalSeconds:F0} s";
-            cell.Outputs.Add(new ErrorElement("Timeout", message, []));
+            cell.Outputs.Add(new ErrorElement(errorValue: message, errorName: "Timeout", stackTrace: []));
             return message;
         }
 
@@ -201,7 +201,7 @@ public static class NotebookExecutor
                     foreach (var (mime, value) in Data(u.FormattedValues)) shown.Data[mime] = value;
                     break;
                 case ErrorProduced err:
-                    cell.Outputs.Add(new ErrorElement("Error", err.Message, []));
+                    cell.Outputs.Add(new ErrorElement(errorValue: err.Message, errorName: "Error", stackTrace: []));
                     break;
                 case DisplayEvent d and not DisplayedValueUpdated:
                     var element = new DisplayElement(Data(d.FormattedValues));
@@ -210,8 +210,8 @@ public static class NotebookExecutor
                     break;
                 case CommandFailed f when failure is null:
                     failure = f.Message;
-                    cell.Outputs.Add(new ErrorElement(f.Exception?.GetType().Name ?? "Error", f.Message,
-                        f.Exception?.StackTrace?.Split('\n') ?? []));
+                    cell.Outputs.Add(new ErrorElement(errorValue: f.Message, errorName: f.Exception?.GetType().Name ?? "Error",
+                        stackTrace: f.Exception?.StackTrace?.Split('\n') ?? []));
                     break;
             }
         }
