@@ -1,0 +1,54 @@
+namespace Workbench.Engine.Models;
+
+/// <summary>Modules skipped at run time (layer dropping). A skipped attention layer is not computed and holds no KV cache.</summary>
+public sealed record ModuleSkips(IReadOnlySet<int> Attention, IReadOnlySet<int> Mlp)
+{
+    public static ModuleSkips None { get; } = new(new HashSet<int>(), new HashSet<int>());
+    public bool SkipsAttention(int layer) => Attention.Contains(layer);
+    public bool SkipsMlp(int layer) => Mlp.Contains(layer);
+    public bool SkipsBlock(int layer) => SkipsAttention(layer) && SkipsMlp(layer);
+}
+
+/// <summary>
+/// Called after block <paramref name="layer"/> has run (before block layer + 1): returns the rows to keep
+/// (indices into the current rows, increasing), or null to keep all. Token dropping is built on this.
+/// </summary>
+public delegate int[]? TokenSelector(int layer, SequenceState state);
+
+/// <summary>
+/// Replaces chosen linear layers (identified by their weight array) with another kernel, e.g. a ternary BitLinear.
+/// Returns false for weights it does not handle, which then run as fp32.
+/// </summary>
+public interface ILinearOverride
+{
+    bool TryLinear(float[] weight, ReadOnlySpan<float> x, int n, int k, int m, Span<float> y);
+}
+
+/// <summary>Everything a forward call may be given besides its input: hooks, skipped modules, a KV cache, a token selector.</summary>
+public sealed class ForwardContext
+{
+    public Hooks? Hooks { get; init; }
+    public ModuleSkips Skips { get; init; } = ModuleSkips.None;
+    public KvCache? Cache { get; init; }
+    public TokenSelector? Selector { get; init; }
+    /// <summary>Linear layers run by another kernel (low-bit inference); null = all fp32.</summary>
+    public ILinearOverride? Linear { get; init; }
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    public CancellationToken Cancellation { get; init; }
+
+    public static ForwardContext Default => new();
+
+    /// <summary>Y[n, m] = X[n, k] W[m, k]^T through the override if it takes this weight, else the fp32 kernel.</summary>
+    public void RunLinear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y)
+    {
+        if (Linear is { } o && o.TryLinear(w, x, n, k, m, y)) return;
+        Tensors.MatMul.Linear(x, n, k, w, m, y, Threads);
+    }
+
+    internal bool Wants(string site) => Hooks?.Wants(site) ?? false;
+
+    internal void Fire(string site, int layer, Span<float> data, int rows, int cols, int[] tokenIndex)
+    {
+        if (Hooks is { } h && h.Wants(site)) h.Fire(site, layer, data, [rows, cols], tokenIndex);
+    }
+}
