@@ -56,7 +56,7 @@ public static class Html
         sb.Append($"<table class=\"workbench-summary\" style=\"{TableStyle};margin-bottom:6px\"><tbody>");
         foreach (var p in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
-            if (p.GetIndexParameters().Length > 0 || !IsScalar(p.PropertyType)) continue;
+            if (p.GetIndexParameters().Length > 0 || !IsSummary(p.PropertyType)) continue;
             sb.Append($"<tr><th style=\"{CellStyle};text-align:left;background:#f3f3f3\">{Encode(p.Name)}</th>")
               .Append($"<td style=\"{CellStyle};text-align:left\">{Encode(Cell(p.GetValue(record)))}</td></tr>");
         }
@@ -89,6 +89,10 @@ public static class Html
             ? (DataFrame?)method.Invoke(record, null)
             : null;
     }
+
+    // Scalars and small nested records (e.g. a config) go in the summary; collections go in the table.
+    private static bool IsSummary(Type t) =>
+        IsScalar(t) || (!typeof(IEnumerable).IsAssignableFrom(t) && !typeof(DataFrame).IsAssignableFrom(t) && t.Namespace?.StartsWith("Workbench.") == true);
 
     private static bool IsScalar(Type t)
     {

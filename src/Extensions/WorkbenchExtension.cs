@@ -19,10 +19,26 @@ public static class WorkbenchExtension
         ArgumentNullException.ThrowIfNull(kernel);
         // First, before any Plotly.NET type is touched: the kernel ships an older FSharp.Core than Plotly.NET asks for.
         FSharpCoreResolver.Install();
+        LocateBundledData();
         var target = TargetKernel(kernel);
         if (!Loaded.TryAdd(target, new object())) return;
         RegisterFormatters();
         RegisterDirectives(target);
+    }
+
+    /// <summary>
+    /// Inside a kernel the engine's assembly comes from the NuGet cache, far from the repository's models/ and data/:
+    /// point WORKBENCH_HOME at the checkout holding the notebook (the kernel's working directory) unless it is set.
+    /// </summary>
+    private static void LocateBundledData()
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("WORKBENCH_HOME"))) return;
+        for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Workbench.sln")) && Directory.Exists(Path.Combine(dir.FullName, "models")))
+            {
+                Environment.SetEnvironmentVariable("WORKBENCH_HOME", dir.FullName);
+                return;
+            }
     }
 
     /// <summary>The kernel that gets the magic commands: the C# subkernel of a composite, else the kernel itself.</summary>
@@ -41,11 +57,13 @@ public static class WorkbenchExtension
         ErrorFormatter.Register();
         LiveProgress.Register();
         Html.RegisterRecord<PlotlySettings>();
+        ModelDirective.RegisterFormatters();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void RegisterDirectives(Kernel kernel)
     {
         PlotlyDirective.Add(kernel);
+        ModelDirective.Add(kernel);
     }
 }

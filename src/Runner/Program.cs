@@ -40,15 +40,13 @@ string root;
 try { root = RepoPaths.Root(); }
 catch (DirectoryNotFoundException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
 
-if (pack || packOnly)
-{
-    try { FeedBuilder.Pack(root, Console.Out); }
-    catch (InvalidOperationException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
-    if (packOnly) return 0;
-}
-
 notebooksDir = Path.GetFullPath(notebooksDir ?? Path.Combine(root, "notebooks"));
 outDir = Path.GetFullPath(outDir ?? Path.Combine(root, "out", "notebooks"));
+if (packOnly)
+{
+    try { FeedBuilder.Pack(root, Console.Out); return 0; }
+    catch (InvalidOperationException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
+}
 if (!Directory.Exists(notebooksDir)) { Console.Error.WriteLine($"error: notebooks folder '{notebooksDir}' does not exist"); return 2; }
 
 var notebooks = Directory.EnumerateFiles(notebooksDir, "*.ipynb").Order(StringComparer.Ordinal).ToList();
@@ -59,6 +57,14 @@ if (only is not null)
     if (notebooks.Count == 0) { Console.Error.WriteLine($"error: --only '{only}': no such notebook in {notebooksDir}"); return 2; }
 }
 if (notebooks.Count == 0) { Console.Error.WriteLine($"error: no .ipynb in {notebooksDir}"); return 2; }
+
+// Packed only now, after the notebooks are found: a bad --only fails fast.
+if (pack)
+{
+    try { FeedBuilder.Pack(root, Console.Out); }
+    catch (InvalidOperationException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
+}
+
 
 Directory.CreateDirectory(outDir);
 var total = Stopwatch.StartNew();
@@ -73,7 +79,7 @@ foreach (var path in notebooks)
     File.WriteAllText(Path.Combine(outDir, name + ".html"), HtmlReport.Render(document, name, result));
     if (result.Failure is { } f)
     {
-        var message = $"FAILED {Path.GetRelativePath(root, path)} cell {f.Cell}: {f.Message}";
+        var message = $"FAILED {Path.GetRelativePath(root, path)} cell {f.Cell}: {f.Message.Split('\n')[0].Trim()}";
         Console.Error.WriteLine(message);
         failures.Add(message);
     }

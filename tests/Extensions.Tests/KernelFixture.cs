@@ -21,7 +21,7 @@ internal sealed class TestKernel : IDisposable
         CSharp.AddAssemblyReferences(new[]
         {
             typeof(WorkbenchExtension), typeof(Plotly.NET.GenericChart), typeof(Plotly.NET.CSharp.Chart),
-            typeof(Microsoft.Data.Analysis.DataFrame), typeof(Microsoft.FSharp.Core.FSharpOption<>),
+            typeof(Microsoft.Data.Analysis.DataFrame), typeof(Microsoft.FSharp.Core.FSharpOption<>), typeof(Workbench.Engine.Models.ModelHub),
         }.Select(t => t.Assembly.Location));
         WorkbenchExtension.Load(Root);
     }
