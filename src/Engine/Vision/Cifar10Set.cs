@@ -64,4 +64,22 @@ public sealed class Cifar10Set
     }
 
     public VitImage Image(int index) => new(Pixels(index).ToArray());
+
+    /// <summary>The first <paramref name="count"/> images (the bundled set is ordered by class, so prefer <see cref="Every"/> for a balanced subset).</summary>
+    public Cifar10Set Take(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        count = Math.Min(count, Count);
+        return new Cifar10Set(Directory, _pixels[..(count * VitModel.PixelsPerImage)], ((byte[])Labels)[..count], ((string[])Names)[..count]);
+    }
+
+    /// <summary>Every <paramref name="step"/>-th image: a class-balanced subset of the bundled set.</summary>
+    public Cifar10Set Every(int step)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(step);
+        var idx = Enumerable.Range(0, Count).Where(i => i % step == 0).ToArray();
+        var px = new byte[idx.Length * VitModel.PixelsPerImage];
+        for (int j = 0; j < idx.Length; j++) Pixels(idx[j]).CopyTo(px.AsSpan(j * VitModel.PixelsPerImage));
+        return new Cifar10Set(Directory, px, idx.Select(i => Labels[i]).ToArray(), idx.Select(i => Names[i]).ToArray());
+    }
 }

@@ -1,4 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Workbench.Engine.Formats;
 using Workbench.Engine.Models;
 
@@ -185,7 +188,7 @@ public sealed class VitModel : ITransformerModel
                 {
                     var qi = q.Slice(i * D + hd * HeadDim, HeadDim);
                     var row = p.Slice((hd * n + i) * n, n);
-                    for (int j = 0; j < n; j++) row[j] = TensorPrimitives.Dot(qi, k.Slice(j * D + hd * HeadDim, HeadDim)) * scale;
+                    for (int j = 0; j < n; j++) row[j] = VitMath.Dot8(qi, k.Slice(j * D + hd * HeadDim, HeadDim)) * scale;
                     TensorPrimitives.SoftMax(row, row);
                 }
             if (ctx.Hooks is { } hooks && hooks.Wants(HookNames.AttnPattern(layer)))
@@ -198,8 +201,7 @@ public sealed class VitModel : ITransformerModel
                 {
                     var dst = cat.Slice(i * D + hd * HeadDim, HeadDim);
                     var row = p.Slice((hd * n + i) * n, n);
-                    for (int j = 0; j < n; j++)
-                        TensorPrimitives.MultiplyAdd(v.Slice(j * D + hd * HeadDim, HeadDim), row[j], dst, dst);
+                    VitMath.WeightedSum8(row, v.Slice(hd * HeadDim), D, dst);
                 }
             var o = s.O.AsSpan(0, n * D);
             VitMath.Linear(cat, n, D, blk.Wo, D, o, blk.Bo);
@@ -214,7 +216,7 @@ public sealed class VitModel : ITransformerModel
             ctx.Fire(HookNames.MlpIn(layer), layer, h, n, D, tok);
             var m = s.M.AsSpan(0, n * MlpD);
             VitMath.Linear(h, n, D, blk.W1, MlpD, m, blk.B1);
-            for (int i = 0; i < m.Length; i++) m[i] = GeluTanh(m[i]);
+            GeluTanh(m, s.G.AsSpan(0, m.Length));
             var o = s.O.AsSpan(0, n * D);
             VitMath.Linear(m, n, MlpD, blk.W2, D, o, blk.B2);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, D, tok);
@@ -279,7 +281,7 @@ public sealed class VitModel : ITransformerModel
         for (int hd = 0; hd < HeadsN; hd++)
         {
             var qh = q.AsSpan(hd * HeadDim, HeadDim);
-            for (int j = 0; j < n; j++) row[j] = TensorPrimitives.Dot(qh, k.AsSpan(j * D + hd * HeadDim, HeadDim)) * scale;
+            for (int j = 0; j < n; j++) row[j] = VitMath.Dot8(qh, k.AsSpan(j * D + hd * HeadDim, HeadDim)) * scale;
             TensorPrimitives.SoftMax(row, row);
             TensorPrimitives.Add(mean, row, mean);
         }
@@ -304,14 +306,25 @@ public sealed class VitModel : ITransformerModel
         }
     }
 
-    private static float GeluTanh(float x) =>
-        0.5f * x * (1f + MathF.Tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    /// <summary>In place: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), vectorised (tanh dominated the scalar loop).</summary>
+    private static void GeluTanh(Span<float> x, Span<float> tmp)
+    {
+        TensorPrimitives.Multiply(x, x, tmp);                              // x^2
+        TensorPrimitives.Multiply(tmp, 0.044715f, tmp);
+        TensorPrimitives.Add(tmp, 1f, tmp);                                // 1 + 0.044715 x^2
+        TensorPrimitives.Multiply(tmp, x, tmp);                            // x + 0.044715 x^3
+        TensorPrimitives.Multiply(tmp, 0.7978845608028654f, tmp);
+        TensorPrimitives.Tanh(tmp, tmp);
+        TensorPrimitives.Add(tmp, 1f, tmp);
+        TensorPrimitives.Multiply(tmp, 0.5f, tmp);                         // 0.5 (1 + tanh)
+        TensorPrimitives.Multiply(x, tmp, x);
+    }
 
     /// <summary>Per-thread work buffers, grown on demand, so one model can serve parallel forward calls.</summary>
     private sealed class Scratch
     {
         [ThreadStatic] private static Scratch? t_scratch;
-        public float[] H = [], Q = [], K = [], V = [], Cat = [], O = [], P = [], M = [];
+        public float[] H = [], Q = [], K = [], V = [], Cat = [], O = [], P = [], M = [], G = [];
         private int _rows;
 
         public static Scratch Get(int rows)
@@ -321,7 +334,7 @@ public sealed class VitModel : ITransformerModel
             {
                 s._rows = rows;
                 s.H = new float[rows * D]; s.Q = new float[rows * D]; s.K = new float[rows * D]; s.V = new float[rows * D];
-                s.Cat = new float[rows * D]; s.O = new float[rows * D]; s.P = new float[HeadsN * rows * rows]; s.M = new float[rows * MlpD];
+                s.Cat = new float[rows * D]; s.O = new float[rows * D]; s.P = new float[HeadsN * rows * rows]; s.M = new float[rows * MlpD]; s.G = new float[rows * MlpD];
             }
             return s;
         }
@@ -329,17 +342,90 @@ public sealed class VitModel : ITransformerModel
 }
 
 /// <summary>
-/// Y[n, m] = X[n, k] W[m, k]^T (+ bias): the same contract as Tensors.MatMul.Linear, kept private to Vision until that lands.
+/// Small fp32 kernels for the ViT. Linear: Y[n, m] = X[n, k] W[m, k]^T (+ bias), the contract of Tensors.MatMul.Linear,
+/// kept private to Vision until that lands. Each has a Vector256 path and a scalar twin (tests hold them equal).
 /// </summary>
 internal static class VitMath
 {
+    public static bool UseSimd { get; set; } = Vector256.IsHardwareAccelerated;
+
     public static void Linear(ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<float> w, int m, Span<float> y, ReadOnlySpan<float> bias = default)
     {
+        if (x.Length < n * k || w.Length < m * k || y.Length < n * m) throw new ArgumentException("buffer shorter than its shape");
+        if (UseSimd && k % 8 == 0) LinearVector256(x, n, k, w, m, y, bias);
+        else LinearScalar(x, n, k, w, m, y, bias);
+    }
+
+    internal static void LinearScalar(ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<float> w, int m, Span<float> y, ReadOnlySpan<float> bias)
+    {
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < m; o++)
+            {
+                float acc = 0;
+                for (int j = 0; j < k; j++) acc += x[i * k + j] * w[o * k + j];
+                y[i * m + o] = acc + (bias.IsEmpty ? 0f : bias[o]);
+            }
+    }
+
+    // Four outputs at a time share each load of the input row.
+    internal static void LinearVector256(ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<float> w, int m, Span<float> y, ReadOnlySpan<float> bias)
+    {
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float wr = ref MemoryMarshal.GetReference(w);
         for (int i = 0; i < n; i++)
         {
-            var xi = x.Slice(i * k, k);
-            var yi = y.Slice(i * m, m);
-            for (int o = 0; o < m; o++) yi[o] = TensorPrimitives.Dot(xi, w.Slice(o * k, k)) + (bias.IsEmpty ? 0f : bias[o]);
+            ref float xi = ref Unsafe.Add(ref xr, i * k);
+            int o = 0;
+            for (; o + 4 <= m; o += 4)
+            {
+                ref float w0 = ref Unsafe.Add(ref wr, o * k);
+                ref float w1 = ref Unsafe.Add(ref w0, k);
+                ref float w2 = ref Unsafe.Add(ref w1, k);
+                ref float w3 = ref Unsafe.Add(ref w2, k);
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int j = 0; j < k; j += 8)
+                {
+                    var xv = Vector256.LoadUnsafe(ref xi, (nuint)j);
+                    a0 += xv * Vector256.LoadUnsafe(ref w0, (nuint)j);
+                    a1 += xv * Vector256.LoadUnsafe(ref w1, (nuint)j);
+                    a2 += xv * Vector256.LoadUnsafe(ref w2, (nuint)j);
+                    a3 += xv * Vector256.LoadUnsafe(ref w3, (nuint)j);
+                }
+                y[i * m + o] = Vector256.Sum(a0) + (bias.IsEmpty ? 0f : bias[o]);
+                y[i * m + o + 1] = Vector256.Sum(a1) + (bias.IsEmpty ? 0f : bias[o + 1]);
+                y[i * m + o + 2] = Vector256.Sum(a2) + (bias.IsEmpty ? 0f : bias[o + 2]);
+                y[i * m + o + 3] = Vector256.Sum(a3) + (bias.IsEmpty ? 0f : bias[o + 3]);
+            }
+            for (; o < m; o++)
+            {
+                ref float wo = ref Unsafe.Add(ref wr, o * k);
+                Vector256<float> a = default;
+                for (int j = 0; j < k; j += 8) a += Vector256.LoadUnsafe(ref xi, (nuint)j) * Vector256.LoadUnsafe(ref wo, (nuint)j);
+                y[i * m + o] = Vector256.Sum(a) + (bias.IsEmpty ? 0f : bias[o]);
+            }
         }
+    }
+
+    /// <summary>Dot product of two 8-float head slices.</summary>
+    public static float Dot8(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        if (UseSimd) return Vector256.Sum(Vector256.Create(a[..8]) * Vector256.Create(b[..8]));
+        float s = 0;
+        for (int i = 0; i < 8; i++) s += a[i] * b[i];
+        return s;
+    }
+
+    /// <summary>dst[0..8) += sum_j p[j] * v[j * stride .. + 8): one head's attention-weighted sum of values.</summary>
+    public static void WeightedSum8(ReadOnlySpan<float> p, ReadOnlySpan<float> v, int stride, Span<float> dst)
+    {
+        if (UseSimd)
+        {
+            var acc = Vector256.Create(dst[..8]);
+            for (int j = 0; j < p.Length; j++) acc += Vector256.Create(p[j]) * Vector256.Create(v.Slice(j * stride, 8));
+            acc.CopyTo(dst);
+            return;
+        }
+        for (int j = 0; j < p.Length; j++)
+            for (int e = 0; e < 8; e++) dst[e] += p[j] * v[j * stride + e];
     }
 }

@@ -1,0 +1,141 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Workbench.Engine.Formats;
+using Workbench.Engine.TokenDrop;
+using Workbench.Engine.Vision;
+
+namespace Workbench.Cli.Commands;
+
+/// <summary>
+/// workbench pyramid-drop --model NAME|PATH --layers LIST --keep R[,R...] [--rank attention|random|least] [--seed S] [--data PATH] [--json]
+/// Boundaries are layer counts: "--layers 1,2,3 --keep 0.5" drops after blocks 1, 2 and 3 (64 -> 32 -> 16 -> 8 ViT patches).
+/// </summary>
+public static class PyramidDropCommand
+{
+    public static Command Create()
+    {
+        var o = new TokenDropOptions(fastV: false);
+        var cmd = new Command("pyramid-drop", "PyramidDrop: drop droppable tokens at several stage boundaries, ranked by the query token's attention; report quality and FLOPs against the full model.");
+        o.AddTo(cmd);
+        cmd.SetAction(pr => TokenDropCli.Run(pr, o, () =>
+        {
+            var layers = pr.GetValue(o.Layers) ?? throw new CliUsageException("--layers is required (e.g. --layers 1,2,3)");
+            var keep = pr.GetValue(o.Keep) ?? throw new CliUsageException("--keep is required (e.g. --keep 0.5 or --keep 0.5,0.5,0.25)");
+            return ("pyramid", PyramidSchedule.Parse(layers, keep));
+        }));
+        return cmd;
+    }
+}
+
+/// <summary>A bad option: one line on stderr, exit code 2.</summary>
+internal sealed class CliUsageException(string message) : Exception(message);
+
+/// <summary>Options shared by pyramid-drop and fastv.</summary>
+internal sealed class TokenDropOptions
+{
+    public Option<string?> Model { get; } = new("--model") { Description = "vit-cifar10 (bundled) or a path to a ViT .npz" };
+    public Option<string?> Layers { get; } = new("--layers") { Description = "stage boundaries, comma-separated layer counts, e.g. 1,2,3" };
+    public Option<int?> Layer { get; } = new("--layer") { Description = "FastV: drop after this many layers (K)" };
+    public Option<string?> Keep { get; } = new("--keep") { Description = "keep ratio in (0, 1]; pyramid-drop accepts one per stage" };
+    public Option<string> Rank { get; } = new("--rank") { Description = "attention | random | least", DefaultValueFactory = _ => "attention" };
+    public Option<int> Seed { get; } = new("--seed") { Description = "seed for --rank random", DefaultValueFactory = _ => 0 };
+    public Option<string?> Data { get; } = new("--data") { Description = "evaluation data: a CIFAR-10 folder in the bundled layout (default: the bundled 1,000 test images)" };
+    public Option<int?> Limit { get; } = new("--limit") { Description = "evaluate N images spread evenly over the set (class-balanced for the bundled set)" };
+    public Option<bool> Json { get; } = new("--json") { Description = "print one JSON object" };
+    private readonly bool _fastV;
+
+    public TokenDropOptions(bool fastV) => _fastV = fastV;
+
+    public void AddTo(Command cmd)
+    {
+        cmd.Options.Add(Model);
+        cmd.Options.Add(_fastV ? Layer : Layers);
+        cmd.Options.Add(Keep);
+        cmd.Options.Add(Rank);
+        cmd.Options.Add(Seed);
+        cmd.Options.Add(Data);
+        cmd.Options.Add(Limit);
+        cmd.Options.Add(Json);
+    }
+}
+
+internal static class TokenDropCli
+{
+    public static int Run(ParseResult pr, TokenDropOptions o, Func<(string Method, PyramidSchedule Schedule)> schedule)
+    {
+        var output = pr.InvocationConfiguration.Output;
+        var error = pr.InvocationConfiguration.Error;
+        try
+        {
+            var model = pr.GetValue(o.Model) ?? throw new CliUsageException("--model is required (e.g. --model vit-cifar10)");
+            var (method, sched) = schedule();
+            var ranking = pr.GetValue(o.Rank)?.ToLowerInvariant() switch
+            {
+                "attention" => DropRanking.Attention,
+                "random" => DropRanking.Random,
+                "least" => DropRanking.LeastAttended,
+                var r => throw new CliUsageException($"--rank must be attention, random or least, not '{r}'"),
+            };
+            int? limit = pr.GetValue(o.Limit);
+            if (limit is <= 0) throw new CliUsageException($"--limit must be positive, not {limit}");
+            if (!VitBundled.IsVit(model))
+                throw new CliUsageException($"--model {model}: only the ViT (vit-cifar10 or a .npz) is supported by this build; language models come with the engine's ModelHub");
+
+            var vit = VitModel.Load(VitBundled.Resolve(model));
+            try { sched.Validate(vit.Config.Layers); }
+            catch (ArgumentException e) { throw new CliUsageException($"--{(method == "fastv" ? "layer" : "layers")}: {FirstLine(e.Message)}"); }
+            var dataPath = pr.GetValue(o.Data);
+            var set = dataPath is null ? Cifar10Set.LoadBundled() : Cifar10Set.Load(dataPath);
+            if (limit is { } n && n < set.Count) set = set.Every(set.Count / n).Take(n); // class-balanced subset
+            int seed = pr.GetValue(o.Seed);
+
+            var eval = VitTokenDrop.Evaluate(vit, set, sched, ranking, seed, method: method);
+            if (pr.GetValue(o.Json))
+            {
+                var json = new Dictionary<string, object>
+                {
+                    ["model"] = "vit-cifar10",
+                    ["method"] = method,
+                    ["layers"] = sched.Boundaries,
+                    ["keep"] = sched.KeepRatios,
+                    ["rank"] = ranking.ToString().ToLowerInvariant(),
+                    ["seed"] = seed,
+                    ["images"] = eval.Images,
+                    ["accuracy"] = eval.Accuracy,
+                    ["accuracy_full"] = eval.AccuracyFull,
+                    ["agreement"] = eval.Agreement,
+                    ["flops_ratio"] = eval.FlopsRatio,
+                    ["macs"] = eval.Cost.TotalMacs,
+                    ["macs_full"] = (long)Math.Round(eval.Cost.TotalMacs / eval.FlopsRatio),
+                    ["ranking_macs"] = eval.Cost.RankingMacs,
+                    ["tokens_per_layer"] = eval.Cost.Layers.Select(l => l.Tokens).ToArray(),
+                };
+                output.WriteLine(JsonSerializer.Serialize(json));
+            }
+            else
+            {
+                var ci = CultureInfo.InvariantCulture;
+                output.WriteLine($"{method} on vit-cifar10, {sched}, rank {ranking.ToString().ToLowerInvariant()}, {eval.Images} images");
+                output.WriteLine($"  tokens per layer  {string.Join(" / ", eval.Cost.Layers.Select(l => l.Tokens))}");
+                output.WriteLine(string.Format(ci, "  accuracy          {0:P2}  (full model {1:P2})", eval.Accuracy, eval.AccuracyFull));
+                output.WriteLine(string.Format(ci, "  agreement         {0:P2}  with the full model's predictions", eval.Agreement));
+                output.WriteLine(string.Format(ci, "  FLOPs ratio       {0:F4}  (blocks, analytic; ranking adds {1:F4})", eval.FlopsRatio, (double)eval.Cost.RankingMacs / (eval.Cost.TotalMacs / eval.FlopsRatio)));
+            }
+            return 0;
+        }
+        catch (CliUsageException e) { error.WriteLine("error: " + e.Message); return 2; }
+        catch (ArgumentException e) { error.WriteLine($"error: {(e.ParamName is { } p ? p + ": " : "")}{FirstLine(e.Message)}"); return 2; }
+        catch (FileNotFoundException e) { error.WriteLine("error: " + e.Message); return 2; }
+        catch (DirectoryNotFoundException e) { error.WriteLine("error: " + e.Message); return 2; }
+        catch (ModelFormatException e) { error.WriteLine("error: " + e.Message); return 1; }
+    }
+
+    // ArgumentException appends " (Parameter 'x')"; keep one clean line.
+    private static string FirstLine(string message)
+    {
+        int i = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        var m = i >= 0 ? message[..i] : message;
+        return m.Split('\n')[0].Trim();
+    }
+}
