@@ -1,0 +1,260 @@
+namespace Workbench.Engine.Formats;
+
+/// <summary>ggml tensor types by their ggml.h ids (gaps are ids ggml removed).</summary>
+public enum GgmlType : uint
+{
+    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
+    IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
+    I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
+    TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39,
+}
+
+/// <summary>One GGUF tensor info as stored: dims in ggml order (ne[0] innermost), offset relative to the data section.</summary>
+public sealed record GgufTensorInfo(string Name, GgmlType Type, long[] Ne, long RelativeOffset, long ByteLength);
+
+/// <summary>
+/// A GGUF v2/v3 file (llama.cpp). Metadata values keep their GGUF types (byte, sbyte, ushort, short, uint, int,
+/// float, bool, string, ulong, long, double; arrays as typed arrays: string[], float[], int[], ...).
+/// <see cref="TensorEntry.Shape"/> is row-major (ggml dims reversed). Block-quantized tensors are listed with
+/// DType U8 and their logical shape; <see cref="GgmlTypeOf"/> gives the real type. Memory-mapped.
+/// </summary>
+public sealed class GgufFile : ITensorSource
+{
+    public const uint Magic = 0x46554747; // "GGUF" little-endian
+    private readonly MappedFile _file;
+    private readonly Dictionary<string, TensorEntry> _map;
+    private readonly Dictionary<string, GgufTensorInfo> _infos;
+
+    public string Path => _file.Path;
+    public string Format => "GGUF";
+    public uint Version { get; }
+    public long Alignment { get; }
+    public long DataOffset { get; }
+    public IReadOnlyList<TensorEntry> Tensors { get; }
+    public IReadOnlyList<GgufTensorInfo> TensorInfos { get; }
+    public IReadOnlyDictionary<string, object> Metadata { get; }
+
+    /// <summary>(block size in elements, bytes per block) of each ggml type, from ggml.c's type_traits.</summary>
+    internal static (int Block, int Bytes) Traits(GgmlType t) => t switch
+    {
+        GgmlType.F32 => (1, 4), GgmlType.F16 => (1, 2), GgmlType.BF16 => (1, 2), GgmlType.F64 => (1, 8),
+        GgmlType.I8 => (1, 1), GgmlType.I16 => (1, 2), GgmlType.I32 => (1, 4), GgmlType.I64 => (1, 8),
+        GgmlType.Q4_0 => (32, 18), GgmlType.Q4_1 => (32, 20), GgmlType.Q5_0 => (32, 22), GgmlType.Q5_1 => (32, 24),
+        GgmlType.Q8_0 => (32, 34), GgmlType.Q8_1 => (32, 36),
+        GgmlType.Q2_K => (256, 84), GgmlType.Q3_K => (256, 110), GgmlType.Q4_K => (256, 144),
+        GgmlType.Q5_K => (256, 176), GgmlType.Q6_K => (256, 210), GgmlType.Q8_K => (256, 292),
+        GgmlType.IQ2_XXS => (256, 66), GgmlType.IQ2_XS => (256, 74), GgmlType.IQ3_XXS => (256, 98),
+        GgmlType.IQ1_S => (256, 50), GgmlType.IQ4_NL => (32, 18), GgmlType.IQ3_S => (256, 110),
+        GgmlType.IQ2_S => (256, 82), GgmlType.IQ4_XS => (256, 136), GgmlType.IQ1_M => (256, 56),
+        GgmlType.TQ1_0 => (256, 54), GgmlType.TQ2_0 => (256, 66), GgmlType.MXFP4 => (32, 17),
+        _ => (0, 0),
+    };
+
+    private static DType ToDType(GgmlType t) => t switch
+    {
+        GgmlType.F32 => DType.F32, GgmlType.F16 => DType.F16, GgmlType.BF16 => DType.BF16, GgmlType.F64 => DType.F64,
+        GgmlType.I8 => DType.I8, GgmlType.I16 => DType.I16, GgmlType.I32 => DType.I32, GgmlType.I64 => DType.I64,
+        _ => DType.U8, // block-quantized: raw bytes
+    };
+
+    private GgufFile(MappedFile file)
+    {
+        _file = file;
+        var r = new FieldReader(file);
+        uint magic = r.U32("magic");
+        if (magic != Magic) throw r.Error("magic", 0, $"expected 'GGUF', found 0x{magic:X8}");
+        Version = r.U32("version");
+        if (Version is not (2 or 3))
+            throw r.Error("version", 4, $"GGUF version {Version} is not supported (2 and 3 are)");
+        long countsAt = r.Position;
+        ulong nTensors = r.U64("n_tensors");
+        ulong nKv = r.U64("n_kv");
+        // Smallest possible records: a KV is key length (8) + type (4) + 1 byte; a tensor info is 8 + 4 + 4 + 8.
+        if (nTensors > (ulong)file.Length / 24)
+            throw r.Error("n_tensors", countsAt, $"{nTensors} tensors cannot fit in a {file.Length}-byte file");
+        if (nKv > (ulong)file.Length / 13)
+            throw r.Error("n_kv", countsAt + 8, $"{nKv} metadata pairs cannot fit in a {file.Length}-byte file");
+
+        var meta = new Dictionary<string, object>(StringComparer.Ordinal);
+        for (ulong i = 0; i < nKv; i++)
+        {
+            long at = r.Position;
+            string key = r.Utf8(r.U64($"kv[{i}].key length"), $"kv[{i}].key");
+            uint type = r.U32($"{key}.type");
+            object value = ReadValue(r, type, key);
+            if (!meta.TryAdd(key, value)) throw r.Error(key, at, "metadata key appears twice");
+        }
+        Metadata = meta;
+
+        Alignment = 32;
+        if (meta.TryGetValue("general.alignment", out var a))
+        {
+            long al = a switch { uint u => u, int s => s, ulong ul => (long)Math.Min(ul, long.MaxValue), long l => l, _ => -1 };
+            if (al <= 0 || (al & (al - 1)) != 0 || al > 1 << 20)
+                throw r.Error("general.alignment", 0, $"alignment {a} must be a positive power of two");
+            Alignment = al;
+        }
+
+        var infos = new List<GgufTensorInfo>((int)nTensors);
+        var infoAt = new List<long>((int)nTensors);
+        for (ulong i = 0; i < nTensors; i++)
+        {
+            long at = r.Position;
+            string name = r.Utf8(r.U64($"tensor[{i}].name length"), $"tensor[{i}].name");
+            uint nDims = r.U32($"tensor '{name}'.n_dims");
+            if (nDims is 0 or > 4) throw r.Error($"tensor '{name}'.n_dims", r.Position - 4, $"n_dims {nDims} is outside 1..4");
+            var ne = new long[nDims];
+            for (int d = 0; d < nDims; d++)
+            {
+                ulong v = r.U64($"tensor '{name}'.ne[{d}]");
+                if (v == 0 || v > long.MaxValue)
+                    throw r.Error($"tensor '{name}'.ne[{d}]", r.Position - 8, $"dimension {v} must be positive");
+                ne[d] = (long)v;
+            }
+            uint t = r.U32($"tensor '{name}'.type");
+            var type = (GgmlType)t;
+            var (block, bytes) = Traits(type);
+            if (block == 0) throw r.Error($"tensor '{name}'.type", r.Position - 4, $"unknown ggml type id {t}");
+            ulong off = r.U64($"tensor '{name}'.offset");
+            long? count = DTypes.CheckedProduct(ne);
+            if (count is null || count > file.Length * (long)block)
+                throw r.Error($"tensor '{name}'.ne", at, $"shape [{string.Join(", ", ne)}] has more elements than the file could hold");
+            if (ne[0] % block != 0)
+                throw r.Error($"tensor '{name}'.ne[0]", at, $"ne[0] = {ne[0]} is not a multiple of the {type} block size {block}");
+            long byteLength = count.Value / block * bytes;
+            if (off > long.MaxValue) throw r.Error($"tensor '{name}'.offset", r.Position - 8, $"offset {off} is out of range");
+            infos.Add(new GgufTensorInfo(name, type, ne, (long)off, byteLength));
+            infoAt.Add(r.Position - 8);
+        }
+        DataOffset = (r.Position + Alignment - 1) / Alignment * Alignment;
+
+        var entries = new List<TensorEntry>(infos.Count);
+        for (int i = 0; i < infos.Count; i++)
+        {
+            var ti = infos[i];
+            if (ti.RelativeOffset % Alignment != 0)
+                throw r.Error($"tensor '{ti.Name}'.offset", infoAt[i], $"offset {ti.RelativeOffset} is not a multiple of the alignment {Alignment}");
+            long abs = DataOffset + ti.RelativeOffset;
+            if (ti.RelativeOffset > file.Length || !file.Has(abs, ti.ByteLength))
+                throw r.Error($"tensor '{ti.Name}'.offset", infoAt[i],
+                    $"data [{abs}, {abs + ti.ByteLength}) lies outside the {file.Length}-byte file");
+            var shape = ti.Ne.Reverse().ToArray();
+            entries.Add(new TensorEntry(ti.Name, ToDType(ti.Type), shape, abs, ti.ByteLength));
+        }
+        TensorIndex.CheckNoOverlap(file.Path, entries);
+        Tensors = entries;
+        TensorInfos = infos;
+        _map = TensorIndex.Build(file.Path, entries);
+        _infos = infos.ToDictionary(x => x.Name, StringComparer.Ordinal);
+    }
+
+    public static GgufFile Open(string path)
+    {
+        var file = MappedFile.Open(path);
+        try { return new GgufFile(file); }
+        catch { file.Dispose(); throw; }
+    }
+
+    private static object ReadValue(FieldReader r, uint type, string key)
+    {
+        switch (type)
+        {
+            case 0: return r.U8(key);
+            case 1: return (sbyte)r.U8(key);
+            case 2: return r.U16(key);
+            case 3: return (short)r.U16(key);
+            case 4: return r.U32(key);
+            case 5: return r.I32(key);
+            case 6: return r.F32(key);
+            case 7:
+                {
+                    byte b = r.U8(key);
+                    if (b > 1) throw r.Error(key, r.Position - 1, $"bool value {b} is neither 0 nor 1");
+                    return b == 1;
+                }
+            case 8: return r.Utf8(r.U64($"{key} length"), key);
+            case 9: return ReadArray(r, key);
+            case 10: return r.U64(key);
+            case 11: return r.I64(key);
+            case 12: return r.F64(key);
+            default: throw r.Error($"{key}.type", r.Position - 4, $"unknown GGUF value type {type}");
+        }
+    }
+
+    private static int MinSize(uint type) => type switch
+    {
+        0 or 1 or 7 => 1, 2 or 3 => 2, 4 or 5 or 6 => 4, 8 or 10 or 11 or 12 => 8, 9 => 12, _ => 1,
+    };
+
+    private static object ReadArray(FieldReader r, string key)
+    {
+        long at = r.Position;
+        uint et = r.U32($"{key}.element type");
+        ulong n = r.U64($"{key}.count");
+        if (et > 12) throw r.Error($"{key}.element type", at, $"unknown GGUF value type {et}");
+        // Each element needs at least MinSize bytes, so the count is bounded by what is left of the file.
+        if (n > (ulong)Math.Max(0, r.Remaining) / (ulong)MinSize(et))
+            throw r.Error($"{key}.count", at + 4, $"array of {n} elements cannot fit in the {r.Remaining} bytes left");
+        int count = (int)n;
+        Array arr = et switch
+        {
+            0 => new byte[count], 1 => new sbyte[count], 2 => new ushort[count], 3 => new short[count],
+            4 => new uint[count], 5 => new int[count], 6 => new float[count], 7 => new bool[count],
+            8 => new string[count], 10 => new ulong[count], 11 => new long[count], 12 => new double[count],
+            _ => new object[count],
+        };
+        for (int i = 0; i < count; i++) arr.SetValue(ReadValue(r, et, $"{key}[{i}]"), i);
+        return arr;
+    }
+
+    public GgmlType GgmlTypeOf(string name) => _infos.TryGetValue(name, out var i) ? i.Type : throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+
+    public bool Contains(string name) => _map.ContainsKey(name);
+    public TensorEntry Get(string name) => TensorIndex.Get(_map, Path, name);
+
+    public float[] ReadF32(string name)
+    {
+        var e = Get(name);
+        var t = _infos[name].Type;
+        if (t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))
+            throw new ModelFormatException(Path, $"tensor '{name}'.type", e.ByteOffset,
+                $"ggml type {t} is not supported for reading as float32 (F32, F16 and BF16 are)");
+        return DTypes.ReadF32(_file, e, Format);
+    }
+
+    // Typed metadata accessors: they convert between integer widths and name the key when missing or mistyped.
+    public bool TryGet<T>(string key, out T value)
+    {
+        if (Metadata.TryGetValue(key, out var v) && v is T t) { value = t; return true; }
+        value = default!;
+        return false;
+    }
+
+    public string GetString(string key) => Typed<string>(key);
+    public bool GetBool(string key) => Typed<bool>(key);
+    public string[] GetStringArray(string key) => Typed<string[]>(key);
+    public float[] GetFloatArray(string key) => Typed<float[]>(key);
+    public int[] GetInt32Array(string key) => Typed<int[]>(key);
+
+    public long GetInt64(string key) => Raw(key) switch
+    {
+        byte b => b, sbyte sb => sb, ushort us => us, short s => s, uint u => u, int i => i, long l => l,
+        ulong ul when ul <= long.MaxValue => (long)ul,
+        var other => throw new InvalidCastException($"{Path}: metadata '{key}' is {other.GetType().Name}, not an integer"),
+    };
+
+    public float GetFloat(string key) => Raw(key) switch
+    {
+        float f => f, double d => (float)d,
+        var other => throw new InvalidCastException($"{Path}: metadata '{key}' is {other.GetType().Name}, not a float"),
+    };
+
+    private object Raw(string key) =>
+        Metadata.TryGetValue(key, out var v) ? v : throw new KeyNotFoundException($"{Path}: no metadata key '{key}'");
+
+    private T Typed<T>(string key) => Raw(key) is T t ? t
+        : throw new InvalidCastException($"{Path}: metadata '{key}' is {Raw(key).GetType().Name}, not {typeof(T).Name}");
+
+    public void Dispose() => _file.Dispose();
+}

@@ -1,0 +1,215 @@
+using System.Numerics.Tensors;
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.Models;
+
+/// <summary>One BERT block's weights; linear weights row-major [out, in].</summary>
+public sealed class BertLayer
+{
+    public required float[] Wq { get; init; }
+    public required float[] Bq { get; init; }
+    public required float[] Wk { get; init; }
+    public required float[] Bk { get; init; }
+    public required float[] Wv { get; init; }
+    public required float[] Bv { get; init; }
+    public required float[] Wo { get; init; }
+    public required float[] Bo { get; init; }
+    public required float[] Ln1G { get; init; }
+    public required float[] Ln1B { get; init; }
+    public required float[] Wi { get; init; }
+    public required float[] Bi { get; init; }
+    public required float[] Wout { get; init; }
+    public required float[] Bout { get; init; }
+    public required float[] Ln2G { get; init; }
+    public required float[] Ln2B { get; init; }
+}
+
+public sealed class BertWeights
+{
+    public required float[] WordEmbedding { get; init; }
+    public required float[] PositionEmbedding { get; init; }
+    public required float[] TokenTypeEmbedding { get; init; }
+    public required float[] EmbLnG { get; init; }
+    public required float[] EmbLnB { get; init; }
+    public required BertLayer[] Layers { get; init; }
+}
+
+/// <summary>
+/// BERT-family encoder (all-MiniLM-L6-v2 by default): word + position + token-type embeddings and LayerNorm,
+/// post-LN blocks (x = LN1(x + Attn(x)); x = LN2(x + MLP(x))), exact GELU, padding mask, mean pooling.
+/// A skipped module skips its whole sub-layer (module, residual add and LayerNorm): the residual passes through.
+/// </summary>
+public sealed class BertModel : ITransformerModel
+{
+    public ModelConfig Config { get; }
+    public ModelCard Card { get; }
+    public BertWeights Weights { get; }
+    public int TypeVocab => Weights.TokenTypeEmbedding.Length / Config.Dim;
+
+    public BertModel(ModelConfig config, BertWeights weights, ModelCard card)
+    {
+        config.Validate();
+        if (config.Family != ModelFamily.Bert) throw new ArgumentException($"config is {config.Family}, not Bert", nameof(config));
+        if (weights.Layers.Length != config.Layers) throw new ArgumentException($"{weights.Layers.Length} layers of weights for {config.Layers} layers", nameof(weights));
+        Config = config;
+        Weights = weights;
+        Card = card;
+    }
+
+    public SequenceState Embed(ReadOnlySpan<int> ids, ReadOnlySpan<int> typeIds = default, ReadOnlySpan<bool> mask = default)
+    {
+        int n = ids.Length, d = Config.Dim;
+        if (n == 0) throw new ArgumentException("no tokens", nameof(ids));
+        if (n > Config.MaxSeq) throw new ArgumentException($"{n} tokens exceed the {Config.MaxSeq} positions of the model", nameof(ids));
+        if (!typeIds.IsEmpty && typeIds.Length != n) throw new ArgumentException($"{typeIds.Length} token types for {n} tokens", nameof(typeIds));
+        if (!mask.IsEmpty && mask.Length != n) throw new ArgumentException($"{mask.Length} mask entries for {n} tokens", nameof(mask));
+        var s = new SequenceState(n, d, Enumerable.Range(0, n).ToArray(), valid: mask.IsEmpty ? null : mask.ToArray());
+        var tmp = new float[d];
+        for (int i = 0; i < n; i++)
+        {
+            int t = ids[i], tt = typeIds.IsEmpty ? 0 : typeIds[i];
+            if ((uint)t >= (uint)Config.Vocab) throw new ArgumentOutOfRangeException(nameof(ids), t, $"token id at {i} is outside the vocabulary of {Config.Vocab}");
+            if ((uint)tt >= (uint)TypeVocab) throw new ArgumentOutOfRangeException(nameof(typeIds), tt, $"token type at {i} is outside 0..{TypeVocab - 1}");
+            TensorPrimitives.Add(Weights.WordEmbedding.AsSpan(t * d, d), Weights.PositionEmbedding.AsSpan(i * d, d), tmp);
+            TensorPrimitives.Add(tmp, Weights.TokenTypeEmbedding.AsSpan(tt * d, d), tmp);
+            Ops.LayerNorm(tmp, Weights.EmbLnG, Weights.EmbLnB, Config.NormEps, s.Row(i));
+        }
+        return s;
+    }
+
+    /// <summary>last_hidden_state [n, d] of one sequence (ids including [CLS] and [SEP]).</summary>
+    public SequenceState Forward(ReadOnlySpan<int> ids, ForwardContext ctx, ReadOnlySpan<int> typeIds = default, ReadOnlySpan<bool> mask = default)
+    {
+        var s = Embed(ids, typeIds, mask);
+        ctx.Fire(HookNames.Embed, -1, s.Active, s.Rows, s.Dim, s.TokenIndex);
+        this.RunBlocks(s, ctx);
+        return s;
+    }
+
+    /// <summary>Mean of the rows whose mask is set (sentence-transformers' mean pooling).</summary>
+    public static float[] MeanPool(SequenceState s)
+    {
+        var sum = new float[s.Dim];
+        int count = 0;
+        for (int i = 0; i < s.Rows; i++)
+        {
+            if (s.Valid is { } v && !v[i]) continue;
+            TensorPrimitives.Add(sum, s.Row(i), sum);
+            count++;
+        }
+        TensorPrimitives.Divide(sum, Math.Max(count, 1), sum);
+        return sum;
+    }
+
+    public void RunBlock(int layer, SequenceState s, ForwardContext ctx)
+    {
+        var w = Weights.Layers[layer];
+        int n = s.Rows, d = Config.Dim;
+        var x = s.Active;
+        ctx.Fire(HookNames.ResidPre(layer), layer, x, n, d, s.TokenIndex);
+        if (!ctx.Skips.SkipsAttention(layer))
+        {
+            ctx.Fire(HookNames.AttnIn(layer), layer, x, n, d, s.TokenIndex);
+            var o = Attention(layer, w, s, ctx);
+            ctx.Fire(HookNames.AttnOut(layer), layer, o, n, d, s.TokenIndex);
+            AddNorm(x, o, n, w.Ln1G, w.Ln1B);
+        }
+        ctx.Fire(HookNames.ResidMid(layer), layer, x, n, d, s.TokenIndex);
+        if (!ctx.Skips.SkipsMlp(layer))
+        {
+            ctx.Fire(HookNames.MlpIn(layer), layer, x, n, d, s.TokenIndex);
+            int m = Config.MlpDim;
+            var h = new float[n * m];
+            ctx.RunLinear(x, n, d, w.Wi, m, h);
+            Ops.AddBias(h, n, w.Bi);
+            Ops.GeluErf(h);
+            var o = new float[n * d];
+            ctx.RunLinear(h, n, m, w.Wout, d, o);
+            Ops.AddBias(o, n, w.Bout);
+            ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
+            AddNorm(x, o, n, w.Ln2G, w.Ln2B);
+        }
+        ctx.Fire(HookNames.ResidPost(layer), layer, x, n, d, s.TokenIndex);
+    }
+
+    private void AddNorm(Span<float> x, ReadOnlySpan<float> o, int n, float[] g, float[] b)
+    {
+        int d = Config.Dim;
+        Span<float> tmp = stackalloc float[d];
+        for (int i = 0; i < n; i++)
+        {
+            var xi = x.Slice(i * d, d);
+            TensorPrimitives.Add(xi, o.Slice(i * d, d), tmp);
+            Ops.LayerNorm(tmp, g, b, Config.NormEps, xi);
+        }
+    }
+
+    private float[] Attention(int layer, BertLayer w, SequenceState s, ForwardContext ctx)
+    {
+        int n = s.Rows, d = Config.Dim, hd = Config.HeadDim, heads = Config.Heads;
+        var x = s.Active;
+        var q = new float[n * d];
+        var k = new float[n * d];
+        var v = new float[n * d];
+        ctx.RunLinear(x, n, d, w.Wq, d, q); Ops.AddBias(q, n, w.Bq);
+        ctx.RunLinear(x, n, d, w.Wk, d, k); Ops.AddBias(k, n, w.Bk);
+        ctx.RunLinear(x, n, d, w.Wv, d, v); Ops.AddBias(v, n, w.Bv);
+        ctx.Fire(HookNames.AttnK(layer), layer, k, n, d, s.TokenIndex);
+        ctx.Fire(HookNames.AttnV(layer), layer, v, n, d, s.TokenIndex);
+        bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
+        var pattern = wantPattern ? new float[heads * n * n] : null;
+        var o = new float[n * d];
+        float scale = 1f / MathF.Sqrt(hd);
+        var valid = s.Valid;
+        void Head(int h)
+        {
+            var att = new float[n];
+            for (int i = 0; i < n; i++)
+            {
+                var qi = q.AsSpan(i * d + h * hd, hd);
+                for (int j = 0; j < n; j++)
+                    att[j] = valid is null || valid[j] ? TensorPrimitives.Dot(qi, k.AsSpan(j * d + h * hd, hd)) * scale : float.NegativeInfinity;
+                Ops.Softmax(att);
+                var oi = o.AsSpan(i * d + h * hd, hd);
+                for (int j = 0; j < n; j++)
+                    if (att[j] != 0) TensorPrimitives.MultiplyAdd(v.AsSpan(j * d + h * hd, hd), att[j], oi, oi);
+                if (pattern is not null) att.CopyTo(pattern.AsSpan((h * n + i) * n, n));
+            }
+        }
+        if ((long)n * n * d >= 1 << 16 && ctx.Threads > 1)
+            Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = ctx.Threads }, Head);
+        else
+            for (int h = 0; h < heads; h++) Head(h);
+        if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, n], s.TokenIndex);
+        var outp = new float[n * d];
+        ctx.RunLinear(o, n, d, w.Wo, d, outp);
+        Ops.AddBias(outp, n, w.Bo);
+        return outp;
+    }
+
+    public float[] QueryAttention(int layer, SequenceState s, int queryRow)
+    {
+        var w = Weights.Layers[layer];
+        int n = s.Rows, d = Config.Dim, hd = Config.HeadDim, heads = Config.Heads;
+        if ((uint)queryRow >= (uint)n) throw new ArgumentOutOfRangeException(nameof(queryRow), queryRow, $"the state has {n} rows");
+        var x = s.Active;
+        var q = new float[d];
+        MatMul.Linear(x.Slice(queryRow * d, d), 1, d, w.Wq, d, q, 1);
+        TensorPrimitives.Add(q, w.Bq, q);
+        var k = new float[n * d];
+        MatMul.Linear(x, n, d, w.Wk, d, k, 1);
+        Ops.AddBias(k, n, w.Bk);
+        var mean = new float[n];
+        var att = new float[n];
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int h = 0; h < heads; h++)
+        {
+            for (int j = 0; j < n; j++)
+                att[j] = s.Valid is null || s.Valid[j] ? TensorPrimitives.Dot(q.AsSpan(h * hd, hd), k.AsSpan(j * d + h * hd, hd)) * scale : float.NegativeInfinity;
+            Ops.Softmax(att);
+            TensorPrimitives.Add(mean, att, mean);
+        }
+        TensorPrimitives.Divide(mean, heads, mean);
+        return mean;
+    }
+}

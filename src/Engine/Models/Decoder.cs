@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Workbench.Engine.Text;
+
+namespace Workbench.Engine.Models;
+
+/// <summary>The result of a generation: the text as llama2.c's run.c prints it (prompt included), the ids, timings.</summary>
+public sealed record GenerationResult(string Text, int[] Tokens, int PromptTokens, double PrefillTokensPerSecond, double DecodeTokensPerSecond);
+
+/// <summary>A loaded model of any kind, with its name and card.</summary>
+public abstract class LoadedModel
+{
+    public abstract string Name { get; }
+    public abstract ITransformerModel Model { get; }
+    public ModelCard Card => Model.Card;
+    public ModelConfig Config => Model.Config;
+}
+
+/// <summary>A Llama-family decoder with its tokenizer: generation and next-token distributions.</summary>
+public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokenizer) : LoadedModel
+{
+    public override string Name => name;
+    public override LlamaModel Model => model;
+    public ITextTokenizer Tokenizer => tokenizer;
+
+    /// <summary>
+    /// Generates as llama2.c's run.c does: <paramref name="steps"/> counts positions including BOS; the prompt is
+    /// forced, then tokens are chosen greedily (temperature 0) or sampled (seeded); generation stops at BOS.
+    /// The prompt is prefilled in one pass, then decoded one token at a time with the KV cache.
+    /// </summary>
+    public GenerationResult Generate(string prompt, int steps, float temperature = 0f, int seed = 42, ModuleSkips? skips = null,
+        IProgress<int>? progress = null, CancellationToken cancel = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(steps);
+        if (temperature < 0 || float.IsNaN(temperature)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be >= 0");
+        steps = Math.Min(steps, Model.Config.MaxSeq);
+        var promptIds = tokenizer.Encode(prompt, bos: true);
+        var rng = new Random(seed);
+        var ctx = new ForwardContext { Cache = KvCache.For(Model.Config, steps), Skips = skips ?? ModuleSkips.None, Cancellation = cancel };
+        var tokens = new List<int> { promptIds[0] };
+        int nPrefill = Math.Min(promptIds.Length, steps);
+        var sw = Stopwatch.StartNew();
+        // Prefill positions 0..nPrefill-1; the last row's logits choose position nPrefill.
+        var (logits, _) = Model.Forward(promptIds.AsSpan(0, nPrefill), 0, ctx, allRows: false);
+        double prefill = nPrefill / sw.Elapsed.TotalSeconds;
+        for (int i = 1; i < nPrefill; i++) tokens.Add(promptIds[i]);
+        sw.Restart();
+        int decoded = 0, forwards = nPrefill;
+        if (promptIds.Length > nPrefill) tokens.Add(promptIds[nPrefill]); // run.c forces prompt tokens even at the last step
+        else
+            while (true)
+            {
+                // run.c: every forward pass (position) yields one printed token; `steps` forward passes in all.
+                int next = Sample(logits, temperature, rng);
+                if (next == tokenizer.BosId) break;
+                tokens.Add(next);
+                progress?.Report(tokens.Count);
+                if (forwards >= steps) break;
+                (logits, _) = Model.Forward([next], forwards, ctx, allRows: false);
+                forwards++;
+                decoded++;
+            }
+        double decode = decoded == 0 ? 0 : decoded / sw.Elapsed.TotalSeconds;
+        var ids = tokens.ToArray();
+        return new GenerationResult(tokenizer.Decode(ids), ids, promptIds.Length, prefill, decode);
+    }
+
+    /// <summary>Logits for every position of <paramref name="tokens"/> ([n, vocab]) in one prefill pass.</summary>
+    public float[] Logits(ReadOnlySpan<int> tokens, ForwardContext? ctx = null) => Model.Forward(tokens, 0, ctx ?? new ForwardContext()).Logits;
+
+    public static int Sample(ReadOnlySpan<float> logits, float temperature, Random rng)
+    {
+        if (temperature == 0) return TensorPrimitives.IndexOfMax(logits);
+        var p = new float[logits.Length];
+        TensorPrimitives.Divide(logits, temperature, p);
+        TensorPrimitives.SoftMax(p, p);
+        double coin = rng.NextDouble(), cdf = 0;
+        for (int i = 0; i < p.Length; i++)
+        {
+            cdf += p[i];
+            if (coin < cdf) return i;
+        }
+        return p.Length - 1;
+    }
+}
+
+/// <summary>A BERT-family encoder with its WordPiece tokenizer: sentence embeddings by mean pooling.</summary>
+public sealed class Encoder(string name, BertModel model, WordPieceTokenizer tokenizer) : LoadedModel
+{
+    public override string Name => name;
+    public override BertModel Model => model;
+    public WordPieceTokenizer Tokenizer => tokenizer;
+
+    public float[] Embed(string text, ForwardContext? ctx = null) => BertModel.MeanPool(Model.Forward(tokenizer.Encode(text), ctx ?? new ForwardContext()));
+
+    public float[][] Embed(IEnumerable<string> texts, ForwardContext? ctx = null) => texts.Select(t => Embed(t, ctx)).ToArray();
+
+    /// <summary>Pairwise cosine similarities of the vectors.</summary>
+    public static float[][] CosineMatrix(IReadOnlyList<float[]> v) =>
+        v.Select(a => v.Select(b => TensorPrimitives.CosineSimilarity(a, b)).ToArray()).ToArray();
+}

@@ -1,0 +1,227 @@
+using System.Text.Json;
+using Workbench.Engine.Formats;
+
+namespace Workbench.Engine.Models;
+
+/// <summary>
+/// Builds a <see cref="LlamaModel"/> from a llama2.c checkpoint, a GGUF file, or a Hugging Face folder
+/// (config.json + safetensors, single or sharded). Internally everything is in llama2.c's convention:
+/// weights [out, in], rotary on interleaved pairs. Hugging Face permutes q/k rows for its rotate-half rotary;
+/// the loader undoes that permutation.
+/// </summary>
+public static class LlamaLoader
+{
+    private sealed record Names(string Embedding, string FinalNorm, string Output, Func<int, string, string> Layer);
+
+    private static readonly Names Meta = new("tok_embeddings.weight", "norm.weight", "output.weight", (i, n) => n switch
+    {
+        "attn_norm" => $"layers.{i}.attention_norm.weight",
+        "wq" => $"layers.{i}.attention.wq.weight",
+        "wk" => $"layers.{i}.attention.wk.weight",
+        "wv" => $"layers.{i}.attention.wv.weight",
+        "wo" => $"layers.{i}.attention.wo.weight",
+        "ffn_norm" => $"layers.{i}.ffn_norm.weight",
+        "w1" => $"layers.{i}.feed_forward.w1.weight",
+        "w2" => $"layers.{i}.feed_forward.w2.weight",
+        "w3" => $"layers.{i}.feed_forward.w3.weight",
+        _ => throw new ArgumentException(n),
+    });
+
+    private static readonly Names Gguf = new("token_embd.weight", "output_norm.weight", "output.weight", (i, n) => n switch
+    {
+        "attn_norm" => $"blk.{i}.attn_norm.weight",
+        "wq" => $"blk.{i}.attn_q.weight",
+        "wk" => $"blk.{i}.attn_k.weight",
+        "wv" => $"blk.{i}.attn_v.weight",
+        "wo" => $"blk.{i}.attn_output.weight",
+        "ffn_norm" => $"blk.{i}.ffn_norm.weight",
+        "w1" => $"blk.{i}.ffn_gate.weight",
+        "w2" => $"blk.{i}.ffn_down.weight",
+        "w3" => $"blk.{i}.ffn_up.weight",
+        _ => throw new ArgumentException(n),
+    });
+
+    private static readonly Names HuggingFace = new("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", (i, n) => n switch
+    {
+        "attn_norm" => $"model.layers.{i}.input_layernorm.weight",
+        "wq" => $"model.layers.{i}.self_attn.q_proj.weight",
+        "wk" => $"model.layers.{i}.self_attn.k_proj.weight",
+        "wv" => $"model.layers.{i}.self_attn.v_proj.weight",
+        "wo" => $"model.layers.{i}.self_attn.o_proj.weight",
+        "ffn_norm" => $"model.layers.{i}.post_attention_layernorm.weight",
+        "w1" => $"model.layers.{i}.mlp.gate_proj.weight",
+        "w2" => $"model.layers.{i}.mlp.down_proj.weight",
+        "w3" => $"model.layers.{i}.mlp.up_proj.weight",
+        _ => throw new ArgumentException(n),
+    });
+
+    public static LlamaModel FromLlama2c(string path, string? name = null)
+    {
+        using var ck = Llama2cCheckpoint.Open(path);
+        var h = ck.Header;
+        var cfg = new ModelConfig(ModelFamily.Llama, h.Layers, h.Dim, h.HiddenDim, h.Heads, h.KvHeads, h.Vocab, h.SeqLen,
+            PreNorm: true, MlpKind.SwiGlu, NormEps: 1e-5f, RopeTheta: 10000f);
+        return Build(ck, cfg, Meta, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: h.SharedClassifier);
+    }
+
+    public static LlamaModel FromGguf(string path, string? name = null)
+    {
+        using var g = GgufFile.Open(path);
+        string arch = g.TryGet<string>("general.architecture", out var a) ? a : "";
+        if (arch != "llama")
+            throw new ModelFormatException(path, "general.architecture", 0, $"architecture '{arch}' is not supported (only llama)");
+        int Int(string key, int? fallback = null)
+        {
+            if (g.Metadata.ContainsKey(key)) return checked((int)g.GetInt64(key));
+            return fallback ?? throw new ModelFormatException(path, key, 0, "required metadata key is missing");
+        }
+        float Float(string key, float fallback) => g.Metadata.ContainsKey(key) ? g.GetFloat(key) : fallback;
+        int heads = Int("llama.attention.head_count");
+        var emb = g.Get(Gguf.Embedding);
+        int vocab = checked((int)emb.Shape[0]);
+        var cfg = new ModelConfig(ModelFamily.Llama,
+            Int("llama.block_count"), Int("llama.embedding_length"), Int("llama.feed_forward_length"),
+            heads, Int("llama.attention.head_count_kv", heads), vocab, Int("llama.context_length"),
+            PreNorm: true, MlpKind.SwiGlu,
+            NormEps: Float("llama.attention.layer_norm_rms_epsilon", 1e-5f),
+            RopeTheta: Float("llama.rope.freq_base", 10000f));
+        return Build(g, cfg, Gguf, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: !g.Contains(Gguf.Output));
+    }
+
+    /// <summary>A Hugging Face LlamaForCausalLM folder: config.json and model.safetensors or model.safetensors.index.json.</summary>
+    public static LlamaModel FromHuggingFace(string folder, string? name = null)
+    {
+        var cfgPath = System.IO.Path.Combine(folder, "config.json");
+        var cfg = ReadHfConfig(cfgPath, out bool tied);
+        using var src = HfTensors.Open(folder);
+        return Build(src, cfg, HuggingFace, name ?? new DirectoryInfo(folder).Name, unpermute: true, shared: tied || !src.Contains(HuggingFace.Output));
+    }
+
+    internal static ModelConfig ReadHfConfig(string path, out bool tied)
+    {
+        JsonElement root;
+        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
+        catch (JsonException e) { throw new ModelFormatException(path, "json", e.BytePositionInLine ?? 0, $"malformed JSON: {e.Message}", e); }
+        int Int(string key, int? fallback = null)
+        {
+            if (root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
+            return fallback ?? throw new ModelFormatException(path, key, 0, "required integer key is missing or not an integer");
+        }
+        float Float(string key, float fallback) =>
+            root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetSingle() : fallback;
+        var archs = root.TryGetProperty("architectures", out var ar) && ar.ValueKind == JsonValueKind.Array
+            ? ar.EnumerateArray().Select(x => x.GetString()).ToArray() : [];
+        if (archs.Length > 0 && !archs.Contains("LlamaForCausalLM"))
+            throw new ModelFormatException(path, "architectures", 0, $"'{string.Join(",", archs)}' is not LlamaForCausalLM");
+        tied = root.TryGetProperty("tie_word_embeddings", out var t) && t.ValueKind == JsonValueKind.True;
+        int heads = Int("num_attention_heads");
+        var cfg = new ModelConfig(ModelFamily.Llama, Int("num_hidden_layers"), Int("hidden_size"), Int("intermediate_size"),
+            heads, Int("num_key_value_heads", heads), Int("vocab_size"), Int("max_position_embeddings", 2048),
+            PreNorm: true, MlpKind.SwiGlu, NormEps: Float("rms_norm_eps", 1e-6f), RopeTheta: Float("rope_theta", 10000f));
+        try { cfg.Validate(); }
+        catch (ArgumentException e) { throw new ModelFormatException(path, e.ParamName ?? "config", 0, e.Message, e); }
+        return cfg;
+    }
+
+    private static LlamaModel Build(ITensorSource src, ModelConfig cfg, Names names, string name, bool unpermute, bool shared)
+    {
+        try { cfg.Validate(); }
+        catch (ArgumentException e) { throw new ModelFormatException(src.Path, e.ParamName ?? "config", 0, e.Message, e); }
+        int d = cfg.Dim, kv = cfg.KvDim, h = cfg.MlpDim;
+        var emb = TensorReading.Read(src, names.Embedding, cfg.Vocab, d);
+        var layers = new LlamaLayer[cfg.Layers];
+        for (int i = 0; i < cfg.Layers; i++)
+        {
+            string N(string n) => names.Layer(i, n);
+            var wq = TensorReading.Read(src, N("wq"), d, d);
+            var wk = TensorReading.Read(src, N("wk"), kv, d);
+            if (unpermute)
+            {
+                wq = UnpermuteRotary(wq, cfg.Heads, d);
+                wk = UnpermuteRotary(wk, cfg.KvHeads, d);
+            }
+            layers[i] = new LlamaLayer
+            {
+                AttnNorm = TensorReading.Read(src, N("attn_norm"), d),
+                Wq = wq,
+                Wk = wk,
+                Wv = TensorReading.Read(src, N("wv"), kv, d),
+                Wo = TensorReading.Read(src, N("wo"), d, d),
+                FfnNorm = TensorReading.Read(src, N("ffn_norm"), d),
+                W1 = TensorReading.Read(src, N("w1"), h, d),
+                W2 = TensorReading.Read(src, N("w2"), d, h),
+                W3 = TensorReading.Read(src, N("w3"), h, d),
+            };
+        }
+        var weights = new LlamaWeights
+        {
+            TokenEmbedding = emb,
+            Layers = layers,
+            FinalNorm = TensorReading.Read(src, names.FinalNorm, d),
+            Output = shared ? emb : TensorReading.Read(src, names.Output, cfg.Vocab, d),
+        };
+        return new LlamaModel(cfg, weights, TensorReading.Card(name, src, cfg));
+    }
+
+    /// <summary>
+    /// Hugging Face's conversion stores q/k rows of each head as [evens..., odds...] (rotate-half);
+    /// llama2.c's interleaved pairs want row 2i + j back from row j * headDim/2 + i.
+    /// </summary>
+    public static float[] UnpermuteRotary(float[] w, int heads, int cols)
+    {
+        int rows = w.Length / cols, hd = rows / heads, half = hd / 2;
+        var r = new float[w.Length];
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < half; i++)
+                for (int j = 0; j < 2; j++)
+                    Array.Copy(w, (long)(h * hd + j * half + i) * cols, r, (long)(h * hd + 2 * i + j) * cols, cols);
+        return r;
+    }
+
+    /// <summary>The inverse of <see cref="UnpermuteRotary"/>: what Hugging Face's conversion script does.</summary>
+    public static float[] PermuteRotary(float[] w, int heads, int cols)
+    {
+        int rows = w.Length / cols, hd = rows / heads, half = hd / 2;
+        var r = new float[w.Length];
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < half; i++)
+                for (int j = 0; j < 2; j++)
+                    Array.Copy(w, (long)(h * hd + 2 * i + j) * cols, r, (long)(h * hd + j * half + i) * cols, cols);
+        return r;
+    }
+}
+
+internal static class HfTensors
+{
+    /// <summary>model.safetensors.index.json (sharded) or model.safetensors in a Hugging Face folder.</summary>
+    public static ITensorSource Open(string folder)
+    {
+        var index = System.IO.Path.Combine(folder, "model.safetensors.index.json");
+        if (File.Exists(index)) return SafetensorsIndex.Open(index);
+        var single = System.IO.Path.Combine(folder, "model.safetensors");
+        if (File.Exists(single)) return SafetensorsFile.Open(single);
+        throw new FileNotFoundException($"{folder}: neither model.safetensors nor model.safetensors.index.json is present", single);
+    }
+}
+
+internal static class TensorReading
+{
+    /// <summary>Reads a tensor as float32 after checking its shape, naming the tensor when it is wrong or missing.</summary>
+    public static float[] Read(ITensorSource src, string name, params long[] shape)
+    {
+        if (!src.Contains(name)) throw new ModelFormatException(src.Path, name, 0, "tensor is missing");
+        var e = src.Get(name);
+        // Singleton dimensions (e.g. [1, 64] biases, [1, 1, 64] tokens) do not change the layout.
+        var got = e.Shape.Where(s => s != 1).ToArray();
+        var want = shape.Where(s => s != 1).ToArray();
+        if (!got.SequenceEqual(want))
+            throw new ModelFormatException(src.Path, name, e.ByteOffset, $"shape [{string.Join(", ", e.Shape)}] does not match the expected [{string.Join(", ", shape)}]");
+        return src.ReadF32(name);
+    }
+
+    public static ModelCard Card(string name, ITensorSource src, ModelConfig cfg) =>
+        new(name, src.Path, src.Format, cfg,
+            src.Tensors.DistinctBy(t => t.ByteOffset).Sum(t => t.ElementCount),
+            src.Tensors.DistinctBy(t => t.ByteOffset).Sum(t => t.ByteLength),
+            src.Tensors.Select(t => new TensorCardEntry(t.Name, t.DType.ToString(), t.Shape, t.ByteLength)).ToList());
+}

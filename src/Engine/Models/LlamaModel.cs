@@ -1,0 +1,240 @@
+using System.Numerics.Tensors;
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.Models;
+
+/// <summary>One Llama block's weights, row-major [out, in] as in llama2.c.</summary>
+public sealed class LlamaLayer
+{
+    public required float[] AttnNorm { get; init; }
+    public required float[] Wq { get; init; }
+    public required float[] Wk { get; init; }
+    public required float[] Wv { get; init; }
+    public required float[] Wo { get; init; }
+    public required float[] FfnNorm { get; init; }
+    /// <summary>Gate projection (llama2.c w1, HF gate_proj).</summary>
+    public required float[] W1 { get; init; }
+    /// <summary>Down projection (llama2.c w2, HF down_proj).</summary>
+    public required float[] W2 { get; init; }
+    /// <summary>Up projection (llama2.c w3, HF up_proj).</summary>
+    public required float[] W3 { get; init; }
+}
+
+public sealed class LlamaWeights
+{
+    public required float[] TokenEmbedding { get; init; }
+    public required LlamaLayer[] Layers { get; init; }
+    public required float[] FinalNorm { get; init; }
+    /// <summary>Classifier [vocab, dim]; the same array as the embedding when they are shared.</summary>
+    public required float[] Output { get; init; }
+    public bool SharedOutput => ReferenceEquals(Output, TokenEmbedding);
+}
+
+/// <summary>
+/// Llama-family decoder (llama2.c's run.c, written as the math): RMSNorm, rotary positions, grouped-query attention
+/// with a KV cache, SwiGLU MLP, tied or untied classifier. Rows of a sequence state carry their own positions, so
+/// the same code serves prefill, one-token decode, and prefill with tokens dropped between blocks.
+/// </summary>
+public sealed class LlamaModel : ITransformerModel
+{
+    public ModelConfig Config { get; }
+    public ModelCard Card { get; }
+    public LlamaWeights Weights { get; }
+
+    public LlamaModel(ModelConfig config, LlamaWeights weights, ModelCard card)
+    {
+        config.Validate();
+        if (config.Family != ModelFamily.Llama) throw new ArgumentException($"config is {config.Family}, not Llama", nameof(config));
+        if (weights.Layers.Length != config.Layers) throw new ArgumentException($"{weights.Layers.Length} layers of weights for {config.Layers} layers", nameof(weights));
+        Config = config;
+        Weights = weights;
+        Card = card;
+    }
+
+    /// <summary>Token embeddings of <paramref name="tokens"/> at positions startPos, startPos + 1, ...</summary>
+    public SequenceState Embed(ReadOnlySpan<int> tokens, int startPos = 0)
+    {
+        int d = Config.Dim;
+        var positions = new int[tokens.Length];
+        for (int i = 0; i < positions.Length; i++) positions[i] = startPos + i;
+        var s = new SequenceState(tokens.Length, d, positions);
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            int t = tokens[i];
+            if ((uint)t >= (uint)Config.Vocab) throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id at {i} is outside the vocabulary of {Config.Vocab}");
+            Weights.TokenEmbedding.AsSpan(t * d, d).CopyTo(s.Row(i));
+        }
+        return s;
+    }
+
+    /// <summary>
+    /// Runs tokens through the model at positions startPos.. and returns the logits of every surviving row
+    /// ([rows, vocab]) with the state (whose TokenIndex says which input each row is).
+    /// </summary>
+    public (float[] Logits, SequenceState State) Forward(ReadOnlySpan<int> tokens, int startPos, ForwardContext ctx, bool allRows = true)
+    {
+        var s = Embed(tokens, startPos);
+        ctx.Fire(HookNames.Embed, -1, s.Active, s.Rows, s.Dim, s.TokenIndex);
+        this.RunBlocks(s, ctx);
+        return (Logits(s, ctx, allRows), s);
+    }
+
+    /// <summary>Final RMSNorm and classifier: logits of every row, or of the last row only.</summary>
+    public float[] Logits(SequenceState s, ForwardContext ctx, bool allRows = true)
+    {
+        int d = Config.Dim, v = Config.Vocab;
+        int first = allRows ? 0 : s.Rows - 1, n = s.Rows - first;
+        var normed = new float[n * d];
+        for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(first + i), Weights.FinalNorm, Config.NormEps, normed.AsSpan(i * d, d));
+        ctx.Fire(HookNames.LnFinal, Config.Layers, normed, n, d, s.TokenIndex[first..]);
+        var logits = new float[n * v];
+        ctx.RunLinear(normed, n, d, Weights.Output, v, logits);
+        return logits;
+    }
+
+    public void RunBlock(int layer, SequenceState s, ForwardContext ctx)
+    {
+        var w = Weights.Layers[layer];
+        int n = s.Rows, d = Config.Dim;
+        var x = s.Active;
+        ctx.Fire(HookNames.ResidPre(layer), layer, x, n, d, s.TokenIndex);
+
+        var xb = new float[n * d];
+        if (!ctx.Skips.SkipsAttention(layer))
+        {
+            for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(i), w.AttnNorm, Config.NormEps, xb.AsSpan(i * d, d));
+            ctx.Fire(HookNames.AttnIn(layer), layer, xb, n, d, s.TokenIndex);
+            var o = Attention(layer, w, xb, s, ctx);
+            ctx.Fire(HookNames.AttnOut(layer), layer, o, n, d, s.TokenIndex);
+            TensorPrimitives.Add(x, o, x);
+        }
+        ctx.Fire(HookNames.ResidMid(layer), layer, x, n, d, s.TokenIndex);
+
+        if (!ctx.Skips.SkipsMlp(layer))
+        {
+            for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(i), w.FfnNorm, Config.NormEps, xb.AsSpan(i * d, d));
+            ctx.Fire(HookNames.MlpIn(layer), layer, xb, n, d, s.TokenIndex);
+            int h = Config.MlpDim;
+            var h1 = new float[n * h];
+            var h3 = new float[n * h];
+            ctx.RunLinear(xb, n, d, w.W1, h, h1);
+            ctx.RunLinear(xb, n, d, w.W3, h, h3);
+            Ops.SwiGlu(h1, h3);
+            var o = new float[n * d];
+            ctx.RunLinear(h1, n, h, w.W2, d, o);
+            ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
+            TensorPrimitives.Add(x, o, x);
+        }
+        ctx.Fire(HookNames.ResidPost(layer), layer, x, n, d, s.TokenIndex);
+    }
+
+    private float[] Attention(int layer, LlamaLayer w, float[] xb, SequenceState s, ForwardContext ctx)
+    {
+        int n = s.Rows, d = Config.Dim, kv = Config.KvDim, hd = Config.HeadDim, heads = Config.Heads;
+        var q = new float[n * d];
+        var k = new float[n * kv];
+        var v = new float[n * kv];
+        ctx.RunLinear(xb, n, d, w.Wq, d, q);
+        ctx.RunLinear(xb, n, d, w.Wk, kv, k);
+        ctx.RunLinear(xb, n, d, w.Wv, kv, v);
+        for (int i = 0; i < n; i++)
+        {
+            Ops.Rope(q.AsSpan(i * d, d), hd, s.Positions[i], Config.RopeTheta);
+            Ops.Rope(k.AsSpan(i * kv, kv), hd, s.Positions[i], Config.RopeTheta);
+        }
+        ctx.Fire(HookNames.AttnK(layer), layer, k, n, kv, s.TokenIndex);
+        ctx.Fire(HookNames.AttnV(layer), layer, v, n, kv, s.TokenIndex);
+
+        // Keys: the layer's cache (which now also holds the new rows) or, without a cache, the rows themselves.
+        float[] keys, values;
+        int[] keyPos;
+        int c;
+        if (ctx.Cache is { } cache)
+        {
+            var lc = cache.Layer(layer);
+            int start = lc.Append(n, s.Positions);
+            k.CopyTo(lc.Keys.AsSpan(start * kv));
+            v.CopyTo(lc.Values.AsSpan(start * kv));
+            keys = lc.Keys; values = lc.Values; keyPos = lc.Positions; c = lc.Count;
+        }
+        else
+        {
+            keys = k; values = v; keyPos = s.Positions; c = n;
+        }
+
+        bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
+        var pattern = wantPattern ? new float[heads * n * c] : null;
+        var o = new float[n * d];
+        int group = heads / Config.KvHeads;
+        float scale = 1f / MathF.Sqrt(hd);
+        var qPos = s.Positions;
+        void Head(int h)
+        {
+            var att = new float[c];
+            int kvOff = h / group * hd;
+            for (int i = 0; i < n; i++)
+            {
+                var qi = q.AsSpan(i * d + h * hd, hd);
+                int p = qPos[i];
+                float max = float.NegativeInfinity;
+                for (int j = 0; j < c; j++)
+                {
+                    // causal by position: a row sees keys at its own position or earlier
+                    att[j] = keyPos[j] <= p ? TensorPrimitives.Dot(qi, keys.AsSpan(j * kv + kvOff, hd)) * scale : float.NegativeInfinity;
+                    if (att[j] > max) max = att[j];
+                }
+                float sum = 0;
+                for (int j = 0; j < c; j++) { float e = att[j] == float.NegativeInfinity ? 0 : MathF.Exp(att[j] - max); att[j] = e; sum += e; }
+                float inv = 1f / sum;
+                var oi = o.AsSpan(i * d + h * hd, hd);
+                for (int j = 0; j < c; j++)
+                {
+                    float a = att[j] * inv;
+                    att[j] = a;
+                    if (a != 0) TensorPrimitives.MultiplyAdd(values.AsSpan(j * kv + kvOff, hd), a, oi, oi);
+                }
+                if (pattern is not null) att.AsSpan(0, c).CopyTo(pattern.AsSpan((h * n + i) * c, c));
+            }
+        }
+        if ((long)n * c * d >= 1 << 16 && ctx.Threads > 1)
+            Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = ctx.Threads }, Head);
+        else
+            for (int h = 0; h < heads; h++) Head(h);
+
+        if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, c], s.TokenIndex);
+
+        var outp = new float[n * d];
+        ctx.RunLinear(o, n, d, w.Wo, d, outp);
+        return outp;
+    }
+
+    public float[] QueryAttention(int layer, SequenceState s, int queryRow)
+    {
+        var w = Weights.Layers[layer];
+        int n = s.Rows, d = Config.Dim, kv = Config.KvDim, hd = Config.HeadDim, heads = Config.Heads;
+        if ((uint)queryRow >= (uint)n) throw new ArgumentOutOfRangeException(nameof(queryRow), queryRow, $"the state has {n} rows");
+        var xb = new float[n * d];
+        for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(i), w.AttnNorm, Config.NormEps, xb.AsSpan(i * d, d));
+        var q = new float[d];
+        MatMul.Linear(xb.AsSpan(queryRow * d, d), 1, d, w.Wq, d, q, 1);
+        Ops.Rope(q, hd, s.Positions[queryRow], Config.RopeTheta);
+        var k = new float[n * kv];
+        MatMul.Linear(xb, n, d, w.Wk, kv, k, 1);
+        for (int i = 0; i < n; i++) Ops.Rope(k.AsSpan(i * kv, kv), hd, s.Positions[i], Config.RopeTheta);
+        var mean = new float[n];
+        var att = new float[n];
+        int group = heads / Config.KvHeads;
+        float scale = 1f / MathF.Sqrt(hd);
+        int p = s.Positions[queryRow];
+        for (int h = 0; h < heads; h++)
+        {
+            int kvOff = h / group * hd;
+            for (int j = 0; j < n; j++)
+                att[j] = s.Positions[j] <= p ? TensorPrimitives.Dot(q.AsSpan(h * hd, hd), k.AsSpan(j * kv + kvOff, hd)) * scale : float.NegativeInfinity;
+            Ops.Softmax(att);
+            TensorPrimitives.Add(mean, att, mean);
+        }
+        TensorPrimitives.Divide(mean, heads, mean);
+        return mean;
+    }
+}
