@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Workbench.Engine.Formats;
+using Workbench.Engine.Models;
 using Workbench.Engine.TokenDrop;
 using Workbench.Engine.Vision;
 
@@ -34,14 +35,14 @@ internal sealed class CliUsageException(string message) : Exception(message);
 /// <summary>Options shared by pyramid-drop and fastv.</summary>
 internal sealed class TokenDropOptions
 {
-    public Option<string?> Model { get; } = new("--model") { Description = "vit-cifar10 (bundled) or a path to a ViT .npz" };
+    public Option<string?> Model { get; } = new("--model") { Description = "vit-cifar10, stories260K, babyllama, minilm, or a model path" };
     public Option<string?> Layers { get; } = new("--layers") { Description = "stage boundaries, comma-separated layer counts, e.g. 1,2,3" };
     public Option<int?> Layer { get; } = new("--layer") { Description = "FastV: drop after this many layers (K)" };
     public Option<string?> Keep { get; } = new("--keep") { Description = "keep ratio in (0, 1]; pyramid-drop accepts one per stage" };
     public Option<string> Rank { get; } = new("--rank") { Description = "attention | random | least", DefaultValueFactory = _ => "attention" };
     public Option<int> Seed { get; } = new("--seed") { Description = "seed for --rank random", DefaultValueFactory = _ => 0 };
-    public Option<string?> Data { get; } = new("--data") { Description = "evaluation data: a CIFAR-10 folder in the bundled layout (default: the bundled 1,000 test images)" };
-    public Option<int?> Limit { get; } = new("--limit") { Description = "evaluate N images spread evenly over the set (class-balanced for the bundled set)" };
+    public Option<string?> Data { get; } = new("--data") { Description = "ViT: a CIFAR-10 folder in the bundled layout (default: the bundled 1,000 test images); language models: a text file of blank-line-separated paragraphs (default: TinyStories)" };
+    public Option<int?> Limit { get; } = new("--limit") { Description = "ViT: N images spread evenly over the set (class-balanced); language models: N prompts" };
     public Option<bool> Json { get; } = new("--json") { Description = "print one JSON object" };
     private readonly bool _fastV;
 
@@ -79,8 +80,7 @@ internal static class TokenDropCli
             };
             int? limit = pr.GetValue(o.Limit);
             if (limit is <= 0) throw new CliUsageException($"--limit must be positive, not {limit}");
-            if (!VitBundled.IsVit(model))
-                throw new CliUsageException($"--model {model}: only the ViT (vit-cifar10 or a .npz) is supported by this build; language models come with the engine's ModelHub");
+            if (!VitBundled.IsVit(model)) return RunLanguageModel(pr, o, model, method, sched, ranking, limit);
 
             var vit = VitModel.Load(VitBundled.Resolve(model));
             try { sched.Validate(vit.Config.Layers); }
@@ -129,6 +129,51 @@ internal static class TokenDropCli
         catch (FileNotFoundException e) { error.WriteLine("error: " + e.Message); return 2; }
         catch (DirectoryNotFoundException e) { error.WriteLine("error: " + e.Message); return 2; }
         catch (ModelFormatException e) { error.WriteLine("error: " + e.Message); return 1; }
+    }
+
+    // Decoders: KL / top-1 of the next token and continuation perplexity on TinyStories prompts; encoders: embedding cosine.
+    private static int RunLanguageModel(ParseResult pr, TokenDropOptions o, string name, string method, PyramidSchedule sched, DropRanking ranking, int? limit)
+    {
+        var output = pr.InvocationConfiguration.Output;
+        var loaded = ModelHub.Load(name);
+        try { sched.Validate(loaded.Config.Layers); }
+        catch (ArgumentException e) { throw new CliUsageException($"--{(method == "fastv" ? "layer" : "layers")}: {FirstLine(e.Message)}"); }
+        int seed = pr.GetValue(o.Seed);
+        var dataPath = pr.GetValue(o.Data);
+        var json = new Dictionary<string, object>
+        {
+            ["model"] = loaded.Name, ["method"] = method, ["layers"] = sched.Boundaries, ["keep"] = sched.KeepRatios,
+            ["rank"] = ranking.ToString().ToLowerInvariant(), ["seed"] = seed,
+        };
+        string text;
+        if (loaded is Decoder dec)
+        {
+            var prompts = LanguageTokenDrop.TinyStoriesPrompts(limit ?? 8, 1000, dataPath);
+            var e = LanguageTokenDrop.EvaluateDecoder(dec, prompts, sched, ranking, seed);
+            json["prompts"] = e.PerPrompt.Count;
+            json["kl"] = e.Kl;
+            json["top1_agreement"] = e.Top1Agreement;
+            json["perplexity_full"] = e.PerplexityFull;
+            json["perplexity"] = e.PerplexityDropped;
+            json["flops_ratio"] = e.FlopsRatio;
+            text = string.Format(CultureInfo.InvariantCulture,
+                "{0} on {1}, {2}, rank {3}, {4} prompts\n  KL(full || dropped) {5:F4} nats\n  top-1 agreement     {6:P1}\n  perplexity          {7:F3} (full {8:F3})\n  FLOPs ratio         {9:F4}",
+                method, loaded.Name, sched, json["rank"], e.PerPrompt.Count, e.Kl, e.Top1Agreement, e.PerplexityDropped, e.PerplexityFull, e.FlopsRatio);
+        }
+        else if (loaded is Encoder enc)
+        {
+            var texts = LanguageTokenDrop.TinyStoriesPrompts(limit ?? 16, 500, dataPath).Select(p => p.Context).ToList();
+            var e = LanguageTokenDrop.EvaluateEncoder(enc, texts, sched, ranking, seed);
+            json["texts"] = texts.Count;
+            json["cosine"] = e.MeanCosine;
+            json["cosine_min"] = e.MinCosine;
+            json["flops_ratio"] = e.FlopsRatio;
+            text = string.Format(CultureInfo.InvariantCulture, "{0} on {1}, {2}, rank {3}, {4} texts\n  embedding cosine    {5:F4} (min {6:F4})\n  FLOPs ratio         {7:F4}",
+                method, loaded.Name, sched, json["rank"], texts.Count, e.MeanCosine, e.MinCosine, e.FlopsRatio);
+        }
+        else throw new CliUsageException($"--model {name}: not a decoder, encoder or the ViT");
+        output.WriteLine(pr.GetValue(o.Json) ? JsonSerializer.Serialize(json) : text);
+        return 0;
     }
 
     // ArgumentException appends " (Parameter 'x')"; keep one clean line.

@@ -71,3 +71,20 @@ public class TokenDropCliTests
         Assert.Contains("--model", err);
     }
 }
+
+public class TokenDropCliLanguageTests
+{
+    [Fact]
+    public void Decoder_json_reports_kl_and_top1_agreement()
+    {
+        var o = new StringWriter(); var e = new StringWriter();
+        int code = PyramidDropCommand.Create().Parse(["--model", "stories260K", "--layers", "1,2,3", "--keep", "1", "--limit", "2", "--json"])
+            .Invoke(new InvocationConfiguration { Output = o, Error = e });
+        Assert.True(code == 0, e.ToString());
+        var j = JsonDocument.Parse(o.ToString()).RootElement;
+        Assert.Equal(0, j.GetProperty("kl").GetDouble(), 9);
+        Assert.Equal(1.0, j.GetProperty("top1_agreement").GetDouble());
+        Assert.Equal(1.0, j.GetProperty("flops_ratio").GetDouble(), 9);
+        Assert.Equal(2, j.GetProperty("prompts").GetInt32());
+    }
+}
