@@ -10,6 +10,8 @@ Command[] verbs =
     TourCommand.Create(),
     BenchGemvCommand.CreateBenchGroup(),
     NotebooksCommand.Create(),
+    PyramidDropCommand.Create(),
+    FastVCommand.Create(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);
 return root.Parse(args).Invoke();
