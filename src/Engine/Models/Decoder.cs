@@ -52,7 +52,7 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokeni
             {
                 // run.c: every forward pass (position) yields one printed token; `steps` forward passes in all.
                 int next = Sample(logits, temperature, rng);
-                if (next == tokenizer.Bos) break;
+                if (next == tokenizer.BosId) break;
                 tokens.Add(next);
                 progress?.Report(tokens.Count);
                 if (forwards >= steps) break;

@@ -88,7 +88,15 @@ public static class LlamaLoader
         return Build(g, cfg, Gguf, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: !g.Contains(Gguf.Output));
     }
 
-//HFPART
+    /// <summary>A Hugging Face LlamaForCausalLM folder: config.json and model.safetensors or model.safetensors.index.json.</summary>
+    public static LlamaModel FromHuggingFace(string folder, string? name = null)
+    {
+        var cfgPath = System.IO.Path.Combine(folder, "config.json");
+        var cfg = ReadHfConfig(cfgPath, out bool tied);
+        using var src = HfTensors.Open(folder);
+        return Build(src, cfg, HuggingFace, name ?? new DirectoryInfo(folder).Name, unpermute: true, shared: tied || !src.Contains(HuggingFace.Output));
+    }
+
     internal static ModelConfig ReadHfConfig(string path, out bool tied)
     {
         JsonElement root;
@@ -183,7 +191,19 @@ public static class LlamaLoader
     }
 }
 
-//HFTENSORS
+internal static class HfTensors
+{
+    /// <summary>model.safetensors.index.json (sharded) or model.safetensors in a Hugging Face folder.</summary>
+    public static ITensorSource Open(string folder)
+    {
+        var index = System.IO.Path.Combine(folder, "model.safetensors.index.json");
+        if (File.Exists(index)) return SafetensorsIndex.Open(index);
+        var single = System.IO.Path.Combine(folder, "model.safetensors");
+        if (File.Exists(single)) return SafetensorsFile.Open(single);
+        throw new FileNotFoundException($"{folder}: neither model.safetensors nor model.safetensors.index.json is present", single);
+    }
+}
+
 internal static class TensorReading
 {
     /// <summary>Reads a tensor as float32 after checking its shape, naming the tensor when it is wrong or missing.</summary>

@@ -8,8 +8,8 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
 {
     private readonly LlamaTokenizer _tok;
     public int VocabSize { get; }
-    public int Bos => _tok.BeginningOfSentenceId;
-    public int Eos => _tok.EndOfSentenceId;
+    public int BosId => _tok.BeginningOfSentenceId;
+    public int EosId => _tok.EndOfSentenceId;
 
     private SentencePieceTokenizer(LlamaTokenizer tok)
     {
@@ -38,15 +38,9 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     public int[] Encode(string text, bool bos = true)
     {
         var ids = _tok.EncodeToIds(text);
-        return bos ? [Bos, .. ids] : [.. ids];
+        return bos ? [BosId, .. ids] : [.. ids];
     }
 
-    public string DecodePiece(int prev, int token)
-    {
-        // Decode the pair and drop the previous token's text: SentencePiece's word-boundary spaces come out right.
-        if (token == Bos || token == Eos) return "";
-        if (prev == Bos) return _tok.Decode([token]) ?? "";
-        string both = _tok.Decode([prev, token]) ?? "", first = _tok.Decode([prev]) ?? "";
-        return both.StartsWith(first, StringComparison.Ordinal) ? both[first.Length..] : _tok.Decode([token]) ?? "";
-    }
+    public string Decode(IReadOnlyList<int> ids) =>
+        ids.Count <= 1 ? "" : _tok.Decode(ids.Skip(1).Where(i => i != BosId && i != EosId)) ?? "";
 }

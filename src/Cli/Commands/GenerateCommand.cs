@@ -1,0 +1,41 @@
+using System.CommandLine;
+using Workbench.Engine.Models;
+
+namespace Workbench.Cli.Commands;
+
+public static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var model = CliHelpers.ModelOption();
+        var prompt = new Option<string>("--prompt") { Description = "the prompt text", DefaultValueFactory = _ => "" };
+        var steps = new Option<int>("--steps") { Description = "positions to run, BOS included (as llama2.c's run.c)", DefaultValueFactory = _ => 256 };
+        var temperature = new Option<float>("--temperature") { Description = "0 = greedy; higher = more random", DefaultValueFactory = _ => 0f };
+        var seed = new Option<int>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 42 };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer file (tokenizer.bin or a SentencePiece .model) when not beside the model" };
+        var json = CliHelpers.JsonOption();
+        var cmd = new Command("generate", "generate text with a Llama-family decoder") { model, prompt, steps, temperature, seed, tokenizer, json };
+        cmd.SetAction(r => CliHelpers.Run(() =>
+        {
+            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer));
+            int n = r.GetValue(steps);
+            var progress = CliHelpers.TerminalProgress("generating");
+            var result = dec.Generate(r.GetValue(prompt) ?? "", n, r.GetValue(temperature), r.GetValue(seed),
+                progress: progress is null ? null : new Progress<int>(i => progress.Report((Math.Min(i, n), n))));
+            if (r.GetValue(json))
+                CliHelpers.PrintJson(new
+                {
+                    model = dec.Name,
+                    text = result.Text,
+                    tokens = result.Tokens,
+                    prompt_tokens = result.PromptTokens,
+                    prefill_tokens_per_s = result.PrefillTokensPerSecond,
+                    decode_tokens_per_s = result.DecodeTokensPerSecond,
+                });
+            else
+                Console.Out.WriteLine(result.Text);
+            return 0;
+        }));
+        return cmd;
+    }
+}

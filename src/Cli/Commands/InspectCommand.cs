@@ -1,0 +1,44 @@
+using System.CommandLine;
+using Workbench.Engine.Models;
+
+namespace Workbench.Cli.Commands;
+
+public static class InspectCommand
+{
+    public static Command Create()
+    {
+        var model = CliHelpers.ModelOption();
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer file when not beside the model" };
+        var json = CliHelpers.JsonOption();
+        var cmd = new Command("inspect", "a model card: architecture, parameter count, tensors, dtypes, bytes") { model, tokenizer, json };
+        cmd.SetAction(r => CliHelpers.Run(() =>
+        {
+            var m = ModelHub.Load(r.GetValue(model)!, r.GetValue(tokenizer));
+            var card = m.Card;
+            var c = card.Config;
+            if (r.GetValue(json))
+            {
+                CliHelpers.PrintJson(new
+                {
+                    name = card.Name, source = card.Source, format = card.Format,
+                    architecture = new
+                    {
+                        family = c.Family.ToString(), layers = c.Layers, dim = c.Dim, mlp_dim = c.MlpDim, heads = c.Heads,
+                        kv_heads = c.KvHeads, head_dim = c.HeadDim, vocab = c.Vocab, max_seq = c.MaxSeq,
+                        norm = c.PreNorm ? "pre" : "post", mlp = c.Mlp.ToString(), norm_eps = c.NormEps, rope_theta = c.HasRotary ? c.RopeTheta : (float?)null,
+                    },
+                    parameters = card.Parameters, weight_bytes = card.WeightBytes,
+                    tensors = card.Tensors.Select(t => new { name = t.Name, dtype = t.DType, shape = t.Shape, bytes = t.Bytes }),
+                });
+                return 0;
+            }
+            Console.Out.WriteLine($"{card.Name}  ({card.Format}: {card.Source})");
+            Console.Out.WriteLine($"  {c.Family}: {c.Layers} layers, dim {c.Dim}, MLP {c.MlpDim} ({c.Mlp}), {c.Heads} heads ({c.KvHeads} KV heads, head dim {c.HeadDim}), vocab {c.Vocab}, context {c.MaxSeq}, {(c.PreNorm ? "pre-norm" : "post-norm")}");
+            Console.Out.WriteLine($"  {card.Parameters:N0} parameters, {card.WeightBytes:N0} bytes of weights, {card.Tensors.Count} tensors");
+            foreach (var t in card.Tensors)
+                Console.Out.WriteLine($"  {t.Name,-48} {t.DType,-5} [{string.Join(", ", t.Shape)}]  {t.Bytes:N0} B");
+            return 0;
+        }));
+        return cmd;
+    }
+}

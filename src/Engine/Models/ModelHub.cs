@@ -1,0 +1,120 @@
+using Workbench.Engine.Formats;
+using Workbench.Engine.Text;
+
+namespace Workbench.Engine.Models;
+
+/// <summary>
+/// One entry point for loading a model: a bundled name (stories260K, stories260K-gguf, babyllama, minilm) or a path
+/// to a llama2.c .bin, a .gguf, an .onnx, a safetensors file or a Hugging Face folder, recognised by content.
+/// </summary>
+public static class ModelHub
+{
+    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm"];
+
+    private static readonly Dictionary<string, Lazy<LoadedModel>> Cache = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Loads a model, caching bundled ones (they are immutable and shared).</summary>
+    public static LoadedModel Load(string nameOrPath, string? tokenizerPath = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
+        if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase) && tokenizerPath is null)
+        {
+            Lazy<LoadedModel> lazy;
+            lock (Cache)
+                if (!Cache.TryGetValue(nameOrPath, out lazy!))
+                    Cache[nameOrPath] = lazy = new Lazy<LoadedModel>(() => LoadBundled(nameOrPath));
+            return lazy.Value;
+        }
+        if (!File.Exists(nameOrPath) && !Directory.Exists(nameOrPath))
+            throw new FileNotFoundException($"'{nameOrPath}' is neither a bundled model ({string.Join(", ", BundledNames)}) nor an existing file or folder", nameOrPath);
+        return LoadPath(Path.GetFullPath(nameOrPath), tokenizerPath);
+    }
+
+    public static Decoder LoadDecoder(string nameOrPath, string? tokenizerPath = null) =>
+        Load(nameOrPath, tokenizerPath) as Decoder ?? throw new ArgumentException($"'{nameOrPath}' is not a decoder (Llama) model", nameof(nameOrPath));
+
+    public static Encoder LoadEncoder(string nameOrPath) =>
+        Load(nameOrPath) as Encoder ?? throw new ArgumentException($"'{nameOrPath}' is not an encoder (BERT) model", nameof(nameOrPath));
+
+    private static LoadedModel LoadBundled(string name) => name.ToLowerInvariant() switch
+    {
+        "stories260k" => new Decoder("stories260K",
+            LlamaLoader.FromLlama2c(Bundled.Path("models/stories260K/stories260K.bin"), "stories260K"),
+            new Llama2cTokenizer(Bundled.Path("models/stories260K/tok512.bin"), 512)),
+        "stories260k-gguf" => LoadPath(Bundled.Path("models/stories260K/stories260K.gguf"), null),
+        "babyllama" => new Decoder("babyllama",
+            LlamaLoader.FromLlama2c(Bundled.Path("models/babyllama-105/model5000.bin"), "babyllama"),
+            SentencePieceTokenizer.Load(Bundled.Path("models/babyllama-105/tok105.model"), 105)),
+        "minilm" => MiniLm(),
+        _ => throw new ArgumentException($"unknown bundled model '{name}'", nameof(name)),
+    };
+
+    private static Encoder MiniLm()
+    {
+        var (model, tok) = BertLoader.MiniLm();
+        return new Encoder("minilm", model, tok);
+    }
+
+    private static LoadedModel LoadPath(string path, string? tokenizerPath)
+    {
+        var kind = ModelFiles.Sniff(path);
+        switch (kind)
+        {
+            case ModelFileKind.Llama2c:
+            {
+                var model = LlamaLoader.FromLlama2c(path);
+                return new Decoder(model.Card.Name, model, DecoderTokenizer(tokenizerPath ?? FindTokenizerBeside(path), model.Config.Vocab));
+            }
+            case ModelFileKind.Gguf:
+            {
+                var model = LlamaLoader.FromGguf(path);
+                var tok = tokenizerPath is not null ? DecoderTokenizer(tokenizerPath, model.Config.Vocab) : Llama2cTokenizer.FromGguf(path, model.Config.Vocab);
+                return new Decoder(model.Card.Name, model, tok);
+            }
+            case ModelFileKind.HuggingFaceFolder:
+            {
+                var cfg = File.ReadAllText(Path.Combine(path, "config.json"));
+                if (cfg.Contains("\"bert\"", StringComparison.OrdinalIgnoreCase) || cfg.Contains("BertModel", StringComparison.Ordinal))
+                {
+                    var bert = BertLoader.FromHuggingFace(path);
+                    var vocab = Path.Combine(path, "vocab.txt");
+                    if (!File.Exists(vocab)) throw new FileNotFoundException($"{path}: a BERT folder needs vocab.txt for its WordPiece tokenizer", vocab);
+                    return new Encoder(bert.Card.Name, bert, WordPieceTokenizer.Load(vocab, Math.Min(512, bert.Config.MaxSeq)));
+                }
+                var llama = LlamaLoader.FromHuggingFace(path);
+                return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokenizerPath ?? FindTokenizerBeside(Path.Combine(path, "config.json")), llama.Config.Vocab));
+            }
+            case ModelFileKind.Onnx:
+            {
+                using var onnx = OnnxModelFile.Open(path);
+                throw new ModelFormatException(path, "graph", 0,
+                    "only the bundled all-MiniLM-L6-v2 ONNX export is loaded as an encoder; give a Hugging Face BERT folder instead");
+            }
+            default:
+                throw new ModelFormatException(path, "format", 0, $"a {kind} file is not a model the engine runs (Llama: .bin, .gguf, HF folder; BERT: HF folder or minilm)");
+        }
+    }
+
+    private static string FindTokenizerBeside(string modelPath)
+    {
+        var dir = Path.GetDirectoryName(modelPath)!;
+        string[] names = ["tokenizer.model", "tokenizer.bin"];
+        foreach (var n in names)
+            if (File.Exists(Path.Combine(dir, n))) return Path.Combine(dir, n);
+        var any = Directory.EnumerateFiles(dir, "tok*.bin").Concat(Directory.EnumerateFiles(dir, "tok*.model")).FirstOrDefault();
+        return any ?? throw new FileNotFoundException($"no tokenizer beside {modelPath} (tokenizer.model, tokenizer.bin, tok*.bin, tok*.model); pass --tokenizer PATH");
+    }
+
+    /// <summary>A SentencePiece model (protobuf) or a llama2.c tokenizer.bin, told apart by content.</summary>
+    public static ITextTokenizer DecoderTokenizer(string path, int vocab)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer file {path} does not exist", path);
+        // A llama2.c tokenizer.bin is checked strictly (every length must fit the file exactly); anything else is
+        // tried as a SentencePiece model, whose reader names its own problem.
+        try { return new Llama2cTokenizer(path, vocab); }
+        catch (ModelFormatException) when (!path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase))
+        {
+            return SentencePieceTokenizer.Load(path, vocab);
+        }
+    }
+}
