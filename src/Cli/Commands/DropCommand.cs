@@ -24,15 +24,16 @@ public static class DropCommand
         cmd.Options.Add(never);
         cmd.Options.Add(sweep);
         cmd.Options.Add(csv);
-        cmd.SetAction(r => CliHelpers.Run(() =>
+        cmd.SetAction(r => CliHelpers.Run(() => RedundancyOptions.OneLine(() =>
         {
             var s = Names.ParseStrategy(r.GetValue(strategy), "--strategy");
             var neverLayers = ParseLayers(r.GetValue(never), "--never");
             var run = o.Resolve(r);
             int k = r.GetValue(count);
+            Modules.CheckLayers(run.Model.Config, neverLayers, "--never");
             int available = Modules.Of(run.Model.Config, run.Granularity).Count(m => !neverLayers.Contains(m.Layer));
             if (k < 0 || k > available)
-                throw new ArgumentOutOfRangeException("--count", k, $"{Names.Of(run.Granularity)} has {available} droppable modules in '{run.Model.Name}'");
+                throw new ArgumentException($"--count {k}: {Names.Of(run.Granularity)} has {available} droppable modules in '{run.Model.Name}'", "--count");
             if (r.GetValue(csv) is not null && !r.GetValue(sweep)) throw new ArgumentException("--csv needs --sweep", "--csv");
             var evaluator = new DropEvaluator(run.Model, run.Split);
             if (r.GetValue(sweep))
@@ -82,7 +83,7 @@ public static class DropCommand
                 Console.Out.WriteLine($"KV cache: {sp.KvCacheBytes:N0} bytes (full {sf.KvCacheBytes:N0}); weights {rep.Predicted.WeightBytes:N0} bytes (full {rep.PredictedFull.WeightBytes:N0})");
             }
             return 0;
-        }));
+        })));
         return cmd;
     }
 

@@ -14,7 +14,7 @@ public static class RedundancyCommand
         var o = new RedundancyOptions();
         var cmd = new Command("redundancy", "score every block, attention and MLP layer by 1 - cos(input, output) on calibration text (He et al. 2024)");
         o.AddTo(cmd);
-        cmd.SetAction(r => CliHelpers.Run(() =>
+        cmd.SetAction(r => CliHelpers.Run(() => RedundancyOptions.OneLine(() =>
         {
             var run = o.Resolve(r);
             var scores = Importance.Measure(run.Model.Model, run.Calibration.Sequences);
@@ -43,7 +43,7 @@ public static class RedundancyCommand
             Console.Out.WriteLine();
             Console.Out.WriteLine($"{Names.Of(run.Granularity)} modules, least important first: {string.Join(", ", scores.Ranked(run.Granularity).Select(x => $"{x.Module} {x.Importance:F4}"))}");
             return 0;
-        }));
+        })));
         return cmd;
     }
 
@@ -57,7 +57,7 @@ internal sealed class RedundancyOptions
 {
     public readonly Option<string> Model = CliHelpers.ModelOption("a bundled model (stories260K, babyllama, minilm) or a path");
     public readonly Option<string> Granularity = new("--granularity") { Description = "block, attention, mlp or joint", Required = true };
-    public readonly Option<int?> Samples = new("--samples") { Description = "calibration sequences (default: 8 for decoders, 32 sentences for encoders)" };
+    public readonly Option<int?> Samples = new("--samples") { Description = "calibration sequences (default: 8 for decoders, 16 sentences for encoders)" };
     public readonly Option<int?> Seq = new("--seq") { Description = "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)" };
     public readonly Option<int> Seed = new("--seed") { Description = "seed of the calibration/evaluation split", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> Corpus = new("--corpus") { Description = "text file (documents separated by blank lines; default TinyStories for decoders, Pride and Prejudice for encoders)" };
@@ -90,16 +90,26 @@ internal sealed class RedundancyOptions
         };
     }
 
+    /// <summary>Engine range errors carry "Actual value was ..." on a second line; scripts get one line.</summary>
+    public static int OneLine(Func<int> body)
+    {
+        try { return body(); }
+        catch (ArgumentException e) when (e.Message.Contains('\n'))
+        {
+            throw new ArgumentException(string.Join(" ", e.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)), e);
+        }
+    }
+
     public Resolved Resolve(ParseResult r)
     {
         var g = Names.ParseGranularity(r.GetValue(Granularity), "--granularity");
         var model = ModelHub.Load(r.GetValue(Model)!);
         bool decoder = model is Decoder;
-        int samples = r.GetValue(Samples) ?? (decoder ? 8 : 32);
+        int samples = r.GetValue(Samples) ?? (decoder ? 8 : 16);
         int seq = r.GetValue(Seq) ?? (decoder ? 128 : 64);
-        if (samples <= 0) throw new ArgumentOutOfRangeException("--samples", samples, "must be positive");
-        if (seq < 2) throw new ArgumentOutOfRangeException("--seq", seq, "must be at least 2");
-        if (seq > model.Config.MaxSeq) throw new ArgumentOutOfRangeException("--seq", seq, $"the model holds at most {model.Config.MaxSeq} positions");
+        if (samples <= 0) throw new ArgumentException($"--samples {samples} must be positive", "--samples");
+        if (seq < 2) throw new ArgumentException($"--seq {seq} must be at least 2", "--seq");
+        if (seq > model.Config.MaxSeq) throw new ArgumentException($"--seq {seq}: the model holds at most {model.Config.MaxSeq} positions", "--seq");
         var path = r.GetValue(Corpus) ?? (decoder ? Bundled.TinyStories : Bundled.PrideAndPrejudice);
         if (!File.Exists(path)) throw new ArgumentException($"corpus file '{path}' does not exist", "--corpus");
         var split = Engine.Text.Corpus.Load(path).Split(r.GetValue(Seed));

@@ -6,8 +6,8 @@ using Workbench.Engine.Text;
 namespace Workbench.Engine.Redundancy;
 
 /// <summary>Sizes of the evaluation: held-out sequences (decoders) or sentences (encoders), and the speed run.</summary>
-public sealed record EvaluationOptions(int Samples = 4, int SeqLen = 128, int Sentences = 24,
-    int SpeedPrompt = 16, int SpeedDecode = 48, int SpeedRuns = 3)
+public sealed record EvaluationOptions(int Samples = 4, int SeqLen = 128, int Sentences = 16,
+    int SpeedPrompt = 16, int SpeedDecode = 48, int SpeedRuns = 3, int SpeedSentences = 4)
 {
     public static EvaluationOptions Default { get; } = new();
 }
@@ -120,7 +120,7 @@ public sealed class DropEvaluator
     /// <summary>
     /// Decoders: prefill the first SpeedPrompt tokens of the first evaluation sequence, then decode SpeedDecode tokens
     /// greedily one at a time with a KV cache of capacity prompt + decode; medians over SpeedRuns runs (after one warm-up).
-    /// Encoders: tokens per second of embedding the evaluation sentences.
+    /// Encoders: tokens per second of embedding the first SpeedSentences evaluation sentences.
     /// </summary>
     public SpeedReport Speed(ModuleSkips skips)
     {
@@ -144,13 +144,15 @@ public sealed class DropEvaluator
             return new SpeedReport(Median(prefill), n == 0 ? null : Median(decode), kvBytes, p, n);
         }
         var enc = (Encoder)Model;
+        var subset = Evaluation.Sequences.Take(Math.Max(1, Options.SpeedSentences)).ToArray();
+        int tokens = subset.Sum(s => s.Length);
         for (int r = -1; r < runs; r++)
         {
             var sw = Stopwatch.StartNew();
-            foreach (var ids in Evaluation.Sequences) enc.Model.Forward(ids, new ForwardContext { Skips = skips });
-            if (r >= 0) prefill.Add(Evaluation.Tokens / sw.Elapsed.TotalSeconds);
+            foreach (var ids in subset) enc.Model.Forward(ids, new ForwardContext { Skips = skips });
+            if (r >= 0) prefill.Add(tokens / sw.Elapsed.TotalSeconds);
         }
-        return new SpeedReport(Median(prefill), null, 0, (int)Evaluation.Tokens, 0);
+        return new SpeedReport(Median(prefill), null, 0, tokens, 0);
     }
 
     /// <summary>Quality, and (when asked) measured speed beside the full model's, with predicted costs.</summary>
@@ -177,8 +179,9 @@ public sealed class DropEvaluator
             int p = Math.Clamp(Options.SpeedPrompt, 1, Evaluation.Sequences[0].Length);
             return (p, Math.Max(0, Math.Min(Options.SpeedDecode, dec.Config.MaxSeq - p)));
         }
-        // Encoders: one sequence of the mean evaluation length.
-        return ((int)Math.Max(1, Evaluation.Tokens / Evaluation.Sequences.Count), 0);
+        // Encoders: one sequence of the mean length of the sentences the speed run embeds.
+        var subset = Evaluation.Sequences.Take(Math.Max(1, Options.SpeedSentences)).ToArray();
+        return (Math.Max(1, subset.Sum(s => s.Length) / subset.Length), 0);
     }
 
     /// <summary>One prefill + greedy decode run; returns prefill and decode tokens/s and the KV bytes allocated.</summary>
