@@ -8,6 +8,7 @@ Command[] verbs =
     EmbedCommand.Create(),
     InspectCommand.Create(),
     TourCommand.Create(),
+    BenchGemvCommand.CreateBenchGroup(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);
 return root.Parse(args).Invoke();

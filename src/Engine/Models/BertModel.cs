@@ -120,11 +120,11 @@ public sealed class BertModel : ITransformerModel
             ctx.Fire(HookNames.MlpIn(layer), layer, x, n, d, s.TokenIndex);
             int m = Config.MlpDim;
             var h = new float[n * m];
-            MatMul.Linear(x, n, d, w.Wi, m, h, ctx.Threads);
+            ctx.RunLinear(x, n, d, w.Wi, m, h);
             Ops.AddBias(h, n, w.Bi);
             Ops.GeluErf(h);
             var o = new float[n * d];
-            MatMul.Linear(h, n, m, w.Wout, d, o, ctx.Threads);
+            ctx.RunLinear(h, n, m, w.Wout, d, o);
             Ops.AddBias(o, n, w.Bout);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
             AddNorm(x, o, n, w.Ln2G, w.Ln2B);
@@ -151,38 +151,25 @@ public sealed class BertModel : ITransformerModel
         var q = new float[n * d];
         var k = new float[n * d];
         var v = new float[n * d];
-        MatMul.Linear(x, n, d, w.Wq, d, q, ctx.Threads); Ops.AddBias(q, n, w.Bq);
-        MatMul.Linear(x, n, d, w.Wk, d, k, ctx.Threads); Ops.AddBias(k, n, w.Bk);
-        MatMul.Linear(x, n, d, w.Wv, d, v, ctx.Threads); Ops.AddBias(v, n, w.Bv);
+        ctx.RunLinear(x, n, d, w.Wq, d, q); Ops.AddBias(q, n, w.Bq);
+        ctx.RunLinear(x, n, d, w.Wk, d, k); Ops.AddBias(k, n, w.Bk);
+        ctx.RunLinear(x, n, d, w.Wv, d, v); Ops.AddBias(v, n, w.Bv);
         ctx.Fire(HookNames.AttnK(layer), layer, k, n, d, s.TokenIndex);
         ctx.Fire(HookNames.AttnV(layer), layer, v, n, d, s.TokenIndex);
         bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
         var pattern = wantPattern ? new float[heads * n * n] : null;
         var o = new float[n * d];
-        float scale = 1f / MathF.Sqrt(hd);
         var valid = s.Valid;
-        void Head(int h)
-        {
-            var att = new float[n];
-            for (int i = 0; i < n; i++)
-            {
-                var qi = q.AsSpan(i * d + h * hd, hd);
-                for (int j = 0; j < n; j++)
-                    att[j] = valid is null || valid[j] ? TensorPrimitives.Dot(qi, k.AsSpan(j * d + h * hd, hd)) * scale : float.NegativeInfinity;
-                Ops.Softmax(att);
-                var oi = o.AsSpan(i * d + h * hd, hd);
-                for (int j = 0; j < n; j++)
-                    if (att[j] != 0) TensorPrimitives.MultiplyAdd(v.AsSpan(j * d + h * hd, hd), att[j], oi, oi);
-                if (pattern is not null) att.CopyTo(pattern.AsSpan((h * n + i) * n, n));
-            }
-        }
+        Func<int, int, bool>? allowed = valid is null ? null : (_, j) => valid[j];
+        void Head(int h) => AttentionKernel.Head(q, n, d, h * hd, k, v, n, d, h * hd, hd, allowed, o,
+            pattern is null ? default : pattern.AsSpan(h * n * n, n * n));
         if ((long)n * n * d >= 1 << 16 && ctx.Threads > 1)
             Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = ctx.Threads }, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, n], s.TokenIndex);
         var outp = new float[n * d];
-        MatMul.Linear(o, n, d, w.Wo, d, outp, ctx.Threads);
+        ctx.RunLinear(o, n, d, w.Wo, d, outp);
         Ops.AddBias(outp, n, w.Bo);
         return outp;
     }

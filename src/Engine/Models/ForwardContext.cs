@@ -15,6 +15,15 @@ public sealed record ModuleSkips(IReadOnlySet<int> Attention, IReadOnlySet<int> 
 /// </summary>
 public delegate int[]? TokenSelector(int layer, SequenceState state);
 
+/// <summary>
+/// Replaces chosen linear layers (identified by their weight array) with another kernel, e.g. a ternary BitLinear.
+/// Returns false for weights it does not handle, which then run as fp32.
+/// </summary>
+public interface ILinearOverride
+{
+    bool TryLinear(float[] weight, ReadOnlySpan<float> x, int n, int k, int m, Span<float> y);
+}
+
 /// <summary>Everything a forward call may be given besides its input: hooks, skipped modules, a KV cache, a token selector.</summary>
 public sealed class ForwardContext
 {
@@ -22,10 +31,19 @@ public sealed class ForwardContext
     public ModuleSkips Skips { get; init; } = ModuleSkips.None;
     public KvCache? Cache { get; init; }
     public TokenSelector? Selector { get; init; }
+    /// <summary>Linear layers run by another kernel (low-bit inference); null = all fp32.</summary>
+    public ILinearOverride? Linear { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
     public CancellationToken Cancellation { get; init; }
 
     public static ForwardContext Default => new();
+
+    /// <summary>Y[n, m] = X[n, k] W[m, k]^T through the override if it takes this weight, else the fp32 kernel.</summary>
+    public void RunLinear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y)
+    {
+        if (Linear is { } o && o.TryLinear(w, x, n, k, m, y)) return;
+        Tensors.MatMul.Linear(x, n, k, w, m, y, Threads);
+    }
 
     internal bool Wants(string site) => Hooks?.Wants(site) ?? false;
 

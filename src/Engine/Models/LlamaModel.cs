@@ -88,7 +88,7 @@ public sealed class LlamaModel : ITransformerModel
         for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(first + i), Weights.FinalNorm, Config.NormEps, normed.AsSpan(i * d, d));
         ctx.Fire(HookNames.LnFinal, Config.Layers, normed, n, d, s.TokenIndex[first..]);
         var logits = new float[n * v];
-        MatMul.Linear(normed, n, d, Weights.Output, v, logits, ctx.Threads);
+        ctx.RunLinear(normed, n, d, Weights.Output, v, logits);
         return logits;
     }
 
@@ -117,11 +117,11 @@ public sealed class LlamaModel : ITransformerModel
             int h = Config.MlpDim;
             var h1 = new float[n * h];
             var h3 = new float[n * h];
-            MatMul.Linear(xb, n, d, w.W1, h, h1, ctx.Threads);
-            MatMul.Linear(xb, n, d, w.W3, h, h3, ctx.Threads);
+            ctx.RunLinear(xb, n, d, w.W1, h, h1);
+            ctx.RunLinear(xb, n, d, w.W3, h, h3);
             Ops.SwiGlu(h1, h3);
             var o = new float[n * d];
-            MatMul.Linear(h1, n, h, w.W2, d, o, ctx.Threads);
+            ctx.RunLinear(h1, n, h, w.W2, d, o);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
             TensorPrimitives.Add(x, o, x);
         }
@@ -134,9 +134,9 @@ public sealed class LlamaModel : ITransformerModel
         var q = new float[n * d];
         var k = new float[n * kv];
         var v = new float[n * kv];
-        MatMul.Linear(xb, n, d, w.Wq, d, q, ctx.Threads);
-        MatMul.Linear(xb, n, d, w.Wk, kv, k, ctx.Threads);
-        MatMul.Linear(xb, n, d, w.Wv, kv, v, ctx.Threads);
+        ctx.RunLinear(xb, n, d, w.Wq, d, q);
+        ctx.RunLinear(xb, n, d, w.Wk, kv, k);
+        ctx.RunLinear(xb, n, d, w.Wv, kv, v);
         for (int i = 0; i < n; i++)
         {
             Ops.Rope(q.AsSpan(i * d, d), hd, s.Positions[i], Config.RopeTheta);
@@ -166,45 +166,19 @@ public sealed class LlamaModel : ITransformerModel
         var pattern = wantPattern ? new float[heads * n * c] : null;
         var o = new float[n * d];
         int group = heads / Config.KvHeads;
-        float scale = 1f / MathF.Sqrt(hd);
         var qPos = s.Positions;
-        void Head(int h)
-        {
-            var att = new float[c];
-            int kvOff = h / group * hd;
-            for (int i = 0; i < n; i++)
-            {
-                var qi = q.AsSpan(i * d + h * hd, hd);
-                int p = qPos[i];
-                float max = float.NegativeInfinity;
-                for (int j = 0; j < c; j++)
-                {
-                    // causal by position: a row sees keys at its own position or earlier
-                    att[j] = keyPos[j] <= p ? TensorPrimitives.Dot(qi, keys.AsSpan(j * kv + kvOff, hd)) * scale : float.NegativeInfinity;
-                    if (att[j] > max) max = att[j];
-                }
-                float sum = 0;
-                for (int j = 0; j < c; j++) { float e = att[j] == float.NegativeInfinity ? 0 : MathF.Exp(att[j] - max); att[j] = e; sum += e; }
-                float inv = 1f / sum;
-                var oi = o.AsSpan(i * d + h * hd, hd);
-                for (int j = 0; j < c; j++)
-                {
-                    float a = att[j] * inv;
-                    att[j] = a;
-                    if (a != 0) TensorPrimitives.MultiplyAdd(values.AsSpan(j * kv + kvOff, hd), a, oi, oi);
-                }
-                if (pattern is not null) att.AsSpan(0, c).CopyTo(pattern.AsSpan((h * n + i) * c, c));
-            }
-        }
+        // causal by position: a row sees keys at its own position or earlier
+        bool Allowed(int i, int j) => keyPos[j] <= qPos[i];
+        void Head(int h) => AttentionKernel.Head(q, n, d, h * hd, keys, values, c, kv, h / group * hd, hd, Allowed, o,
+            pattern is null ? default : pattern.AsSpan(h * n * c, n * c));
         if ((long)n * c * d >= 1 << 16 && ctx.Threads > 1)
             Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = ctx.Threads }, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);
-
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, c], s.TokenIndex);
 
         var outp = new float[n * d];
-        MatMul.Linear(o, n, d, w.Wo, d, outp, ctx.Threads);
+        ctx.RunLinear(o, n, d, w.Wo, d, outp);
         return outp;
     }
 

@@ -27,8 +27,9 @@ public static unsafe class MatMul
                 Rows(px, n, k, pw, m, py, 0, m, p);
                 return;
             }
-            // Chunks of W rows, multiples of 4, one per thread.
-            int chunk = ((m + threads - 1) / threads + 3) & ~3;
+            // Chunks of W rows, multiples of 32 (the GEMM panel width) when there are enough rows, else of 4.
+            int align = m >= 64 * threads ? 32 : 4;
+            int chunk = ((m + threads - 1) / threads + align - 1) / align * align;
             nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
             Parallel.For(0, (m + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
             {
@@ -41,6 +42,18 @@ public static unsafe class MatMul
     /// <summary>y[m] = W[m, k] x[k].</summary>
     public static void Gemv(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y,
         int threads = 0, IsaPath? path = null) => Linear(x, 1, cols, w, rows, y, threads, path);
+
+    /// <summary>
+    /// Rows [rowStart, rowEnd) of y = W x on the calling thread: for callers that split rows over their own threads
+    /// (the low-bit benchmarks' worker team).
+    /// </summary>
+    public static void GemvRows(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int rowStart, int rowEnd, IsaPath? path = null)
+    {
+        CheckShapes(x, 1, cols, w, rows, y);
+        if (rowStart < 0 || rowEnd > rows || rowStart > rowEnd) throw new ArgumentOutOfRangeException(nameof(rowStart), $"row range [{rowStart}, {rowEnd}) is outside [0, {rows})");
+        var p = Isa.Resolve(path);
+        fixed (float* px = x, pw = w, py = y) Rows(px, 1, cols, pw, rows, py, rowStart, rowEnd, p);
+    }
 
     /// <summary>Scalar reference twin: the plain triple loop, accumulated in float in index order.</summary>
     public static void LinearScalar(ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<float> w, int m, Span<float> y)
@@ -63,8 +76,16 @@ public static unsafe class MatMul
         if (y.Length < (long)n * m) throw new ArgumentException($"y has {y.Length} values, needs n*m = {(long)n * m}", nameof(y));
     }
 
+    // From this many X rows on, packing a transposed panel of W pays for itself (prefill, encoders).
+    private const int PanelMinRows = 4;
+
     private static void Rows(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p)
     {
+        if (n >= PanelMinRows && p != IsaPath.Scalar)
+        {
+            PanelGemm.Run(x, n, k, w, m, y, r0, r1, p);
+            return;
+        }
         int r = r0;
         for (; r + 4 <= r1; r += 4)
         {

@@ -121,13 +121,17 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             else for (int i = start; i <= c; i++) tokens.Add(utf8[i] + 3); // byte fallback: <0x00> is id 3
             start = c + 1;
         }
+        // Same O(n^2) greedy loop as run.c; only the pair -> merged-piece lookups are memoised.
+        var pairs = new Dictionary<(int, int), int>();
         while (true)
         {
             float bestScore = -1e10f;
             int bestId = -1, bestIdx = -1;
             for (int i = 0; i < tokens.Count - 1; i++)
             {
-                int id = Lookup(Encoding.Latin1.GetString(_pieces[tokens[i]]) + Encoding.Latin1.GetString(_pieces[tokens[i + 1]]));
+                var key = (tokens[i], tokens[i + 1]);
+                if (!pairs.TryGetValue(key, out int id))
+                    pairs[key] = id = Lookup(Encoding.Latin1.GetString(_pieces[key.Item1]) + Encoding.Latin1.GetString(_pieces[key.Item2]));
                 if (id != -1 && _scores[id] > bestScore) { bestScore = _scores[id]; bestId = id; bestIdx = i; }
             }
             if (bestIdx == -1) break;

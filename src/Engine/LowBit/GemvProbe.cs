@@ -1,0 +1,158 @@
+using Workbench.Engine.Tensors;
+using System.Diagnostics;
+using System.Runtime.Intrinsics;
+
+namespace Workbench.Engine.LowBit;
+
+/// <summary>One cold-weight GEMV measurement. Gops counts 2 ops (multiply, add) per weight.</summary>
+public sealed record GemvProbeResult(
+    LowBitFormat Format, int Rows, int Cols, int Threads, IsaPath Path, int Runs,
+    double MedianUs, double MinUs, double Gops, double WeightGBps,
+    long WeightBytes, double BitsPerWeight, int PoolCopies, long PoolBytes);
+
+/// <summary>
+/// A quick, honest GEMV timer for the CLI and notebooks (BenchmarkDotNet stays the source of record):
+/// a pool of weight copies well above the last-level cache, a different copy each call (round robin), so
+/// weights come from DRAM; activation quantization (and table building) is inside the timed region.
+/// </summary>
+public static class GemvProbe
+{
+    /// <summary>Pool size: five times a ~32 MB last-level cache.</summary>
+    public const long DefaultPoolBytes = 160L << 20;
+
+    public static GemvProbeResult Run(LowBitFormat format, int rows, int cols, int threads = 1, int runs = 101,
+        int warmup = 10, int seed = 1, IsaPath? path = null, long poolBytes = DefaultPoolBytes)
+    {
+        Shapes.CheckShape(rows, cols);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(warmup);
+        var p = path ?? LowBitIsa.Best;
+        LowBitIsa.Require(p);
+        var rng = new Random(seed);
+        var x = new float[cols];
+        for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var y = new float[rows];
+        var times = new double[runs];
+        long weightBytes;
+        int copies;
+
+        if (format == LowBitFormat.F32)
+        {
+            weightBytes = 4L * rows * cols;
+            copies = PoolCopies(weightBytes, poolBytes);
+            var w0 = new float[(long)rows * cols];
+            for (long i = 0; i < w0.LongLength; i++) w0[i] = (float)(rng.NextDouble() * 2 - 1);
+            var pool = new float[copies][];
+            pool[0] = w0;
+            for (int i = 1; i < copies; i++) pool[i] = (float[])w0.Clone();
+            using var team = new WorkerTeam(threads);
+            float[] current = w0;
+            Action<int> part = t =>
+            {
+                int groups = (rows + 3) / 4;
+                int r0 = Math.Min(rows, (int)((long)groups * t / threads) * 4), r1 = t == threads - 1 ? rows : Math.Min(rows, (int)((long)groups * (t + 1) / threads) * 4);
+                Workbench.Engine.Tensors.MatMul.GemvRows(current, rows, cols, x, y, r0, r1);
+            };
+            Measure(times, warmup, copies, i => { current = pool[i]; team.Run(part); });
+        }
+        else
+        {
+            var first = Pack(format, rows, cols, seed);
+            weightBytes = first.WeightBytes;
+            copies = PoolCopies(weightBytes, poolBytes);
+            var pool = new PackedMatrix[copies];
+            pool[0] = first;
+            for (int i = 1; i < copies; i++) pool[i] = first.CloneWeights();
+            using var ws = first.CreateWorkspace(threads);
+            Measure(times, warmup, copies, i => pool[i].Gemv(x, y, ws, p));
+        }
+
+        Array.Sort(times);
+        double median = times[runs / 2];
+        double ops = 2.0 * rows * cols;
+        return new GemvProbeResult(format, rows, cols, threads, format == LowBitFormat.F32 ? LowBitIsa.Best : p, runs,
+            median, times[0], ops / median / 1e3, weightBytes / median / 1e3, weightBytes,
+            weightBytes * 8.0 / ((long)rows * cols), copies, copies * weightBytes);
+    }
+
+    /// <summary>Packs seeded weights in a format: ternary for I2S/TL1/TL2, seeded uniform fp32 quantized per row for Int8.</summary>
+    public static PackedMatrix Pack(LowBitFormat format, int rows, int cols, int seed)
+    {
+        if (format == LowBitFormat.Int8)
+        {
+            var rng = new Random(seed);
+            var w = new float[(long)rows * cols];
+            for (long i = 0; i < w.LongLength; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
+            return Int8.Pack(w, rows, cols);
+        }
+        var t = AbsMeanTernary.Random(rows, cols, seed, scale: 0.02f);
+        return format switch
+        {
+            LowBitFormat.I2S => I2S.Pack(t),
+            LowBitFormat.TL1 => TL1.Pack(t),
+            LowBitFormat.TL2 => TL2.Pack(t),
+            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "Not a packed format."),
+        };
+    }
+
+    private static int PoolCopies(long weightBytes, long poolBytes) =>
+        (int)Math.Clamp((poolBytes + weightBytes - 1) / weightBytes, 2, 4096);
+
+    private static void Measure(double[] times, int warmup, int copies, Action<int> call)
+    {
+        int next = 0;
+        for (int i = 0; i < warmup; i++) { call(next); next = (next + 1) % copies; }
+        for (int i = 0; i < times.Length; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            call(next);
+            times[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+            next = (next + 1) % copies;
+        }
+    }
+
+    /// <summary>Streaming read bandwidth (GB/s): sum of a buffer of the given size, split across threads; median of runs.</summary>
+    public static double ReadBandwidthGBps(int threads = 1, long bytes = 256L << 20, int runs = 5)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        var buffer = new AlignedBuffer<byte>(checked((int)bytes));
+        buffer.Span.Fill(1);
+        using var team = new WorkerTeam(threads);
+        var times = new double[runs];
+        long sink = 0;
+        Action<int> part = t =>
+        {
+            long n = bytes / 64;
+            long s = n * t / threads, e = n * (t + 1) / threads;
+            Interlocked.Add(ref sink, (long)ReadSum(buffer, s * 64, e * 64));
+        };
+        team.Run(part);
+        for (int i = 0; i < runs; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            team.Run(part);
+            times[i] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+        Array.Sort(times);
+        GC.KeepAlive(sink);
+        return bytes / times[runs / 2] / 1e9;
+    }
+
+    internal static unsafe ulong ReadSum(AlignedBuffer<byte> buffer, long start, long end)
+    {
+        fixed (byte* p0 = buffer.Span)
+        {
+            Vector512<ulong> s0 = default, s1 = default;
+            long i = start;
+            for (; i + 128 <= end; i += 128)
+            {
+                s0 += Vector512.Load((ulong*)(p0 + i));
+                s1 += Vector512.Load((ulong*)(p0 + i + 64));
+            }
+            ulong s = Vector512.Sum(s0 + s1);
+            for (; i < end; i++) s += p0[i];
+            return s;
+        }
+    }
+}

@@ -1,0 +1,229 @@
+using Workbench.Engine.Tensors;
+namespace Workbench.Engine.LowBit;
+
+/// <summary>
+/// One token's int8 activations prepared for one packed format: q in natural order (zero padded), a, sum(q),
+/// plus whatever the format's kernels read (I2S: q reordered to the load order of the path; TL1/TL2: tables).
+/// </summary>
+public abstract class ActivationBuffer
+{
+    private readonly AlignedBuffer<sbyte> _q;
+    private readonly float[] _tmp;
+
+    public int Cols { get; }
+    public int PaddedCols { get; }
+    /// <summary>a = 127 / max |x|.</summary>
+    public float Scale { get; private set; } = 1f;
+    public int SumQ { get; private set; }
+    /// <summary>The path the buffer was last prepared for; kernels require it to match.</summary>
+    public IsaPath Path { get; private set; }
+    public bool IsPrepared { get; private set; }
+
+    protected ActivationBuffer(int cols, int paddedCols)
+    {
+        Cols = cols;
+        PaddedCols = paddedCols;
+        _q = new AlignedBuffer<sbyte>(paddedCols);
+        _tmp = new float[cols];
+    }
+
+    /// <summary>Quantized activations, natural order, zero padded to PaddedCols.</summary>
+    public ReadOnlySpan<sbyte> Q => _q.Span;
+    internal ref sbyte QRef => ref _q.Ref;
+
+    /// <summary>Quantizes x (BitNet absmax int8) and builds the format's tables for the given path.</summary>
+    public void Quantize(ReadOnlySpan<float> x, IsaPath path)
+    {
+        if (x.Length != Cols) throw new ArgumentException($"x has {x.Length} elements; the matrix has cols = {Cols}.", nameof(x));
+        LowBitIsa.Require(path);
+        Scale = AbsMaxInt8.Quantize(x, _q.Span, _tmp);
+        Finish(path);
+    }
+
+    /// <summary>Loads already-quantized activations (any int8, including -128) with scale a; for tests and probes.</summary>
+    public void Load(ReadOnlySpan<sbyte> q, float a, IsaPath path)
+    {
+        if (q.Length != Cols) throw new ArgumentException($"q has {q.Length} elements; the matrix has cols = {Cols}.", nameof(q));
+        if (!(a > 0) || !float.IsFinite(a)) throw new ArgumentOutOfRangeException(nameof(a), a, "Activation scale must be positive and finite.");
+        LowBitIsa.Require(path);
+        q.CopyTo(_q.Span);
+        Scale = a;
+        Finish(path);
+    }
+
+    private void Finish(IsaPath path)
+    {
+        int sum = 0;
+        foreach (sbyte v in _q.Span[..Cols]) sum += v;
+        SumQ = sum;
+        Path = path;
+        Build(path);
+        IsPrepared = true;
+    }
+
+    protected abstract void Build(IsaPath path);
+}
+
+/// <summary>
+/// A weight matrix [rows = out, cols = in] in a packed integer format. The kernels compute the exact int32 sums
+/// acc[r] = sum_c w[r, c] q[c]; the float output is y[r] = acc[r] * RowScale(r) / a.
+/// </summary>
+public abstract class PackedMatrix
+{
+    public int Rows { get; }
+    public int Cols { get; }
+    public abstract LowBitFormat Format { get; }
+    /// <summary>Bytes of packed weights (with padding) plus scales: what one GEMV streams from memory.</summary>
+    public abstract long WeightBytes { get; }
+    public double BitsPerWeight => WeightBytes * 8.0 / ((long)Rows * Cols);
+
+    /// <summary>Row ranges given to threads start at multiples of this (the format's row group).</summary>
+    internal virtual int RowAlign => 64;
+
+    protected PackedMatrix(int rows, int cols)
+    {
+        Shapes.CheckShape(rows, cols);
+        Rows = rows;
+        Cols = cols;
+    }
+
+    public abstract ActivationBuffer CreateActivationBuffer();
+
+    /// <summary>Weight scale of a row: the tensor's s for ternary formats, the row's scale for Int8.</summary>
+    public abstract float RowScale(int row);
+
+    /// <summary>
+    /// Exact int32 sums for rows [rowStart, rowEnd) into acc[0 .. rowEnd - rowStart). rowStart must be a multiple of
+    /// 64 (a row group); act must have been prepared for the same path.
+    /// </summary>
+    public void MatVec(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path)
+    {
+        ArgumentNullException.ThrowIfNull(act);
+        if (act.Cols != Cols || act.GetType() != CreateActivationBufferType)
+            throw new ArgumentException($"Activation buffer (cols = {act.Cols}, {act.GetType().Name}) was not made by this {Format} matrix (cols = {Cols}).", nameof(act));
+        if (!act.IsPrepared || act.Path != path)
+            throw new ArgumentException($"Activation buffer was prepared for path {act.Path}, kernel asked for {path}.", nameof(act));
+        if (rowStart < 0 || rowStart % RowAlign != 0 || rowStart > rowEnd || rowEnd > Rows)
+            throw new ArgumentOutOfRangeException(nameof(rowStart), $"Row range [{rowStart}, {rowEnd}) must lie in [0, {Rows}) and start at a multiple of {RowAlign}.");
+        if (acc.Length < rowEnd - rowStart)
+            throw new ArgumentException($"acc has {acc.Length} elements, row range needs {rowEnd - rowStart}.", nameof(acc));
+        LowBitIsa.Require(path);
+        MatVecCore(act, rowStart, rowEnd, acc, path);
+    }
+
+    /// <summary>Whole-matrix int32 sums on one thread.</summary>
+    public int[] MatVec(ActivationBuffer act, IsaPath path)
+    {
+        var acc = new int[Rows];
+        MatVec(act, 0, Rows, acc, path);
+        return acc;
+    }
+
+    protected abstract Type CreateActivationBufferType { get; }
+
+    /// <summary>A copy with its own weight memory (for cold-cache pools in benchmarks).</summary>
+    public abstract PackedMatrix CloneWeights();
+    protected abstract void MatVecCore(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path);
+
+    public LowBitWorkspace CreateWorkspace(int threads = 1, int maxTokens = 1) => new(this, threads, maxTokens, null);
+
+    /// <summary>A workspace that borrows a team (many layers, one set of threads); the team is not disposed with it.</summary>
+    internal LowBitWorkspace CreateWorkspace(WorkerTeam team, int maxTokens = 1) => new(this, team.Threads, maxTokens, team);
+
+    /// <summary>y[rows] = W x with x quantized per token inside the call. No allocation.</summary>
+    public void Gemv(ReadOnlySpan<float> x, Span<float> y, LowBitWorkspace ws, IsaPath? path = null) =>
+        Gemm(x, 1, y, ws, path);
+
+    /// <summary>Y[n, rows] = X[n, cols] W^T (prefill). Weights of each 64-row block are reused across the n tokens.</summary>
+    public void Gemm(ReadOnlySpan<float> x, int n, Span<float> y, LowBitWorkspace ws, IsaPath? path = null)
+    {
+        ArgumentNullException.ThrowIfNull(ws);
+        if (ws.Matrix.Format != Format || ws.Matrix.Rows != Rows || ws.Matrix.Cols != Cols || ws.Matrix.GetType() != GetType())
+            throw new ArgumentException($"Workspace was made for a {ws.Matrix.Format} {ws.Matrix.Rows} x {ws.Matrix.Cols} matrix, not this {Format} {Rows} x {Cols} one.", nameof(ws));
+        if (n < 1 || n > ws.MaxTokens) throw new ArgumentOutOfRangeException(nameof(n), n, $"n must be in 1..{ws.MaxTokens} (the workspace's maxTokens).");
+        if (x.Length != (long)n * Cols) throw new ArgumentException($"x has {x.Length} elements, n x cols = {n} x {Cols}.", nameof(x));
+        if (y.Length != (long)n * Rows) throw new ArgumentException($"y has {y.Length} elements, n x rows = {n} x {Rows}.", nameof(y));
+        var p = path ?? LowBitIsa.Best;
+        LowBitIsa.Require(p);
+        for (int t = 0; t < n; t++) ws.Activations[t].Quantize(x.Slice(t * Cols, Cols), p);
+        ws.Run(this, n, p, y);
+    }
+}
+
+/// <summary>
+/// Everything a GEMV/GEMM needs besides weights, allocated once: activation buffers, int32 sums, output binding
+/// and the worker team. Not thread-safe; one workspace per concurrent caller.
+/// </summary>
+public sealed class LowBitWorkspace : IDisposable
+{
+    private readonly WorkerTeam _team;
+    private readonly bool _ownsTeam;
+    private readonly int[] _acc;
+    private readonly Action<int> _part;
+    private readonly int[] _bounds;
+    private int _n;
+    private IsaPath _path;
+    private PackedMatrix _current;
+    private readonly float[] _output; // y is a span the worker threads cannot see; they write here, Run copies out
+
+    public PackedMatrix Matrix { get; }
+    public int Threads => _team.Threads;
+    public int MaxTokens { get; }
+    public ActivationBuffer[] Activations { get; }
+
+    internal LowBitWorkspace(PackedMatrix m, int threads, int maxTokens, WorkerTeam? shared)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, 1);
+        Matrix = m;
+        MaxTokens = maxTokens;
+        Activations = Enumerable.Range(0, maxTokens).Select(_ => m.CreateActivationBuffer()).ToArray();
+        _acc = new int[(long)m.Rows * maxTokens > int.MaxValue ? throw new ArgumentOutOfRangeException(nameof(maxTokens)) : m.Rows * maxTokens];
+        _output = new float[m.Rows * maxTokens];
+        _current = m;
+        _ownsTeam = shared == null;
+        _team = shared ?? new WorkerTeam(threads);
+        _part = RunPart;
+        // Coarse, equal, row-group-aligned split: with 2 cores a finer split only adds synchronisation.
+        _bounds = new int[threads + 1];
+        int groups = (m.Rows + m.RowAlign - 1) / m.RowAlign;
+        for (int i = 0; i <= threads; i++) _bounds[i] = Math.Min(m.Rows, (int)((long)groups * i / threads) * m.RowAlign);
+        _bounds[threads] = m.Rows;
+    }
+
+    internal void Run(PackedMatrix current, int n, IsaPath path, Span<float> y)
+    {
+        _current = current;
+        _n = n;
+        _path = path;
+        _team.Run(_part);
+        _output.AsSpan(0, n * Matrix.Rows).CopyTo(y);
+    }
+
+    private void RunPart(int part)
+    {
+        var m = _current;
+        int start = _bounds[part], end = _bounds[part + 1];
+        if (start >= end) return;
+        int rows = m.Rows;
+        int block = _n == 1 ? end - start : 64;
+        for (int r0 = start; r0 < end; r0 += block)
+        {
+            int r1 = Math.Min(end, r0 + block);
+            for (int t = 0; t < _n; t++)
+            {
+                var act = Activations[t];
+                var acc = _acc.AsSpan(t * rows + r0, r1 - r0);
+                m.MatVec(act, r0, r1, acc, _path);
+                var y = _output.AsSpan(t * rows + r0, r1 - r0);
+                float inv = 1f / act.Scale;
+                for (int i = 0; i < acc.Length; i++) y[i] = acc[i] * (m.RowScale(r0 + i) * inv);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_ownsTeam) _team.Dispose();
+    }
+}

@@ -1,0 +1,99 @@
+using System.Numerics.Tensors;
+
+namespace Workbench.Engine.LowBit;
+
+/// <summary>A ternary weight matrix, row-major [rows = out, cols = in], values in {-1, 0, 1}, and its fp32 scale.</summary>
+public sealed record TernaryWeights(sbyte[] Values, int Rows, int Cols, float Scale)
+{
+    /// <summary>The dequantized weights W_t * s, the fp32 matrix the packed formats must reproduce.</summary>
+    public float[] Dequantize()
+    {
+        var w = new float[Values.Length];
+        for (int i = 0; i < w.Length; i++) w[i] = Values[i] * Scale;
+        return w;
+    }
+}
+
+/// <summary>BitNet b1.58 weight quantization: s = mean |W| over the tensor; W_t = clamp(round(W / s), -1, 1).</summary>
+public static class AbsMeanTernary
+{
+    public static TernaryWeights Quantize(ReadOnlySpan<float> w, int rows, int cols)
+    {
+        Shapes.CheckMatrix(w.Length, rows, cols, nameof(w));
+        float s = TensorPrimitives.SumOfMagnitudes(w) / w.Length;
+        if (!float.IsFinite(s)) throw new ArgumentException("Weights contain NaN or infinity.", nameof(w));
+        var t = new sbyte[w.Length];
+        if (s > 0)
+            for (int i = 0; i < w.Length; i++)
+                t[i] = (sbyte)Math.Clamp(MathF.Round(w[i] / s), -1f, 1f);
+        return new TernaryWeights(t, rows, cols, s > 0 ? s : 1f);
+    }
+
+    /// <summary>Seeded random ternary weights (P(0) = zeroFraction, +1 and -1 equally likely) for synthetic workloads.</summary>
+    public static TernaryWeights Random(int rows, int cols, int seed, float scale = 1f, double zeroFraction = 1.0 / 3)
+    {
+        Shapes.CheckShape(rows, cols);
+        var rng = new Random(seed);
+        var t = new sbyte[(long)rows * cols];
+        for (long i = 0; i < t.LongLength; i++)
+        {
+            double u = rng.NextDouble();
+            t[i] = u < zeroFraction ? (sbyte)0 : u < zeroFraction + (1 - zeroFraction) / 2 ? (sbyte)1 : (sbyte)-1;
+        }
+        return new TernaryWeights(t, rows, cols, scale);
+    }
+
+    internal static void CheckTernary(ReadOnlySpan<sbyte> t, string paramName)
+    {
+        for (int i = 0; i < t.Length; i++)
+            if ((uint)(t[i] + 1) > 2)
+                throw new ArgumentException($"{paramName}[{i}] = {t[i]} is not ternary (must be -1, 0 or 1).", paramName);
+    }
+}
+
+/// <summary>
+/// BitNet b1.58 activation quantization, per token: a = 127 / max |x|; q = clamp(round(x a), -128, 127).
+/// Rounding is to nearest, ties to even (TensorPrimitives.Round). An all-zero token gets a = 1 and q = 0.
+/// </summary>
+public static class AbsMaxInt8
+{
+    /// <summary>Quantizes x into q (q.Length &gt;= x.Length), using tmp (same length as x) as scratch; returns a.</summary>
+    public static float Quantize(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> tmp)
+    {
+        if (q.Length < x.Length) throw new ArgumentException($"q has {q.Length} elements, x has {x.Length}.", nameof(q));
+        if (tmp.Length < x.Length) throw new ArgumentException($"tmp has {tmp.Length} elements, x has {x.Length}.", nameof(tmp));
+        float max = x.Length == 0 ? 0 : TensorPrimitives.MaxMagnitude(x);
+        if (!float.IsFinite(max)) throw new ArgumentException("Activations contain NaN or infinity.", nameof(x));
+        if (max == 0) { q[..x.Length].Clear(); return 1f; }
+        float a = 127f / MathF.Abs(max);
+        var t = tmp[..x.Length];
+        TensorPrimitives.Multiply(x, a, t);
+        TensorPrimitives.Round(t, t);
+        TensorPrimitives.ConvertSaturating<float, sbyte>(t, q[..x.Length]);
+        return a;
+    }
+
+    public static float Quantize(ReadOnlySpan<float> x, Span<sbyte> q) => Quantize(x, q, new float[x.Length]);
+}
+
+internal static class Shapes
+{
+    /// <summary>Largest column count: keeps every int32 sum exact (|sum| &lt;= 2 * 128 * cols for codes, 127 * 128 * cols for int8).</summary>
+    public const int MaxCols = 1 << 16;
+
+    public static void CheckShape(int rows, int cols)
+    {
+        if (rows <= 0) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"rows must be positive (rows = {rows}, cols = {cols}).");
+        if (cols <= 0 || cols > MaxCols)
+            throw new ArgumentOutOfRangeException(nameof(cols), cols, $"cols must be in 1..{MaxCols} so int32 sums cannot overflow (rows = {rows}, cols = {cols}).");
+    }
+
+    public static void CheckMatrix(int length, int rows, int cols, string paramName)
+    {
+        CheckShape(rows, cols);
+        if (length != (long)rows * cols)
+            throw new ArgumentException($"{paramName} has {length} elements but rows x cols = {rows} x {cols} = {(long)rows * cols}.", paramName);
+    }
+
+    public static int RoundUp(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
+}

@@ -1,0 +1,277 @@
+using Workbench.Engine.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Workbench.Engine.LowBit;
+
+/// <summary>
+/// TL1: ternary weights in pairs (w0, w1) -> 4-bit index 3 w0 + w1 + 4 in [0, 8] (2 bits per weight). Per token,
+/// each activation pair (b0, b1) gets a 9-entry int16 table of every w0 b0 + w1 b1, split into a 16-byte low-byte
+/// table and a 16-byte high-byte table, so a byte shuffle (pshufb / tbl) looks up 16..64 rows at once.
+/// Layout: rows in groups of 64; within a group, for each two pairs k (columns 4k .. 4k+3), 64 bytes, byte r =
+/// index(row r, pair 2k) | index(row r, pair 2k+1) &lt;&lt; 4. Padding: cols padded with zero weights to a multiple
+/// of 4, rows with zero-weight rows to a multiple of 64 (their sums are computed and dropped).
+/// </summary>
+public sealed class TL1 : PackedMatrix
+{
+    public const int RowGroup = 64;
+    public const int ColAlign = 4;
+
+    /// <summary>
+    /// Byte-columns k (two pairs each) summed in int16 before widening: a table entry is |w0 b0 + w1 b1| &lt;= 256,
+    /// two per k per lane, so 32 k's reach at most 16384 &lt; 32767. Overflow is impossible.
+    /// </summary>
+    internal const int KPerChunk = 32;
+
+    private readonly AlignedBuffer<byte> _data;
+    public float Scale { get; }
+    public int PaddedCols { get; }
+    internal int KCount => PaddedCols / 4;
+    internal int GroupBytes => KCount * RowGroup;
+    internal int Groups => (Rows + RowGroup - 1) / RowGroup;
+    public override LowBitFormat Format => LowBitFormat.TL1;
+    public override long WeightBytes => (long)Groups * GroupBytes + sizeof(float);
+    public ReadOnlySpan<byte> Data => _data.Span;
+
+    private TL1(int rows, int cols, float scale) : base(rows, cols)
+    {
+        Scale = scale;
+        PaddedCols = Shapes.RoundUp(cols, ColAlign);
+        _data = new AlignedBuffer<byte>(checked(Groups * GroupBytes));
+    }
+
+    private TL1(TL1 other) : base(other.Rows, other.Cols)
+    {
+        Scale = other.Scale;
+        PaddedCols = other.PaddedCols;
+        _data = other._data.Clone();
+    }
+
+    public override PackedMatrix CloneWeights() => new TL1(this);
+
+    public static TL1 Pack(TernaryWeights w) => Pack(w.Values, w.Rows, w.Cols, w.Scale);
+
+    public static TL1 Pack(ReadOnlySpan<sbyte> ternary, int rows, int cols, float scale)
+    {
+        Shapes.CheckMatrix(ternary.Length, rows, cols, nameof(ternary));
+        AbsMeanTernary.CheckTernary(ternary, nameof(ternary));
+        var m = new TL1(rows, cols, scale);
+        var data = m._data.Span;
+        data.Fill(4 | 4 << 4); // index 4 = (0, 0)
+        for (int r = 0; r < rows; r++)
+            for (int p = 0; p < m.PaddedCols / 2; p++)
+            {
+                int c = 2 * p;
+                int w0 = c < cols ? ternary[r * cols + c] : 0, w1 = c + 1 < cols ? ternary[r * cols + c + 1] : 0;
+                ref byte b = ref data[r / RowGroup * m.GroupBytes + p / 2 * RowGroup + r % RowGroup];
+                int shift = 4 * (p % 2);
+                b = (byte)((b & ~(0xF << shift)) | ((3 * w0 + w1 + 4) << shift));
+            }
+        return m;
+    }
+
+    public sbyte[] Unpack()
+    {
+        var t = new sbyte[(long)Rows * Cols];
+        var data = _data.Span;
+        for (int r = 0; r < Rows; r++)
+            for (int c = 0; c < Cols; c++)
+            {
+                int p = c / 2;
+                int index = (data[r / RowGroup * GroupBytes + p / 2 * RowGroup + r % RowGroup] >> (4 * (p % 2))) & 0xF;
+                t[r * Cols + c] = (sbyte)(c % 2 == 0 ? index / 3 - 1 : index % 3 - 1);
+            }
+        return t;
+    }
+
+    public override float RowScale(int row) => Scale;
+    public override ActivationBuffer CreateActivationBuffer() => new Activations(Cols, PaddedCols);
+    protected override Type CreateActivationBufferType => typeof(Activations);
+
+    /// <summary>Per activation pair p: 32 bytes, the low bytes then the high bytes of the 9 sums (slots 9..15 zero).</summary>
+    public sealed class Activations : ActivationBuffer
+    {
+        private readonly AlignedBuffer<byte> _tables;
+        internal Activations(int cols, int paddedCols) : base(cols, paddedCols) => _tables = new AlignedBuffer<byte>(paddedCols / 2 * 32);
+        internal ref byte TablesRef => ref _tables.Ref;
+        public ReadOnlySpan<byte> Tables => _tables.Span;
+        protected override void Build(IsaPath path) => BuildTables(Q, _tables.Span);
+    }
+
+    internal static void BuildTables(ReadOnlySpan<sbyte> q, Span<byte> tables)
+    {
+        for (int p = 0; p < tables.Length / 32; p++)
+        {
+            int b0 = q[2 * p], b1 = q[2 * p + 1];
+            var t = tables.Slice(p * 32, 32);
+            for (int e = 0; e < 9; e++)
+            {
+                int v = (e / 3 - 1) * b0 + (e % 3 - 1) * b1;
+                t[e] = (byte)v;
+                t[16 + e] = (byte)(v >> 8);
+            }
+        }
+    }
+
+    protected override unsafe void MatVecCore(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path)
+    {
+        byte* tables = (byte*)Unsafe.AsPointer(ref ((Activations)act).TablesRef);
+        byte* data = (byte*)Unsafe.AsPointer(ref _data.Ref);
+        int* group = stackalloc int[RowGroup];
+        for (int r0 = rowStart; r0 < rowEnd; r0 += RowGroup)
+        {
+            GroupDot(data + (long)(r0 / RowGroup) * GroupBytes, KCount, tables, group, path);
+            int n = Math.Min(RowGroup, rowEnd - r0);
+            for (int i = 0; i < n; i++) acc[r0 - rowStart + i] = group[i];
+        }
+    }
+
+    /// <summary>Sums of one 64-row group over kCount byte-columns into o[0..64), natural row order.</summary>
+    internal static unsafe void GroupDot(byte* g, int kCount, byte* tables, int* o, IsaPath path)
+    {
+        switch (path)
+        {
+            case IsaPath.Scalar: GroupScalar(g, kCount, tables, o); break;
+            case IsaPath.V128: GroupV128(g, kCount, tables, o); break;
+            case IsaPath.V256: GroupV256(g, kCount, tables, o); break;
+            default: GroupV512(g, kCount, tables, o); break;
+        }
+    }
+
+    internal static unsafe void GroupScalar(byte* g, int kCount, byte* tables, int* o)
+    {
+        for (int r = 0; r < RowGroup; r++)
+        {
+            int sum = 0;
+            for (int k = 0; k < kCount; k++)
+            {
+                int b = g[k * RowGroup + r];
+                byte* t0 = tables + k * 64, t1 = t0 + 32;
+                sum += (short)(t0[b & 0xF] | t0[16 + (b & 0xF)] << 8) + (short)(t1[b >> 4] | t1[16 + (b >> 4)] << 8);
+            }
+            o[r] = sum;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<byte> Lookup(Vector128<byte> table, Vector128<byte> index) =>
+        Ssse3.IsSupported ? Ssse3.Shuffle(table, index) : Vector128.Shuffle(table, index);
+
+    internal static unsafe void GroupV128(byte* g, int kCount, byte* tables, int* o)
+    {
+        var nibble = Vector128.Create((byte)0x0F);
+        for (int quarter = 0; quarter < 4; quarter++)
+        {
+            Vector128<int> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
+            {
+                int k1 = Math.Min(kCount, k0 + KPerChunk);
+                Vector128<short> lo = default, hi = default;
+                for (int k = k0; k < k1; k++)
+                {
+                    var w = Vector128.Load(g + k * RowGroup + quarter * 16);
+                    byte* t = tables + k * 64;
+                    Pair128(w & nibble, t, ref lo, ref hi);
+                    Pair128(Vector128.ShiftRightLogical(w, 4) & nibble, t + 32, ref lo, ref hi);
+                }
+                s0 += Vector128.WidenLower(lo); s1 += Vector128.WidenUpper(lo);
+                s2 += Vector128.WidenLower(hi); s3 += Vector128.WidenUpper(hi);
+            }
+            int* q = o + quarter * 16;
+            s0.Store(q); s1.Store(q + 4); s2.Store(q + 8); s3.Store(q + 12);
+        }
+    }
+
+    /// <summary>Looks up 16 rows' int16 sums; lo gets rows 0..7, hi rows 8..15 (natural order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Pair128(Vector128<byte> index, byte* t, ref Vector128<short> lo, ref Vector128<short> hi)
+    {
+        var vl = Lookup(Vector128.Load(t), index);
+        var vh = Lookup(Vector128.Load(t + 16), index);
+        lo += (Vector128.WidenLower(vl) | Vector128.ShiftLeft(Vector128.WidenLower(vh), 8)).AsInt16();
+        hi += (Vector128.WidenUpper(vl) | Vector128.ShiftLeft(Vector128.WidenUpper(vh), 8)).AsInt16();
+    }
+
+    internal static unsafe void GroupV256(byte* g, int kCount, byte* tables, int* o)
+    {
+        var nibble = Vector256.Create((byte)0x0F);
+        Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+        for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
+        {
+            int k1 = Math.Min(kCount, k0 + KPerChunk);
+            Vector256<short> hA0 = default, hB0 = default, hA1 = default, hB1 = default;
+            for (int k = k0; k < k1; k++)
+            {
+                var w0 = Vector256.Load(g + k * RowGroup);
+                var w1 = Vector256.Load(g + k * RowGroup + 32);
+                byte* t = tables + k * 64;
+                var tl = Vector256.Create(Vector128.Load(t)); var th = Vector256.Create(Vector128.Load(t + 16));
+                Pair256(w0 & nibble, tl, th, ref hA0, ref hB0);
+                Pair256(w1 & nibble, tl, th, ref hA1, ref hB1);
+                tl = Vector256.Create(Vector128.Load(t + 32)); th = Vector256.Create(Vector128.Load(t + 48));
+                Pair256(Vector256.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble, tl, th, ref hA0, ref hB0);
+                Pair256(Vector256.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble, tl, th, ref hA1, ref hB1);
+            }
+            a0 += Avx2.ConvertToVector256Int32(hA0.GetLower()); a1 += Avx2.ConvertToVector256Int32(hA0.GetUpper());
+            b0 += Avx2.ConvertToVector256Int32(hB0.GetLower()); b1 += Avx2.ConvertToVector256Int32(hB0.GetUpper());
+            c0 += Avx2.ConvertToVector256Int32(hA1.GetLower()); c1 += Avx2.ConvertToVector256Int32(hA1.GetUpper());
+            d0 += Avx2.ConvertToVector256Int32(hB1.GetLower()); d1 += Avx2.ConvertToVector256Int32(hB1.GetUpper());
+        }
+        // Unpack low/high work per 128-bit lane: lane L of the A sums holds rows 16 L + 0..7, of the B sums 16 L + 8..15.
+        a0.Store(o); b0.Store(o + 8); a1.Store(o + 16); b1.Store(o + 24);
+        c0.Store(o + 32); d0.Store(o + 40); c1.Store(o + 48); d1.Store(o + 56);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Pair256(Vector256<byte> index, Vector256<byte> tl, Vector256<byte> th, ref Vector256<short> a, ref Vector256<short> b)
+    {
+        var vl = Avx2.Shuffle(tl, index);
+        var vh = Avx2.Shuffle(th, index);
+        a += Avx2.UnpackLow(vl, vh).AsInt16();
+        b += Avx2.UnpackHigh(vl, vh).AsInt16();
+    }
+
+    internal static unsafe void GroupV512(byte* g, int kCount, byte* tables, int* o)
+    {
+        var nibble = Vector512.Create((byte)0x0F);
+        Vector512<int> a0 = default, a1 = default, b0 = default, b1 = default;
+        for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
+        {
+            int k1 = Math.Min(kCount, k0 + KPerChunk);
+            Vector512<short> hA = default, hB = default;
+            for (int k = k0; k < k1; k++)
+            {
+                var w = Vector512.Load(g + k * RowGroup);
+                byte* t = tables + k * 64;
+                Pair512(w & nibble, Vector512.Create(Vector128.Load(t)), Vector512.Create(Vector128.Load(t + 16)), ref hA, ref hB);
+                Pair512(Vector512.ShiftRightLogical(w.AsUInt16(), 4).AsByte() & nibble,
+                        Vector512.Create(Vector128.Load(t + 32)), Vector512.Create(Vector128.Load(t + 48)), ref hA, ref hB);
+            }
+            a0 += Avx512F.ConvertToVector512Int32(hA.GetLower()); a1 += Avx512F.ConvertToVector512Int32(hA.GetUpper());
+            b0 += Avx512F.ConvertToVector512Int32(hB.GetLower()); b1 += Avx512F.ConvertToVector512Int32(hB.GetUpper());
+        }
+        StoreUnpacked512(a0, a1, b0, b1, o);
+    }
+
+    /// <summary>A sums lane l (of 32) is row 16 (l / 8) + l % 8; B sums lane l is row 16 (l / 8) + 8 + l % 8.</summary>
+    internal static unsafe void StoreUnpacked512(Vector512<int> a0, Vector512<int> a1, Vector512<int> b0, Vector512<int> b1, int* o)
+    {
+        int* tmp = stackalloc int[64];
+        a0.Store(tmp); a1.Store(tmp + 16); b0.Store(tmp + 32); b1.Store(tmp + 48);
+        for (int l = 0; l < 32; l++)
+        {
+            o[16 * (l / 8) + l % 8] = tmp[l];
+            o[16 * (l / 8) + 8 + l % 8] = tmp[32 + l];
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Pair512(Vector512<byte> index, Vector512<byte> tl, Vector512<byte> th, ref Vector512<short> a, ref Vector512<short> b)
+    {
+        var vl = Avx512BW.Shuffle(tl, index);
+        var vh = Avx512BW.Shuffle(th, index);
+        a += Avx512BW.UnpackLow(vl, vh).AsInt16();
+        b += Avx512BW.UnpackHigh(vl, vh).AsInt16();
+    }
+}

@@ -1,0 +1,353 @@
+using Workbench.Engine.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Workbench.Engine.LowBit;
+
+/// <summary>
+/// TL2: ternary weights in triplets (w0, w1, w2) -> v = 9 w0 + 3 w1 + w2 in [-13, 13], stored as a 4-bit index |v|
+/// and a sign bit (v &lt; 0): negating the triplet negates v, so 14 table entries per activation triplet cover all 27
+/// combinations, 5 bits per 3 weights (~1.67 bits per weight).
+/// Layout: rows in groups of 64; columns in blocks of 24 (8 triplets); per group and block 320 bytes: four 64-byte
+/// index vectors (byte r = |v|(row r, triplet 2m) | |v|(row r, triplet 2m+1) &lt;&lt; 4) then 64 sign bytes (bit k of
+/// byte r = sign of row r's triplet k). Columns past the last whole block (cols mod 24, at most 23) are stored as a
+/// TL1 matrix (pairs); rows are padded to a multiple of 64 with zero weights.
+/// </summary>
+public sealed class TL2 : PackedMatrix
+{
+    public const int RowGroup = 64;
+    public const int BlockCols = 24;
+    public const int BlockBytes = 5 * RowGroup;
+
+    /// <summary>
+    /// Blocks summed in int16 before widening: a table entry is |w0 b0 + w1 b1 + w2 b2| &lt;= 384 and each lane gets
+    /// 8 entries per block, so 8 blocks reach at most 24576 &lt; 32767. Overflow is impossible.
+    /// </summary>
+    internal const int BlocksPerChunk = 8;
+
+    /// <summary>The triplet whose index is |v| for v = 0..13 (the canonical sign): 9 w0 + 3 w1 + w2 = v.</summary>
+    internal static readonly (int W0, int W1, int W2)[] Canonical = Enumerable.Range(0, 14).Select(v =>
+    {
+        for (int a = -1; a <= 1; a++) for (int b = -1; b <= 1; b++) for (int c = -1; c <= 1; c++)
+            if (9 * a + 3 * b + c == v) return (a, b, c);
+        throw new InvalidOperationException();
+    }).ToArray();
+
+    private readonly AlignedBuffer<byte> _data;
+    public float Scale { get; }
+    public int Blocks { get; }
+    public int TripletCols => Blocks * BlockCols;
+    /// <summary>The columns past the last whole block, as TL1 pairs; null when cols is a multiple of 24.</summary>
+    public TL1? Tail { get; }
+    internal int Groups => (Rows + RowGroup - 1) / RowGroup;
+    internal int GroupBytes => Blocks * BlockBytes;
+    public override LowBitFormat Format => LowBitFormat.TL2;
+    public override long WeightBytes => (long)Groups * GroupBytes + sizeof(float) + (Tail?.WeightBytes ?? 0);
+    public ReadOnlySpan<byte> Data => _data.Span;
+
+    private TL2(int rows, int cols, float scale, TL1? tail) : base(rows, cols)
+    {
+        Scale = scale;
+        Blocks = cols / BlockCols;
+        Tail = tail;
+        _data = new AlignedBuffer<byte>(checked(Groups * GroupBytes));
+    }
+
+    private TL2(TL2 other) : base(other.Rows, other.Cols)
+    {
+        Scale = other.Scale;
+        Blocks = other.Blocks;
+        Tail = (TL1?)other.Tail?.CloneWeights();
+        _data = other._data.Clone();
+    }
+
+    public override PackedMatrix CloneWeights() => new TL2(this);
+
+    public static TL2 Pack(TernaryWeights w) => Pack(w.Values, w.Rows, w.Cols, w.Scale);
+
+    public static TL2 Pack(ReadOnlySpan<sbyte> ternary, int rows, int cols, float scale)
+    {
+        Shapes.CheckMatrix(ternary.Length, rows, cols, nameof(ternary));
+        AbsMeanTernary.CheckTernary(ternary, nameof(ternary));
+        int blocks = cols / BlockCols, tailCols = cols - blocks * BlockCols;
+        TL1? tail = null;
+        if (tailCols > 0)
+        {
+            var t = new sbyte[rows * tailCols];
+            for (int r = 0; r < rows; r++) ternary.Slice(r * cols + blocks * BlockCols, tailCols).CopyTo(t.AsSpan(r * tailCols));
+            tail = TL1.Pack(t, rows, tailCols, scale);
+        }
+        var m = new TL2(rows, cols, scale, tail);
+        var data = m._data.Span; // zero = index 0, sign + : weight 0, also for padded rows
+        for (int r = 0; r < rows; r++)
+            for (int b = 0; b < blocks; b++)
+            {
+                var block = data.Slice(r / RowGroup * m.GroupBytes + b * BlockBytes, BlockBytes);
+                for (int k = 0; k < 8; k++)
+                {
+                    int c = b * BlockCols + 3 * k;
+                    int v = 9 * ternary[r * cols + c] + 3 * ternary[r * cols + c + 1] + ternary[r * cols + c + 2];
+                    block[k / 2 * RowGroup + r % RowGroup] |= (byte)(Math.Abs(v) << (4 * (k % 2)));
+                    if (v < 0) block[4 * RowGroup + r % RowGroup] |= (byte)(1 << k);
+                }
+            }
+        return m;
+    }
+
+    public sbyte[] Unpack()
+    {
+        var t = new sbyte[(long)Rows * Cols];
+        var data = _data.Span;
+        for (int r = 0; r < Rows; r++)
+            for (int b = 0; b < Blocks; b++)
+            {
+                var block = data.Slice(r / RowGroup * GroupBytes + b * BlockBytes, BlockBytes);
+                for (int k = 0; k < 8; k++)
+                {
+                    int index = (block[k / 2 * RowGroup + r % RowGroup] >> (4 * (k % 2))) & 0xF;
+                    int sign = (block[4 * RowGroup + r % RowGroup] >> k & 1) == 1 ? -1 : 1;
+                    var (w0, w1, w2) = Canonical[index];
+                    int c = r * Cols + b * BlockCols + 3 * k;
+                    t[c] = (sbyte)(sign * w0); t[c + 1] = (sbyte)(sign * w1); t[c + 2] = (sbyte)(sign * w2);
+                }
+            }
+        if (Tail != null)
+        {
+            var tail = Tail.Unpack();
+            for (int r = 0; r < Rows; r++) tail.AsSpan(r * Tail.Cols, Tail.Cols).CopyTo(t.AsSpan(r * Cols + TripletCols));
+        }
+        return t;
+    }
+
+    public override float RowScale(int row) => Scale;
+    public override ActivationBuffer CreateActivationBuffer() => new Activations(this);
+    protected override Type CreateActivationBufferType => typeof(Activations);
+
+    /// <summary>Per activation triplet: 32 bytes, low then high bytes of the 14 sums (slots 14, 15 zero); plus the tail's TL1 tables.</summary>
+    public sealed class Activations : ActivationBuffer
+    {
+        private readonly AlignedBuffer<byte> _tables;
+        private readonly int _tripletCols;
+        internal readonly TL1.Activations? Tail;
+
+        internal Activations(TL2 m) : base(m.Cols, m.Cols)
+        {
+            _tripletCols = m.TripletCols;
+            _tables = new AlignedBuffer<byte>(m.Blocks * 8 * 32);
+            Tail = (TL1.Activations?)m.Tail?.CreateActivationBuffer();
+        }
+
+        internal ref byte TablesRef => ref _tables.Ref;
+        public ReadOnlySpan<byte> Tables => _tables.Span;
+
+        protected override void Build(IsaPath path)
+        {
+            var q = Q;
+            var tables = _tables.Span;
+            for (int tr = 0; tr < tables.Length / 32; tr++)
+            {
+                int b0 = q[3 * tr], b1 = q[3 * tr + 1], b2 = q[3 * tr + 2];
+                var t = tables.Slice(tr * 32, 32);
+                for (int e = 0; e < 14; e++)
+                {
+                    var (w0, w1, w2) = Canonical[e];
+                    int v = w0 * b0 + w1 * b1 + w2 * b2;
+                    t[e] = (byte)v;
+                    t[16 + e] = (byte)(v >> 8);
+                }
+            }
+            if (Tail != null)
+                Tail.Load(q[_tripletCols..], Scale, path);
+        }
+    }
+
+    protected override unsafe void MatVecCore(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path)
+    {
+        var a = (Activations)act;
+        byte* tables = (byte*)Unsafe.AsPointer(ref a.TablesRef);
+        byte* data = (byte*)Unsafe.AsPointer(ref _data.Ref);
+        int* group = stackalloc int[RowGroup];
+        int* tail = stackalloc int[RowGroup];
+        byte* tailData = Tail == null ? null : (byte*)Unsafe.AsPointer(ref MemoryMarshalRef(Tail));
+        byte* tailTables = a.Tail == null ? null : (byte*)Unsafe.AsPointer(ref a.Tail.TablesRef);
+        for (int r0 = rowStart; r0 < rowEnd; r0 += RowGroup)
+        {
+            int g = r0 / RowGroup;
+            GroupDot(data + (long)g * GroupBytes, Blocks, tables, group, path);
+            if (Tail != null)
+            {
+                TL1.GroupDot(tailData + (long)g * Tail.GroupBytes, Tail.KCount, tailTables, tail, path);
+                for (int i = 0; i < RowGroup; i++) group[i] += tail[i];
+            }
+            int n = Math.Min(RowGroup, rowEnd - r0);
+            for (int i = 0; i < n; i++) acc[r0 - rowStart + i] = group[i];
+        }
+    }
+
+    private static ref byte MemoryMarshalRef(TL1 m) => ref System.Runtime.InteropServices.MemoryMarshal.GetReference(m.Data);
+
+    internal static unsafe void GroupDot(byte* g, int blocks, byte* tables, int* o, IsaPath path)
+    {
+        switch (path)
+        {
+            case IsaPath.Scalar: GroupScalar(g, blocks, tables, o); break;
+            case IsaPath.V128: GroupV128(g, blocks, tables, o); break;
+            case IsaPath.V256: GroupV256(g, blocks, tables, o); break;
+            default: GroupV512(g, blocks, tables, o); break;
+        }
+    }
+
+    internal static unsafe void GroupScalar(byte* g, int blocks, byte* tables, int* o)
+    {
+        for (int r = 0; r < RowGroup; r++)
+        {
+            int sum = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                byte* block = g + b * BlockBytes;
+                int signs = block[4 * RowGroup + r];
+                for (int k = 0; k < 8; k++)
+                {
+                    int index = (block[k / 2 * RowGroup + r] >> (4 * (k % 2))) & 0xF;
+                    byte* t = tables + (b * 8 + k) * 32;
+                    int v = (short)(t[index] | t[16 + index] << 8);
+                    sum += (signs >> k & 1) == 1 ? -v : v;
+                }
+            }
+            o[r] = sum;
+        }
+    }
+
+    internal static unsafe void GroupV128(byte* g, int blocks, byte* tables, int* o)
+    {
+        var nibble = Vector128.Create((byte)0x0F);
+        var one = Vector128.Create((byte)1);
+        for (int quarter = 0; quarter < 4; quarter++)
+        {
+            Vector128<int> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int b0 = 0; b0 < blocks; b0 += BlocksPerChunk)
+            {
+                int b1 = Math.Min(blocks, b0 + BlocksPerChunk);
+                Vector128<short> lo = default, hi = default;
+                for (int b = b0; b < b1; b++)
+                {
+                    byte* block = g + b * BlockBytes + quarter * 16;
+                    var signs = Vector128.Load(block + 4 * RowGroup);
+                    byte* t = tables + b * 8 * 32;
+                    for (int m = 0; m < 4; m++)
+                    {
+                        var w = Vector128.Load(block + m * RowGroup);
+                        Triplet128(w & nibble, t + 64 * m, Vector128<byte>.Zero - (Vector128.ShiftRightLogical(signs, 2 * m) & one), ref lo, ref hi);
+                        Triplet128(Vector128.ShiftRightLogical(w, 4) & nibble, t + 64 * m + 32, Vector128<byte>.Zero - (Vector128.ShiftRightLogical(signs, 2 * m + 1) & one), ref lo, ref hi);
+                    }
+                }
+                s0 += Vector128.WidenLower(lo); s1 += Vector128.WidenUpper(lo);
+                s2 += Vector128.WidenLower(hi); s3 += Vector128.WidenUpper(hi);
+            }
+            int* q = o + quarter * 16;
+            s0.Store(q); s1.Store(q + 4); s2.Store(q + 8); s3.Store(q + 12);
+        }
+    }
+
+    /// <summary>16 rows' signed int16 sums: (x + m) ^ m with m = 0 or -1 negates where the sign bit is set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Triplet128(Vector128<byte> index, byte* t, Vector128<byte> sign, ref Vector128<short> lo, ref Vector128<short> hi)
+    {
+        var vl = TL1.Lookup(Vector128.Load(t), index);
+        var vh = TL1.Lookup(Vector128.Load(t + 16), index);
+        var x0 = (Vector128.WidenLower(vl) | Vector128.ShiftLeft(Vector128.WidenLower(vh), 8)).AsInt16();
+        var x1 = (Vector128.WidenUpper(vl) | Vector128.ShiftLeft(Vector128.WidenUpper(vh), 8)).AsInt16();
+        var m0 = Vector128.WidenLower(sign.AsSByte());
+        var m1 = Vector128.WidenUpper(sign.AsSByte());
+        lo += (x0 + m0) ^ m0;
+        hi += (x1 + m1) ^ m1;
+    }
+
+    internal static unsafe void GroupV256(byte* g, int blocks, byte* tables, int* o)
+    {
+        var nibble = Vector256.Create((byte)0x0F);
+        var one = Vector256.Create((byte)1);
+        Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+        for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
+        {
+            int be = Math.Min(blocks, bs + BlocksPerChunk);
+            Vector256<short> hA0 = default, hB0 = default, hA1 = default, hB1 = default;
+            for (int b = bs; b < be; b++)
+            {
+                byte* block = g + b * BlockBytes;
+                var sg0 = Vector256.Load(block + 4 * RowGroup).AsUInt16();
+                var sg1 = Vector256.Load(block + 4 * RowGroup + 32).AsUInt16();
+                byte* t = tables + b * 8 * 32;
+                for (int m = 0; m < 4; m++)
+                {
+                    var w0 = Vector256.Load(block + m * RowGroup);
+                    var w1 = Vector256.Load(block + m * RowGroup + 32);
+                    var tl = Vector256.Create(Vector128.Load(t + 64 * m)); var th = Vector256.Create(Vector128.Load(t + 64 * m + 16));
+                    Triplet256(w0 & nibble, tl, th, Vector256<byte>.Zero - (Vector256.ShiftRightLogical(sg0, 2 * m).AsByte() & one), ref hA0, ref hB0);
+                    Triplet256(w1 & nibble, tl, th, Vector256<byte>.Zero - (Vector256.ShiftRightLogical(sg1, 2 * m).AsByte() & one), ref hA1, ref hB1);
+                    tl = Vector256.Create(Vector128.Load(t + 64 * m + 32)); th = Vector256.Create(Vector128.Load(t + 64 * m + 48));
+                    Triplet256(Vector256.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble, tl, th, Vector256<byte>.Zero - (Vector256.ShiftRightLogical(sg0, 2 * m + 1).AsByte() & one), ref hA0, ref hB0);
+                    Triplet256(Vector256.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble, tl, th, Vector256<byte>.Zero - (Vector256.ShiftRightLogical(sg1, 2 * m + 1).AsByte() & one), ref hA1, ref hB1);
+                }
+            }
+            a0 += Avx2.ConvertToVector256Int32(hA0.GetLower()); a1 += Avx2.ConvertToVector256Int32(hA0.GetUpper());
+            b0 += Avx2.ConvertToVector256Int32(hB0.GetLower()); b1 += Avx2.ConvertToVector256Int32(hB0.GetUpper());
+            c0 += Avx2.ConvertToVector256Int32(hA1.GetLower()); c1 += Avx2.ConvertToVector256Int32(hA1.GetUpper());
+            d0 += Avx2.ConvertToVector256Int32(hB1.GetLower()); d1 += Avx2.ConvertToVector256Int32(hB1.GetUpper());
+        }
+        a0.Store(o); b0.Store(o + 8); a1.Store(o + 16); b1.Store(o + 24);
+        c0.Store(o + 32); d0.Store(o + 40); c1.Store(o + 48); d1.Store(o + 56);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Triplet256(Vector256<byte> index, Vector256<byte> tl, Vector256<byte> th, Vector256<byte> sign, ref Vector256<short> a, ref Vector256<short> b)
+    {
+        var vl = Avx2.Shuffle(tl, index);
+        var vh = Avx2.Shuffle(th, index);
+        var ma = Avx2.UnpackLow(sign, sign).AsInt16();
+        var mb = Avx2.UnpackHigh(sign, sign).AsInt16();
+        a += (Avx2.UnpackLow(vl, vh).AsInt16() + ma) ^ ma;
+        b += (Avx2.UnpackHigh(vl, vh).AsInt16() + mb) ^ mb;
+    }
+
+    internal static unsafe void GroupV512(byte* g, int blocks, byte* tables, int* o)
+    {
+        var nibble = Vector512.Create((byte)0x0F);
+        var one = Vector512.Create((byte)1);
+        Vector512<int> a0 = default, a1 = default, b0 = default, b1 = default;
+        for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
+        {
+            int be = Math.Min(blocks, bs + BlocksPerChunk);
+            Vector512<short> hA = default, hB = default;
+            for (int b = bs; b < be; b++)
+            {
+                byte* block = g + b * BlockBytes;
+                var sg = Vector512.Load(block + 4 * RowGroup).AsUInt16();
+                byte* t = tables + b * 8 * 32;
+                for (int m = 0; m < 4; m++)
+                {
+                    var w = Vector512.Load(block + m * RowGroup);
+                    Triplet512(w & nibble, Vector512.Create(Vector128.Load(t + 64 * m)), Vector512.Create(Vector128.Load(t + 64 * m + 16)),
+                        Vector512<byte>.Zero - (Vector512.ShiftRightLogical(sg, 2 * m).AsByte() & one), ref hA, ref hB);
+                    Triplet512(Vector512.ShiftRightLogical(w.AsUInt16(), 4).AsByte() & nibble, Vector512.Create(Vector128.Load(t + 64 * m + 32)), Vector512.Create(Vector128.Load(t + 64 * m + 48)),
+                        Vector512<byte>.Zero - (Vector512.ShiftRightLogical(sg, 2 * m + 1).AsByte() & one), ref hA, ref hB);
+                }
+            }
+            a0 += Avx512F.ConvertToVector512Int32(hA.GetLower()); a1 += Avx512F.ConvertToVector512Int32(hA.GetUpper());
+            b0 += Avx512F.ConvertToVector512Int32(hB.GetLower()); b1 += Avx512F.ConvertToVector512Int32(hB.GetUpper());
+        }
+        TL1.StoreUnpacked512(a0, a1, b0, b1, o);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Triplet512(Vector512<byte> index, Vector512<byte> tl, Vector512<byte> th, Vector512<byte> sign, ref Vector512<short> a, ref Vector512<short> b)
+    {
+        var vl = Avx512BW.Shuffle(tl, index);
+        var vh = Avx512BW.Shuffle(th, index);
+        var ma = Avx512BW.UnpackLow(sign, sign).AsInt16();
+        var mb = Avx512BW.UnpackHigh(sign, sign).AsInt16();
+        a += (Avx512BW.UnpackLow(vl, vh).AsInt16() + ma) ^ ma;
+        b += (Avx512BW.UnpackHigh(vl, vh).AsInt16() + mb) ^ mb;
+    }
+}

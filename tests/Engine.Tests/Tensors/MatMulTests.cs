@@ -1,0 +1,91 @@
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.Tests.Tensors;
+
+/// <summary>Every fp32 SIMD path against the scalar twin. fp32 sums in another order differ by rounding only.</summary>
+[Trait("Category", "Simd")]
+public class MatMulTests
+{
+    public static TheoryData<IsaPath> Paths()
+    {
+        var d = new TheoryData<IsaPath>();
+        foreach (var p in Isa.SupportedPaths) d.Add(p);
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Linear_equals_the_scalar_twin_on_random_shapes(IsaPath path)
+    {
+        var rng = new Random(1234);
+        for (int trial = 0; trial < 60; trial++)
+        {
+            int n = rng.Next(1, 20), k = rng.Next(1, 200), m = rng.Next(1, 90);
+            var x = Rand(rng, n * k); var w = Rand(rng, m * k);
+            var want = new float[n * m]; var got = new float[n * m];
+            MatMul.LinearScalar(x, n, k, w, m, want);
+            MatMul.Linear(x, n, k, w, m, got, threads: 1 + trial % 2, path: path);
+            for (int i = 0; i < want.Length; i++)
+                Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5f * (1 + MathF.Sqrt(k)), $"{path} n={n} k={k} m={m} [{i}]: {got[i]} vs {want[i]}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Gemv_uses_every_row_once_and_handles_tails(IsaPath path)
+    {
+        // Integer-valued inputs make every sum exact in fp32, so any order must give the same bits.
+        int rows = 4 * 9 + 3, cols = 16 * 5 + 7;
+        var w = new float[rows * cols]; var x = new float[cols];
+        for (int i = 0; i < w.Length; i++) w[i] = (i * 7 % 13) - 6;
+        for (int i = 0; i < x.Length; i++) x[i] = (i % 5) - 2;
+        var want = new float[rows]; var got = new float[rows];
+        MatMul.LinearScalar(x, 1, cols, w, rows, want);
+        MatMul.Gemv(w, rows, cols, x, got, threads: 2, path: path);
+        Assert.Equal(want, got);
+    }
+
+    [Fact]
+    public void Bad_shapes_name_the_buffer()
+    {
+        var e = Assert.Throws<ArgumentException>(() => MatMul.Linear(new float[5], 1, 6, new float[12], 2, new float[2]));
+        Assert.Equal("x", e.ParamName);
+        e = Assert.Throws<ArgumentException>(() => MatMul.Linear(new float[6], 1, 6, new float[11], 2, new float[2]));
+        Assert.Equal("w", e.ParamName);
+    }
+
+    [Fact]
+    public void A_path_the_process_lacks_is_refused()
+    {
+        foreach (var p in new[] { IsaPath.V128, IsaPath.V256, IsaPath.V512 }.Where(p => !Isa.Supported(p)))
+            Assert.Throws<PlatformNotSupportedException>(() => MatMul.Gemv(new float[4], 1, 4, new float[4], new float[1], path: p));
+    }
+
+    private static float[] Rand(Random r, int n)
+    {
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)(r.NextDouble() * 2 - 1);
+        return a;
+    }
+}
+
+public class OpsTests
+{
+    [Fact]
+    public void Vectorised_gelu_matches_the_double_precision_erf_reference()
+    {
+        var xs = Enumerable.Range(-6000, 12001).Select(i => i / 1000f).ToArray();
+        var got = xs.ToArray();
+        Ops.GeluErf(got);
+        for (int i = 0; i < xs.Length; i++)
+            Assert.True(Math.Abs(got[i] - Ops.GeluErfReference(xs[i])) <= 2e-6f * (1 + Math.Abs(xs[i])), $"x={xs[i]}: {got[i]} vs {Ops.GeluErfReference(xs[i])}");
+    }
+
+    [Theory]
+    [InlineData(0.0, 0.0)]
+    [InlineData(0.5, 0.5204998778130465)]
+    [InlineData(1.0, 0.8427007929497149)]
+    [InlineData(-2.0, -0.9953222650189527)]
+    [InlineData(3.5, 0.9999992569016276)]
+    public void Erf_matches_published_values(double x, double erf) => Assert.Equal(erf, Ops.Erf(x), 1e-12);
+}
