@@ -54,7 +54,6 @@ public sealed class DropEvaluator
     private readonly double _fullPerplexity;
     private readonly float[][] _fullEmbeddings = []; // encoders
     private readonly double[] _fullSimilarities = [];
-    private SpeedReport? _fullSpeed;
 
     public DropEvaluator(LoadedModel model, CorpusSplit split, EvaluationOptions? options = null)
     {
@@ -122,37 +121,44 @@ public sealed class DropEvaluator
     /// greedily one at a time with a KV cache of capacity prompt + decode; medians over SpeedRuns runs (after one warm-up).
     /// Encoders: tokens per second of embedding the first SpeedSentences evaluation sentences.
     /// </summary>
-    public SpeedReport Speed(ModuleSkips skips)
+    public SpeedReport Speed(ModuleSkips skips) => Speeds([skips])[0];
+
+    /// <summary>
+    /// Speed of several configurations measured in alternation (run 1 of each, then run 2 of each, ...), so JIT tiering
+    /// and the load of a shared machine drift over all of them alike; a warm-up round comes first.
+    /// </summary>
+    public SpeedReport[] Speeds(IReadOnlyList<ModuleSkips> configurations)
     {
-        ArgumentNullException.ThrowIfNull(skips);
-        Modules.CheckSkips(Model.Config, skips, nameof(skips));
-        int runs = Math.Max(1, Options.SpeedRuns);
-        var prefill = new List<double>();
-        var decode = new List<double>();
+        ArgumentNullException.ThrowIfNull(configurations);
+        foreach (var s in configurations) Modules.CheckSkips(Model.Config, s, nameof(configurations));
+        int runs = Math.Max(1, Options.SpeedRuns), c = configurations.Count;
+        var prefill = Enumerable.Range(0, c).Select(_ => new List<double>()).ToArray();
+        var decode = Enumerable.Range(0, c).Select(_ => new List<double>()).ToArray();
+        var kv = new long[c];
         if (Model is Decoder dec)
         {
             var seq = Evaluation.Sequences[0];
-            int p = Math.Clamp(Options.SpeedPrompt, 1, seq.Length);
-            int n = Math.Max(0, Math.Min(Options.SpeedDecode, dec.Config.MaxSeq - p));
-            long kvBytes = 0;
+            var (p, n) = CostShape();
             for (int r = -1; r < runs; r++)
-            {
-                var (pf, dc, kv) = DecodeRun(dec.Model, seq.AsSpan(0, p), n, skips);
-                if (r < 0) continue; // warm-up
-                prefill.Add(pf); decode.Add(dc); kvBytes = kv;
-            }
-            return new SpeedReport(Median(prefill), n == 0 ? null : Median(decode), kvBytes, p, n);
+                for (int i = 0; i < c; i++)
+                {
+                    var (pf, dc, bytes) = DecodeRun(dec.Model, seq.AsSpan(0, p), n, configurations[i]);
+                    if (r < 0) continue; // warm-up
+                    prefill[i].Add(pf); decode[i].Add(dc); kv[i] = bytes;
+                }
+            return Enumerable.Range(0, c).Select(i => new SpeedReport(Median(prefill[i]), n == 0 ? null : Median(decode[i]), kv[i], p, n)).ToArray();
         }
         var enc = (Encoder)Model;
         var subset = Evaluation.Sequences.Take(Math.Max(1, Options.SpeedSentences)).ToArray();
         int tokens = subset.Sum(s => s.Length);
         for (int r = -1; r < runs; r++)
-        {
-            var sw = Stopwatch.StartNew();
-            foreach (var ids in subset) enc.Model.Forward(ids, new ForwardContext { Skips = skips });
-            if (r >= 0) prefill.Add(tokens / sw.Elapsed.TotalSeconds);
-        }
-        return new SpeedReport(Median(prefill), null, 0, tokens, 0);
+            for (int i = 0; i < c; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                foreach (var ids in subset) enc.Model.Forward(ids, new ForwardContext { Skips = configurations[i] });
+                if (r >= 0) prefill[i].Add(tokens / sw.Elapsed.TotalSeconds);
+            }
+        return Enumerable.Range(0, c).Select(i => new SpeedReport(Median(prefill[i]), null, 0, tokens, 0)).ToArray();
     }
 
     /// <summary>Quality, and (when asked) measured speed beside the full model's, with predicted costs.</summary>
@@ -164,8 +170,10 @@ public sealed class DropEvaluator
         SpeedReport? speed = null, full = null;
         if (measureSpeed)
         {
-            full = _fullSpeed ??= Speed(ModuleSkips.None);
-            speed = dropped.Count == 0 ? full : Speed(skips);
+            // The full model is re-measured beside each pruned one: a speed-up is only meaningful from paired runs.
+            var both = Speeds([ModuleSkips.None, skips]);
+            full = both[0];
+            speed = dropped.Count == 0 ? full : both[1];
         }
         var (p, n) = CostShape();
         return new DropReport(dropped.ToArray(), q, speed, full, DropCosts.Predict(Model.Config, skips, p, n), DropCosts.Predict(Model.Config, ModuleSkips.None, p, n));
