@@ -82,8 +82,15 @@ public static class ModelHub
                     if (!File.Exists(vocab)) throw new FileNotFoundException($"{path}: a BERT folder needs vocab.txt for its WordPiece tokenizer", vocab);
                     return new Encoder(bert.Card.Name, bert, WordPieceTokenizer.Load(vocab, Math.Min(512, bert.Config.MaxSeq)));
                 }
+                var tokPath = tokenizerPath ?? FindTokenizerBeside(Path.Combine(path, "config.json"));
+                if (cfg.Contains("\"drop_attn_list\"", StringComparison.Ordinal) || cfg.Contains("\"drop_mlp_list\"", StringComparison.Ordinal))
+                {
+                    // A layer-dropped checkpoint (LLM-Drop layout): the dropped modules' tensors are absent.
+                    var (pruned, skips) = Redundancy.PrunedModel.Load(path);
+                    return new Decoder(pruned.Card.Name, pruned, DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
+                }
                 var llama = LlamaLoader.FromHuggingFace(path);
-                return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokenizerPath ?? FindTokenizerBeside(Path.Combine(path, "config.json")), llama.Config.Vocab));
+                return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokPath, llama.Config.Vocab));
             }
             case ModelFileKind.Npz:
                 return new ImageClassifier(Path.GetFileNameWithoutExtension(path), Vision.VitModel.Load(path));
