@@ -1,0 +1,40 @@
+using Workbench.Engine.LowBit;
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.Tests.LowBit;
+
+public class GemmTests
+{
+    /// <summary>
+    /// Small-batch GEMM (the I2S V512 kernel feeds one weight load to four tokens) must equal n one-token GEMVs on the
+    /// scalar reference path, bit for bit, for batch sizes around the 4-token grouping and on 1 and 2 threads.
+    /// </summary>
+    [Theory, Trait("Category", "Simd")]
+    [InlineData(LowBitFormat.I2S, 1)]
+    [InlineData(LowBitFormat.I2S, 4)]
+    [InlineData(LowBitFormat.I2S, 5)]
+    [InlineData(LowBitFormat.I2S, 9)]
+    [InlineData(LowBitFormat.TL1, 5)]
+    [InlineData(LowBitFormat.TL2, 6)]
+    public void GemmEqualsScalarGemvPerToken(LowBitFormat format, int n)
+    {
+        var rng = new Random(n * 31 + (int)format);
+        int rows = 197, cols = 777;
+        var t = AbsMeanTernary.Random(rows, cols, n, 0.05f);
+        var x = new float[n * cols];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 6 - 3);
+        x[0] = 40f; // one large activation: the others quantize to small values, as in real layers
+        var m = BitLinear.PackTernary(t, format);
+        using var reference = m.CreateWorkspace(1, 1);
+        var expected = new float[n * rows];
+        for (int k = 0; k < n; k++) m.Gemv(x.AsSpan(k * cols, cols), expected.AsSpan(k * rows, rows), reference, IsaPath.Scalar);
+        foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                using var ws = m.CreateWorkspace(threads, n);
+                var y = new float[n * rows];
+                m.Gemm(x, n, y, ws, path);
+                Assert.True(expected.AsSpan().SequenceEqual(y), $"{format} n={n} {path} threads={threads}");
+            }
+    }
+}
