@@ -9,6 +9,7 @@ Command[] verbs =
     InspectCommand.Create(),
     TourCommand.Create(),
     BenchGemvCommand.CreateBenchGroup(),
+    BitNetCommand.Create(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);
 return root.Parse(args).Invoke();
