@@ -38,3 +38,19 @@ public class GemmTests
             }
     }
 }
+
+public class CostTableTests
+{
+    [Fact]
+    public void TokenCostSumsTheBitNetLayersAndHead()
+    {
+        var m = new DecodeMeasurement(LowBitFormat.I2S, LowBitFormat.Int8, 30, 1, IsaPath.Scalar, 5, 100.0, 10.0, 0, 0);
+        var c = Workbench.Engine.Costs.LowBitCosts.ForToken(m);
+        // 30 layers x (q, k, v, o, gate, up, down) at 2 bits + 4-byte scale each, plus the int8 head with row scales.
+        long layer = 2560L * 2560 * 2 + 640L * 2560 * 2 + 6912L * 2560 * 3;
+        long expected = 30 * (layer / 4 + 7 * 4) + 128256L * 2560 + 4 * 128256L;
+        Assert.Equal(expected, c.WeightBytesPerToken);
+        Assert.Equal(expected / 0.1 / 1e9, c.MeasuredGBps, 6);
+        Assert.Equal(1, Workbench.Engine.Costs.LowBitCosts.ToDataFrame([c]).Rows.Count);
+    }
+}
