@@ -54,3 +54,25 @@ public class CostTableTests
         Assert.Equal(1, Workbench.Engine.Costs.LowBitCosts.ToDataFrame([c]).Rows.Count);
     }
 }
+
+public class SignedTableTests
+{
+    [Fact, Trait("Category", "Simd")]
+    public void TL2SignedTablesHoldEveryEntryAndItsNegation()
+    {
+        if (!LowBitIsa.Supported(IsaPath.V512)) return; // the V512 tables are built only for that path
+        var m = TL2.Pack(new sbyte[24], 1, 24, 1f);
+        var a = (TL2.Activations)m.CreateActivationBuffer();
+        var q = new sbyte[24];
+        q[0] = -128; q[1] = 127; q[2] = -5;
+        a.Load(q, 1f, IsaPath.V512);
+        int b0 = -128, b1 = 127, b2 = -5;
+        int[] expected = [0, b2, b1 - b2, b1, b1 + b2, b0 - b1 - b2, b0 - b1, b0 - b1 + b2, b0 - b2, b0, b0 + b2, b0 + b1 - b2, b0 + b1, b0 + b1 + b2];
+        for (int e = 0; e < 14; e++)
+        {
+            Assert.Equal(expected[e], a.SignedTables[e]);
+            Assert.Equal(-expected[e], a.SignedTables[16 + e]);
+        }
+        Assert.Equal(0, a.SignedTables[14] | a.SignedTables[15] | a.SignedTables[30] | a.SignedTables[31]);
+    }
+}
