@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Workbench.Engine.LowBit;
 
@@ -66,11 +67,34 @@ public static class AbsMaxInt8
         if (!float.IsFinite(max)) throw new ArgumentException("Activations contain NaN or infinity.", nameof(x));
         if (max == 0) { q[..x.Length].Clear(); return 1f; }
         float a = 127f / MathF.Abs(max);
-        var t = tmp[..x.Length];
-        TensorPrimitives.Multiply(x, a, t);
-        TensorPrimitives.Round(t, t);
-        TensorPrimitives.ConvertSaturating<float, sbyte>(t, q[..x.Length]);
+        ScaleRoundSaturate(x, a, q);
         return a;
+    }
+
+    /// <summary>
+    /// q = saturate_int8(round_to_even(x a)) in one vectorized pass (32 values per step: multiply, round, clamp,
+    /// convert, two narrows). Per element the same float operations as the scalar loop, so every path agrees; three
+    /// TensorPrimitives passes (multiply, round, saturating convert) took ~40 us per 4096 values here.
+    /// </summary>
+    internal static void ScaleRoundSaturate(ReadOnlySpan<float> x, float a, Span<sbyte> q)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(a);
+            var lo = Vector256.Create(-128f);
+            var hi = Vector256.Create(127f);
+            for (; i + 32 <= x.Length; i += 32)
+            {
+                var s = x.Slice(i, 32);
+                var v0 = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.Create(s) * va), lo), hi));
+                var v1 = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.Create(s[8..]) * va), lo), hi));
+                var v2 = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.Create(s[16..]) * va), lo), hi));
+                var v3 = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(Vector256.Create(s[24..]) * va), lo), hi));
+                Vector256.Narrow(Vector256.Narrow(v0, v1), Vector256.Narrow(v2, v3)).CopyTo(q.Slice(i, 32));
+            }
+        }
+        for (; i < x.Length; i++) q[i] = (sbyte)Math.Clamp(MathF.Round(x[i] * a), -128f, 127f);
     }
 
     public static float Quantize(ReadOnlySpan<float> x, Span<sbyte> q) => Quantize(x, q, new float[x.Length]);

@@ -76,3 +76,25 @@ public class SignedTableTests
         Assert.Equal(0, a.SignedTables[14] | a.SignedTables[15] | a.SignedTables[30] | a.SignedTables[31]);
     }
 }
+
+public class QuantizerSimdTests
+{
+    /// <summary>The vectorized activation quantizer equals clamp(round-half-even(x a)) element by element, ties included.</summary>
+    [Fact, Trait("Category", "Simd")]
+    public void AbsMaxInt8EqualsScalarFormulaIncludingTies()
+    {
+        var rng = new Random(3);
+        foreach (int n in new[] { 1, 31, 32, 33, 100, 4096 })
+        {
+            var x = new float[n];
+            for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+            x[0] = n % 2 == 0 ? 1f : -1f; // max |x| = 1, so a = 127 and x = k / 254 lands exactly on ties
+            for (int i = 1; i < n; i += 3) x[i] = (2 * rng.Next(-127, 127) + 1) / 254f;
+            var q = new sbyte[n];
+            float a = AbsMaxInt8.Quantize(x, q);
+            Assert.Equal(127f, a);
+            for (int i = 0; i < n; i++)
+                Assert.Equal((sbyte)Math.Clamp(MathF.Round(x[i] * a, MidpointRounding.ToEven), -128f, 127f), q[i]);
+        }
+    }
+}
