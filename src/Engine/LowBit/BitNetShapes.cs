@@ -146,7 +146,8 @@ public sealed class BitNetShapes : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(tokens, 1);
         var rng = new Random(7);
         for (int i = 0; i < _x.Length; i++) _x[i] = (float)(rng.NextDouble() * 2 - 1);
-        for (int i = 0; i < warmup; i++) DecodeToken();
+        long start = Stopwatch.GetTimestamp(); // at least GemvProbe.MinWarmup too, so optimized (tier-1) code is timed
+        for (int i = 0; i < warmup || Stopwatch.GetElapsedTime(start) < GemvProbe.MinWarmup; i++) DecodeToken();
         var ms = new double[tokens];
         for (int i = 0; i < tokens; i++)
         {
