@@ -14,6 +14,7 @@ Command[] verbs =
     DropCommand.Create(),
     PyramidDropCommand.Create(),
     FastVCommand.Create(),
+    BitNetCommand.Create(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);
 var parsed = root.Parse(args);
