@@ -9,6 +9,9 @@ Command[] verbs =
     InspectCommand.Create(),
     TourCommand.Create(),
     BenchGemvCommand.CreateBenchGroup(),
+    NotebooksCommand.Create(),
+    PyramidDropCommand.Create(),
+    FastVCommand.Create(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);
 return root.Parse(args).Invoke();

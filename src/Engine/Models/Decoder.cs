@@ -99,3 +99,10 @@ public sealed class Encoder(string name, BertModel model, WordPieceTokenizer tok
     public static float[][] CosineMatrix(IReadOnlyList<float[]> v) =>
         v.Select(a => v.Select(b => TensorPrimitives.CosineSimilarity(a, b)).ToArray()).ToArray();
 }
+
+/// <summary>A vision transformer classifier (the bundled CIFAR-10 ViT, or a ViT-NumPy .npz in its layout).</summary>
+public sealed class ImageClassifier(string name, Vision.VitModel model) : LoadedModel
+{
+    public override string Name => name;
+    public override Vision.VitModel Model => model;
+}

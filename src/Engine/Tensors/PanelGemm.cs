@@ -115,7 +115,7 @@ internal static unsafe class PanelGemm
     }
 }
 
-/// <summary>The few vector operations the GEMM microkernel needs, as static members so the JIT specialises it per width.</summary>
+/// <summary>The few vector operations the fp32 kernels need, as static members so the JIT specialises it per width.</summary>
 internal unsafe interface IVec<TSelf> where TSelf : struct, IVec<TSelf>
 {
     static abstract int Count { get; }
@@ -123,6 +123,7 @@ internal unsafe interface IVec<TSelf> where TSelf : struct, IVec<TSelf>
     static abstract TSelf Broadcast(float v);
     static abstract TSelf Fma(TSelf a, TSelf b, TSelf c);
     static abstract void Store(TSelf v, float* p);
+    static abstract float Sum(TSelf v);
 }
 
 internal unsafe struct V512 : IVec<V512>
@@ -133,6 +134,7 @@ internal unsafe struct V512 : IVec<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Broadcast(float v) => new() { _v = Vector512.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Fma(V512 a, V512 b, V512 c) => new() { _v = Vector512.FusedMultiplyAdd(a._v, b._v, c._v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V512 v, float* p) => v._v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 v) => Vector512.Sum(v._v);
 }
 
 internal unsafe struct V256 : IVec<V256>
@@ -143,6 +145,7 @@ internal unsafe struct V256 : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Broadcast(float v) => new() { _v = Vector256.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 a, V256 b, V256 c) => new() { _v = Vector256.FusedMultiplyAdd(a._v, b._v, c._v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V256 v, float* p) => v._v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 v) => Vector256.Sum(v._v);
 }
 
 internal unsafe struct V128 : IVec<V128>
@@ -153,4 +156,5 @@ internal unsafe struct V128 : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Broadcast(float v) => new() { _v = Vector128.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 a, V128 b, V128 c) => new() { _v = Vector128.FusedMultiplyAdd(a._v, b._v, c._v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V128 v, float* p) => v._v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V128 v) => Vector128.Sum(v._v);
 }
