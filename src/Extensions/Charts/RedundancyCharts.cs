@@ -54,7 +54,7 @@ public static class RedundancyCharts
         var dropped = Kinds.Select((_, k) => Enumerable.Range(0, s.Layers)
             .Select(l => s.Skips.IsDropped(new ModuleRef(l, (ModuleKind)k)) ? "dropped" : "").ToArray()).ToArray();
         var trace = Trace("heatmap", ("z", z), ("x", Enumerable.Range(0, s.Layers).ToArray()), ("y", Kinds),
-            ("colorscale", "YlOrRd"), ("zmin", 0.0), ("xgap", 2), ("ygap", 2), ("customdata", dropped),
+            ("colorscale", "YlOrRd"), ("reversescale", true), ("zmin", 0.0), ("xgap", 2), ("ygap", 2), ("customdata", dropped),
             ("texttemplate", "%{z:.3f}"), ("colorbar", new { title = new { text = "1 - cos" } }),
             ("hovertemplate", "layer %{x}, %{y}<br>importance %{z:.4f} %{customdata}<extra></extra>"));
         var layout = new Layout();
@@ -116,7 +116,9 @@ public static class RedundancyCharts
             string name = (manyModels ? s.Model + " " : "") + Names.Of(s.Granularity) + (s.Strategy == DropStrategy.Iterative ? " (iterative)" : "");
             string color = byGranularity ? GranularityColor(s.Granularity) : Palette(i);
             var left = s.Rows.Select(r => N(decoder ? r.Quality.Top1Agreement : r.Quality.EmbeddingCosine)).ToArray();
-            var right = s.Rows.Select(r => decoder ? Positive(r.Quality.Kl) : N(r.Quality.Spearman)).ToArray();
+            // A rank correlation of NaN embeddings is a number but means nothing: leave it out with its cosine.
+            var right = s.Rows.Select(r => decoder ? Positive(r.Quality.Kl)
+                : r.Quality.EmbeddingCosine is { } c && double.IsFinite(c) ? N(r.Quality.Spearman) : null).ToArray();
             traces.Add(Line(name, k, left, color, "solid", text));
             var t = Line(name, k, right, color, "solid", text);
             t.SetProperty("xaxis", "x2");
@@ -135,8 +137,9 @@ public static class RedundancyCharts
         layout.SetProperty("yaxis2", decoder
             ? new { title = new { text = "KL(full ‖ pruned), nats/token (log)" }, type = "log", anchor = "x2" }
             : (object)new { title = new { text = "Spearman of pairwise similarities" }, range = new[] { -0.3, 1.02 }, anchor = "x2" });
-        layout.SetProperty("height", 400);
-        layout.SetProperty("legend", new { orientation = "h", y = -0.2 });
+        layout.SetProperty("height", 420);
+        layout.SetProperty("legend", new { orientation = "h", y = -0.3 });
+        layout.SetProperty("margin", new { t = 60, b = 110 });
         return Figure(traces, layout);
     }
 
@@ -158,7 +161,7 @@ public static class RedundancyCharts
         if (decoder)
         {
             var measured = Trace("bar", ("name", "KV cache allocated"), ("x", k), ("y", s.Rows.Select(r => (double?)r.Speed?.KvCacheBytes / 1024).ToArray()),
-                ("xaxis", "x2"), ("yaxis", "y2"), ("marker", new { color = "#2ca02c" }), ("text", text),
+                ("xaxis", "x2"), ("yaxis", "y2"), ("marker", new { color = "#2ca02c" }), ("text", text), ("textposition", "none"),
                 ("hovertemplate", "%{text}<br>%{y:.1f} KiB allocated<extra></extra>"));
             var predicted = Line("KV cache predicted", k, s.Rows.Select(r => (double?)r.Predicted.KvCacheBytes / 1024).ToArray(), "#000", "dot", text);
             predicted.SetProperty("xaxis", "x2");
@@ -177,8 +180,9 @@ public static class RedundancyCharts
             layout.SetProperty("xaxis2", new { domain = new[] { 0.56, 1.0 }, title = new { text = "modules dropped (k)" }, dtick = 1, anchor = "y2" });
             layout.SetProperty("yaxis2", new { title = new { text = "KV cache, KiB" }, rangemode = "tozero", anchor = "x2" });
         }
-        layout.SetProperty("height", 380);
-        layout.SetProperty("legend", new { orientation = "h", y = -0.2 });
+        layout.SetProperty("height", 400);
+        layout.SetProperty("legend", new { orientation = "h", y = -0.3 });
+        layout.SetProperty("margin", new { t = 60, b = 110 });
         return Figure(traces, layout);
     }
 
@@ -228,7 +232,7 @@ public static class RedundancyCharts
             string shown = text.StartsWith(c.Prompt, StringComparison.Ordinal) ? $"<b>{Encode(c.Prompt)}</b>{Encode(generated)}" : Encode(text);
             sb.Append("<div class=\"workbench-story\" style=\"flex:1;border:1px solid #ccc;border-radius:4px;padding:6px 10px;background:#fafafa\">")
               .Append($"<div style=\"font-weight:bold\">{Encode(s.Label)}</div>")
-              .Append($"<div style=\"font-size:11px;color:#666;margin-bottom:4px\">{Encode(dropped)} &middot; {s.Result.Tokens.Length} tokens &middot; {F(s.Result.DecodeTokensPerSecond, 0)} decode tokens/s</div>")
+              .Append($"<div style=\"font-size:11px;color:#666;margin-bottom:4px\">{Encode(dropped)} &middot; {s.Result.Tokens.Length} tokens</div>")
               .Append($"<div style=\"white-space:pre-wrap;font-family:Georgia,serif;font-size:13px\">{shown}</div></div>");
         }
         return sb.Append("</div></div>").ToString();
