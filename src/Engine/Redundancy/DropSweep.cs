@@ -11,7 +11,8 @@ public sealed record DropSweep(string Model, Granularity Granularity, DropStrate
     /// one plan of N drops is made and each prefix evaluated.
     /// </summary>
     public static DropSweep Run(DropEvaluator evaluator, IReadOnlyList<int[]> calibration, Granularity g, DropStrategy strategy,
-        int maxDrops = -1, IEnumerable<int>? never = null, bool measureSpeed = true, CancellationToken cancel = default)
+        int maxDrops = -1, IEnumerable<int>? never = null, bool measureSpeed = true, CancellationToken cancel = default,
+        IProgress<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(evaluator);
         var model = evaluator.Model.Model;
@@ -19,7 +20,15 @@ public sealed record DropSweep(string Model, Granularity Granularity, DropStrate
         int available = Modules.Of(model.Config, g).Count(m => !neverList.Contains(m.Layer));
         if (maxDrops < 0) maxDrops = available;
         var plan = LayerDropper.Plan(model, calibration, g, maxDrops, strategy, neverList, cancel);
-        var rows = Enumerable.Range(0, maxDrops + 1).Select(k => evaluator.Evaluate(plan.Dropped.Take(k).ToArray(), measureSpeed)).ToArray();
+        // progress: the number of rows evaluated so far (0..maxDrops + 1), reported after the plan and after each row.
+        progress?.Report(0);
+        var rows = new DropReport[maxDrops + 1];
+        for (int k = 0; k <= maxDrops; k++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            rows[k] = evaluator.Evaluate(plan.Dropped.Take(k).ToArray(), measureSpeed);
+            progress?.Report(k + 1);
+        }
         return new DropSweep(evaluator.Model.Name, g, strategy, plan, rows);
     }
 
