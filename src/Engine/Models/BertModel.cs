@@ -159,23 +159,10 @@ public sealed class BertModel : ITransformerModel
         bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
         var pattern = wantPattern ? new float[heads * n * n] : null;
         var o = new float[n * d];
-        float scale = 1f / MathF.Sqrt(hd);
         var valid = s.Valid;
-        void Head(int h)
-        {
-            var att = new float[n];
-            for (int i = 0; i < n; i++)
-            {
-                var qi = q.AsSpan(i * d + h * hd, hd);
-                for (int j = 0; j < n; j++)
-                    att[j] = valid is null || valid[j] ? TensorPrimitives.Dot(qi, k.AsSpan(j * d + h * hd, hd)) * scale : float.NegativeInfinity;
-                Ops.Softmax(att);
-                var oi = o.AsSpan(i * d + h * hd, hd);
-                for (int j = 0; j < n; j++)
-                    if (att[j] != 0) TensorPrimitives.MultiplyAdd(v.AsSpan(j * d + h * hd, hd), att[j], oi, oi);
-                if (pattern is not null) att.CopyTo(pattern.AsSpan((h * n + i) * n, n));
-            }
-        }
+        Func<int, int, bool>? allowed = valid is null ? null : (_, j) => valid[j];
+        void Head(int h) => AttentionKernel.Head(q, n, d, h * hd, k, v, n, d, h * hd, hd, allowed, o,
+            pattern is null ? default : pattern.AsSpan(h * n * n, n * n));
         if ((long)n * n * d >= 1 << 16 && ctx.Threads > 1)
             Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = ctx.Threads }, Head);
         else

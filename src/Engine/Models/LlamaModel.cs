@@ -166,41 +166,15 @@ public sealed class LlamaModel : ITransformerModel
         var pattern = wantPattern ? new float[heads * n * c] : null;
         var o = new float[n * d];
         int group = heads / Config.KvHeads;
-        float scale = 1f / MathF.Sqrt(hd);
         var qPos = s.Positions;
-        void Head(int h)
-        {
-            var att = new float[c];
-            int kvOff = h / group * hd;
-            for (int i = 0; i < n; i++)
-            {
-                var qi = q.AsSpan(i * d + h * hd, hd);
-                int p = qPos[i];
-                float max = float.NegativeInfinity;
-                for (int j = 0; j < c; j++)
-                {
-                    // causal by position: a row sees keys at its own position or earlier
-                    att[j] = keyPos[j] <= p ? TensorPrimitives.Dot(qi, keys.AsSpan(j * kv + kvOff, hd)) * scale : float.NegativeInfinity;
-                    if (att[j] > max) max = att[j];
-                }
-                float sum = 0;
-                for (int j = 0; j < c; j++) { float e = att[j] == float.NegativeInfinity ? 0 : MathF.Exp(att[j] - max); att[j] = e; sum += e; }
-                float inv = 1f / sum;
-                var oi = o.AsSpan(i * d + h * hd, hd);
-                for (int j = 0; j < c; j++)
-                {
-                    float a = att[j] * inv;
-                    att[j] = a;
-                    if (a != 0) TensorPrimitives.MultiplyAdd(values.AsSpan(j * kv + kvOff, hd), a, oi, oi);
-                }
-                if (pattern is not null) att.AsSpan(0, c).CopyTo(pattern.AsSpan((h * n + i) * c, c));
-            }
-        }
+        // causal by position: a row sees keys at its own position or earlier
+        bool Allowed(int i, int j) => keyPos[j] <= qPos[i];
+        void Head(int h) => AttentionKernel.Head(q, n, d, h * hd, keys, values, c, kv, h / group * hd, hd, Allowed, o,
+            pattern is null ? default : pattern.AsSpan(h * n * c, n * c));
         if ((long)n * c * d >= 1 << 16 && ctx.Threads > 1)
             Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = ctx.Threads }, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);
-
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, c], s.TokenIndex);
 
         var outp = new float[n * d];

@@ -4,12 +4,12 @@ using Workbench.Engine.Text;
 namespace Workbench.Engine.Models;
 
 /// <summary>
-/// One entry point for loading a model: a bundled name (stories260K, stories260K-gguf, babyllama, minilm) or a path
+/// One entry point for loading a model: a bundled name (stories260K, stories260K-gguf, babyllama, minilm, vit-cifar10) or a path
 /// to a llama2.c .bin, a .gguf, an .onnx, a safetensors file or a Hugging Face folder, recognised by content.
 /// </summary>
 public static class ModelHub
 {
-    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm"];
+    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10"];
 
     private static readonly Dictionary<string, Lazy<LoadedModel>> Cache = new(StringComparer.OrdinalIgnoreCase);
 
@@ -46,6 +46,7 @@ public static class ModelHub
             LlamaLoader.FromLlama2c(Bundled.Path("models/babyllama-105/model5000.bin"), "babyllama"),
             SentencePieceTokenizer.Load(Bundled.Path("models/babyllama-105/tok105.model"), 105)),
         "minilm" => MiniLm(),
+        "vit-cifar10" => new ImageClassifier("vit-cifar10", Vision.VitModel.LoadBundled()),
         _ => throw new ArgumentException($"unknown bundled model '{name}'", nameof(name)),
     };
 
@@ -81,9 +82,18 @@ public static class ModelHub
                     if (!File.Exists(vocab)) throw new FileNotFoundException($"{path}: a BERT folder needs vocab.txt for its WordPiece tokenizer", vocab);
                     return new Encoder(bert.Card.Name, bert, WordPieceTokenizer.Load(vocab, Math.Min(512, bert.Config.MaxSeq)));
                 }
+                var tokPath = tokenizerPath ?? FindTokenizerBeside(Path.Combine(path, "config.json"));
+                if (cfg.Contains("\"drop_attn_list\"", StringComparison.Ordinal) || cfg.Contains("\"drop_mlp_list\"", StringComparison.Ordinal))
+                {
+                    // A layer-dropped checkpoint (LLM-Drop layout): the dropped modules' tensors are absent.
+                    var (pruned, skips) = Redundancy.PrunedModel.Load(path);
+                    return new Decoder(pruned.Card.Name, pruned, DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
+                }
                 var llama = LlamaLoader.FromHuggingFace(path);
-                return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokenizerPath ?? FindTokenizerBeside(Path.Combine(path, "config.json")), llama.Config.Vocab));
+                return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokPath, llama.Config.Vocab));
             }
+            case ModelFileKind.Npz:
+                return new ImageClassifier(Path.GetFileNameWithoutExtension(path), Vision.VitModel.Load(path));
             case ModelFileKind.Onnx:
             {
                 using var onnx = OnnxModelFile.Open(path);

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace Workbench.Engine.Tensors;
 
@@ -27,8 +26,9 @@ public static unsafe class MatMul
                 Rows(px, n, k, pw, m, py, 0, m, p);
                 return;
             }
-            // Chunks of W rows, multiples of 4, one per thread.
-            int chunk = ((m + threads - 1) / threads + 3) & ~3;
+            // Chunks of W rows, multiples of 32 (the GEMM panel width) when there are enough rows, else of 4.
+            int align = m >= 64 * threads ? 32 : 4;
+            int chunk = ((m + threads - 1) / threads + align - 1) / align * align;
             nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
             Parallel.For(0, (m + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
             {
@@ -75,8 +75,16 @@ public static unsafe class MatMul
         if (y.Length < (long)n * m) throw new ArgumentException($"y has {y.Length} values, needs n*m = {(long)n * m}", nameof(y));
     }
 
+    // From this many X rows on, packing a transposed panel of W pays for itself (prefill, encoders).
+    private const int PanelMinRows = 4;
+
     private static void Rows(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p)
     {
+        if (n >= PanelMinRows && p != IsaPath.Scalar)
+        {
+            PanelGemm.Run(x, n, k, w, m, y, r0, r1, p);
+            return;
+        }
         int r = r0;
         for (; r + 4 <= r1; r += 4)
         {
@@ -92,142 +100,90 @@ public static unsafe class MatMul
                 y[(long)i * m + r] = Dot(x + (long)i * k, w + (long)r * k, k, p);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(float* a, float* b, int k, IsaPath p)
+    private static float Dot(float* a, float* b, int k, IsaPath p) => p switch
     {
-        int t = 0;
-        float s = 0;
-        if (p == IsaPath.V512)
-        {
-            var acc = Vector512<float>.Zero;
-            for (; t + 16 <= k; t += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + t), Vector512.Load(b + t), acc);
-            s = Vector512.Sum(acc);
-        }
-        else if (p == IsaPath.V256)
-        {
-            var acc = Vector256<float>.Zero;
-            for (; t + 8 <= k; t += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + t), Vector256.Load(b + t), acc);
-            s = Vector256.Sum(acc);
-        }
-        else if (p == IsaPath.V128)
-        {
-            var acc = Vector128<float>.Zero;
-            for (; t + 4 <= k; t += 4) acc = Vector128.FusedMultiplyAdd(Vector128.Load(a + t), Vector128.Load(b + t), acc);
-            s = Vector128.Sum(acc);
-        }
+        IsaPath.V512 => Dot<V512>(a, b, k),
+        IsaPath.V256 => Dot<V256>(a, b, k),
+        IsaPath.V128 => Dot<V128>(a, b, k),
+        _ => DotScalar(a, b, k, 0, 0),
+    };
+
+    private static float DotScalar(float* a, float* b, int k, int t, float s)
+    {
         for (; t < k; t++) s += a[t] * b[t];
         return s;
     }
 
-    // Four W rows against one x row: the GEMV kernel. Four independent streams keep the prefetchers busy.
-    private static void Tile4x1(float* x, float* w, int k, float* y, IsaPath p)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot<TV>(float* a, float* b, int k) where TV : struct, IVec<TV>
     {
-        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        var acc = default(TV);
         int t = 0;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        if (p == IsaPath.V512)
-        {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; t + 16 <= k; t += 16)
-            {
-                var xv = Vector512.Load(x + t);
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + t), xv, a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + t), xv, a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(w2 + t), xv, a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(w3 + t), xv, a3);
-            }
-            s0 = Vector512.Sum(a0); s1 = Vector512.Sum(a1); s2 = Vector512.Sum(a2); s3 = Vector512.Sum(a3);
-        }
-        else if (p == IsaPath.V256)
-        {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; t + 8 <= k; t += 8)
-            {
-                var xv = Vector256.Load(x + t);
-                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + t), xv, a0);
-                a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + t), xv, a1);
-                a2 = Vector256.FusedMultiplyAdd(Vector256.Load(w2 + t), xv, a2);
-                a3 = Vector256.FusedMultiplyAdd(Vector256.Load(w3 + t), xv, a3);
-            }
-            s0 = Vector256.Sum(a0); s1 = Vector256.Sum(a1); s2 = Vector256.Sum(a2); s3 = Vector256.Sum(a3);
-        }
-        else if (p == IsaPath.V128)
-        {
-            Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; t + 4 <= k; t += 4)
-            {
-                var xv = Vector128.Load(x + t);
-                a0 = Vector128.FusedMultiplyAdd(Vector128.Load(w + t), xv, a0);
-                a1 = Vector128.FusedMultiplyAdd(Vector128.Load(w1 + t), xv, a1);
-                a2 = Vector128.FusedMultiplyAdd(Vector128.Load(w2 + t), xv, a2);
-                a3 = Vector128.FusedMultiplyAdd(Vector128.Load(w3 + t), xv, a3);
-            }
-            s0 = Vector128.Sum(a0); s1 = Vector128.Sum(a1); s2 = Vector128.Sum(a2); s3 = Vector128.Sum(a3);
-        }
-        for (; t < k; t++)
-        {
-            float xv = x[t];
-            s0 += w[t] * xv; s1 += w1[t] * xv; s2 += w2[t] * xv; s3 += w3[t] * xv;
-        }
-        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+        for (; t + TV.Count <= k; t += TV.Count) acc = TV.Fma(TV.Load(a + t), TV.Load(b + t), acc);
+        return DotScalar(a, b, k, t, TV.Sum(acc));
     }
 
-    // Four W rows against two x rows: each weight load feeds two multiply-adds (GEMM for prefill).
-    private static void Tile4x2(float* x0, float* x1, float* w, int k, float* y0, float* y1, IsaPath p)
+    private static void Tile4x1(float* x, float* w, int k, float* y, IsaPath p)
+    {
+        switch (p)
+        {
+            case IsaPath.V512: Tile4x1<V512>(x, w, k, y); break;
+            case IsaPath.V256: Tile4x1<V256>(x, w, k, y); break;
+            case IsaPath.V128: Tile4x1<V128>(x, w, k, y); break;
+            default: for (int r = 0; r < 4; r++) y[r] = DotScalar(x, w + (long)r * k, k, 0, 0); break;
+        }
+    }
+
+    // Four W rows against one x row: the GEMV kernel. Four independent streams keep the prefetchers busy.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4x1<TV>(float* x, float* w, int k, float* y) where TV : struct, IVec<TV>
     {
         float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        TV a0 = default, a1 = default, a2 = default, a3 = default;
         int t = 0;
-        Span<float> s = stackalloc float[8];
-        if (p == IsaPath.V512)
+        for (; t + TV.Count <= k; t += TV.Count)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-            for (; t + 16 <= k; t += 16)
-            {
-                var xa = Vector512.Load(x0 + t); var xb = Vector512.Load(x1 + t);
-                var v = Vector512.Load(w + t); a0 = Vector512.FusedMultiplyAdd(v, xa, a0); b0 = Vector512.FusedMultiplyAdd(v, xb, b0);
-                v = Vector512.Load(w1 + t); a1 = Vector512.FusedMultiplyAdd(v, xa, a1); b1 = Vector512.FusedMultiplyAdd(v, xb, b1);
-                v = Vector512.Load(w2 + t); a2 = Vector512.FusedMultiplyAdd(v, xa, a2); b2 = Vector512.FusedMultiplyAdd(v, xb, b2);
-                v = Vector512.Load(w3 + t); a3 = Vector512.FusedMultiplyAdd(v, xa, a3); b3 = Vector512.FusedMultiplyAdd(v, xb, b3);
-            }
-            s[0] = Vector512.Sum(a0); s[1] = Vector512.Sum(a1); s[2] = Vector512.Sum(a2); s[3] = Vector512.Sum(a3);
-            s[4] = Vector512.Sum(b0); s[5] = Vector512.Sum(b1); s[6] = Vector512.Sum(b2); s[7] = Vector512.Sum(b3);
+            var xv = TV.Load(x + t);
+            a0 = TV.Fma(TV.Load(w + t), xv, a0);
+            a1 = TV.Fma(TV.Load(w1 + t), xv, a1);
+            a2 = TV.Fma(TV.Load(w2 + t), xv, a2);
+            a3 = TV.Fma(TV.Load(w3 + t), xv, a3);
         }
-        else if (p == IsaPath.V256)
+        y[0] = DotScalar(x, w, k, t, TV.Sum(a0));
+        y[1] = DotScalar(x, w1, k, t, TV.Sum(a1));
+        y[2] = DotScalar(x, w2, k, t, TV.Sum(a2));
+        y[3] = DotScalar(x, w3, k, t, TV.Sum(a3));
+    }
+
+    private static void Tile4x2(float* x0, float* x1, float* w, int k, float* y0, float* y1, IsaPath p)
+    {
+        switch (p)
         {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-            for (; t + 8 <= k; t += 8)
-            {
-                var xa = Vector256.Load(x0 + t); var xb = Vector256.Load(x1 + t);
-                var v = Vector256.Load(w + t); a0 = Vector256.FusedMultiplyAdd(v, xa, a0); b0 = Vector256.FusedMultiplyAdd(v, xb, b0);
-                v = Vector256.Load(w1 + t); a1 = Vector256.FusedMultiplyAdd(v, xa, a1); b1 = Vector256.FusedMultiplyAdd(v, xb, b1);
-                v = Vector256.Load(w2 + t); a2 = Vector256.FusedMultiplyAdd(v, xa, a2); b2 = Vector256.FusedMultiplyAdd(v, xb, b2);
-                v = Vector256.Load(w3 + t); a3 = Vector256.FusedMultiplyAdd(v, xa, a3); b3 = Vector256.FusedMultiplyAdd(v, xb, b3);
-            }
-            s[0] = Vector256.Sum(a0); s[1] = Vector256.Sum(a1); s[2] = Vector256.Sum(a2); s[3] = Vector256.Sum(a3);
-            s[4] = Vector256.Sum(b0); s[5] = Vector256.Sum(b1); s[6] = Vector256.Sum(b2); s[7] = Vector256.Sum(b3);
+            case IsaPath.V512: Tile4x2<V512>(x0, x1, w, k, y0, y1); break;
+            case IsaPath.V256: Tile4x2<V256>(x0, x1, w, k, y0, y1); break;
+            case IsaPath.V128: Tile4x2<V128>(x0, x1, w, k, y0, y1); break;
+            default: Tile4x1(x0, w, k, y0, p); Tile4x1(x1, w, k, y1, p); break;
         }
-        else if (p == IsaPath.V128)
+    }
+
+    // Four W rows against two x rows: each weight load feeds two multiply-adds.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4x2<TV>(float* x0, float* x1, float* w, int k, float* y0, float* y1) where TV : struct, IVec<TV>
+    {
+        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        TV a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        int t = 0;
+        for (; t + TV.Count <= k; t += TV.Count)
         {
-            Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-            for (; t + 4 <= k; t += 4)
-            {
-                var xa = Vector128.Load(x0 + t); var xb = Vector128.Load(x1 + t);
-                var v = Vector128.Load(w + t); a0 = Vector128.FusedMultiplyAdd(v, xa, a0); b0 = Vector128.FusedMultiplyAdd(v, xb, b0);
-                v = Vector128.Load(w1 + t); a1 = Vector128.FusedMultiplyAdd(v, xa, a1); b1 = Vector128.FusedMultiplyAdd(v, xb, b1);
-                v = Vector128.Load(w2 + t); a2 = Vector128.FusedMultiplyAdd(v, xa, a2); b2 = Vector128.FusedMultiplyAdd(v, xb, b2);
-                v = Vector128.Load(w3 + t); a3 = Vector128.FusedMultiplyAdd(v, xa, a3); b3 = Vector128.FusedMultiplyAdd(v, xb, b3);
-            }
-            s[0] = Vector128.Sum(a0); s[1] = Vector128.Sum(a1); s[2] = Vector128.Sum(a2); s[3] = Vector128.Sum(a3);
-            s[4] = Vector128.Sum(b0); s[5] = Vector128.Sum(b1); s[6] = Vector128.Sum(b2); s[7] = Vector128.Sum(b3);
+            var xa = TV.Load(x0 + t); var xb = TV.Load(x1 + t);
+            var v = TV.Load(w + t); a0 = TV.Fma(v, xa, a0); b0 = TV.Fma(v, xb, b0);
+            v = TV.Load(w1 + t); a1 = TV.Fma(v, xa, a1); b1 = TV.Fma(v, xb, b1);
+            v = TV.Load(w2 + t); a2 = TV.Fma(v, xa, a2); b2 = TV.Fma(v, xb, b2);
+            v = TV.Load(w3 + t); a3 = TV.Fma(v, xa, a3); b3 = TV.Fma(v, xb, b3);
         }
-        else s.Clear();
-        for (; t < k; t++)
-        {
-            float xa = x0[t], xb = x1[t];
-            s[0] += w[t] * xa; s[1] += w1[t] * xa; s[2] += w2[t] * xa; s[3] += w3[t] * xa;
-            s[4] += w[t] * xb; s[5] += w1[t] * xb; s[6] += w2[t] * xb; s[7] += w3[t] * xb;
-        }
-        y0[0] = s[0]; y0[1] = s[1]; y0[2] = s[2]; y0[3] = s[3];
-        y1[0] = s[4]; y1[1] = s[5]; y1[2] = s[6]; y1[3] = s[7];
+        y0[0] = DotScalar(x0, w, k, t, TV.Sum(a0)); y0[1] = DotScalar(x0, w1, k, t, TV.Sum(a1));
+        y0[2] = DotScalar(x0, w2, k, t, TV.Sum(a2)); y0[3] = DotScalar(x0, w3, k, t, TV.Sum(a3));
+        y1[0] = DotScalar(x1, w, k, t, TV.Sum(b0)); y1[1] = DotScalar(x1, w1, k, t, TV.Sum(b1));
+        y1[2] = DotScalar(x1, w2, k, t, TV.Sum(b2)); y1[3] = DotScalar(x1, w3, k, t, TV.Sum(b3));
     }
 }

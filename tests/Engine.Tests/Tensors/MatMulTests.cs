@@ -20,7 +20,7 @@ public class MatMulTests
         var rng = new Random(1234);
         for (int trial = 0; trial < 60; trial++)
         {
-            int n = rng.Next(1, 7), k = rng.Next(1, 200), m = rng.Next(1, 70);
+            int n = rng.Next(1, 20), k = rng.Next(1, 200), m = rng.Next(1, 90);
             var x = Rand(rng, n * k); var w = Rand(rng, m * k);
             var want = new float[n * m]; var got = new float[n * m];
             MatMul.LinearScalar(x, n, k, w, m, want);
@@ -66,5 +66,40 @@ public class MatMulTests
         var a = new float[n];
         for (int i = 0; i < n; i++) a[i] = (float)(r.NextDouble() * 2 - 1);
         return a;
+    }
+}
+
+public class OpsTests
+{
+    [Fact]
+    public void Vectorised_gelu_matches_the_double_precision_erf_reference()
+    {
+        var xs = Enumerable.Range(-6000, 12001).Select(i => i / 1000f).ToArray();
+        var got = xs.ToArray();
+        Ops.GeluErf(got);
+        for (int i = 0; i < xs.Length; i++)
+            Assert.True(Math.Abs(got[i] - Ops.GeluErfReference(xs[i])) <= 2e-6f * (1 + Math.Abs(xs[i])), $"x={xs[i]}: {got[i]} vs {Ops.GeluErfReference(xs[i])}");
+    }
+
+    [Theory]
+    [InlineData(0.0, 0.0)]
+    [InlineData(0.5, 0.5204998778130465)]
+    [InlineData(1.0, 0.8427007929497149)]
+    [InlineData(-2.0, -0.9953222650189527)]
+    [InlineData(3.5, 0.9999992569016276)]
+    public void Erf_matches_published_values(double x, double erf) => Assert.Equal(erf, Ops.Erf(x), 1e-12);
+}
+
+public class SoftmaxTests
+{
+    [Fact]
+    public void Large_scores_do_not_overflow()
+    {
+        float[] x = [1000f, 1000f, 999f, float.NegativeInfinity];
+        Ops.Softmax(x);
+        double e = Math.Exp(-1);
+        Assert.Equal(1 / (2 + e), x[0], 1e-6);
+        Assert.Equal(e / (2 + e), x[2], 1e-6);
+        Assert.Equal(0f, x[3]);
     }
 }

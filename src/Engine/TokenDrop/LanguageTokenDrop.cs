@@ -1,0 +1,175 @@
+using Microsoft.Data.Analysis;
+using Workbench.Engine.Costs;
+using Workbench.Engine.Models;
+
+namespace Workbench.Engine.TokenDrop;
+
+/// <summary>A long prompt: droppable context, a protected instruction (its last token is the query), and the true continuation.</summary>
+public sealed record LmPrompt(string Context, string Instruction, string Continuation);
+
+/// <summary>One prompt's comparison of the dropped prefill against the full one.</summary>
+public sealed record LmPromptResult(int Prompt, int ContextTokens, int ProtectedTokens, int ContinuationTokens,
+    double Kl, bool Top1Agrees, double NllFull, double NllDropped, double FlopsRatio);
+
+/// <summary>Next-token quality of a decoder under a drop schedule, over several prompts.</summary>
+public sealed record LmDropEvaluation(string Model, PyramidSchedule Schedule, DropRanking Ranking,
+    double Kl, double Top1Agreement, double PerplexityFull, double PerplexityDropped, double FlopsRatio,
+    IReadOnlyList<LmPromptResult> PerPrompt)
+{
+    public DataFrame ToDataFrame() => new(
+        new Int32DataFrameColumn("prompt", PerPrompt.Select(p => (int?)p.Prompt)),
+        new Int32DataFrameColumn("context_tokens", PerPrompt.Select(p => (int?)p.ContextTokens)),
+        new Int32DataFrameColumn("protected_tokens", PerPrompt.Select(p => (int?)p.ProtectedTokens)),
+        new DoubleDataFrameColumn("kl", PerPrompt.Select(p => (double?)p.Kl)),
+        new BooleanDataFrameColumn("top1_agrees", PerPrompt.Select(p => (bool?)p.Top1Agrees)),
+        new DoubleDataFrameColumn("ppl_full", PerPrompt.Select(p => (double?)Math.Exp(p.NllFull / p.ContinuationTokens))),
+        new DoubleDataFrameColumn("ppl_dropped", PerPrompt.Select(p => (double?)Math.Exp(p.NllDropped / p.ContinuationTokens))),
+        new DoubleDataFrameColumn("flops_ratio", PerPrompt.Select(p => (double?)p.FlopsRatio)));
+}
+
+/// <summary>Embedding similarity of an encoder under a drop schedule (CLS queries; CLS and SEP protected; mean pooling over survivors).</summary>
+public sealed record EncoderDropEvaluation(string Model, PyramidSchedule Schedule, DropRanking Ranking, double MeanCosine, double MinCosine, double FlopsRatio, double[] Cosines);
+
+/// <summary>
+/// Token dropping on language models. Decoders: BOS and the instruction are protected, the last instruction token
+/// is the query, the context is droppable; the KV cache of each layer keeps only that layer's rows, so the
+/// continuation is scored against the pruned cache (as FastV/PyramidDrop decode).
+/// </summary>
+public static class LanguageTokenDrop
+{
+    /// <summary>
+    /// Prompts from TinyStories paragraphs: whole paragraphs as context (up to about <paramref name="contextChars"/>
+    /// characters), then the first sentence of the next paragraph as the instruction and the rest of it as the continuation.
+    /// </summary>
+    public static IReadOnlyList<LmPrompt> TinyStoriesPrompts(int count, int contextChars = 900, string? path = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(contextChars);
+        var paragraphs = File.ReadAllText(path ?? Bundled.TinyStories).Replace("\r", "")
+            .Split("\n\n", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var prompts = new List<LmPrompt>();
+        int i = 0;
+        while (prompts.Count < count && i < paragraphs.Length)
+        {
+            var ctx = new List<string>();
+            while (i < paragraphs.Length && ctx.Sum(p => p.Length + 1) + paragraphs[i].Length <= contextChars) ctx.Add(paragraphs[i++]);
+            if (ctx.Count == 0) { i++; continue; }
+            // The next paragraph with at least two sentences gives instruction + continuation.
+            while (i < paragraphs.Length)
+            {
+                var p = paragraphs[i++];
+                int dot = p.IndexOfAny(['.', '!', '?']);
+                if (dot > 0 && dot < p.Length - 20)
+                {
+                    prompts.Add(new LmPrompt(string.Join("\n", ctx), p[..(dot + 1)], p[(dot + 1)..]));
+                    break;
+                }
+            }
+        }
+        return prompts;
+    }
+
+    public static LmDropEvaluation EvaluateDecoder(Decoder decoder, IReadOnlyList<LmPrompt> prompts, PyramidSchedule schedule,
+        DropRanking ranking = DropRanking.Attention, int seed = 0, int maxContinuation = 32)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        ArgumentNullException.ThrowIfNull(prompts);
+        if (prompts.Count == 0) throw new ArgumentException("no prompts", nameof(prompts));
+        var model = decoder.Model;
+        schedule.Validate(model.Config.Layers);
+        var shape = TransformerShape.From(model.Config);
+        var results = new List<LmPromptResult>();
+        for (int pi = 0; pi < prompts.Count; pi++)
+        {
+            var pr = prompts[pi];
+            var tok = decoder.Tokenizer;
+            int[] context = tok.Encode(pr.Context, bos: true);
+            int[] instruction = tok.Encode("\n" + pr.Instruction, bos: false);
+            int[] continuation = tok.Encode(pr.Continuation, bos: false);
+            continuation = continuation[..Math.Min(continuation.Length, maxContinuation)];
+            // Too long for the model: cut the context from the left (BOS stays).
+            int over = context.Length + instruction.Length + continuation.Length - model.Config.MaxSeq;
+            if (over > 0) context = [context[0], .. context[(1 + over)..]];
+            if (context.Length < 3 || continuation.Length == 0)
+                throw new ArgumentException($"prompt {pi} leaves no room for context in {decoder.Name}'s {model.Config.MaxSeq} positions", nameof(prompts));
+            int[] prompt = [.. context, .. instruction];
+            var roles = TokenRoles.Prompt(prompt.Length, 1, context.Length); // BOS and the instruction are protected
+
+            var (pFull, nllFull) = Score(model, prompt, continuation, null);
+            var dropper = new TokenDropper(model, schedule, roles, ranking, HashCode.Combine(seed, pi));
+            var (pDrop, nllDrop) = Score(model, prompt, continuation, dropper.Selector);
+
+            double kl = 0;
+            for (int v = 0; v < pFull.Length; v++)
+                if (pFull[v] > 0) kl += pFull[v] * (Math.Log(pFull[v]) - Math.Log(Math.Max(pDrop[v], 1e-30)));
+            int droppable = roles.Droppable(prompt.Length);
+            double ratio = schedule.Cost(shape, droppable, prompt.Length - droppable).RatioTo(Flops.Full(shape, prompt.Length));
+            results.Add(new LmPromptResult(pi, droppable, prompt.Length - droppable, continuation.Length, kl,
+                ArgMax(pFull) == ArgMax(pDrop), nllFull, nllDrop, ratio));
+        }
+        int tokens = results.Sum(r => r.ContinuationTokens);
+        return new LmDropEvaluation(decoder.Name, schedule, ranking,
+            results.Average(r => r.Kl), results.Count(r => r.Top1Agrees) / (double)results.Count,
+            Math.Exp(results.Sum(r => r.NllFull) / tokens), Math.Exp(results.Sum(r => r.NllDropped) / tokens),
+            results.Average(r => r.FlopsRatio), results);
+    }
+
+    // Prefill the prompt (with the selector, if any) into a KV cache, then score the continuation against that cache.
+    private static (double[] Next, double Nll) Score(LlamaModel model, int[] prompt, int[] continuation, TokenSelector? selector)
+    {
+        var cache = KvCache.For(model.Config, prompt.Length + continuation.Length);
+        var (last, _) = model.Forward(prompt, 0, new ForwardContext { Cache = cache, Selector = selector }, allRows: false);
+        var next = Softmax(last);
+        double nll = -Math.Log(Math.Max(next[continuation[0]], 1e-30));
+        if (continuation.Length > 1)
+        {
+            var (rows, _) = model.Forward(continuation.AsSpan(0, continuation.Length - 1), prompt.Length, new ForwardContext { Cache = cache }, allRows: true);
+            int v = model.Config.Vocab;
+            for (int i = 0; i + 1 < continuation.Length; i++)
+                nll -= Math.Log(Math.Max(Softmax(rows.AsSpan(i * v, v))[continuation[i + 1]], 1e-30));
+        }
+        return (next, nll);
+    }
+
+    public static EncoderDropEvaluation EvaluateEncoder(Encoder encoder, IReadOnlyList<string> texts, PyramidSchedule schedule,
+        DropRanking ranking = DropRanking.Attention, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        if (texts.Count == 0) throw new ArgumentException("no texts", nameof(texts));
+        var model = encoder.Model;
+        schedule.Validate(model.Config.Layers);
+        var shape = TransformerShape.From(model.Config);
+        var cos = new double[texts.Count];
+        double ratio = 0;
+        for (int i = 0; i < texts.Count; i++)
+        {
+            var ids = encoder.Tokenizer.Encode(texts[i]);
+            var roles = new TokenRoles(0, [0, ids.Length - 1]); // CLS queries; CLS and SEP stay
+            var full = BertModel.MeanPool(model.Forward(ids, new ForwardContext()));
+            var dropper = new TokenDropper(model, schedule, roles, ranking, HashCode.Combine(seed, i));
+            var dropped = BertModel.MeanPool(model.Forward(ids, new ForwardContext { Selector = dropper.Selector }));
+            cos[i] = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(full, dropped);
+            int droppable = roles.Droppable(ids.Length);
+            ratio += schedule.Cost(shape, droppable, ids.Length - droppable).RatioTo(Flops.Full(shape, ids.Length));
+        }
+        return new EncoderDropEvaluation(encoder.Name, schedule, ranking, cos.Average(), cos.Min(), ratio / texts.Count, cos);
+    }
+
+    private static double[] Softmax(ReadOnlySpan<float> logits)
+    {
+        double max = double.NegativeInfinity;
+        foreach (var l in logits) max = Math.Max(max, l);
+        var p = new double[logits.Length];
+        double sum = 0;
+        for (int i = 0; i < p.Length; i++) sum += p[i] = Math.Exp(logits[i] - max);
+        for (int i = 0; i < p.Length; i++) p[i] /= sum;
+        return p;
+    }
+
+    private static int ArgMax(double[] p)
+    {
+        int best = 0;
+        for (int i = 1; i < p.Length; i++) if (p[i] > p[best]) best = i;
+        return best;
+    }
+}

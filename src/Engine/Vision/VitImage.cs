@@ -1,0 +1,91 @@
+using SkiaSharp;
+using Workbench.Engine.Formats;
+
+namespace Workbench.Engine.Vision;
+
+/// <summary>
+/// A 32x32 RGB image as the ViT takes it: uint8, HWC (row-major, channels last, R G B).
+/// </summary>
+public sealed record VitImage
+{
+    public const int Size = VitModel.ImageSize;
+    public byte[] Hwc { get; }
+
+    public VitImage(byte[] hwc)
+    {
+        ArgumentNullException.ThrowIfNull(hwc);
+        if (hwc.Length != VitModel.PixelsPerImage)
+            throw new ArgumentException($"expected {Size}x{Size}x3 uint8 HWC ({VitModel.PixelsPerImage} bytes), got {hwc.Length}", nameof(hwc));
+        Hwc = hwc;
+    }
+
+    public byte this[int y, int x, int c] => Hwc[(y * Size + x) * 3 + c];
+
+    /// <summary>Decodes a PNG or JPEG file (SkiaSharp) and brings it to 32x32, see <see cref="FromEncoded"/>.</summary>
+    public static VitImage FromFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"image not found: {path}", path);
+        return FromEncoded(File.ReadAllBytes(path), path);
+    }
+
+    /// <summary>
+    /// Decodes PNG/JPEG bytes, centre-crops to a square (the short side; CIFAR images are square so nothing is lost
+    /// there, and photos are not stretched), then resamples to 32x32 with trilinear mipmapped filtering
+    /// (SKFilterMode.Linear + SKMipmapMode.Linear: a box-filtered mip pyramid, so large downscales average
+    /// instead of aliasing). The image is drawn over black, so transparent pixels come out black.
+    /// </summary>
+    public static VitImage FromEncoded(byte[] encoded, string name = "image")
+    {
+        ArgumentNullException.ThrowIfNull(encoded);
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = SKCodec.Create(data);
+        if (codec is null)
+            throw new ModelFormatException(name, "image", 0, "not a decodable image (expected PNG or JPEG)");
+        if (codec.EncodedFormat is not (SKEncodedImageFormat.Png or SKEncodedImageFormat.Jpeg))
+            throw new ModelFormatException(name, "image", 0, $"unsupported image format {codec.EncodedFormat} (expected PNG or JPEG)");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var full = new SKBitmap(info);
+        var result = codec.GetPixels(info, full.GetPixels());
+        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput) || (result == SKCodecResult.IncompleteInput && codec.Info.Width * codec.Info.Height == 0))
+            throw new ModelFormatException(name, "image", 0, $"decoding failed: {result}");
+        if (result == SKCodecResult.IncompleteInput)
+            throw new ModelFormatException(name, "image", encoded.Length, "image data is truncated");
+
+        int side = Math.Min(info.Width, info.Height);
+        var src = SKRectI.Create((info.Width - side) / 2, (info.Height - side) / 2, side, side);
+        using var image = SKImage.FromBitmap(full);
+        var dstInfo = new SKImageInfo(Size, Size, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var surface = SKSurface.Create(dstInfo) ?? throw new InvalidOperationException("could not create a 32x32 raster surface");
+        surface.Canvas.Clear(SKColors.Black);
+        surface.Canvas.DrawImage(image, src, SKRect.Create(Size, Size), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
+        var rgba = new byte[Size * Size * 4];
+        unsafe
+        {
+            fixed (byte* p = rgba)
+                if (!surface.ReadPixels(dstInfo, (IntPtr)p, Size * 4, 0, 0))
+                    throw new InvalidOperationException("could not read back the resized pixels");
+        }
+        return new VitImage(RgbaToRgb(rgba));
+    }
+
+    /// <summary>Wraps raw pixels; they must already be 32x32x3 HWC.</summary>
+    public static VitImage FromHwc(ReadOnlySpan<byte> hwc, int height, int width, int channels = 3)
+    {
+        if (height != Size) throw new ArgumentOutOfRangeException(nameof(height), height, $"the ViT takes {Size}x{Size} images; resize first (VitImage.FromFile)");
+        if (width != Size) throw new ArgumentOutOfRangeException(nameof(width), width, $"the ViT takes {Size}x{Size} images; resize first (VitImage.FromFile)");
+        if (channels != 3) throw new ArgumentOutOfRangeException(nameof(channels), channels, "the ViT takes RGB (3 channels)");
+        if (hwc.Length != height * width * channels) throw new ArgumentException($"{hwc.Length} bytes for {height}x{width}x{channels}", nameof(hwc));
+        return new VitImage(hwc.ToArray());
+    }
+
+    private static byte[] RgbaToRgb(ReadOnlySpan<byte> rgba)
+    {
+        var rgb = new byte[rgba.Length / 4 * 3];
+        for (int i = 0, j = 0; i < rgba.Length; i += 4, j += 3)
+        {
+            rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2];
+        }
+        return rgb;
+    }
+}

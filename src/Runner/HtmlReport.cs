@@ -1,0 +1,89 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Markdig;
+using Microsoft.DotNet.Interactive.Documents;
+
+namespace Workbench.Runner;
+
+/// <summary>
+/// A self-contained HTML page of an executed notebook: markdown rendered, code shown, outputs inlined in order.
+/// Chart outputs carry plotly.js themselves (the extension embeds it once per session by default), so the page draws
+/// its charts offline.
+/// </summary>
+public static class HtmlReport
+{
+    private static readonly MarkdownPipeline Markdown = new MarkdownPipelineBuilder().UseAdvancedExtensions().Build();
+
+    public static string Render(InteractiveDocument document, string title, NotebookResult? result = null)
+    {
+        var sb = new StringBuilder();
+        sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>")
+          .Append($"<title>{Encode(title)}</title>\n<style>{Style}</style></head>\n<body>\n");
+        if (result is { Failure: { } failure })
+            sb.Append($"<div class=\"run-failed\">Run failed at cell {failure.Cell}: {Encode(failure.Message)}</div>\n");
+
+        for (int i = 0; i < document.Elements.Count; i++)
+        {
+            var cell = document.Elements[i];
+            if (NotebookExecutor.IsMarkdown(cell))
+            {
+                sb.Append($"<section class=\"cell markdown\" id=\"cell-{i + 1}\">")
+                  .Append(Markdig.Markdown.ToHtml(cell.Contents, Markdown)).Append("</section>\n");
+                continue;
+            }
+            sb.Append($"<section class=\"cell code\" id=\"cell-{i + 1}\">")
+              .Append($"<div class=\"prompt\">[{(cell.ExecutionOrder > 0 ? cell.ExecutionOrder.ToString() : " ")}]</div>")
+              .Append($"<pre class=\"source\"><code>{Encode(cell.Contents)}</code></pre>");
+            foreach (var output in cell.Outputs) sb.Append(Output(output));
+            sb.Append("</section>\n");
+        }
+        sb.Append("</body></html>\n");
+        return sb.ToString();
+    }
+
+    private static string Output(InteractiveDocumentOutputElement output) => output switch
+    {
+        TextElement t => $"<pre class=\"output {Encode(t.Name)}\">{Encode(t.Text)}</pre>",
+        ErrorElement e => $"<pre class=\"output error\">{Encode(e.ErrorName)}: {Encode(e.ErrorValue)}</pre>",
+        DisplayElement d => $"<div class=\"output\">{Rich(d.Data)}</div>",
+        ReturnValueElement r => $"<div class=\"output\">{Rich(r.Data)}</div>",
+        _ => "",
+    };
+
+    /// <summary>The richest mime type we can inline: HTML, then SVG, PNG/JPEG, JSON, plain text.</summary>
+    private static string Rich(IDictionary<string, object> data)
+    {
+        if (data.TryGetValue("text/html", out var html)) return Text(html);
+        if (data.TryGetValue("image/svg+xml", out var svg)) return Text(svg);
+        if (data.TryGetValue("image/png", out var png)) return $"<img src=\"data:image/png;base64,{Text(png).Trim()}\"/>";
+        if (data.TryGetValue("image/jpeg", out var jpg)) return $"<img src=\"data:image/jpeg;base64,{Text(jpg).Trim()}\"/>";
+        if (data.TryGetValue("application/json", out var json)) return $"<pre>{Encode(Text(json))}</pre>";
+        if (data.TryGetValue("text/plain", out var plain)) return $"<pre>{Encode(Text(plain))}</pre>";
+        return "";
+    }
+
+    // Values read back from .ipynb may be JSON elements or arrays of lines rather than strings.
+    private static string Text(object value) => value switch
+    {
+        string s => s,
+        JsonElement { ValueKind: JsonValueKind.String } j => j.GetString() ?? "",
+        JsonElement { ValueKind: JsonValueKind.Array } j => string.Concat(j.EnumerateArray().Select(x => x.ToString())),
+        IEnumerable<object> lines => string.Concat(lines.Select(Text)),
+        _ => value.ToString() ?? "",
+    };
+
+    private static string Encode(string s) => WebUtility.HtmlEncode(s);
+
+    private const string Style = """
+        body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+        .cell { margin: 1em 0; }
+        .code .source { background: #f6f8fa; border: 1px solid #e1e4e8; padding: 8px; overflow-x: auto; font-size: 13px; }
+        .prompt { color: #888; font-family: monospace; font-size: 12px; }
+        .output { margin: 4px 0 4px 12px; overflow-x: auto; }
+        pre.output { background: #fff; border-left: 3px solid #ddd; padding: 4px 8px; white-space: pre-wrap; }
+        pre.output.error, pre.output.stderr { border-left-color: #c00; background: #fdecec; }
+        .run-failed { background: #c00; color: #fff; padding: 8px; font-weight: bold; }
+        table { border-collapse: collapse; }
+        """;
+}

@@ -1,0 +1,101 @@
+using System.Text.Json;
+
+namespace Workbench.Engine.Tests.Cli;
+
+public sealed class CliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("wb-cli-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Embed_json_gives_vectors_and_the_reference_cosine()
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("embed", "--model", "minilm", "A man is eating food.", "A man is eating a piece of bread.", "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var emb = doc.RootElement.GetProperty("embeddings");
+        Assert.Equal(2, emb.GetArrayLength());
+        Assert.Equal(384, emb[0].GetArrayLength());
+        var cos = doc.RootElement.GetProperty("cosine");
+        Assert.Equal(1.0, cos[0][0].GetDouble(), 1e-5);
+        Assert.Equal(0.755, cos[0][1].GetDouble(), 0.001);
+        Assert.Equal(cos[0][1].GetDouble(), cos[1][0].GetDouble(), 1e-6);
+    }
+
+    [Theory]
+    [InlineData("stories260K", "Llama", 264_128L)]
+    [InlineData("minilm", "Bert", 22_713_216L)]
+    public void Inspect_json_describes_the_model(string model, string family, long minParams)
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("inspect", "--model", model, "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var r = doc.RootElement;
+        Assert.Equal(family, r.GetProperty("architecture").GetProperty("family").GetString());
+        Assert.True(r.GetProperty("parameters").GetInt64() >= minParams * 99 / 100, $"parameters {r.GetProperty("parameters").GetInt64()}");
+        Assert.True(r.GetProperty("tensors").GetArrayLength() > 10);
+        foreach (var t in r.GetProperty("tensors").EnumerateArray())
+            Assert.True(t.GetProperty("bytes").GetInt64() > 0);
+    }
+
+    [Fact]
+    public void A_path_is_recognised_by_content_not_extension()
+    {
+        var copy = Path.Combine(_dir, "weights.dat");
+        File.Copy(Bundled.Path("models/stories260K/stories260K.gguf"), copy);
+        var (exit, stdout, stderr) = CliRunner.Run("inspect", "--model", copy, "--json");
+        Assert.True(exit == 0, stderr);
+        Assert.Equal("GGUF", JsonDocument.Parse(stdout).RootElement.GetProperty("format").GetString());
+    }
+
+    [Fact]
+    public void A_truncated_model_is_one_clear_line_naming_file_field_and_offset()
+    {
+        var bin = Path.Combine(_dir, "model.bin");
+        var bytes = File.ReadAllBytes(Bundled.Path("models/stories260K/stories260K.bin"));
+        File.WriteAllBytes(bin, bytes[..(bytes.Length / 2)]);
+        File.Copy(Bundled.Path("models/stories260K/tok512.bin"), Path.Combine(_dir, "tokenizer.bin"));
+        var gguf = Path.Combine(_dir, "model.gguf");
+        var g = File.ReadAllBytes(Bundled.Path("models/stories260K/stories260K.gguf"));
+        File.WriteAllBytes(gguf, g[..5000]);
+        foreach (var path in new[] { gguf })
+        {
+            var (exit, stdout, stderr) = CliRunner.Run("generate", "--model", path, "--prompt", "Hi", "--steps", "8", "--temperature", "0");
+            Assert.Equal(2, exit);
+            Assert.Equal("", stdout);
+            var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains(path, line);
+            Assert.Contains("offset", line);
+            Assert.Contains("field", line);
+        }
+        // A llama2.c .bin cut in half no longer matches any layout: it is not recognised at all.
+        var (e2, _, err2) = CliRunner.Run("inspect", "--model", bin);
+        Assert.Equal(2, e2);
+        Assert.Contains(bin, err2);
+    }
+
+    [Fact]
+    public void A_tokenizer_that_does_not_fit_the_model_is_refused()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(_dir, "mixed")).FullName;
+        File.Copy(Bundled.Path("models/stories260K/stories260K.bin"), Path.Combine(dir, "model.bin"));
+        var (exit, _, stderr) = CliRunner.Run("generate", "--model", Path.Combine(dir, "model.bin"), "--tokenizer",
+            Bundled.Path("models/babyllama-105/tok105.model"), "--prompt", "Hi", "--steps", "8");
+        Assert.Equal(2, exit);
+        Assert.Contains("tok105.model", stderr);
+        Assert.Contains("512", stderr);
+    }
+
+    [Theory]
+    [InlineData("generate", "--model", "no-such-model", "--prompt", "x")]
+    [InlineData("generate", "--model", "stories260K", "--steps", "0")]
+    [InlineData("generate", "--model", "stories260K", "--temperature", "-1")]
+    [InlineData("embed", "--model", "stories260K", "hello")]
+    public void Bad_options_exit_non_zero_with_a_message(params string[] args)
+    {
+        var (exit, _, stderr) = CliRunner.Run(args);
+        Assert.NotEqual(0, exit);
+        Assert.False(string.IsNullOrWhiteSpace(stderr));
+        Assert.DoesNotContain("   at ", stderr); // no stack trace
+    }
+}

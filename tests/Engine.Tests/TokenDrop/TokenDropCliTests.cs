@@ -1,0 +1,90 @@
+using System.CommandLine;
+using System.Text.Json;
+using Workbench.Cli.Commands;
+using Workbench.Engine.Tests.Vision;
+using Workbench.Engine.TokenDrop;
+
+namespace Workbench.Engine.Tests.TokenDrop;
+
+public class TokenDropCliTests
+{
+    private static (int Code, string Out, string Err) Run(Command cmd, params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = cmd.Parse(args).Invoke(new InvocationConfiguration { Output = o, Error = e });
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void Pyramid_json_reports_accuracy_agreement_and_flops_of_the_engine()
+    {
+        var (code, output, err) = Run(PyramidDropCommand.Create(), "--model", "vit-cifar10", "--layers", "1,2,3", "--keep", "0.5", "--limit", "100", "--json");
+        Assert.True(code == 0, err);
+        var j = JsonDocument.Parse(output).RootElement;
+        Assert.Equal([65, 33, 17, 9], j.GetProperty("tokens_per_layer").EnumerateArray().Select(x => x.GetInt32()));
+        Assert.Equal(4_790_784.0 / 10_682_880.0, j.GetProperty("flops_ratio").GetDouble(), 9);
+        Assert.Equal(100, j.GetProperty("images").GetInt32());
+        // The same numbers through the engine directly.
+        var eval = VitTokenDrop.Evaluate(VitTestData.Model, VitTestData.Set.Every(10).Take(100), PyramidSchedule.Pyramid([1, 2, 3], 0.5));
+        Assert.Equal(eval.Accuracy, j.GetProperty("accuracy").GetDouble(), 9);
+        Assert.Equal(eval.AccuracyFull, j.GetProperty("accuracy_full").GetDouble(), 9);
+        Assert.Equal(eval.Agreement, j.GetProperty("agreement").GetDouble(), 9);
+    }
+
+    [Fact]
+    public void Fastv_accepts_layer_and_keep_and_prints_text_without_json()
+    {
+        var (code, output, err) = Run(FastVCommand.Create(), "--model", "vit-cifar10", "--layer", "2", "--keep", "0.25", "--limit", "20", "--rank", "random", "--seed", "3");
+        Assert.True(code == 0, err);
+        Assert.Contains("65 / 65 / 17 / 17", output);
+        Assert.Contains("accuracy", output);
+    }
+
+    [Theory]
+    [InlineData("--layers", "1,2,3", "--keep", "1.5")]
+    [InlineData("--layers", "1,2,3", "--keep", "0")]
+    [InlineData("--layers", "3,2", "--keep", "0.5")]
+    [InlineData("--layers", "1,2,4", "--keep", "0.5")]
+    [InlineData("--layers", "1,2,3", "--keep", "0.5,0.5")]
+    [InlineData("--layers", "1,2,3", "--keep", "half")]
+    [InlineData("--layers", "1,2,3", "--keep", "0.5", "--rank", "best")]
+    [InlineData("--keep", "0.5")]
+    [InlineData("--layers", "1")]
+    public void Bad_options_print_one_line_and_exit_2(params string[] args)
+    {
+        var (code, output, err) = Run(PyramidDropCommand.Create(), ["--model", "vit-cifar10", .. args]);
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        Assert.StartsWith("error:", err);
+    }
+
+    [Fact]
+    public void Missing_model_file_and_missing_model_exit_2()
+    {
+        var (code, _, err) = Run(FastVCommand.Create(), "--model", "/nonexistent/model.npz", "--layer", "1", "--keep", "0.5");
+        Assert.Equal(2, code);
+        Assert.Contains("/nonexistent/model.npz", err);
+        (code, _, err) = Run(FastVCommand.Create(), "--layer", "1", "--keep", "0.5");
+        Assert.Equal(2, code);
+        Assert.Contains("--model", err);
+    }
+}
+
+public class TokenDropCliLanguageTests
+{
+    [Fact]
+    public void Decoder_json_reports_kl_and_top1_agreement()
+    {
+        var o = new StringWriter(); var e = new StringWriter();
+        int code = PyramidDropCommand.Create().Parse(["--model", "stories260K", "--layers", "1,2,3", "--keep", "1", "--limit", "2", "--json"])
+            .Invoke(new InvocationConfiguration { Output = o, Error = e });
+        Assert.True(code == 0, e.ToString());
+        var j = JsonDocument.Parse(o.ToString()).RootElement;
+        Assert.Equal(0, j.GetProperty("kl").GetDouble(), 9);
+        Assert.Equal(1.0, j.GetProperty("top1_agreement").GetDouble());
+        Assert.Equal(1.0, j.GetProperty("flops_ratio").GetDouble(), 9);
+        Assert.Equal(2, j.GetProperty("prompts").GetInt32());
+    }
+}
