@@ -230,17 +230,17 @@ public static class LowBitCharts
         var traces = new List<Trace>
         {
             Bars("measured here (median)", names, g.Results.Select(r => (double?)r.MedianUs).ToArray(), "#4c78a8",
-                g.Results.Select(r => $"{F(r.MedianUs, 0)} us, {F(r.WeightGBps, 1)} GB/s").ToArray()),
+                g.Results.Select(r => $"{F(r.MedianUs, 0)} us, {F(r.WeightGBps, 1)} GB/s").ToArray(), "none"),
             Bars($"bandwidth floor at {F(g.ReadGBps, 1)} GB/s{(g.BandwidthMeasured ? " (measured)" : "")}", names,
                 g.Results.Select(r => (double?)g.FloorUs(r.WeightBytes)).ToArray(), "#bab0ac",
-                g.Results.Select(r => $"{F(g.FloorUs(r.WeightBytes), 0)} us").ToArray()),
+                g.Results.Select(r => $"{F(g.FloorUs(r.WeightBytes), 0)} us").ToArray(), "none"),
         };
         if (g.Threads <= 2 && g.Results.Any(r => LowBitReference.Comparable(r.Format, g.Rows, g.Cols) is not null))
         {
             var refs = g.Results.Select(r => LowBitReference.Comparable(r.Format, g.Rows, g.Cols)).ToArray();
             traces.Add(Bars($"reference kernel, {g.Threads} thread(s) (LOWBIT.md)", names,
                 refs.Select(t => t is null ? (double?)null : g.Threads == 1 ? t.Us1Thread : t.Us2Threads).ToArray(), "#f58518",
-                refs.Select(t => t is null ? "" : $"{t.Kernel}: {F(g.Threads == 1 ? t.Us1Thread : t.Us2Threads, 0)} us").ToArray()));
+                refs.Select(t => t is null ? "" : $"{t.Kernel}: {F(g.Threads == 1 ? t.Us1Thread : t.Us2Threads, 0)} us").ToArray(), "none"));
         }
         var layout = new Layout();
         layout.SetProperty("title", new { text = $"GEMV {g.Rows} x {g.Cols}, {g.Threads} thread(s), cold weights: time per call", font = new { size = 14 } });
@@ -411,12 +411,12 @@ public static class LowBitCharts
         return sb.Append("</tbody></table></div>").ToString();
     }
 
-    private static Trace Bars(string name, string[] x, double?[] y, string color, string[] text) =>
-        Trace("bar", ("name", name), ("x", x), ("y", y), ("text", text), ("textposition", "auto"),
+    private static Trace Bars(string name, string[] x, double?[] y, string color, string[] text, string textPosition = "auto") =>
+        Trace("bar", ("name", name), ("x", x), ("y", y), ("text", text), ("textposition", textPosition),
             ("marker", new { color }), ("hovertemplate", name + "<br>%{x}: %{text}<extra></extra>"));
 
-    private static Trace Bars(string name, string[] x, double[] y, string color, string[] text) =>
-        Bars(name, x, y.Select(v => (double?)v).ToArray(), color, text);
+    private static Trace Bars(string name, string[] x, double[] y, string color, string[] text, string textPosition = "auto") =>
+        Bars(name, x, y.Select(v => (double?)v).ToArray(), color, text, textPosition);
 
     private static Trace Trace(string type, params (string Name, object Value)[] properties)
     {
