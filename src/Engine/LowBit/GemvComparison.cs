@@ -42,6 +42,10 @@ public sealed record GemvComparison(int Rows, int Cols, int Threads, IReadOnlyLi
         {
             cancellationToken.ThrowIfCancellationRequested();
             progress?.Invoke(i, formats[i].ToString());
+            // The previous format's pool (up to ~200 MB) is garbage now: collect it here, not as a background GC
+            // competing for the 2 cores and the memory bus while the next format is timed.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
             results.Add(GemvProbe.Run(formats[i], rows, cols, threads, runs, path: path));
         }
         cancellationToken.ThrowIfCancellationRequested();
