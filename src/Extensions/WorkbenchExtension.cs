@@ -59,6 +59,7 @@ public static class WorkbenchExtension
         Html.RegisterRecord<PlotlySettings>();
         ModelDirective.RegisterFormatters();
         Charts.RedundancyCharts.RegisterFormatters();
+        Charts.LowBitCharts.RegisterFormatters();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -67,5 +68,6 @@ public static class WorkbenchExtension
         PlotlyDirective.Add(kernel);
         ModelDirective.Add(kernel);
         RedundancyDirectives.Add(kernel);
+        LowBitDirectives.Add(kernel);
     }
 }

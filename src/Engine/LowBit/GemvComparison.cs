@@ -1,0 +1,129 @@
+using Microsoft.Data.Analysis;
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.LowBit;
+
+/// <summary>
+/// Cold-weight GEMV timings of several formats on one shape, beside the memory-bandwidth floor of each: the time
+/// needed just to stream its weight bytes at <see cref="ReadGBps"/>. Decode is bandwidth bound when a kernel sits
+/// on its floor; a kernel above it is compute bound.
+/// </summary>
+public sealed record GemvComparison(int Rows, int Cols, int Threads, IReadOnlyList<GemvProbeResult> Results, double ReadGBps, bool BandwidthMeasured)
+{
+    /// <summary>Microseconds to read <paramref name="weightBytes"/> at <see cref="ReadGBps"/>.</summary>
+    public double FloorUs(long weightBytes) => weightBytes / (ReadGBps * 1e3);
+
+    /// <summary>Measured median over the bandwidth floor (1 = as fast as the memory allows).</summary>
+    public double TimesFloor(GemvProbeResult r) => r.MedianUs / FloorUs(r.WeightBytes);
+
+    /// <summary>
+    /// Runs <see cref="GemvProbe.Run"/> for each format in turn (same seed, rows, cols, threads, runs) and measures
+    /// the streaming read bandwidth with the same thread count, unless <paramref name="bandwidthGBps"/> is given.
+    /// <paramref name="progress"/> gets (steps done, what runs next); steps = formats + 1 (the bandwidth).
+    /// </summary>
+    public static GemvComparison Run(IReadOnlyList<LowBitFormat> formats, int rows, int cols, int threads = 1, int runs = 21,
+        IsaPath? path = null, double? bandwidthGBps = null, Action<int, string>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(formats);
+        if (formats.Count == 0) throw new ArgumentException("Give at least one format.", nameof(formats));
+        if (formats.Distinct().Count() != formats.Count) throw new ArgumentException($"Formats repeat: {string.Join(", ", formats)}.", nameof(formats));
+        Shapes.CheckShape(rows, cols);
+        if (threads < 1 || threads > Environment.ProcessorCount)
+            throw new ArgumentOutOfRangeException(nameof(threads), threads, $"threads must be in 1..{Environment.ProcessorCount}.");
+        ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
+        if (bandwidthGBps is { } bw && !(bw > 0 && double.IsFinite(bw)))
+            throw new ArgumentOutOfRangeException(nameof(bandwidthGBps), bw, "bandwidth must be a positive number of GB/s.");
+        if (path is { } p) LowBitIsa.Require(p);
+
+        progress?.Invoke(0, "warm-up");
+        WarmUp(formats, cols, threads, path, cancellationToken);
+        var results = new List<GemvProbeResult>();
+        for (int i = 0; i < formats.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Invoke(i, formats[i].ToString());
+            // The previous format's pool (up to ~200 MB) is garbage now: collect it here, not as a background GC
+            // competing for the 2 cores and the memory bus while the next format is timed.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            results.Add(GemvProbe.Run(formats[i], rows, cols, threads, runs, path: path));
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        progress?.Invoke(formats.Count, "read bandwidth");
+        double gbps = bandwidthGBps ?? GemvProbe.ReadBandwidthGBps(threads);
+        progress?.Invoke(formats.Count + 1, "done");
+        return new GemvComparison(rows, cols, threads, results, gbps, bandwidthGBps is null);
+    }
+
+    /// <summary>Longest warm-up before timing; the quiet-period rule below usually ends it far sooner.</summary>
+    public static readonly TimeSpan MaxWarmup = TimeSpan.FromSeconds(6);
+
+    /// <summary>
+    /// Runs every format's kernels on a small, cache-resident matrix until the JIT goes quiet. The runtime first
+    /// compiles methods unoptimized and swaps in optimized code only after ~100 ms without new compilation; inside a
+    /// long-lived host (a notebook kernel jits formatters and submissions all the time) that delay keeps being
+    /// extended, and GemvProbe's fixed 0.6 s warm-up timed unoptimized kernels (TL1 10x, f32 8x slower than in the
+    /// CLI). So: call the kernels until the compiled-method count has not changed for 300 ms (the optimized versions
+    /// are in place) and at least GemvProbe.MinWarmup has passed, at most MaxWarmup.
+    /// </summary>
+    private static void WarmUp(IReadOnlyList<LowBitFormat> formats, int cols, int threads, IsaPath? path, CancellationToken cancellationToken)
+    {
+        const int rows = 64;
+        var rng = new Random(1);
+        var x = new float[cols];
+        for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var y = new float[rows];
+        var calls = new List<Action>();
+        var disposables = new List<IDisposable>();
+        try
+        {
+            foreach (var f in formats)
+            {
+                if (f == LowBitFormat.F32)
+                {
+                    var w = new float[rows * cols];
+                    for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
+                    calls.Add(() => MatMul.GemvRows(w, rows, cols, x, y, 0, rows));
+                }
+                else
+                {
+                    var m = GemvProbe.Pack(f, rows, cols, seed: 1);
+                    var ws = m.CreateWorkspace(threads);
+                    disposables.Add(ws);
+                    calls.Add(() => m.Gemv(x, y, ws, path));
+                }
+            }
+            var start = System.Diagnostics.Stopwatch.GetTimestamp();
+            var quietSince = start;
+            long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                foreach (var call in calls) call();
+                var now = System.Diagnostics.Stopwatch.GetTimestamp();
+                long count = System.Runtime.JitInfo.GetCompiledMethodCount();
+                if (count != compiled) { compiled = count; quietSince = now; }
+                var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start, now);
+                if (elapsed >= MaxWarmup) break;
+                if (elapsed >= GemvProbe.MinWarmup && System.Diagnostics.Stopwatch.GetElapsedTime(quietSince, now) >= TimeSpan.FromMilliseconds(300)) break;
+            }
+        }
+        finally
+        {
+            foreach (var d in disposables) d.Dispose();
+        }
+    }
+
+    public DataFrame ToDataFrame() => new(
+        new StringDataFrameColumn("format", Results.Select(r => r.Format.ToString())),
+        new StringDataFrameColumn("isa", Results.Select(r => r.Path.ToString())),
+        new DoubleDataFrameColumn("bits_per_weight", Results.Select(r => r.BitsPerWeight)),
+        new Int64DataFrameColumn("weight_bytes", Results.Select(r => r.WeightBytes)),
+        new DoubleDataFrameColumn("median_us", Results.Select(r => r.MedianUs)),
+        new DoubleDataFrameColumn("min_us", Results.Select(r => r.MinUs)),
+        new DoubleDataFrameColumn("floor_us", Results.Select(r => FloorUs(r.WeightBytes))),
+        new DoubleDataFrameColumn("times_floor", Results.Select(TimesFloor)),
+        new DoubleDataFrameColumn("gops", Results.Select(r => r.Gops)),
+        new DoubleDataFrameColumn("weight_gbps", Results.Select(r => r.WeightGBps)),
+        new Int32DataFrameColumn("runs", Results.Select(r => r.Runs)));
+}
