@@ -58,6 +58,7 @@ public static class WorkbenchExtension
         LiveProgress.Register();
         Html.RegisterRecord<PlotlySettings>();
         ModelDirective.RegisterFormatters();
+        Charts.TokenDropCharts.RegisterFormatters();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -65,5 +66,6 @@ public static class WorkbenchExtension
     {
         PlotlyDirective.Add(kernel);
         ModelDirective.Add(kernel);
+        TokenDropDirectives.Add(kernel);
     }
 }

@@ -70,7 +70,8 @@ public static class LanguageTokenDrop
     }
 
     public static LmDropEvaluation EvaluateDecoder(Decoder decoder, IReadOnlyList<LmPrompt> prompts, PyramidSchedule schedule,
-        DropRanking ranking = DropRanking.Attention, int seed = 0, int maxContinuation = 32)
+        DropRanking ranking = DropRanking.Attention, int seed = 0, int maxContinuation = 32,
+        IProgress<int>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(prompts);
@@ -81,6 +82,7 @@ public static class LanguageTokenDrop
         var results = new List<LmPromptResult>();
         for (int pi = 0; pi < prompts.Count; pi++)
         {
+            cancellation.ThrowIfCancellationRequested();
             var pr = prompts[pi];
             var tok = decoder.Tokenizer;
             int[] context = tok.Encode(pr.Context, bos: true);
@@ -106,6 +108,7 @@ public static class LanguageTokenDrop
             double ratio = schedule.Cost(shape, droppable, prompt.Length - droppable).RatioTo(Flops.Full(shape, prompt.Length));
             results.Add(new LmPromptResult(pi, droppable, prompt.Length - droppable, continuation.Length, kl,
                 ArgMax(pFull) == ArgMax(pDrop), nllFull, nllDrop, ratio));
+            progress?.Report(pi + 1);
         }
         int tokens = results.Sum(r => r.ContinuationTokens);
         return new LmDropEvaluation(decoder.Name, schedule, ranking,
