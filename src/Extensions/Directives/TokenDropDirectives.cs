@@ -12,7 +12,7 @@ namespace Workbench.Interactive.Directives;
 /// <c>#!pyramid-drop</c> and <c>#!fastv</c>: the options of the CLI verbs <c>workbench pyramid-drop</c> / <c>workbench fastv</c>
 /// (bound by name), plus <c>--images</c>, <c>--prompts</c>, <c>--image</c> and <c>--as</c>.
 /// </summary>
-public sealed class TokenDropCommand : KernelDirectiveCommand
+public abstract class TokenDropCommand : KernelDirectiveCommand
 {
     /// <summary><c>--model</c>: vit-cifar10, stories260K, babyllama, minilm, or a model path.</summary>
     public string? Model { get; set; }
@@ -37,6 +37,12 @@ public sealed class TokenDropCommand : KernelDirectiveCommand
     /// <summary><c>--as</c>: the C# variable that receives the result.</summary>
     public string? As { get; set; }
 }
+
+/// <summary><c>#!pyramid-drop</c> (a type of its own: the kernel routes commands to handlers by type).</summary>
+public sealed class PyramidDropCommand : TokenDropCommand;
+
+/// <summary><c>#!fastv</c>.</summary>
+public sealed class FastVCommand : TokenDropCommand;
 
 /// <summary>The parsed options of one token-drop magic; parsing is separate so that errors name the option.</summary>
 internal sealed record TokenDropRequest(string Model, string Method, PyramidSchedule Schedule, DropRanking Ranking, int Seed,
@@ -78,8 +84,8 @@ internal static class TokenDropDirectives
             d.Parameters.Add(new KernelDirectiveParameter("--image", "ViT: show one image stage by stage instead: a PNG/JPEG path or an index into the CIFAR-10 set"));
             d.Parameters.Add(new KernelDirectiveParameter("--as", "C# variable for the result (default: pyramidDrop / fastV)"));
         }
-        kernel.AddDirective<TokenDropCommand>(pyramid, (command, context) => Handle(PyramidName, command, context));
-        kernel.AddDirective<TokenDropCommand>(fastv, (command, context) => Handle(FastVName, command, context));
+        kernel.AddDirective<PyramidDropCommand>(pyramid, (command, context) => Handle(PyramidName, command, context));
+        kernel.AddDirective<FastVCommand>(fastv, (command, context) => Handle(FastVName, command, context));
     }
 
     private static Task Handle(string name, TokenDropCommand command, KernelInvocationContext context)
