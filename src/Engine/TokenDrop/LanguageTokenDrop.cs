@@ -98,7 +98,7 @@ public static class LanguageTokenDrop
             var roles = TokenRoles.Prompt(prompt.Length, 1, context.Length); // BOS and the instruction are protected
 
             var (pFull, nllFull) = Score(model, prompt, continuation, null);
-            var dropper = new TokenDropper(model, schedule, roles, ranking, HashCode.Combine(seed, pi));
+            var dropper = new TokenDropper(model, schedule, roles, ranking, DropSeeds.For(seed, pi));
             var (pDrop, nllDrop) = Score(model, prompt, continuation, dropper.Selector);
 
             double kl = 0;
@@ -149,7 +149,7 @@ public static class LanguageTokenDrop
             var ids = encoder.Tokenizer.Encode(texts[i]);
             var roles = new TokenRoles(0, [0, ids.Length - 1]); // CLS queries; CLS and SEP stay
             var full = BertModel.MeanPool(model.Forward(ids, new ForwardContext()));
-            var dropper = new TokenDropper(model, schedule, roles, ranking, HashCode.Combine(seed, i));
+            var dropper = new TokenDropper(model, schedule, roles, ranking, DropSeeds.For(seed, i));
             var dropped = BertModel.MeanPool(model.Forward(ids, new ForwardContext { Selector = dropper.Selector }));
             cos[i] = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(full, dropped);
             int droppable = roles.Droppable(ids.Length);

@@ -125,7 +125,7 @@ public static class VitTokenDrop
         int done = 0;
         Parallel.For(0, set.Count, Options(threads, cancellation), i =>
         {
-            var run = Run(model, set.Pixels(i), schedule, ranking, HashCode.Combine(seed, i));
+            var run = Run(model, set.Pixels(i), schedule, ranking, DropSeeds.For(seed, i));
             results[i] = new VitImageResult(i, set.Labels[i], run.Predicted, full[i], run);
             progress?.Report(Interlocked.Increment(ref done));
         });
