@@ -27,7 +27,7 @@ public static class TokenDropCharts
                 ("agreement with full model", Pct(e.Agreement)),
                 ("FLOPs ratio (blocks)", e.FlopsRatio.ToString("F3", Inv)),
                 ("ranking cost (share of full)", (e.Cost.RankingMacs * e.FlopsRatio / e.Cost.TotalMacs).ToString("F3", Inv))])
-            + Chart(ClassAccuracy(e)) + Html.Table(e.ToDataFrame()));
+            + Chart(ClassAccuracy(e)) + Html.Table(e.ToDataFrame(), 10));
         Register<VitImageDrop>(d => Summary($"{d.Name}: {d.Schedule}, ranking {Rank(d.Ranking)}", [
                 ("patches per stage", string.Join(" → ", d.PatchesPerStage)),
                 ("full model", $"{d.PredictedFull} ({Pct(d.ConfidenceFull)})"),
@@ -72,8 +72,8 @@ public static class TokenDropCharts
             traces.Add(Trace("image", ("z", Pixels(d.Image, masks[s])), ("xaxis", "x" + ax), ("yaxis", "y" + ax),
                 ("hovertemplate", "x %{x}, y %{y}<extra></extra>")));
             Panel(layout, ax, s, n, 0, 1);
-            string when = s == 0 ? "layers 1–" + d.Schedule.Boundaries[0] : s < n - 1
-                ? $"layers {d.Schedule.Boundaries[s - 1] + 1}–{d.Schedule.Boundaries[s]}" : $"layers {d.Schedule.Boundaries[s - 1] + 1}–{layers}";
+            int first = s == 0 ? 1 : d.Schedule.Boundaries[s - 1] + 1, last = s < n - 1 ? d.Schedule.Boundaries[s] : layers;
+            string when = first == last ? $"layer {first}" : $"layers {first}–{last}";
             notes.Add(Note(ax, $"{when}: {masks[s].Count(k => k)} patches"));
         }
         layout.SetProperty("annotations", notes);
@@ -139,7 +139,8 @@ public static class TokenDropCharts
             ("marker", new { size = 16, color = "#222", symbol = "star" })));
         layout.SetProperty("shapes", new[] { new { type = "line", xref = "paper", x0 = 0, x1 = 1, yref = "y", y0 = fullAccuracy, y1 = fullAccuracy, line = new { dash = "dash", color = "#888", width = 1 } } });
         layout.SetProperty("title", new { text = $"Accuracy vs FLOPs on {sweep.Points.FirstOrDefault()?.Images ?? 0} CIFAR-10 images", font = new { size = 14 } });
-        layout.SetProperty("xaxis", new { title = new { text = "FLOPs ratio (transformer blocks, analytic; 1 = full model)" }, range = new[] { 0.0, 1.05 } });
+        double left = sweep.Points.Select(p => p.FlopsRatio).DefaultIfEmpty(0).Min();
+        layout.SetProperty("xaxis", new { title = new { text = "FLOPs ratio (transformer blocks, analytic; 1 = full model)" }, range = new[] { Math.Max(0, left - 0.05), 1.05 } });
         layout.SetProperty("yaxis", new { title = new { text = "top-1 accuracy" }, tickformat = ".0%" });
         layout.SetProperty("height", 460);
         layout.SetProperty("legend", new { orientation = "v" });
@@ -210,7 +211,10 @@ public static class TokenDropCharts
         var layout = new Layout();
         layout.SetProperty("barmode", "group");
         layout.SetProperty("title", new { text = "Next-token KL(full ‖ dropped) by ranking (lower is better)", font = new { size = 14 } });
-        layout.SetProperty("yaxis", new { title = new { text = "KL, nats (log scale)" }, type = "log" });
+        // Whole decades on a log axis, with room above the tallest bar for its label.
+        var kls = list.Select(e => e.Kl).Where(k => k > 0).DefaultIfEmpty(1e-3).ToList();
+        double lo = Math.Floor(Math.Log10(kls.Min())), hi = Math.Log10(kls.Max()) + 0.4;
+        layout.SetProperty("yaxis", new { title = new { text = "KL, nats (log scale)" }, type = "log", range = new[] { lo, hi }, dtick = 1, exponentformat = "power" });
         layout.SetProperty("height", 400);
         return Figure(traces, layout);
     }
@@ -271,8 +275,8 @@ public static class TokenDropCharts
         const double gap = 0.012;
         double x0 = (double)i / n + gap, x1 = (double)(i + 1) / n - gap;
         double y1 = 1 - (double)row / rows - (rows > 1 ? 0.06 : 0), y0 = 1 - (double)(row + 1) / rows + (rows > 1 ? 0.02 : 0);
-        layout.SetProperty("xaxis" + ax, new { domain = new[] { x0, x1 }, anchor = "y" + ax, showticklabels = false, showgrid = false, zeroline = false });
-        layout.SetProperty("yaxis" + ax, new { domain = new[] { Math.Max(0, y0), Math.Min(1, y1) }, anchor = "x" + ax, scaleanchor = "x" + ax, autorange = "reversed", showticklabels = false, showgrid = false, zeroline = false });
+        layout.SetProperty("xaxis" + ax, new { domain = new[] { x0, x1 }, anchor = "y" + ax, showticklabels = false, ticks = "", showgrid = false, zeroline = false });
+        layout.SetProperty("yaxis" + ax, new { domain = new[] { Math.Max(0, y0), Math.Min(1, y1) }, anchor = "x" + ax, scaleanchor = "x" + ax, autorange = "reversed", showticklabels = false, ticks = "", showgrid = false, zeroline = false });
     }
 
     private static object Note(string ax, string text) => new
