@@ -114,6 +114,22 @@ public class TokenDropDirectiveTests
         Assert.True(expected.Kl > 0, "dropping half the context must change the next-token distribution");
     }
 
+    [Fact]
+    public async Task An_encoder_reports_the_embedding_cosine_as_the_engine_does()
+    {
+        using var k = new TestKernel();
+        var r = await k.SubmitAsync("#!fastv --model minilm --layer 2 --keep 0.5 --prompts 3 --as enc");
+        r.AssertSucceeded();
+        var texts = LanguageTokenDrop.TinyStoriesPrompts(3, 500).Select(p => p.Context).ToList();
+        var expected = LanguageTokenDrop.EvaluateEncoder(ModelHub.LoadEncoder("minilm"), texts, PyramidSchedule.FastV(2, 0.5));
+        var html = r.Html();
+        Assert.Contains("token dropping on minilm", html);
+        Assert.Contains($">{expected.MeanCosine.ToString("F4", CultureInfo.InvariantCulture)}<", html);
+        Assert.True(PlotlyDivs(html) >= 1);
+        Assert.Equal(expected.MeanCosine, await Value(k, "enc.MeanCosine"));
+        Assert.InRange(expected.MeanCosine, 0.5, 0.9999); // changed by dropping, but still the same text
+    }
+
     [Theory]
     [InlineData("#!pyramid-drop --model vit-cifar10 --layers 1,2,3 --keep 1.5", "--keep: keep ratios must be in (0, 1]")]
     [InlineData("#!pyramid-drop --model vit-cifar10 --layers 2,4 --keep 0.5", "--layers: boundaries must be in 1..3 for a 4-layer model")]
