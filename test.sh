@@ -26,5 +26,5 @@ passed=$(grep -Eo "Passed: +[0-9]+" "$LOG" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -Eo "Failed: +[0-9]+" "$LOG" | awk '{s+=$2} END {print s+0}')
 rm -f "$LOG"
 [ "$failed" -eq 0 ] || status=1
-echo "tests: $passed passed, $failed failed"
+mkdir -p out && echo "tests: $passed passed, $failed failed" | tee out/test-summary.txt
 exit $status

@@ -10,8 +10,18 @@ Command[] verbs =
     TourCommand.Create(),
     BenchGemvCommand.CreateBenchGroup(),
     NotebooksCommand.Create(),
+    RedundancyCommand.Create(),
+    DropCommand.Create(),
     PyramidDropCommand.Create(),
     FastVCommand.Create(),
+    BitNetCommand.Create(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);
-return root.Parse(args).Invoke();
+var parsed = root.Parse(args);
+// Bad options are one clear line and exit code 2, like every other bad input (the parser's own default is 1 plus help).
+if (parsed.Errors.Count > 0)
+{
+    foreach (var e in parsed.Errors.Take(1)) Console.Error.WriteLine($"workbench: error: {e.Message} (see 'workbench {string.Join(' ', args.Take(1))} --help')");
+    return 2;
+}
+return parsed.Invoke();

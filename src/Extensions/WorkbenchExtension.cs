@@ -58,6 +58,7 @@ public static class WorkbenchExtension
         LiveProgress.Register();
         Html.RegisterRecord<PlotlySettings>();
         ModelDirective.RegisterFormatters();
+        Charts.RedundancyCharts.RegisterFormatters();
         Charts.TokenDropCharts.RegisterFormatters();
     }
 
@@ -66,6 +67,7 @@ public static class WorkbenchExtension
     {
         PlotlyDirective.Add(kernel);
         ModelDirective.Add(kernel);
+        RedundancyDirectives.Add(kernel);
         TokenDropDirectives.Add(kernel);
     }
 }

@@ -30,8 +30,79 @@ public sealed record LowBitCost(LowBitFormat Format, int Rows, int Cols, long We
     public long IntOps => IntAdds + IntMults;
 }
 
+/// <summary>
+/// One decode token of the BitNet 2B4T-shaped model: the cost model's figures (weight bytes streamed, ops, energy per
+/// Horowitz 2014) beside the measured time. MeasuredGBps = weight bytes / measured time.
+/// </summary>
+public sealed record TokenCost(LowBitFormat Format, LowBitFormat HeadFormat, int Threads, long WeightBytesPerToken, long IntOpsPerToken,
+    long FloatOpsPerToken, double ArithmeticUjPerToken, double MemoryUjPerToken, double MeasuredMsPerToken, double TokensPerSecond)
+{
+    public double EnergyUjPerToken => ArithmeticUjPerToken + MemoryUjPerToken;
+    public double MeasuredGBps => WeightBytesPerToken / (MeasuredMsPerToken * 1e6);
+}
+
+/// <summary>One GEMV: cost-model figures beside a measured cold-weight time (GemvProbe).</summary>
+public sealed record GemvCost(LowBitCost Cost, int Threads, double MedianUs, double MinUs)
+{
+    public double MeasuredGBps => Cost.WeightBytes / (MedianUs * 1e3);
+    public double Gops => 2.0 * Cost.Rows * Cost.Cols / (MedianUs * 1e3);
+}
+
 public static class LowBitCosts
 {
+    /// <summary>The cost model for a measured decode token (same layer and head formats, same layer count).</summary>
+    public static TokenCost ForToken(DecodeMeasurement measured, EnergyModel? energy = null)
+    {
+        ArgumentNullException.ThrowIfNull(measured);
+        var parts = ForBitNetToken(measured.Format, measured.HeadFormat, measured.Layers, energy);
+        return new TokenCost(measured.Format, measured.HeadFormat, measured.Threads, parts.Sum(c => c.WeightBytes), parts.Sum(c => c.IntOps),
+            parts.Sum(c => c.FloatAdds + c.FloatMults), parts.Sum(c => c.ArithmeticEnergyPj) / 1e6, parts.Sum(c => c.MemoryEnergyPj) / 1e6,
+            measured.MedianMsPerToken, measured.TokensPerSecond);
+    }
+
+    /// <summary>The cost model for a measured GEMV.</summary>
+    public static GemvCost ForGemv(GemvProbeResult measured, EnergyModel? energy = null)
+    {
+        ArgumentNullException.ThrowIfNull(measured);
+        return new GemvCost(ForGemv(measured.Format, measured.Rows, measured.Cols, energy), measured.Threads, measured.MedianUs, measured.MinUs);
+    }
+
+    public static DataFrame ToDataFrame(this IEnumerable<TokenCost> rows)
+    {
+        var list = rows.ToList();
+        return new DataFrame(
+            new StringDataFrameColumn("format", list.Select(c => c.Format.ToString())),
+            new StringDataFrameColumn("head", list.Select(c => c.HeadFormat.ToString())),
+            new Int32DataFrameColumn("threads", list.Select(c => c.Threads)),
+            new DoubleDataFrameColumn("weight_mb_per_token", list.Select(c => c.WeightBytesPerToken / 1e6)),
+            new Int64DataFrameColumn("int_ops_per_token", list.Select(c => c.IntOpsPerToken)),
+            new Int64DataFrameColumn("float_ops_per_token", list.Select(c => c.FloatOpsPerToken)),
+            new DoubleDataFrameColumn("arith_uj_per_token", list.Select(c => c.ArithmeticUjPerToken)),
+            new DoubleDataFrameColumn("memory_uj_per_token", list.Select(c => c.MemoryUjPerToken)),
+            new DoubleDataFrameColumn("energy_uj_per_token", list.Select(c => c.EnergyUjPerToken)),
+            new DoubleDataFrameColumn("measured_ms_per_token", list.Select(c => c.MeasuredMsPerToken)),
+            new DoubleDataFrameColumn("tokens_per_s", list.Select(c => c.TokensPerSecond)),
+            new DoubleDataFrameColumn("measured_gbps", list.Select(c => c.MeasuredGBps)));
+    }
+
+    public static DataFrame ToDataFrame(this IEnumerable<GemvCost> rows)
+    {
+        var list = rows.ToList();
+        return new DataFrame(
+            new StringDataFrameColumn("format", list.Select(c => c.Cost.Format.ToString())),
+            new Int32DataFrameColumn("rows", list.Select(c => c.Cost.Rows)),
+            new Int32DataFrameColumn("cols", list.Select(c => c.Cost.Cols)),
+            new Int32DataFrameColumn("threads", list.Select(c => c.Threads)),
+            new Int64DataFrameColumn("weight_bytes", list.Select(c => c.Cost.WeightBytes)),
+            new Int64DataFrameColumn("int_ops", list.Select(c => c.Cost.IntOps)),
+            new Int64DataFrameColumn("float_ops", list.Select(c => c.Cost.FloatAdds + c.Cost.FloatMults)),
+            new DoubleDataFrameColumn("energy_uj", list.Select(c => c.Cost.TotalEnergyPj / 1e6)),
+            new DoubleDataFrameColumn("median_us", list.Select(c => c.MedianUs)),
+            new DoubleDataFrameColumn("min_us", list.Select(c => c.MinUs)),
+            new DoubleDataFrameColumn("measured_gbps", list.Select(c => c.MeasuredGBps)),
+            new DoubleDataFrameColumn("gops", list.Select(c => c.Gops)));
+    }
+
     /// <summary>Packed bytes (with padding and scales) of a rows x cols matrix, as the formats in LowBit lay them out.</summary>
     public static long WeightBytes(LowBitFormat format, int rows, int cols)
     {

@@ -37,6 +37,10 @@ public sealed class BitNetShapes : IDisposable
     private readonly WorkerTeam _team;
     private readonly float[] _x = new float[Ffn], _y = new float[Math.Max(Ffn, Vocab)];
     private readonly Action<int>? _headPart;
+    private readonly float[][][]? _f32Layers;
+    private readonly Action<int>? _f32Part;
+    private float[] _f32W = [];
+    private LinearShape _f32Shape = Head;
 
     public LowBitFormat Format { get; }
     public LowBitFormat HeadFormat { get; }
@@ -53,7 +57,6 @@ public sealed class BitNetShapes : IDisposable
     /// </summary>
     public BitNetShapes(LowBitFormat format, int layers = Layers, LowBitFormat? headFormat = LowBitFormat.Int8, int threads = 1, int seed = 1, IsaPath? path = null)
     {
-        if (format == LowBitFormat.F32) throw new ArgumentOutOfRangeException(nameof(format), format, "Layer format must be a packed format (Int8, I2S, TL1, TL2).");
         ArgumentOutOfRangeException.ThrowIfLessThan(layers, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(layers, Layers);
         Format = format;
@@ -62,15 +65,30 @@ public sealed class BitNetShapes : IDisposable
         Path = path ?? LowBitIsa.Best;
         LowBitIsa.Require(Path);
         _team = new WorkerTeam(threads);
-        var firsts = LayerLinears.Select((s, i) => GemvProbe.Pack(format, s.Rows, s.Cols, seed + i)).ToArray();
-        _layers = new (PackedMatrix, LowBitWorkspace)[layers][];
-        for (int l = 0; l < layers; l++)
+        _layers = new (PackedMatrix, LowBitWorkspace)[format == LowBitFormat.F32 ? 0 : layers][];
+        if (format == LowBitFormat.F32)
+        {
+            // fp32 baseline: 30 x 7 matrices, ~8.3 GB; each shape is drawn once and copied (distinct memory, same values).
+            var firstF32 = LayerLinears.Select((s, i) =>
+            {
+                var rng = new Random(seed + i);
+                var w = new float[(long)s.Rows * s.Cols];
+                for (long j = 0; j < w.LongLength; j++) w[j] = (float)(rng.NextDouble() * 2 - 1) * 0.02f;
+                return w;
+            }).ToArray();
+            _f32Layers = new float[layers][][];
+            for (int l = 0; l < layers; l++) _f32Layers[l] = firstF32.Select(w => l == 0 ? w : (float[])w.Clone()).ToArray();
+            LayerWeightBytes = 4L * layers * LayerLinears.Sum(s => (long)s.Rows * s.Cols);
+            _f32Part = F32Part;
+        }
+        var firsts = format == LowBitFormat.F32 ? [] : LayerLinears.Select((s, i) => GemvProbe.Pack(format, s.Rows, s.Cols, seed + i)).ToArray();
+        for (int l = 0; l < _layers.Length; l++)
             _layers[l] = firsts.Select(f =>
             {
                 var m = l == 0 ? f : f.CloneWeights();
                 return (m, m.CreateWorkspace(_team));
             }).ToArray();
-        LayerWeightBytes = _layers.Sum(layer => layer.Sum(p => p.W.WeightBytes));
+        if (format != LowBitFormat.F32) LayerWeightBytes = _layers.Sum(layer => layer.Sum(p => p.W.WeightBytes));
         HeadFormat = headFormat ?? format;
         if (headFormat == LowBitFormat.F32)
         {
@@ -88,6 +106,14 @@ public sealed class BitNetShapes : IDisposable
         }
     }
 
+    private void F32Part(int t)
+    {
+        var s = _f32Shape;
+        int groups = s.Rows / 4;
+        int r0 = (int)((long)groups * t / Threads) * 4, r1 = t == Threads - 1 ? s.Rows : (int)((long)groups * (t + 1) / Threads) * 4;
+        Workbench.Engine.Tensors.MatMul.GemvRows(_f32W, s.Rows, s.Cols, _x.AsSpan(0, s.Cols), _y.AsSpan(0, s.Rows), r0, r1);
+    }
+
     private void HeadPart(int t)
     {
         int groups = Vocab / 4;
@@ -102,6 +128,14 @@ public sealed class BitNetShapes : IDisposable
         foreach (var layer in _layers)
             foreach (var (w, ws) in layer)
                 w.Gemv(_x.AsSpan(0, w.Cols), _y.AsSpan(0, w.Rows), ws, Path);
+        if (_f32Layers != null)
+            foreach (var layer in _f32Layers)
+                for (int i = 0; i < layer.Length; i++)
+                {
+                    _f32W = layer[i];
+                    _f32Shape = LayerLinears[i];
+                    _team.Run(_f32Part!);
+                }
         if (_head != null) _head.Gemv(x, _y.AsSpan(0, Vocab), _headWs!, Path);
         else if (_headPart != null) _team.Run(_headPart);
     }
@@ -112,7 +146,8 @@ public sealed class BitNetShapes : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(tokens, 1);
         var rng = new Random(7);
         for (int i = 0; i < _x.Length; i++) _x[i] = (float)(rng.NextDouble() * 2 - 1);
-        for (int i = 0; i < warmup; i++) DecodeToken();
+        long start = Stopwatch.GetTimestamp(); // at least GemvProbe.MinWarmup too, so optimized (tier-1) code is timed
+        for (int i = 0; i < warmup || Stopwatch.GetElapsedTime(start) < GemvProbe.MinWarmup; i++) DecodeToken();
         var ms = new double[tokens];
         for (int i = 0; i < tokens; i++)
         {
@@ -123,6 +158,23 @@ public sealed class BitNetShapes : IDisposable
         Array.Sort(ms);
         double median = ms[tokens / 2];
         return new DecodeMeasurement(Format, HeadFormat, LayerCount, Threads, Path, tokens, median, 1000 / median, LayerWeightBytes, HeadWeightBytes);
+    }
+
+    /// <summary>
+    /// Decode speed per format beside the cost model's figures for one token (LowBitCosts.ForBitNetToken with the same
+    /// head format): weight bytes, integer and float ops, energy (Horowitz 2014), and the measured time.
+    /// Builds each model in turn (fp32 needs ~8.3 GB for the layers alone; leave it out on small machines).
+    /// </summary>
+    public static IReadOnlyList<DecodeMeasurement> MeasureFormats(IEnumerable<LowBitFormat> formats, int threads = 1, int layers = Layers,
+        LowBitFormat? headFormat = LowBitFormat.Int8, int tokens = 10)
+    {
+        var list = new List<DecodeMeasurement>();
+        foreach (var f in formats)
+        {
+            using var m = new BitNetShapes(f, layers, headFormat, threads);
+            list.Add(m.Measure(tokens));
+        }
+        return list;
     }
 
     public void Dispose()

@@ -99,10 +99,18 @@ public static class GemvProbe
     private static int PoolCopies(long weightBytes, long poolBytes) =>
         (int)Math.Clamp((poolBytes + weightBytes - 1) / weightBytes, 2, 4096);
 
+    /// <summary>
+    /// Warm-up lasts at least this long as well as <c>warmup</c> calls: the runtime first compiles methods without
+    /// optimization (tier 0) and swaps in optimized code only after ~100 ms of use, in the background; a short
+    /// warm-up timed tier-0 code (4-7x slower activation quantization here).
+    /// </summary>
+    public static readonly TimeSpan MinWarmup = TimeSpan.FromMilliseconds(600);
+
     private static void Measure(double[] times, int warmup, int copies, Action<int> call)
     {
         int next = 0;
-        for (int i = 0; i < warmup; i++) { call(next); next = (next + 1) % copies; }
+        long start = Stopwatch.GetTimestamp();
+        for (int i = 0; i < warmup || Stopwatch.GetElapsedTime(start) < MinWarmup; i++) { call(next); next = (next + 1) % copies; }
         for (int i = 0; i < times.Length; i++)
         {
             long t0 = Stopwatch.GetTimestamp();

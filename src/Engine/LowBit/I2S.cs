@@ -20,9 +20,12 @@ public sealed class I2S : PackedMatrix
     public const int ColAlign = 256;
 
     /// <summary>
-    /// Loads (of the path's width) summed in int16 before widening to int32. One load gives, per int16 lane,
-    /// four vpmaddubsw results of two code x q products each: |lane| &lt;= 4 * 2 * 2 * 128 = 2048, so 8 loads
-    /// reach at most 16384 &lt; 32767: overflow is impossible for any codes and any int8 activations.
+    /// Loads (of the path's width) summed in int16 before widening to int32. V128 (and the scalar-twin reasoning):
+    /// one load gives, per int16 lane, four vpmaddubsw results of two code x q products each, |lane| &lt;= 2048, so
+    /// 8 loads reach at most 16384. V256/V512 keep the scale-4 products (4 x code &lt;= 8) in their own int16 sum:
+    /// per load two vpmaddubsw of lane sums in [-2 * 8 * 128, 2 * 8 * 127], so 8 loads stay in [-32768, 32512]:
+    /// it fits int16 exactly, and the scale-1 sum reaches at most 8192. Overflow is impossible for codes 0..2
+    /// and any int8 activations (the packer accepts only ternary weights).
     /// </summary>
     internal const int LoadsPerChunk = 8;
 
@@ -120,11 +123,14 @@ public sealed class I2S : PackedMatrix
         }
     }
 
+    internal override void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y) => DequantizeUniform(acc, Scale, invA, y);
+
     protected override unsafe void MatVecCore(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path)
     {
         var a = (Activations)act;
         byte* w = (byte*)Unsafe.AsPointer(ref _data.Ref) + (long)rowStart * RowBytes;
         int n = rowEnd - rowStart;
+        int sumq = a.SumQ;
         fixed (int* o = acc)
         {
             switch (path)
@@ -132,11 +138,53 @@ public sealed class I2S : PackedMatrix
                 case IsaPath.Scalar: DotScalar(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.QRef), n, o); break;
                 case IsaPath.V128: DotV128(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.OrderedRef), n, o); break;
                 case IsaPath.V256: DotV256(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.QRef), n, o); break;
-                case IsaPath.V512: DotV512(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.OrderedRef), n, o); break;
+                case IsaPath.V512: DotV512(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.OrderedRef), n, sumq, o); break;
+            }
+            // sum(t q) = sum(code q) - sum(q); the V512 kernel subtracts it as it stores.
+            if (path != IsaPath.V512)
+                for (int i = 0; i < n; i++) o[i] -= sumq;
+        }
+    }
+
+    /// <summary>
+    /// Small-batch GEMM on V512: each 64-byte weight load is decoded once (one shift, four masks) and fed to
+    /// four tokens' activations, so weights stream from memory once per four tokens. Leftover tokens (n mod 4)
+    /// take the one-token kernel on the same rows while they are still in cache.
+    /// </summary>
+    internal override unsafe bool MatMulCore(ActivationBuffer[] acts, int n, int rowStart, int rowEnd, int[] acc, IsaPath path)
+    {
+        if (path != IsaPath.V512) return false;
+        byte* w0 = (byte*)Unsafe.AsPointer(ref _data.Ref);
+        var q = stackalloc nint[4];
+        var sums = stackalloc int[4];
+        var outs = stackalloc nint[4];
+        fixed (int* o = acc)
+        {
+            // 64-row blocks keep a block's weights in L1/L2 for the leftover tokens.
+            for (int r0 = rowStart; r0 < rowEnd; r0 += 64)
+            {
+                int r1 = Math.Min(rowEnd, r0 + 64);
+                byte* w = w0 + (long)r0 * RowBytes;
+                int t = 0;
+                for (; t + 4 <= n; t += 4)
+                {
+                    for (int j = 0; j < 4; j++)
+                    {
+                        var a = (Activations)acts[t + j];
+                        q[j] = (nint)Unsafe.AsPointer(ref a.OrderedRef);
+                        sums[j] = a.SumQ;
+                        outs[j] = (nint)(o + (long)(t + j) * Rows + r0);
+                    }
+                    DotV512x4(w, RowBytes, (sbyte**)q, r1 - r0, sums, (int**)outs);
+                }
+                for (; t < n; t++)
+                {
+                    var a = (Activations)acts[t];
+                    DotV512(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.OrderedRef), r1 - r0, a.SumQ, o + (long)t * Rows + r0);
+                }
             }
         }
-        int sumq = a.SumQ;
-        for (int i = 0; i < n; i++) acc[i] -= sumq;
+        return true;
     }
 
     /// <summary>Scalar reference: sum(code q) per row, natural activation order.</summary>
@@ -191,12 +239,17 @@ public sealed class I2S : PackedMatrix
         return Vector128.WidenLower(c) * Vector128.WidenLower(q) + Vector128.WidenUpper(c) * Vector128.WidenUpper(q);
     }
 
-    /// <summary>AVX2: one 32-byte load is one block (128 weights), lined up with 4 x 32 natural-order activations.</summary>
+    /// <summary>
+    /// AVX2: one 32-byte load is one block (128 weights), lined up with 4 x 32 natural-order activations; four rows
+    /// share the activation loads. Decoding as in <see cref="Block256"/>: one shift and four masks per load.
+    /// </summary>
     internal static unsafe void DotV256(byte* w, int rowBytes, sbyte* q, int rows, int* acc)
     {
         int loads = rowBytes / 32;
-        var mask = Vector256.Create((byte)3);
+        var m3 = Vector256.Create((byte)0x03);
+        var mC = Vector256.Create((byte)0x0C);
         var ones = Vector256.Create((short)1);
+        var fours = Vector256.Create((short)4);
         int r = 0;
         for (; r + 4 <= rows; r += 4, w += 4 * rowBytes)
         {
@@ -204,21 +257,24 @@ public sealed class I2S : PackedMatrix
             for (int l0 = 0; l0 < loads; l0 += LoadsPerChunk)
             {
                 int l1 = Math.Min(loads, l0 + LoadsPerChunk);
-                Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
+                Vector256<short> u0 = default, u1 = default, u2 = default, u3 = default, f0 = default, f1 = default, f2 = default, f3 = default;
                 for (int l = l0; l < l1; l++)
                 {
                     sbyte* a = q + l * 128;
                     var a0 = Vector256.Load(a); var a1 = Vector256.Load(a + 32);
                     var a2 = Vector256.Load(a + 64); var a3 = Vector256.Load(a + 96);
-                    h0 += Block256(Vector256.Load(w + l * 32), a0, a1, a2, a3, mask);
-                    h1 += Block256(Vector256.Load(w + rowBytes + l * 32), a0, a1, a2, a3, mask);
-                    h2 += Block256(Vector256.Load(w + 2 * rowBytes + l * 32), a0, a1, a2, a3, mask);
-                    h3 += Block256(Vector256.Load(w + 3 * rowBytes + l * 32), a0, a1, a2, a3, mask);
+                    byte* p = w + l * 32;
+                    Block256(Vector256.Load(p), a0, a1, a2, a3, m3, mC, ref u0, ref f0);
+                    Block256(Vector256.Load(p + rowBytes), a0, a1, a2, a3, m3, mC, ref u1, ref f1);
+                    Block256(Vector256.Load(p + 2 * rowBytes), a0, a1, a2, a3, m3, mC, ref u2, ref f2);
+                    Block256(Vector256.Load(p + 3 * rowBytes), a0, a1, a2, a3, m3, mC, ref u3, ref f3);
                 }
-                s0 += Avx2.MultiplyAddAdjacent(h0, ones); s1 += Avx2.MultiplyAddAdjacent(h1, ones);
-                s2 += Avx2.MultiplyAddAdjacent(h2, ones); s3 += Avx2.MultiplyAddAdjacent(h3, ones);
+                s0 += Avx2.MultiplyAddAdjacent(u0, fours) + Avx2.MultiplyAddAdjacent(f0, ones);
+                s1 += Avx2.MultiplyAddAdjacent(u1, fours) + Avx2.MultiplyAddAdjacent(f1, ones);
+                s2 += Avx2.MultiplyAddAdjacent(u2, fours) + Avx2.MultiplyAddAdjacent(f2, ones);
+                s3 += Avx2.MultiplyAddAdjacent(u3, fours) + Avx2.MultiplyAddAdjacent(f3, ones);
             }
-            acc[r] = Vector256.Sum(s0); acc[r + 1] = Vector256.Sum(s1); acc[r + 2] = Vector256.Sum(s2); acc[r + 3] = Vector256.Sum(s3);
+            acc[r] = (Vector256.Sum(s0) >> 2); acc[r + 1] = (Vector256.Sum(s1) >> 2); acc[r + 2] = (Vector256.Sum(s2) >> 2); acc[r + 3] = (Vector256.Sum(s3) >> 2);
         }
         for (; r < rows; r++, w += rowBytes)
         {
@@ -226,37 +282,50 @@ public sealed class I2S : PackedMatrix
             for (int l0 = 0; l0 < loads; l0 += LoadsPerChunk)
             {
                 int l1 = Math.Min(loads, l0 + LoadsPerChunk);
-                Vector256<short> h = default;
+                Vector256<short> u = default, f = default;
                 for (int l = l0; l < l1; l++)
                 {
                     sbyte* a = q + l * 128;
-                    h += Block256(Vector256.Load(w + l * 32), Vector256.Load(a), Vector256.Load(a + 32), Vector256.Load(a + 64), Vector256.Load(a + 96), mask);
+                    Block256(Vector256.Load(w + l * 32), Vector256.Load(a), Vector256.Load(a + 32), Vector256.Load(a + 64), Vector256.Load(a + 96), m3, mC, ref u, ref f);
                 }
-                s += Avx2.MultiplyAddAdjacent(h, ones);
+                s += Avx2.MultiplyAddAdjacent(u, fours) + Avx2.MultiplyAddAdjacent(f, ones);
             }
-            acc[r] = Vector256.Sum(s);
+            acc[r] = (Vector256.Sum(s) >> 2);
         }
     }
 
+    /// <summary>
+    /// Decoding a weight byte with one 16-bit shift by 4 instead of three shifts: with h = v &gt;&gt; 4,
+    /// h &amp; 3 is the code of bits 5:4 and v &amp; 3 that of bits 1:0 (scale 1), h &amp; 12 is 4 x the code of bits 7:6 and
+    /// v &amp; 12 is 4 x the code of bits 3:2 (scale 4). The scale-1 and scale-4 products go to separate int16 sums
+    /// (u, f); f already carries the factor 4, so u is widened with vpmaddwd by 4 and f by 1 into int32 sums of
+    /// 4 x the dot product, divided by 4 (an exact shift) at the end: two fewer shifts per load than shifting each
+    /// code down. The int32 sums stay below 4 x 2 x 128 x 65536 = 2^26.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> Block256(Vector256<byte> v, Vector256<sbyte> a0, Vector256<sbyte> a1, Vector256<sbyte> a2, Vector256<sbyte> a3, Vector256<byte> mask)
+    private static void Block256(Vector256<byte> v, Vector256<sbyte> a0, Vector256<sbyte> a1, Vector256<sbyte> a2, Vector256<sbyte> a3,
+        Vector256<byte> m3, Vector256<byte> mC, ref Vector256<short> u, ref Vector256<short> f)
     {
-        var u = v.AsUInt16();
-        return Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(u, 6).AsByte() & mask, a0)
-             + Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(u, 4).AsByte() & mask, a1)
-             + Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(u, 2).AsByte() & mask, a2)
-             + Avx2.MultiplyAddAdjacent(v & mask, a3);
+        var h = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte();
+        u += Avx2.MultiplyAddAdjacent(h & m3, a1) + Avx2.MultiplyAddAdjacent(v & m3, a3);
+        f += Avx2.MultiplyAddAdjacent(h & mC, a0) + Avx2.MultiplyAddAdjacent(v & mC, a2);
     }
+
+    /// <summary>Software prefetch distance on each row stream (bytes ahead of the current load).</summary>
+    internal const int PrefetchBytes = 512;
 
     /// <summary>
     /// AVX-512BW: one 64-byte load = 256 weights of a row (two blocks), four rows per iteration sharing the four
-    /// activation vectors. vpmaddubsw (unsigned codes x signed q) into int16, chunked, then vpmaddwd into int32.
+    /// activation vectors; decoding as in <see cref="Block256"/> (one shift, four masks, four vpmaddubsw).
+    /// The int32 sums minus sum(q) are stored directly.
     /// </summary>
-    internal static unsafe void DotV512(byte* w, int rowBytes, sbyte* q, int rows, int* acc)
+    internal static unsafe void DotV512(byte* w, int rowBytes, sbyte* q, int rows, int sumq, int* acc)
     {
         int loads = rowBytes / 64;
-        var mask = Vector512.Create((byte)3);
+        var m3 = Vector512.Create((byte)0x03);
+        var mC = Vector512.Create((byte)0x0C);
         var ones = Vector512.Create((short)1);
+        var fours = Vector512.Create((short)4);
         int r = 0;
         for (; r + 4 <= rows; r += 4, w += 4 * rowBytes)
         {
@@ -264,21 +333,30 @@ public sealed class I2S : PackedMatrix
             for (int l0 = 0; l0 < loads; l0 += LoadsPerChunk)
             {
                 int l1 = Math.Min(loads, l0 + LoadsPerChunk);
-                Vector512<short> h0 = default, h1 = default, h2 = default, h3 = default;
+                Vector512<short> u0 = default, u1 = default, u2 = default, u3 = default, f0 = default, f1 = default, f2 = default, f3 = default;
                 for (int l = l0; l < l1; l++)
                 {
                     sbyte* a = q + l * 256;
                     var a0 = Vector512.Load(a); var a1 = Vector512.Load(a + 64);
                     var a2 = Vector512.Load(a + 128); var a3 = Vector512.Load(a + 192);
-                    h0 += Block512(Vector512.Load(w + l * 64), a0, a1, a2, a3, mask);
-                    h1 += Block512(Vector512.Load(w + rowBytes + l * 64), a0, a1, a2, a3, mask);
-                    h2 += Block512(Vector512.Load(w + 2 * rowBytes + l * 64), a0, a1, a2, a3, mask);
-                    h3 += Block512(Vector512.Load(w + 3 * rowBytes + l * 64), a0, a1, a2, a3, mask);
+                    byte* p = w + l * 64;
+                    if (Sse.IsSupported)
+                    {
+                        Sse.Prefetch0(p + PrefetchBytes); Sse.Prefetch0(p + rowBytes + PrefetchBytes);
+                        Sse.Prefetch0(p + 2 * rowBytes + PrefetchBytes); Sse.Prefetch0(p + 3 * rowBytes + PrefetchBytes);
+                    }
+                    Block512(Vector512.Load(p), a0, a1, a2, a3, m3, mC, ref u0, ref f0);
+                    Block512(Vector512.Load(p + rowBytes), a0, a1, a2, a3, m3, mC, ref u1, ref f1);
+                    Block512(Vector512.Load(p + 2 * rowBytes), a0, a1, a2, a3, m3, mC, ref u2, ref f2);
+                    Block512(Vector512.Load(p + 3 * rowBytes), a0, a1, a2, a3, m3, mC, ref u3, ref f3);
                 }
-                s0 += Avx512BW.MultiplyAddAdjacent(h0, ones); s1 += Avx512BW.MultiplyAddAdjacent(h1, ones);
-                s2 += Avx512BW.MultiplyAddAdjacent(h2, ones); s3 += Avx512BW.MultiplyAddAdjacent(h3, ones);
+                s0 += Avx512BW.MultiplyAddAdjacent(u0, fours) + Avx512BW.MultiplyAddAdjacent(f0, ones);
+                s1 += Avx512BW.MultiplyAddAdjacent(u1, fours) + Avx512BW.MultiplyAddAdjacent(f1, ones);
+                s2 += Avx512BW.MultiplyAddAdjacent(u2, fours) + Avx512BW.MultiplyAddAdjacent(f2, ones);
+                s3 += Avx512BW.MultiplyAddAdjacent(u3, fours) + Avx512BW.MultiplyAddAdjacent(f3, ones);
             }
-            acc[r] = Vector512.Sum(s0); acc[r + 1] = Vector512.Sum(s1); acc[r + 2] = Vector512.Sum(s2); acc[r + 3] = Vector512.Sum(s3);
+            acc[r] = (Vector512.Sum(s0) >> 2) - sumq; acc[r + 1] = (Vector512.Sum(s1) >> 2) - sumq;
+            acc[r + 2] = (Vector512.Sum(s2) >> 2) - sumq; acc[r + 3] = (Vector512.Sum(s3) >> 2) - sumq;
         }
         for (; r < rows; r++, w += rowBytes)
         {
@@ -286,25 +364,72 @@ public sealed class I2S : PackedMatrix
             for (int l0 = 0; l0 < loads; l0 += LoadsPerChunk)
             {
                 int l1 = Math.Min(loads, l0 + LoadsPerChunk);
-                Vector512<short> h = default;
+                Vector512<short> u = default, f = default;
                 for (int l = l0; l < l1; l++)
                 {
                     sbyte* a = q + l * 256;
-                    h += Block512(Vector512.Load(w + l * 64), Vector512.Load(a), Vector512.Load(a + 64), Vector512.Load(a + 128), Vector512.Load(a + 192), mask);
+                    Block512(Vector512.Load(w + l * 64), Vector512.Load(a), Vector512.Load(a + 64), Vector512.Load(a + 128), Vector512.Load(a + 192), m3, mC, ref u, ref f);
                 }
-                s += Avx512BW.MultiplyAddAdjacent(h, ones);
+                s += Avx512BW.MultiplyAddAdjacent(u, fours) + Avx512BW.MultiplyAddAdjacent(f, ones);
             }
-            acc[r] = Vector512.Sum(s);
+            acc[r] = (Vector512.Sum(s) >> 2) - sumq;
+        }
+    }
+
+    /// <summary>
+    /// Four tokens per weight load, one row at a time: the row's load is decoded once into four code vectors and
+    /// each token adds its four vpmaddubsw products (activations read from L1). out[j][r] = sum - sumq[j].
+    /// </summary>
+    internal static unsafe void DotV512x4(byte* w, int rowBytes, sbyte** q, int rows, int* sumq, int** outs)
+    {
+        int loads = rowBytes / 64;
+        var m3 = Vector512.Create((byte)0x03);
+        var mC = Vector512.Create((byte)0x0C);
+        var ones = Vector512.Create((short)1);
+        var fours = Vector512.Create((short)4);
+        sbyte* q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+        for (int r = 0; r < rows; r++, w += rowBytes)
+        {
+            Vector512<int> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int l0 = 0; l0 < loads; l0 += LoadsPerChunk)
+            {
+                int l1 = Math.Min(loads, l0 + LoadsPerChunk);
+                Vector512<short> u0 = default, u1 = default, u2 = default, u3 = default, f0 = default, f1 = default, f2 = default, f3 = default;
+                for (int l = l0; l < l1; l++)
+                {
+                    var v = Vector512.Load(w + l * 64);
+                    if (Sse.IsSupported) Sse.Prefetch0(w + l * 64 + PrefetchBytes);
+                    var h = Vector512.ShiftRightLogical(v.AsUInt16(), 4).AsByte();
+                    var c0 = h & mC; var c1 = h & m3; var c2 = v & mC; var c3 = v & m3;
+                    int o = l * 256;
+                    Codes512(c0, c1, c2, c3, q0 + o, ref u0, ref f0);
+                    Codes512(c0, c1, c2, c3, q1 + o, ref u1, ref f1);
+                    Codes512(c0, c1, c2, c3, q2 + o, ref u2, ref f2);
+                    Codes512(c0, c1, c2, c3, q3 + o, ref u3, ref f3);
+                }
+                s0 += Avx512BW.MultiplyAddAdjacent(u0, fours) + Avx512BW.MultiplyAddAdjacent(f0, ones);
+                s1 += Avx512BW.MultiplyAddAdjacent(u1, fours) + Avx512BW.MultiplyAddAdjacent(f1, ones);
+                s2 += Avx512BW.MultiplyAddAdjacent(u2, fours) + Avx512BW.MultiplyAddAdjacent(f2, ones);
+                s3 += Avx512BW.MultiplyAddAdjacent(u3, fours) + Avx512BW.MultiplyAddAdjacent(f3, ones);
+            }
+            outs[0][r] = (Vector512.Sum(s0) >> 2) - sumq[0]; outs[1][r] = (Vector512.Sum(s1) >> 2) - sumq[1];
+            outs[2][r] = (Vector512.Sum(s2) >> 2) - sumq[2]; outs[3][r] = (Vector512.Sum(s3) >> 2) - sumq[3];
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<short> Block512(Vector512<byte> v, Vector512<sbyte> a0, Vector512<sbyte> a1, Vector512<sbyte> a2, Vector512<sbyte> a3, Vector512<byte> mask)
+    private static unsafe void Codes512(Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, sbyte* a, ref Vector512<short> u, ref Vector512<short> f)
     {
-        var u = v.AsUInt16();
-        return Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(u, 6).AsByte() & mask, a0)
-             + Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(u, 4).AsByte() & mask, a1)
-             + Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(u, 2).AsByte() & mask, a2)
-             + Avx512BW.MultiplyAddAdjacent(v & mask, a3);
+        u += Avx512BW.MultiplyAddAdjacent(c1, Vector512.Load(a + 64)) + Avx512BW.MultiplyAddAdjacent(c3, Vector512.Load(a + 192));
+        f += Avx512BW.MultiplyAddAdjacent(c0, Vector512.Load(a)) + Avx512BW.MultiplyAddAdjacent(c2, Vector512.Load(a + 128));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block512(Vector512<byte> v, Vector512<sbyte> a0, Vector512<sbyte> a1, Vector512<sbyte> a2, Vector512<sbyte> a3,
+        Vector512<byte> m3, Vector512<byte> mC, ref Vector512<short> u, ref Vector512<short> f)
+    {
+        var h = Vector512.ShiftRightLogical(v.AsUInt16(), 4).AsByte();
+        u += Avx512BW.MultiplyAddAdjacent(h & m3, a1) + Avx512BW.MultiplyAddAdjacent(v & m3, a3);
+        f += Avx512BW.MultiplyAddAdjacent(h & mC, a0) + Avx512BW.MultiplyAddAdjacent(v & mC, a2);
     }
 }

@@ -93,6 +93,22 @@ public abstract class PackedMatrix
     public abstract float RowScale(int row);
 
     /// <summary>
+    /// y[i] = acc[i] * (RowScale(rowStart + i) * invA), the float output of rows [rowStart, rowStart + acc.Length).
+    /// Ternary formats have one scale per tensor and override this with one vectorized pass (same float operations).
+    /// </summary>
+    internal virtual void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y)
+    {
+        for (int i = 0; i < acc.Length; i++) y[i] = acc[i] * (RowScale(rowStart + i) * invA);
+    }
+
+    /// <summary>One scale for every row: y = (float)acc * (s * invA), vectorized.</summary>
+    internal static void DequantizeUniform(ReadOnlySpan<int> acc, float scale, float invA, Span<float> y)
+    {
+        System.Numerics.Tensors.TensorPrimitives.ConvertTruncating<int, float>(acc, y[..acc.Length]);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(y[..acc.Length], scale * invA, y[..acc.Length]);
+    }
+
+    /// <summary>
     /// Exact int32 sums for rows [rowStart, rowEnd) into acc[0 .. rowEnd - rowStart). rowStart must be a multiple of
     /// 64 (a row group); act must have been prepared for the same path.
     /// </summary>
@@ -121,6 +137,13 @@ public abstract class PackedMatrix
 
     protected abstract Type CreateActivationBufferType { get; }
 
+    /// <summary>
+    /// Optional small-batch kernel: exact int32 sums of rows [rowStart, rowEnd) for tokens 0..n-1 into
+    /// acc[t * Rows + r], reading each weight once for all n tokens. Returns false when the format has none
+    /// (then each 64-row block is run per token, so the block's weights are reused from cache).
+    /// </summary>
+    internal virtual bool MatMulCore(ActivationBuffer[] acts, int n, int rowStart, int rowEnd, int[] acc, IsaPath path) => false;
+
     /// <summary>A copy with its own weight memory (for cold-cache pools in benchmarks).</summary>
     public abstract PackedMatrix CloneWeights();
     protected abstract void MatVecCore(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path);
@@ -146,7 +169,11 @@ public abstract class PackedMatrix
         var p = path ?? LowBitIsa.Best;
         LowBitIsa.Require(p);
         for (int t = 0; t < n; t++) ws.Activations[t].Quantize(x.Slice(t * Cols, Cols), p);
-        ws.Run(this, n, p, y);
+        unsafe
+        {
+            // The workers write straight into y: Run returns only when every part is done, so y stays pinned throughout.
+            fixed (float* py = y) ws.Run(this, n, p, py);
+        }
     }
 }
 
@@ -164,7 +191,7 @@ public sealed class LowBitWorkspace : IDisposable
     private int _n;
     private IsaPath _path;
     private PackedMatrix _current;
-    private readonly float[] _output; // y is a span the worker threads cannot see; they write here, Run copies out
+    private unsafe float* _y; // the caller's pinned output, valid only during Run
 
     public PackedMatrix Matrix { get; }
     public int Threads => _team.Threads;
@@ -179,7 +206,6 @@ public sealed class LowBitWorkspace : IDisposable
         MaxTokens = maxTokens;
         Activations = Enumerable.Range(0, maxTokens).Select(_ => m.CreateActivationBuffer()).ToArray();
         _acc = new int[(long)m.Rows * maxTokens > int.MaxValue ? throw new ArgumentOutOfRangeException(nameof(maxTokens)) : m.Rows * maxTokens];
-        _output = new float[m.Rows * maxTokens];
         _current = m;
         _ownsTeam = shared == null;
         _team = shared ?? new WorkerTeam(threads);
@@ -191,21 +217,29 @@ public sealed class LowBitWorkspace : IDisposable
         _bounds[threads] = m.Rows;
     }
 
-    internal void Run(PackedMatrix current, int n, IsaPath path, Span<float> y)
+    internal unsafe void Run(PackedMatrix current, int n, IsaPath path, float* y)
     {
         _current = current;
         _n = n;
         _path = path;
-        _team.Run(_part);
-        _output.AsSpan(0, n * Matrix.Rows).CopyTo(y);
+        _y = y;
+        try { _team.Run(_part); }
+        finally { _y = null; }
     }
 
-    private void RunPart(int part)
+    private unsafe void RunPart(int part)
     {
         var m = _current;
         int start = _bounds[part], end = _bounds[part + 1];
         if (start >= end) return;
         int rows = m.Rows;
+        if (_n > 1 && m.MatMulCore(Activations, _n, start, end, _acc, _path))
+        {
+            // The format's GEMM kernel filled _acc[t * rows + r] for every token, each weight load feeding all n tokens.
+            for (int t = 0; t < _n; t++)
+                m.Dequantize(_acc.AsSpan(t * rows + start, end - start), start, 1f / Activations[t].Scale, new Span<float>(_y + (long)t * rows + start, end - start));
+            return;
+        }
         int block = _n == 1 ? end - start : 64;
         for (int r0 = start; r0 < end; r0 += block)
         {
@@ -215,9 +249,7 @@ public sealed class LowBitWorkspace : IDisposable
                 var act = Activations[t];
                 var acc = _acc.AsSpan(t * rows + r0, r1 - r0);
                 m.MatVec(act, r0, r1, acc, _path);
-                var y = _output.AsSpan(t * rows + r0, r1 - r0);
-                float inv = 1f / act.Scale;
-                for (int i = 0; i < acc.Length; i++) y[i] = acc[i] * (m.RowScale(r0 + i) * inv);
+                m.Dequantize(acc, r0, 1f / act.Scale, new Span<float>(_y + (long)t * rows + r0, r1 - r0));
             }
         }
     }

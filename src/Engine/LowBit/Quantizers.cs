@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Workbench.Engine.LowBit;
 
@@ -62,16 +63,65 @@ public static class AbsMaxInt8
     {
         if (q.Length < x.Length) throw new ArgumentException($"q has {q.Length} elements, x has {x.Length}.", nameof(q));
         if (tmp.Length < x.Length) throw new ArgumentException($"tmp has {tmp.Length} elements, x has {x.Length}.", nameof(tmp));
-        float max = x.Length == 0 ? 0 : TensorPrimitives.MaxMagnitude(x);
-        if (!float.IsFinite(max)) throw new ArgumentException("Activations contain NaN or infinity.", nameof(x));
+        float max = MaxAbs(x, out bool finite);
+        if (!finite) throw new ArgumentException("Activations contain NaN or infinity.", nameof(x));
         if (max == 0) { q[..x.Length].Clear(); return 1f; }
-        float a = 127f / MathF.Abs(max);
-        var t = tmp[..x.Length];
-        TensorPrimitives.Multiply(x, a, t);
-        TensorPrimitives.Round(t, t);
-        TensorPrimitives.ConvertSaturating<float, sbyte>(t, q[..x.Length]);
+        float a = 127f / max;
+        ScaleRoundSaturate(x, a, q);
         return a;
     }
+
+    /// <summary>
+    /// q = saturate_int8(round_to_even(x a)) in one vectorized pass (32 values per step: multiply, round, clamp,
+    /// convert, two narrows). Per element the same float operations as the scalar loop, so every path agrees; three
+    /// TensorPrimitives passes (multiply, round, saturating convert) took ~40 us per 4096 values here.
+    /// </summary>
+    /// <summary>max |x| and whether every x is finite (x * 0 is NaN exactly for NaN and infinities).</summary>
+    internal static float MaxAbs(ReadOnlySpan<float> x, out bool finite)
+    {
+        int i = 0;
+        float max = 0, zero = 0;
+        if (Vector256.IsHardwareAccelerated && x.Length >= 8)
+        {
+            Vector256<float> m = default, z = default;
+            for (; i + 8 <= x.Length; i += 8)
+            {
+                var v = Vector256.Create(x.Slice(i, 8));
+                m = Vector256.Max(m, Vector256.Abs(v));
+                z += v * Vector256<float>.Zero;
+            }
+            for (int j = 0; j < 8; j++) { max = MathF.Max(max, m[j]); zero += z[j]; }
+        }
+        for (; i < x.Length; i++) { max = MathF.Max(max, MathF.Abs(x[i])); zero += x[i] * 0; }
+        finite = float.IsFinite(zero) && float.IsFinite(max);
+        return max;
+    }
+
+    internal static void ScaleRoundSaturate(ReadOnlySpan<float> x, float a, Span<sbyte> q)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(a);
+            var lo = Vector256.Create(-128f);
+            var hi = Vector256.Create(127f);
+            for (; i + 32 <= x.Length; i += 32)
+            {
+                var s = x.Slice(i, 32);
+                var v0 = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(RoundEven(Vector256.Create(s) * va), lo), hi));
+                var v1 = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(RoundEven(Vector256.Create(s[8..]) * va), lo), hi));
+                var v2 = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(RoundEven(Vector256.Create(s[16..]) * va), lo), hi));
+                var v3 = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(RoundEven(Vector256.Create(s[24..]) * va), lo), hi));
+                Vector256.Narrow(Vector256.Narrow(v0, v1), Vector256.Narrow(v2, v3)).CopyTo(q.Slice(i, 32));
+            }
+        }
+        for (; i < x.Length; i++) q[i] = (sbyte)Math.Clamp(MathF.Round(x[i] * a), -128f, 127f);
+    }
+
+    /// <summary>Round half to even: vroundps (mode 8 = nearest, no exceptions) where AVX exists, else the portable API.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> RoundEven(Vector256<float> v) =>
+        System.Runtime.Intrinsics.X86.Avx.IsSupported ? System.Runtime.Intrinsics.X86.Avx.RoundToNearestInteger(v) : Vector256.Round(v);
 
     public static float Quantize(ReadOnlySpan<float> x, Span<sbyte> q) => Quantize(x, q, new float[x.Length]);
 }

@@ -86,6 +86,7 @@ public sealed class TL1 : PackedMatrix
     }
 
     public override float RowScale(int row) => Scale;
+    internal override void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y) => DequantizeUniform(acc, Scale, invA, y);
     public override ActivationBuffer CreateActivationBuffer() => new Activations(Cols, PaddedCols);
     protected override Type CreateActivationBufferType => typeof(Activations);
 
@@ -99,18 +100,21 @@ public sealed class TL1 : PackedMatrix
         protected override void Build(IsaPath path) => BuildTables(Q, _tables.Span);
     }
 
+    /// <summary>Coefficients of the 9 pair indices (lanes 9..15 zero): entry e = (e / 3 - 1) b0 + (e % 3 - 1) b1.</summary>
+    private static readonly short[] P0 = Enumerable.Range(0, 16).Select(e => (short)(e < 9 ? e / 3 - 1 : 0)).ToArray();
+    private static readonly short[] P1 = Enumerable.Range(0, 16).Select(e => (short)(e < 9 ? e % 3 - 1 : 0)).ToArray();
+
+    /// <summary>Per activation pair the 9 sums as int16 lanes, split into low and high byte tables (truncating narrows).</summary>
     internal static void BuildTables(ReadOnlySpan<sbyte> q, Span<byte> tables)
     {
+        var p0 = Vector256.Create<short>(P0); var p1 = Vector256.Create<short>(P1);
+        var low = Vector128.Create((ushort)0xFF);
         for (int p = 0; p < tables.Length / 32; p++)
         {
-            int b0 = q[2 * p], b1 = q[2 * p + 1];
+            var v = (p0 * Vector256.Create((short)q[2 * p]) + p1 * Vector256.Create((short)q[2 * p + 1])).AsUInt16();
             var t = tables.Slice(p * 32, 32);
-            for (int e = 0; e < 9; e++)
-            {
-                int v = (e / 3 - 1) * b0 + (e % 3 - 1) * b1;
-                t[e] = (byte)v;
-                t[16 + e] = (byte)(v >> 8);
-            }
+            Vector128.Narrow(v.GetLower() & low, v.GetUpper() & low).CopyTo(t);
+            Vector128.Narrow(Vector128.ShiftRightLogical(v.GetLower(), 8), Vector128.ShiftRightLogical(v.GetUpper(), 8)).CopyTo(t[16..]);
         }
     }
 

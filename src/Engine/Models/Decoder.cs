@@ -17,9 +17,11 @@ public abstract class LoadedModel
 }
 
 /// <summary>A Llama-family decoder with its tokenizer: generation and next-token distributions.</summary>
-public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokenizer) : LoadedModel
+public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokenizer, ModuleSkips? pruned = null) : LoadedModel
 {
     public override string Name => name;
+    /// <summary>Modules a pruned checkpoint dropped (LLM-Drop's drop_attn_list / drop_mlp_list); skipped by default.</summary>
+    public ModuleSkips Pruned { get; } = pruned ?? ModuleSkips.None;
     public override LlamaModel Model => model;
     public ITextTokenizer Tokenizer => tokenizer;
 
@@ -36,7 +38,7 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokeni
         steps = Math.Min(steps, Model.Config.MaxSeq);
         var promptIds = tokenizer.Encode(prompt, bos: true);
         var rng = new Random(seed);
-        var ctx = new ForwardContext { Cache = KvCache.For(Model.Config, steps), Skips = skips ?? ModuleSkips.None, Cancellation = cancel };
+        var ctx = new ForwardContext { Cache = KvCache.For(Model.Config, steps), Skips = skips ?? Pruned, Cancellation = cancel };
         var tokens = new List<int> { promptIds[0] };
         int nPrefill = Math.Min(promptIds.Length, steps);
         var sw = Stopwatch.StartNew();
@@ -66,14 +68,15 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokeni
     }
 
     /// <summary>Logits for every position of <paramref name="tokens"/> ([n, vocab]) in one prefill pass.</summary>
-    public float[] Logits(ReadOnlySpan<int> tokens, ForwardContext? ctx = null) => Model.Forward(tokens, 0, ctx ?? new ForwardContext()).Logits;
+    public float[] Logits(ReadOnlySpan<int> tokens, ForwardContext? ctx = null) =>
+        Model.Forward(tokens, 0, ctx ?? new ForwardContext { Skips = Pruned }).Logits;
 
     public static int Sample(ReadOnlySpan<float> logits, float temperature, Random rng)
     {
         if (temperature == 0) return TensorPrimitives.IndexOfMax(logits);
         var p = new float[logits.Length];
         TensorPrimitives.Divide(logits, temperature, p);
-        TensorPrimitives.SoftMax(p, p);
+        Tensors.Ops.Softmax(p);
         double coin = rng.NextDouble(), cdf = 0;
         for (int i = 0; i < p.Length; i++)
         {

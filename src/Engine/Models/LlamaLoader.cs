@@ -88,13 +88,18 @@ public static class LlamaLoader
         return Build(g, cfg, Gguf, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: !g.Contains(Gguf.Output));
     }
 
-    /// <summary>A Hugging Face LlamaForCausalLM folder: config.json and model.safetensors or model.safetensors.index.json.</summary>
-    public static LlamaModel FromHuggingFace(string folder, string? name = null)
+    /// <summary>
+    /// A Hugging Face LlamaForCausalLM folder: config.json and model.safetensors or model.safetensors.index.json.
+    /// Modules listed in <paramref name="absent"/> (a layer-dropped checkpoint) have no tensors in the folder and get
+    /// zero weights (one shared array per shape), so the model computes the pruned function even without skips.
+    /// </summary>
+    public static LlamaModel FromHuggingFace(string folder, string? name = null, ModuleSkips? absent = null)
     {
         var cfgPath = System.IO.Path.Combine(folder, "config.json");
         var cfg = ReadHfConfig(cfgPath, out bool tied);
         using var src = HfTensors.Open(folder);
-        return Build(src, cfg, HuggingFace, name ?? new DirectoryInfo(folder).Name, unpermute: true, shared: tied || !src.Contains(HuggingFace.Output));
+        return Build(src, cfg, HuggingFace, name ?? new DirectoryInfo(folder).Name, unpermute: true,
+            shared: tied || !src.Contains(HuggingFace.Output), absent);
     }
 
     internal static ModelConfig ReadHfConfig(string path, out bool tied)
@@ -123,8 +128,11 @@ public static class LlamaLoader
         return cfg;
     }
 
-    private static LlamaModel Build(ITensorSource src, ModelConfig cfg, Names names, string name, bool unpermute, bool shared)
+    private static LlamaModel Build(ITensorSource src, ModelConfig cfg, Names names, string name, bool unpermute, bool shared,
+        ModuleSkips? absent = null)
     {
+        var zeros = new Dictionary<long, float[]>();
+        float[] Zero(long n) => zeros.TryGetValue(n, out var z) ? z : zeros[n] = new float[n];
         try { cfg.Validate(); }
         catch (ArgumentException e) { throw new ModelFormatException(src.Path, e.ParamName ?? "config", 0, e.Message, e); }
         int d = cfg.Dim, kv = cfg.KvDim, h = cfg.MlpDim;
@@ -133,24 +141,26 @@ public static class LlamaLoader
         for (int i = 0; i < cfg.Layers; i++)
         {
             string N(string n) => names.Layer(i, n);
-            var wq = TensorReading.Read(src, N("wq"), d, d);
-            var wk = TensorReading.Read(src, N("wk"), kv, d);
-            if (unpermute)
+            bool noAttn = absent?.SkipsAttention(i) ?? false, noMlp = absent?.SkipsMlp(i) ?? false;
+            float[] Q(string n, int heads, long rows)
             {
-                wq = UnpermuteRotary(wq, cfg.Heads, d);
-                wk = UnpermuteRotary(wk, cfg.KvHeads, d);
+                if (noAttn) return Zero(rows * d);
+                var w = TensorReading.Read(src, N(n), rows, d);
+                return unpermute ? UnpermuteRotary(w, heads, d) : w;
             }
+            float[] A(string n, params long[] shape) => noAttn ? Zero(shape.Aggregate(1L, (a, b) => a * b)) : TensorReading.Read(src, N(n), shape);
+            float[] M(string n, params long[] shape) => noMlp ? Zero(shape.Aggregate(1L, (a, b) => a * b)) : TensorReading.Read(src, N(n), shape);
             layers[i] = new LlamaLayer
             {
-                AttnNorm = TensorReading.Read(src, N("attn_norm"), d),
-                Wq = wq,
-                Wk = wk,
-                Wv = TensorReading.Read(src, N("wv"), kv, d),
-                Wo = TensorReading.Read(src, N("wo"), d, d),
-                FfnNorm = TensorReading.Read(src, N("ffn_norm"), d),
-                W1 = TensorReading.Read(src, N("w1"), h, d),
-                W2 = TensorReading.Read(src, N("w2"), d, h),
-                W3 = TensorReading.Read(src, N("w3"), h, d),
+                AttnNorm = A("attn_norm", d),
+                Wq = Q("wq", cfg.Heads, d),
+                Wk = Q("wk", cfg.KvHeads, kv),
+                Wv = A("wv", kv, d),
+                Wo = A("wo", d, d),
+                FfnNorm = M("ffn_norm", d),
+                W1 = M("w1", h, d),
+                W2 = M("w2", d, h),
+                W3 = M("w3", h, d),
             };
         }
         var weights = new LlamaWeights

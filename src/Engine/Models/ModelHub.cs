@@ -82,8 +82,15 @@ public static class ModelHub
                     if (!File.Exists(vocab)) throw new FileNotFoundException($"{path}: a BERT folder needs vocab.txt for its WordPiece tokenizer", vocab);
                     return new Encoder(bert.Card.Name, bert, WordPieceTokenizer.Load(vocab, Math.Min(512, bert.Config.MaxSeq)));
                 }
+                var tokPath = tokenizerPath ?? FindTokenizerBeside(Path.Combine(path, "config.json"));
+                if (cfg.Contains("\"drop_attn_list\"", StringComparison.Ordinal) || cfg.Contains("\"drop_mlp_list\"", StringComparison.Ordinal))
+                {
+                    // A layer-dropped checkpoint (LLM-Drop layout): the dropped modules' tensors are absent.
+                    var (pruned, skips) = Redundancy.PrunedModel.Load(path);
+                    return new Decoder(pruned.Card.Name, pruned, DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
+                }
                 var llama = LlamaLoader.FromHuggingFace(path);
-                return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokenizerPath ?? FindTokenizerBeside(Path.Combine(path, "config.json")), llama.Config.Vocab));
+                return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokPath, llama.Config.Vocab));
             }
             case ModelFileKind.Npz:
                 return new ImageClassifier(Path.GetFileNameWithoutExtension(path), Vision.VitModel.Load(path));
@@ -101,17 +108,18 @@ public static class ModelHub
     private static string FindTokenizerBeside(string modelPath)
     {
         var dir = Path.GetDirectoryName(modelPath)!;
-        string[] names = ["tokenizer.model", "tokenizer.bin"];
+        string[] names = ["tokenizer.model", "tokenizer.json", "tokenizer.bin"];
         foreach (var n in names)
             if (File.Exists(Path.Combine(dir, n))) return Path.Combine(dir, n);
         var any = Directory.EnumerateFiles(dir, "tok*.bin").Concat(Directory.EnumerateFiles(dir, "tok*.model")).FirstOrDefault();
-        return any ?? throw new FileNotFoundException($"no tokenizer beside {modelPath} (tokenizer.model, tokenizer.bin, tok*.bin, tok*.model); pass --tokenizer PATH");
+        return any ?? throw new FileNotFoundException($"no tokenizer beside {modelPath} (tokenizer.model, tokenizer.json, tokenizer.bin, tok*.bin, tok*.model); pass --tokenizer PATH");
     }
 
     /// <summary>A SentencePiece model (protobuf) or a llama2.c tokenizer.bin, told apart by content.</summary>
     public static ITextTokenizer DecoderTokenizer(string path, int vocab)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer file {path} does not exist", path);
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HfBpeTokenizer.Load(path, vocab);
         // A llama2.c tokenizer.bin is checked strictly (every length must fit the file exactly); anything else is
         // tried as a SentencePiece model, whose reader names its own problem.
         try { return new Llama2cTokenizer(path, vocab); }

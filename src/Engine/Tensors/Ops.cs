@@ -134,8 +134,13 @@ public static class Ops
         return Math.Exp(-x * x) / Math.Sqrt(Math.PI) / f;
     }
 
-    /// <summary>Softmax in place, max-subtracted.</summary>
-    public static void Softmax(Span<float> x) => TensorPrimitives.SoftMax(x, x);
+    /// <summary>Softmax in place. The max is subtracted first: TensorPrimitives.SoftMax does not, and large scores overflow.</summary>
+    public static void Softmax(Span<float> x)
+    {
+        float max = TensorPrimitives.Max(x);
+        TensorPrimitives.Subtract(x, max, x);
+        TensorPrimitives.SoftMax(x, x);
+    }
 
     /// <summary>
     /// Rotary embedding in llama2.c's (GGUF's) convention: consecutive pairs (2i, 2i+1) of each head rotate by

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Workbench.Engine.Formats;
 using Workbench.Engine.Models;
+using Workbench.Engine.Tensors;
 
 namespace Workbench.Engine.Vision;
 
@@ -189,7 +190,7 @@ public sealed class VitModel : ITransformerModel
                     var qi = q.Slice(i * D + hd * HeadDim, HeadDim);
                     var row = p.Slice((hd * n + i) * n, n);
                     for (int j = 0; j < n; j++) row[j] = VitMath.Dot8(qi, k.Slice(j * D + hd * HeadDim, HeadDim)) * scale;
-                    TensorPrimitives.SoftMax(row, row);
+                    Ops.Softmax(row);
                 }
             if (ctx.Hooks is { } hooks && hooks.Wants(HookNames.AttnPattern(layer)))
                 hooks.Fire(HookNames.AttnPattern(layer), layer, p, [HeadsN, n, n], tok);
@@ -282,7 +283,7 @@ public sealed class VitModel : ITransformerModel
         {
             var qh = q.AsSpan(hd * HeadDim, HeadDim);
             for (int j = 0; j < n; j++) row[j] = VitMath.Dot8(qh, k.AsSpan(j * D + hd * HeadDim, HeadDim)) * scale;
-            TensorPrimitives.SoftMax(row, row);
+            Ops.Softmax(row);
             TensorPrimitives.Add(mean, row, mean);
         }
         TensorPrimitives.Multiply(mean, 1f / HeadsN, mean);

@@ -89,3 +89,17 @@ public class OpsTests
     [InlineData(3.5, 0.9999992569016276)]
     public void Erf_matches_published_values(double x, double erf) => Assert.Equal(erf, Ops.Erf(x), 1e-12);
 }
+
+public class SoftmaxTests
+{
+    [Fact]
+    public void Large_scores_do_not_overflow()
+    {
+        float[] x = [1000f, 1000f, 999f, float.NegativeInfinity];
+        Ops.Softmax(x);
+        double e = Math.Exp(-1);
+        Assert.Equal(1 / (2 + e), x[0], 1e-6);
+        Assert.Equal(e / (2 + e), x[2], 1e-6);
+        Assert.Equal(0f, x[3]);
+    }
+}

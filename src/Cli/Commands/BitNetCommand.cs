@@ -1,0 +1,129 @@
+using System.CommandLine;
+using System.Globalization;
+using Workbench.Engine.LowBit;
+using Workbench.Engine.Models;
+
+namespace Workbench.Cli.Commands;
+
+/// <summary>
+/// <c>workbench bitnet --model NAME|PATH --format i2s|tl1|tl2 [--threads T] [--json]</c>: ternary post-training
+/// quantization of a model's block linears, the lossless check of the packed kernels on real activations (every
+/// supported ISA path against the scalar reference; outputs against the dequantized fp32 computation), and the
+/// quality cost against fp32 (decoders: KL, top-1 agreement, perplexity on held-out TinyStories; encoders: embedding
+/// cosine on Pride and Prejudice sentences). Options are checked here so every bad value is one stderr line, exit 2.
+/// </summary>
+public static class BitNetCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "A bundled model (stories260K, babyllama, minilm, ...) or a path.", Arity = ArgumentArity.ZeroOrOne };
+        var format = new Option<string?>("--format") { Description = "Packed ternary format: i2s, tl1 or tl2.", Arity = ArgumentArity.ZeroOrOne };
+        var threads = new Option<string?>("--threads") { Description = "Kernel threads (default 1).", Arity = ArgumentArity.ZeroOrOne };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object for scripts." };
+        var command = new Command("bitnet", "Ternary (BitNet b1.58) post-training quantization of a model: lossless kernel check and quality cost against fp32.")
+        {
+            model, format, threads, json,
+        };
+        command.TreatUnmatchedTokensAsErrors = false; // reported below as one line with exit code 2
+        command.SetAction(parse =>
+        {
+            if (parse.UnmatchedTokens.Count > 0) return Fail($"unexpected argument '{parse.UnmatchedTokens[0]}'.");
+            if (parse.Errors.Count > 0) return Fail(parse.Errors[0].Message);
+            var name = parse.GetValue(model);
+            if (string.IsNullOrWhiteSpace(name)) return Fail("--model is required (a bundled name or a path).");
+            LowBitFormat f;
+            switch (parse.GetValue(format)?.ToLowerInvariant())
+            {
+                case "i2s": f = LowBitFormat.I2S; break;
+                case "tl1": f = LowBitFormat.TL1; break;
+                case "tl2": f = LowBitFormat.TL2; break;
+                case null: return Fail("--format is required (i2s, tl1 or tl2).");
+                default: return Fail($"--format '{parse.GetValue(format)}' is not one of i2s, tl1, tl2.");
+            }
+            int t = 1;
+            if (parse.GetValue(threads) is { } ts && (!int.TryParse(ts, NumberStyles.Integer, CultureInfo.InvariantCulture, out t) || t < 1 || t > Environment.ProcessorCount))
+                return Fail($"--threads '{ts}' must be an integer in 1..{Environment.ProcessorCount}.");
+            bool asJson = parse.GetValue(json);
+            return CliHelpers.Run(() => Run(name, f, t, asJson));
+        });
+        return command;
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"workbench bitnet: {message}");
+        return CliHelpers.ExitBadInput;
+    }
+
+    private static int Run(string name, LowBitFormat format, int threads, bool asJson)
+    {
+        var loaded = ModelHub.Load(name);
+        using var ternary = TernaryModel.Quantize(loaded, format, threads);
+        LosslessReport lossless;
+        object quality;
+        string kind;
+        switch (loaded)
+        {
+            case Decoder d:
+            {
+                kind = "decoder";
+                var texts = TernaryQuality.HeldOutStories();
+                var ids = d.Tokenizer.Encode(texts[0], bos: true);
+                lossless = ternary.CheckLossless(ctx => d.Logits(ids.AsSpan(0, Math.Min(ids.Length, d.Config.MaxSeq)), ctx));
+                var q = TernaryQuality.Evaluate(d, ternary, texts);
+                quality = new { kl = q.MeanKl, top1_agreement = q.Top1Agreement, perplexity = q.Perplexity, perplexity_fp32 = q.PerplexityFp32, positions = q.Positions, sequences = q.Sequences };
+                break;
+            }
+            case Encoder e:
+            {
+                kind = "encoder";
+                var sentences = TernaryQuality.HeldOutSentences();
+                lossless = ternary.CheckLossless(ctx => e.Embed(sentences[0], ctx));
+                var q = TernaryQuality.Evaluate(e, ternary, sentences);
+                quality = new { embedding_cosine = q.MeanCosine, embedding_cosine_min = q.MinCosine, sentences = q.Sentences };
+                break;
+            }
+            default:
+                throw new ArgumentException($"'{name}' is neither a decoder nor an encoder; ternary quantization covers Llama and BERT models.");
+        }
+        var failed = lossless.Layers.Where(l => !l.Passed).ToList();
+        if (asJson)
+        {
+            CliHelpers.PrintJson(new
+            {
+                model = loaded.Name, kind, format = format.ToString().ToLowerInvariant(), isa = ternary.Path.ToString(), threads,
+                lossless = lossless.Lossless,
+                lossless_layers = lossless.Layers.Count,
+                lossless_failed = failed.Select(l => l.Name).ToArray(),
+                lossless_max_rel_error = lossless.Layers.Max(l => l.MaxRelativeError),
+                lossless_paths = lossless.Layers.FirstOrDefault()?.Paths,
+                quality,
+                linear_layers = ternary.Layers.Count,
+                weight_bytes_fp32 = ternary.Fp32LinearBytes,
+                weight_bytes_packed = ternary.PackedLinearBytes,
+                kept_fp32_bytes = ternary.KeptFp32Bytes,
+                model_bytes_fp32 = ternary.Fp32LinearBytes + ternary.KeptFp32Bytes,
+                model_bytes_packed = ternary.PackedLinearBytes + ternary.KeptFp32Bytes,
+                zero_fraction = ternary.Layers.Sum(l => l.ZeroFraction * l.Rows * (double)l.Cols) / ternary.Layers.Sum(l => l.Rows * (double)l.Cols),
+            });
+        }
+        else
+        {
+            var inv = CultureInfo.InvariantCulture;
+            Console.Out.WriteLine($"{loaded.Name}: {ternary.Layers.Count} linear layers -> ternary {format} (isa {ternary.Path}, {threads} thread(s)); embeddings/head kept fp32");
+            Console.Out.WriteLine(string.Create(inv, $"linear weights: fp32 {ternary.Fp32LinearBytes / 1e6:F3} MB -> packed {ternary.PackedLinearBytes / 1e6:F3} MB ({ternary.Fp32LinearBytes / (double)ternary.PackedLinearBytes:F1}x smaller); kept fp32 {ternary.KeptFp32Bytes / 1e6:F3} MB"));
+            Console.Out.WriteLine(lossless.Lossless
+                ? string.Create(inv, $"lossless: yes: {lossless.Layers.Count} layers, int32 sums equal the scalar reference on {lossless.Layers[0].Paths}; outputs equal dequantized fp32 within {lossless.Layers.Max(l => l.MaxRelativeError):E1} (relative)")
+                : $"lossless: NO: {string.Join(", ", failed.Select(l => $"{l.Name} ({l.IntegerMismatches} int mismatches, rel {l.MaxRelativeError:E1})"))}");
+            Console.Out.WriteLine(quality switch
+            {
+                _ when kind == "decoder" => string.Create(inv, $"quality vs fp32 (held-out TinyStories): {Describe(quality)}"),
+                _ => string.Create(inv, $"quality vs fp32 (Pride and Prejudice sentences): {Describe(quality)}"),
+            });
+        }
+        return lossless.Lossless ? 0 : 1;
+    }
+
+    private static string Describe(object o) => string.Join(", ", o.GetType().GetProperties().Select(p =>
+        $"{p.Name} {(p.GetValue(o) is double d ? d.ToString("G4", CultureInfo.InvariantCulture) : p.GetValue(o))}"));
+}

@@ -1,0 +1,158 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.Data.Analysis;
+using Workbench.Engine.Models;
+using Workbench.Engine.Redundancy;
+
+namespace Workbench.Cli.Commands;
+
+/// <summary>`workbench drop`: drop the K least important modules and measure quality, speed and KV cache against the full model.</summary>
+public static class DropCommand
+{
+    public static Command Create()
+    {
+        var o = new RedundancyOptions();
+        var count = new Option<int>("--count") { Description = "modules to drop", Required = true };
+        var strategy = new Option<string>("--strategy") { Description = "one-shot (rank once) or iterative (re-score after each drop)", DefaultValueFactory = _ => "one-shot" };
+        var never = new Option<string?>("--never") { Description = "layers never dropped, comma-separated (e.g. 0,4)" };
+        var sweep = new Option<bool>("--sweep") { Description = "evaluate every k = 0..count, not only k = count" };
+        var csv = new Option<string?>("--csv") { Description = "with --sweep: also write the table to this CSV file" };
+        var cmd = new Command("drop", "drop the least important blocks / attention / MLP layers and measure quality, speed and memory");
+        o.AddTo(cmd);
+        cmd.Options.Add(count);
+        cmd.Options.Add(strategy);
+        cmd.Options.Add(never);
+        cmd.Options.Add(sweep);
+        cmd.Options.Add(csv);
+        cmd.SetAction(r => CliHelpers.Run(() => RedundancyOptions.OneLine(() =>
+        {
+            var s = Names.ParseStrategy(r.GetValue(strategy), "--strategy");
+            var neverLayers = ParseLayers(r.GetValue(never), "--never");
+            var run = o.Resolve(r);
+            int k = r.GetValue(count);
+            Modules.CheckLayers(run.Model.Config, neverLayers, "--never");
+            int available = Modules.Of(run.Model.Config, run.Granularity).Count(m => !neverLayers.Contains(m.Layer));
+            if (k < 0 || k > available)
+                throw new ArgumentException($"--count {k}: {Names.Of(run.Granularity)} has {available} droppable modules in '{run.Model.Name}'", "--count");
+            if (r.GetValue(csv) is not null && !r.GetValue(sweep)) throw new ArgumentException("--csv needs --sweep", "--csv");
+            var evaluator = new DropEvaluator(run.Model, run.Split);
+            if (r.GetValue(sweep))
+            {
+                var result = DropSweep.Run(evaluator, run.Calibration.Sequences, run.Granularity, s, k, neverLayers);
+                var df = result.ToDataFrame();
+                if (r.GetValue(csv) is { } path) DataFrame.SaveCsv(df, path, cultureInfo: CultureInfo.InvariantCulture);
+                if (r.GetValue(o.Json))
+                    CliHelpers.PrintJson(new
+                    {
+                        model = run.Model.Name,
+                        granularity = Names.Of(run.Granularity),
+                        strategy = Names.Of(s),
+                        order = result.Plan.Dropped.Select(m => RedundancyCommand.ModuleJson(m)),
+                        rows = result.Rows.Select(Report),
+                        calibration = run.CalibrationJson(),
+                        evaluation = evaluator.Evaluation.ToString(),
+                    });
+                else
+                {
+                    Console.Out.WriteLine($"{run.Model.Name}, {Names.Of(run.Granularity)}, {Names.Of(s)}: drop order {string.Join(" ", result.Plan.Dropped)}");
+                    Console.Out.WriteLine(df.ToString());
+                }
+                return 0;
+            }
+            var plan = LayerDropper.Plan(run.Model.Model, run.Calibration.Sequences, run.Granularity, k, s, neverLayers);
+            var rep = evaluator.Evaluate(plan.Dropped);
+            if (r.GetValue(o.Json))
+            {
+                CliHelpers.PrintJson(Merge(Report(rep), run, s, neverLayers, plan, evaluator));
+                return 0;
+            }
+            Console.Out.WriteLine($"{run.Model.Name}: dropped {Names.Of(run.Granularity)} {string.Join(", ", plan.Dropped)} ({Names.Of(s)})");
+            Console.Out.WriteLine(run.Split.ToString());
+            Console.Out.WriteLine(evaluator.Evaluation.ToString());
+            var q = rep.Quality;
+            if (q.Kl is { } kl)
+                Console.Out.WriteLine($"quality: KL(full || pruned) {kl:F5} nats/token, top-1 agreement {q.Top1Agreement:P1}, perplexity {q.Perplexity:F3} (full {q.PerplexityFull:F3})");
+            else
+                Console.Out.WriteLine($"quality: embedding cosine {q.EmbeddingCosine:F5}, Spearman of pairwise similarities {q.Spearman:F4}");
+            if (rep.Speed is { } sp && rep.SpeedFull is { } sf)
+            {
+                if (sp.DecodeTokensPerSecond is { } dec)
+                    Console.Out.WriteLine($"decode: {dec:F0} tokens/s (full {sf.DecodeTokensPerSecond:F0}), measured x{rep.MeasuredSpeedup:F2}, FLOPs predict x{rep.PredictedSpeedup:F2}");
+                else
+                    Console.Out.WriteLine($"encode: {sp.PrefillTokensPerSecond:F0} tokens/s (full {sf.PrefillTokensPerSecond:F0}), measured x{rep.MeasuredSpeedup:F2}, FLOPs predict x{rep.PredictedSpeedup:F2}");
+                Console.Out.WriteLine($"KV cache: {sp.KvCacheBytes:N0} bytes (full {sf.KvCacheBytes:N0}); weights {rep.Predicted.WeightBytes:N0} bytes (full {rep.PredictedFull.WeightBytes:N0})");
+            }
+            return 0;
+        })));
+        return cmd;
+    }
+
+    private static Dictionary<string, object?> Merge(Dictionary<string, object?> report, RedundancyOptions.Resolved run, DropStrategy s, int[] never, DropPlan plan, DropEvaluator evaluator)
+    {
+        var d = new Dictionary<string, object?>
+        {
+            ["model"] = run.Model.Name,
+            ["granularity"] = Names.Of(run.Granularity),
+            ["strategy"] = Names.Of(s),
+            ["never"] = never,
+        };
+        foreach (var (key, v) in report) d[key] = v;
+        d["importance"] = plan.Scores[0].Of(run.Granularity).Select(x => RedundancyCommand.ModuleJson(x.Module, x.Importance)).ToArray();
+        d["calibration"] = run.CalibrationJson();
+        d["evaluation"] = evaluator.Evaluation.ToString();
+        return d;
+    }
+
+    /// <summary>One evaluated drop as the JSON the scripts read.</summary>
+    private static Dictionary<string, object?> Report(DropReport rep) => new()
+    {
+        ["k"] = rep.Dropped.Count,
+        ["dropped"] = rep.Dropped.Select(m => RedundancyCommand.ModuleJson(m)).ToArray(),
+        ["drop_attn_list"] = rep.Skips.Attention.Order().ToArray(),
+        ["drop_mlp_list"] = rep.Skips.Mlp.Order().ToArray(),
+        ["quality"] = rep.Quality.Kl is not null
+            ? new Dictionary<string, object?>
+            {
+                ["kl"] = rep.Quality.Kl, ["top1_agreement"] = rep.Quality.Top1Agreement,
+                ["perplexity"] = rep.Quality.Perplexity, ["perplexity_full"] = rep.Quality.PerplexityFull, ["positions"] = rep.Quality.Positions,
+            }
+            : new Dictionary<string, object?>
+            {
+                ["embedding_cosine"] = rep.Quality.EmbeddingCosine, ["spearman"] = rep.Quality.Spearman, ["sentences"] = rep.Quality.Positions,
+            },
+        ["speed"] = new Dictionary<string, object?>
+        {
+            ["prefill_tokens_per_s"] = rep.Speed?.PrefillTokensPerSecond,
+            ["prefill_tokens_per_s_full"] = rep.SpeedFull?.PrefillTokensPerSecond,
+            ["decode_tokens_per_s"] = rep.Speed?.DecodeTokensPerSecond,
+            ["decode_tokens_per_s_full"] = rep.SpeedFull?.DecodeTokensPerSecond,
+            ["kv_cache_bytes"] = rep.Speed?.KvCacheBytes,
+            ["kv_cache_bytes_full"] = rep.SpeedFull?.KvCacheBytes,
+            ["measured_speedup"] = rep.MeasuredSpeedup,
+            ["prompt_tokens"] = rep.Speed?.PromptTokens,
+            ["decode_tokens"] = rep.Speed?.DecodeTokens,
+        },
+        ["predicted"] = new Dictionary<string, object?>
+        {
+            ["speedup"] = rep.PredictedSpeedup,
+            ["prefill_flops"] = rep.Predicted.PrefillFlops,
+            ["prefill_flops_full"] = rep.PredictedFull.PrefillFlops,
+            ["decode_flops_per_token"] = rep.Predicted.DecodeFlopsPerToken,
+            ["decode_flops_per_token_full"] = rep.PredictedFull.DecodeFlopsPerToken,
+            ["decode_bytes_per_token"] = rep.Predicted.DecodeBytesPerToken,
+            ["kv_cache_bytes"] = rep.Predicted.KvCacheBytes,
+            ["kv_cache_bytes_full"] = rep.PredictedFull.KvCacheBytes,
+            ["weight_bytes"] = rep.Predicted.WeightBytes,
+            ["weight_bytes_full"] = rep.PredictedFull.WeightBytes,
+        },
+    };
+
+    internal static int[] ParseLayers(string? text, string option)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return [];
+        return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int l) ? l
+                : throw new ArgumentException($"'{t}' in '{text}' is not a layer index", option))
+            .Distinct().ToArray();
+    }
+}

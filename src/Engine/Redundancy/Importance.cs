@@ -1,0 +1,145 @@
+using System.Numerics.Tensors;
+using Microsoft.Data.Analysis;
+using Workbench.Engine.Models;
+
+namespace Workbench.Engine.Redundancy;
+
+/// <summary>
+/// Importance of every block, attention layer and MLP layer (He et al. 2024, "What Matters in Transformers"):
+/// importance = 1 - cos(X, Y), averaged over all calibration tokens, where X is the residual stream entering the
+/// module and Y the residual stream leaving it. A module whose output barely turns the stream is redundant.
+/// Values are indexed by layer; a module already dropped by <see cref="Skips"/> scores 0 (Y = X).
+/// </summary>
+public sealed record ImportanceScores(double[] Block, double[] Attention, double[] Mlp, long Tokens, int Sequences, ModuleSkips Skips)
+{
+    public int Layers => Block.Length;
+
+    public double this[ModuleRef m] => m.Kind switch
+    {
+        ModuleKind.Block => Block[m.Layer],
+        ModuleKind.Attention => Attention[m.Layer],
+        _ => Mlp[m.Layer],
+    };
+
+    /// <summary>Every module of a granularity with its score, in layer order.</summary>
+    public IReadOnlyList<(ModuleRef Module, double Importance)> Of(Granularity g) =>
+        Modules.Of(Layers, g).Select(m => (m, this[m])).ToArray();
+
+    /// <summary>Modules still present (not in <see cref="Skips"/>), least important first; ties broken by layer order.</summary>
+    public IReadOnlyList<(ModuleRef Module, double Importance)> Ranked(Granularity g) =>
+        Of(g).Where(x => !Skips.IsDropped(x.Module)).OrderBy(x => x.Importance).ToArray();
+
+    /// <summary>Heat-map table: one row per layer, one column per module kind.</summary>
+    public DataFrame ToDataFrame() => new(
+        new Int32DataFrameColumn("layer", Enumerable.Range(0, Layers)),
+        new DoubleDataFrameColumn("block", Block),
+        new DoubleDataFrameColumn("attention", Attention),
+        new DoubleDataFrameColumn("mlp", Mlp));
+
+    /// <summary>Long table: one row per (layer, kind).</summary>
+    public DataFrame ToLongDataFrame()
+    {
+        var rows = Enumerable.Range(0, Layers)
+            .SelectMany(l => new[] { ModuleKind.Block, ModuleKind.Attention, ModuleKind.Mlp }.Select(k => new ModuleRef(l, k))).ToArray();
+        return new DataFrame(
+            new Int32DataFrameColumn("layer", rows.Select(r => r.Layer)),
+            new StringDataFrameColumn("kind", rows.Select(r => Names.Kind(r.Kind))),
+            new DoubleDataFrameColumn("importance", rows.Select(r => this[r])),
+            new BooleanDataFrameColumn("dropped", rows.Select(r => Skips.IsDropped(r))));
+    }
+}
+
+/// <summary>
+/// Measures <see cref="ImportanceScores"/> with hooks: one forward pass per calibration sequence scores every module.
+///
+/// Pre-norm decoders (Llama): attention X = resid_pre, Y = resid_mid; MLP X = resid_mid, Y = resid_post;
+/// block X = resid_pre, Y = resid_post.
+///
+/// Post-norm encoders (BERT): the same sites, where resid_mid = LN1(X + attn(X)) and resid_post = LN2(resid_mid + mlp(resid_mid)).
+/// The LayerNorm belongs to the sub-layer: dropping the attention module drops its residual add and LN1 too
+/// (<see cref="BertModel"/> skips the whole sub-layer), so with the module dropped the next sub-layer sees X, and with it
+/// kept it sees resid_mid. 1 - cos(X, resid_mid) therefore measures exactly what the drop changes, as in the pre-norm
+/// case. (Comparing X with X + attn(X) before the LN would ignore the LN's re-centring and gain, which the drop also removes.)
+/// </summary>
+public static class Importance
+{
+    public static ImportanceScores Measure(ITransformerModel model, IReadOnlyList<int[]> calibration, ModuleSkips? skips = null,
+        int threads = 0, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(calibration);
+        if (calibration.Count == 0) throw new ArgumentException("no calibration sequences", nameof(calibration));
+        skips ??= ModuleSkips.None;
+        Modules.CheckSkips(model.Config, skips, nameof(skips));
+        int layers = model.Config.Layers;
+        var block = new double[layers];
+        var attn = new double[layers];
+        var mlp = new double[layers];
+        long tokens = 0;
+
+        // Blocks run one after another, so one copy of resid_pre and one of resid_mid serve every layer.
+        float[] pre = [], mid = [];
+        var hooks = new Hooks();
+        for (int l = 0; l < layers; l++)
+        {
+            int layer = l;
+            hooks.Add(HookNames.ResidPre(l), (p, x) => pre = Copy(x, pre));
+            hooks.Add(HookNames.ResidMid(l), (p, x) =>
+            {
+                attn[layer] += SumOfDistances(pre, x, p.Shape[0], p.Shape[1]);
+                mid = Copy(x, mid);
+            });
+            hooks.Add(HookNames.ResidPost(l), (p, x) =>
+            {
+                mlp[layer] += SumOfDistances(mid, x, p.Shape[0], p.Shape[1]);
+                block[layer] += SumOfDistances(pre, x, p.Shape[0], p.Shape[1]);
+            });
+        }
+        var ctx = new ForwardContext { Hooks = hooks, Skips = skips, Threads = threads > 0 ? threads : Environment.ProcessorCount, Cancellation = cancel };
+        foreach (var ids in calibration)
+        {
+            Hidden(model, ids, ctx);
+            tokens += ids.Length;
+        }
+        for (int l = 0; l < layers; l++)
+        {
+            block[l] /= tokens; attn[l] /= tokens; mlp[l] /= tokens;
+        }
+        return new ImportanceScores(block, attn, mlp, tokens, calibration.Count, skips);
+    }
+
+    /// <summary>Sum over rows of 1 - cos(x_r, y_r).</summary>
+    internal static double SumOfDistances(ReadOnlySpan<float> x, ReadOnlySpan<float> y, int rows, int cols)
+    {
+        double sum = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            var xr = x.Slice(r * cols, cols);
+            var yr = y.Slice(r * cols, cols);
+            // An unchanged row (a skipped module) is exactly 0 apart, even where rounding would make cos 0.99999994.
+            sum += xr.SequenceEqual(yr) ? 0 : 1.0 - TensorPrimitives.CosineSimilarity(xr, yr);
+        }
+        return sum;
+    }
+
+    private static float[] Copy(ReadOnlySpan<float> x, float[] into)
+    {
+        if (into.Length != x.Length) into = new float[x.Length];
+        x.CopyTo(into);
+        return into;
+    }
+
+    /// <summary>Embeds the ids and runs every block (no classifier, no pooling): all the importance pass needs.</summary>
+    public static SequenceState Hidden(ITransformerModel model, int[] ids, ForwardContext ctx)
+    {
+        var s = model switch
+        {
+            LlamaModel m => m.Embed(ids),
+            BertModel b => b.Embed(ids),
+            _ => throw new ArgumentException($"{model.GetType().Name} has no token embedding this analysis knows", nameof(model)),
+        };
+        ctx.Fire(HookNames.Embed, -1, s.Active, s.Rows, s.Dim, s.TokenIndex);
+        model.RunBlocks(s, ctx);
+        return s;
+    }
+}

@@ -1,0 +1,166 @@
+using System.Text;
+
+namespace Workbench.Engine.Text;
+
+/// <summary>
+/// A text file cut into documents: blocks separated by blank lines (a TinyStories paragraph, a Pride and Prejudice
+/// paragraph or line of dialogue). Hard line wraps inside a block become spaces. Blocks shorter than
+/// <c>minWords</c> words (titles, "Chapter 12") are left out, so every document is real running text.
+/// </summary>
+public sealed class Corpus
+{
+    public string Source { get; }
+    public IReadOnlyList<string> Documents { get; }
+
+    private Corpus(string source, IReadOnlyList<string> documents)
+    {
+        Source = source;
+        Documents = documents;
+    }
+
+    public static Corpus Load(string path, int minWords = 3)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) throw new ArgumentException($"corpus file '{path}' does not exist", nameof(path));
+        return FromText(File.ReadAllText(path), path, minWords);
+    }
+
+    public static Corpus FromText(string text, string source = "text", int minWords = 3)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentOutOfRangeException.ThrowIfNegative(minWords);
+        var docs = new List<string>();
+        var block = new StringBuilder();
+        void Flush()
+        {
+            var doc = block.ToString().Trim();
+            block.Clear();
+            if (doc.Length > 0 && doc.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length >= minWords) docs.Add(doc);
+        }
+        foreach (var raw in text.Split('\n'))
+        {
+            var line = raw.TrimEnd('\r').Trim();
+            if (line.Length == 0) { Flush(); continue; }
+            if (block.Length > 0) block.Append(' ');
+            block.Append(line);
+        }
+        Flush();
+        if (docs.Count < 2)
+            throw new ArgumentException($"corpus '{source}' holds {docs.Count} document(s) of at least {minWords} words; at least 2 are needed to keep calibration and evaluation text apart", nameof(text));
+        return new Corpus(source, docs);
+    }
+
+    /// <summary>
+    /// Splits the documents into a calibration part and an evaluation part that never share a document.
+    /// The calibration part is one contiguous run of documents (wrapping around the end) whose start the seed picks;
+    /// evaluation is everything else. Contiguous runs keep neighbouring paragraphs of one story on the same side
+    /// except at the two cut points.
+    /// </summary>
+    public CorpusSplit Split(int seed, double calibrationFraction = 0.5)
+    {
+        if (!(calibrationFraction > 0 && calibrationFraction < 1))
+            throw new ArgumentOutOfRangeException(nameof(calibrationFraction), calibrationFraction, "must be strictly between 0 and 1");
+        int n = Documents.Count;
+        int m = Math.Clamp((int)Math.Round(calibrationFraction * n), 1, n - 1);
+        int start = new Random(seed).Next(n);
+        var cal = Enumerable.Range(0, m).Select(i => (start + i) % n).ToArray();
+        var inCal = new bool[n];
+        foreach (var i in cal) inCal[i] = true;
+        var eval = Enumerable.Range(0, n).Where(i => !inCal[i]).ToArray();
+        // Documents inside each part are visited in a seeded order, so different seeds sample different text.
+        var rng = new Random(seed ^ 0x5bd1e995);
+        rng.Shuffle(cal);
+        rng.Shuffle(eval);
+        return new CorpusSplit(this, seed, cal, eval);
+    }
+}
+
+/// <summary>Which documents calibrate and which evaluate (indices into <see cref="Corpus.Documents"/>, in visiting order).</summary>
+public sealed record CorpusSplit(Corpus Corpus, int Seed, int[] CalibrationDocuments, int[] EvaluationDocuments)
+{
+    /// <summary>Token sequences for calibration (importance scores).</summary>
+    public TokenSamples Calibration(Func<string, int[]> tokenize, int samples, int seqLen, bool pack) =>
+        Sample("calibration", CalibrationDocuments, tokenize, samples, seqLen, pack);
+
+    /// <summary>Token sequences for evaluation (quality of the pruned model), from documents calibration never saw.</summary>
+    public TokenSamples Evaluation(Func<string, int[]> tokenize, int samples, int seqLen, bool pack) =>
+        Sample("evaluation", EvaluationDocuments, tokenize, samples, seqLen, pack);
+
+    /// <summary>Evaluation documents as text (encoder sentence sets).</summary>
+    public IReadOnlyList<string> EvaluationTexts(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        if (count > EvaluationDocuments.Length)
+            throw new ArgumentOutOfRangeException(nameof(count), count, $"the evaluation part of '{Corpus.Source}' holds only {EvaluationDocuments.Length} documents");
+        return EvaluationDocuments.Take(count).Select(i => Corpus.Documents[i]).ToArray();
+    }
+
+    /// <summary>
+    /// pack = true (decoders): documents, each tokenized with its BOS, are concatenated and cut into windows of
+    /// exactly <paramref name="seqLen"/> tokens (a window may span documents, as in LM calibration sets).
+    /// pack = false (encoders): one document per sample, truncated to <paramref name="seqLen"/> tokens by the tokenizer's rules.
+    /// </summary>
+    private TokenSamples Sample(string part, int[] docs, Func<string, int[]> tokenize, int samples, int seqLen, bool pack)
+    {
+        ArgumentNullException.ThrowIfNull(tokenize);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(samples);
+        if (seqLen < 2) throw new ArgumentOutOfRangeException(nameof(seqLen), seqLen, "must be at least 2 tokens");
+        var seqs = new List<int[]>();
+        var used = new List<int>();
+        if (pack)
+        {
+            var buf = new List<int>();
+            foreach (var d in docs)
+            {
+                if (seqs.Count == samples) break;
+                used.Add(d);
+                buf.AddRange(tokenize(Corpus.Documents[d]));
+                while (buf.Count >= seqLen && seqs.Count < samples)
+                {
+                    seqs.Add(buf.GetRange(0, seqLen).ToArray());
+                    buf.RemoveRange(0, seqLen);
+                }
+            }
+            if (seqs.Count < samples)
+                throw new ArgumentException($"the {part} part of '{Corpus.Source}' ({docs.Length} documents) yields only {seqs.Count} sequences of {seqLen} tokens; {samples} were asked for (use fewer samples, a shorter --seq, or a longer corpus)", nameof(samples));
+        }
+        else
+        {
+            foreach (var d in docs)
+            {
+                if (seqs.Count == samples) break;
+                var ids = tokenize(Corpus.Documents[d]);
+                if (ids.Length > seqLen) ids = ids[..seqLen];
+                seqs.Add(ids);
+                used.Add(d);
+            }
+            if (seqs.Count < samples)
+                throw new ArgumentException($"the {part} part of '{Corpus.Source}' holds only {docs.Length} documents; {samples} samples were asked for", nameof(samples));
+        }
+        return new TokenSamples(part, seqs, used.ToArray(), seqs.Sum(s => (long)s.Length));
+    }
+
+    public override string ToString() =>
+        $"{Corpus.Source}: {Corpus.Documents.Count} documents, seed {Seed}: calibration {CalibrationDocuments.Length} documents ({Ranges(CalibrationDocuments)}), evaluation {EvaluationDocuments.Length} documents ({Ranges(EvaluationDocuments)})";
+
+    /// <summary>Document indices as compact ranges, e.g. "0-9, 20-29".</summary>
+    public static string Ranges(IEnumerable<int> indices)
+    {
+        var sorted = indices.Order().ToArray();
+        var parts = new List<string>();
+        for (int i = 0; i < sorted.Length;)
+        {
+            int j = i;
+            while (j + 1 < sorted.Length && sorted[j + 1] == sorted[j] + 1) j++;
+            parts.Add(i == j ? $"{sorted[i]}" : $"{sorted[i]}-{sorted[j]}");
+            i = j + 1;
+        }
+        return string.Join(", ", parts);
+    }
+}
+
+/// <summary>Token sequences drawn from one part of a split: which documents they came from and how many tokens.</summary>
+public sealed record TokenSamples(string Part, IReadOnlyList<int[]> Sequences, int[] Documents, long Tokens)
+{
+    public override string ToString() => $"{Part}: {Sequences.Count} sequences, {Tokens} tokens from {Documents.Length} documents ({CorpusSplit.Ranges(Documents)})";
+}

@@ -1,0 +1,165 @@
+using Workbench.Engine.LowBit;
+using Workbench.Engine.Models;
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.Tests.LowBit;
+
+public class TernaryModelTests
+{
+    /// <summary>
+    /// The real stories260K weights through every ternary format: the kernels' int32 sums on every supported path equal
+    /// a plain scalar sum on the activations the layers really receive, and the outputs equal the dequantized fp32 layer.
+    /// </summary>
+    [Theory, Trait("Category", "Simd")]
+    [InlineData(LowBitFormat.I2S)]
+    [InlineData(LowBitFormat.TL1)]
+    [InlineData(LowBitFormat.TL2)]
+    public void PackedKernelsAreLosslessOnRealWeightsAndActivations(LowBitFormat format)
+    {
+        var d = ModelHub.LoadDecoder("stories260K");
+        using var t = TernaryModel.Quantize(d, format);
+        Assert.Equal(7 * d.Config.Layers, t.Layers.Count);
+        var ids = d.Tokenizer.Encode(TernaryQuality.HeldOutStories(1)[0], bos: true)[..40];
+        var report = t.CheckLossless(ctx => d.Logits(ids, ctx), tokensPerCall: 40);
+        Assert.All(report.Layers, l => Assert.True(l.Passed, $"{l.Name}: {l.IntegerMismatches} mismatches, rel {l.MaxRelativeError}"));
+        Assert.All(report.Layers, l => Assert.Equal(40, l.TokensChecked));
+        Assert.True(report.Lossless);
+        Assert.Equal(report.Layers.Count, report.ToDataFrame().Rows.Count);
+    }
+
+    /// <summary>
+    /// The ternary forward equals an fp32 forward whose linears are replaced by an independent computation: absmean
+    /// ternary weights and absmax int8 activations dequantized and multiplied in double (within float rounding).
+    /// </summary>
+    [Fact]
+    public void TernaryForwardEqualsDequantizedReferenceModel()
+    {
+        var d = ModelHub.LoadDecoder("stories260K");
+        using var t = TernaryModel.Quantize(d, LowBitFormat.TL2);
+        var reference = new DequantizedReference(d.Model);
+        var ids = d.Tokenizer.Encode("Once upon a time, there was a little dog.", bos: true);
+        var got = d.Logits(ids, t.Context());
+        var expected = d.Logits(ids, new ForwardContext { Linear = reference });
+        Assert.Equal(expected.Length, got.Length);
+        double maxDiff = 0, maxAbs = 0;
+        for (int i = 0; i < got.Length; i++) { maxDiff = Math.Max(maxDiff, Math.Abs(got[i] - expected[i])); maxAbs = Math.Max(maxAbs, Math.Abs(expected[i])); }
+        Assert.True(maxDiff <= 1e-3 * maxAbs, $"max |diff| {maxDiff} vs max |logit| {maxAbs}");
+        // and it is really different from fp32 (the override ran)
+        var fp32 = d.Logits(ids);
+        Assert.True(fp32.Zip(got).Max(p => Math.Abs(p.First - p.Second)) > 1e-2);
+    }
+
+    private sealed class DequantizedReference : ILinearOverride
+    {
+        private readonly HashSet<float[]> _linears = new(ReferenceEqualityComparer.Instance);
+        public DequantizedReference(LlamaModel m)
+        {
+            foreach (var l in m.Weights.Layers) foreach (var w in new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.W1, l.W2, l.W3 }) _linears.Add(w);
+        }
+
+        public bool TryLinear(float[] weight, ReadOnlySpan<float> x, int n, int k, int m, Span<float> y)
+        {
+            if (!_linears.Contains(weight)) return false;
+            double s = weight.Sum(v => Math.Abs((double)v)) / weight.Length;
+            for (int t = 0; t < n; t++)
+            {
+                var xt = x.Slice(t * k, k);
+                double max = 0;
+                foreach (var v in xt) max = Math.Max(max, Math.Abs(v));
+                float a = max == 0 ? 1f : 127f / (float)max;
+                for (int r = 0; r < m; r++)
+                {
+                    double sum = 0;
+                    for (int c = 0; c < k; c++)
+                    {
+                        double wt = Math.Clamp(Math.Round(weight[r * k + c] / s, MidpointRounding.ToEven), -1, 1);
+                        double q = Math.Clamp(Math.Round(xt[c] * a, MidpointRounding.ToEven), -128, 127);
+                        sum += wt * s * q / a;
+                    }
+                    y[t * m + r] = (float)sum;
+                }
+            }
+            return true;
+        }
+    }
+
+    [Fact]
+    public void QualityIsMeasuredAndHonest()
+    {
+        var d = ModelHub.LoadDecoder("stories260K");
+        using var t = TernaryModel.Quantize(d, LowBitFormat.I2S);
+        var texts = TernaryQuality.HeldOutStories(2);
+        var q = TernaryQuality.Evaluate(d, t, texts);
+        Assert.True(q.Positions > 20);
+        Assert.True(q.MeanKl > 0 && double.IsFinite(q.MeanKl));
+        Assert.InRange(q.Top1Agreement, 0, 1);
+        Assert.True(q.PerplexityFp32 > 1 && q.PerplexityFp32 < 50, $"fp32 perplexity {q.PerplexityFp32}"); // the real model predicts its own data well
+        Assert.True(q.Perplexity > q.PerplexityFp32); // post-training ternary loses quality
+    }
+
+    [Fact]
+    public void MiniLmEncoderQuantizesAndKeepsEmbeddingsFp32()
+    {
+        var e = ModelHub.LoadEncoder("minilm");
+        using var t = TernaryModel.Quantize(e, LowBitFormat.TL1);
+        Assert.Equal(6 * e.Config.Layers, t.Layers.Count);
+        Assert.True(t.PackedLinearBytes * 8 < t.Fp32LinearBytes);
+        var sentences = TernaryQuality.HeldOutSentences(3);
+        Assert.Equal(3, sentences.Count);
+        var q = TernaryQuality.Evaluate(e, t, sentences);
+        Assert.InRange(q.MeanCosine, -1, 0.9999);
+        var report = t.CheckLossless(ctx => e.Embed(sentences[0], ctx));
+        Assert.True(report.Lossless);
+    }
+
+    [Fact]
+    public void BadInputIsRejected()
+    {
+        var d = ModelHub.LoadDecoder("stories260K");
+        Assert.Throws<ArgumentOutOfRangeException>(() => TernaryModel.Quantize(d, LowBitFormat.Int8));
+        Assert.Throws<ArgumentOutOfRangeException>(() => TernaryModel.Quantize(d, LowBitFormat.I2S, threads: 0));
+        using var t = TernaryModel.Quantize(d, LowBitFormat.I2S);
+        var w = d.Model.Weights.Layers[0].Wq;
+        Assert.Throws<ArgumentException>(() => t.TryLinear(w, new float[10], 1, 10, 64, new float[64]));
+        Assert.False(t.TryLinear(d.Model.Weights.Output, new float[d.Config.Dim], 1, d.Config.Dim, d.Config.Vocab, new float[d.Config.Vocab]));
+    }
+
+    [Fact]
+    public void CliBitNetRejectsBadOptionsWithExitCode2()
+    {
+        var err = new StringWriter();
+        var oldErr = Console.Error;
+        Console.SetError(err);
+        try
+        {
+            var cmd = Workbench.Cli.Commands.BitNetCommand.Create();
+            Assert.Equal(2, cmd.Parse(["--model", "stories260K", "--format", "q4"]).Invoke());
+            Assert.Equal(2, cmd.Parse(["--format", "i2s"]).Invoke());
+            Assert.Equal(2, cmd.Parse(["--model", "stories260K"]).Invoke());
+            Assert.Equal(2, cmd.Parse(["--model", "/no/such/model.bin", "--format", "i2s"]).Invoke());
+            Assert.Equal(2, cmd.Parse(["--model", "stories260K", "--format", "tl2", "--threads", "0"]).Invoke());
+            var lines = err.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(5, lines.Length);
+            Assert.Contains("--format 'q4'", lines[0]);
+        }
+        finally { Console.SetError(oldErr); }
+    }
+
+    [Fact]
+    public void CliBitNetJsonHasTheScriptedFields()
+    {
+        var output = new StringWriter();
+        var oldOut = Console.Out;
+        Console.SetOut(output);
+        int rc;
+        try { rc = Workbench.Cli.Commands.BitNetCommand.Create().Parse(["--model", "stories260K", "--format", "tl2", "--json"]).Invoke(); }
+        finally { Console.SetOut(oldOut); }
+        Assert.Equal(0, rc);
+        using var doc = System.Text.Json.JsonDocument.Parse(output.ToString());
+        var root = doc.RootElement;
+        Assert.True(root.GetProperty("lossless").GetBoolean());
+        var q = root.GetProperty("quality");
+        foreach (var name in new[] { "kl", "top1_agreement", "perplexity", "perplexity_fp32" }) Assert.True(q.GetProperty(name).GetDouble() >= 0);
+        Assert.True(root.GetProperty("weight_bytes_fp32").GetInt64() > root.GetProperty("weight_bytes_packed").GetInt64());
+    }
+}
