@@ -60,6 +60,7 @@ public static class WorkbenchExtension
         ModelDirective.RegisterFormatters();
         Charts.RedundancyCharts.RegisterFormatters();
         Charts.LowBitCharts.RegisterFormatters();
+        Charts.TokenDropCharts.RegisterFormatters();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -69,5 +70,6 @@ public static class WorkbenchExtension
         ModelDirective.Add(kernel);
         RedundancyDirectives.Add(kernel);
         LowBitDirectives.Add(kernel);
+        TokenDropDirectives.Add(kernel);
     }
 }

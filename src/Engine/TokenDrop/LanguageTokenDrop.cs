@@ -70,7 +70,8 @@ public static class LanguageTokenDrop
     }
 
     public static LmDropEvaluation EvaluateDecoder(Decoder decoder, IReadOnlyList<LmPrompt> prompts, PyramidSchedule schedule,
-        DropRanking ranking = DropRanking.Attention, int seed = 0, int maxContinuation = 32)
+        DropRanking ranking = DropRanking.Attention, int seed = 0, int maxContinuation = 32,
+        IProgress<int>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(prompts);
@@ -81,6 +82,7 @@ public static class LanguageTokenDrop
         var results = new List<LmPromptResult>();
         for (int pi = 0; pi < prompts.Count; pi++)
         {
+            cancellation.ThrowIfCancellationRequested();
             var pr = prompts[pi];
             var tok = decoder.Tokenizer;
             int[] context = tok.Encode(pr.Context, bos: true);
@@ -96,7 +98,7 @@ public static class LanguageTokenDrop
             var roles = TokenRoles.Prompt(prompt.Length, 1, context.Length); // BOS and the instruction are protected
 
             var (pFull, nllFull) = Score(model, prompt, continuation, null);
-            var dropper = new TokenDropper(model, schedule, roles, ranking, HashCode.Combine(seed, pi));
+            var dropper = new TokenDropper(model, schedule, roles, ranking, DropSeeds.For(seed, pi));
             var (pDrop, nllDrop) = Score(model, prompt, continuation, dropper.Selector);
 
             double kl = 0;
@@ -106,6 +108,7 @@ public static class LanguageTokenDrop
             double ratio = schedule.Cost(shape, droppable, prompt.Length - droppable).RatioTo(Flops.Full(shape, prompt.Length));
             results.Add(new LmPromptResult(pi, droppable, prompt.Length - droppable, continuation.Length, kl,
                 ArgMax(pFull) == ArgMax(pDrop), nllFull, nllDrop, ratio));
+            progress?.Report(pi + 1);
         }
         int tokens = results.Sum(r => r.ContinuationTokens);
         return new LmDropEvaluation(decoder.Name, schedule, ranking,
@@ -146,7 +149,7 @@ public static class LanguageTokenDrop
             var ids = encoder.Tokenizer.Encode(texts[i]);
             var roles = new TokenRoles(0, [0, ids.Length - 1]); // CLS queries; CLS and SEP stay
             var full = BertModel.MeanPool(model.Forward(ids, new ForwardContext()));
-            var dropper = new TokenDropper(model, schedule, roles, ranking, HashCode.Combine(seed, i));
+            var dropper = new TokenDropper(model, schedule, roles, ranking, DropSeeds.For(seed, i));
             var dropped = BertModel.MeanPool(model.Forward(ids, new ForwardContext { Selector = dropper.Selector }));
             cos[i] = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(full, dropped);
             int droppable = roles.Droppable(ids.Length);

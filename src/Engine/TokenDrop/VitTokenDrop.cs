@@ -99,31 +99,35 @@ public static class VitTokenDrop
     }
 
     /// <summary>Predictions of the full model on every image of the set.</summary>
-    public static int[] FullPredictions(VitModel model, Cifar10Set set, int threads = 0)
+    public static int[] FullPredictions(VitModel model, Cifar10Set set, int threads = 0, CancellationToken cancellation = default)
     {
         var pred = new int[set.Count];
-        Parallel.For(0, set.Count, Options(threads), i => pred[i] = model.Classify(set.Pixels(i), new ForwardContext { Threads = 1 }));
+        Parallel.For(0, set.Count, Options(threads, cancellation), i => pred[i] = model.Classify(set.Pixels(i), new ForwardContext { Threads = 1 }));
         return pred;
     }
 
     /// <summary>
     /// Evaluates a schedule on the set: accuracy, agreement with the full model and the analytic FLOPs ratio (blocks only).
     /// Random ranking seeds image i with (seed, i), so results do not depend on thread scheduling.
+    /// <paramref name="progress"/> gets the number of images done (from worker threads); <paramref name="cancellation"/> stops the loop.
     /// </summary>
     public static VitDropEvaluation Evaluate(VitModel model, Cifar10Set set, PyramidSchedule? schedule, DropRanking ranking = DropRanking.Attention,
-        int seed = 0, int[]? fullPredictions = null, int threads = 0, string? method = null)
+        int seed = 0, int[]? fullPredictions = null, int threads = 0, string? method = null,
+        IProgress<int>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(set);
         schedule?.Validate(model.Config.Layers);
         if (fullPredictions is not null && fullPredictions.Length != set.Count)
             throw new ArgumentException($"{fullPredictions.Length} predictions for {set.Count} images", nameof(fullPredictions));
-        var full = fullPredictions ?? FullPredictions(model, set, threads);
+        var full = fullPredictions ?? FullPredictions(model, set, threads, cancellation);
         var results = new VitImageResult[set.Count];
-        Parallel.For(0, set.Count, Options(threads), i =>
+        int done = 0;
+        Parallel.For(0, set.Count, Options(threads, cancellation), i =>
         {
-            var run = Run(model, set.Pixels(i), schedule, ranking, HashCode.Combine(seed, i));
+            var run = Run(model, set.Pixels(i), schedule, ranking, DropSeeds.For(seed, i));
             results[i] = new VitImageResult(i, set.Labels[i], run.Predicted, full[i], run);
+            progress?.Report(Interlocked.Increment(ref done));
         });
         var shape = TransformerShape.From(model.Config);
         var cost = schedule?.Cost(shape, VitModel.Patches, 1) ?? Flops.Full(shape, VitModel.Tokens);
@@ -173,5 +177,6 @@ public static class VitTokenDrop
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
-    private static ParallelOptions Options(int threads) => new() { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount };
+    private static ParallelOptions Options(int threads, CancellationToken cancellation = default) =>
+        new() { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount, CancellationToken = cancellation };
 }
