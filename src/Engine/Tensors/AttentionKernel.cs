@@ -27,7 +27,7 @@ public static class AttentionKernel
             for (int t = 0; t < hd; t++) vt[t * c + j] = vj[t];
         }
         var s = new float[n * c];
-        MatMul.Linear(qh, n, hd, kh, c, s, threads: 1);
+        MatMul.Linear(qh, n, hd, kh.AsSpan(), c, s, threads: 1); // temporaries: no cached packing
         float scale = 1f / MathF.Sqrt(hd);
         for (int i = 0; i < n; i++)
         {
@@ -37,7 +37,7 @@ public static class AttentionKernel
             Ops.Softmax(row);
         }
         var oh = new float[n * hd];
-        MatMul.Linear(s, n, c, vt, hd, oh, threads: 1);
+        MatMul.Linear(s, n, c, vt.AsSpan(), hd, oh, threads: 1);
         for (int i = 0; i < n; i++) oh.AsSpan(i * hd, hd).CopyTo(o.Slice(i * qStride + qOff, hd));
         if (!probs.IsEmpty) s.CopyTo(probs);
     }

@@ -38,6 +38,45 @@ public static unsafe class MatMul
         }
     }
 
+    private sealed record PackedWeights(int Nr, float[] Data);
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], PackedWeights> Packed = new();
+
+    /// <summary>
+    /// The same product for a weight array the caller keeps (a model's weights): from <see cref="PanelMinRows"/> rows of
+    /// X on, the GEMM uses a transposed panel copy of W made on first use and cached with the array.
+    /// </summary>
+    public static void Linear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, int threads = 0, IsaPath? path = null)
+    {
+        var p = Isa.Resolve(path);
+        if (n < PanelMinRows || p == IsaPath.Scalar)
+        {
+            Linear(x, n, k, w.AsSpan(), m, y, threads, path);
+            return;
+        }
+        CheckShapes(x, n, k, w, m, y);
+        if (w.Length != (long)m * k) throw new ArgumentException($"w has {w.Length} values, not m*k = {(long)m * k}", nameof(w));
+        int nr = PanelGemm.PanelRows(p);
+        var packed = Packed.GetValue(w, a => new PackedWeights(nr, PanelGemm.Pack(a, m, k, nr)));
+        if (packed.Nr != nr) packed = new PackedWeights(nr, PanelGemm.Pack(w, m, k, nr)); // another path than the cached one (tests)
+        if (threads <= 0) threads = Environment.ProcessorCount;
+        if ((long)n * k * m < ParallelThreshold || m < 2 * PanelGemm.MaxPanel) threads = 1;
+        fixed (float* px = x, pw = w, py = y, pp = packed.Data)
+        {
+            if (threads == 1)
+            {
+                PanelGemm.Run(px, n, k, pw, m, py, 0, m, p, pp);
+                return;
+            }
+            int chunk = ((m + threads - 1) / threads + PanelGemm.MaxPanel - 1) / PanelGemm.MaxPanel * PanelGemm.MaxPanel;
+            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ap = (nint)pp;
+            Parallel.For(0, (m + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                int r0 = t * chunk, r1 = Math.Min(m, r0 + chunk);
+                PanelGemm.Run((float*)ax, n, k, (float*)aw, m, (float*)ay, r0, r1, p, (float*)ap);
+            });
+        }
+    }
+
     /// <summary>y[m] = W[m, k] x[k].</summary>
     public static void Gemv(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y,
         int threads = 0, IsaPath? path = null) => Linear(x, 1, cols, w, rows, y, threads, path);

@@ -13,39 +13,67 @@ namespace Workbench.Engine.Tensors;
 internal static unsafe class PanelGemm
 {
     private const int MR = 6;
+    /// <summary>Thread chunks of W rows are multiples of this when a pre-packed copy is used (the widest panel).</summary>
+    public const int MaxPanel = 32;
 
-    public static void Run(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p)
+    public static int PanelRows(IsaPath p) => p switch { IsaPath.V512 => 32, IsaPath.V256 => 16, _ => 8 };
+
+    /// <summary>
+    /// W packed once into panels of <paramref name="nr"/> rows, each stored transposed ([k, nr], zero-padded), so a
+    /// GEMM call skips the packing pass. Weights are immutable, so the copy is cached per weight array.
+    /// </summary>
+    public static float[] Pack(ReadOnlySpan<float> w, int m, int k, int nr)
+    {
+        int panels = (m + nr - 1) / nr;
+        var packed = new float[(long)panels * k * nr];
+        for (int p = 0; p < panels; p++)
+            for (int j = 0; j < nr && p * nr + j < m; j++)
+            {
+                var src = w.Slice((p * nr + j) * k, k);
+                int o = p * k * nr + j;
+                for (int t = 0; t < k; t++) packed[o + t * nr] = src[t];
+            }
+        return packed;
+    }
+
+    public static void Run(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p, float* packed = null)
     {
         switch (p)
         {
-            case IsaPath.V512: Run<V512>(x, n, k, w, m, y, r0, r1); break;
-            case IsaPath.V256: Run<V256>(x, n, k, w, m, y, r0, r1); break;
-            default: Run<V128>(x, n, k, w, m, y, r0, r1); break;
+            case IsaPath.V512: Run<V512>(x, n, k, w, m, y, r0, r1, packed); break;
+            case IsaPath.V256: Run<V256>(x, n, k, w, m, y, r0, r1, packed); break;
+            default: Run<V128>(x, n, k, w, m, y, r0, r1, packed); break;
         }
     }
 
-    private static void Run<TV>(float* x, int n, int k, float* w, int m, float* y, int r0, int r1) where TV : struct, IVec<TV>
+    private static void Run<TV>(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, float* packed) where TV : struct, IVec<TV>
     {
         int nr = 2 * TV.Count;
-        var rented = ArrayPool<float>.Shared.Rent(k * nr + nr * MR + 16);
+        var rented = ArrayPool<float>.Shared.Rent((packed is null ? k * nr : 0) + nr * MR + 16);
         try
         {
             fixed (float* buf = rented)
             {
-                float* panel = buf, tail = buf + k * nr;
+                float* tail = buf, scratch = buf + nr * MR + 16;
                 for (int j0 = r0; j0 < r1; j0 += nr)
                 {
                     int cols = Math.Min(nr, r1 - j0);
-                    // Pack: panel[t, j] = W[j0 + j, t]; missing rows are zero.
-                    for (int j = 0; j < nr; j++)
+                    float* panel;
+                    if (packed is not null) panel = packed + (long)(j0 / nr) * k * nr;
+                    else
                     {
-                        if (j < cols)
+                        // Pack: panel[t, j] = W[j0 + j, t]; missing rows are zero.
+                        panel = scratch;
+                        for (int j = 0; j < nr; j++)
                         {
-                            float* src = w + (long)(j0 + j) * k;
-                            for (int t = 0; t < k; t++) panel[t * nr + j] = src[t];
+                            if (j < cols)
+                            {
+                                float* src = w + (long)(j0 + j) * k;
+                                for (int t = 0; t < k; t++) panel[t * nr + j] = src[t];
+                            }
+                            else
+                                for (int t = 0; t < k; t++) panel[t * nr + j] = 0;
                         }
-                        else
-                            for (int t = 0; t < k; t++) panel[t * nr + j] = 0;
                     }
                     int i = 0;
                     for (; i + MR <= n; i += MR)
