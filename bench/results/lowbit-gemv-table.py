@@ -1,5 +1,5 @@
 import json, subprocess, datetime, os, sys
-W = ["dotnet", "/work/wt/lowbit2/src/Cli/bin/Release/net10.0/workbench.dll", "bench", "gemv"]
+W = ["dotnet", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "Cli", "bin", "Release", "net10.0", "workbench.dll"), "bench", "gemv"]
 shapes = [(6912,2560),(2560,6912),(4096,4096),(11008,4096),(4096,11008)]
 formats = ["f32","int8","i2s","tl1","tl2"]
 ref = {  # LOWBIT.md best reference (any kernel) per shape, (1 thread, 2 threads); I2_S best and TL2
