@@ -2,11 +2,11 @@
 # Runs ONE notebook under real Jupyter with the .NET Interactive kernel, exports it to HTML, opens that HTML in
 # headless Chromium and fails unless the Plotly chart actually drew (SVG trace paths in the DOM). Keeps a PNG
 # screenshot in out/ci-artifacts/. Idempotent; meant for root on a fresh Debian 12 machine.
-#   usage: .ci/jupyter-check.sh [notebook]   (default notebooks/00-smoke.ipynb)
+#   usage: .ci/jupyter-check.sh [notebook]   (default notebooks/01-redundancy.ipynb)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-notebook=${1:-notebooks/00-smoke.ipynb}
+notebook=${1:-notebooks/01-redundancy.ipynb}
 name=$(basename "$notebook" .ipynb)
 art=out/ci-artifacts
 mkdir -p "$art"
