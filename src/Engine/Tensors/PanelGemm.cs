@@ -78,10 +78,10 @@ internal static unsafe class PanelGemm
                     int i = 0;
                     for (; i + MR <= n; i += MR)
                     {
-                        if (cols == nr) Micro6Dispatch<TV>(x + (long)i * k, k, panel, y + (long)i * m + j0, m);
+                        if (cols == nr) Micro6<TV>(x + (long)i * k, k, panel, y + (long)i * m + j0, m);
                         else
                         {
-                            Micro6Dispatch<TV>(x + (long)i * k, k, panel, tail, nr);
+                            Micro6<TV>(x + (long)i * k, k, panel, tail, nr);
                             for (int ii = 0; ii < MR; ii++)
                                 new Span<float>(tail + ii * nr, cols).CopyTo(new Span<float>(y + (long)(i + ii) * m + j0, cols));
                         }
@@ -98,40 +98,6 @@ internal static unsafe class PanelGemm
         {
             ArrayPool<float>.Shared.Return(rented);
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Micro6Dispatch<TV>(float* x, int k, float* panel, float* y, int ldy) where TV : struct, IVec<TV>
-    {
-        if (typeof(TV) == typeof(V512)) Micro6V512(x, k, panel, y, ldy);
-        else Micro6<TV>(x, k, panel, y, ldy);
-    }
-
-    // The same microkernel written on Vector512 directly: through the generic wrapper the JIT keeps each new
-    // accumulator in a temporary and copies it back (a vmovaps per FMA pair), which halves the FMA rate.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro6V512(float* x, int k, float* panel, float* y, int ldy)
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-           c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        float* x0 = x, x1 = x + k, x2 = x1 + k, x3 = x2 + k, x4 = x3 + k, x5 = x4 + k;
-        for (int t = 0; t < k; t++)
-        {
-            var b0 = Vector512.Load(panel + t * 32);
-            var b1 = Vector512.Load(panel + t * 32 + 16);
-            c00 = Vector512.FusedMultiplyAdd(Vector512.Create(x0[t]), b0, c00); c01 = Vector512.FusedMultiplyAdd(Vector512.Create(x0[t]), b1, c01);
-            c10 = Vector512.FusedMultiplyAdd(Vector512.Create(x1[t]), b0, c10); c11 = Vector512.FusedMultiplyAdd(Vector512.Create(x1[t]), b1, c11);
-            c20 = Vector512.FusedMultiplyAdd(Vector512.Create(x2[t]), b0, c20); c21 = Vector512.FusedMultiplyAdd(Vector512.Create(x2[t]), b1, c21);
-            c30 = Vector512.FusedMultiplyAdd(Vector512.Create(x3[t]), b0, c30); c31 = Vector512.FusedMultiplyAdd(Vector512.Create(x3[t]), b1, c31);
-            c40 = Vector512.FusedMultiplyAdd(Vector512.Create(x4[t]), b0, c40); c41 = Vector512.FusedMultiplyAdd(Vector512.Create(x4[t]), b1, c41);
-            c50 = Vector512.FusedMultiplyAdd(Vector512.Create(x5[t]), b0, c50); c51 = Vector512.FusedMultiplyAdd(Vector512.Create(x5[t]), b1, c51);
-        }
-        c00.Store(y); c01.Store(y + 16); y += ldy;
-        c10.Store(y); c11.Store(y + 16); y += ldy;
-        c20.Store(y); c21.Store(y + 16); y += ldy;
-        c30.Store(y); c31.Store(y + 16); y += ldy;
-        c40.Store(y); c41.Store(y + 16); y += ldy;
-        c50.Store(y); c51.Store(y + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
