@@ -75,11 +75,26 @@ public static class Html
     /// Registers <see cref="Record"/> as the HTML formatter of <typeparamref name="T"/> (engine records with a
     /// <c>ToDataFrame()</c> get their table automatically).
     /// </summary>
-    public static void RegisterRecord<T>(Func<T, DataFrame?>? table = null, Func<T, string>? title = null)
+    public static void RegisterRecord<T>(Func<T, DataFrame?>? table = null, Func<T, string>? title = null) =>
+        Register<T>(value => Record(value!, title?.Invoke(value), table?.Invoke(value)));
+
+    /// <summary>Registers <paramref name="html"/> as the preferred (HTML) formatter of <typeparamref name="T"/>.</summary>
+    public static void Register<T>(Func<T, string> html)
     {
-        Formatter.Register<T>((value, writer) =>
-            writer.Write(Record(value!, title?.Invoke(value), table?.Invoke(value))), HtmlFormatter.MimeType);
+        Formatter.Register<T>((value, writer) => writer.Write(html(value!)), HtmlFormatter.MimeType);
         Formatter.SetPreferredMimeTypesFor(typeof(T), HtmlFormatter.MimeType);
+    }
+
+    /// <summary>A titled key/value table (the values already formatted): the summary above a result's chart.</summary>
+    public static string Summary(string title, IEnumerable<(string Key, string Value)> rows)
+    {
+        const string cell = "border:1px solid #ccc;padding:2px 6px;text-align:left";
+        var sb = new StringBuilder("<div class=\"workbench-record\">");
+        sb.Append($"<div style=\"font-weight:bold;margin-bottom:4px\">{Encode(title)}</div>");
+        sb.Append("<table class=\"workbench-summary\" style=\"border-collapse:collapse;font-family:monospace;font-size:12px;margin-bottom:6px\"><tbody>");
+        foreach (var (k, v) in rows)
+            sb.Append($"<tr><th style=\"{cell};background:#f3f3f3\">{Encode(k)}</th><td style=\"{cell}\">{Encode(v)}</td></tr>");
+        return sb.Append("</tbody></table></div>").ToString();
     }
 
     internal static DataFrame? ToDataFrame(object record)

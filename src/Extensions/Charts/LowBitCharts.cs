@@ -158,14 +158,14 @@ public static class LowBitCharts
 
     internal static void RegisterFormatters()
     {
-        Register<TernaryReport>(r => ReportSummary(r) + Chart(Bytes(r)) + Html.Table(r.ToDataFrame(), 64));
-        Register<GemvComparison>(g => GemvSummary(g) + Chart(Gemv(g)) + Html.Table(g.ToDataFrame()));
-        Register<I2SBlockView>(I2SHtml);
-        Register<LookupTableView>(LookupHtml);
-        Register<TernaryWeights>(t =>
+        Html.Register<TernaryReport>(r => ReportSummary(r) + Plot.Html(Bytes(r)) + Html.Table(r.ToDataFrame(), 64));
+        Html.Register<GemvComparison>(g => GemvSummary(g) + Plot.Html(Gemv(g)) + Html.Table(g.ToDataFrame()));
+        Html.Register<I2SBlockView>(I2SHtml);
+        Html.Register<LookupTableView>(LookupHtml);
+        Html.Register<TernaryWeights>(t =>
         {
             var (minus, zero, plus) = Fractions(t);
-            return Summary($"Ternary weights {t.Rows} x {t.Cols}", [("scale s = mean |W|", G(t.Scale)),
+            return Html.Summary($"Ternary weights {t.Rows} x {t.Cols}", [("scale s = mean |W|", G(t.Scale)),
                 ("-1 / 0 / +1", $"{Pct(minus)} / {Pct(zero)} / {Pct(plus)}")]);
         });
         Html.RegisterRecord<GemvProbeResult>(title: r => $"GEMV {r.Format} {r.Rows} x {r.Cols}, {r.Threads} thread(s), {r.Path}");
@@ -196,9 +196,9 @@ public static class LowBitCharts
         var scaled = new double[weights.Length];
         for (int i = 0; i < scaled.Length; i++) scaled[i] = weights[i] / ternary.Scale;
         var (minus, zero, plus) = Fractions(ternary);
-        var hist = Trace("histogram", ("x", scaled), ("name", $"{name} / s"), ("xbins", new { size = 0.05 }),
+        var hist = Plot.Trace("histogram", ("x", scaled), ("name", $"{name} / s"), ("xbins", new { size = 0.05 }),
             ("marker", new { color = "#4c78a8" }), ("hovertemplate", "W/s in %{x}<br>%{y} weights<extra></extra>"));
-        var bars = Trace("bar", ("x", new[] { "-1", "0", "+1" }), ("y", new[] { minus, zero, plus }), ("name", "ternary share"),
+        var bars = Plot.Trace("bar", ("x", new[] { "-1", "0", "+1" }), ("y", new[] { minus, zero, plus }), ("name", "ternary share"),
             ("text", new[] { Pct(minus), Pct(zero), Pct(plus) }), ("textposition", "outside"), ("xaxis", "x2"), ("yaxis", "y2"),
             ("marker", new { color = new[] { "#e45756", "#bab0ac", "#54a24b" } }), ("showlegend", false));
         double max = scaled.Length == 0 ? 2 : Math.Max(2, Math.Min(6, scaled.Max(Math.Abs)));
@@ -216,7 +216,7 @@ public static class LowBitCharts
         layout.SetProperty("height", 360);
         layout.SetProperty("showlegend", false);
         layout.SetProperty("margin", new { l = 60, r = 20, t = 50, b = 60 });
-        return Figure([hist, bars], layout);
+        return Plot.Figure([hist, bars], layout);
     }
 
     /// <summary>
@@ -248,7 +248,7 @@ public static class LowBitCharts
         layout.SetProperty("yaxis", new { title = new { text = "microseconds (log scale; lower is better)" }, type = "log" });
         layout.SetProperty("height", 420);
         layout.SetProperty("legend", new { orientation = "h", y = -0.18 });
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>Model bytes, fp32 against ternary: the quantized linears and what stays fp32 (embeddings, norms, head), stacked.</summary>
@@ -266,7 +266,7 @@ public static class LowBitCharts
         layout.SetProperty("yaxis", new { title = new { text = "MB" } });
         layout.SetProperty("height", 340);
         layout.SetProperty("legend", new { orientation = "h", y = -0.15 });
-        return Figure([linear, kept], layout);
+        return Plot.Figure([linear, kept], layout);
     }
 
     /// <summary>Energy per decode token of the 2B-shaped model, DRAM against arithmetic, per format (log axis).</summary>
@@ -281,7 +281,7 @@ public static class LowBitCharts
         layout.SetProperty("yaxis", new { title = new { text = "microjoules per token (log scale)" }, type = "log" });
         layout.SetProperty("height", 380);
         layout.SetProperty("legend", new { orientation = "h", y = -0.18 });
-        return Figure([
+        return Plot.Figure([
             Bars("DRAM: reading the weights", x, costs.Select(c => (double?)c.MemoryUj).ToArray(), "#4c78a8", costs.Select(c => $"{F(c.MemoryUj, 0)} uJ").ToArray()),
             Bars("arithmetic", x, costs.Select(c => (double?)c.ArithmeticUj).ToArray(), "#f58518", costs.Select(c => $"{F(c.ArithmeticUj, 0)} uJ").ToArray()),
         ], layout);
@@ -313,7 +313,7 @@ public static class LowBitCharts
             rows.Add(("quality (Pride and Prejudice sentences)", $"{e.Sentences} sentences"));
             rows.Add(("embedding cosine to fp32", $"mean {F(e.MeanCosine, 3)}, min {F(e.MinCosine, 3)}"));
         }
-        return Summary($"{r.Model}: ternary post-training quantization ({r.Format})", rows);
+        return Html.Summary($"{r.Model}: ternary post-training quantization ({r.Format})", rows);
     }
 
     private static string GemvSummary(GemvComparison g)
@@ -326,12 +326,12 @@ public static class LowBitCharts
         foreach (var r in g.Results)
             rows.Add((r.Format.ToString(), $"median {F(r.MedianUs, 1)} us (min {F(r.MinUs, 1)}), {F(g.TimesFloor(r), 2)}x its floor of {F(g.FloorUs(r.WeightBytes), 1)} us, {F(r.Gops, 1)} GOPS, {F(r.WeightGBps, 1)} GB/s"));
         rows.Add(("note", "timings vary with machine load; BenchmarkDotNet (bench/) gives the numbers of record"));
-        return Summary($"GEMV timings: {string.Join(", ", g.Results.Select(r => r.Format))}", rows);
+        return Html.Summary($"GEMV timings: {string.Join(", ", g.Results.Select(r => r.Format))}", rows);
     }
 
     private static string I2SHtml(I2SBlockView v)
     {
-        var sb = new StringBuilder(Summary($"I2_S row {v.Row}, block {v.Block}: 128 weights in 32 bytes", [
+        var sb = new StringBuilder(Html.Summary($"I2_S row {v.Row}, block {v.Block}: 128 weights in 32 bytes", [
             ("layout", "byte g holds column g in bits 7:6, g + 32 in 5:4, g + 64 in 3:2, g + 96 in 1:0; code = weight + 1"),
             ("scale", $"one fp32 scale for the whole tensor: s = {G(v.Scale)}")]));
         sb.Append($"<table class=\"workbench-table\" style=\"{TableStyle}\"><thead><tr>");
@@ -358,7 +358,7 @@ public static class LowBitCharts
         var names = v.Format == LowBitFormat.TL1 ? new[] { "b0", "b1" } : ["b0", "b1", "b2"];
         string unit = v.Format == LowBitFormat.TL1 ? "pair" : "triplet";
         int first = v.Group * v.Activations.Length;
-        var sb = new StringBuilder(Summary($"{v.Format} table of activation {unit} {v.Group} (columns {first}..{first + v.Activations.Length - 1})", [
+        var sb = new StringBuilder(Html.Summary($"{v.Format} table of activation {unit} {v.Group} (columns {first}..{first + v.Activations.Length - 1})", [
             ("activations", string.Join(", ", names.Select((n, i) => $"{n} = {v.Activations[i]}"))),
             ("index", v.Format == LowBitFormat.TL1
                 ? "3 w0 + w1 + 4 (4 bits per weight pair); all 9 entries"
@@ -392,41 +392,12 @@ public static class LowBitCharts
         return (minus / n, zero / n, plus / n);
     }
 
-    private static void Register<T>(Func<T, string> html)
-    {
-        Formatter.Register<T>((value, writer) => writer.Write(html(value!)), HtmlFormatter.MimeType);
-        Formatter.SetPreferredMimeTypesFor(typeof(T), HtmlFormatter.MimeType);
-    }
-
-    private static string Chart(GenericChart chart) => PlotlyFormatter.ToHtml(chart);
-
-    private static string Summary(string title, IEnumerable<(string Key, string Value)> rows)
-    {
-        const string cell = "border:1px solid #ccc;padding:2px 6px;text-align:left";
-        var sb = new StringBuilder("<div class=\"workbench-record\">");
-        sb.Append($"<div style=\"font-weight:bold;margin-bottom:4px\">{Encode(title)}</div>");
-        sb.Append("<table class=\"workbench-summary\" style=\"border-collapse:collapse;font-family:monospace;font-size:12px;margin-bottom:6px\"><tbody>");
-        foreach (var (k, v) in rows)
-            sb.Append($"<tr><th style=\"{cell};background:#f3f3f3\">{Encode(k)}</th><td style=\"{cell}\">{Encode(v)}</td></tr>");
-        return sb.Append("</tbody></table></div>").ToString();
-    }
-
     private static Trace Bars(string name, string[] x, double?[] y, string color, string[] text, string textPosition = "auto") =>
-        Trace("bar", ("name", name), ("x", x), ("y", y), ("text", text), ("textposition", textPosition),
+        Plot.Trace("bar", ("name", name), ("x", x), ("y", y), ("text", text), ("textposition", textPosition),
             ("marker", new { color }), ("hovertemplate", name + "<br>%{x}: %{text}<extra></extra>"));
 
     private static Trace Bars(string name, string[] x, double[] y, string color, string[] text, string textPosition = "auto") =>
         Bars(name, x, y.Select(v => (double?)v).ToArray(), color, text, textPosition);
-
-    private static Trace Trace(string type, params (string Name, object Value)[] properties)
-    {
-        var trace = new Trace2D(type);
-        foreach (var (name, value) in properties) trace.SetProperty(name, value);
-        return trace;
-    }
-
-    private static GenericChart Figure(IEnumerable<Trace> traces, Layout layout) =>
-        GenericChart.setLayout(layout, GenericChart.ofTraceObjects(true, traces.ToList()));
 
     private static string F(double x, int digits) => double.IsFinite(x) ? x.ToString("F" + digits, Inv) : "n/a";
     private static string G(double x) => x.ToString("G4", Inv);

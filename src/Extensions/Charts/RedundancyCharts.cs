@@ -27,21 +27,21 @@ public static class RedundancyCharts
 
     internal static void RegisterFormatters()
     {
-        Register<ImportanceScores>(s => Summary("Importance = 1 - cos(input, output)", [
+        Html.Register<ImportanceScores>(s => Html.Summary("Importance = 1 - cos(input, output)", [
                 ("layers", s.Layers.ToString(Inv)), ("tokens", s.Tokens.ToString(Inv)), ("sequences", s.Sequences.ToString(Inv))])
-            + Chart(Heatmap(s)) + Html.Table(s.ToDataFrame()));
-        Register<RedundancyAnalysis>(a => Summary($"Redundancy of {a.Model}", [
+            + Plot.Html(Heatmap(s)) + Html.Table(s.ToDataFrame()));
+        Html.Register<RedundancyAnalysis>(a => Html.Summary($"Redundancy of {a.Model}", [
                 ("importance", "1 - cos(input, output), mean over calibration tokens"),
                 ("calibration", a.Calibration.ToString()),
                 ("split", a.Split.ToString()),
                 ($"{Names.Of(a.Granularity)}, least important first", string.Join(", ", a.Ranked.Select(x => $"{x.Module} {F(x.Importance, 4)}")))])
-            + Chart(Heatmap(a.Scores, $"{a.Model}: importance per layer (low = redundant)")) + Html.Table(a.ToDataFrame()));
-        Register<DropRun>(r => Summary($"{r.Model}: dropped {r.Plan.Dropped.Count} {Names.Of(r.Plan.Granularity)} module(s), {Names.Of(r.Plan.Strategy)}", DropRows(r))
-            + Chart(PlanImportance(r.Plan, r.Model)) + Html.Table(r.ToDataFrame()));
-        Register<DropSweep>(s => Summary($"{s.Model}: {Names.Of(s.Granularity)} drop sweep, {Names.Of(s.Strategy)}", SweepRows(s))
-            + Chart(QualityCurves(s)) + (s.Rows.Any(r => r.Speed is not null) ? Chart(SpeedAndMemory(s)) : "")
+            + Plot.Html(Heatmap(a.Scores, $"{a.Model}: importance per layer (low = redundant)")) + Html.Table(a.ToDataFrame()));
+        Html.Register<DropRun>(r => Html.Summary($"{r.Model}: dropped {r.Plan.Dropped.Count} {Names.Of(r.Plan.Granularity)} module(s), {Names.Of(r.Plan.Strategy)}", DropRows(r))
+            + Plot.Html(PlanImportance(r.Plan, r.Model)) + Html.Table(r.ToDataFrame()));
+        Html.Register<DropSweep>(s => Html.Summary($"{s.Model}: {Names.Of(s.Granularity)} drop sweep, {Names.Of(s.Strategy)}", SweepRows(s))
+            + Plot.Html(QualityCurves(s)) + (s.Rows.Any(r => r.Speed is not null) ? Plot.Html(SpeedAndMemory(s)) : "")
             + Html.Table(Compact(s), 64));
-        Register<StoryComparison>(StoriesHtml);
+        Html.Register<StoryComparison>(StoriesHtml);
     }
 
     // ---- charts a notebook can also call directly ----
@@ -53,7 +53,7 @@ public static class RedundancyCharts
         double[][] z = [s.Block, s.Attention, s.Mlp];
         var dropped = Kinds.Select((_, k) => Enumerable.Range(0, s.Layers)
             .Select(l => s.Skips.IsDropped(new ModuleRef(l, (ModuleKind)k)) ? "dropped" : "").ToArray()).ToArray();
-        var trace = Trace("heatmap", ("z", z), ("x", Enumerable.Range(0, s.Layers).ToArray()), ("y", Kinds),
+        var trace = Plot.Trace("heatmap", ("z", z), ("x", Enumerable.Range(0, s.Layers).ToArray()), ("y", Kinds),
             ("colorscale", "YlOrRd"), ("reversescale", true), ("zmin", 0.0), ("xgap", 2), ("ygap", 2), ("customdata", dropped),
             ("texttemplate", "%{z:.3f}"), ("colorbar", new { title = new { text = "1 - cos" } }),
             ("hovertemplate", "layer %{x}, %{y}<br>importance %{z:.4f} %{customdata}<extra></extra>"));
@@ -63,7 +63,7 @@ public static class RedundancyCharts
         layout.SetProperty("yaxis", new { autorange = "reversed" });
         layout.SetProperty("height", 260);
         layout.SetProperty("margin", new { l = 80, r = 20, t = 50, b = 45 });
-        return Figure([trace], layout);
+        return Plot.Figure([trace], layout);
     }
 
     /// <summary>
@@ -90,7 +90,7 @@ public static class RedundancyCharts
         layout.SetProperty("xaxis", new { title = new { text = "relative depth (0 = first layer, 1 = last)" } });
         layout.SetProperty("yaxis", new { title = new { text = "importance, 1 - cos" }, rangemode = "tozero" });
         layout.SetProperty("height", 380);
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>
@@ -140,7 +140,7 @@ public static class RedundancyCharts
         layout.SetProperty("height", 420);
         layout.SetProperty("legend", new { orientation = "h", y = -0.3 });
         layout.SetProperty("margin", new { t = 60, b = 110 });
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>
@@ -160,7 +160,7 @@ public static class RedundancyCharts
         };
         if (decoder)
         {
-            var measured = Trace("bar", ("name", "KV cache allocated"), ("x", k), ("y", s.Rows.Select(r => (double?)r.Speed?.KvCacheBytes / 1024).ToArray()),
+            var measured = Plot.Trace("bar", ("name", "KV cache allocated"), ("x", k), ("y", s.Rows.Select(r => (double?)r.Speed?.KvCacheBytes / 1024).ToArray()),
                 ("xaxis", "x2"), ("yaxis", "y2"), ("marker", new { color = "#2ca02c" }), ("text", text), ("textposition", "none"),
                 ("hovertemplate", "%{text}<br>%{y:.1f} KiB allocated<extra></extra>"));
             var predicted = Line("KV cache predicted", k, s.Rows.Select(r => (double?)r.Predicted.KvCacheBytes / 1024).ToArray(), "#000", "dot", text);
@@ -183,7 +183,7 @@ public static class RedundancyCharts
         layout.SetProperty("height", 400);
         layout.SetProperty("legend", new { orientation = "h", y = -0.3 });
         layout.SetProperty("margin", new { t = 60, b = 110 });
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>The importance of every candidate module the plan ranked (first scores), the dropped ones in red.</summary>
@@ -193,7 +193,7 @@ public static class RedundancyCharts
         if (plan.Scores.Count == 0) throw new ArgumentException("the plan carries no scores (a manual plan)", nameof(plan));
         var scores = plan.Scores[0].Of(plan.Granularity);
         var dropped = plan.Dropped.ToHashSet();
-        var bar = Trace("bar", ("x", scores.Select(x => x.Module.ToString()).ToArray()), ("y", scores.Select(x => x.Importance).ToArray()),
+        var bar = Plot.Trace("bar", ("x", scores.Select(x => x.Module.ToString()).ToArray()), ("y", scores.Select(x => x.Importance).ToArray()),
             ("marker", new { color = scores.Select(x => dropped.Contains(x.Module) ? "#d62728" : plan.Never.Contains(x.Module.Layer) ? "#bbbbbb" : "#1f77b4").ToArray() }),
             ("text", scores.Select(x => dropped.Contains(x.Module) ? $"dropped #{plan.Dropped.ToList().IndexOf(x.Module) + 1}" : plan.Never.Contains(x.Module.Layer) ? "never" : "").ToArray()),
             ("textposition", "outside"),
@@ -204,7 +204,7 @@ public static class RedundancyCharts
         layout.SetProperty("yaxis", new { title = new { text = "1 - cos" }, rangemode = "tozero" });
         layout.SetProperty("height", 300);
         layout.SetProperty("showlegend", false);
-        return Figure([bar], layout);
+        return Plot.Figure([bar], layout);
     }
 
     /// <summary>Generates <paramref name="steps"/> positions from <paramref name="prompt"/> with each drop (greedy, deterministic).</summary>
@@ -305,41 +305,12 @@ public static class RedundancyCharts
 
     // ---- plumbing ----
 
-    private static void Register<T>(Func<T, string> html)
-    {
-        Formatter.Register<T>((value, writer) => writer.Write(html(value!)), HtmlFormatter.MimeType);
-        Formatter.SetPreferredMimeTypesFor(typeof(T), HtmlFormatter.MimeType);
-    }
-
-    private static string Chart(GenericChart chart) => PlotlyFormatter.ToHtml(chart);
-
-    private static string Summary(string title, IEnumerable<(string Key, string Value)> rows)
-    {
-        const string cell = "border:1px solid #ccc;padding:2px 6px;text-align:left";
-        var sb = new StringBuilder("<div class=\"workbench-record\">");
-        sb.Append($"<div style=\"font-weight:bold;margin-bottom:4px\">{Encode(title)}</div>");
-        sb.Append("<table class=\"workbench-summary\" style=\"border-collapse:collapse;font-family:monospace;font-size:12px;margin-bottom:6px\"><tbody>");
-        foreach (var (k, v) in rows)
-            sb.Append($"<tr><th style=\"{cell};background:#f3f3f3\">{Encode(k)}</th><td style=\"{cell}\">{Encode(v)}</td></tr>");
-        return sb.Append("</tbody></table></div>").ToString();
-    }
-
     private static Trace Line(string name, double[] x, double?[] y, string color, string dash, string[] text)
     {
-        return Trace("scatter", ("mode", "lines+markers"), ("name", name), ("x", x), ("y", y), ("text", text),
+        return Plot.Trace("scatter", ("mode", "lines+markers"), ("name", name), ("x", x), ("y", y), ("text", text),
             ("line", new { color, dash, width = 2 }), ("marker", new { color, size = 7 }),
             ("hovertemplate", name + "<br>%{text}<br>%{y:.4g}<extra></extra>"));
     }
-
-    private static Trace Trace(string type, params (string Name, object Value)[] properties)
-    {
-        var trace = new Trace2D(type);
-        foreach (var (name, value) in properties) trace.SetProperty(name, value);
-        return trace;
-    }
-
-    private static GenericChart Figure(IEnumerable<Trace> traces, Layout layout) =>
-        GenericChart.setLayout(layout, GenericChart.ofTraceObjects(true, traces.ToList()));
 
     // Plotly draws gaps for null; NaN and infinities (an encoder with every block dropped costs 0 FLOPs) become gaps.
     private static double? N(double? x) => x is { } v && double.IsFinite(v) ? v : null;

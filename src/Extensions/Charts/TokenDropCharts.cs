@@ -20,39 +20,39 @@ public static class TokenDropCharts
 
     internal static void RegisterFormatters()
     {
-        Register<VitDropEvaluation>(e => Summary($"{e.Method} on vit-cifar10", [
+        Html.Register<VitDropEvaluation>(e => Html.Summary($"{e.Method} on vit-cifar10", [
                 ("schedule", e.Schedule?.ToString() ?? "full model"), ("ranking", Rank(e.Ranking)), ("images", e.Images.ToString(Inv)),
                 ("tokens per layer", TokensPerLayer(e.Cost)),
                 ("accuracy", Pct(e.Accuracy)), ("accuracy, full model", Pct(e.AccuracyFull)),
                 ("agreement with full model", Pct(e.Agreement)),
                 ("FLOPs ratio (blocks)", e.FlopsRatio.ToString("F3", Inv)),
                 ("ranking cost (share of full)", (e.Cost.RankingMacs * e.FlopsRatio / e.Cost.TotalMacs).ToString("F3", Inv))])
-            + Chart(ClassAccuracy(e)) + Html.Table(e.ToDataFrame(), 10));
-        Register<VitImageDrop>(d => Summary($"{d.Name}: {d.Schedule}, ranking {Rank(d.Ranking)}", [
+            + Plot.Html(ClassAccuracy(e)) + Html.Table(e.ToDataFrame(), 10));
+        Html.Register<VitImageDrop>(d => Html.Summary($"{d.Name}: {d.Schedule}, ranking {Rank(d.Ranking)}", [
                 ("patches per stage", string.Join(" → ", d.PatchesPerStage)),
                 ("full model", $"{d.PredictedFull} ({Pct(d.ConfidenceFull)})"),
                 ("with dropping", $"{d.Predicted} ({Pct(d.Confidence)})"),
                 ("same prediction", d.Agrees ? "yes" : "no")])
-            + Chart(StageOverlay(d)) + Chart(ClsAttention(d)) + Html.Table(d.ToDataFrame()));
-        Register<SweepResult>(s => Summary("Token-dropping sweep on vit-cifar10", [
+            + Plot.Html(StageOverlay(d)) + Plot.Html(ClsAttention(d)) + Html.Table(d.ToDataFrame()));
+        Html.Register<SweepResult>(s => Html.Summary("Token-dropping sweep on vit-cifar10", [
                 ("settings", s.Points.Count.ToString(Inv)), ("images", (s.Points.FirstOrDefault()?.Images ?? 0).ToString(Inv))])
-            + Chart(Frontier(s)) + Html.Table(s.ToDataFrame(), 60));
-        Register<LmDropEvaluation>(e => Summary($"{e.Schedule.Boundaries.Count switch { 1 => "fastv", _ => "pyramid" }} on {e.Model}", [
+            + Plot.Html(Frontier(s)) + Html.Table(s.ToDataFrame(), 60));
+        Html.Register<LmDropEvaluation>(e => Html.Summary($"{e.Schedule.Boundaries.Count switch { 1 => "fastv", _ => "pyramid" }} on {e.Model}", [
                 ("schedule", e.Schedule.ToString()), ("ranking", Rank(e.Ranking)), ("prompts", e.PerPrompt.Count.ToString(Inv)),
                 ("KL(full ‖ dropped), next token", e.Kl.ToString("F4", Inv) + " nats"),
                 ("top-1 agreement", Pct(e.Top1Agreement)),
                 ("perplexity", $"{e.PerplexityDropped.ToString("F3", Inv)} (full {e.PerplexityFull.ToString("F3", Inv)})"),
                 ("FLOPs ratio (prefill)", e.FlopsRatio.ToString("F3", Inv))])
-            + Chart(PromptKl(e)) + Html.Table(e.ToDataFrame()));
-        Register<EncoderDropEvaluation>(e => Summary($"token dropping on {e.Model}", [
+            + Plot.Html(PromptKl(e)) + Html.Table(e.ToDataFrame()));
+        Html.Register<EncoderDropEvaluation>(e => Html.Summary($"token dropping on {e.Model}", [
                 ("schedule", e.Schedule.ToString()), ("ranking", Rank(e.Ranking)), ("texts", e.Cosines.Length.ToString(Inv)),
                 ("mean cosine to full embedding", e.MeanCosine.ToString("F4", Inv)), ("min cosine", e.MinCosine.ToString("F4", Inv)),
                 ("FLOPs ratio", e.FlopsRatio.ToString("F3", Inv))])
-            + Chart(Bars("embedding cosine per text", "text", "cosine", e.Cosines.Select((_, i) => i.ToString(Inv)).ToArray(), e.Cosines)));
-        Register<CostReport>(c => Summary("Cost of a prefill (analytic)", [
+            + Plot.Html(Bars("embedding cosine per text", "text", "cosine", e.Cosines.Select((_, i) => i.ToString(Inv)).ToArray(), e.Cosines)));
+        Html.Register<CostReport>(c => Html.Summary("Cost of a prefill (analytic)", [
                 ("layers", c.Layers.Count.ToString(Inv)), ("tokens per layer", TokensPerLayer(c)),
                 ("FLOPs", Giga(c.TotalFlops)), ("ranking FLOPs", Giga(2 * c.RankingMacs))])
-            + Chart(FlopsPerLayer(("cost", c))) + Html.Table(c.ToDataFrame(), 64));
+            + Plot.Html(FlopsPerLayer(("cost", c))) + Html.Table(c.ToDataFrame(), 64));
     }
 
     // ---- charts a notebook can also call directly ----
@@ -69,7 +69,7 @@ public static class TokenDropCharts
         for (int s = 0; s < n; s++)
         {
             string ax = s == 0 ? "" : (s + 1).ToString(Inv);
-            traces.Add(Trace("image", ("z", Pixels(d.Image, masks[s])), ("xaxis", "x" + ax), ("yaxis", "y" + ax),
+            traces.Add(Plot.Trace("image", ("z", Pixels(d.Image, masks[s])), ("xaxis", "x" + ax), ("yaxis", "y" + ax),
                 ("hovertemplate", "x %{x}, y %{y}<extra></extra>")));
             Panel(layout, ax, s, n, 0, 1);
             int first = s == 0 ? 1 : d.Schedule.Boundaries[s - 1] + 1, last = s < n - 1 ? d.Schedule.Boundaries[s] : layers;
@@ -80,7 +80,7 @@ public static class TokenDropCharts
         layout.SetProperty("title", new { text = $"Patches kept per stage ({d.Schedule}, ranking {Rank(d.Ranking)})", font = new { size = 14 } });
         layout.SetProperty("height", 300);
         layout.SetProperty("margin", new { l = 10, r = 10, t = 70, b = 10 });
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>
@@ -102,7 +102,7 @@ public static class TokenDropCharts
                 int index = row * layers + l;
                 string ax = index == 0 ? "" : (index + 1).ToString(Inv);
                 var att = run.ClsAttention[l];
-                traces.Add(Trace("heatmap", ("z", Grid(att)), ("xaxis", "x" + ax), ("yaxis", "y" + ax),
+                traces.Add(Plot.Trace("heatmap", ("z", Grid(att)), ("xaxis", "x" + ax), ("yaxis", "y" + ax),
                     ("colorscale", "Viridis"), ("showscale", false), ("xgap", 1), ("ygap", 1),
                     ("hovertemplate", "patch row %{y}, col %{x}<br>attention %{z:.4f}<extra></extra>")));
                 Panel(layout, ax, l, layers, row, 2);
@@ -114,7 +114,7 @@ public static class TokenDropCharts
         layout.SetProperty("title", new { text = "CLS attention to each patch, per layer (head average; own colour scale per panel)", font = new { size = 14 } });
         layout.SetProperty("height", 520);
         layout.SetProperty("margin", new { l = 10, r = 10, t = 70, b = 10 });
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>Accuracy against FLOPs ratio, one series per method and ranking; the full model as a star and a dashed line.</summary>
@@ -125,7 +125,7 @@ public static class TokenDropCharts
         foreach (var g in sweep.Points.Where(p => p.Schedule is not null).GroupBy(p => (p.Method, p.Ranking)))
         {
             var pts = g.OrderBy(p => p.FlopsRatio).ToList();
-            traces.Add(Trace("scatter", ("mode", "markers"), ("name", $"{g.Key.Method} · {Rank(g.Key.Ranking)}"),
+            traces.Add(Plot.Trace("scatter", ("mode", "markers"), ("name", $"{g.Key.Method} · {Rank(g.Key.Ranking)}"),
                 ("x", pts.Select(p => p.FlopsRatio).ToArray()), ("y", pts.Select(p => p.Accuracy).ToArray()),
                 ("text", pts.Select(p => $"{p.Method} layers {p.Layers} keep {p.Keep} ({Rank(p.Ranking)})<br>tokens {string.Join("/", p.Cost.Layers.Select(l => l.Tokens))}").ToArray()),
                 ("hovertemplate", "%{text}<br>FLOPs %{x:.3f}, accuracy %{y:.1%}<extra></extra>"),
@@ -134,7 +134,7 @@ public static class TokenDropCharts
         var layout = new Layout();
         var full = sweep.Points.FirstOrDefault(p => p.Schedule is null);
         double fullAccuracy = full?.Accuracy ?? sweep.Points.FirstOrDefault()?.AccuracyFull ?? double.NaN;
-        traces.Add(Trace("scatter", ("mode", "markers"), ("name", "full model"), ("x", new[] { 1.0 }), ("y", new[] { fullAccuracy }),
+        traces.Add(Plot.Trace("scatter", ("mode", "markers"), ("name", "full model"), ("x", new[] { 1.0 }), ("y", new[] { fullAccuracy }),
             ("hovertemplate", "full model<br>accuracy %{y:.1%}<extra></extra>"),
             ("marker", new { size = 16, color = "#222", symbol = "star" })));
         layout.SetProperty("shapes", new[] { new { type = "line", xref = "paper", x0 = 0, x1 = 1, yref = "y", y0 = fullAccuracy, y1 = fullAccuracy, line = new { dash = "dash", color = "#888", width = 1 } } });
@@ -144,7 +144,7 @@ public static class TokenDropCharts
         layout.SetProperty("yaxis", new { title = new { text = "top-1 accuracy" }, tickformat = ".0%" });
         layout.SetProperty("height", 460);
         layout.SetProperty("legend", new { orientation = "v" });
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>Per-class accuracy of the full model and with dropping.</summary>
@@ -159,15 +159,15 @@ public static class TokenDropCharts
         }).ToArray();
         var traces = new List<Trace>
         {
-            Trace("bar", ("name", "full model"), ("x", classes), ("y", Acc(r => r.PredictedFull)), ("marker", new { color = "#999" })),
-            Trace("bar", ("name", $"{e.Method} · {Rank(e.Ranking)}"), ("x", classes), ("y", Acc(r => r.Predicted)), ("marker", new { color = MethodColor(e.Method) })),
+            Plot.Trace("bar", ("name", "full model"), ("x", classes), ("y", Acc(r => r.PredictedFull)), ("marker", new { color = "#999" })),
+            Plot.Trace("bar", ("name", $"{e.Method} · {Rank(e.Ranking)}"), ("x", classes), ("y", Acc(r => r.Predicted)), ("marker", new { color = MethodColor(e.Method) })),
         };
         var layout = new Layout();
         layout.SetProperty("barmode", "group");
         layout.SetProperty("title", new { text = $"Accuracy per class: {e.Schedule?.ToString() ?? "full"} ({Pct(e.Accuracy)} vs {Pct(e.AccuracyFull)} in full)", font = new { size = 14 } });
         layout.SetProperty("yaxis", new { tickformat = ".0%", range = new[] { 0, 1 } });
         layout.SetProperty("height", 340);
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>FLOPs per layer of one or more prefills (e.g. a full model and the same model with PyramidDrop), grouped.</summary>
@@ -180,7 +180,7 @@ public static class TokenDropCharts
         double scale = tera ? 1e12 : 1e9;
         string unit = tera ? "TFLOPs" : "GFLOPs";
         var palette = new[] { "#999", "#1f77b4", "#d62728", "#2ca02c", "#9467bd" };
-        var traces = reports.Select((r, i) => Trace("bar",
+        var traces = reports.Select((r, i) => Plot.Trace("bar",
             ("name", $"{r.Name}: {(r.Cost.TotalFlops / scale).ToString("F2", Inv)} {unit} ({(r.Cost.TotalFlops / total0).ToString("P0", Inv)})"),
             ("x", r.Cost.Layers.Select(l => l.Layer + 1).ToArray()),
             ("y", r.Cost.Layers.Select(l => 2.0 * l.Total / scale).ToArray()),
@@ -194,7 +194,7 @@ public static class TokenDropCharts
         layout.SetProperty("yaxis", new { title = new { text = unit } });
         layout.SetProperty("height", 380);
         layout.SetProperty("legend", new { orientation = "h", y = -0.2 });
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>KL(full ‖ dropped) of the next token per model, one bar per ranking (log scale: the rankings differ by orders of magnitude).</summary>
@@ -203,7 +203,7 @@ public static class TokenDropCharts
         ArgumentNullException.ThrowIfNull(evaluations);
         var list = evaluations.ToList();
         if (list.Count == 0) throw new ArgumentException("no evaluations", nameof(evaluations));
-        var traces = list.GroupBy(e => e.Ranking).Select(g => Trace("bar", ("name", Rank(g.Key)),
+        var traces = list.GroupBy(e => e.Ranking).Select(g => Plot.Trace("bar", ("name", Rank(g.Key)),
             ("x", g.Select(e => $"{e.Model}<br>{e.Schedule}").ToArray()), ("y", g.Select(e => e.Kl).ToArray()),
             ("text", g.Select(e => e.Kl.ToString("F4", Inv)).ToArray()), ("textposition", "outside"),
             ("hovertemplate", "%{x}<br>KL %{y:.4f} nats<extra></extra>"),
@@ -216,7 +216,7 @@ public static class TokenDropCharts
         double lo = Math.Floor(Math.Log10(kls.Min())), hi = Math.Log10(kls.Max()) + 0.4;
         layout.SetProperty("yaxis", new { title = new { text = "KL, nats (log scale)" }, type = "log", range = new[] { lo, hi }, dtick = 1, exponentformat = "power" });
         layout.SetProperty("height", 400);
-        return Figure(traces, layout);
+        return Plot.Figure(traces, layout);
     }
 
     /// <summary>KL per prompt of one language-model evaluation.</summary>
@@ -229,26 +229,6 @@ public static class TokenDropCharts
 
     // ---- building blocks ----
 
-    private static void Register<T>(Func<T, string> html)
-    {
-        Formatter.Register<T>((value, writer) => writer.Write(html(value!)), HtmlFormatter.MimeType);
-        Formatter.SetPreferredMimeTypesFor(typeof(T), HtmlFormatter.MimeType);
-    }
-
-    private static string Chart(GenericChart chart) => PlotlyFormatter.ToHtml(chart);
-
-    /// <summary>A titled key/value table (the values already formatted).</summary>
-    public static string Summary(string title, IEnumerable<(string Key, string Value)> rows)
-    {
-        const string cell = "border:1px solid #ccc;padding:2px 6px;text-align:left";
-        var sb = new StringBuilder("<div class=\"workbench-record\">");
-        sb.Append($"<div style=\"font-weight:bold;margin-bottom:4px\">{WebUtility.HtmlEncode(title)}</div>");
-        sb.Append("<table class=\"workbench-summary\" style=\"border-collapse:collapse;font-family:monospace;font-size:12px;margin-bottom:6px\"><tbody>");
-        foreach (var (k, v) in rows)
-            sb.Append($"<tr><th style=\"{cell};background:#f3f3f3\">{WebUtility.HtmlEncode(k)}</th><td style=\"{cell}\">{WebUtility.HtmlEncode(v)}</td></tr>");
-        return sb.Append("</tbody></table></div>").ToString();
-    }
-
     private static GenericChart Bars(string title, string xTitle, string yTitle, string[] x, double[] y)
     {
         var layout = new Layout();
@@ -256,18 +236,8 @@ public static class TokenDropCharts
         layout.SetProperty("xaxis", new { title = new { text = xTitle }, type = "category" });
         layout.SetProperty("yaxis", new { title = new { text = yTitle } });
         layout.SetProperty("height", 300);
-        return Figure([Trace("bar", ("x", x), ("y", y), ("marker", new { color = "#1f77b4" }))], layout);
+        return Plot.Figure([Plot.Trace("bar", ("x", x), ("y", y), ("marker", new { color = "#1f77b4" }))], layout);
     }
-
-    private static Trace Trace(string type, params (string Name, object Value)[] properties)
-    {
-        var trace = new Trace2D(type);
-        foreach (var (name, value) in properties) trace.SetProperty(name, value);
-        return trace;
-    }
-
-    private static GenericChart Figure(IEnumerable<Trace> traces, Layout layout) =>
-        GenericChart.setLayout(layout, GenericChart.ofTraceObjects(true, traces.ToList()));
 
     // Panel i of n in a row of a rows-row grid: square axes without ticks, y pointing down like an image.
     private static void Panel(Layout layout, string ax, int i, int n, int row, int rows)
