@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Workbench.Engine;
 using Workbench.Engine.Models;
 using Workbench.Engine.Redundancy;
 using Workbench.Engine.Text;
@@ -100,25 +99,19 @@ internal sealed class RedundancyOptions
         }
     }
 
+    /// <summary>Checks the options (errors name them), then lets the engine build the split and calibration set.</summary>
     public Resolved Resolve(ParseResult r)
     {
         var g = Names.ParseGranularity(r.GetValue(Granularity), "--granularity");
         var model = ModelHub.Load(r.GetValue(Model)!);
-        bool decoder = model is Decoder;
-        int samples = r.GetValue(Samples) ?? (decoder ? 8 : 16);
-        int seq = r.GetValue(Seq) ?? (decoder ? 128 : 64);
+        if (model is not (Decoder or Encoder)) throw new ArgumentException($"'{model.Name}' is neither a decoder nor an encoder", "--model");
+        int? samples = r.GetValue(Samples), seq = r.GetValue(Seq);
         if (samples <= 0) throw new ArgumentException($"--samples {samples} must be positive", "--samples");
         if (seq < 2) throw new ArgumentException($"--seq {seq} must be at least 2", "--seq");
         if (seq > model.Config.MaxSeq) throw new ArgumentException($"--seq {seq}: the model holds at most {model.Config.MaxSeq} positions", "--seq");
-        var path = r.GetValue(Corpus) ?? (decoder ? Bundled.TinyStories : Bundled.PrideAndPrejudice);
-        if (!File.Exists(path)) throw new ArgumentException($"corpus file '{path}' does not exist", "--corpus");
-        var split = Engine.Text.Corpus.Load(path).Split(r.GetValue(Seed));
-        var cal = model switch
-        {
-            Decoder d => split.Calibration(t => d.Tokenizer.Encode(t), samples, seq, pack: true),
-            Encoder e => split.Calibration(e.Tokenizer.Encode, samples, seq, pack: false),
-            _ => throw new ArgumentException($"'{model.Name}' is neither a decoder nor an encoder", "--model"),
-        };
-        return new Resolved(model, g, split, cal);
+        var corpus = r.GetValue(Corpus);
+        if (corpus is not null && !File.Exists(corpus)) throw new ArgumentException($"corpus file '{corpus}' does not exist", "--corpus");
+        var inputs = RedundancyInputs.Prepare(model, samples, seq, r.GetValue(Seed), corpus);
+        return new Resolved(model, g, inputs.Split, inputs.Calibration);
     }
 }
