@@ -58,68 +58,45 @@ public static class BitNetCommand
     private static int Run(string name, LowBitFormat format, int threads, bool asJson)
     {
         var loaded = ModelHub.Load(name);
-        using var ternary = TernaryModel.Quantize(loaded, format, threads);
-        LosslessReport lossless;
-        object quality;
-        string kind;
-        switch (loaded)
-        {
-            case Decoder d:
-            {
-                kind = "decoder";
-                var texts = TernaryQuality.HeldOutStories();
-                var ids = d.Tokenizer.Encode(texts[0], bos: true);
-                lossless = ternary.CheckLossless(ctx => d.Logits(ids.AsSpan(0, Math.Min(ids.Length, d.Config.MaxSeq)), ctx));
-                var q = TernaryQuality.Evaluate(d, ternary, texts);
-                quality = new { kl = q.MeanKl, top1_agreement = q.Top1Agreement, perplexity = q.Perplexity, perplexity_fp32 = q.PerplexityFp32, positions = q.Positions, sequences = q.Sequences };
-                break;
-            }
-            case Encoder e:
-            {
-                kind = "encoder";
-                var sentences = TernaryQuality.HeldOutSentences();
-                lossless = ternary.CheckLossless(ctx => e.Embed(sentences[0], ctx));
-                var q = TernaryQuality.Evaluate(e, ternary, sentences);
-                quality = new { embedding_cosine = q.MeanCosine, embedding_cosine_min = q.MinCosine, sentences = q.Sentences };
-                break;
-            }
-            default:
-                throw new ArgumentException($"'{name}' is neither a decoder nor an encoder; ternary quantization covers Llama and BERT models.");
-        }
+        if (loaded is not (Decoder or Encoder))
+            throw new ArgumentException($"'{name}' is neither a decoder nor an encoder; ternary quantization covers Llama and BERT models.");
+        var r = TernaryReport.Run(loaded, format, threads);
+        object quality = r.Decoder is { } q
+            ? new { kl = q.MeanKl, top1_agreement = q.Top1Agreement, perplexity = q.Perplexity, perplexity_fp32 = q.PerplexityFp32, positions = q.Positions, sequences = q.Sequences }
+            : new { embedding_cosine = r.Encoder!.MeanCosine, embedding_cosine_min = r.Encoder.MinCosine, sentences = r.Encoder.Sentences };
+        var lossless = r.Lossless;
         var failed = lossless.Layers.Where(l => !l.Passed).ToList();
         if (asJson)
         {
             CliHelpers.PrintJson(new
             {
-                model = loaded.Name, kind, format = format.ToString().ToLowerInvariant(), isa = ternary.Path.ToString(), threads,
+                model = r.Model, kind = r.Kind, format = format.ToString().ToLowerInvariant(), isa = r.Path.ToString(), threads,
                 lossless = lossless.Lossless,
                 lossless_layers = lossless.Layers.Count,
                 lossless_failed = failed.Select(l => l.Name).ToArray(),
                 lossless_max_rel_error = lossless.Layers.Max(l => l.MaxRelativeError),
                 lossless_paths = lossless.Layers.FirstOrDefault()?.Paths,
                 quality,
-                linear_layers = ternary.Layers.Count,
-                weight_bytes_fp32 = ternary.Fp32LinearBytes,
-                weight_bytes_packed = ternary.PackedLinearBytes,
-                kept_fp32_bytes = ternary.KeptFp32Bytes,
-                model_bytes_fp32 = ternary.Fp32LinearBytes + ternary.KeptFp32Bytes,
-                model_bytes_packed = ternary.PackedLinearBytes + ternary.KeptFp32Bytes,
-                zero_fraction = ternary.Layers.Sum(l => l.ZeroFraction * l.Rows * (double)l.Cols) / ternary.Layers.Sum(l => l.Rows * (double)l.Cols),
+                linear_layers = r.Layers.Count,
+                weight_bytes_fp32 = r.Fp32LinearBytes,
+                weight_bytes_packed = r.PackedLinearBytes,
+                kept_fp32_bytes = r.KeptFp32Bytes,
+                model_bytes_fp32 = r.ModelBytesFp32,
+                model_bytes_packed = r.ModelBytesPacked,
+                zero_fraction = r.ZeroFraction,
             });
         }
         else
         {
             var inv = CultureInfo.InvariantCulture;
-            Console.Out.WriteLine($"{loaded.Name}: {ternary.Layers.Count} linear layers -> ternary {format} (isa {ternary.Path}, {threads} thread(s)); embeddings/head kept fp32");
-            Console.Out.WriteLine(string.Create(inv, $"linear weights: fp32 {ternary.Fp32LinearBytes / 1e6:F3} MB -> packed {ternary.PackedLinearBytes / 1e6:F3} MB ({ternary.Fp32LinearBytes / (double)ternary.PackedLinearBytes:F1}x smaller); kept fp32 {ternary.KeptFp32Bytes / 1e6:F3} MB"));
+            Console.Out.WriteLine($"{r.Model}: {r.Layers.Count} linear layers -> ternary {format} (isa {r.Path}, {threads} thread(s)); embeddings/head kept fp32");
+            Console.Out.WriteLine(string.Create(inv, $"linear weights: fp32 {r.Fp32LinearBytes / 1e6:F3} MB -> packed {r.PackedLinearBytes / 1e6:F3} MB ({r.LinearCompression:F1}x smaller); kept fp32 {r.KeptFp32Bytes / 1e6:F3} MB"));
             Console.Out.WriteLine(lossless.Lossless
-                ? string.Create(inv, $"lossless: yes: {lossless.Layers.Count} layers, int32 sums equal the scalar reference on {lossless.Layers[0].Paths}; outputs equal dequantized fp32 within {lossless.Layers.Max(l => l.MaxRelativeError):E1} (relative)")
+                ? string.Create(inv, $"lossless: yes: {lossless.Layers.Count} layers, int32 sums equal the scalar reference on {lossless.Layers[0].Paths}; outputs equal dequantized fp32 within {r.MaxRelativeError:E1} (relative)")
                 : $"lossless: NO: {string.Join(", ", failed.Select(l => $"{l.Name} ({l.IntegerMismatches} int mismatches, rel {l.MaxRelativeError:E1})"))}");
-            Console.Out.WriteLine(quality switch
-            {
-                _ when kind == "decoder" => string.Create(inv, $"quality vs fp32 (held-out TinyStories): {Describe(quality)}"),
-                _ => string.Create(inv, $"quality vs fp32 (Pride and Prejudice sentences): {Describe(quality)}"),
-            });
+            Console.Out.WriteLine(r.Decoder is not null
+                ? string.Create(inv, $"quality vs fp32 (held-out TinyStories): {Describe(quality)}")
+                : string.Create(inv, $"quality vs fp32 (Pride and Prejudice sentences): {Describe(quality)}"));
         }
         return lossless.Lossless ? 0 : 1;
     }
