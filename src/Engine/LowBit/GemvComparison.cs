@@ -35,8 +35,6 @@ public sealed record GemvComparison(int Rows, int Cols, int Threads, IReadOnlyLi
             throw new ArgumentOutOfRangeException(nameof(bandwidthGBps), bw, "bandwidth must be a positive number of GB/s.");
         if (path is { } p) LowBitIsa.Require(p);
 
-        progress?.Invoke(0, "warm-up");
-        WarmUp(formats, cols, threads, path, cancellationToken);
         var results = new List<GemvProbeResult>();
         for (int i = 0; i < formats.Count; i++)
         {
@@ -53,65 +51,6 @@ public sealed record GemvComparison(int Rows, int Cols, int Threads, IReadOnlyLi
         double gbps = bandwidthGBps ?? GemvProbe.ReadBandwidthGBps(threads);
         progress?.Invoke(formats.Count + 1, "done");
         return new GemvComparison(rows, cols, threads, results, gbps, bandwidthGBps is null);
-    }
-
-    /// <summary>Longest warm-up before timing; the quiet-period rule below usually ends it far sooner.</summary>
-    public static readonly TimeSpan MaxWarmup = TimeSpan.FromSeconds(6);
-
-    /// <summary>
-    /// Runs every format's kernels on a small, cache-resident matrix until the JIT goes quiet. The runtime first
-    /// compiles methods unoptimized and swaps in optimized code only after ~100 ms without new compilation; inside a
-    /// long-lived host (a notebook kernel jits formatters and submissions all the time) that delay keeps being
-    /// extended, and GemvProbe's fixed 0.6 s warm-up timed unoptimized kernels (TL1 10x, f32 8x slower than in the
-    /// CLI). So: call the kernels until the compiled-method count has not changed for 300 ms (the optimized versions
-    /// are in place) and at least GemvProbe.MinWarmup has passed, at most MaxWarmup.
-    /// </summary>
-    private static void WarmUp(IReadOnlyList<LowBitFormat> formats, int cols, int threads, IsaPath? path, CancellationToken cancellationToken)
-    {
-        const int rows = 64;
-        var rng = new Random(1);
-        var x = new float[cols];
-        for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-        var y = new float[rows];
-        var calls = new List<Action>();
-        var disposables = new List<IDisposable>();
-        try
-        {
-            foreach (var f in formats)
-            {
-                if (f == LowBitFormat.F32)
-                {
-                    var w = new float[rows * cols];
-                    for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
-                    calls.Add(() => MatMul.GemvRows(w, rows, cols, x, y, 0, rows));
-                }
-                else
-                {
-                    var m = GemvProbe.Pack(f, rows, cols, seed: 1);
-                    var ws = m.CreateWorkspace(threads);
-                    disposables.Add(ws);
-                    calls.Add(() => m.Gemv(x, y, ws, path));
-                }
-            }
-            var start = System.Diagnostics.Stopwatch.GetTimestamp();
-            var quietSince = start;
-            long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
-            while (true)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                foreach (var call in calls) call();
-                var now = System.Diagnostics.Stopwatch.GetTimestamp();
-                long count = System.Runtime.JitInfo.GetCompiledMethodCount();
-                if (count != compiled) { compiled = count; quietSince = now; }
-                var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start, now);
-                if (elapsed >= MaxWarmup) break;
-                if (elapsed >= GemvProbe.MinWarmup && System.Diagnostics.Stopwatch.GetElapsedTime(quietSince, now) >= TimeSpan.FromMilliseconds(300)) break;
-            }
-        }
-        finally
-        {
-            foreach (var d in disposables) d.Dispose();
-        }
     }
 
     public DataFrame ToDataFrame() => new(

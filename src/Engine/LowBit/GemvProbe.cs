@@ -106,11 +106,33 @@ public static class GemvProbe
     /// </summary>
     public static readonly TimeSpan MinWarmup = TimeSpan.FromMilliseconds(600);
 
+    /// <summary>Longest warm-up; the quiet-JIT rule of <see cref="Measure"/> usually ends it far sooner.</summary>
+    public static readonly TimeSpan MaxWarmup = TimeSpan.FromSeconds(6);
+
+    private static readonly TimeSpan JitQuiet = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>
+    /// Warms up, then times each call. Warm-up ends after <paramref name="warmup"/> calls and <see cref="MinWarmup"/>
+    /// once no method has been compiled for 300 ms (the optimized kernels are in place), or at
+    /// <see cref="MaxWarmup"/>. Inside a long-lived host (a notebook kernel jits formatters and submissions all the
+    /// time) the runtime keeps postponing the tier-1 swap, and a fixed warm-up timed unoptimized kernels (TL1 10x,
+    /// f32 8x slower than from the CLI).
+    /// </summary>
     private static void Measure(double[] times, int warmup, int copies, Action<int> call)
     {
         int next = 0;
-        long start = Stopwatch.GetTimestamp();
-        for (int i = 0; i < warmup || Stopwatch.GetElapsedTime(start) < MinWarmup; i++) { call(next); next = (next + 1) % copies; }
+        long start = Stopwatch.GetTimestamp(), quietSince = start;
+        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+        for (int i = 0; ; i++)
+        {
+            call(next);
+            next = (next + 1) % copies;
+            long now = Stopwatch.GetTimestamp(), count = System.Runtime.JitInfo.GetCompiledMethodCount();
+            if (count != compiled) { compiled = count; quietSince = now; }
+            var elapsed = Stopwatch.GetElapsedTime(start, now);
+            if (elapsed >= MaxWarmup) break;
+            if (i + 1 >= warmup && elapsed >= MinWarmup && Stopwatch.GetElapsedTime(quietSince, now) >= JitQuiet) break;
+        }
         for (int i = 0; i < times.Length; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
