@@ -123,13 +123,37 @@ public sealed class TL1 : PackedMatrix
         byte* tables = (byte*)Unsafe.AsPointer(ref ((Activations)act).TablesRef);
         byte* data = (byte*)Unsafe.AsPointer(ref _data.Ref);
         int* group = stackalloc int[RowGroup];
-        for (int r0 = rowStart; r0 < rowEnd; r0 += RowGroup)
+        int g0 = rowStart / RowGroup, count = (rowEnd - rowStart + RowGroup - 1) / RowGroup;
+        int paired = 0;
+        if (path == IsaPath.V512 && count >= 2)
         {
-            GroupDot(data + (long)(r0 / RowGroup) * GroupBytes, KCount, tables, group, path);
-            int n = Math.Min(RowGroup, rowEnd - r0);
-            for (int i = 0; i < n; i++) acc[r0 - rowStart + i] = group[i];
+            // Two groups at a time, one from each half of the range: two memory streams, one set of table loads.
+            int half = count / 2;
+            int* second = stackalloc int[RowGroup];
+            for (int k = 0; k < half; k++)
+            {
+                int ga = g0 + k, gb = g0 + half + k;
+                GroupV512x2(data + (long)ga * GroupBytes, data + (long)gb * GroupBytes, KCount, tables, group, second);
+                Store(ga, group, rowStart, rowEnd, acc);
+                Store(gb, second, rowStart, rowEnd, acc);
+            }
+            paired = 2 * half;
+        }
+        for (int g = g0 + paired; g < g0 + count; g++)
+        {
+            GroupDot(data + (long)g * GroupBytes, KCount, tables, group, path);
+            Store(g, group, rowStart, rowEnd, acc);
         }
     }
+
+    private static unsafe void Store(int g, int* group, int rowStart, int rowEnd, Span<int> acc)
+    {
+        int r0 = g * RowGroup, n = Math.Min(RowGroup, rowEnd - r0);
+        for (int i = 0; i < n; i++) acc[r0 - rowStart + i] = group[i];
+    }
+
+    /// <summary>Software prefetch distance on a group's linear stream (bytes ahead of the current load).</summary>
+    internal const int PrefetchDist = 2048;
 
     /// <summary>Sums of one 64-row group over kCount byte-columns into o[0..64), natural row order.</summary>
     internal static unsafe void GroupDot(byte* g, int kCount, byte* tables, int* o, IsaPath path)
@@ -207,6 +231,7 @@ public sealed class TL1 : PackedMatrix
             Vector256<short> hA0 = default, hB0 = default, hA1 = default, hB1 = default;
             for (int k = k0; k < k1; k++)
             {
+                if (Sse.IsSupported) Sse.Prefetch0(g + k * RowGroup + PrefetchDist);
                 var w0 = Vector256.Load(g + k * RowGroup);
                 var w1 = Vector256.Load(g + k * RowGroup + 32);
                 byte* t = tables + k * 64;
@@ -246,6 +271,7 @@ public sealed class TL1 : PackedMatrix
             Vector512<short> hA = default, hB = default;
             for (int k = k0; k < k1; k++)
             {
+                if (Sse.IsSupported) Sse.Prefetch0(g + k * RowGroup + PrefetchDist);
                 var w = Vector512.Load(g + k * RowGroup);
                 byte* t = tables + k * 64;
                 Pair512(w & nibble, Vector512.Create(Vector128.Load(t)), Vector512.Create(Vector128.Load(t + 16)), ref hA, ref hB);
@@ -256,6 +282,41 @@ public sealed class TL1 : PackedMatrix
             b0 += Avx512F.ConvertToVector512Int32(hB.GetLower()); b1 += Avx512F.ConvertToVector512Int32(hB.GetUpper());
         }
         StoreUnpacked512(a0, a1, b0, b1, o);
+    }
+
+    /// <summary>
+    /// <see cref="GroupV512"/> on two groups at once (ga, gb, from the two halves of the range): the tables are loaded
+    /// once for both, and two memory streams read faster than one on a core here (see <see cref="I2S.Streams"/>).
+    /// </summary>
+    internal static unsafe void GroupV512x2(byte* ga, byte* gb, int kCount, byte* tables, int* oa, int* ob)
+    {
+        var nibble = Vector512.Create((byte)0x0F);
+        Vector512<int> a0 = default, a1 = default, b0 = default, b1 = default;
+        Vector512<int> c0 = default, c1 = default, d0 = default, d1 = default;
+        for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
+        {
+            int k1 = Math.Min(kCount, k0 + KPerChunk);
+            Vector512<short> hA = default, hB = default, hC = default, hD = default;
+            for (int k = k0; k < k1; k++)
+            {
+                if (Sse.IsSupported) { Sse.Prefetch0(ga + k * RowGroup + PrefetchDist); Sse.Prefetch0(gb + k * RowGroup + PrefetchDist); }
+                var x = Vector512.Load(ga + k * RowGroup);
+                var y = Vector512.Load(gb + k * RowGroup);
+                byte* t = tables + k * 64;
+                var tl = Vector512.Create(Vector128.Load(t)); var th = Vector512.Create(Vector128.Load(t + 16));
+                Pair512(x & nibble, tl, th, ref hA, ref hB);
+                Pair512(y & nibble, tl, th, ref hC, ref hD);
+                tl = Vector512.Create(Vector128.Load(t + 32)); th = Vector512.Create(Vector128.Load(t + 48));
+                Pair512(Vector512.ShiftRightLogical(x.AsUInt16(), 4).AsByte() & nibble, tl, th, ref hA, ref hB);
+                Pair512(Vector512.ShiftRightLogical(y.AsUInt16(), 4).AsByte() & nibble, tl, th, ref hC, ref hD);
+            }
+            a0 += Avx512F.ConvertToVector512Int32(hA.GetLower()); a1 += Avx512F.ConvertToVector512Int32(hA.GetUpper());
+            b0 += Avx512F.ConvertToVector512Int32(hB.GetLower()); b1 += Avx512F.ConvertToVector512Int32(hB.GetUpper());
+            c0 += Avx512F.ConvertToVector512Int32(hC.GetLower()); c1 += Avx512F.ConvertToVector512Int32(hC.GetUpper());
+            d0 += Avx512F.ConvertToVector512Int32(hD.GetLower()); d1 += Avx512F.ConvertToVector512Int32(hD.GetUpper());
+        }
+        StoreUnpacked512(a0, a1, b0, b1, oa);
+        StoreUnpacked512(c0, c1, d0, d1, ob);
     }
 
     /// <summary>A sums lane l (of 32) is row 16 (l / 8) + l % 8; B sums lane l is row 16 (l / 8) + 8 + l % 8.</summary>

@@ -204,10 +204,34 @@ public sealed class TL2 : PackedMatrix
         int* tail = stackalloc int[RowGroup];
         byte* tailData = Tail == null ? null : (byte*)Unsafe.AsPointer(ref MemoryMarshalRef(Tail));
         byte* tailTables = a.Tail == null ? null : (byte*)Unsafe.AsPointer(ref a.Tail.TablesRef);
-        for (int r0 = rowStart; r0 < rowEnd; r0 += RowGroup)
+        int g0 = rowStart / RowGroup, count = (rowEnd - rowStart + RowGroup - 1) / RowGroup;
+        int paired = 0;
+        if (path == IsaPath.V512 && count >= 2)
         {
-            int g = r0 / RowGroup;
+            // Two groups at a time, one from each half of the range: two memory streams, one set of table loads.
+            int half = count / 2;
+            int* second = stackalloc int[RowGroup];
+            for (int k = 0; k < half; k++)
+            {
+                int ga = g0 + k, gb = g0 + half + k;
+                GroupV512x2(data + (long)ga * GroupBytes, data + (long)gb * GroupBytes, Blocks, tables, group, second);
+                Finish(ga, group, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
+                Finish(gb, second, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
+            }
+            paired = 2 * half;
+        }
+        for (int g = g0 + paired; g < g0 + count; g++)
+        {
             GroupDot(data + (long)g * GroupBytes, Blocks, tables, group, path);
+            Finish(g, group, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
+        }
+    }
+
+    /// <summary>Adds the TL1 tail columns of group g and stores its rows that fall in [rowStart, rowEnd).</summary>
+    private unsafe void Finish(int g, int* group, int* tail, byte* tailData, byte* tailTables, int rowStart, int rowEnd, Span<int> acc, IsaPath path)
+    {
+        int r0 = g * RowGroup;
+        {
             if (Tail != null)
             {
                 TL1.GroupDot(tailData + (long)g * Tail.GroupBytes, Tail.KCount, tailTables, tail, path);
@@ -297,6 +321,16 @@ public sealed class TL2 : PackedMatrix
         hi += (x1 + m1) ^ m1;
     }
 
+    /// <summary>Software prefetch distance on a group's linear stream (bytes ahead of the current block).</summary>
+    internal const int PrefetchDist = 4096;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchBlock(byte* p)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192); Sse.Prefetch0(p + 256);
+    }
+
     internal static unsafe void GroupV256(byte* g, int blocks, byte* tables, int* o)
     {
         var nibble = Vector256.Create((byte)0x0F);
@@ -309,6 +343,7 @@ public sealed class TL2 : PackedMatrix
             for (int b = bs; b < be; b++)
             {
                 byte* block = g + b * BlockBytes;
+                PrefetchBlock(block + PrefetchDist);
                 var sg0 = Vector256.Load(block + 4 * RowGroup).AsUInt16();
                 var sg1 = Vector256.Load(block + 4 * RowGroup + 32).AsUInt16();
                 byte* t = tables + b * 8 * 32;
@@ -360,6 +395,7 @@ public sealed class TL2 : PackedMatrix
             for (int b = bs; b < be; b++)
             {
                 byte* block = g + b * BlockBytes;
+                PrefetchBlock(block + PrefetchDist);
                 var sg = Vector512.Load(block + 4 * RowGroup).AsUInt16();
                 short* t = (short*)tables + b * 8 * 32;
                 var w0 = Vector512.Load(block).AsUInt16();
@@ -382,6 +418,70 @@ public sealed class TL2 : PackedMatrix
         int* tmp = stackalloc int[64];
         e0.Store(tmp); e1.Store(tmp + 16); d0.Store(tmp + 32); d1.Store(tmp + 48);
         for (int i = 0; i < 32; i++) { o[2 * i] = tmp[i]; o[2 * i + 1] = tmp[32 + i]; }
+    }
+
+    /// <summary>
+    /// <see cref="GroupV512"/> on two groups at once (ga, gb, from distant parts of the matrix): each table is loaded
+    /// once for both, and the two groups are two memory streams the prefetchers run ahead on together; a single
+    /// linear stream reads markedly slower on one core here (see <see cref="I2S.Streams"/>).
+    /// </summary>
+    internal static unsafe void GroupV512x2(byte* ga, byte* gb, int blocks, byte* tables, int* oa, int* ob)
+    {
+        var nibble = Vector512.Create((byte)0x0F);
+        Vector512<int> ae0 = default, ae1 = default, ad0 = default, ad1 = default;
+        Vector512<int> be0 = default, be1 = default, bd0 = default, bd1 = default;
+        for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
+        {
+            int be = Math.Min(blocks, bs + BlocksPerChunk);
+            Vector512<short> aEven = default, aOdd = default, bEven = default, bOdd = default;
+            for (int b = bs; b < be; b++)
+            {
+                byte* x = ga + b * BlockBytes, y = gb + b * BlockBytes;
+                PrefetchBlock(x + PrefetchDist);
+                PrefetchBlock(y + PrefetchDist);
+                var sx = Vector512.Load(x + 4 * RowGroup).AsUInt16();
+                var sy = Vector512.Load(y + 4 * RowGroup).AsUInt16();
+                short* t = (short*)tables + b * 8 * 32;
+                for (int m = 0; m < 4; m++)
+                {
+                    var wx = Vector512.Load(x + m * RowGroup).AsUInt16();
+                    var wy = Vector512.Load(y + m * RowGroup).AsUInt16();
+                    var t0 = Vector512.Load(t + 64 * m);
+                    var t1 = Vector512.Load(t + 64 * m + 32);
+                    // triplet 2m: sign bit 2m moved to bit 4; triplet 2m + 1: sign bit 2m + 1 moved to bit 4
+                    Signed512(t0, wx, Shift(sx, 4 - 2 * m), nibble, ref aEven, ref aOdd);
+                    Signed512(t0, wy, Shift(sy, 4 - 2 * m), nibble, ref bEven, ref bOdd);
+                    Signed512(t1, Vector512.ShiftRightLogical(wx, 4), Shift(sx, 3 - 2 * m), nibble, ref aEven, ref aOdd);
+                    Signed512(t1, Vector512.ShiftRightLogical(wy, 4), Shift(sy, 3 - 2 * m), nibble, ref bEven, ref bOdd);
+                }
+            }
+            ae0 += Avx512F.ConvertToVector512Int32(aEven.GetLower()); ae1 += Avx512F.ConvertToVector512Int32(aEven.GetUpper());
+            ad0 += Avx512F.ConvertToVector512Int32(aOdd.GetLower()); ad1 += Avx512F.ConvertToVector512Int32(aOdd.GetUpper());
+            be0 += Avx512F.ConvertToVector512Int32(bEven.GetLower()); be1 += Avx512F.ConvertToVector512Int32(bEven.GetUpper());
+            bd0 += Avx512F.ConvertToVector512Int32(bOdd.GetLower()); bd1 += Avx512F.ConvertToVector512Int32(bOdd.GetUpper());
+        }
+        StoreInterleaved(ae0, ae1, ad0, ad1, oa);
+        StoreInterleaved(be0, be1, bd0, bd1, ob);
+    }
+
+    /// <summary>Shift left by k (right by -k) in 16-bit lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ushort> Shift(Vector512<ushort> v, int k) => k >= 0 ? Vector512.ShiftLeft(v, k) : Vector512.ShiftRightLogical(v, -k);
+
+    /// <summary>Even lane i is row 2i, odd lane i is row 2i + 1.</summary>
+    private static unsafe void StoreInterleaved(Vector512<int> e0, Vector512<int> e1, Vector512<int> d0, Vector512<int> d1, int* o)
+    {
+        int* tmp = stackalloc int[64];
+        e0.Store(tmp); e1.Store(tmp + 16); d0.Store(tmp + 32); d1.Store(tmp + 48);
+        for (int i = 0; i < 32; i++) { o[2 * i] = tmp[i]; o[2 * i + 1] = tmp[32 + i]; }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Signed512(Vector512<short> table, Vector512<ushort> w, Vector512<ushort> s, Vector512<byte> nibble, ref Vector512<short> even, ref Vector512<short> odd)
+    {
+        var index = Vector512.ConditionalSelect(nibble, w.AsByte(), s.AsByte()).AsInt16();
+        even += Avx512BW.PermuteVar32x16(table, index);
+        odd += Avx512BW.PermuteVar32x16(table, Vector512.ShiftRightLogical(index, 8));
     }
 
     /// <summary>

@@ -100,6 +100,39 @@ public class KernelTests
         }
     }
 
+    /// <summary>
+    /// The one-token kernels read rows from the quarters (I2S) or the two halves (TL1/TL2 on V512) of whatever row
+    /// range they are given; every sub-range a thread may get must still give each row its own sum.
+    /// </summary>
+    [Theory, Trait("Category", "Simd")]
+    [InlineData(64 * 9 + 5, 300)]
+    [InlineData(64 * 6, 777)]
+    public void EveryFormatAndPathEqualsScalarReference_OnSubRanges(int rows, int cols)
+    {
+        var rng = new Random(rows + cols);
+        var t = new sbyte[rows * cols];
+        for (int i = 0; i < t.Length; i++) t[i] = (sbyte)rng.Next(-1, 2);
+        var q = new sbyte[cols];
+        for (int i = 0; i < cols; i++) q[i] = (sbyte)rng.Next(-128, 128);
+        var expected = Reference(t, rows, cols, q);
+        foreach (var f in Formats)
+        {
+            var m = PackTernary(f, t, rows, cols);
+            foreach (var path in LowBitIsa.SupportedPaths)
+            {
+                var a = m.CreateActivationBuffer();
+                a.Load(q, 1f, path);
+                foreach (var (start, end) in new[] { (0, rows), (64, rows), (128, 64 * 5 + 7), (64 * 3, 64 * 4), (0, 64 * 3) })
+                {
+                    if (end > rows) continue;
+                    var acc = new int[end - start];
+                    m.MatVec(a, start, end, acc, path);
+                    Assert.True(expected.AsSpan(start, end - start).SequenceEqual(acc), $"{f} {path} rows [{start}, {end}) of {rows}x{cols}");
+                }
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(3, 5)]
