@@ -53,9 +53,7 @@ public abstract class ActivationBuffer
 
     private void Finish(IsaPath path)
     {
-        int sum = 0;
-        foreach (sbyte v in _q.Span[..Cols]) sum += v;
-        SumQ = sum;
+        SumQ = AbsMaxInt8.Sum(_q.Span[..Cols]);
         Path = path;
         Build(path);
         IsPrepared = true;

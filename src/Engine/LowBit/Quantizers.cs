@@ -71,11 +71,6 @@ public static class AbsMaxInt8
         return a;
     }
 
-    /// <summary>
-    /// q = saturate_int8(round_to_even(x a)) in one vectorized pass (32 values per step: multiply, round, clamp,
-    /// convert, two narrows). Per element the same float operations as the scalar loop, so every path agrees; three
-    /// TensorPrimitives passes (multiply, round, saturating convert) took ~40 us per 4096 values here.
-    /// </summary>
     /// <summary>max |x| and whether every x is finite (x * 0 is NaN exactly for NaN and infinities).</summary>
     internal static float MaxAbs(ReadOnlySpan<float> x, out bool finite)
     {
@@ -97,6 +92,11 @@ public static class AbsMaxInt8
         return max;
     }
 
+    /// <summary>
+    /// q = saturate_int8(round_to_even(x a)) in one vectorized pass (32 values per step: multiply, round, clamp,
+    /// convert, two narrows). Per element the same float operations as the scalar loop, so every path agrees; three
+    /// TensorPrimitives passes (multiply, round, saturating convert) took ~40 us per 4096 values here.
+    /// </summary>
     internal static void ScaleRoundSaturate(ReadOnlySpan<float> x, float a, Span<sbyte> q)
     {
         int i = 0;
@@ -124,6 +124,22 @@ public static class AbsMaxInt8
         System.Runtime.Intrinsics.X86.Avx.IsSupported ? System.Runtime.Intrinsics.X86.Avx.RoundToNearestInteger(v) : Vector256.Round(v);
 
     public static float Quantize(ReadOnlySpan<float> x, Span<sbyte> q) => Quantize(x, q, new float[x.Length]);
+
+    /// <summary>sum(q), widened 16 bytes at a time (a scalar loop took ~2.5 us per 4096 values, a third of a token's preparation).</summary>
+    public static int Sum(ReadOnlySpan<sbyte> q)
+    {
+        int i = 0;
+        var acc = Vector128<int>.Zero;
+        if (Vector128.IsHardwareAccelerated)
+            for (; i + 16 <= q.Length; i += 16)
+            {
+                var (lo, hi) = Vector128.Widen(Vector128.Create(q.Slice(i, 16)));
+                acc += Vector128.WidenLower(lo) + Vector128.WidenUpper(lo) + Vector128.WidenLower(hi) + Vector128.WidenUpper(hi);
+            }
+        int s = Vector128.Sum(acc);
+        for (; i < q.Length; i++) s += q[i];
+        return s;
+    }
 }
 
 internal static class Shapes

@@ -133,6 +133,21 @@ public class KernelTests
         }
     }
 
+    [Theory, Trait("Category", "Simd")]
+    [InlineData(0)]
+    [InlineData(15)]
+    [InlineData(4096)]
+    [InlineData(4099)]
+    public void Int8SumEqualsScalarSum(int n)
+    {
+        var q = new sbyte[n];
+        new Random(n).NextBytes((byte[])(object)q);
+        if (n > 0) q[0] = -128;
+        Assert.Equal(q.Sum(v => (int)v), AbsMaxInt8.Sum(q));
+        Array.Fill(q, (sbyte)-128);
+        Assert.Equal(-128 * n, AbsMaxInt8.Sum(q));
+    }
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(3, 5)]
