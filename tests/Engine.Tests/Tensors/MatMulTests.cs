@@ -30,6 +30,28 @@ public class MatMulTests
         }
     }
 
+    /// <summary>The GEMM splits k into blocks of 256 and pads the last n mod 6 rows: cover both, packed and unpacked.</summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Gemm_with_long_k_and_row_tails_equals_the_scalar_twin(IsaPath path)
+    {
+        var rng = new Random(77);
+        foreach (var (n, k, m) in new[] { (5, 257, 33), (13, 600, 70), (128, 1536, 64), (7, 512, 32) })
+        {
+            var x = Rand(rng, n * k); var w = Rand(rng, m * k);
+            var want = new float[n * m];
+            MatMul.LinearScalar(x, n, k, w, m, want);
+            var viaSpan = new float[n * m]; var viaArray = new float[n * m];
+            MatMul.Linear(x, n, k, w.AsSpan(), m, viaSpan, threads: 2, path: path);
+            MatMul.Linear(x, n, k, w, m, viaArray, threads: 1, path: path);
+            for (int i = 0; i < want.Length; i++)
+            {
+                Assert.True(Math.Abs(want[i] - viaSpan[i]) <= 1e-5f * (1 + MathF.Sqrt(k)), $"{path} span n={n} k={k} m={m} [{i}]: {viaSpan[i]} vs {want[i]}");
+                Assert.True(Math.Abs(want[i] - viaArray[i]) <= 1e-5f * (1 + MathF.Sqrt(k)), $"{path} packed n={n} k={k} m={m} [{i}]: {viaArray[i]} vs {want[i]}");
+            }
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Paths))]
     public void Gemv_uses_every_row_once_and_handles_tails(IsaPath path)
