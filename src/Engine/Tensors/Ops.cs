@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 
 namespace Workbench.Engine.Tensors;
@@ -49,36 +50,81 @@ public static class Ops
 
     /// <summary>
     /// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (BERT), vectorised: erf from the Chebyshev-fitted erfc of Numerical
-    /// Recipes (fractional error below 1.2e-7), evaluated with TensorPrimitives over chunks that stay in L1.
+    /// Recipes (fractional error below 1.2e-7), all steps fused in one pass per vector (Vector512/256/128, then a
+    /// scalar tail with the same operations). Fifteen TensorPrimitives passes over L1 chunks took 1.8 ms per
+    /// 128 x 1536 MiniLM activation here, a sixth of the encoder's time.
     /// </summary>
     public static void GeluErf(Span<float> x)
     {
-        const int chunk = 1024;
-        Span<float> z = stackalloc float[chunk], t = stackalloc float[chunk], p = stackalloc float[chunk];
-        ReadOnlySpan<float> c = [0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f, -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f];
-        for (int start = 0; start < x.Length; start += chunk)
-        {
-            var xs = x.Slice(start, Math.Min(chunk, x.Length - start));
-            int n = xs.Length;
-            var zs = z[..n]; var ts = t[..n]; var ps = p[..n];
-            TensorPrimitives.Abs(xs, zs);
-            TensorPrimitives.Multiply(zs, 0.70710678118654752f, zs);          // z = |x| / sqrt 2
-            TensorPrimitives.Multiply(zs, 0.5f, ts);
-            TensorPrimitives.Add(ts, 1f, ts);                                   // 1 + z/2
-            TensorPrimitives.Reciprocal(ts, ts);                                // t = 1 / (1 + z/2)
-            ps.Fill(c[0]);
-            for (int i = 1; i < c.Length; i++) TensorPrimitives.FusedMultiplyAdd(ps, ts, c[i], ps);   // Horner in t
-            TensorPrimitives.Multiply(zs, zs, zs);
-            TensorPrimitives.Subtract(ps, zs, ps);                              // -z^2 + poly(t)
-            TensorPrimitives.Exp(ps, ps);
-            TensorPrimitives.Multiply(ps, ts, ps);                              // erfc(z) for z >= 0
-            // 0.5 x (1 + erf(x/sqrt2)) = 0.5 x (2 - erfc(|x|/sqrt2)) for x >= 0, 0.5 x erfc(|x|/sqrt2) for x < 0
-            for (int i = 0; i < n; i++)
-            {
-                float v = xs[i];
-                xs[i] = v >= 0 ? 0.5f * v * (2f - ps[i]) : 0.5f * v * ps[i];
-            }
-        }
+        int i = 0;
+        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= x.Length; i += 16)
+                Gelu(Vector512.LoadUnsafe(ref r, (nuint)i)).StoreUnsafe(ref r, (nuint)i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= x.Length; i += 8)
+                Gelu(Vector256.LoadUnsafe(ref r, (nuint)i)).StoreUnsafe(ref r, (nuint)i);
+        if (Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= x.Length; i += 4)
+                Gelu(Vector128.LoadUnsafe(ref r, (nuint)i)).StoreUnsafe(ref r, (nuint)i);
+        for (; i < x.Length; i++) x[i] = Gelu(x[i]);
+    }
+
+    // erfc(z) ~ t exp(-z^2 + P(t)), t = 1 / (1 + z / 2), P in Horner order from the highest power.
+    private const float G0 = 0.17087277f, G1 = -0.82215223f, G2 = 1.48851587f, G3 = -1.13520398f, G4 = 0.27886807f,
+        G5 = -0.18628806f, G6 = 0.09678418f, G7 = 0.37409196f, G8 = 1.00002368f, G9 = -1.26551223f, InvSqrt2 = 0.70710678118654752f;
+
+    private static float Gelu(float v)
+    {
+        float z = MathF.Abs(v) * InvSqrt2, t = 1f / (1f + z * 0.5f);
+        float p = MathF.FusedMultiplyAdd(G0, t, G1);
+        p = MathF.FusedMultiplyAdd(p, t, G2); p = MathF.FusedMultiplyAdd(p, t, G3); p = MathF.FusedMultiplyAdd(p, t, G4);
+        p = MathF.FusedMultiplyAdd(p, t, G5); p = MathF.FusedMultiplyAdd(p, t, G6); p = MathF.FusedMultiplyAdd(p, t, G7);
+        p = MathF.FusedMultiplyAdd(p, t, G8); p = MathF.FusedMultiplyAdd(p, t, G9);
+        float erfc = t * MathF.Exp(p - z * z), h = 0.5f * v;
+        return v >= 0 ? h * (2f - erfc) : h * erfc;
+    }
+
+    private static Vector512<float> Gelu(Vector512<float> v)
+    {
+        var z = Vector512.Abs(v) * InvSqrt2;
+        var t = Vector512<float>.One / (Vector512<float>.One + z * 0.5f);
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(G0), t, Vector512.Create(G1));
+        p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G2)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G3));
+        p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G4)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G5));
+        p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G6)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G7));
+        p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G8)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G9));
+        var erfc = t * Vector512.Exp(p - z * z);
+        var h = v * 0.5f;
+        return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), h * (Vector512.Create(2f) - erfc), h * erfc);
+    }
+
+    private static Vector256<float> Gelu(Vector256<float> v)
+    {
+        var z = Vector256.Abs(v) * InvSqrt2;
+        var t = Vector256<float>.One / (Vector256<float>.One + z * 0.5f);
+        var p = Vector256.FusedMultiplyAdd(Vector256.Create(G0), t, Vector256.Create(G1));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G2)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G3));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G4)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G5));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G6)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G7));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G8)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G9));
+        var erfc = t * Vector256.Exp(p - z * z);
+        var h = v * 0.5f;
+        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), h * (Vector256.Create(2f) - erfc), h * erfc);
+    }
+
+    private static Vector128<float> Gelu(Vector128<float> v)
+    {
+        var z = Vector128.Abs(v) * InvSqrt2;
+        var t = Vector128<float>.One / (Vector128<float>.One + z * 0.5f);
+        var p = Vector128.FusedMultiplyAdd(Vector128.Create(G0), t, Vector128.Create(G1));
+        p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G2)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G3));
+        p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G4)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G5));
+        p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G6)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G7));
+        p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G8)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G9));
+        var erfc = t * Vector128.Exp(p - z * z);
+        var h = v * 0.5f;
+        return Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(v, Vector128<float>.Zero), h * (Vector128.Create(2f) - erfc), h * erfc);
     }
 
     /// <summary>Scalar exact GELU in double precision: the reference for <see cref="GeluErf"/>.</summary>
