@@ -110,24 +110,29 @@ public sealed class BertModel : ITransformerModel
         if (!ctx.Skips.SkipsAttention(layer))
         {
             ctx.Fire(HookNames.AttnIn(layer), layer, x, n, d, s.TokenIndex);
-            var o = Attention(layer, w, s, ctx);
+            var rented = Attention(layer, w, s, ctx);
+            var o = rented.AsSpan(0, n * d);
             ctx.Fire(HookNames.AttnOut(layer), layer, o, n, d, s.TokenIndex);
             AddNorm(x, o, n, w.Ln1G, w.Ln1B);
+            Pool.Return(rented);
         }
         ctx.Fire(HookNames.ResidMid(layer), layer, x, n, d, s.TokenIndex);
         if (!ctx.Skips.SkipsMlp(layer))
         {
             ctx.Fire(HookNames.MlpIn(layer), layer, x, n, d, s.TokenIndex);
             int m = Config.MlpDim;
-            var h = new float[n * m];
+            float[] hBuf = Pool.Rent(n * m), oBuf = Pool.Rent(n * d);
+            var h = hBuf.AsSpan(0, n * m);
+            var o = oBuf.AsSpan(0, n * d);
             ctx.RunLinear(x, n, d, w.Wi, m, h);
             Ops.AddBias(h, n, w.Bi);
             Ops.GeluErf(h);
-            var o = new float[n * d];
             ctx.RunLinear(h, n, m, w.Wout, d, o);
             Ops.AddBias(o, n, w.Bout);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
             AddNorm(x, o, n, w.Ln2G, w.Ln2B);
+            Pool.Return(hBuf);
+            Pool.Return(oBuf);
         }
         ctx.Fire(HookNames.ResidPost(layer), layer, x, n, d, s.TokenIndex);
     }
@@ -144,13 +149,22 @@ public sealed class BertModel : ITransformerModel
         }
     }
 
+    /// <summary>
+    /// Temporaries of a forward pass (an encoder layer's are 0.2-0.8 MB each, so fresh arrays would all be
+    /// large-object allocations, ~20 MB per 128-token forward): rented, and returned once the layer is done with them.
+    /// Hooks receive spans and copy what they keep.
+    /// </summary>
+    private static System.Buffers.ArrayPool<float> Pool => System.Buffers.ArrayPool<float>.Shared;
+
+    /// <summary>The attention module's output [n, d] in a rented array (the caller returns it).</summary>
     private float[] Attention(int layer, BertLayer w, SequenceState s, ForwardContext ctx)
     {
         int n = s.Rows, d = Config.Dim, hd = Config.HeadDim, heads = Config.Heads;
         var x = s.Active;
-        var q = new float[n * d];
-        var k = new float[n * d];
-        var v = new float[n * d];
+        float[] qBuf = Pool.Rent(n * d), kBuf = Pool.Rent(n * d), vBuf = Pool.Rent(n * d), oBuf = Pool.Rent(n * d);
+        var q = qBuf.AsSpan(0, n * d);
+        var k = kBuf.AsSpan(0, n * d);
+        var v = vBuf.AsSpan(0, n * d);
         ctx.RunLinear(x, n, d, w.Wq, d, q); Ops.AddBias(q, n, w.Bq);
         ctx.RunLinear(x, n, d, w.Wk, d, k); Ops.AddBias(k, n, w.Bk);
         ctx.RunLinear(x, n, d, w.Wv, d, v); Ops.AddBias(v, n, w.Bv);
@@ -158,19 +172,19 @@ public sealed class BertModel : ITransformerModel
         ctx.Fire(HookNames.AttnV(layer), layer, v, n, d, s.TokenIndex);
         bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
         var pattern = wantPattern ? new float[heads * n * n] : null;
-        var o = new float[n * d];
         var valid = s.Valid;
         Func<int, int, bool>? allowed = valid is null ? null : (_, j) => valid[j];
-        void Head(int h) => AttentionKernel.Head(q, n, d, h * hd, k, v, n, d, h * hd, hd, allowed, o,
-            pattern is null ? default : pattern.AsSpan(h * n * n, n * n));
+        void Head(int h) => AttentionKernel.Head(qBuf.AsSpan(0, n * d), n, d, h * hd, kBuf.AsSpan(0, n * d), vBuf.AsSpan(0, n * d), n, d, h * hd, hd, allowed,
+            oBuf.AsSpan(0, n * d), pattern is null ? default : pattern.AsSpan(h * n * n, n * n));
         if ((long)n * n * d >= 1 << 16 && ctx.Threads > 1)
             Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = ctx.Threads }, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, n], s.TokenIndex);
-        var outp = new float[n * d];
-        ctx.RunLinear(o, n, d, w.Wo, d, outp);
-        Ops.AddBias(outp, n, w.Bo);
+        var outp = Pool.Rent(n * d);
+        ctx.RunLinear(oBuf.AsSpan(0, n * d), n, d, w.Wo, d, outp.AsSpan(0, n * d));
+        Ops.AddBias(outp.AsSpan(0, n * d), n, w.Bo);
+        Pool.Return(qBuf); Pool.Return(kBuf); Pool.Return(vBuf); Pool.Return(oBuf);
         return outp;
     }
 

@@ -16,29 +16,31 @@ public static class AttentionKernel
         ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int c, int kvStride, int kvOff, int hd,
         Func<int, int, bool>? allowed, Span<float> o, Span<float> probs = default)
     {
-        var qh = new float[n * hd];
-        var kh = new float[c * hd];
-        var vt = new float[hd * c];
-        for (int i = 0; i < n; i++) q.Slice(i * qStride + qOff, hd).CopyTo(qh.AsSpan(i * hd, hd));
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        float[] qb = pool.Rent(n * hd), kb = pool.Rent(c * hd), vb = pool.Rent(hd * c), sb = pool.Rent(n * c), ob = pool.Rent(n * hd);
+        var qh = qb.AsSpan(0, n * hd); var kh = kb.AsSpan(0, c * hd); var vt = vb.AsSpan(0, hd * c);
+        var s = sb.AsSpan(0, n * c); var oh = ob.AsSpan(0, n * hd);
+        for (int i = 0; i < n; i++) q.Slice(i * qStride + qOff, hd).CopyTo(qh.Slice(i * hd, hd));
         for (int j = 0; j < c; j++)
         {
-            keys.Slice(j * kvStride + kvOff, hd).CopyTo(kh.AsSpan(j * hd, hd));
+            keys.Slice(j * kvStride + kvOff, hd).CopyTo(kh.Slice(j * hd, hd));
             var vj = values.Slice(j * kvStride + kvOff, hd);
             for (int t = 0; t < hd; t++) vt[t * c + j] = vj[t];
         }
-        var s = new float[n * c];
-        MatMul.Linear(qh, n, hd, kh.AsSpan(), c, s, threads: 1); // temporaries: no cached packing
+        MatMul.Linear(qh, n, hd, kh, c, s, threads: 1); // temporaries: no cached packing
         float scale = 1f / MathF.Sqrt(hd);
         for (int i = 0; i < n; i++)
         {
-            var row = s.AsSpan(i * c, c);
-            for (int j = 0; j < c; j++)
-                row[j] = allowed is null || allowed(i, j) ? row[j] * scale : float.NegativeInfinity;
+            var row = s.Slice(i * c, c);
+            if (allowed is null) System.Numerics.Tensors.TensorPrimitives.Multiply(row, scale, row);
+            else
+                for (int j = 0; j < c; j++)
+                    row[j] = allowed(i, j) ? row[j] * scale : float.NegativeInfinity;
             Ops.Softmax(row);
         }
-        var oh = new float[n * hd];
-        MatMul.Linear(s, n, c, vt.AsSpan(), hd, oh, threads: 1);
-        for (int i = 0; i < n; i++) oh.AsSpan(i * hd, hd).CopyTo(o.Slice(i * qStride + qOff, hd));
+        MatMul.Linear(s, n, c, vt, hd, oh, threads: 1);
+        for (int i = 0; i < n; i++) oh.Slice(i * hd, hd).CopyTo(o.Slice(i * qStride + qOff, hd));
         if (!probs.IsEmpty) s.CopyTo(probs);
+        pool.Return(qb); pool.Return(kb); pool.Return(vb); pool.Return(sb); pool.Return(ob);
     }
 }
