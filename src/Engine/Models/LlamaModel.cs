@@ -172,7 +172,7 @@ public sealed class LlamaModel : ITransformerModel
         void Head(int h) => AttentionKernel.Head(q, n, d, h * hd, keys, values, c, kv, h / group * hd, hd, Allowed, o,
             pattern is null ? default : pattern.AsSpan(h * n * c, n * c));
         if ((long)n * c * d >= 1 << 16 && ctx.Threads > 1)
-            Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = ctx.Threads }, Head);
+            Parallelism.For(heads, ctx.Threads, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, c], s.TokenIndex);

@@ -30,7 +30,8 @@ public static unsafe class MatMul
             int align = m >= 64 * threads ? 32 : 4;
             int chunk = ((m + threads - 1) / threads + align - 1) / align * align;
             nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
-            Parallel.For(0, (m + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            int chunks = (m + chunk - 1) / chunk;
+            Parallelism.For(chunks, chunks, t =>
             {
                 int r0 = t * chunk, r1 = Math.Min(m, r0 + chunk);
                 Rows((float*)ax, n, k, (float*)aw, m, (float*)ay, r0, r1, p);
@@ -69,7 +70,8 @@ public static unsafe class MatMul
             }
             int chunk = ((m + threads - 1) / threads + PanelGemm.MaxPanel - 1) / PanelGemm.MaxPanel * PanelGemm.MaxPanel;
             nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ap = (nint)pp;
-            Parallel.For(0, (m + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            int chunks = (m + chunk - 1) / chunk;
+            Parallelism.For(chunks, chunks, t =>
             {
                 int r0 = t * chunk, r1 = Math.Min(m, r0 + chunk);
                 PanelGemm.Run((float*)ax, n, k, (float*)aw, m, (float*)ay, r0, r1, p, (float*)ap);

@@ -1,4 +1,4 @@
-namespace Workbench.Engine.LowBit;
+namespace Workbench.Engine.Tensors;
 
 /// <summary>
 /// A fixed team of threads for splitting one GEMV across cores without allocating per call:
