@@ -67,7 +67,7 @@ public class MiniLmBenchmarks
     {
         var ctx = new ForwardContext { Threads = Threads };
         float s = 0;
-        foreach (var ids in _ids) s += _enc.Model.Forward(ids, ctx).Hidden[0];
+        foreach (var state in _enc.Model.Forward(_ids, ctx)) s += state.Hidden[0];
         return s;
     }
 }

@@ -86,6 +86,27 @@ public sealed class BertModel : ITransformerModel
         return s;
     }
 
+    /// <summary>
+    /// last_hidden_state of several sequences. With several threads and no hooks, selector, cache or linear override,
+    /// whole sequences run side by side, one thread each: on 2 cores that scales better than splitting every layer
+    /// (8 x 128 tokens: ORT-like batch parallelism instead of ~40 short parallel sections per sequence).
+    /// Otherwise the sequences run one after another with <paramref name="ctx"/> as given.
+    /// </summary>
+    public SequenceState[] Forward(IReadOnlyList<int[]> batch, ForwardContext ctx)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var results = new SequenceState[batch.Count];
+        bool independent = ctx.Hooks is null && ctx.Selector is null && ctx.Cache is null && ctx.Linear is null;
+        if (!independent || ctx.Threads <= 1 || batch.Count < 2)
+        {
+            for (int i = 0; i < batch.Count; i++) results[i] = Forward(batch[i], ctx);
+            return results;
+        }
+        var single = new ForwardContext { Threads = 1, Skips = ctx.Skips, Cancellation = ctx.Cancellation };
+        Parallelism.For(batch.Count, ctx.Threads, i => results[i] = Forward(batch[i], single));
+        return results;
+    }
+
     /// <summary>Mean of the rows whose mask is set (sentence-transformers' mean pooling).</summary>
     public static float[] MeanPool(SequenceState s)
     {

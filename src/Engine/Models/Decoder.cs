@@ -96,7 +96,8 @@ public sealed class Encoder(string name, BertModel model, WordPieceTokenizer tok
 
     public float[] Embed(string text, ForwardContext? ctx = null) => BertModel.MeanPool(Model.Forward(tokenizer.Encode(text), ctx ?? new ForwardContext()));
 
-    public float[][] Embed(IEnumerable<string> texts, ForwardContext? ctx = null) => texts.Select(t => Embed(t, ctx)).ToArray();
+    public float[][] Embed(IEnumerable<string> texts, ForwardContext? ctx = null) =>
+        Model.Forward(texts.Select(t => tokenizer.Encode(t)).ToArray(), ctx ?? new ForwardContext()).Select(BertModel.MeanPool).ToArray();
 
     /// <summary>Pairwise cosine similarities of the vectors.</summary>
     public static float[][] CosineMatrix(IReadOnlyList<float[]> v) =>

@@ -68,6 +68,24 @@ public class MiniLmOnnxRuntimeTests
     }
 
     [Fact]
+    public void A_batch_forward_equals_one_sequence_at_a_time_and_onnx_runtime()
+    {
+        var enc = MiniLm.Value;
+        var batch = Sentences(6).Select(s => enc.Tokenizer.Encode(s)).ToArray();
+        var states = enc.Model.Forward(batch, new ForwardContext { Threads = 2 });
+        Assert.Equal(batch.Length, states.Length);
+        for (int b = 0; b < batch.Length; b++)
+        {
+            var one = enc.Model.Forward(batch[b], new ForwardContext { Threads = 1 }).Active.ToArray();
+            Assert.Equal(one, states[b].Active.ToArray());
+            var theirs = OrtLastHidden(batch[b]);
+            for (int i = 0; i < one.Length; i++) Assert.True(Math.Abs(one[i] - theirs[i]) <= 1e-4, $"sequence {b} [{i}]");
+        }
+        var embedded = enc.Embed(new[] { "A man is eating food.", "A man is eating a piece of bread." }, new ForwardContext { Threads = 2 });
+        Assert.Equal(enc.Embed("A man is eating food."), embedded[0]);
+    }
+
+    [Fact]
     public void Mean_pooled_cosine_of_the_reference_pair_is_0_755()
     {
         var enc = MiniLm.Value;
