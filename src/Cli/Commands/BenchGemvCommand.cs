@@ -43,16 +43,20 @@ public static class BenchGemvCommand
                 int n = ParseInt(parse.GetValue(runs), "--runs", required: false, 1, 100_000, 101);
                 IsaPath? path = ParseIsa(parse.GetValue(isa));
                 var r = GemvProbe.Run(f, m, k, t, n, path: path);
+                // The memory floor of this shape on this machine: packed bytes at the measured read bandwidth.
+                double bandwidth = GemvProbe.ReadBandwidthGBps(t);
+                double floorUs = r.WeightBytes / bandwidth / 1e3;
                 if (parse.GetValue(json))
                     Console.WriteLine(JsonSerializer.Serialize(new
                     {
                         format = FormatName(r.Format), rows = r.Rows, cols = r.Cols, threads = r.Threads, isa = r.Path.ToString(),
                         runs = r.Runs, median_us = r.MedianUs, min_us = r.MinUs, gops = r.Gops, weight_gbps = r.WeightGBps,
                         weight_bytes = r.WeightBytes, bits_per_weight = r.BitsPerWeight, pool_copies = r.PoolCopies, pool_bytes = r.PoolBytes,
+                        bandwidth_gbps = bandwidth, floor_us = floorUs, x_floor = r.MedianUs / floorUs,
                     }));
                 else
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{FormatName(r.Format)} {r.Rows}x{r.Cols} threads={r.Threads} isa={r.Path}: median {r.MedianUs:F1} us (min {r.MinUs:F1}), {r.Gops:F1} GOPS, weights {r.WeightGBps:F1} GB/s, {r.BitsPerWeight:F2} bits/weight, pool {r.PoolCopies} x {r.WeightBytes / 1e6:F1} MB"));
+                        $"{FormatName(r.Format)} {r.Rows}x{r.Cols} threads={r.Threads} isa={r.Path}: median {r.MedianUs:F1} us (min {r.MinUs:F1}), {r.Gops:F1} GOPS, weights {r.WeightGBps:F1} GB/s, {r.BitsPerWeight:F2} bits/weight, pool {r.PoolCopies} x {r.WeightBytes / 1e6:F1} MB; memory floor {floorUs:F0} us at {bandwidth:F1} GB/s read here (x{r.MedianUs / floorUs:F2})"));
                 return 0;
             }
             catch (UsageException e)
