@@ -12,7 +12,20 @@ namespace Workbench.Engine.Tensors;
 /// </summary>
 internal static unsafe class PanelGemm
 {
-    private const int MR = 6;
+    private const int MaxMR = 8;
+
+    /// <summary>
+    /// Rows of X per tile: 8 on V512 (16 zmm accumulators of the 32 registers; 16 FMAs per 2 panel loads and 8
+    /// broadcasts), 6 elsewhere (12 accumulators fit AVX2's 16 ymm registers).
+    /// </summary>
+    private static int Rows<TV>() where TV : struct, IVec<TV> => TV.Count == 16 ? 8 : 6;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Micro<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add) where TV : struct, IVec<TV>
+    {
+        if (TV.Count == 16) Micro8<TV>(x, ldx, kc, panel, y, ldy, add);
+        else Micro6<TV>(x, ldx, kc, panel, y, ldy, add);
+    }
     /// <summary>
     /// k block: a panel block of KC x 32 floats (32 KB on V512) stays in L1 across the X row blocks. Without it,
     /// k = 384 and 1536 ran at ~40 GFMA/s against ~54 for k &lt;= 256 on one core here.
@@ -54,12 +67,13 @@ internal static unsafe class PanelGemm
     private static void Run<TV>(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, float* packed) where TV : struct, IVec<TV>
     {
         int nr = 2 * TV.Count;
-        var rented = ArrayPool<float>.Shared.Rent((packed is null ? k * nr : 0) + nr * MR + 16 + MR * KC);
+        int mr = Rows<TV>();
+        var rented = ArrayPool<float>.Shared.Rent((packed is null ? k * nr : 0) + nr * MaxMR + 16 + MaxMR * KC);
         try
         {
             fixed (float* buf = rented)
             {
-                float* tail = buf, xpad = buf + nr * MR + 16, scratch = xpad + MR * KC;
+                float* tail = buf, xpad = buf + nr * MaxMR + 16, scratch = xpad + MaxMR * KC;
                 for (int j0 = r0; j0 < r1; j0 += nr)
                 {
                     int cols = Math.Min(nr, r1 - j0);
@@ -88,24 +102,24 @@ internal static unsafe class PanelGemm
                         bool add = kb > 0;
                         float* pb = panel + (long)kb * nr;
                         int i = 0;
-                        for (; i + MR <= n; i += MR)
+                        for (; i + mr <= n; i += mr)
                         {
-                            if (cols == nr) Micro6<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, add);
+                            if (cols == nr) Micro<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, add);
                             else
                             {
-                                Micro6<TV>(x + (long)i * k + kb, k, kc, pb, tail, nr, false);
-                                for (int ii = 0; ii < MR; ii++)
+                                Micro<TV>(x + (long)i * k + kb, k, kc, pb, tail, nr, false);
+                                for (int ii = 0; ii < mr; ii++)
                                     AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
                             }
                         }
                         if (i < n)
                         {
-                            // The last n mod 6 rows: copied into a zero-padded 6-row block so they take the same kernel.
+                            // The last n mod mr rows: copied into a zero-padded block so they take the same kernel.
                             int rest = n - i;
-                            for (int ii = 0; ii < MR; ii++)
+                            for (int ii = 0; ii < mr; ii++)
                                 if (ii < rest) new Span<float>(x + (long)(i + ii) * k + kb, kc).CopyTo(new Span<float>(xpad + ii * KC, kc));
                                 else new Span<float>(xpad + ii * KC, kc).Clear();
-                            Micro6<TV>(xpad, KC, kc, pb, tail, nr, false);
+                            Micro<TV>(xpad, KC, kc, pb, tail, nr, false);
                             for (int ii = 0; ii < rest; ii++)
                                 AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
                         }
@@ -124,6 +138,49 @@ internal static unsafe class PanelGemm
         var d = new Span<float>(dst, n);
         if (add) System.Numerics.Tensors.TensorPrimitives.Add(d, new ReadOnlySpan<float>(src, n), d);
         else new ReadOnlySpan<float>(src, n).CopyTo(d);
+    }
+
+    /// <summary>An 8 x nr tile, as <see cref="Micro6{TV}"/> with two more rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Micro8<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add) where TV : struct, IVec<TV>
+    {
+        int nr = 2 * TV.Count, v = TV.Count;
+        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
+           c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        if (add)
+        {
+            float* yy = y;
+            c00 = TV.Load(yy); c01 = TV.Load(yy + v); yy += ldy;
+            c10 = TV.Load(yy); c11 = TV.Load(yy + v); yy += ldy;
+            c20 = TV.Load(yy); c21 = TV.Load(yy + v); yy += ldy;
+            c30 = TV.Load(yy); c31 = TV.Load(yy + v); yy += ldy;
+            c40 = TV.Load(yy); c41 = TV.Load(yy + v); yy += ldy;
+            c50 = TV.Load(yy); c51 = TV.Load(yy + v); yy += ldy;
+            c60 = TV.Load(yy); c61 = TV.Load(yy + v); yy += ldy;
+            c70 = TV.Load(yy); c71 = TV.Load(yy + v);
+        }
+        float* x0 = x, x1 = x + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx, x6 = x5 + ldx, x7 = x6 + ldx;
+        for (int t = 0; t < kc; t++)
+        {
+            var b0 = TV.Load(panel + t * nr);
+            var b1 = TV.Load(panel + t * nr + v);
+            var a = TV.Broadcast(x0[t]); c00 = TV.Fma(a, b0, c00); c01 = TV.Fma(a, b1, c01);
+            a = TV.Broadcast(x1[t]); c10 = TV.Fma(a, b0, c10); c11 = TV.Fma(a, b1, c11);
+            a = TV.Broadcast(x2[t]); c20 = TV.Fma(a, b0, c20); c21 = TV.Fma(a, b1, c21);
+            a = TV.Broadcast(x3[t]); c30 = TV.Fma(a, b0, c30); c31 = TV.Fma(a, b1, c31);
+            a = TV.Broadcast(x4[t]); c40 = TV.Fma(a, b0, c40); c41 = TV.Fma(a, b1, c41);
+            a = TV.Broadcast(x5[t]); c50 = TV.Fma(a, b0, c50); c51 = TV.Fma(a, b1, c51);
+            a = TV.Broadcast(x6[t]); c60 = TV.Fma(a, b0, c60); c61 = TV.Fma(a, b1, c61);
+            a = TV.Broadcast(x7[t]); c70 = TV.Fma(a, b0, c70); c71 = TV.Fma(a, b1, c71);
+        }
+        TV.Store(c00, y); TV.Store(c01, y + v); y += ldy;
+        TV.Store(c10, y); TV.Store(c11, y + v); y += ldy;
+        TV.Store(c20, y); TV.Store(c21, y + v); y += ldy;
+        TV.Store(c30, y); TV.Store(c31, y + v); y += ldy;
+        TV.Store(c40, y); TV.Store(c41, y + v); y += ldy;
+        TV.Store(c50, y); TV.Store(c51, y + v); y += ldy;
+        TV.Store(c60, y); TV.Store(c61, y + v); y += ldy;
+        TV.Store(c70, y); TV.Store(c71, y + v);
     }
 
     /// <summary>
