@@ -230,16 +230,13 @@ public sealed class TL2 : PackedMatrix
     /// <summary>Adds the TL1 tail columns of group g and stores its rows that fall in [rowStart, rowEnd).</summary>
     private unsafe void Finish(int g, int* group, int* tail, byte* tailData, byte* tailTables, int rowStart, int rowEnd, Span<int> acc, IsaPath path)
     {
-        int r0 = g * RowGroup;
+        if (Tail != null)
         {
-            if (Tail != null)
-            {
-                TL1.GroupDot(tailData + (long)g * Tail.GroupBytes, Tail.KCount, tailTables, tail, path);
-                for (int i = 0; i < RowGroup; i++) group[i] += tail[i];
-            }
-            int n = Math.Min(RowGroup, rowEnd - r0);
-            for (int i = 0; i < n; i++) acc[r0 - rowStart + i] = group[i];
+            TL1.GroupDot(tailData + (long)g * Tail.GroupBytes, Tail.KCount, tailTables, tail, path);
+            for (int i = 0; i < RowGroup; i++) group[i] += tail[i];
         }
+        int r0 = g * RowGroup, n = Math.Min(RowGroup, rowEnd - r0);
+        for (int i = 0; i < n; i++) acc[r0 - rowStart + i] = group[i];
     }
 
     private static ref byte MemoryMarshalRef(TL1 m) => ref System.Runtime.InteropServices.MemoryMarshal.GetReference(m.Data);
@@ -414,10 +411,7 @@ public sealed class TL2 : PackedMatrix
             e0 += Avx512F.ConvertToVector512Int32(even.GetLower()); e1 += Avx512F.ConvertToVector512Int32(even.GetUpper());
             d0 += Avx512F.ConvertToVector512Int32(odd.GetLower()); d1 += Avx512F.ConvertToVector512Int32(odd.GetUpper());
         }
-        // even lane i is row 2i, odd lane i is row 2i + 1
-        int* tmp = stackalloc int[64];
-        e0.Store(tmp); e1.Store(tmp + 16); d0.Store(tmp + 32); d1.Store(tmp + 48);
-        for (int i = 0; i < 32; i++) { o[2 * i] = tmp[i]; o[2 * i + 1] = tmp[32 + i]; }
+        StoreInterleaved(e0, e1, d0, d1, o);
     }
 
     /// <summary>
@@ -489,12 +483,7 @@ public sealed class TL2 : PackedMatrix
     /// at bit 4 of each byte; index = nibble ? w : s. Look-ups in the triplet's 32-entry signed table.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Signed512(Vector512<ushort> w, Vector512<ushort> s, Vector512<byte> nibble, short* t, ref Vector512<short> even, ref Vector512<short> odd)
-    {
-        var table = Vector512.Load(t);
-        var index = Vector512.ConditionalSelect(nibble, w.AsByte(), s.AsByte()).AsInt16();
-        even += Avx512BW.PermuteVar32x16(table, index);
-        odd += Avx512BW.PermuteVar32x16(table, Vector512.ShiftRightLogical(index, 8));
-    }
+    private static unsafe void Signed512(Vector512<ushort> w, Vector512<ushort> s, Vector512<byte> nibble, short* t, ref Vector512<short> even, ref Vector512<short> odd) =>
+        Signed512(Vector512.Load(t), w, s, nibble, ref even, ref odd);
 
 }
