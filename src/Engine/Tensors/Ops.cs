@@ -85,6 +85,52 @@ public static class Ops
         return v >= 0 ? h * (2f - erfc) : h * erfc;
     }
 
+    // exp for GELU's vector paths, Cephes' expf scheme: n = round(x log2 e), r = x - n ln 2 (in two parts), a degree-6
+    // polynomial for e^r, times 2^n built in the exponent bits. Relative error ~1e-7 over the clamped range; the
+    // runtime's Vector512.Exp was half of GELU's time here. Below -87.3 the result is clamped (e^-87.3 ~ 1e-38).
+    private const float ExpHi = 88.3762626647949f, ExpLo = -87.3365447505531f, Log2E = 1.44269504088896341f,
+        Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f,
+        E0 = 1.9875691500e-4f, E1 = 1.3981999507e-3f, E2 = 8.3334519073e-3f, E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
+
+    private static Vector512<float> Exp(Vector512<float> x)
+    {
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
+        var n = Vector512.Round(x * Log2E);
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), x));
+        var y = Vector512.FusedMultiplyAdd(Vector512.Create(E0), r, Vector512.Create(E1));
+        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E2)); y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E3));
+        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E4)); y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E5));
+        y = Vector512.FusedMultiplyAdd(y, r * r, r + Vector512<float>.One);
+        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
+        return y * scale;
+    }
+
+    private static Vector256<float> Exp(Vector256<float> x)
+    {
+        x = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
+        var n = Vector256.Round(x * Log2E);
+        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Lo), Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Hi), x));
+        var y = Vector256.FusedMultiplyAdd(Vector256.Create(E0), r, Vector256.Create(E1));
+        y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E2)); y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E3));
+        y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E4)); y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E5));
+        y = Vector256.FusedMultiplyAdd(y, r * r, r + Vector256<float>.One);
+        var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
+        return y * scale;
+    }
+
+    private static Vector128<float> Exp(Vector128<float> x)
+    {
+        x = Vector128.Min(Vector128.Max(x, Vector128.Create(ExpLo)), Vector128.Create(ExpHi));
+        var n = Vector128.Round(x * Log2E);
+        var r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Lo), Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Hi), x));
+        var y = Vector128.FusedMultiplyAdd(Vector128.Create(E0), r, Vector128.Create(E1));
+        y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E2)); y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E3));
+        y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E4)); y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E5));
+        y = Vector128.FusedMultiplyAdd(y, r * r, r + Vector128<float>.One);
+        var scale = Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23).AsSingle();
+        return y * scale;
+    }
+
     private static Vector512<float> Gelu(Vector512<float> v)
     {
         var z = Vector512.Abs(v) * InvSqrt2;
@@ -94,7 +140,7 @@ public static class Ops
         p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G4)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G5));
         p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G6)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G7));
         p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G8)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(G9));
-        var erfc = t * Vector512.Exp(p - z * z);
+        var erfc = t * Exp(p - z * z);
         var h = v * 0.5f;
         return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), h * (Vector512.Create(2f) - erfc), h * erfc);
     }
@@ -108,7 +154,7 @@ public static class Ops
         p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G4)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G5));
         p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G6)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G7));
         p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G8)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(G9));
-        var erfc = t * Vector256.Exp(p - z * z);
+        var erfc = t * Exp(p - z * z);
         var h = v * 0.5f;
         return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), h * (Vector256.Create(2f) - erfc), h * erfc);
     }
@@ -122,7 +168,7 @@ public static class Ops
         p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G4)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G5));
         p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G6)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G7));
         p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G8)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(G9));
-        var erfc = t * Vector128.Exp(p - z * z);
+        var erfc = t * Exp(p - z * z);
         var h = v * 0.5f;
         return Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(v, Vector128<float>.Zero), h * (Vector128.Create(2f) - erfc), h * erfc);
     }
