@@ -81,20 +81,21 @@ public static class Ops
         p = MathF.FusedMultiplyAdd(p, t, G2); p = MathF.FusedMultiplyAdd(p, t, G3); p = MathF.FusedMultiplyAdd(p, t, G4);
         p = MathF.FusedMultiplyAdd(p, t, G5); p = MathF.FusedMultiplyAdd(p, t, G6); p = MathF.FusedMultiplyAdd(p, t, G7);
         p = MathF.FusedMultiplyAdd(p, t, G8); p = MathF.FusedMultiplyAdd(p, t, G9);
-        float erfc = t * MathF.Exp(p - z * z), h = 0.5f * v;
+        float erfc = t * Exp(p - z * z), h = 0.5f * v;
         return v >= 0 ? h * (2f - erfc) : h * erfc;
     }
 
-    // exp for GELU's vector paths, Cephes' expf scheme: n = round(x log2 e), r = x - n ln 2 (in two parts), a degree-6
-    // polynomial for e^r, times 2^n built in the exponent bits. Relative error ~1e-7 over the clamped range; the
-    // runtime's Vector512.Exp was half of GELU's time here. Below -87.3 the result is clamped (e^-87.3 ~ 1e-38).
+    // exp for GELU and softmax, Cephes' expf scheme: n = round(x log2 e), r = x - n ln 2 (in two parts), a degree-6
+    // polynomial for e^r, times 2^n built in the exponent bits. Relative error ~1e-7; the runtime's Vector512.Exp was
+    // half of GELU's time here. Below -87.3 (e^x < 1.2e-38) the result is 0, above 88.38 it is clamped. The scalar
+    // twin does the same operations, so every width and the tails give the same bits.
     private const float ExpHi = 88.3762626647949f, ExpLo = -87.3365447505531f, Log2E = 1.44269504088896341f,
         Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f,
         E0 = 1.9875691500e-4f, E1 = 1.3981999507e-3f, E2 = 8.3334519073e-3f, E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
 
-    private static Vector512<float> Exp(Vector512<float> x)
+    internal static Vector512<float> Exp(Vector512<float> input)
     {
-        x = Vector512.Min(Vector512.Max(x, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
+        var x = Vector512.Min(Vector512.Max(input, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
         var n = Vector512.Round(x * Log2E);
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), x));
         var y = Vector512.FusedMultiplyAdd(Vector512.Create(E0), r, Vector512.Create(E1));
@@ -102,12 +103,12 @@ public static class Ops
         y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E4)); y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E5));
         y = Vector512.FusedMultiplyAdd(y, r * r, r + Vector512<float>.One);
         var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
-        return y * scale;
+        return Vector512.ConditionalSelect(Vector512.LessThan(input, Vector512.Create(ExpLo)), Vector512<float>.Zero, y * scale);
     }
 
-    private static Vector256<float> Exp(Vector256<float> x)
+    internal static Vector256<float> Exp(Vector256<float> input)
     {
-        x = Vector256.Min(Vector256.Max(x, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
+        var x = Vector256.Min(Vector256.Max(input, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
         var n = Vector256.Round(x * Log2E);
         var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Lo), Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Hi), x));
         var y = Vector256.FusedMultiplyAdd(Vector256.Create(E0), r, Vector256.Create(E1));
@@ -115,12 +116,12 @@ public static class Ops
         y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E4)); y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E5));
         y = Vector256.FusedMultiplyAdd(y, r * r, r + Vector256<float>.One);
         var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
-        return y * scale;
+        return Vector256.ConditionalSelect(Vector256.LessThan(input, Vector256.Create(ExpLo)), Vector256<float>.Zero, y * scale);
     }
 
-    private static Vector128<float> Exp(Vector128<float> x)
+    internal static Vector128<float> Exp(Vector128<float> input)
     {
-        x = Vector128.Min(Vector128.Max(x, Vector128.Create(ExpLo)), Vector128.Create(ExpHi));
+        var x = Vector128.Min(Vector128.Max(input, Vector128.Create(ExpLo)), Vector128.Create(ExpHi));
         var n = Vector128.Round(x * Log2E);
         var r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Lo), Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Hi), x));
         var y = Vector128.FusedMultiplyAdd(Vector128.Create(E0), r, Vector128.Create(E1));
@@ -128,7 +129,20 @@ public static class Ops
         y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E4)); y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E5));
         y = Vector128.FusedMultiplyAdd(y, r * r, r + Vector128<float>.One);
         var scale = Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23).AsSingle();
-        return y * scale;
+        return Vector128.ConditionalSelect(Vector128.LessThan(input, Vector128.Create(ExpLo)), Vector128<float>.Zero, y * scale);
+    }
+
+    internal static float Exp(float input)
+    {
+        float x = MathF.Min(MathF.Max(input, ExpLo), ExpHi);
+        float n = MathF.Round(x * Log2E);
+        float r = MathF.FusedMultiplyAdd(n, -Ln2Lo, MathF.FusedMultiplyAdd(n, -Ln2Hi, x));
+        float y = MathF.FusedMultiplyAdd(E0, r, E1);
+        y = MathF.FusedMultiplyAdd(y, r, E2); y = MathF.FusedMultiplyAdd(y, r, E3);
+        y = MathF.FusedMultiplyAdd(y, r, E4); y = MathF.FusedMultiplyAdd(y, r, E5);
+        y = MathF.FusedMultiplyAdd(y, r * r, r + 1f);
+        float scale = BitConverter.Int32BitsToSingle(((int)n + 127) << 23);
+        return input < ExpLo ? 0f : y * scale;
     }
 
     private static Vector512<float> Gelu(Vector512<float> v)
@@ -226,12 +240,29 @@ public static class Ops
         return Math.Exp(-x * x) / Math.Sqrt(Math.PI) / f;
     }
 
-    /// <summary>Softmax in place. The max is subtracted first: TensorPrimitives.SoftMax does not, and large scores overflow.</summary>
+    /// <summary>Softmax in place, max subtracted first (TensorPrimitives.SoftMax does not, and large scores overflow); -inf gives exactly 0.</summary>
     public static void Softmax(Span<float> x)
     {
         float max = TensorPrimitives.Max(x);
-        TensorPrimitives.Subtract(x, max, x);
-        TensorPrimitives.SoftMax(x, x);
+        // e = exp(x - max) written in place with its sum (one exp per element; TensorPrimitives.SoftMax takes two),
+        // then one scaling pass.
+        int i = 0;
+        float sum = 0;
+        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        if (Vector512.IsHardwareAccelerated && x.Length >= 16)
+        {
+            var acc = Vector512<float>.Zero; var m = Vector512.Create(max);
+            for (; i + 16 <= x.Length; i += 16) { var e = Exp(Vector512.LoadUnsafe(ref r, (nuint)i) - m); e.StoreUnsafe(ref r, (nuint)i); acc += e; }
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && x.Length >= 8)
+        {
+            var acc = Vector256<float>.Zero; var m = Vector256.Create(max);
+            for (; i + 8 <= x.Length; i += 8) { var e = Exp(Vector256.LoadUnsafe(ref r, (nuint)i) - m); e.StoreUnsafe(ref r, (nuint)i); acc += e; }
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < x.Length; i++) { float e = Exp(x[i] - max); x[i] = e; sum += e; }
+        TensorPrimitives.Multiply(x, 1f / sum, x);
     }
 
     /// <summary>

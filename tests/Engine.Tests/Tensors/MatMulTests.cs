@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Workbench.Engine.Tensors;
 
 namespace Workbench.Engine.Tests.Tensors;
@@ -116,6 +117,30 @@ public class OpsTests
 
 public class SoftmaxTests
 {
+    [Fact, Trait("Category", "Simd")]
+    public void Exp_is_accurate_and_every_width_gives_the_scalar_bits()
+    {
+        var xs = Enumerable.Range(0, 4000).Select(i => -90f + i * 0.045f).Append(float.NegativeInfinity).Append(-100f).ToArray();
+        foreach (float x in xs)
+        {
+            float e = Ops.Exp(x);
+            double want = Math.Exp(x);
+            if (x < -87.3365f) Assert.Equal(0f, e);
+            else if (x > 88.37f) Assert.True(float.IsFinite(e)); // clamped: no overflow to infinity
+            else Assert.True(Math.Abs(e - want) <= 3e-7 * want + 1e-37, $"exp({x}) = {e}, want {want}");
+        }
+        for (int i = 0; i + 16 <= xs.Length; i += 16)
+        {
+            var v = Vector512.Create<float>(xs.AsSpan(i, 16));
+            var w8 = Vector256.Create<float>(xs.AsSpan(i, 8));
+            var w4 = Vector128.Create<float>(xs.AsSpan(i, 4));
+            var e16 = Ops.Exp(v); var e8 = Ops.Exp(w8); var e4 = Ops.Exp(w4);
+            for (int j = 0; j < 16; j++) Assert.Equal(Ops.Exp(xs[i + j]), e16[j]);
+            for (int j = 0; j < 8; j++) Assert.Equal(Ops.Exp(xs[i + j]), e8[j]);
+            for (int j = 0; j < 4; j++) Assert.Equal(Ops.Exp(xs[i + j]), e4[j]);
+        }
+    }
+
     [Fact]
     public void Large_scores_do_not_overflow()
     {
