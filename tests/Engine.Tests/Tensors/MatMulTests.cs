@@ -214,3 +214,48 @@ public class ParallelismTests
         Assert.Equal(28, sum);
     }
 }
+
+[Trait("Category", "Simd")]
+public class AttentionKernelTests
+{
+    [Theory]
+    [InlineData(1, 7, 8, false)]
+    [InlineData(5, 5, 32, true)]
+    [InlineData(37, 40, 20, true)]
+    [InlineData(40, 40, 32, false)]
+    public void Head_equals_a_double_precision_reference(int n, int c, int hd, bool causal)
+    {
+        var rng = new Random(n * 100 + c + hd);
+        int heads = 3, qStride = heads * hd + 5, kvStride = heads * hd + 3, head = 1;
+        float[] R(int len) => Enumerable.Range(0, len).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var q = R(n * qStride); var k = R(c * kvStride); var v = R(c * kvStride);
+        var o = new float[n * qStride]; var probs = new float[n * c];
+        Func<int, int, bool>? allowed = causal ? (i, j) => j <= i + (c - n) : null;
+        AttentionKernel.Head(q, n, qStride, head * hd, k, v, c, kvStride, head * hd, hd, allowed, o, probs);
+        for (int i = 0; i < n; i++)
+        {
+            var s = new double[c];
+            for (int j = 0; j < c; j++)
+            {
+                double dot = 0;
+                for (int t = 0; t < hd; t++) dot += q[i * qStride + head * hd + t] * k[j * kvStride + head * hd + t];
+                s[j] = allowed is null || allowed(i, j) ? dot / Math.Sqrt(hd) : double.NegativeInfinity;
+            }
+            double max = s.Max(), sum = s.Sum(x => Math.Exp(x - max));
+            for (int j = 0; j < c; j++)
+            {
+                double p = Math.Exp(s[j] - max) / sum;
+                Assert.True(Math.Abs(p - probs[i * c + j]) <= 1e-5, $"p[{i},{j}] = {probs[i * c + j]} vs {p}");
+                if (double.IsNegativeInfinity(s[j])) Assert.Equal(0f, probs[i * c + j]);
+            }
+            for (int t = 0; t < hd; t++)
+            {
+                double want = 0;
+                for (int j = 0; j < c; j++) want += Math.Exp(s[j] - max) / sum * v[j * kvStride + head * hd + t];
+                Assert.True(Math.Abs(want - o[i * qStride + head * hd + t]) <= 2e-5, $"o[{i},{t}] = {o[i * qStride + head * hd + t]} vs {want}");
+            }
+            // other heads' columns are untouched
+            Assert.Equal(0f, o[i * qStride]);
+        }
+    }
+}
