@@ -176,7 +176,7 @@ public static class GemvProbe
 
     private const int Streams = 8;
 
-    /// <summary>Sum of bytes [start, end) (a multiple of 8 x 64 bytes long) read as eight interleaved streams.</summary>
+    /// <summary>Sum of bytes [start, end), read as eight interleaved streams (the remainder byte by byte).</summary>
     internal static unsafe ulong ReadSum(AlignedBuffer<byte> buffer, long start, long end)
     {
         fixed (byte* p0 = buffer.Span)

@@ -5,10 +5,11 @@ using System.Runtime.Intrinsics;
 namespace Workbench.Engine.Tensors;
 
 /// <summary>
-/// GEMM for prefill (several rows of X): Y[n, m] = X[n, k] W[m, k]^T. A panel of NR rows of W is transposed once into
-/// a small buffer ([k, NR], fits in L2), then every block of 6 X rows runs an outer-product microkernel over it:
-/// broadcast one x value, multiply-add against two vectors of the panel, 12 accumulators, no horizontal sums.
-/// The vector width is a type parameter, so one kernel serves Vector512, Vector256 and Vector128.
+/// GEMM for prefill (several rows of X): Y[n, m] = X[n, k] W[m, k]^T. A panel of NR rows of W is transposed into
+/// [k, NR] (once per weight array when the caller keeps a packed copy), then, one k block of 256 at a time, every block
+/// of 8 (V512) or 6 X rows runs an outer-product microkernel over it: broadcast one x value, multiply-add against two
+/// vectors of the panel, 16 or 12 accumulators, no horizontal sums. The vector width is a type parameter, so the
+/// kernels serve Vector512, Vector256 and Vector128.
 /// </summary>
 internal static unsafe class PanelGemm
 {
@@ -26,6 +27,7 @@ internal static unsafe class PanelGemm
         if (TV.Count == 16) Micro8<TV>(x, ldx, kc, panel, y, ldy, add);
         else Micro6<TV>(x, ldx, kc, panel, y, ldy, add);
     }
+
     /// <summary>
     /// k block: a panel block of KC x 32 floats (32 KB on V512) stays in L1 across the X row blocks. Without it,
     /// k = 384 and 1536 ran at ~40 GFMA/s against ~54 for k &lt;= 256 on one core here.
