@@ -22,6 +22,24 @@ public sealed class CliTests : IDisposable
         Assert.Equal(cos[0][1].GetDouble(), cos[1][0].GetDouble(), 1e-6);
     }
 
+    [Fact]
+    public void Bench_gemv_json_reports_a_timing_consistent_with_its_shape_and_the_memory_floor()
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("bench", "gemv", "--format", "i2s", "--rows", "256", "--cols", "512", "--threads", "1", "--runs", "5", "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var r = doc.RootElement;
+        double median = r.GetProperty("median_us").GetDouble(), bytes = r.GetProperty("weight_bytes").GetInt64();
+        Assert.True(median > 0 && r.GetProperty("min_us").GetDouble() <= median);
+        Assert.Equal(2.0 * 256 * 512 / median / 1e3, r.GetProperty("gops").GetDouble(), 6);
+        Assert.Equal(256 * 512 / 4 + 4, bytes); // 2 bits per weight (512 columns need no padding) + one fp32 scale
+        Assert.Equal(bytes / median / 1e3, r.GetProperty("weight_gbps").GetDouble(), 6);
+        double bandwidth = r.GetProperty("bandwidth_gbps").GetDouble(), floor = r.GetProperty("floor_us").GetDouble();
+        Assert.True(bandwidth > 0.1 && bandwidth < 10_000, $"bandwidth {bandwidth} GB/s");
+        Assert.Equal(bytes / bandwidth / 1e3, floor, 6);
+        Assert.Equal(median / floor, r.GetProperty("x_floor").GetDouble(), 6);
+    }
+
     [Theory]
     [InlineData("stories260K", "Llama", 264_128L)]
     [InlineData("minilm", "Bert", 22_713_216L)]
