@@ -124,6 +124,23 @@ public sealed class TL1 : PackedMatrix
         byte* data = (byte*)Unsafe.AsPointer(ref _data.Ref);
         int* group = stackalloc int[RowGroup];
         int g0 = rowStart / RowGroup, count = (rowEnd - rowStart + RowGroup - 1) / RowGroup;
+        if (path == IsaPath.V512 && count >= 4)
+        {
+            // Four groups at a time, one from each quarter of the range (see TL2.MatVecCore); the rest go in pairs.
+            int quarter = count / 4;
+            int* o1 = stackalloc int[RowGroup], o2 = stackalloc int[RowGroup], o3 = stackalloc int[RowGroup];
+            for (int k = 0; k < quarter; k++)
+            {
+                int ga = g0 + k;
+                GroupV512x4(data + (long)ga * GroupBytes, GroupBytes * (long)quarter, KCount, tables, group, o1, o2, o3);
+                Store(ga, group, rowStart, rowEnd, acc);
+                Store(ga + quarter, o1, rowStart, rowEnd, acc);
+                Store(ga + 2 * quarter, o2, rowStart, rowEnd, acc);
+                Store(ga + 3 * quarter, o3, rowStart, rowEnd, acc);
+            }
+            g0 += 4 * quarter;
+            count -= 4 * quarter;
+        }
         int paired = 0;
         if (path == IsaPath.V512 && count >= 2)
         {
@@ -317,6 +334,59 @@ public sealed class TL1 : PackedMatrix
         }
         StoreUnpacked512(a0, a1, b0, b1, oa);
         StoreUnpacked512(c0, c1, d0, d1, ob);
+    }
+
+    /// <summary>
+    /// <see cref="GroupV512"/> on four groups <paramref name="stride"/> bytes apart: four memory streams, one set of
+    /// table loads; the int32 sums wait in a stack block between chunks so the int16 sums fit the registers.
+    /// </summary>
+    internal static unsafe void GroupV512x4(byte* g, long stride, int kCount, byte* tables, int* o0, int* o1, int* o2, int* o3)
+    {
+        var nibble = Vector512.Create((byte)0x0F);
+        int* sums = stackalloc int[4 * 64];
+        new Span<int>(sums, 4 * 64).Clear();
+        byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
+        for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
+        {
+            int k1 = Math.Min(kCount, k0 + KPerChunk);
+            Vector512<short> aA = default, aB = default, bA = default, bB = default, cA = default, cB = default, dA = default, dB = default;
+            for (int k = k0; k < k1; k++)
+            {
+                long off = (long)k * RowGroup;
+                if (Sse.IsSupported)
+                {
+                    Sse.Prefetch0(ga + off + PrefetchDist); Sse.Prefetch0(gb + off + PrefetchDist);
+                    Sse.Prefetch0(gc + off + PrefetchDist); Sse.Prefetch0(gd + off + PrefetchDist);
+                }
+                var wa = Vector512.Load(ga + off); var wb = Vector512.Load(gb + off);
+                var wc = Vector512.Load(gc + off); var wd = Vector512.Load(gd + off);
+                byte* t = tables + k * 64;
+                var tl = Vector512.Create(Vector128.Load(t)); var th = Vector512.Create(Vector128.Load(t + 16));
+                Pair512(wa & nibble, tl, th, ref aA, ref aB); Pair512(wb & nibble, tl, th, ref bA, ref bB);
+                Pair512(wc & nibble, tl, th, ref cA, ref cB); Pair512(wd & nibble, tl, th, ref dA, ref dB);
+                tl = Vector512.Create(Vector128.Load(t + 32)); th = Vector512.Create(Vector128.Load(t + 48));
+                Pair512(High(wa) & nibble, tl, th, ref aA, ref aB); Pair512(High(wb) & nibble, tl, th, ref bA, ref bB);
+                Pair512(High(wc) & nibble, tl, th, ref cA, ref cB); Pair512(High(wd) & nibble, tl, th, ref dA, ref dB);
+            }
+            Widen(aA, aB, sums); Widen(bA, bB, sums + 64); Widen(cA, cB, sums + 128); Widen(dA, dB, sums + 192);
+        }
+        Unpack(sums, o0); Unpack(sums + 64, o1); Unpack(sums + 128, o2); Unpack(sums + 192, o3);
+    }
+
+    private static unsafe void Unpack(int* s, int* o) =>
+        StoreUnpacked512(Vector512.Load(s), Vector512.Load(s + 16), Vector512.Load(s + 32), Vector512.Load(s + 48), o);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> High(Vector512<byte> w) => Vector512.ShiftRightLogical(w.AsUInt16(), 4).AsByte();
+
+    /// <summary>Adds a chunk's int16 sums into the int32 block [A lower, A upper, B lower, B upper].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Widen(Vector512<short> a, Vector512<short> b, int* s)
+    {
+        (Vector512.Load(s) + Avx512F.ConvertToVector512Int32(a.GetLower())).Store(s);
+        (Vector512.Load(s + 16) + Avx512F.ConvertToVector512Int32(a.GetUpper())).Store(s + 16);
+        (Vector512.Load(s + 32) + Avx512F.ConvertToVector512Int32(b.GetLower())).Store(s + 32);
+        (Vector512.Load(s + 48) + Avx512F.ConvertToVector512Int32(b.GetUpper())).Store(s + 48);
     }
 
     /// <summary>A sums lane l (of 32) is row 16 (l / 8) + l % 8; B sums lane l is row 16 (l / 8) + 8 + l % 8.</summary>
