@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Workbench.Engine.Tensors;
 namespace Workbench.Engine.LowBit;
 
@@ -97,6 +100,19 @@ public abstract class PackedMatrix
     internal virtual void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y)
     {
         for (int i = 0; i < acc.Length; i++) y[i] = acc[i] * (RowScale(rowStart + i) * invA);
+    }
+
+    /// <summary>
+    /// Adds two vectors of int16 sums (a chunk of a 64-row group) into an int32 block of 64 laid out
+    /// [a lower 16, a upper 16, b lower 16, b upper 16]: the TL kernels that keep four groups' sums between chunks.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void WidenInto(Vector512<short> a, Vector512<short> b, int* s)
+    {
+        (Vector512.Load(s) + Avx512F.ConvertToVector512Int32(a.GetLower())).Store(s);
+        (Vector512.Load(s + 16) + Avx512F.ConvertToVector512Int32(a.GetUpper())).Store(s + 16);
+        (Vector512.Load(s + 32) + Avx512F.ConvertToVector512Int32(b.GetLower())).Store(s + 32);
+        (Vector512.Load(s + 48) + Avx512F.ConvertToVector512Int32(b.GetUpper())).Store(s + 48);
     }
 
     /// <summary>One scale for every row: y = (float)acc * (s * invA), vectorized.</summary>

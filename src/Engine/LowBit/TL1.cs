@@ -126,7 +126,7 @@ public sealed class TL1 : PackedMatrix
         int g0 = rowStart / RowGroup, count = (rowEnd - rowStart + RowGroup - 1) / RowGroup;
         if (path == IsaPath.V512 && count >= 4)
         {
-            // Four groups at a time, one from each quarter of the range (see TL2.MatVecCore); the rest go in pairs.
+            // Four groups at a time, one from each quarter of the range (see TL2.MatVecCore); the rest one at a time.
             int quarter = count / 4;
             int* o1 = stackalloc int[RowGroup], o2 = stackalloc int[RowGroup], o3 = stackalloc int[RowGroup];
             for (int k = 0; k < quarter; k++)
@@ -141,22 +141,7 @@ public sealed class TL1 : PackedMatrix
             g0 += 4 * quarter;
             count -= 4 * quarter;
         }
-        int paired = 0;
-        if (path == IsaPath.V512 && count >= 2)
-        {
-            // Two groups at a time, one from each half of the range: two memory streams, one set of table loads.
-            int half = count / 2;
-            int* second = stackalloc int[RowGroup];
-            for (int k = 0; k < half; k++)
-            {
-                int ga = g0 + k, gb = g0 + half + k;
-                GroupV512x2(data + (long)ga * GroupBytes, data + (long)gb * GroupBytes, KCount, tables, group, second);
-                Store(ga, group, rowStart, rowEnd, acc);
-                Store(gb, second, rowStart, rowEnd, acc);
-            }
-            paired = 2 * half;
-        }
-        for (int g = g0 + paired; g < g0 + count; g++)
+        for (int g = g0; g < g0 + count; g++)
         {
             GroupDot(data + (long)g * GroupBytes, KCount, tables, group, path);
             Store(g, group, rowStart, rowEnd, acc);
@@ -302,41 +287,6 @@ public sealed class TL1 : PackedMatrix
     }
 
     /// <summary>
-    /// <see cref="GroupV512"/> on two groups at once (ga, gb, from the two halves of the range): the tables are loaded
-    /// once for both, and two memory streams read faster than one on a core here (see <see cref="I2S.Streams"/>).
-    /// </summary>
-    internal static unsafe void GroupV512x2(byte* ga, byte* gb, int kCount, byte* tables, int* oa, int* ob)
-    {
-        var nibble = Vector512.Create((byte)0x0F);
-        Vector512<int> a0 = default, a1 = default, b0 = default, b1 = default;
-        Vector512<int> c0 = default, c1 = default, d0 = default, d1 = default;
-        for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
-        {
-            int k1 = Math.Min(kCount, k0 + KPerChunk);
-            Vector512<short> hA = default, hB = default, hC = default, hD = default;
-            for (int k = k0; k < k1; k++)
-            {
-                if (Sse.IsSupported) { Sse.Prefetch0(ga + k * RowGroup + PrefetchDist); Sse.Prefetch0(gb + k * RowGroup + PrefetchDist); }
-                var x = Vector512.Load(ga + k * RowGroup);
-                var y = Vector512.Load(gb + k * RowGroup);
-                byte* t = tables + k * 64;
-                var tl = Vector512.Create(Vector128.Load(t)); var th = Vector512.Create(Vector128.Load(t + 16));
-                Pair512(x & nibble, tl, th, ref hA, ref hB);
-                Pair512(y & nibble, tl, th, ref hC, ref hD);
-                tl = Vector512.Create(Vector128.Load(t + 32)); th = Vector512.Create(Vector128.Load(t + 48));
-                Pair512(Vector512.ShiftRightLogical(x.AsUInt16(), 4).AsByte() & nibble, tl, th, ref hA, ref hB);
-                Pair512(Vector512.ShiftRightLogical(y.AsUInt16(), 4).AsByte() & nibble, tl, th, ref hC, ref hD);
-            }
-            a0 += Avx512F.ConvertToVector512Int32(hA.GetLower()); a1 += Avx512F.ConvertToVector512Int32(hA.GetUpper());
-            b0 += Avx512F.ConvertToVector512Int32(hB.GetLower()); b1 += Avx512F.ConvertToVector512Int32(hB.GetUpper());
-            c0 += Avx512F.ConvertToVector512Int32(hC.GetLower()); c1 += Avx512F.ConvertToVector512Int32(hC.GetUpper());
-            d0 += Avx512F.ConvertToVector512Int32(hD.GetLower()); d1 += Avx512F.ConvertToVector512Int32(hD.GetUpper());
-        }
-        StoreUnpacked512(a0, a1, b0, b1, oa);
-        StoreUnpacked512(c0, c1, d0, d1, ob);
-    }
-
-    /// <summary>
     /// <see cref="GroupV512"/> on four groups <paramref name="stride"/> bytes apart: four memory streams, one set of
     /// table loads; the int32 sums wait in a stack block between chunks so the int16 sums fit the registers.
     /// </summary>
@@ -368,7 +318,7 @@ public sealed class TL1 : PackedMatrix
                 Pair512(High(wa) & nibble, tl, th, ref aA, ref aB); Pair512(High(wb) & nibble, tl, th, ref bA, ref bB);
                 Pair512(High(wc) & nibble, tl, th, ref cA, ref cB); Pair512(High(wd) & nibble, tl, th, ref dA, ref dB);
             }
-            Widen(aA, aB, sums); Widen(bA, bB, sums + 64); Widen(cA, cB, sums + 128); Widen(dA, dB, sums + 192);
+            WidenInto(aA, aB, sums); WidenInto(bA, bB, sums + 64); WidenInto(cA, cB, sums + 128); WidenInto(dA, dB, sums + 192);
         }
         Unpack(sums, o0); Unpack(sums + 64, o1); Unpack(sums + 128, o2); Unpack(sums + 192, o3);
     }
@@ -378,16 +328,6 @@ public sealed class TL1 : PackedMatrix
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<byte> High(Vector512<byte> w) => Vector512.ShiftRightLogical(w.AsUInt16(), 4).AsByte();
-
-    /// <summary>Adds a chunk's int16 sums into the int32 block [A lower, A upper, B lower, B upper].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Widen(Vector512<short> a, Vector512<short> b, int* s)
-    {
-        (Vector512.Load(s) + Avx512F.ConvertToVector512Int32(a.GetLower())).Store(s);
-        (Vector512.Load(s + 16) + Avx512F.ConvertToVector512Int32(a.GetUpper())).Store(s + 16);
-        (Vector512.Load(s + 32) + Avx512F.ConvertToVector512Int32(b.GetLower())).Store(s + 32);
-        (Vector512.Load(s + 48) + Avx512F.ConvertToVector512Int32(b.GetUpper())).Store(s + 48);
-    }
 
     /// <summary>A sums lane l (of 32) is row 16 (l / 8) + l % 8; B sums lane l is row 16 (l / 8) + 8 + l % 8.</summary>
     internal static unsafe void StoreUnpacked512(Vector512<int> a0, Vector512<int> a1, Vector512<int> b0, Vector512<int> b1, int* o)

@@ -208,7 +208,8 @@ public sealed class TL2 : PackedMatrix
         if (path == IsaPath.V512 && count >= 4)
         {
             // Four groups at a time, one from each quarter of the range: four memory streams, one set of table loads
-            // (4096x4096 cold: 300 / 190 us with pairs, 265 / 143 us with quads, 1 / 2 threads). The rest go in pairs.
+            // (4096x4096 cold: 300 / 190 us with pairs, 265 / 143 us with quads, 1 / 2 threads). The rest (at most 3
+            // groups) go one at a time.
             int quarter = count / 4;
             int* o1 = stackalloc int[RowGroup], o2 = stackalloc int[RowGroup], o3 = stackalloc int[RowGroup];
             for (int k = 0; k < quarter; k++)
@@ -223,22 +224,7 @@ public sealed class TL2 : PackedMatrix
             g0 += 4 * quarter;
             count -= 4 * quarter;
         }
-        int paired = 0;
-        if (path == IsaPath.V512 && count >= 2)
-        {
-            // Two groups at a time, one from each half of the range: two memory streams, one set of table loads.
-            int half = count / 2;
-            int* second = stackalloc int[RowGroup];
-            for (int k = 0; k < half; k++)
-            {
-                int ga = g0 + k, gb = g0 + half + k;
-                GroupV512x2(data + (long)ga * GroupBytes, data + (long)gb * GroupBytes, Blocks, tables, group, second);
-                Finish(ga, group, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
-                Finish(gb, second, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
-            }
-            paired = 2 * half;
-        }
-        for (int g = g0 + paired; g < g0 + count; g++)
+        for (int g = g0; g < g0 + count; g++)
         {
             GroupDot(data + (long)g * GroupBytes, Blocks, tables, group, path);
             Finish(g, group, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
@@ -433,50 +419,6 @@ public sealed class TL2 : PackedMatrix
     }
 
     /// <summary>
-    /// <see cref="GroupV512"/> on two groups at once (ga, gb, from distant parts of the matrix): each table is loaded
-    /// once for both, and the two groups are two memory streams the prefetchers run ahead on together; a single
-    /// linear stream reads markedly slower on one core here (see <see cref="I2S.Streams"/>).
-    /// </summary>
-    internal static unsafe void GroupV512x2(byte* ga, byte* gb, int blocks, byte* tables, int* oa, int* ob)
-    {
-        var nibble = Vector512.Create((byte)0x0F);
-        Vector512<int> ae0 = default, ae1 = default, ad0 = default, ad1 = default;
-        Vector512<int> be0 = default, be1 = default, bd0 = default, bd1 = default;
-        for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
-        {
-            int be = Math.Min(blocks, bs + BlocksPerChunk);
-            Vector512<short> aEven = default, aOdd = default, bEven = default, bOdd = default;
-            for (int b = bs; b < be; b++)
-            {
-                byte* x = ga + b * BlockBytes, y = gb + b * BlockBytes;
-                PrefetchBlock(x + PrefetchDist);
-                PrefetchBlock(y + PrefetchDist);
-                var sx = Vector512.Load(x + 4 * RowGroup).AsUInt16();
-                var sy = Vector512.Load(y + 4 * RowGroup).AsUInt16();
-                short* t = (short*)tables + b * 8 * 32;
-                for (int m = 0; m < 4; m++)
-                {
-                    var wx = Vector512.Load(x + m * RowGroup).AsUInt16();
-                    var wy = Vector512.Load(y + m * RowGroup).AsUInt16();
-                    var t0 = Vector512.Load(t + 64 * m);
-                    var t1 = Vector512.Load(t + 64 * m + 32);
-                    // triplet 2m: sign bit 2m moved to bit 4; triplet 2m + 1: sign bit 2m + 1 moved to bit 4
-                    Signed512(t0, wx, Shift(sx, 4 - 2 * m), nibble, ref aEven, ref aOdd);
-                    Signed512(t0, wy, Shift(sy, 4 - 2 * m), nibble, ref bEven, ref bOdd);
-                    Signed512(t1, Vector512.ShiftRightLogical(wx, 4), Shift(sx, 3 - 2 * m), nibble, ref aEven, ref aOdd);
-                    Signed512(t1, Vector512.ShiftRightLogical(wy, 4), Shift(sy, 3 - 2 * m), nibble, ref bEven, ref bOdd);
-                }
-            }
-            ae0 += Avx512F.ConvertToVector512Int32(aEven.GetLower()); ae1 += Avx512F.ConvertToVector512Int32(aEven.GetUpper());
-            ad0 += Avx512F.ConvertToVector512Int32(aOdd.GetLower()); ad1 += Avx512F.ConvertToVector512Int32(aOdd.GetUpper());
-            be0 += Avx512F.ConvertToVector512Int32(bEven.GetLower()); be1 += Avx512F.ConvertToVector512Int32(bEven.GetUpper());
-            bd0 += Avx512F.ConvertToVector512Int32(bOdd.GetLower()); bd1 += Avx512F.ConvertToVector512Int32(bOdd.GetUpper());
-        }
-        StoreInterleaved(ae0, ae1, ad0, ad1, oa);
-        StoreInterleaved(be0, be1, bd0, bd1, ob);
-    }
-
-    /// <summary>
     /// <see cref="GroupV512"/> on four groups at once, <paramref name="stride"/> bytes apart (one per quarter of the
     /// range): four memory streams, one set of table loads. The int32 sums live in a stack block between chunks so the
     /// four groups' int16 sums fit the 32 registers.
@@ -519,21 +461,12 @@ public sealed class TL2 : PackedMatrix
                     Signed512(t1, Vector512.ShiftRightLogical(wd, 4), Shift(sd, 3 - 2 * m), nibble, ref dE, ref dO);
                 }
             }
-            Widen(aE, aO, sums); Widen(bE, bO, sums + 64); Widen(cE, cO, sums + 128); Widen(dE, dO, sums + 192);
+            WidenInto(aE, aO, sums); WidenInto(bE, bO, sums + 64); WidenInto(cE, cO, sums + 128); WidenInto(dE, dO, sums + 192);
         }
         Interleave(sums, o0); Interleave(sums + 64, o1); Interleave(sums + 128, o2); Interleave(sums + 192, o3);
     }
 
-    /// <summary>Adds a chunk's int16 sums into int32 sums laid out as [even rows 0..31, odd rows 0..31].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Widen(Vector512<short> even, Vector512<short> odd, int* s)
-    {
-        (Vector512.Load(s) + Avx512F.ConvertToVector512Int32(even.GetLower())).Store(s);
-        (Vector512.Load(s + 16) + Avx512F.ConvertToVector512Int32(even.GetUpper())).Store(s + 16);
-        (Vector512.Load(s + 32) + Avx512F.ConvertToVector512Int32(odd.GetLower())).Store(s + 32);
-        (Vector512.Load(s + 48) + Avx512F.ConvertToVector512Int32(odd.GetUpper())).Store(s + 48);
-    }
-
+    /// <summary>int32 sums laid out [even rows 0..31, odd rows 0..31] to natural row order.</summary>
     private static unsafe void Interleave(int* s, int* o)
     {
         for (int i = 0; i < 32; i++) { o[2 * i] = s[i]; o[2 * i + 1] = s[32 + i]; }
@@ -548,7 +481,7 @@ public sealed class TL2 : PackedMatrix
     {
         int* tmp = stackalloc int[64];
         e0.Store(tmp); e1.Store(tmp + 16); d0.Store(tmp + 32); d1.Store(tmp + 48);
-        for (int i = 0; i < 32; i++) { o[2 * i] = tmp[i]; o[2 * i + 1] = tmp[32 + i]; }
+        Interleave(tmp, o);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
