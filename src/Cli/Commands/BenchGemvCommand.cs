@@ -1,7 +1,6 @@
 using Workbench.Engine.Tensors;
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Workbench.Engine.LowBit;
 
 namespace Workbench.Cli.Commands;
@@ -47,13 +46,13 @@ public static class BenchGemvCommand
                 double bandwidth = GemvProbe.ReadBandwidthGBps(t);
                 double floorUs = r.WeightBytes / bandwidth / 1e3;
                 if (parse.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(new
+                    CliHelpers.PrintJson(new
                     {
                         format = FormatName(r.Format), rows = r.Rows, cols = r.Cols, threads = r.Threads, isa = r.Path.ToString(),
                         runs = r.Runs, median_us = r.MedianUs, min_us = r.MinUs, gops = r.Gops, weight_gbps = r.WeightGBps,
                         weight_bytes = r.WeightBytes, bits_per_weight = r.BitsPerWeight, pool_copies = r.PoolCopies, pool_bytes = r.PoolBytes,
                         bandwidth_gbps = bandwidth, floor_us = floorUs, x_floor = r.MedianUs / floorUs,
-                    }));
+                    });
                 else
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{FormatName(r.Format)} {r.Rows}x{r.Cols} threads={r.Threads} isa={r.Path}: median {r.MedianUs:F1} us (min {r.MinUs:F1}), {r.Gops:F1} GOPS, weights {r.WeightGBps:F1} GB/s, {r.BitsPerWeight:F2} bits/weight, pool {r.PoolCopies} x {r.WeightBytes / 1e6:F1} MB; memory floor {floorUs:F0} us at {bandwidth:F1} GB/s read here (x{r.MedianUs / floorUs:F2})"));

@@ -111,7 +111,7 @@ internal static class TokenDropCli
                     ["ranking_macs"] = eval.Cost.RankingMacs,
                     ["tokens_per_layer"] = eval.Cost.Layers.Select(l => l.Tokens).ToArray(),
                 };
-                output.WriteLine(JsonSerializer.Serialize(json));
+                output.WriteLine(JsonSerializer.Serialize(json, CliHelpers.Json));
             }
             else
             {
@@ -172,7 +172,7 @@ internal static class TokenDropCli
                 method, loaded.Name, sched, json["rank"], texts.Count, e.MeanCosine, e.MinCosine, e.FlopsRatio);
         }
         else throw new CliUsageException($"--model {name}: not a decoder, encoder or the ViT");
-        output.WriteLine(pr.GetValue(o.Json) ? JsonSerializer.Serialize(json) : text);
+        output.WriteLine(pr.GetValue(o.Json) ? JsonSerializer.Serialize(json, CliHelpers.Json) : text);
         return 0;
     }
 
