@@ -131,12 +131,7 @@ public class GemvBenchmarks
             foreach (var w in _workers) w.Start();
         }
 
-        private void Part(int t)
-        {
-            int g = _rows / 4;
-            int r0 = g * t / _threads * 4, r1 = t == _threads - 1 ? _rows : g * (t + 1) / _threads * 4;
-            Workbench.Engine.Tensors.MatMul.GemvRows(_w, _rows, _cols, _x, _y, r0, r1);
-        }
+        private void Part(int t) => Workbench.Engine.Tensors.MatMul.GemvPart(_w, _rows, _cols, _x, _y, t, _threads);
 
         public void Run(float[] w, float[] x, float[] y)
         {

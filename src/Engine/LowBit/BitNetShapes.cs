@@ -106,20 +106,11 @@ public sealed class BitNetShapes : IDisposable
         }
     }
 
-    private void F32Part(int t)
-    {
-        var s = _f32Shape;
-        int groups = s.Rows / 4;
-        int r0 = (int)((long)groups * t / Threads) * 4, r1 = t == Threads - 1 ? s.Rows : (int)((long)groups * (t + 1) / Threads) * 4;
-        Workbench.Engine.Tensors.MatMul.GemvRows(_f32W, s.Rows, s.Cols, _x.AsSpan(0, s.Cols), _y.AsSpan(0, s.Rows), r0, r1);
-    }
+    private void F32Part(int t) =>
+        MatMul.GemvPart(_f32W, _f32Shape.Rows, _f32Shape.Cols, _x.AsSpan(0, _f32Shape.Cols), _y.AsSpan(0, _f32Shape.Rows), t, Threads);
 
-    private void HeadPart(int t)
-    {
-        int groups = Vocab / 4;
-        int r0 = (int)((long)groups * t / Threads) * 4, r1 = t == Threads - 1 ? Vocab : (int)((long)groups * (t + 1) / Threads) * 4;
-        Workbench.Engine.Tensors.MatMul.GemvRows(_headF32, Vocab, Hidden, _x.AsSpan(0, Hidden), _y.AsSpan(0, Vocab), r0, r1);
-    }
+    private void HeadPart(int t) =>
+        MatMul.GemvPart(_headF32, Vocab, Hidden, _x.AsSpan(0, Hidden), _y.AsSpan(0, Vocab), t, Threads);
 
     /// <summary>Runs one decode token's GEMVs (every layer's q, k, v, o, gate, up, down, then the head). No allocation.</summary>
     public void DecodeToken()

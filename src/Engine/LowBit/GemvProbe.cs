@@ -48,12 +48,7 @@ public static class GemvProbe
             for (int i = 1; i < copies; i++) pool[i] = (float[])w0.Clone();
             using var team = new WorkerTeam(threads);
             float[] current = w0;
-            Action<int> part = t =>
-            {
-                int groups = (rows + 3) / 4;
-                int r0 = Math.Min(rows, (int)((long)groups * t / threads) * 4), r1 = t == threads - 1 ? rows : Math.Min(rows, (int)((long)groups * (t + 1) / threads) * 4);
-                Workbench.Engine.Tensors.MatMul.GemvRows(current, rows, cols, x, y, r0, r1);
-            };
+            Action<int> part = t => MatMul.GemvPart(current, rows, cols, x, y, t, threads);
             Measure(times, warmup, copies, i => { current = pool[i]; team.Run(part); });
         }
         else

@@ -84,8 +84,21 @@ public static unsafe class MatMul
         int threads = 0, IsaPath? path = null) => Linear(x, 1, cols, w, rows, y, threads, path);
 
     /// <summary>
-    /// Rows [rowStart, rowEnd) of y = W x on the calling thread: for callers that split rows over their own threads
-    /// (the low-bit benchmarks' worker team).
+    /// Part <paramref name="part"/> of <paramref name="parts"/> of y = W x on the calling thread: the rows cut into
+    /// equal runs of whole 4-row tiles, the last part taking the rest. For callers that run the parts on their own
+    /// threads (the low-bit benchmarks' worker teams).
+    /// </summary>
+    public static void GemvPart(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int part, int parts, IsaPath? path = null)
+    {
+        if (parts < 1 || (uint)part >= (uint)parts) throw new ArgumentOutOfRangeException(nameof(part), $"part {part} of {parts}");
+        long tiles = (rows + 3) / 4;
+        int r0 = (int)Math.Min(rows, tiles * part / parts * 4);
+        int r1 = part == parts - 1 ? rows : (int)Math.Min(rows, tiles * (part + 1) / parts * 4);
+        GemvRows(w, rows, cols, x, y, r0, r1, path);
+    }
+
+    /// <summary>
+    /// Rows [rowStart, rowEnd) of y = W x on the calling thread: for callers that split rows over their own threads.
     /// </summary>
     public static void GemvRows(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int rowStart, int rowEnd, IsaPath? path = null)
     {

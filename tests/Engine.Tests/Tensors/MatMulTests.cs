@@ -66,6 +66,14 @@ public class MatMulTests
         MatMul.LinearScalar(x, 1, cols, w, rows, want);
         MatMul.Gemv(w, rows, cols, x, got, threads: 2, path: path);
         Assert.Equal(want, got);
+        // The same product in parts, as the worker teams of the low-bit benchmarks run it: every row exactly once.
+        foreach (int parts in new[] { 1, 2, 3, 4, 11 })
+        {
+            var byParts = Enumerable.Repeat(float.NaN, rows).ToArray();
+            for (int p = 0; p < parts; p++) MatMul.GemvPart(w, rows, cols, x, byParts, p, parts, path);
+            Assert.Equal(want, byParts);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.GemvPart(w, rows, cols, x, got, 2, 2, path));
     }
 
     [Fact]
