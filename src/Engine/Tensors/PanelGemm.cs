@@ -168,17 +168,24 @@ internal static unsafe class PanelGemm
                         }
                         if (i < n)
                         {
-                            // The last n mod mr rows: copied into a zero-padded block so they take a full kernel (on
-                            // V512 the 8-row one when they fit it).
+                            // The last n mod mr rows. On V512 exactly 8 (n = 128 and other multiples of 8) take the
+                            // 8-row kernel in place; any other rest is copied into a zero-padded block so it takes a
+                            // full kernel (the 8-row one when it fits).
                             int rest = n - i;
                             bool short8 = TV.Count == 16 && rest <= 8;
-                            int rows = short8 ? 8 : mr;
-                            for (int ii = 0; ii < rows; ii++)
-                                if (ii < rest) new Span<float>(x + (long)(i + ii) * k + kb, kc).CopyTo(new Span<float>(xpad + ii * KC, kc));
-                                else new Span<float>(xpad + ii * KC, kc).Clear();
-                            Micro<TV>(xpad, KC, kc, pb, tail, nr, false, Prefetch.Share(next, nextFloats, block, blocks, kc), short8);
-                            for (int ii = 0; ii < rest; ii++)
-                                AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
+                            var pf = Prefetch.Share(next, nextFloats, block, blocks, kc);
+                            if (short8 && rest == 8 && cols == nr)
+                                Micro<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, add, pf, short8: true);
+                            else
+                            {
+                                int rows = short8 ? 8 : mr;
+                                for (int ii = 0; ii < rows; ii++)
+                                    if (ii < rest) new Span<float>(x + (long)(i + ii) * k + kb, kc).CopyTo(new Span<float>(xpad + ii * KC, kc));
+                                    else new Span<float>(xpad + ii * KC, kc).Clear();
+                                Micro<TV>(xpad, KC, kc, pb, tail, nr, false, pf, short8);
+                                for (int ii = 0; ii < rest; ii++)
+                                    AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
+                            }
                         }
                     }
                 }
