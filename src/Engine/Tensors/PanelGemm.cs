@@ -197,6 +197,34 @@ internal static unsafe class PanelGemm
         }
     }
 
+    /// <summary>
+    /// Touches the lines of a tile of y before the kernel's k loop, so the stores (or the sums of a later k block) at
+    /// its end find them in cache instead of waiting on memory: y is often a buffer fresh from the pool.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* y, int ldy, int rows, int nr)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        for (int r = 0; r < rows; r++, y += ldy)
+        {
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(y);
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(y + nr - 1);
+        }
+    }
+
+    /// <summary>One row of a tile: stored, or added to what earlier k blocks left there.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put<TV>(TV lo, TV hi, float* y, int v, bool add) where TV : struct, IVec<TV>
+    {
+        if (add)
+        {
+            lo = TV.Add(lo, TV.Load(y));
+            hi = TV.Add(hi, TV.Load(y + v));
+        }
+        TV.Store(lo, y);
+        TV.Store(hi, y + v);
+    }
+
     private static void AddOrCopy(float* src, float* dst, int n, bool add)
     {
         var d = new Span<float>(dst, n);
@@ -212,22 +240,7 @@ internal static unsafe class PanelGemm
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default,
            c80 = default, c81 = default, c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
-        if (add)
-        {
-            float* yy = y;
-            c00 = TV.Load(yy); c01 = TV.Load(yy + v); yy += ldy;
-            c10 = TV.Load(yy); c11 = TV.Load(yy + v); yy += ldy;
-            c20 = TV.Load(yy); c21 = TV.Load(yy + v); yy += ldy;
-            c30 = TV.Load(yy); c31 = TV.Load(yy + v); yy += ldy;
-            c40 = TV.Load(yy); c41 = TV.Load(yy + v); yy += ldy;
-            c50 = TV.Load(yy); c51 = TV.Load(yy + v); yy += ldy;
-            c60 = TV.Load(yy); c61 = TV.Load(yy + v); yy += ldy;
-            c70 = TV.Load(yy); c71 = TV.Load(yy + v); yy += ldy;
-            c80 = TV.Load(yy); c81 = TV.Load(yy + v); yy += ldy;
-            c90 = TV.Load(yy); c91 = TV.Load(yy + v); yy += ldy;
-            ca0 = TV.Load(yy); ca1 = TV.Load(yy + v); yy += ldy;
-            cb0 = TV.Load(yy); cb1 = TV.Load(yy + v);
-        }
+        PrefetchTile(y, ldy, 12, nr);
         nint l = ldx;
         for (int t = 0; t < kc; t++)
         {
@@ -248,18 +261,18 @@ internal static unsafe class PanelGemm
             a = TV.Broadcast(xt[10 * l]); ca0 = TV.Fma(a, b0, ca0); ca1 = TV.Fma(a, b1, ca1);
             a = TV.Broadcast(xt[11 * l]); cb0 = TV.Fma(a, b0, cb0); cb1 = TV.Fma(a, b1, cb1);
         }
-        TV.Store(c00, y); TV.Store(c01, y + v); y += ldy;
-        TV.Store(c10, y); TV.Store(c11, y + v); y += ldy;
-        TV.Store(c20, y); TV.Store(c21, y + v); y += ldy;
-        TV.Store(c30, y); TV.Store(c31, y + v); y += ldy;
-        TV.Store(c40, y); TV.Store(c41, y + v); y += ldy;
-        TV.Store(c50, y); TV.Store(c51, y + v); y += ldy;
-        TV.Store(c60, y); TV.Store(c61, y + v); y += ldy;
-        TV.Store(c70, y); TV.Store(c71, y + v); y += ldy;
-        TV.Store(c80, y); TV.Store(c81, y + v); y += ldy;
-        TV.Store(c90, y); TV.Store(c91, y + v); y += ldy;
-        TV.Store(ca0, y); TV.Store(ca1, y + v); y += ldy;
-        TV.Store(cb0, y); TV.Store(cb1, y + v);
+        Put(c00, c01, y, v, add); y += ldy;
+        Put(c10, c11, y, v, add); y += ldy;
+        Put(c20, c21, y, v, add); y += ldy;
+        Put(c30, c31, y, v, add); y += ldy;
+        Put(c40, c41, y, v, add); y += ldy;
+        Put(c50, c51, y, v, add); y += ldy;
+        Put(c60, c61, y, v, add); y += ldy;
+        Put(c70, c71, y, v, add); y += ldy;
+        Put(c80, c81, y, v, add); y += ldy;
+        Put(c90, c91, y, v, add); y += ldy;
+        Put(ca0, ca1, y, v, add); y += ldy;
+        Put(cb0, cb1, y, v, add);
     }
 
     /// <summary>An 8 x nr tile, as <see cref="Micro6{TV}"/> with two more rows (V512's last rows of X).</summary>
@@ -269,18 +282,7 @@ internal static unsafe class PanelGemm
         int nr = 2 * TV.Count, v = TV.Count;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-        if (add)
-        {
-            float* yy = y;
-            c00 = TV.Load(yy); c01 = TV.Load(yy + v); yy += ldy;
-            c10 = TV.Load(yy); c11 = TV.Load(yy + v); yy += ldy;
-            c20 = TV.Load(yy); c21 = TV.Load(yy + v); yy += ldy;
-            c30 = TV.Load(yy); c31 = TV.Load(yy + v); yy += ldy;
-            c40 = TV.Load(yy); c41 = TV.Load(yy + v); yy += ldy;
-            c50 = TV.Load(yy); c51 = TV.Load(yy + v); yy += ldy;
-            c60 = TV.Load(yy); c61 = TV.Load(yy + v); yy += ldy;
-            c70 = TV.Load(yy); c71 = TV.Load(yy + v);
-        }
+        PrefetchTile(y, ldy, 8, nr);
         float* x0 = x, x1 = x + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx, x6 = x5 + ldx, x7 = x6 + ldx;
         for (int t = 0; t < kc; t++)
         {
@@ -296,14 +298,14 @@ internal static unsafe class PanelGemm
             a = TV.Broadcast(x6[t]); c60 = TV.Fma(a, b0, c60); c61 = TV.Fma(a, b1, c61);
             a = TV.Broadcast(x7[t]); c70 = TV.Fma(a, b0, c70); c71 = TV.Fma(a, b1, c71);
         }
-        TV.Store(c00, y); TV.Store(c01, y + v); y += ldy;
-        TV.Store(c10, y); TV.Store(c11, y + v); y += ldy;
-        TV.Store(c20, y); TV.Store(c21, y + v); y += ldy;
-        TV.Store(c30, y); TV.Store(c31, y + v); y += ldy;
-        TV.Store(c40, y); TV.Store(c41, y + v); y += ldy;
-        TV.Store(c50, y); TV.Store(c51, y + v); y += ldy;
-        TV.Store(c60, y); TV.Store(c61, y + v); y += ldy;
-        TV.Store(c70, y); TV.Store(c71, y + v);
+        Put(c00, c01, y, v, add); y += ldy;
+        Put(c10, c11, y, v, add); y += ldy;
+        Put(c20, c21, y, v, add); y += ldy;
+        Put(c30, c31, y, v, add); y += ldy;
+        Put(c40, c41, y, v, add); y += ldy;
+        Put(c50, c51, y, v, add); y += ldy;
+        Put(c60, c61, y, v, add); y += ldy;
+        Put(c70, c71, y, v, add);
     }
 
     /// <summary>
@@ -316,17 +318,7 @@ internal static unsafe class PanelGemm
         int nr = 2 * TV.Count;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        if (add)
-        {
-            int v0 = TV.Count;
-            float* yy = y;
-            c00 = TV.Load(yy); c01 = TV.Load(yy + v0); yy += ldy;
-            c10 = TV.Load(yy); c11 = TV.Load(yy + v0); yy += ldy;
-            c20 = TV.Load(yy); c21 = TV.Load(yy + v0); yy += ldy;
-            c30 = TV.Load(yy); c31 = TV.Load(yy + v0); yy += ldy;
-            c40 = TV.Load(yy); c41 = TV.Load(yy + v0); yy += ldy;
-            c50 = TV.Load(yy); c51 = TV.Load(yy + v0);
-        }
+        PrefetchTile(y, ldy, 6, nr);
         float* x0 = x, x1 = x + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx;
         for (int t = 0; t < kc; t++)
         {
@@ -341,12 +333,12 @@ internal static unsafe class PanelGemm
             a = TV.Broadcast(x5[t]); c50 = TV.Fma(a, b0, c50); c51 = TV.Fma(a, b1, c51);
         }
         int v = TV.Count;
-        TV.Store(c00, y); TV.Store(c01, y + v); y += ldy;
-        TV.Store(c10, y); TV.Store(c11, y + v); y += ldy;
-        TV.Store(c20, y); TV.Store(c21, y + v); y += ldy;
-        TV.Store(c30, y); TV.Store(c31, y + v); y += ldy;
-        TV.Store(c40, y); TV.Store(c41, y + v); y += ldy;
-        TV.Store(c50, y); TV.Store(c51, y + v);
+        Put(c00, c01, y, v, add); y += ldy;
+        Put(c10, c11, y, v, add); y += ldy;
+        Put(c20, c21, y, v, add); y += ldy;
+        Put(c30, c31, y, v, add); y += ldy;
+        Put(c40, c41, y, v, add); y += ldy;
+        Put(c50, c51, y, v, add);
     }
 
 }
@@ -358,6 +350,7 @@ internal unsafe interface IVec<TSelf> where TSelf : struct, IVec<TSelf>
     static abstract TSelf Load(float* p);
     static abstract TSelf Broadcast(float v);
     static abstract TSelf Fma(TSelf a, TSelf b, TSelf c);
+    static abstract TSelf Add(TSelf a, TSelf b);
     static abstract void Store(TSelf v, float* p);
     static abstract float Sum(TSelf v);
 }
@@ -369,6 +362,7 @@ internal unsafe struct V512 : IVec<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Load(float* p) => new() { _v = Vector512.Load(p) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Broadcast(float v) => new() { _v = Vector512.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Fma(V512 a, V512 b, V512 c) => new() { _v = Vector512.FusedMultiplyAdd(a._v, b._v, c._v) };
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Add(V512 a, V512 b) => new() { _v = a._v + b._v };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V512 v, float* p) => v._v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 v) => Vector512.Sum(v._v);
 }
@@ -380,6 +374,7 @@ internal unsafe struct V256 : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Load(float* p) => new() { _v = Vector256.Load(p) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Broadcast(float v) => new() { _v = Vector256.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 a, V256 b, V256 c) => new() { _v = Vector256.FusedMultiplyAdd(a._v, b._v, c._v) };
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Add(V256 a, V256 b) => new() { _v = a._v + b._v };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V256 v, float* p) => v._v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 v) => Vector256.Sum(v._v);
 }
@@ -391,6 +386,7 @@ internal unsafe struct V128 : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Load(float* p) => new() { _v = Vector128.Load(p) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Broadcast(float v) => new() { _v = Vector128.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 a, V128 b, V128 c) => new() { _v = Vector128.FusedMultiplyAdd(a._v, b._v, c._v) };
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Add(V128 a, V128 b) => new() { _v = a._v + b._v };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V128 v, float* p) => v._v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V128 v) => Vector128.Sum(v._v);
 }
