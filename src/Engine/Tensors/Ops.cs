@@ -93,6 +93,7 @@ public static class Ops
         Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f,
         E0 = 1.9875691500e-4f, E1 = 1.3981999507e-3f, E2 = 8.3334519073e-3f, E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> Exp(Vector512<float> input)
     {
         var x = Vector512.Min(Vector512.Max(input, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
@@ -106,6 +107,7 @@ public static class Ops
         return Vector512.ConditionalSelect(Vector512.LessThan(input, Vector512.Create(ExpLo)), Vector512<float>.Zero, y * scale);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> Exp(Vector256<float> input)
     {
         var x = Vector256.Min(Vector256.Max(input, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
@@ -119,6 +121,7 @@ public static class Ops
         return Vector256.ConditionalSelect(Vector256.LessThan(input, Vector256.Create(ExpLo)), Vector256<float>.Zero, y * scale);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal static Vector128<float> Exp(Vector128<float> input)
     {
         var x = Vector128.Min(Vector128.Max(input, Vector128.Create(ExpLo)), Vector128.Create(ExpHi));
@@ -145,6 +148,7 @@ public static class Ops
         return input < ExpLo ? 0f : y * scale;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Gelu(Vector512<float> v)
     {
         var z = Vector512.Abs(v) * InvSqrt2;
@@ -159,6 +163,7 @@ public static class Ops
         return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<float>.Zero), h * (Vector512.Create(2f) - erfc), h * erfc);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Gelu(Vector256<float> v)
     {
         var z = Vector256.Abs(v) * InvSqrt2;
@@ -173,6 +178,7 @@ public static class Ops
         return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), h * (Vector256.Create(2f) - erfc), h * erfc);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static Vector128<float> Gelu(Vector128<float> v)
     {
         var z = Vector128.Abs(v) * InvSqrt2;
