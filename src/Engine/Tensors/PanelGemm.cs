@@ -31,8 +31,8 @@ internal static unsafe class PanelGemm
     private static void Micro<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf, bool short8 = false) where TV : struct, IVec<TV>
     {
         if (TV.Count != 16) Micro6<TV>(x, ldx, kc, panel, y, ldy, add, pf);
-        else if (short8) Micro8<TV>(x, ldx, kc, panel, y, ldy, add, pf);
-        else Micro12<TV>(x, ldx, kc, panel, y, ldy, add, pf);
+        else if (short8) Micro8(x, ldx, kc, panel, y, ldy, add, pf);
+        else Micro12(x, ldx, kc, panel, y, ldy, add, pf);
     }
 
     /// <summary>
@@ -225,6 +225,18 @@ internal static unsafe class PanelGemm
         TV.Store(hi, y + v);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(Vector512<float> lo, Vector512<float> hi, float* y, int v, bool add)
+    {
+        if (add)
+        {
+            lo += Vector512.Load(y);
+            hi += Vector512.Load(y + v);
+        }
+        lo.Store(y);
+        hi.Store(y + v);
+    }
+
     private static void AddOrCopy(float* src, float* dst, int n, bool add)
     {
         var d = new Span<float>(dst, n);
@@ -232,34 +244,40 @@ internal static unsafe class PanelGemm
         else new ReadOnlySpan<float>(src, n).CopyTo(d);
     }
 
-    /// <summary>A 12 x nr tile, as <see cref="Micro6{TV}"/> with twice the rows (V512: 24 of the 32 registers).</summary>
+    /// <summary>
+    /// A 12 x 32 tile on Vector512, as <see cref="Micro6{TV}"/> with twice the rows (24 of the 32 registers). Written
+    /// on Vector512 itself, not through <see cref="IVec{TSelf}"/>: through the wrapper struct the JIT added a register
+    /// copy after every second FMA (12 extra instructions per k step).
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Micro12<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf) where TV : struct, IVec<TV>
+    private static void Micro12(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf)
     {
-        int nr = 2 * TV.Count, v = TV.Count;
-        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
+        int nr = 2 * 16, v = 16;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default,
            c80 = default, c81 = default, c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
         PrefetchTile(y, ldy, 12, nr);
+        // Four row pointers stepped along k, each row at +0, +1 or +2 strides from one of them: addressing modes the
+        // JIT folds, so the loop has five pointer increments and no other integer work.
         nint l = ldx;
-        for (int t = 0; t < kc; t++)
+        float* xa = x, xb = x + 3 * l, xc = x + 6 * l, xd = x + 9 * l, pe = panel + (long)kc * nr;
+        for (; panel < pe; panel += nr, xa++, xb++, xc++, xd++)
         {
             pf.Step();
-            var b0 = TV.Load(panel + t * nr);
-            var b1 = TV.Load(panel + t * nr + v);
-            float* xt = x + t;
-            var a = TV.Broadcast(xt[0]); c00 = TV.Fma(a, b0, c00); c01 = TV.Fma(a, b1, c01);
-            a = TV.Broadcast(xt[l]); c10 = TV.Fma(a, b0, c10); c11 = TV.Fma(a, b1, c11);
-            a = TV.Broadcast(xt[2 * l]); c20 = TV.Fma(a, b0, c20); c21 = TV.Fma(a, b1, c21);
-            a = TV.Broadcast(xt[3 * l]); c30 = TV.Fma(a, b0, c30); c31 = TV.Fma(a, b1, c31);
-            a = TV.Broadcast(xt[4 * l]); c40 = TV.Fma(a, b0, c40); c41 = TV.Fma(a, b1, c41);
-            a = TV.Broadcast(xt[5 * l]); c50 = TV.Fma(a, b0, c50); c51 = TV.Fma(a, b1, c51);
-            a = TV.Broadcast(xt[6 * l]); c60 = TV.Fma(a, b0, c60); c61 = TV.Fma(a, b1, c61);
-            a = TV.Broadcast(xt[7 * l]); c70 = TV.Fma(a, b0, c70); c71 = TV.Fma(a, b1, c71);
-            a = TV.Broadcast(xt[8 * l]); c80 = TV.Fma(a, b0, c80); c81 = TV.Fma(a, b1, c81);
-            a = TV.Broadcast(xt[9 * l]); c90 = TV.Fma(a, b0, c90); c91 = TV.Fma(a, b1, c91);
-            a = TV.Broadcast(xt[10 * l]); ca0 = TV.Fma(a, b0, ca0); ca1 = TV.Fma(a, b1, ca1);
-            a = TV.Broadcast(xt[11 * l]); cb0 = TV.Fma(a, b0, cb0); cb1 = TV.Fma(a, b1, cb1);
+            var b0 = Vector512.Load(panel);
+            var b1 = Vector512.Load(panel + v);
+            var a = Vector512.Create(xa[0]); c00 = Vector512.FusedMultiplyAdd(b0, a, c00); c01 = Vector512.FusedMultiplyAdd(b1, a, c01);
+            a = Vector512.Create(xa[l]); c10 = Vector512.FusedMultiplyAdd(b0, a, c10); c11 = Vector512.FusedMultiplyAdd(b1, a, c11);
+            a = Vector512.Create(xa[2 * l]); c20 = Vector512.FusedMultiplyAdd(b0, a, c20); c21 = Vector512.FusedMultiplyAdd(b1, a, c21);
+            a = Vector512.Create(xb[0]); c30 = Vector512.FusedMultiplyAdd(b0, a, c30); c31 = Vector512.FusedMultiplyAdd(b1, a, c31);
+            a = Vector512.Create(xb[l]); c40 = Vector512.FusedMultiplyAdd(b0, a, c40); c41 = Vector512.FusedMultiplyAdd(b1, a, c41);
+            a = Vector512.Create(xb[2 * l]); c50 = Vector512.FusedMultiplyAdd(b0, a, c50); c51 = Vector512.FusedMultiplyAdd(b1, a, c51);
+            a = Vector512.Create(xc[0]); c60 = Vector512.FusedMultiplyAdd(b0, a, c60); c61 = Vector512.FusedMultiplyAdd(b1, a, c61);
+            a = Vector512.Create(xc[l]); c70 = Vector512.FusedMultiplyAdd(b0, a, c70); c71 = Vector512.FusedMultiplyAdd(b1, a, c71);
+            a = Vector512.Create(xc[2 * l]); c80 = Vector512.FusedMultiplyAdd(b0, a, c80); c81 = Vector512.FusedMultiplyAdd(b1, a, c81);
+            a = Vector512.Create(xd[0]); c90 = Vector512.FusedMultiplyAdd(b0, a, c90); c91 = Vector512.FusedMultiplyAdd(b1, a, c91);
+            a = Vector512.Create(xd[l]); ca0 = Vector512.FusedMultiplyAdd(b0, a, ca0); ca1 = Vector512.FusedMultiplyAdd(b1, a, ca1);
+            a = Vector512.Create(xd[2 * l]); cb0 = Vector512.FusedMultiplyAdd(b0, a, cb0); cb1 = Vector512.FusedMultiplyAdd(b1, a, cb1);
         }
         Put(c00, c01, y, v, add); y += ldy;
         Put(c10, c11, y, v, add); y += ldy;
@@ -275,28 +293,29 @@ internal static unsafe class PanelGemm
         Put(cb0, cb1, y, v, add);
     }
 
-    /// <summary>An 8 x nr tile, as <see cref="Micro6{TV}"/> with two more rows (V512's last rows of X).</summary>
+    /// <summary>An 8 x 32 tile on Vector512 for the last rows of X, as <see cref="Micro12"/> with 8 rows.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Micro8<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf) where TV : struct, IVec<TV>
+    private static void Micro8(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf)
     {
-        int nr = 2 * TV.Count, v = TV.Count;
-        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
+        int nr = 2 * 16, v = 16;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
         PrefetchTile(y, ldy, 8, nr);
-        float* x0 = x, x1 = x + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx, x6 = x5 + ldx, x7 = x6 + ldx;
-        for (int t = 0; t < kc; t++)
+        nint l = ldx;
+        float* xa = x, xb = x + 3 * l, xc = x + 6 * l, pe = panel + (long)kc * nr;
+        for (; panel < pe; panel += nr, xa++, xb++, xc++)
         {
             pf.Step();
-            var b0 = TV.Load(panel + t * nr);
-            var b1 = TV.Load(panel + t * nr + v);
-            var a = TV.Broadcast(x0[t]); c00 = TV.Fma(a, b0, c00); c01 = TV.Fma(a, b1, c01);
-            a = TV.Broadcast(x1[t]); c10 = TV.Fma(a, b0, c10); c11 = TV.Fma(a, b1, c11);
-            a = TV.Broadcast(x2[t]); c20 = TV.Fma(a, b0, c20); c21 = TV.Fma(a, b1, c21);
-            a = TV.Broadcast(x3[t]); c30 = TV.Fma(a, b0, c30); c31 = TV.Fma(a, b1, c31);
-            a = TV.Broadcast(x4[t]); c40 = TV.Fma(a, b0, c40); c41 = TV.Fma(a, b1, c41);
-            a = TV.Broadcast(x5[t]); c50 = TV.Fma(a, b0, c50); c51 = TV.Fma(a, b1, c51);
-            a = TV.Broadcast(x6[t]); c60 = TV.Fma(a, b0, c60); c61 = TV.Fma(a, b1, c61);
-            a = TV.Broadcast(x7[t]); c70 = TV.Fma(a, b0, c70); c71 = TV.Fma(a, b1, c71);
+            var b0 = Vector512.Load(panel);
+            var b1 = Vector512.Load(panel + v);
+            var a = Vector512.Create(xa[0]); c00 = Vector512.FusedMultiplyAdd(b0, a, c00); c01 = Vector512.FusedMultiplyAdd(b1, a, c01);
+            a = Vector512.Create(xa[l]); c10 = Vector512.FusedMultiplyAdd(b0, a, c10); c11 = Vector512.FusedMultiplyAdd(b1, a, c11);
+            a = Vector512.Create(xa[2 * l]); c20 = Vector512.FusedMultiplyAdd(b0, a, c20); c21 = Vector512.FusedMultiplyAdd(b1, a, c21);
+            a = Vector512.Create(xb[0]); c30 = Vector512.FusedMultiplyAdd(b0, a, c30); c31 = Vector512.FusedMultiplyAdd(b1, a, c31);
+            a = Vector512.Create(xb[l]); c40 = Vector512.FusedMultiplyAdd(b0, a, c40); c41 = Vector512.FusedMultiplyAdd(b1, a, c41);
+            a = Vector512.Create(xb[2 * l]); c50 = Vector512.FusedMultiplyAdd(b0, a, c50); c51 = Vector512.FusedMultiplyAdd(b1, a, c51);
+            a = Vector512.Create(xc[0]); c60 = Vector512.FusedMultiplyAdd(b0, a, c60); c61 = Vector512.FusedMultiplyAdd(b1, a, c61);
+            a = Vector512.Create(xc[l]); c70 = Vector512.FusedMultiplyAdd(b0, a, c70); c71 = Vector512.FusedMultiplyAdd(b1, a, c71);
         }
         Put(c00, c01, y, v, add); y += ldy;
         Put(c10, c11, y, v, add); y += ldy;
