@@ -145,16 +145,8 @@ public sealed class BertModel : ITransformerModel
             float[] hBuf = Pool.Rent(n * m), oBuf = Pool.Rent(n * d);
             var h = hBuf.AsSpan(0, n * m);
             var o = oBuf.AsSpan(0, n * d);
-            ctx.RunLinear(x, n, d, w.Wi, m, h);
-            // bias and GELU row by row, split across threads for long inputs (serial, they were ~5% of a 2-thread forward)
-            Parallelism.For(n, (long)n * m >= 1 << 15 ? ctx.Threads : 1, i =>
-            {
-                var row = hBuf.AsSpan(i * m, m);
-                TensorPrimitives.Add(row, w.Bi, row);
-                Ops.GeluErf(row);
-            });
-            ctx.RunLinear(h, n, m, w.Wout, d, o);
-            Ops.AddBias(o, n, w.Bout);
+            ctx.RunLinear(x, n, d, w.Wi, m, h, w.Bi, gelu: true); // bias and GELU fused into the GEMM's tiles
+            ctx.RunLinear(h, n, m, w.Wout, d, o, w.Bout);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
             AddNorm(x, o, n, w.Ln2G, w.Ln2B);
             Pool.Return(hBuf);
@@ -191,9 +183,9 @@ public sealed class BertModel : ITransformerModel
         var q = qBuf.AsSpan(0, n * d);
         var k = kBuf.AsSpan(0, n * d);
         var v = vBuf.AsSpan(0, n * d);
-        ctx.RunLinear(x, n, d, w.Wq, d, q); Ops.AddBias(q, n, w.Bq);
-        ctx.RunLinear(x, n, d, w.Wk, d, k); Ops.AddBias(k, n, w.Bk);
-        ctx.RunLinear(x, n, d, w.Wv, d, v); Ops.AddBias(v, n, w.Bv);
+        ctx.RunLinear(x, n, d, w.Wq, d, q, w.Bq);
+        ctx.RunLinear(x, n, d, w.Wk, d, k, w.Bk);
+        ctx.RunLinear(x, n, d, w.Wv, d, v, w.Bv);
         ctx.Fire(HookNames.AttnK(layer), layer, k, n, d, s.TokenIndex);
         ctx.Fire(HookNames.AttnV(layer), layer, v, n, d, s.TokenIndex);
         bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
@@ -208,8 +200,7 @@ public sealed class BertModel : ITransformerModel
             for (int h = 0; h < heads; h++) Head(h);
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, n], s.TokenIndex);
         var outp = Pool.Rent(n * d);
-        ctx.RunLinear(oBuf.AsSpan(0, n * d), n, d, w.Wo, d, outp.AsSpan(0, n * d));
-        Ops.AddBias(outp.AsSpan(0, n * d), n, w.Bo);
+        ctx.RunLinear(oBuf.AsSpan(0, n * d), n, d, w.Wo, d, outp.AsSpan(0, n * d), w.Bo);
         Pool.Return(qBuf); Pool.Return(kBuf); Pool.Return(vBuf); Pool.Return(oBuf);
         return outp;
     }

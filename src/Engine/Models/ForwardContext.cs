@@ -45,6 +45,25 @@ public sealed class ForwardContext
         Tensors.MatMul.Linear(x, n, k, w, m, y, Threads);
     }
 
+    /// <summary>
+    /// A whole linear layer, Y = X W^T + bias, then exact GELU when <paramref name="gelu"/>: the fp32 kernel applies
+    /// both as each tile finishes; after an override they run as passes over Y.
+    /// </summary>
+    public void RunLinear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, ReadOnlySpan<float> bias, bool gelu = false)
+    {
+        if (Linear is { } o && o.TryLinear(w, x, n, k, m, y))
+        {
+            for (int i = 0; i < n; i++)
+            {
+                var row = y.Slice(i * m, m);
+                if (!bias.IsEmpty) System.Numerics.Tensors.TensorPrimitives.Add(row, bias, row);
+                if (gelu) Tensors.Ops.GeluErf(row);
+            }
+            return;
+        }
+        Tensors.MatMul.Linear(x, n, k, w, m, y, bias, gelu, Threads);
+    }
+
     internal bool Wants(string site) => Hooks?.Wants(site) ?? false;
 
     internal void Fire(string site, int layer, Span<float> data, int rows, int cols, int[] tokenIndex)

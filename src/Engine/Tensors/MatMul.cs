@@ -47,11 +47,26 @@ public static unsafe class MatMul
     /// X on, the GEMM uses a transposed panel copy of W made on first use and cached with the array.
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, int threads = 0, IsaPath? path = null)
+        => Linear(x, n, k, w, m, y, default, false, threads, path);
+
+    /// <summary>
+    /// A whole linear layer: Y = X W^T + bias (m values; empty for none), then exact GELU on Y when
+    /// <paramref name="gelu"/>. The GEMM applies both to each tile as it finishes, without another pass over Y.
+    /// </summary>
+    public static void Linear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, ReadOnlySpan<float> bias, bool gelu,
+        int threads = 0, IsaPath? path = null)
     {
+        if (!bias.IsEmpty && bias.Length != m) throw new ArgumentException($"bias has {bias.Length} values, not m = {m}", nameof(bias));
         var p = Isa.Resolve(path);
         if (n < PanelMinRows || p == IsaPath.Scalar)
         {
             Linear(x, n, k, w.AsSpan(), m, y, threads, path);
+            for (int i = 0; i < n; i++)
+            {
+                var row = y.Slice(i * m, m);
+                if (!bias.IsEmpty) System.Numerics.Tensors.TensorPrimitives.Add(row, bias, row);
+                if (gelu) Ops.GeluErf(row);
+            }
             return;
         }
         CheckShapes(x, n, k, w, m, y);
@@ -61,20 +76,20 @@ public static unsafe class MatMul
         if (packed.Nr != nr) packed = new PackedWeights(nr, PanelGemm.Pack(w, m, k, nr)); // another path than the cached one (tests)
         if (threads <= 0) threads = Environment.ProcessorCount;
         if ((long)n * k * m < ParallelThreshold || m < 2 * PanelGemm.MaxPanel) threads = 1;
-        fixed (float* px = x, pw = w, py = y, pp = packed.Data)
+        fixed (float* px = x, pw = w, py = y, pp = packed.Data, pb = bias)
         {
             if (threads == 1)
             {
-                PanelGemm.Run(px, n, k, pw, m, py, 0, m, p, pp);
+                PanelGemm.Run(px, n, k, pw, m, py, 0, m, p, pp, pb, gelu);
                 return;
             }
             int chunk = ((m + threads - 1) / threads + PanelGemm.MaxPanel - 1) / PanelGemm.MaxPanel * PanelGemm.MaxPanel;
-            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ap = (nint)pp;
+            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py, ap = (nint)pp, ab = (nint)pb;
             int chunks = (m + chunk - 1) / chunk;
             Parallelism.For(chunks, chunks, t =>
             {
                 int r0 = t * chunk, r1 = Math.Min(m, r0 + chunk);
-                PanelGemm.Run((float*)ax, n, k, (float*)aw, m, (float*)ay, r0, r1, p, (float*)ap);
+                PanelGemm.Run((float*)ax, n, k, (float*)aw, m, (float*)ay, r0, r1, p, (float*)ap, (float*)ab, gelu);
             });
         }
     }

@@ -149,7 +149,7 @@ public static class Ops
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Gelu(Vector512<float> v)
+    internal static Vector512<float> Gelu(Vector512<float> v)
     {
         var z = Vector512.Abs(v) * InvSqrt2;
         var t = Vector512<float>.One / (Vector512<float>.One + z * 0.5f);

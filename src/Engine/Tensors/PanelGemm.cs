@@ -97,17 +97,23 @@ internal static unsafe class PanelGemm
         return packed;
     }
 
-    public static void Run(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p, float* packed = null)
+    /// <summary>
+    /// Columns [r0, r1) of Y. With <paramref name="bias"/> (m values) and <paramref name="gelu"/>, each finished tile
+    /// gets bias[j] added and then exact GELU applied while it is still in L1 (the epilogue of a linear layer,
+    /// without another pass over Y).
+    /// </summary>
+    public static void Run(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p, float* packed = null,
+        float* bias = null, bool gelu = false)
     {
         switch (p)
         {
-            case IsaPath.V512: Run<V512>(x, n, k, w, m, y, r0, r1, packed); break;
-            case IsaPath.V256: Run<V256>(x, n, k, w, m, y, r0, r1, packed); break;
-            default: Run<V128>(x, n, k, w, m, y, r0, r1, packed); break;
+            case IsaPath.V512: Run<V512>(x, n, k, w, m, y, r0, r1, packed, bias, gelu); break;
+            case IsaPath.V256: Run<V256>(x, n, k, w, m, y, r0, r1, packed, bias, gelu); break;
+            default: Run<V128>(x, n, k, w, m, y, r0, r1, packed, bias, gelu); break;
         }
     }
 
-    private static void Run<TV>(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, float* packed) where TV : struct, IVec<TV>
+    private static void Run<TV>(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, float* packed, float* bias, bool gelu) where TV : struct, IVec<TV>
     {
         int nr = 2 * TV.Count;
         int mr = Rows<TV>();
@@ -142,7 +148,7 @@ internal static unsafe class PanelGemm
                     for (int kb = 0; kb < k; kb += KC)
                     {
                         int kc = Math.Min(KC, k - kb);
-                        bool add = kb > 0;
+                        bool add = kb > 0, last = kb + KC >= k && (bias is not null || gelu);
                         float* pb = panel + (long)kb * nr;
                         // The W block after this one (this panel's next k block, or the next panel's first), fetched
                         // into cache by the row blocks below while they compute on this one.
@@ -165,6 +171,7 @@ internal static unsafe class PanelGemm
                                 for (int ii = 0; ii < mr; ii++)
                                     AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
                             }
+                            if (last) Epilogue(y + (long)i * m + j0, mr, cols, m, bias is null ? null : bias + j0, gelu);
                         }
                         if (i < n)
                         {
@@ -186,6 +193,7 @@ internal static unsafe class PanelGemm
                                 for (int ii = 0; ii < rest; ii++)
                                     AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
                             }
+                            if (last) Epilogue(y + (long)i * m + j0, rest, cols, m, bias is null ? null : bias + j0, gelu);
                         }
                     }
                 }
@@ -235,6 +243,32 @@ internal static unsafe class PanelGemm
         }
         lo.Store(y);
         hi.Store(y + v);
+    }
+
+    /// <summary>
+    /// Bias and GELU on a finished tile of <paramref name="rows"/> x <paramref name="cols"/> at stride ldy, while it is
+    /// in L1. A full V512 tile row (32 columns) takes two vectors; other widths go through the span routines.
+    /// </summary>
+    private static void Epilogue(float* y, int rows, int cols, int ldy, float* bias, bool gelu)
+    {
+        if (cols == 32 && Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> b0 = bias is null ? default : Vector512.Load(bias), b1 = bias is null ? default : Vector512.Load(bias + 16);
+            for (int r = 0; r < rows; r++, y += ldy)
+            {
+                Vector512<float> v0 = Vector512.Load(y) + b0, v1 = Vector512.Load(y + 16) + b1;
+                if (gelu) { v0 = Ops.Gelu(v0); v1 = Ops.Gelu(v1); }
+                v0.Store(y);
+                v1.Store(y + 16);
+            }
+            return;
+        }
+        for (int r = 0; r < rows; r++, y += ldy)
+        {
+            var row = new Span<float>(y, cols);
+            if (bias is not null) System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(bias, cols), row);
+            if (gelu) Ops.GeluErf(row);
+        }
     }
 
     private static void AddOrCopy(float* src, float* dst, int n, bool add)

@@ -56,6 +56,35 @@ public class MatMulTests
         }
     }
 
+    /// <summary>The fused epilogue (bias, then exact GELU, on each finished tile) against the plain product plus separate passes.</summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void Linear_with_bias_and_gelu_equals_the_unfused_layer(IsaPath path)
+    {
+        var rng = new Random(99);
+        foreach (var (n, k, m) in new[] { (1, 40, 70), (3, 300, 33), (20, 300, 40), (128, 384, 96), (13, 520, 64) })
+            foreach (bool gelu in new[] { false, true })
+            {
+                var x = Rand(rng, n * k); var w = Rand(rng, m * k); var bias = Rand(rng, m);
+                var want = new float[n * m];
+                MatMul.LinearScalar(x, n, k, w, m, want);
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < m; j++)
+                    {
+                        double v = want[i * m + j] + bias[j];
+                        want[i * m + j] = (float)(gelu ? 0.5 * v * (1 + Ops.Erf(v / Math.Sqrt(2))) : v);
+                    }
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    var got = new float[n * m];
+                    MatMul.Linear(x, n, k, w, m, got, bias, gelu, threads, path);
+                    for (int i = 0; i < want.Length; i++)
+                        Assert.True(Math.Abs(want[i] - got[i]) <= 2e-5f * (1 + MathF.Sqrt(k)), $"{path} n={n} k={k} m={m} gelu={gelu} t={threads} [{i}]: {got[i]} vs {want[i]}");
+                }
+            }
+        Assert.Throws<ArgumentException>(() => MatMul.Linear(new float[8], 2, 4, new float[12], 3, new float[6], new float[2], false));
+    }
+
     [Theory]
     [MemberData(nameof(Paths))]
     public void Gemv_uses_every_row_once_and_handles_tails(IsaPath path)
