@@ -117,6 +117,16 @@ internal static unsafe class PanelGemm
     {
         int nr = 2 * TV.Count;
         int mr = Rows<TV>();
+        // Row blocks: full blocks of mr rows, then (V512) up to two 8-row blocks in place, then a padded rest. A rest
+        // of 1-4 rows after 12-row blocks gives one 12-row block back to make 8 + 5..8 (n = 16 is two 8-row blocks, not
+        // 12 and 4 padded to 8); n = 128 is ten 12-row blocks and one 8-row block.
+        int full = n / mr * mr, eights = 0;
+        if (TV.Count == 16)
+        {
+            int r = n - full;
+            if (r is > 0 and <= 4 && full >= 12) { full -= 12; r += 12; }
+            eights = r == 16 ? 2 : r >= 13 || r == 8 ? 1 : 0;
+        }
         var rented = ArrayPool<float>.Shared.Rent((packed is null ? k * nr : 0) + nr * MaxMR + 16 + MaxMR * KC);
         try
         {
@@ -159,40 +169,27 @@ internal static unsafe class PanelGemm
                             if (kb + KC < k) { next = pb + (long)KC * nr; nextFloats = (long)Math.Min(KC, k - kb - KC) * nr; }
                             else if (j0 + nr < r1) { next = packed + (long)((j0 + nr) / nr) * k * nr; nextFloats = (long)Math.Min(KC, k) * nr; }
                         }
-                        int blocks = (n + mr - 1) / mr, block = 0;
+                        int blocks = full / mr + eights + (n > full + 8 * eights ? 1 : 0), block = 0;
                         int i = 0;
-                        for (; i + mr <= n; i += mr, block++)
-                        {
-                            var pf = Prefetch.Share(next, nextFloats, block, blocks, kc);
-                            if (cols == nr) Micro<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, add, pf);
-                            else
-                            {
-                                Micro<TV>(x + (long)i * k + kb, k, kc, pb, tail, nr, false, pf);
-                                for (int ii = 0; ii < mr; ii++)
-                                    AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
-                            }
-                            if (last) Epilogue(y + (long)i * m + j0, mr, cols, m, bias is null ? null : bias + j0, gelu);
-                        }
+                        for (; i < full; i += mr, block++)
+                            Block<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, cols, add, Prefetch.Share(next, nextFloats, block, blocks, kc),
+                                false, tail, last, bias is null ? null : bias + j0, gelu);
+                        for (int e = 0; e < eights; e++, i += 8, block++)
+                            Block<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, cols, add, Prefetch.Share(next, nextFloats, block, blocks, kc),
+                                true, tail, last, bias is null ? null : bias + j0, gelu);
                         if (i < n)
                         {
-                            // The last n mod mr rows. On V512 exactly 8 (n = 128 and other multiples of 8) take the
-                            // 8-row kernel in place; any other rest is copied into a zero-padded block so it takes a
-                            // full kernel (the 8-row one when it fits).
+                            // The rest: copied into a zero-padded block so it takes a full kernel (on V512 the 8-row
+                            // one when it fits).
                             int rest = n - i;
                             bool short8 = TV.Count == 16 && rest <= 8;
-                            var pf = Prefetch.Share(next, nextFloats, block, blocks, kc);
-                            if (short8 && rest == 8 && cols == nr)
-                                Micro<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, add, pf, short8: true);
-                            else
-                            {
-                                int rows = short8 ? 8 : mr;
-                                for (int ii = 0; ii < rows; ii++)
-                                    if (ii < rest) new Span<float>(x + (long)(i + ii) * k + kb, kc).CopyTo(new Span<float>(xpad + ii * KC, kc));
-                                    else new Span<float>(xpad + ii * KC, kc).Clear();
-                                Micro<TV>(xpad, KC, kc, pb, tail, nr, false, pf, short8);
-                                for (int ii = 0; ii < rest; ii++)
-                                    AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
-                            }
+                            int rows = short8 ? 8 : mr;
+                            for (int ii = 0; ii < rows; ii++)
+                                if (ii < rest) new Span<float>(x + (long)(i + ii) * k + kb, kc).CopyTo(new Span<float>(xpad + ii * KC, kc));
+                                else new Span<float>(xpad + ii * KC, kc).Clear();
+                            Micro<TV>(xpad, KC, kc, pb, tail, nr, false, Prefetch.Share(next, nextFloats, block, blocks, kc), short8);
+                            for (int ii = 0; ii < rest; ii++)
+                                AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
                             if (last) Epilogue(y + (long)i * m + j0, rest, cols, m, bias is null ? null : bias + j0, gelu);
                         }
                     }
@@ -243,6 +240,24 @@ internal static unsafe class PanelGemm
         }
         lo.Store(y);
         hi.Store(y + v);
+    }
+
+    /// <summary>
+    /// One unpadded row block (mr rows, or 8 with <paramref name="short8"/>) against a panel block: straight into y when
+    /// the panel is full, else through <paramref name="tail"/> for the valid columns; then the epilogue on the last k block.
+    /// </summary>
+    private static void Block<TV>(float* x, int ldx, int kc, float* pb, float* y, int ldy, int cols, bool add, Prefetch pf, bool short8,
+        float* tail, bool last, float* bias, bool gelu) where TV : struct, IVec<TV>
+    {
+        int nr = 2 * TV.Count, rows = short8 ? 8 : Rows<TV>();
+        if (cols == nr) Micro<TV>(x, ldx, kc, pb, y, ldy, add, pf, short8);
+        else
+        {
+            Micro<TV>(x, ldx, kc, pb, tail, nr, false, pf, short8);
+            for (int ii = 0; ii < rows; ii++)
+                AddOrCopy(tail + ii * nr, y + (long)ii * ldy, cols, add);
+        }
+        if (last) Epilogue(y, rows, cols, ldy, bias, gelu);
     }
 
     /// <summary>
