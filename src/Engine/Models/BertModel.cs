@@ -134,7 +134,7 @@ public sealed class BertModel : ITransformerModel
             var rented = Attention(layer, w, s, ctx);
             var o = rented.AsSpan(0, n * d);
             ctx.Fire(HookNames.AttnOut(layer), layer, o, n, d, s.TokenIndex);
-            AddNorm(x, o, n, w.Ln1G, w.Ln1B);
+            AddNorm(s.Hidden, rented, n, w.Ln1G, w.Ln1B, ctx.Threads);
             Pool.Return(rented);
         }
         ctx.Fire(HookNames.ResidMid(layer), layer, x, n, d, s.TokenIndex);
@@ -148,23 +148,24 @@ public sealed class BertModel : ITransformerModel
             ctx.RunLinear(x, n, d, w.Wi, m, h, w.Bi, gelu: true); // bias and GELU fused into the GEMM's tiles
             ctx.RunLinear(h, n, m, w.Wout, d, o, w.Bout);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
-            AddNorm(x, o, n, w.Ln2G, w.Ln2B);
+            AddNorm(s.Hidden, oBuf, n, w.Ln2G, w.Ln2B, ctx.Threads);
             Pool.Return(hBuf);
             Pool.Return(oBuf);
         }
         ctx.Fire(HookNames.ResidPost(layer), layer, x, n, d, s.TokenIndex);
     }
 
-    private void AddNorm(Span<float> x, ReadOnlySpan<float> o, int n, float[] g, float[] b)
+    /// <summary>x = LayerNorm(x + o) row by row; rows split across threads for long inputs.</summary>
+    private void AddNorm(float[] x, float[] o, int n, float[] g, float[] b, int threads)
     {
         int d = Config.Dim;
-        Span<float> tmp = stackalloc float[d];
-        for (int i = 0; i < n; i++)
+        Parallelism.For(n, (long)n * d >= 1 << 14 ? threads : 1, i =>
         {
-            var xi = x.Slice(i * d, d);
-            TensorPrimitives.Add(xi, o.Slice(i * d, d), tmp);
+            Span<float> tmp = stackalloc float[d];
+            var xi = x.AsSpan(i * d, d);
+            TensorPrimitives.Add(xi, o.AsSpan(i * d, d), tmp);
             Ops.LayerNorm(tmp, g, b, Config.NormEps, xi);
-        }
+        });
     }
 
     /// <summary>
