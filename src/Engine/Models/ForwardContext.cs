@@ -53,12 +53,7 @@ public sealed class ForwardContext
     {
         if (Linear is { } o && o.TryLinear(w, x, n, k, m, y))
         {
-            for (int i = 0; i < n; i++)
-            {
-                var row = y.Slice(i * m, m);
-                if (!bias.IsEmpty) System.Numerics.Tensors.TensorPrimitives.Add(row, bias, row);
-                if (gelu) Tensors.Ops.GeluErf(row);
-            }
+            Tensors.Ops.AddBias(y, n, m, bias, gelu);
             return;
         }
         Tensors.MatMul.Linear(x, n, k, w, m, y, bias, gelu, Threads);

@@ -61,12 +61,7 @@ public static unsafe class MatMul
         if (n < PanelMinRows || p == IsaPath.Scalar)
         {
             Linear(x, n, k, w.AsSpan(), m, y, threads, path);
-            for (int i = 0; i < n; i++)
-            {
-                var row = y.Slice(i * m, m);
-                if (!bias.IsEmpty) System.Numerics.Tensors.TensorPrimitives.Add(row, bias, row);
-                if (gelu) Ops.GeluErf(row);
-            }
+            Ops.AddBias(y, n, m, bias, gelu);
             return;
         }
         CheckShapes(x, n, k, w, m, y);

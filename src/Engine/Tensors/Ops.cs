@@ -28,13 +28,19 @@ public static class Ops
     }
 
     /// <summary>Adds a bias vector to every row of a [rows, bias.Length] matrix.</summary>
-    public static void AddBias(Span<float> m, int rows, ReadOnlySpan<float> bias)
+    public static void AddBias(Span<float> m, int rows, ReadOnlySpan<float> bias) => AddBias(m, rows, bias.Length, bias, gelu: false);
+
+    /// <summary>
+    /// The epilogue of a linear layer as passes over a [rows, cols] matrix: bias (cols values; empty for none), then
+    /// exact GELU when <paramref name="gelu"/>. (The fp32 GEMM applies the same to its tiles instead.)
+    /// </summary>
+    public static void AddBias(Span<float> m, int rows, int cols, ReadOnlySpan<float> bias, bool gelu)
     {
-        int d = bias.Length;
         for (int r = 0; r < rows; r++)
         {
-            var row = m.Slice(r * d, d);
-            TensorPrimitives.Add(row, bias, row);
+            var row = m.Slice(r * cols, cols);
+            if (!bias.IsEmpty) TensorPrimitives.Add(row, bias, row);
+            if (gelu) GeluErf(row);
         }
     }
 

@@ -9,8 +9,9 @@ namespace Workbench.Engine.Tensors;
 /// [k, NR] (once per weight array when the caller keeps a packed copy), then, one k block of 256 at a time, every block
 /// of 12 (V512) or 6 X rows runs an outer-product microkernel over it: broadcast one x value, multiply-add against two
 /// vectors of the panel, 24 or 12 accumulators, no horizontal sums. While it runs, the microkernel prefetches the next
-/// block of the packed W (a model's weights come from memory, not cache). The vector width is a type parameter, so
-/// the kernels serve Vector512, Vector256 and Vector128.
+/// block of the packed W (a model's weights come from memory, not cache). A linear layer's bias and GELU are applied
+/// to each finished tile. The driver and the 6-row kernel take the vector width as a type parameter (Vector256,
+/// Vector128); the V512 12- and 8-row kernels are written on Vector512 itself.
 /// </summary>
 internal static unsafe class PanelGemm
 {
