@@ -25,8 +25,9 @@ internal static unsafe class PanelGemm
     private static int Rows<TV>() where TV : struct, IVec<TV> => TV.Count == 16 ? 12 : 6;
 
     /// <summary>
-    /// A full tile; on V512 a last block of at most 8 rows takes the 8-row kernel instead. The kernels are not inlined:
-    /// together they exceed the JIT's inlining budget for one method, and it then leaves every Fma as a call.
+    /// A full tile; on V512, with <paramref name="short8"/>, the 8-row kernel (8-row blocks, padded rests). The kernels
+    /// are not inlined: together they exceed the JIT's inlining budget for one method, and it then leaves every Fma as a
+    /// call.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Micro<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf, bool short8 = false) where TV : struct, IVec<TV>
