@@ -181,8 +181,11 @@ public class SoftmaxTests
         }
     }
 
-    /// <summary>Rows whose length is a multiple of 16 (attention rows) take an inlined Vector512 path: against doubles.</summary>
-    [Theory]
+    /// <summary>
+    /// Rows whose length is a multiple of 16 (attention rows) take an inlined Vector512 path, the rest the general one
+    /// (and under the instruction-set switches, the narrower paths): against doubles.
+    /// </summary>
+    [Theory, Trait("Category", "Simd")]
     [InlineData(16)]
     [InlineData(128)]
     [InlineData(144)]
