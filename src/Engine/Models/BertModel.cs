@@ -213,11 +213,9 @@ public sealed class BertModel : ITransformerModel
         if ((uint)queryRow >= (uint)n) throw new ArgumentOutOfRangeException(nameof(queryRow), queryRow, $"the state has {n} rows");
         var x = s.Active;
         var q = new float[d];
-        MatMul.Linear(x.Slice(queryRow * d, d), 1, d, w.Wq, d, q, 1);
-        TensorPrimitives.Add(q, w.Bq, q);
+        MatMul.Linear(x.Slice(queryRow * d, d), 1, d, w.Wq, d, q, w.Bq, gelu: false, threads: 1);
         var k = new float[n * d];
-        MatMul.Linear(x, n, d, w.Wk, d, k, 1);
-        Ops.AddBias(k, n, w.Bk);
+        MatMul.Linear(x, n, d, w.Wk, d, k, w.Bk, gelu: false, threads: 1);
         var mean = new float[n];
         var att = new float[n];
         float scale = 1f / MathF.Sqrt(hd);

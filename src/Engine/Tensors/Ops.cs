@@ -27,9 +27,6 @@ public static class Ops
         TensorPrimitives.FusedMultiplyAdd(y, gamma, beta, y);
     }
 
-    /// <summary>Adds a bias vector to every row of a [rows, bias.Length] matrix.</summary>
-    public static void AddBias(Span<float> m, int rows, ReadOnlySpan<float> bias) => AddBias(m, rows, bias.Length, bias, gelu: false);
-
     /// <summary>
     /// The epilogue of a linear layer as passes over a [rows, cols] matrix: bias (cols values; empty for none), then
     /// exact GELU when <paramref name="gelu"/>. (The fp32 GEMM applies the same to its tiles instead.)
