@@ -17,6 +17,20 @@ public class KernelTests
         return acc;
     }
 
+    private static sbyte[] RandomTernary(Random rng, int count)
+    {
+        var t = new sbyte[count];
+        for (int i = 0; i < count; i++) t[i] = (sbyte)rng.Next(-1, 2);
+        return t;
+    }
+
+    private static sbyte[] RandomInt8(Random rng, int count)
+    {
+        var q = new sbyte[count];
+        for (int i = 0; i < count; i++) q[i] = (sbyte)rng.Next(-128, 128);
+        return q;
+    }
+
     internal static PackedMatrix PackTernary(LowBitFormat f, sbyte[] t, int rows, int cols) => f switch
     {
         LowBitFormat.I2S => I2S.Pack(t, rows, cols, 1f),
@@ -37,10 +51,8 @@ public class KernelTests
         // Random shapes plus shapes straddling the block sizes (24, 128, 256) and the 64-row groups.
         int rows = seed % 2 == 0 ? rng.Next(1, 200) : 64 * rng.Next(1, 3) + rng.Next(-3, 4);
         int cols = seed % 3 == 0 ? 256 * rng.Next(1, 4) + rng.Next(-2, 3) : rng.Next(1, 900);
-        var t = new sbyte[rows * cols];
-        for (int i = 0; i < t.Length; i++) t[i] = (sbyte)rng.Next(-1, 2);
-        var q = new sbyte[cols];
-        for (int i = 0; i < cols; i++) q[i] = (sbyte)rng.Next(-128, 128);
+        var t = RandomTernary(rng, rows * cols);
+        var q = RandomInt8(rng, cols);
         var expected = Reference(t, rows, cols, q);
         foreach (var f in Formats)
         {
@@ -110,10 +122,8 @@ public class KernelTests
     public void EveryFormatAndPathEqualsScalarReference_OnSubRanges(int rows, int cols)
     {
         var rng = new Random(rows + cols);
-        var t = new sbyte[rows * cols];
-        for (int i = 0; i < t.Length; i++) t[i] = (sbyte)rng.Next(-1, 2);
-        var q = new sbyte[cols];
-        for (int i = 0; i < cols; i++) q[i] = (sbyte)rng.Next(-128, 128);
+        var t = RandomTernary(rng, rows * cols);
+        var q = RandomInt8(rng, cols);
         var expected = Reference(t, rows, cols, q);
         foreach (var f in Formats)
         {
@@ -157,8 +167,7 @@ public class KernelTests
     public void PackUnpackRoundTrips(int rows, int cols)
     {
         var rng = new Random(rows * 1000 + cols);
-        var t = new sbyte[rows * cols];
-        for (int i = 0; i < t.Length; i++) t[i] = (sbyte)rng.Next(-1, 2);
+        var t = RandomTernary(rng, rows * cols);
         Assert.Equal(t, I2S.Pack(t, rows, cols, 1f).Unpack());
         Assert.Equal(t, TL1.Pack(t, rows, cols, 1f).Unpack());
         Assert.Equal(t, TL2.Pack(t, rows, cols, 1f).Unpack());
