@@ -6,7 +6,7 @@ namespace Workbench.Engine.Tensors;
 
 /// <summary>
 /// GEMM for prefill (several rows of X): Y[n, m] = X[n, k] W[m, k]^T. A panel of NR rows of W is transposed into
-/// [k, NR] (once per weight array when the caller keeps a packed copy), then, one k block of 256 at a time, every block
+/// [k, NR] (once per weight array when the caller keeps a packed copy), then, one k block of 192 at a time, every block
 /// of 12 (V512) or 6 X rows runs an outer-product microkernel over it: broadcast one x value, multiply-add against two
 /// vectors of the panel, 24 or 12 accumulators, no horizontal sums. While it runs, the microkernel prefetches the next
 /// block of the packed W (a model's weights come from memory, not cache). A linear layer's bias and GELU are applied
@@ -32,19 +32,28 @@ internal static unsafe class PanelGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Micro<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf, bool short8 = false) where TV : struct, IVec<TV>
     {
-        if (TV.Count != 16) Micro6<TV>(x, ldx, kc, panel, y, ldy, add, pf);
-        else if (short8) Micro8(x, ldx, kc, panel, y, ldy, add, pf);
-        else Micro12(x, ldx, kc, panel, y, ldy, add, pf);
+        if (TV.Count != 16) Micro6<TV>(x, ldx, kc, panel, y, ldy, add, pf.Next, pf.End, pf.Every);
+        else if (short8) Micro8(x, ldx, kc, panel, y, ldy, add, pf.Next, pf.End, pf.Every);
+        else Micro12(x, ldx, kc, panel, y, ldy, add, pf.Next, pf.End, pf.Every);
     }
 
     /// <summary>
     /// Cache lines of the next W block that one microkernel call touches (one every few k steps), so
     /// the row blocks of a panel block share the prefetching of the next one. The default prefetches nothing.
+    /// The kernels take it as three scalars and rebuild it: passed by value, the struct went through the stack as one
+    /// 16-byte load of fields just written by 8-byte stores (a failed store forward, which waits for every older store,
+    /// the previous tile's included). perf put ~3% of a MiniLM forward on that load; without it the wait moved to the
+    /// kernel's entry, and the forward time did not measurably change.
     /// </summary>
     private struct Prefetch
     {
         private float* _next, _end;
         private int _every, _wait;
+
+        public Prefetch(float* next, float* end, int every) { _next = next; _end = end; _every = every; _wait = 1; }
+        public readonly float* Next => _next;
+        public readonly float* End => _end;
+        public readonly int Every => _every;
 
         /// <summary>Called once per k step: every so many steps, one line of the next block.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -67,15 +76,17 @@ internal static unsafe class PanelGemm
             long mine = Math.Min(per, lines - first);
             if (mine <= 0) return default;
             int every = (int)Math.Max(1, kc / mine);
-            return new Prefetch { _next = next + first * 16, _end = next + (first + mine) * 16, _every = every, _wait = 1 };
+            return new Prefetch(next + first * 16, next + (first + mine) * 16, every);
         }
     }
 
     /// <summary>
-    /// k block: a panel block of KC x 32 floats (32 KB on V512) stays in L1 across the X row blocks. Without it,
-    /// k = 384 and 1536 ran at ~40 GFMA/s against ~54 for k &lt;= 256 on one core here.
+    /// k block: a panel block of KC x 32 floats (24 KB on V512) and a 12-row X block (9 KB) stay in the 48 KB L1
+    /// across the X row blocks, with room for the y tile and the next panel block's prefetched lines. Without k
+    /// blocks, k = 384 and 1536 ran at ~40 GFMA/s against ~54 for k &lt;= 256 on one core here; on MiniLM's shapes, 192
+    /// ran 1-4% faster than 256 (and than 96, 128, 224, 384) in interleaved runs, and splits k = 384 evenly.
     /// </summary>
-    private const int KC = 256;
+    private const int KC = 192;
     /// <summary>Thread chunks of W rows are multiples of this when a pre-packed copy is used (the widest panel).</summary>
     public const int MaxPanel = 32;
 
@@ -301,12 +312,13 @@ internal static unsafe class PanelGemm
     /// copy after every second FMA (12 extra instructions per k step).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Micro12(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf)
+    private static void Micro12(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, float* pfNext, float* pfEnd, int pfEvery)
     {
         int nr = 2 * 16, v = 16;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default,
            c80 = default, c81 = default, c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        var pf = new Prefetch(pfNext, pfEnd, pfEvery);
         PrefetchTile(y, ldy, 12, nr);
         // Four row pointers stepped along k, each row at +0, +1 or +2 strides from one of them: addressing modes the
         // JIT folds, so the loop has five pointer increments and no other integer work.
@@ -346,11 +358,12 @@ internal static unsafe class PanelGemm
 
     /// <summary>An 8 x 32 tile on Vector512 for the last rows of X, as <see cref="Micro12"/> with 8 rows.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Micro8(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf)
+    private static void Micro8(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, float* pfNext, float* pfEnd, int pfEvery)
     {
         int nr = 2 * 16, v = 16;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        var pf = new Prefetch(pfNext, pfEnd, pfEvery);
         PrefetchTile(y, ldy, 8, nr);
         nint l = ldx;
         float* xa = x, xb = x + 3 * l, xc = x + 6 * l, pe = panel + (long)kc * nr;
@@ -383,11 +396,12 @@ internal static unsafe class PanelGemm
     /// or added to it when <paramref name="add"/> (later k blocks).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Micro6<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, Prefetch pf) where TV : struct, IVec<TV>
+    private static void Micro6<TV>(float* x, int ldx, int kc, float* panel, float* y, int ldy, bool add, float* pfNext, float* pfEnd, int pfEvery) where TV : struct, IVec<TV>
     {
         int nr = 2 * TV.Count;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        var pf = new Prefetch(pfNext, pfEnd, pfEvery);
         PrefetchTile(y, ldy, 6, nr);
         float* x0 = x, x1 = x + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx;
         for (int t = 0; t < kc; t++)
