@@ -98,16 +98,31 @@ internal static unsafe class PanelGemm
     /// </summary>
     public static float[] Pack(ReadOnlySpan<float> w, int m, int k, int nr)
     {
-        int panels = (m + nr - 1) / nr;
-        var packed = new float[(long)panels * k * nr];
-        for (int p = 0; p < panels; p++)
-            for (int j = 0; j < nr && p * nr + j < m; j++)
-            {
-                var src = w.Slice((p * nr + j) * k, k);
-                int o = p * k * nr + j;
-                for (int t = 0; t < k; t++) packed[o + t * nr] = src[t];
-            }
+        var packed = new float[(long)(m + nr - 1) / nr * k * nr];
+        fixed (float* pw = w, pp = packed) Pack(pw, k, m, k, nr, 1f, pp);
         return packed;
+    }
+
+    /// <summary>
+    /// The panel layout of <see cref="Pack(ReadOnlySpan{float}, int, int, int)"/> for m rows of k values at stride
+    /// <paramref name="ld"/> (a head's keys inside a wider row, say), times <paramref name="scale"/>, into
+    /// <paramref name="dst"/> (ceil(m / nr) * k * nr floats; the missing rows of the last panel are zero).
+    /// </summary>
+    public static void Pack(float* src, int ld, int m, int k, int nr, float scale, float* dst)
+    {
+        int panels = (m + nr - 1) / nr;
+        for (int p = 0; p < panels; p++)
+            for (int j = 0; j < nr; j++)
+            {
+                float* o = dst + (long)p * k * nr + j;
+                if (p * nr + j < m)
+                {
+                    float* row = src + (long)(p * nr + j) * ld;
+                    for (int t = 0; t < k; t++) o[t * nr] = row[t] * scale;
+                }
+                else
+                    for (int t = 0; t < k; t++) o[t * nr] = 0;
+            }
     }
 
     /// <summary>
@@ -117,16 +132,25 @@ internal static unsafe class PanelGemm
     /// </summary>
     public static void Run(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p, float* packed = null,
         float* bias = null, bool gelu = false)
+        => Run(x, k, n, k, w, m, y, m, r0, r1, p, packed, bias, gelu);
+
+    /// <summary>
+    /// As above with the rows of X at stride <paramref name="ldx"/> and those of Y at stride <paramref name="ldy"/>:
+    /// one head's slice of a wider activation, read and written in place. Only columns [r0, r1) of Y are written.
+    /// </summary>
+    public static void Run(float* x, int ldx, int n, int k, float* w, int m, float* y, int ldy, int r0, int r1, IsaPath p,
+        float* packed = null, float* bias = null, bool gelu = false)
     {
         switch (p)
         {
-            case IsaPath.V512: Run<V512>(x, n, k, w, m, y, r0, r1, packed, bias, gelu); break;
-            case IsaPath.V256: Run<V256>(x, n, k, w, m, y, r0, r1, packed, bias, gelu); break;
-            default: Run<V128>(x, n, k, w, m, y, r0, r1, packed, bias, gelu); break;
+            case IsaPath.V512: Run<V512>(x, ldx, n, k, w, m, y, ldy, r0, r1, packed, bias, gelu); break;
+            case IsaPath.V256: Run<V256>(x, ldx, n, k, w, m, y, ldy, r0, r1, packed, bias, gelu); break;
+            default: Run<V128>(x, ldx, n, k, w, m, y, ldy, r0, r1, packed, bias, gelu); break;
         }
     }
 
-    private static void Run<TV>(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, float* packed, float* bias, bool gelu) where TV : struct, IVec<TV>
+    private static void Run<TV>(float* x, int ldx, int n, int k, float* w, int m, float* y, int ldy, int r0, int r1, float* packed, float* bias,
+        bool gelu) where TV : struct, IVec<TV>
     {
         int nr = 2 * TV.Count;
         int mr = Rows<TV>();
@@ -185,10 +209,10 @@ internal static unsafe class PanelGemm
                         int blocks = full / mr + eights + (n > full + 8 * eights ? 1 : 0), block = 0;
                         int i = 0;
                         for (; i < full; i += mr, block++)
-                            Block<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, cols, add, Prefetch.Share(next, nextFloats, block, blocks, kc),
+                            Block<TV>(x + (long)i * ldx + kb, ldx, kc, pb, y + (long)i * ldy + j0, ldy, cols, add, Prefetch.Share(next, nextFloats, block, blocks, kc),
                                 false, tail, last, bias is null ? null : bias + j0, gelu);
                         for (int e = 0; e < eights; e++, i += 8, block++)
-                            Block<TV>(x + (long)i * k + kb, k, kc, pb, y + (long)i * m + j0, m, cols, add, Prefetch.Share(next, nextFloats, block, blocks, kc),
+                            Block<TV>(x + (long)i * ldx + kb, ldx, kc, pb, y + (long)i * ldy + j0, ldy, cols, add, Prefetch.Share(next, nextFloats, block, blocks, kc),
                                 true, tail, last, bias is null ? null : bias + j0, gelu);
                         if (i < n)
                         {
@@ -198,12 +222,12 @@ internal static unsafe class PanelGemm
                             bool short8 = TV.Count == 16 && rest <= 8;
                             int rows = short8 ? 8 : mr;
                             for (int ii = 0; ii < rows; ii++)
-                                if (ii < rest) new Span<float>(x + (long)(i + ii) * k + kb, kc).CopyTo(new Span<float>(xpad + ii * KC, kc));
+                                if (ii < rest) new Span<float>(x + (long)(i + ii) * ldx + kb, kc).CopyTo(new Span<float>(xpad + ii * KC, kc));
                                 else new Span<float>(xpad + ii * KC, kc).Clear();
                             Micro<TV>(xpad, KC, kc, pb, tail, nr, false, Prefetch.Share(next, nextFloats, block, blocks, kc), short8);
                             for (int ii = 0; ii < rest; ii++)
-                                AddOrCopy(tail + ii * nr, y + (long)(i + ii) * m + j0, cols, add);
-                            if (last) Epilogue(y + (long)i * m + j0, rest, cols, m, bias is null ? null : bias + j0, gelu);
+                                AddOrCopy(tail + ii * nr, y + (long)(i + ii) * ldy + j0, cols, add);
+                            if (last) Epilogue(y + (long)i * ldy + j0, rest, cols, ldy, bias is null ? null : bias + j0, gelu);
                         }
                     }
                 }
