@@ -90,13 +90,10 @@ public static class AttentionKernel
     /// <summary>Masks the keys row i may not attend (to -inf), then softmax per row of the n x c scores.</summary>
     private static void Softmax(Span<float> s, int n, int c, Func<int, int, bool>? allowed)
     {
-        for (int i = 0; i < n; i++)
-        {
-            var row = s.Slice(i * c, c);
-            if (allowed is not null)
+        if (allowed is not null)
+            for (int i = 0; i < n; i++)
                 for (int j = 0; j < c; j++)
-                    if (!allowed(i, j)) row[j] = float.NegativeInfinity;
-            Ops.Softmax(row);
-        }
+                    if (!allowed(i, j)) s[i * c + j] = float.NegativeInfinity;
+        Ops.SoftmaxRows(s, n, c);
     }
 }

@@ -266,18 +266,7 @@ public static class Ops
         ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
         if (Vector512.IsHardwareAccelerated && x.Length >= 16 && x.Length % 16 == 0)
         {
-            // Attention rows (128 keys and the like): the three passes inline, no per-row library calls, which cost
-            // about half of a 128 x 128 softmax here. Same bits as the general path below.
-            int n = x.Length;
-            var mv = Vector512.LoadUnsafe(ref r);
-            for (int j = 16; j < n; j += 16) mv = Vector512.Max(mv, Vector512.LoadUnsafe(ref r, (nuint)j));
-            var m8 = Vector256.Max(mv.GetLower(), mv.GetUpper());
-            var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
-            float mx = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
-            var acc = Vector512<float>.Zero; var mb = Vector512.Create(mx);
-            for (int j = 0; j < n; j += 16) { var e = Exp(Vector512.LoadUnsafe(ref r, (nuint)j) - mb); e.StoreUnsafe(ref r, (nuint)j); acc += e; }
-            var inv = Vector512.Create(1f / Vector512.Sum(acc));
-            for (int j = 0; j < n; j += 16) (Vector512.LoadUnsafe(ref r, (nuint)j) * inv).StoreUnsafe(ref r, (nuint)j);
+            Softmax512(ref r, x.Length);
             return;
         }
         float max = TensorPrimitives.Max(x);
@@ -299,6 +288,68 @@ public static class Ops
         }
         for (; i < x.Length; i++) { float e = Exp(x[i] - max); x[i] = e; sum += e; }
         TensorPrimitives.Multiply(x, 1f / sum, x);
+    }
+
+    /// <summary>
+    /// An attention-length row (a multiple of 16: 128 keys and the like) in three inline Vector512 passes; per-row
+    /// library calls cost about half of a 128 x 128 softmax here. Compiled fully optimised at once: in tiered code
+    /// the inliner's budget can run out, and then every exp is a call (5x slower).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static void Softmax512(ref float r, int n)
+    {
+        var a = Vector512.LoadUnsafe(ref r);
+        for (int j = 16; j < n; j += 16) a = Vector512.Max(a, Vector512.LoadUnsafe(ref r, (nuint)j));
+        var m = Vector512.Create(HorizontalMax(a));
+        var sum = Vector512<float>.Zero;
+        for (int j = 0; j < n; j += 16) { var e = Exp(Vector512.LoadUnsafe(ref r, (nuint)j) - m); e.StoreUnsafe(ref r, (nuint)j); sum += e; }
+        var inv = Vector512.Create(1f / Vector512.Sum(sum));
+        for (int j = 0; j < n; j += 16) (Vector512.LoadUnsafe(ref r, (nuint)j) * inv).StoreUnsafe(ref r, (nuint)j);
+    }
+
+    /// <summary>
+    /// Softmax of each of <paramref name="rows"/> rows of <paramref name="cols"/> values (attention scores), the same
+    /// bits as <see cref="Softmax(Span{float})"/> row by row. With Vector512 and rows a multiple of 16 long, two rows go
+    /// through each pass together: a row alone is a chain of dependent steps (max, exp, sum, reciprocal, scale), and
+    /// two independent chains overlap.
+    /// </summary>
+    public static void SoftmaxRows(Span<float> s, int rows, int cols)
+    {
+        if ((long)rows * cols > s.Length) throw new ArgumentException($"{rows} x {cols} scores in a span of {s.Length}", nameof(s));
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && cols >= 16 && cols % 16 == 0)
+            for (; i + 2 <= rows; i += 2)
+                Softmax512x2(ref s[i * cols], ref s[(i + 1) * cols], cols);
+        for (; i < rows; i++) Softmax(s.Slice(i * cols, cols));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static void Softmax512x2(ref float r, ref float q, int n)
+    {
+        Vector512<float> a = Vector512.LoadUnsafe(ref r), b = Vector512.LoadUnsafe(ref q);
+        for (int j = 16; j < n; j += 16) { a = Vector512.Max(a, Vector512.LoadUnsafe(ref r, (nuint)j)); b = Vector512.Max(b, Vector512.LoadUnsafe(ref q, (nuint)j)); }
+        var ma = Vector512.Create(HorizontalMax(a));
+        var mb = Vector512.Create(HorizontalMax(b));
+        Vector512<float> sa = default, sb = default;
+        for (int j = 0; j < n; j += 16)
+        {
+            var ea = Exp(Vector512.LoadUnsafe(ref r, (nuint)j) - ma); ea.StoreUnsafe(ref r, (nuint)j); sa += ea;
+            var eb = Exp(Vector512.LoadUnsafe(ref q, (nuint)j) - mb); eb.StoreUnsafe(ref q, (nuint)j); sb += eb;
+        }
+        Vector512<float> ia = Vector512.Create(1f / Vector512.Sum(sa)), ib = Vector512.Create(1f / Vector512.Sum(sb));
+        for (int j = 0; j < n; j += 16)
+        {
+            (Vector512.LoadUnsafe(ref r, (nuint)j) * ia).StoreUnsafe(ref r, (nuint)j);
+            (Vector512.LoadUnsafe(ref q, (nuint)j) * ib).StoreUnsafe(ref q, (nuint)j);
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static float HorizontalMax(Vector512<float> v)
+    {
+        var m8 = Vector256.Max(v.GetLower(), v.GetUpper());
+        var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
+        return MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
     }
 
     /// <summary>
