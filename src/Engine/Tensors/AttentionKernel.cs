@@ -31,6 +31,10 @@ public static class AttentionKernel
         ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int c, int kvStride, int kvOff, int hd,
         Func<int, int, bool>? allowed, Span<float> o, Span<float> probs, IsaPath path)
     {
+        // Bounds: every row read or written below lies inside the spans (checked here, then raw pointers).
+        if ((long)(n - 1) * qStride + qOff + hd > q.Length || (long)(c - 1) * kvStride + kvOff + hd > Math.Min(keys.Length, values.Length)
+            || (long)(n - 1) * qStride + qOff + hd > o.Length)
+            throw new ArgumentException($"a head at column {qOff} / {kvOff} of width {hd} does not fit the given rows");
         var pool = System.Buffers.ArrayPool<float>.Shared;
         int nr = PanelGemm.PanelRows(path), vPanels = (hd + nr - 1) / nr, kPanels = (c + nr - 1) / nr;
         float[] kb = pool.Rent(kPanels * hd * nr), vb = pool.Rent(vPanels * c * nr), sb = pool.Rent(n * c);
@@ -46,10 +50,6 @@ public static class AttentionKernel
                 if (width < nr) dst[width..].Clear();
             }
         }
-        // Bounds: every row read or written below lies inside the spans (checked here, then raw pointers).
-        if ((long)(n - 1) * qStride + qOff + hd > q.Length || (long)(c - 1) * kvStride + kvOff + hd > Math.Min(keys.Length, values.Length)
-            || (long)(n - 1) * qStride + qOff + hd > o.Length)
-            throw new ArgumentException($"a head at column {qOff} / {kvOff} of width {hd} does not fit the given rows");
         fixed (float* pq = q, pk = keys, pkp = kb, ps = s, pv = vp, po = o)
         {
             PanelGemm.Pack(pk + kvOff, kvStride, c, hd, nr, 1f / MathF.Sqrt(hd), pkp);

@@ -73,12 +73,12 @@ public static class Ops
         for (; i < x.Length; i++) x[i] = Gelu(x[i]);
     }
 
-    // erf(v / sqrt 2) ~ c P(c^2) / Q(c^2) with c = v clamped to +-4 sqrt 2 (where erf is 1 in fp32 to 1.5e-8): degrees 6
-    // and 4, fitted by tools/gelu-erf-fit.py for minimax absolute error on [0, 4] (5.5e-8 in exact arithmetic; ~2.6e-7 evaluated in fp32,
-    // so GELU is within 1e-6 of the double-precision reference). 17 operations and a division per vector, against ~32
-    // for the erfc-times-exp form it replaced; that made a one-thread MiniLM forward ~3% faster here. Like every
-    // erf-based GELU (PyTorch's, ONNX Runtime's), 0.5 v (1 + erf) is accurate in absolute, not relative, terms far
-    // into the negative tail.
+    // erf(v / sqrt 2) ~ c P(c^2) / Q(c^2) with c = v clamped to +-4 sqrt 2 (where erf is 1 in fp32 to 1.5e-8): degrees
+    // 6 and 4, fitted by tools/gelu-erf-fit.py for minimax absolute error on [0, 4] (5.5e-8 in exact arithmetic, ~2.6e-7
+    // evaluated in fp32, so GELU is within 1e-6 of the double-precision reference). 17 operations and a division per
+    // vector, against ~32 for the erfc-times-exp form it replaced; that made a one-thread MiniLM forward ~3% faster
+    // here. Like every erf-based GELU (PyTorch's, ONNX Runtime's), 0.5 v (1 + erf) is accurate in absolute, not
+    // relative, terms far into the negative tail.
     private const float R0 = 0.7978842258453369f, R1 = 0.07555986940860748f, R2 = 0.009263609535992146f, R3 = 0.0003785971493925899f,
         R4 = 6.863748694740934e-06f, R5 = -4.396636654746544e-08f, R6 = 2.1243234948897793e-10f,
         S1 = 0.2613641023635864f, S2 = 0.03017616830766201f, S3 = 0.0019414265407249331f, S4 = 6.848106568213552e-05f, GeluClamp = 5.656854249f;
@@ -96,10 +96,10 @@ public static class Ops
         return MathF.FusedMultiplyAdd(h, c * p / q, h);
     }
 
-    // exp for softmax, Cephes' expf scheme: n = round(x log2 e), r = x - n ln 2 (in two parts), a degree-6
-    // polynomial for e^r, times 2^n built in the exponent bits. Relative error ~1e-7; the runtime's Vector512.Exp was
-    // half of GELU's time here when GELU still used it. Below -87.3 (e^x < 1.2e-38) the result is 0, above 88.38 it is clamped. The scalar
-    // twin does the same operations, so every width and the tails give the same bits.
+    // exp for softmax, Cephes' expf scheme: n = round(x log2 e), r = x - n ln 2 (in two parts), a degree-6 polynomial
+    // for e^r, times 2^n built in the exponent bits. Relative error ~1e-7; the runtime's Vector512.Exp was half of
+    // GELU's time here when GELU still used an exp. Below -87.3 (e^x < 1.2e-38) the result is 0, above 88.38 it is
+    // clamped. The scalar twin does the same operations, so every width and the tails give the same bits.
     private const float ExpHi = 88.3762626647949f, ExpLo = -87.3365447505531f, Log2E = 1.44269504088896341f,
         Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f,
         E0 = 1.9875691500e-4f, E1 = 1.3981999507e-3f, E2 = 8.3334519073e-3f, E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
@@ -291,9 +291,9 @@ public static class Ops
     }
 
     /// <summary>
-    /// An attention-length row (a multiple of 16: 128 keys and the like) in three inline Vector512 passes; per-row
-    /// library calls cost about half of a 128 x 128 softmax here. Compiled fully optimised at once: in tiered code
-    /// the inliner's budget can run out, and then every exp is a call (5x slower).
+    /// An attention-length row (a multiple of 16: 128 keys and the like) in three inline Vector512 passes, with the
+    /// bits of the general path; per-row library calls cost about half of a 128 x 128 softmax here. Compiled fully
+    /// optimised at once: in tiered code the inliner's budget can run out, and then every exp is a call (5x slower).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void Softmax512(ref float r, int n)

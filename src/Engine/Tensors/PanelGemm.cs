@@ -118,7 +118,7 @@ internal static unsafe class PanelGemm
             float* s0 = src + (long)p * nr * ld, o = dst + (long)p * k * nr;
             // 8 x 8 blocks transposed in registers: strided element moves took ~5-7 us for a 128-key MiniLM head
             // (1.3-1.7% of a forward), and AVX2 gathers were no faster on this CPU.
-            if (System.Runtime.Intrinsics.X86.Avx.IsSupported && rows == nr && nr % 8 == 0)
+            if (Avx.IsSupported && rows == nr && nr % 8 == 0)
                 for (; t + 8 <= k; t += 8)
                     for (int j = 0; j < nr; j += 8)
                         Transpose8(s0 + (long)j * ld + t, ld, scale, o + (long)t * nr + j, nr);
@@ -205,18 +205,8 @@ internal static unsafe class PanelGemm
                     if (packed is not null) panel = packed + (long)(j0 / nr) * k * nr;
                     else
                     {
-                        // Pack: panel[t, j] = W[j0 + j, t]; missing rows are zero.
-                        panel = scratch;
-                        for (int j = 0; j < nr; j++)
-                        {
-                            if (j < cols)
-                            {
-                                float* src = w + (long)(j0 + j) * k;
-                                for (int t = 0; t < k; t++) panel[t * nr + j] = src[t];
-                            }
-                            else
-                                for (int t = 0; t < k; t++) panel[t * nr + j] = 0;
-                        }
+                        panel = scratch; // this panel of W packed now: panel[t, j] = W[j0 + j, t], missing rows zero
+                        Pack(w + (long)j0 * k, k, cols, k, nr, 1f, panel);
                     }
                     // k in blocks of KC so the panel block (KC x nr floats) stays in L1 while every X row block
                     // passes over it; the first block stores, later blocks add to the tile.
