@@ -4,7 +4,8 @@
 erf(z) / z ~ P(u) / Q(u), u = z^2, z in [0, 4], minimax in the absolute error of erf: linearised least squares
 (Loeb's reweighting by the last Q) with Lawson's weight updates, in 40-digit mpmath. The coefficients are then folded
 for v = z sqrt 2 (GELU's argument): erf(v / sqrt 2) ~ c P'(c^2) / Q'(c^2), c = v clamped to +-4 sqrt 2, rounded to
-fp32, and the fp32 evaluation is checked against mpmath's erf. Takes about a minute:
+fp32, and the fp32 evaluation is checked against mpmath's erf. Needs mpmath (pip install mpmath, or Debian's python3-mpmath); not part
+of the build or the tests. Takes about a minute:
     python3 tools/gelu-erf-fit.py            # degrees 6 and 4, as used
 """
 import struct
