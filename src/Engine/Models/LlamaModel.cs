@@ -168,8 +168,7 @@ public sealed class LlamaModel : ITransformerModel
         int group = heads / Config.KvHeads;
         var qPos = s.Positions;
         // causal by position: a row sees keys at its own position or earlier
-        bool Allowed(int i, int j) => keyPos[j] <= qPos[i];
-        void Head(int h) => AttentionKernel.Head(q, n, d, h * hd, keys, values, c, kv, h / group * hd, hd, Allowed, o,
+        void Head(int h) => AttentionKernel.CausalHead(q, n, d, h * hd, keys, values, c, kv, h / group * hd, hd, qPos, keyPos, o,
             pattern is null ? default : pattern.AsSpan(h * n * c, n * c));
         if ((long)n * c * d >= 1 << 16 && ctx.Threads > 1)
             Parallelism.For(heads, ctx.Threads, Head);

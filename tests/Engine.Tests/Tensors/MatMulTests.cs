@@ -313,6 +313,29 @@ public class ParallelismTests
 [Trait("Category", "Simd")]
 public class AttentionKernelTests
 {
+    /// <summary>The causal-by-position mask gives the bits of the same mask as a predicate (positions with gaps, a cache longer than the queries).</summary>
+    [Theory]
+    [InlineData(1, 9)]
+    [InlineData(6, 6)]
+    [InlineData(20, 33)]
+    public void Causal_positions_equal_the_same_mask_as_a_predicate(int n, int c)
+    {
+        var rng = new Random(n * 31 + c);
+        int hd = 16, stride = 2 * hd;
+        float[] R(int len) => Enumerable.Range(0, len).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var q = R(n * stride); var k = R(c * stride); var v = R(c * stride);
+        var keyPos = Enumerable.Range(0, c).Select(j => 3 * j + (j % 2)).ToArray(); // increasing, with gaps
+        var queryPos = keyPos[^n..];
+        float[] want = new float[n * stride], wantP = new float[n * c], got = new float[n * stride], gotP = new float[n * c];
+        AttentionKernel.Head(q, n, stride, hd, k, v, c, stride, hd, hd, (i, j) => keyPos[j] <= queryPos[i], want, wantP);
+        AttentionKernel.CausalHead(q, n, stride, hd, k, v, c, stride, hd, hd, queryPos, keyPos, got, gotP);
+        Assert.Equal(want, got);
+        Assert.Equal(wantP, gotP);
+        if (n > 1) Assert.Equal(0f, gotP[c - 1]); // the first query does not see the last key
+        Assert.True(gotP[(n - 1) * c + c - 1] > 0); // the last query sees every key
+        Assert.Throws<ArgumentException>(() => AttentionKernel.CausalHead(q, n, stride, hd, k, v, c, stride, hd, hd, queryPos[..^1], keyPos, got));
+    }
+
     [Theory]
     [InlineData(1, 7, 8, false)]
     [InlineData(5, 5, 32, true)]
