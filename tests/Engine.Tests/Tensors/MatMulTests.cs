@@ -32,7 +32,7 @@ public class MatMulTests
     }
 
     /// <summary>
-    /// The GEMM splits k into blocks of 256 (prefetching the next block while it computes one) and pads the last
+    /// The GEMM splits k into blocks of 192 (prefetching the next block while it computes one) and pads the last
     /// n mod 12 (V512, where up to 8 take the 8-row kernel) or n mod 6 rows: cover all of these, packed and unpacked.
     /// </summary>
     [Theory]
