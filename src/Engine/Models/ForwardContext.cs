@@ -38,18 +38,12 @@ public sealed class ForwardContext
 
     public static ForwardContext Default => new();
 
-    /// <summary>Y[n, m] = X[n, k] W[m, k]^T through the override if it takes this weight, else the fp32 kernel.</summary>
-    public void RunLinear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y)
-    {
-        if (Linear is { } o && o.TryLinear(w, x, n, k, m, y)) return;
-        Tensors.MatMul.Linear(x, n, k, w, m, y, Threads);
-    }
-
     /// <summary>
-    /// A whole linear layer, Y = X W^T + bias, then exact GELU when <paramref name="gelu"/>: the fp32 kernel applies
+    /// A linear layer, Y[n, m] = X[n, k] W[m, k]^T, through the override if it takes this weight, else the fp32 kernel;
+    /// then + bias (m values; empty for none) and exact GELU when <paramref name="gelu"/>. The fp32 kernel applies
     /// both as each tile finishes; after an override they run as passes over Y.
     /// </summary>
-    public void RunLinear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, ReadOnlySpan<float> bias, bool gelu = false)
+    public void RunLinear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, ReadOnlySpan<float> bias = default, bool gelu = false)
     {
         if (Linear is { } o && o.TryLinear(w, x, n, k, m, y))
         {

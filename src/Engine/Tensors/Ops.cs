@@ -33,6 +33,7 @@ public static class Ops
     /// </summary>
     public static void AddBias(Span<float> m, int rows, int cols, ReadOnlySpan<float> bias, bool gelu)
     {
+        if (bias.IsEmpty && !gelu) return;
         for (int r = 0; r < rows; r++)
         {
             var row = m.Slice(r * cols, cols);
