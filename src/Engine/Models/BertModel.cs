@@ -77,6 +77,33 @@ public sealed class BertModel : ITransformerModel
         return s;
     }
 
+    public SequenceState Embed(ModelInput input, ForwardContext ctx)
+    {
+        if (input is not TokenInput { StartPos: 0 } t) throw new ArgumentException($"{Card.Name} is an encoder: it takes token ids from position 0, not {input}", nameof(input));
+        var s = Embed(t.Tokens);
+        ctx.Fire(HookNames.Embed, -1, s.Active, s.Rows, s.Dim, s.TokenIndex);
+        return s;
+    }
+
+    /// <summary>The sentence embedding: mean pooling over the valid rows.</summary>
+    public float[] Readout(SequenceState state, ForwardContext ctx) => MeanPool(state);
+
+    public IReadOnlyList<NamedLinear> BlockLinears => _linears ??= Weights.Layers.SelectMany((l, i) => new NamedLinear[]
+    {
+        new($"layers.{i}.wq", i, l.Wq, Config.Dim, Config.Dim),
+        new($"layers.{i}.wk", i, l.Wk, Config.Dim, Config.Dim),
+        new($"layers.{i}.wv", i, l.Wv, Config.Dim, Config.Dim),
+        new($"layers.{i}.wo", i, l.Wo, Config.Dim, Config.Dim),
+        new($"layers.{i}.wi", i, l.Wi, Config.MlpDim, Config.Dim),
+        new($"layers.{i}.wout", i, l.Wout, Config.Dim, Config.MlpDim),
+    }).ToArray();
+    private NamedLinear[]? _linears;
+
+    public IEnumerable<float[]> ParameterArrays =>
+        new[] { Weights.WordEmbedding, Weights.PositionEmbedding, Weights.TokenTypeEmbedding, Weights.EmbLnG, Weights.EmbLnB }
+            .Concat(Weights.Layers.SelectMany(l => new[] { l.Bq, l.Bk, l.Bv, l.Bo, l.Bi, l.Bout, l.Ln1G, l.Ln1B, l.Ln2G, l.Ln2B }))
+            .Concat(BlockLinears.Select(l => l.Weight));
+
     /// <summary>last_hidden_state [n, d] of one sequence (ids including [CLS] and [SEP]).</summary>
     public SequenceState Forward(ReadOnlySpan<int> ids, ForwardContext ctx, ReadOnlySpan<int> typeIds = default, ReadOnlySpan<bool> mask = default)
     {

@@ -67,6 +67,34 @@ public sealed class LlamaModel : ITransformerModel
         return s;
     }
 
+    public SequenceState Embed(ModelInput input, ForwardContext ctx)
+    {
+        if (input is not TokenInput t) throw new ArgumentException($"{Card.Name} is a decoder: it takes token ids, not {input.GetType().Name}", nameof(input));
+        var s = Embed(t.Tokens, t.StartPos);
+        ctx.Fire(HookNames.Embed, -1, s.Active, s.Rows, s.Dim, s.TokenIndex);
+        return s;
+    }
+
+    public float[] Readout(SequenceState state, ForwardContext ctx) => Logits(state, ctx);
+
+    public IReadOnlyList<NamedLinear> BlockLinears => _linears ??= Weights.Layers.SelectMany((l, i) => new NamedLinear[]
+    {
+        new($"layers.{i}.wq", i, l.Wq, Config.Dim, Config.Dim),
+        new($"layers.{i}.wk", i, l.Wk, Config.KvDim, Config.Dim),
+        new($"layers.{i}.wv", i, l.Wv, Config.KvDim, Config.Dim),
+        new($"layers.{i}.wo", i, l.Wo, Config.Dim, Config.Dim),
+        new($"layers.{i}.w1", i, l.W1, Config.MlpDim, Config.Dim),
+        new($"layers.{i}.w2", i, l.W2, Config.Dim, Config.MlpDim),
+        new($"layers.{i}.w3", i, l.W3, Config.MlpDim, Config.Dim),
+    }).ToArray();
+    private NamedLinear[]? _linears;
+
+    public IEnumerable<float[]> ParameterArrays =>
+        new[] { Weights.TokenEmbedding, Weights.FinalNorm }
+            .Concat(Weights.SharedOutput ? [] : [Weights.Output])
+            .Concat(Weights.Layers.SelectMany(l => new[] { l.AttnNorm, l.FfnNorm }))
+            .Concat(BlockLinears.Select(l => l.Weight));
+
     /// <summary>
     /// Runs tokens through the model at positions startPos.. and returns the logits of every surviving row
     /// ([rows, vocab]) with the state (whose TokenIndex says which input each row is).

@@ -128,6 +128,19 @@ public sealed class VitModel : ITransformerModel
 
     // ---------------------------------------------------------------- forward
 
+    public SequenceState Embed(ModelInput input, ForwardContext ctx) => input is ImageInput img
+        ? Embed(img.PixelsHwc, ctx)
+        : throw new ArgumentException($"{Card.Name} is an image classifier: it takes an image, not {input.GetType().Name}", nameof(input));
+
+    public IReadOnlyList<NamedLinear> BlockLinears => _blocks.SelectMany((b, i) => new NamedLinear[]
+    {
+        new($"blocks.{i}.wq", i, b.Wq, D, D), new($"blocks.{i}.wk", i, b.Wk, D, D), new($"blocks.{i}.wv", i, b.Wv, D, D),
+        new($"blocks.{i}.wo", i, b.Wo, D, D), new($"blocks.{i}.fc1", i, b.W1, MlpD, D), new($"blocks.{i}.fc2", i, b.W2, D, MlpD),
+    }).ToArray();
+
+    public IEnumerable<float[]> ParameterArrays => new[] { _patchW, _cls, _pos, _lnfG, _lnfB, _headW, _headB }
+        .Concat(_blocks.SelectMany(b => new[] { b.Ln1G, b.Ln1B, b.Wq, b.Bq, b.Wk, b.Bk, b.Wv, b.Bv, b.Wo, b.Bo, b.Ln2G, b.Ln2B, b.W1, b.B1, b.W2, b.B2 }));
+
     /// <summary>Patch-embeds a 32x32x3 uint8 HWC image: 65 rows (CLS, then patches row-major), positions added. Fires "embed".</summary>
     public SequenceState Embed(ReadOnlySpan<byte> imageHwc, ForwardContext? ctx = null)
     {
@@ -227,9 +240,8 @@ public sealed class VitModel : ITransformerModel
     }
 
     /// <summary>Final LayerNorm and the linear head on the CLS row (token 0, which must still be present).</summary>
-    public float[] Readout(SequenceState state, ForwardContext? ctx = null)
+    public float[] Readout(SequenceState state, ForwardContext ctx)
     {
-        ctx ??= ForwardContext.Default;
         int cls = Array.IndexOf(state.TokenIndex, 0);
         if (cls < 0 || cls >= state.Rows) throw new InvalidOperationException("the CLS token (token 0) was dropped; it must be protected");
         var normed = new float[state.Rows * D];
