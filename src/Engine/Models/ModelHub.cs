@@ -9,7 +9,7 @@ namespace Workbench.Engine.Models;
 /// </summary>
 public static class ModelHub
 {
-    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10"];
+    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10", "austen-16L"];
 
     private static readonly Dictionary<string, Lazy<LoadedModel>> Cache = new(StringComparer.OrdinalIgnoreCase);
 
@@ -47,8 +47,11 @@ public static class ModelHub
             SentencePieceTokenizer.Load(Bundled.Path("models/babyllama-105/tok105.model"), 105)),
         "minilm" => MiniLm(),
         "vit-cifar10" => new ImageClassifier("vit-cifar10", VitModel.LoadBundled()),
+        "austen-16l" => Renamed((Decoder)LoadPath(Bundled.Folder("models/austen-16L/fp"), null), "austen-16L"),
         _ => throw new ArgumentException($"unknown bundled model '{name}'", nameof(name)),
     };
+
+    private static Decoder Renamed(Decoder d, string name) => new(name, d.Model, d.Tokenizer, d.Pruned);
 
     private static Encoder MiniLm()
     {
