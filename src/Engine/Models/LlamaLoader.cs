@@ -104,18 +104,22 @@ public static class LlamaLoader
 
     internal static ModelConfig ReadHfConfig(string path, out bool tied)
     {
-        JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
-        catch (JsonException e) { throw new ModelFormatException(path, "json", e.BytePositionInLine ?? 0, $"malformed JSON: {e.Message}", e); }
+        var root = JsonFiles.Parse(path, File.ReadAllBytes(path), "json").RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new ModelFormatException(path, "json", 0, "config is not a JSON object");
         int Int(string key, int? fallback = null)
         {
-            if (root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
-            return fallback ?? throw new ModelFormatException(path, key, 0, "required integer key is missing or not an integer");
+            bool absent = !root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null;
+            if (absent && fallback is { } f) return f;
+            if (JsonFiles.TryInt32(v, out int i)) return i;
+            throw new ModelFormatException(path, key, 0, "required integer key is missing or not an integer");
         }
-        float Float(string key, float fallback) =>
-            root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetSingle() : fallback;
+        float Float(string key, float fallback)
+        {
+            if (!root.TryGetProperty(key, out var v)) return fallback;
+            return JsonFiles.TryFloat(v, out float x) ? x : throw new ModelFormatException(path, key, 0, $"{v.GetRawText()} is not a finite float");
+        }
         var archs = root.TryGetProperty("architectures", out var ar) && ar.ValueKind == JsonValueKind.Array
-            ? ar.EnumerateArray().Select(x => x.GetString()).ToArray() : [];
+            ? ar.EnumerateArray().Select(x => JsonFiles.Str(x) ?? throw new ModelFormatException(path, "architectures", 0, "entries must be strings")).ToArray() : [];
         if (archs.Length > 0 && !archs.Contains("LlamaForCausalLM"))
             throw new ModelFormatException(path, "architectures", 0, $"'{string.Join(",", archs)}' is not LlamaForCausalLM");
         tied = root.TryGetProperty("tie_word_embeddings", out var t) && t.ValueKind == JsonValueKind.True;
