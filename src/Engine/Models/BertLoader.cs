@@ -96,6 +96,7 @@ public static class BertLoader
         float[] R(string n, params long[] shape) => TensorReading.Read(src, prefix + n, shape);
         var typeEntry = src.Contains(prefix + "embeddings.token_type_embeddings.weight")
             ? src.Get(prefix + "embeddings.token_type_embeddings.weight") : throw new ModelFormatException(src.Path, prefix + "embeddings.token_type_embeddings.weight", 0, "tensor is missing");
+        TensorReading.CheckLayerCount(src, cfg.Layers, i => $"{prefix}encoder.layer.{i}.attention.self.query.bias", i => $"{prefix}encoder.layer.{i}.output.LayerNorm.weight");
         var layers = new BertLayer[cfg.Layers];
         for (int i = 0; i < cfg.Layers; i++)
         {

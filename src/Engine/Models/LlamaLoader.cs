@@ -136,11 +136,17 @@ public static class LlamaLoader
         ModuleSkips? absent = null)
     {
         var zeros = new Dictionary<long, float[]>();
-        float[] Zero(long n) => zeros.TryGetValue(n, out var z) ? z : zeros[n] = new float[n];
         try { cfg.Validate(); }
         catch (ArgumentException e) { throw new ModelFormatException(src.Path, e.ParamName ?? "config", 0, e.Message, e); }
+        // Sizes come from the header or config.json; buffers are sized only after the tensors confirm them, and zero
+        // weights for absent modules never exceed what the file holds, so loading allocates O(file), not O(header).
+        long present = src.Tensors.Sum(t => t.ElementCount);
+        float[] Zero(long n) => zeros.TryGetValue(n, out var z) ? z
+            : n <= present ? zeros[n] = new float[n]
+            : throw new ModelFormatException(src.Path, "config", 0, $"a module of {n} weights is larger than all {present} weights in the file");
         int d = cfg.Dim, kv = cfg.KvDim, h = cfg.MlpDim;
         var emb = TensorReading.Read(src, names.Embedding, cfg.Vocab, d);
+        TensorReading.CheckLayerCount(src, cfg.Layers, i => names.Layer(i, "attn_norm"), i => names.Layer(i, "ffn_norm"), absent);
         var layers = new LlamaLayer[cfg.Layers];
         for (int i = 0; i < cfg.Layers; i++)
         {
@@ -220,6 +226,19 @@ internal static class HfTensors
 
 internal static class TensorReading
 {
+    /// <summary>
+    /// A layer count from a header (num_hidden_layers 2147483647) is checked against the tensors before any per-layer
+    /// array is made: the last layer must have one of its tensors, unless both of its modules are absent.
+    /// </summary>
+    public static void CheckLayerCount(ITensorSource src, int layers, Func<int, string> first, Func<int, string> second, ModuleSkips? absent = null)
+    {
+        int last = layers - 1;
+        bool allAbsent = (absent?.SkipsAttention(last) ?? false) && (absent?.SkipsMlp(last) ?? false);
+        if (layers > src.Tensors.Count + (allAbsent ? layers : 0) || (!allAbsent && !src.Contains(first(last)) && !src.Contains(second(last))))
+            throw new ModelFormatException(src.Path, "layers", 0,
+                $"the header gives {layers} layers but the file has no tensors for layer {last} ({first(last)}); {src.Tensors.Count} tensors in all");
+    }
+
     /// <summary>Reads a tensor as float32 after checking its shape, naming the tensor when it is wrong or missing.</summary>
     public static float[] Read(ITensorSource src, string name, params long[] shape)
     {
