@@ -29,6 +29,7 @@ public abstract class FuzzTestBase(ITestOutputHelper output)
 public sealed class DecoderFileFuzzTests(ITestOutputHelper output) : FuzzTestBase(output)
 {
     [Fact] public void Llama2c_checkpoint() => Check(FuzzTargets.Llama2c);
+    [Fact] public void Llama2c_reader() => Check(FuzzTargets.Llama2cReader);
     [Fact] public void Gguf() => Check(FuzzTargets.Gguf);
     [Fact] public void Safetensors() => Check(FuzzTargets.Safetensors);
     [Fact] public void Config_json() => Check(FuzzTargets.LlamaConfig);
@@ -46,6 +47,7 @@ public sealed class TokenizerFuzzTests(ITestOutputHelper output) : FuzzTestBase(
 public sealed class DataFileFuzzTests(ITestOutputHelper output) : FuzzTestBase(output)
 {
     [Fact] public void Npz() => Check(FuzzTargets.Npz);
+    [Fact] public void Npz_reader() => Check(FuzzTargets.NpzReader);
     [Fact] public void Onnx() => Check(FuzzTargets.Onnx);
     [Fact] public void Images() => Check(FuzzTargets.Images);
     [Fact] public void Corpus() => Check(FuzzTargets.Corpus);

@@ -36,6 +36,11 @@ internal static class FuzzTargets
         (s, r) => Mutator.Bytes(s, r, 4096), p => ModelHub.Load(p), UseDecoder, 300,
         new Dictionary<string, byte[]> { ["tok512.bin"] = Tok512.Value });
 
+    // The reader itself, past the content sniffing that turns most header mutations away as "magic".
+    public static FuzzTarget Llama2cReader => new("llama2c-reader", "model.bin", [Repo("models/stories260K/stories260K.bin")],
+        (s, r) => Mutator.Bytes(s, r, 64), p => new Decoder("fuzz", LlamaLoader.FromLlama2c(p), new Workbench.Engine.Text.Llama2cTokenizer(Path.Combine(Path.GetDirectoryName(p)!, "tok512.bin"), 512)),
+        UseDecoder, 300, new Dictionary<string, byte[]> { ["tok512.bin"] = Tok512.Value });
+
     public static FuzzTarget Llama2cTokenizer => new("tokenizer.bin", "tok512.bin", [Tok512.Value],
         (s, r) => Mutator.Bytes(s, r, s.Length), p => ModelHub.DecoderTokenizer(p, 512), UseTokenizer, 1500);
 
@@ -80,6 +85,10 @@ internal static class FuzzTargets
     public static FuzzTarget Npz => new("npz", "vit.npz", [Repo("models/vit-cifar10/vit_cifar10.npz")],
         (s, r) => r.Next(2) == 0 ? Mutator.Bytes(s, r, 2048) : TailMutation(s, r), p => ModelHub.Load(p),
         o => ((ImageClassifier)o!).Model.Classify(CifarImage.Value), 400);
+
+    public static FuzzTarget NpzReader => new("npz-reader", "vit.npz", [Repo("models/vit-cifar10/vit_cifar10.npz")],
+        (s, r) => r.Next(2) == 0 ? Mutator.Bytes(s, r, 2048) : TailMutation(s, r), p => VitModel.Load(p),
+        o => ((VitModel)o!).Classify(CifarImage.Value), 300);
 
     // Zip keeps its central directory (member names, sizes, offsets) at the end of the file.
     private static byte[] TailMutation(byte[] s, Random r)
