@@ -17,10 +17,14 @@ public static class GenerateCommand
         var cmd = new Command("generate", "generate text with a Llama-family decoder") { model, prompt, steps, temperature, seed, tokenizer, json };
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
+            float t = r.GetValue(temperature);
+            // Checked before the model loads; the message names the option (one line, exit 2).
+            if (!(t >= 0 && float.IsFinite(t)))
+                throw new ArgumentException($"--temperature {t}: must be a finite number >= 0 (0 = greedy)");
             var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer));
             int n = r.GetValue(steps);
             var progress = CliHelpers.TerminalProgress("generating");
-            var result = dec.Generate(r.GetValue(prompt) ?? "", n, r.GetValue(temperature), r.GetValue(seed),
+            var result = dec.Generate(r.GetValue(prompt) ?? "", n, t, r.GetValue(seed),
                 progress: progress is null ? null : new Progress<int>(i => progress.Report((Math.Min(i, n), n))));
             if (r.GetValue(json))
                 CliHelpers.PrintJson(new

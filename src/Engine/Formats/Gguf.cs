@@ -25,6 +25,10 @@ public sealed class GgufFile : ITensorSource
     private readonly MappedFile _file;
     private readonly Dictionary<string, TensorEntry> _map;
     private readonly Dictionary<string, GgufTensorInfo> _infos;
+    private readonly Dictionary<string, long> _kvAt = new(StringComparer.Ordinal); // where each key's record starts
+
+    /// <summary>Arrays of arrays deeper than this are refused (the reader recurses once per level).</summary>
+    public const int MaxArrayDepth = 8;
 
     public string Path => _file.Path;
     public string Format => "GGUF";
@@ -81,9 +85,11 @@ public sealed class GgufFile : ITensorSource
         {
             long at = r.Position;
             string key = r.Utf8(r.U64($"kv[{i}].key length"), $"kv[{i}].key");
+            if (string.IsNullOrWhiteSpace(key)) throw r.Error($"kv[{i}].key", at, "metadata key is empty");
             uint type = r.U32($"{key}.type");
-            object value = ReadValue(r, type, key);
+            object value = ReadValue(r, type, key, 0);
             if (!meta.TryAdd(key, value)) throw r.Error(key, at, "metadata key appears twice");
+            _kvAt[key] = at;
         }
         Metadata = meta;
 
@@ -156,7 +162,7 @@ public sealed class GgufFile : ITensorSource
         catch { file.Dispose(); throw; }
     }
 
-    private static object ReadValue(FieldReader r, uint type, string key)
+    private static object ReadValue(FieldReader r, uint type, string key, int depth)
     {
         switch (type)
         {
@@ -174,7 +180,7 @@ public sealed class GgufFile : ITensorSource
                     return b == 1;
                 }
             case 8: return r.Utf8(r.U64($"{key} length"), key);
-            case 9: return ReadArray(r, key);
+            case 9: return ReadArray(r, key, depth + 1);
             case 10: return r.U64(key);
             case 11: return r.I64(key);
             case 12: return r.F64(key);
@@ -187,9 +193,11 @@ public sealed class GgufFile : ITensorSource
         0 or 1 or 7 => 1, 2 or 3 => 2, 4 or 5 or 6 => 4, 8 or 10 or 11 or 12 => 8, 9 => 12, _ => 1,
     };
 
-    private static object ReadArray(FieldReader r, string key)
+    private static object ReadArray(FieldReader r, string key, int depth)
     {
         long at = r.Position;
+        if (depth > MaxArrayDepth)
+            throw r.Error(key, at, $"arrays nested deeper than {MaxArrayDepth} levels");
         uint et = r.U32($"{key}.element type");
         ulong n = r.U64($"{key}.count");
         if (et > 12) throw r.Error($"{key}.element type", at, $"unknown GGUF value type {et}");
@@ -204,7 +212,7 @@ public sealed class GgufFile : ITensorSource
             8 => new string[count], 10 => new ulong[count], 11 => new long[count], 12 => new double[count],
             _ => new object[count],
         };
-        for (int i = 0; i < count; i++) arr.SetValue(ReadValue(r, et, $"{key}[{i}]"), i);
+        for (int i = 0; i < count; i++) arr.SetValue(ReadValue(r, et, $"{key}[{i}]", depth), i);
         return arr;
     }
 
@@ -241,20 +249,23 @@ public sealed class GgufFile : ITensorSource
     {
         byte b => b, sbyte sb => sb, ushort us => us, short s => s, uint u => u, int i => i, long l => l,
         ulong ul when ul <= long.MaxValue => (long)ul,
-        var other => throw new InvalidCastException($"{Path}: metadata '{key}' is {other.GetType().Name}, not an integer"),
+        var other => throw Mistyped(key, other, "an integer"),
     };
 
     public float GetFloat(string key) => Raw(key) switch
     {
         float f => f, double d => (float)d,
-        var other => throw new InvalidCastException($"{Path}: metadata '{key}' is {other.GetType().Name}, not a float"),
+        var other => throw Mistyped(key, other, "a float"),
     };
 
     private object Raw(string key) =>
-        Metadata.TryGetValue(key, out var v) ? v : throw new KeyNotFoundException($"{Path}: no metadata key '{key}'");
+        Metadata.TryGetValue(key, out var v) ? v : throw new ModelFormatException(Path, key, 0, "required metadata key is missing");
 
-    private T Typed<T>(string key) => Raw(key) is T t ? t
-        : throw new InvalidCastException($"{Path}: metadata '{key}' is {Raw(key).GetType().Name}, not {typeof(T).Name}");
+    private T Typed<T>(string key) => Raw(key) is T t ? t : throw Mistyped(key, Raw(key), typeof(T).Name);
+
+    // A key of the wrong GGUF type is a bad file, named like every other bad field.
+    private ModelFormatException Mistyped(string key, object value, string wanted) =>
+        new(Path, key, _kvAt.GetValueOrDefault(key), $"metadata is {value.GetType().Name}, not {wanted}");
 
     public void Dispose() => _file.Dispose();
 }

@@ -34,7 +34,9 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokeni
         IProgress<int>? progress = null, CancellationToken cancel = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(steps);
-        if (temperature < 0 || float.IsNaN(temperature)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be >= 0");
+        // Infinity would divide every logit to 0 (uniform noise), NaN poisons the softmax: only finite values >= 0.
+        if (!(temperature >= 0 && float.IsFinite(temperature)))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be a finite number >= 0");
         steps = Math.Min(steps, Model.Config.MaxSeq);
         var promptIds = tokenizer.Encode(prompt, bos: true);
         var rng = new Random(seed);

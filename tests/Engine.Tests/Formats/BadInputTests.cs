@@ -328,7 +328,7 @@ public class BadInputTests : IDisposable
 
     // ---------- npz ----------
 
-    private static void WriteNpz(string path, params (string name, string dict, byte[] data)[] members)
+    internal static void WriteNpz(string path, params (string name, string dict, byte[] data)[] members)
     {
         using var zip = ZipFile.Open(path, ZipArchiveMode.Create);
         foreach (var (name, dict, data) in members)
