@@ -99,7 +99,7 @@ public sealed class GgufFile : ITensorSource
             uint t = r.U32($"tensor '{name}'.type");
             var type = (GgmlType)t;
             var traits = GgufQuants.Traits(type);
-            if (traits is null) throw r.Error($"tensor '{name}'.type", r.Position - 4, $"unknown ggml type id {t}");
+            if (traits is null) throw r.Error($"tensor '{name}'.type", r.Position - 4, $"unknown ggml type id {t} (readable: {string.Join(", ", GgufQuants.Supported)})");
             int block = traits.BlockSize;
             ulong off = r.U64($"tensor '{name}'.offset");
             long? count = DTypes.CheckedProduct(ne);

@@ -82,28 +82,17 @@ public static class GgufQuants
         else t.ToFloat!(data, dst);
     }
 
-    /// <summary>Reads a validated GGUF tensor as float32, a bounded number of blocks at a time (tensors over 2 GB).</summary>
+    /// <summary>Reads a validated GGUF tensor as float32.</summary>
     internal static float[] ReadF32(MappedFile file, TensorEntry e, GgmlType type)
     {
         var t = Traits(type);
         if (t is null || !Supported.Contains(type))
             throw new ModelFormatException(file.Path, $"tensor '{e.Name}'.type", e.ByteOffset,
-                $"ggml type {type} is not supported for reading as float32 (supported: {string.Join(", ", Supported)})");
-        long n = e.ElementCount;
-        if (n > Array.MaxLength)
-            throw new ModelFormatException(file.Path, $"tensor '{e.Name}'", e.ByteOffset, $"{n} elements do not fit in one float[]");
-        if (n % t.BlockSize != 0 || t.ByteLength(n) != e.ByteLength || !file.Has(e.ByteOffset, e.ByteLength))
-            throw new ModelFormatException(file.Path, $"tensor '{e.Name}'", e.ByteOffset, "byte range does not match the file");
+                $"ggml type {type} is not supported for reading as float32 (supported: {SupportedList})");
+        var result = new float[Check(file, e, t)];
         float scale = type == GgmlType.I2_S ? I2sScale(file, e) : 0;
         GgmlToFloat toFloat = t.ToFloat ?? ((s, d) => I2S(s, d, scale));
-        var result = new float[n];
-        long blocks = n / t.BlockSize, chunk = Math.Max(1, (1 << 24) / t.BlockSize);
-        for (long b = 0; b < blocks; b += chunk)
-        {
-            int m = (int)Math.Min(chunk, blocks - b);
-            var src = file.Span(e.ByteOffset + b * t.BlockBytes, m * t.BlockBytes, $"tensor '{e.Name}'");
-            toFloat(src, result.AsSpan((int)(b * t.BlockSize), m * t.BlockSize));
-        }
+        ForEachChunk(file, e, t, (first, src) => toFloat(src, result.AsSpan((int)(first * t.BlockSize), src.Length / t.BlockBytes * t.BlockSize)));
         return result;
     }
 
@@ -116,29 +105,48 @@ public static class GgufQuants
         ternary = null;
         if (!IsTernary(type)) return false;
         var t = Traits(type)!;
-        long n = e.ElementCount;
-        long cols = e.Shape[^1], rows = n / cols;
-        if (n > Array.MaxLength || rows > int.MaxValue || t.ByteLength(n) != e.ByteLength)
-            throw new ModelFormatException(file.Path, $"tensor '{e.Name}'", e.ByteOffset, $"{n} ternary values do not fit in one sbyte[] or the byte range is wrong");
+        long n = Check(file, e, t), cols = e.Shape[^1];
         var values = new sbyte[n];
-        long blocks = n / t.BlockSize, chunk = Math.Max(1, (1 << 24) / t.BlockSize);
-        float[] scales = type == GgmlType.I2_S
-            ? [I2sScale(file, e)]
-            : new float[blocks];
+        bool i2s = type == GgmlType.I2_S;
+        float[] scales = i2s ? [I2sScale(file, e)] : new float[n / t.BlockSize];
+        ForEachChunk(file, e, t, (first, src) =>
+        {
+            for (int k = 0; k < src.Length / t.BlockBytes; k++)
+            {
+                var block = src.Slice(k * t.BlockBytes, t.BlockBytes);
+                var v = values.AsSpan((int)((first + k) * t.BlockSize), t.BlockSize);
+                if (i2s) DecodeI2S(block, v);
+                else scales[first + k] = DecodeTq(type, block, v);
+            }
+        });
+        ternary = new GgufTernary(type, values, (int)(n / cols), (int)cols, scales, i2s ? (int)n : t.BlockSize);
+        return true;
+    }
+
+    private static string SupportedList => string.Join(", ", Supported);
+
+    /// <summary>The element count, after checking it fits one array and the tensor's bytes are whole blocks in the file.</summary>
+    private static long Check(MappedFile file, TensorEntry e, GgmlTypeTraits t)
+    {
+        long n = e.ElementCount;
+        if (n > Array.MaxLength)
+            throw new ModelFormatException(file.Path, $"tensor '{e.Name}'", e.ByteOffset, $"{n} elements do not fit in one array");
+        if (n % t.BlockSize != 0 || t.ByteLength(n) != e.ByteLength || !file.Has(e.ByteOffset, e.ByteLength))
+            throw new ModelFormatException(file.Path, $"tensor '{e.Name}'", e.ByteOffset, "byte range does not match the file");
+        return n;
+    }
+
+    private delegate void BlockChunk(long firstBlock, ReadOnlySpan<byte> blocks);
+
+    /// <summary>Hands the tensor's blocks over in runs of at most ~16 Mi values (a span cannot cover a tensor over 2 GB).</summary>
+    private static void ForEachChunk(MappedFile file, TensorEntry e, GgmlTypeTraits t, BlockChunk action)
+    {
+        long blocks = e.ElementCount / t.BlockSize, chunk = Math.Max(1, (1 << 24) / t.BlockSize);
         for (long b = 0; b < blocks; b += chunk)
         {
             int m = (int)Math.Min(chunk, blocks - b);
-            var src = file.Span(e.ByteOffset + b * t.BlockBytes, m * t.BlockBytes, $"tensor '{e.Name}'");
-            for (int k = 0; k < m; k++)
-            {
-                var block = src.Slice(k * t.BlockBytes, t.BlockBytes);
-                var v = values.AsSpan((int)((b + k) * t.BlockSize), t.BlockSize);
-                if (type == GgmlType.I2_S) DecodeI2S(block, v);
-                else scales[b + k] = DecodeTq(type, block, v);
-            }
+            action(b, file.Span(e.ByteOffset + b * t.BlockBytes, m * t.BlockBytes, $"tensor '{e.Name}'"));
         }
-        ternary = new GgufTernary(type, values, (int)rows, (int)cols, scales, type == GgmlType.I2_S ? (int)n : t.BlockSize);
-        return true;
     }
 
     private static float Fp16(ReadOnlySpan<byte> b, int at) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(b[at..]));
