@@ -287,41 +287,27 @@ public static class GgufQuants
         : ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4));
 
     // block_q4_K: fp16 d, fp16 dmin, 12 scale bytes, 128 bytes of nibbles; 64 values per 32 bytes (low, then high nibbles).
-    private static void Q4_K(ReadOnlySpan<byte> s, Span<float> y)
-    {
-        for (int i = 0, o = 0; i < s.Length; i += 144)
-        {
-            float d = Fp16(s, i), min = Fp16(s, i + 2);
-            var scales = s.Slice(i + 4, 12);
-            for (int j = 0; j < 4; j++)
-            {
-                var q = s.Slice(i + 16 + 32 * j, 32);
-                var (sc1, m1i) = ScaleMinK4(2 * j, scales);
-                var (sc2, m2i) = ScaleMinK4(2 * j + 1, scales);
-                float d1 = d * sc1, m1 = min * m1i, d2 = d * sc2, m2 = min * m2i;
-                for (int l = 0; l < 32; l++) y[o++] = d1 * (q[l] & 0xF) - m1;
-                for (int l = 0; l < 32; l++) y[o++] = d2 * (q[l] >> 4) - m2;
-            }
-        }
-    }
+    // block_q5_K: the same plus 32 bytes of fifth bits (qh) before the nibbles; bits 2j, 2j + 1 for the j-th 64 values.
+    private static void Q4_K(ReadOnlySpan<byte> s, Span<float> y) => Q4Or5_K(s, y, fifthBit: false);
+    private static void Q5_K(ReadOnlySpan<byte> s, Span<float> y) => Q4Or5_K(s, y, fifthBit: true);
 
-    // block_q5_K: as Q4_K plus 32 bytes of fifth bits (qh) before the nibbles; bit pair 2j, 2j+1 for the j-th 64 values.
-    private static void Q5_K(ReadOnlySpan<byte> s, Span<float> y)
+    private static void Q4Or5_K(ReadOnlySpan<byte> s, Span<float> y, bool fifthBit)
     {
-        for (int i = 0, o = 0; i < s.Length; i += 176)
+        int bytes = fifthBit ? 176 : 144, nibbles = fifthBit ? 48 : 16;
+        for (int i = 0, o = 0; i < s.Length; i += bytes)
         {
             float d = Fp16(s, i), min = Fp16(s, i + 2);
             var scales = s.Slice(i + 4, 12);
-            var qh = s.Slice(i + 16, 32);
+            var qh = fifthBit ? s.Slice(i + 16, 32) : default;
             for (int j = 0; j < 4; j++)
             {
-                var ql = s.Slice(i + 48 + 32 * j, 32);
+                var ql = s.Slice(i + nibbles + 32 * j, 32);
                 var (sc1, m1i) = ScaleMinK4(2 * j, scales);
                 var (sc2, m2i) = ScaleMinK4(2 * j + 1, scales);
                 float d1 = d * sc1, m1 = min * m1i, d2 = d * sc2, m2 = min * m2i;
                 int u1 = 1 << (2 * j), u2 = 2 << (2 * j);
-                for (int l = 0; l < 32; l++) y[o++] = d1 * ((ql[l] & 0xF) + ((qh[l] & u1) != 0 ? 16 : 0)) - m1;
-                for (int l = 0; l < 32; l++) y[o++] = d2 * ((ql[l] >> 4) + ((qh[l] & u2) != 0 ? 16 : 0)) - m2;
+                for (int l = 0; l < 32; l++) y[o++] = d1 * ((ql[l] & 0xF) + (fifthBit && (qh[l] & u1) != 0 ? 16 : 0)) - m1;
+                for (int l = 0; l < 32; l++) y[o++] = d2 * ((ql[l] >> 4) + (fifthBit && (qh[l] & u2) != 0 ? 16 : 0)) - m2;
             }
         }
     }
