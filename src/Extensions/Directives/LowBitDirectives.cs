@@ -197,8 +197,8 @@ internal static class LowBitDirectives
             "v512" => IsaPath.V512,
             _ => throw new ArgumentException($"--isa '{Clean(s)}' is not one of scalar, v128, v256, v512.", "isa"),
         };
-        if (path is { } p && !LowBitIsa.Supported(p))
-            throw new ArgumentException($"--isa {v}: this machine (or this process's DOTNET_Enable* settings) cannot run the {p} path; supported: {string.Join(", ", LowBitIsa.SupportedPaths)}.", "isa");
+        if (path is { } p && !Isa.Supported(p))
+            throw new ArgumentException($"--isa {v}: this machine (or this process's DOTNET_Enable* settings) cannot run the {p} path; supported: {string.Join(", ", Isa.SupportedPaths)}.", "isa");
         return path;
     }
 

@@ -57,7 +57,7 @@ public class KernelTests
         foreach (var f in Formats)
         {
             var m = PackTernary(f, t, rows, cols);
-            foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (var path in Isa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);
@@ -82,7 +82,7 @@ public class KernelTests
         foreach (var f in Formats)
         {
             var m = PackTernary(f, t, rows, cols);
-            foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (var path in Isa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);
@@ -104,7 +104,7 @@ public class KernelTests
         q[0] = -128;
         var expected = Reference(w, rows, cols, q);
         var m = Int8.Pack(w, Enumerable.Repeat(1f, rows).ToArray(), rows, cols);
-        foreach (var path in LowBitIsa.SupportedPaths)
+        foreach (var path in Isa.SupportedPaths)
         {
             var a = m.CreateActivationBuffer();
             a.Load(q, 1f, path);
@@ -128,7 +128,7 @@ public class KernelTests
         foreach (var f in Formats)
         {
             var m = PackTernary(f, t, rows, cols);
-            foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (var path in Isa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);
