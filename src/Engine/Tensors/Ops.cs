@@ -78,9 +78,9 @@ public static class Ops
     {
         ref float r = ref MemoryMarshal.GetReference(x);
         int i = 0, n = x.Length;
-        if (path == IsaPath.V512) i = GeluErf<V512>(ref r, i, n);
-        if (path >= IsaPath.V256) i = GeluErf<V256>(ref r, i, n);
-        if (path >= IsaPath.V128) i = GeluErf<V128>(ref r, i, n);
+        if (path == IsaPath.V512) i = GeluErf<W512, Vector512<float>>(ref r, i, n);
+        if (path >= IsaPath.V256) i = GeluErf<W256, Vector256<float>>(ref r, i, n);
+        if (path >= IsaPath.V128) i = GeluErf<W128, Vector128<float>>(ref r, i, n);
         for (; i < n; i++) x[i] = Gelu(x[i]);
     }
 
@@ -89,16 +89,16 @@ public static class Ops
     /// inlined there, the JIT's inlining budget ran out and left the vector operations as calls.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static int GeluErf<TV>(ref float r, int i, int n) where TV : struct, IVec<TV>
+    private static int GeluErf<TW, TV>(ref float r, int i, int n) where TW : IWidth<TV> where TV : struct
     {
         // A do-while, so the loop is entered from a preheader and the JIT keeps the constants in registers (written
         // as a for loop it did not invert it, and every constant came from memory: ~7% slower).
-        if (i + TV.Count > n) return i;
+        if (i + TW.Count > n) return i;
         do
         {
-            TV.Store(Gelu(TV.Load(ref r, (nuint)i)), ref r, (nuint)i);
-            i += TV.Count;
-        } while (i + TV.Count <= n);
+            TW.Store(Gelu<TW, TV>(TW.Load(ref r, (nuint)i)), ref r, (nuint)i);
+            i += TW.Count;
+        } while (i + TW.Count <= n);
         return i;
     }
 
@@ -112,7 +112,7 @@ public static class Ops
         R4 = 6.863748694740934e-06f, R5 = -4.396636654746544e-08f, R6 = 2.1243234948897793e-10f,
         S1 = 0.2613641023635864f, S2 = 0.03017616830766201f, S3 = 0.0019414265407249331f, S4 = 6.848106568213552e-05f, GeluClamp = 5.656854249f;
 
-    /// <summary>The scalar twin of <see cref="Gelu{TV}"/>: the same operations in the same order.</summary>
+    /// <summary>The scalar twin of <see cref="Gelu{TW, TV}"/>: the same operations in the same order.</summary>
     internal static float Gelu(float v)
     {
         float c = MathF.Min(MathF.Max(v, -GeluClamp), GeluClamp), u = c * c;
@@ -127,19 +127,19 @@ public static class Ops
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static TV Gelu<TV>(TV v) where TV : struct, IVec<TV>
+    internal static TV Gelu<TW, TV>(TV v) where TW : IWidth<TV> where TV : struct
     {
-        var c = TV.Clamp(v, -GeluClamp, GeluClamp);
-        var u = c * c;
-        var p = TV.Fma(TV.Broadcast(R6), u, TV.Broadcast(R5));
-        var q = TV.Fma(TV.Broadcast(S4), u, TV.Broadcast(S3));
-        p = TV.Fma(p, u, TV.Broadcast(R4)); q = TV.Fma(q, u, TV.Broadcast(S2));
-        p = TV.Fma(p, u, TV.Broadcast(R3)); q = TV.Fma(q, u, TV.Broadcast(S1));
-        p = TV.Fma(p, u, TV.Broadcast(R2)); q = TV.Fma(q, u, TV.Broadcast(1f));
-        p = TV.Fma(p, u, TV.Broadcast(R1));
-        p = TV.Fma(p, u, TV.Broadcast(R0));
-        var h = v * TV.Broadcast(0.5f);
-        return TV.Fma(h, c * p / q, h);
+        var c = TW.Clamp(v, -GeluClamp, GeluClamp);
+        var u = TW.Mul(c, c);
+        var p = TW.Fma(TW.Broadcast(R6), u, TW.Broadcast(R5));
+        var q = TW.Fma(TW.Broadcast(S4), u, TW.Broadcast(S3));
+        p = TW.Fma(p, u, TW.Broadcast(R4)); q = TW.Fma(q, u, TW.Broadcast(S2));
+        p = TW.Fma(p, u, TW.Broadcast(R3)); q = TW.Fma(q, u, TW.Broadcast(S1));
+        p = TW.Fma(p, u, TW.Broadcast(R2)); q = TW.Fma(q, u, TW.Broadcast(1f));
+        p = TW.Fma(p, u, TW.Broadcast(R1));
+        p = TW.Fma(p, u, TW.Broadcast(R0));
+        var h = TW.Mul(v, TW.Broadcast(0.5f));
+        return TW.Fma(h, TW.Div(TW.Mul(c, p), q), h);
     }
 
     // exp for softmax, Cephes' expf scheme: n = round(x log2 e), r = x - n ln 2 (in two parts), a degree-6 polynomial
@@ -151,19 +151,19 @@ public static class Ops
         E0 = 1.9875691500e-4f, E1 = 1.3981999507e-3f, E2 = 8.3334519073e-3f, E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static TV Exp<TV>(TV input) where TV : struct, IVec<TV>
+    internal static TV Exp<TW, TV>(TV input) where TW : IWidth<TV> where TV : struct
     {
-        var x = TV.Clamp(input, ExpLo, ExpHi);
-        var n = TV.Round(x * TV.Broadcast(Log2E));
-        var r = TV.Fma(n, TV.Broadcast(-Ln2Lo), TV.Fma(n, TV.Broadcast(-Ln2Hi), x));
-        var y = TV.Fma(TV.Broadcast(E0), r, TV.Broadcast(E1));
-        y = TV.Fma(y, r, TV.Broadcast(E2)); y = TV.Fma(y, r, TV.Broadcast(E3));
-        y = TV.Fma(y, r, TV.Broadcast(E4)); y = TV.Fma(y, r, TV.Broadcast(E5));
-        y = TV.Fma(y, r * r, r + TV.Broadcast(1f));
-        return TV.ZeroBelow(input, ExpLo, y * TV.Pow2(n));
+        var x = TW.Clamp(input, ExpLo, ExpHi);
+        var n = TW.Round(TW.Mul(x, TW.Broadcast(Log2E)));
+        var r = TW.Fma(n, TW.Broadcast(-Ln2Lo), TW.Fma(n, TW.Broadcast(-Ln2Hi), x));
+        var y = TW.Fma(TW.Broadcast(E0), r, TW.Broadcast(E1));
+        y = TW.Fma(y, r, TW.Broadcast(E2)); y = TW.Fma(y, r, TW.Broadcast(E3));
+        y = TW.Fma(y, r, TW.Broadcast(E4)); y = TW.Fma(y, r, TW.Broadcast(E5));
+        y = TW.Fma(y, TW.Mul(r, r), TW.Add(r, TW.Broadcast(1f)));
+        return TW.ZeroBelow(input, ExpLo, TW.Mul(y, TW.Pow2(n)));
     }
 
-    /// <summary>The scalar twin of <see cref="Exp{TV}"/>.</summary>
+    /// <summary>The scalar twin of <see cref="Exp{TW, TV}"/>.</summary>
     internal static float Exp(float input)
     {
         float x = MathF.Min(MathF.Max(input, ExpLo), ExpHi);
@@ -259,9 +259,9 @@ public static class Ops
         ref float r = ref MemoryMarshal.GetReference(x);
         switch (SoftmaxLanes(path, x.Length))
         {
-            case 16: Softmax<V512>(ref r, x.Length); break;
-            case 8: Softmax<V256>(ref r, x.Length); break;
-            case 4: Softmax<V128>(ref r, x.Length); break;
+            case 16: Softmax<W512, Vector512<float>>(ref r, x.Length); break;
+            case 8: Softmax<W256, Vector256<float>>(ref r, x.Length); break;
+            case 4: Softmax<W128, Vector128<float>>(ref r, x.Length); break;
             default: SoftmaxScalar(x); break;
         }
     }
@@ -310,22 +310,32 @@ public static class Ops
     /// the same reason.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Softmax<TV>(ref float r, int n) where TV : struct, IVec<TV>
+    private static void Softmax<TW, TV>(ref float r, int n) where TW : IWidth<TV> where TV : struct
     {
-        int c = TV.Count, full = n - n % c;
-        var a = TV.Load(ref r, 0);
-        for (int j = c; j < full; j += c) a = TV.Max(a, TV.Load(ref r, (nuint)j));
-        float max = TV.MaxAcross(a);
-        for (int j = full; j < n; j++) max = MathF.Max(max, Unsafe.Add(ref r, j));
-        var m = TV.Broadcast(max);
-        var acc = TV.Broadcast(0f);
-        for (int j = 0; j < full; j += c) { var e = Exp(TV.Load(ref r, (nuint)j) - m); TV.Store(e, ref r, (nuint)j); acc += e; }
-        float sum = TV.Sum(acc);
+        int c = TW.Count, full = n - n % c;
+        float max;
+        if (full < n) max = TensorPrimitives.Max(MemoryMarshal.CreateReadOnlySpan(ref r, n)); // its masked last vector beats a scalar rest
+        else
+        {
+            var a = TW.Load(ref r, 0);
+            for (int j = c; j < full; j += c) a = TW.Max(a, TW.Load(ref r, (nuint)j));
+            max = TW.MaxAcross(a);
+        }
+        var m = TW.Broadcast(max);
+        var acc = TW.Broadcast(0f);
+        int k = 0;
+        do { var e = Exp<TW, TV>(TW.Sub(TW.Load(ref r, (nuint)k), m)); TW.Store(e, ref r, (nuint)k); acc = TW.Add(acc, e); k += c; } while (k < full);
+        float sum = TW.Sum(acc);
         for (int j = full; j < n; j++) { float e = Exp(Unsafe.Add(ref r, j) - max); Unsafe.Add(ref r, j) = e; sum += e; }
         float inv = 1f / sum;
-        var vi = TV.Broadcast(inv);
-        for (int j = 0; j < full; j += c) TV.Store(TV.Load(ref r, (nuint)j) * vi, ref r, (nuint)j);
-        for (int j = full; j < n; j++) Unsafe.Add(ref r, j) *= inv;
+        if (full < n)
+        {
+            var all = MemoryMarshal.CreateSpan(ref r, n);
+            TensorPrimitives.Multiply(all, inv, all);
+            return;
+        }
+        var vi = TW.Broadcast(inv);
+        for (int j = 0; j < full; j += c) TW.Store(TW.Mul(TW.Load(ref r, (nuint)j), vi), ref r, (nuint)j);
     }
 
     /// <summary>
@@ -347,33 +357,35 @@ public static class Ops
                 ref float b = ref s[(i + 1) * cols];
                 switch (lanes)
                 {
-                    case 16: Softmax2<V512>(ref a, ref b, cols); break;
-                    case 8: Softmax2<V256>(ref a, ref b, cols); break;
-                    default: Softmax2<V128>(ref a, ref b, cols); break;
+                    case 16: Softmax2<W512, Vector512<float>>(ref a, ref b, cols); break;
+                    case 8: Softmax2<W256, Vector256<float>>(ref a, ref b, cols); break;
+                    default: Softmax2<W128, Vector128<float>>(ref a, ref b, cols); break;
                 }
             }
         for (; i < rows; i++) Softmax(s.Slice(i * cols, cols), path);
     }
 
-    /// <summary>Two rows of n (a multiple of TV.Count) through <see cref="Softmax{TV}"/>'s passes together.</summary>
+    /// <summary>Two rows of n (a multiple of TW.Count) through <see cref="Softmax{TW, TV}"/>'s passes together.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Softmax2<TV>(ref float r, ref float q, int n) where TV : struct, IVec<TV>
+    private static void Softmax2<TW, TV>(ref float r, ref float q, int n) where TW : IWidth<TV> where TV : struct
     {
-        int c = TV.Count;
-        TV a = TV.Load(ref r, 0), b = TV.Load(ref q, 0);
-        for (int j = c; j < n; j += c) { a = TV.Max(a, TV.Load(ref r, (nuint)j)); b = TV.Max(b, TV.Load(ref q, (nuint)j)); }
-        TV ma = TV.Broadcast(TV.MaxAcross(a)), mb = TV.Broadcast(TV.MaxAcross(b));
-        TV sa = TV.Broadcast(0f), sb = TV.Broadcast(0f);
+        int c = TW.Count;
+        TV a = TW.Load(ref r, 0), b = TW.Load(ref q, 0);
+        for (int j = c; j < n; j += c) { a = TW.Max(a, TW.Load(ref r, (nuint)j)); b = TW.Max(b, TW.Load(ref q, (nuint)j)); }
+        TV ma = TW.Broadcast(TW.MaxAcross(a)), mb = TW.Broadcast(TW.MaxAcross(b));
+        TV sa = TW.Broadcast(0f), sb = TW.Broadcast(0f);
+        int k = 0;
+        do
+        {
+            var ea = Exp<TW, TV>(TW.Sub(TW.Load(ref r, (nuint)k), ma)); TW.Store(ea, ref r, (nuint)k); sa = TW.Add(sa, ea);
+            var eb = Exp<TW, TV>(TW.Sub(TW.Load(ref q, (nuint)k), mb)); TW.Store(eb, ref q, (nuint)k); sb = TW.Add(sb, eb);
+            k += c;
+        } while (k < n);
+        TV ia = TW.Broadcast(1f / TW.Sum(sa)), ib = TW.Broadcast(1f / TW.Sum(sb));
         for (int j = 0; j < n; j += c)
         {
-            var ea = Exp(TV.Load(ref r, (nuint)j) - ma); TV.Store(ea, ref r, (nuint)j); sa += ea;
-            var eb = Exp(TV.Load(ref q, (nuint)j) - mb); TV.Store(eb, ref q, (nuint)j); sb += eb;
-        }
-        TV ia = TV.Broadcast(1f / TV.Sum(sa)), ib = TV.Broadcast(1f / TV.Sum(sb));
-        for (int j = 0; j < n; j += c)
-        {
-            TV.Store(TV.Load(ref r, (nuint)j) * ia, ref r, (nuint)j);
-            TV.Store(TV.Load(ref q, (nuint)j) * ib, ref q, (nuint)j);
+            TW.Store(TW.Mul(TW.Load(ref r, (nuint)j), ia), ref r, (nuint)j);
+            TW.Store(TW.Mul(TW.Load(ref q, (nuint)j), ib), ref q, (nuint)j);
         }
     }
 

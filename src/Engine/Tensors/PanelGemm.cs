@@ -317,24 +317,23 @@ internal static unsafe class PanelGemm
 
     /// <summary>
     /// Bias and GELU on a finished tile of <paramref name="rows"/> x <paramref name="cols"/> at stride ldy, while it is
-    /// in L1. A full tile row (2 TV.Count columns) takes two vectors; a partial one goes through the span routines.
+    /// in L1. A full V512 tile row (32 columns) takes two vectors; other widths go through the span routines.
     /// </summary>
     private static void Epilogue<TV>(float* y, int rows, int cols, int ldy, float* bias, bool gelu) where TV : struct, IVec<TV>
     {
-        int v = TV.Count;
-        if (cols == 2 * v)
+        if (TV.Count == 16 && cols == 32)
         {
-            TV b0 = bias is null ? TV.Broadcast(0f) : TV.Load(bias), b1 = bias is null ? TV.Broadcast(0f) : TV.Load(bias + v);
+            Vector512<float> b0 = bias is null ? default : Vector512.Load(bias), b1 = bias is null ? default : Vector512.Load(bias + 16);
             for (int r = 0; r < rows; r++, y += ldy)
             {
-                TV v0 = TV.Load(y) + b0, v1 = TV.Load(y + v) + b1;
-                if (gelu) { v0 = Ops.Gelu(v0); v1 = Ops.Gelu(v1); }
-                TV.Store(v0, y);
-                TV.Store(v1, y + v);
+                Vector512<float> v0 = Vector512.Load(y) + b0, v1 = Vector512.Load(y + 16) + b1;
+                if (gelu) { v0 = Ops.Gelu<W512, Vector512<float>>(v0); v1 = Ops.Gelu<W512, Vector512<float>>(v1); }
+                v0.Store(y);
+                v1.Store(y + 16);
             }
             return;
         }
-        var path = v == 16 ? IsaPath.V512 : v == 8 ? IsaPath.V256 : IsaPath.V128;
+        var path = TV.Count == 16 ? IsaPath.V512 : TV.Count == 8 ? IsaPath.V256 : IsaPath.V128;
         for (int r = 0; r < rows; r++, y += ldy)
         {
             var row = new Span<float>(y, cols);

@@ -125,9 +125,9 @@ public class SoftmaxTests
         var e16 = new float[16]; var e8 = new float[8]; var e4 = new float[4];
         for (int i = 0; i + 16 <= xs.Length; i += 16)
         {
-            V512.Store(Ops.Exp(V512.Load(ref xs[i], 0)), ref e16[0], 0);
-            V256.Store(Ops.Exp(V256.Load(ref xs[i], 0)), ref e8[0], 0);
-            V128.Store(Ops.Exp(V128.Load(ref xs[i], 0)), ref e4[0], 0);
+            W512.Store(Ops.Exp<W512, Vector512<float>>(W512.Load(ref xs[i], 0)), ref e16[0], 0);
+            W256.Store(Ops.Exp<W256, Vector256<float>>(W256.Load(ref xs[i], 0)), ref e8[0], 0);
+            W128.Store(Ops.Exp<W128, Vector128<float>>(W128.Load(ref xs[i], 0)), ref e4[0], 0);
             for (int j = 0; j < 16; j++) Assert.Equal(Ops.Exp(xs[i + j]), e16[j]);
             for (int j = 0; j < 8; j++) Assert.Equal(Ops.Exp(xs[i + j]), e8[j]);
             for (int j = 0; j < 4; j++) Assert.Equal(Ops.Exp(xs[i + j]), e4[j]);
