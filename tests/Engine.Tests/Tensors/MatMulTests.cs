@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using Workbench.Engine.Tensors;
 
 namespace Workbench.Engine.Tests.Tensors;
@@ -7,15 +6,8 @@ namespace Workbench.Engine.Tests.Tensors;
 [Trait("Category", "Simd")]
 public class MatMulTests
 {
-    public static TheoryData<IsaPath> Paths()
-    {
-        var d = new TheoryData<IsaPath>();
-        foreach (var p in Isa.SupportedPaths) d.Add(p);
-        return d;
-    }
-
     [Theory]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Linear_equals_the_scalar_twin_on_random_shapes(IsaPath path)
     {
         var rng = new Random(1234);
@@ -36,7 +28,7 @@ public class MatMulTests
     /// n mod 12 (V512, where up to 8 take the 8-row kernel) or n mod 6 rows: cover all of these, packed and unpacked.
     /// </summary>
     [Theory]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Gemm_with_long_k_and_row_tails_equals_the_scalar_twin(IsaPath path)
     {
         var rng = new Random(77);
@@ -58,7 +50,7 @@ public class MatMulTests
 
     /// <summary>The fused epilogue (bias, then exact GELU, on each finished tile) against the plain product plus separate passes.</summary>
     [Theory]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Linear_with_bias_and_gelu_equals_the_unfused_layer(IsaPath path)
     {
         var rng = new Random(99);
@@ -86,7 +78,7 @@ public class MatMulTests
     }
 
     [Theory]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Gemv_uses_every_row_once_and_handles_tails(IsaPath path)
     {
         // Integer-valued inputs make every sum exact in fp32, so any order must give the same bits.

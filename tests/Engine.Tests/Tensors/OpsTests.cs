@@ -9,15 +9,8 @@ namespace Workbench.Engine.Tests.Tensors;
 /// </summary>
 public class OpsTests
 {
-    public static TheoryData<IsaPath> Paths()
-    {
-        var d = new TheoryData<IsaPath>();
-        foreach (var p in Isa.SupportedPaths) d.Add(p);
-        return d;
-    }
-
     [Theory, Trait("Category", "Simd")]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Vectorised_gelu_matches_the_double_precision_erf_reference(IsaPath path)
     {
         // 12,201 values: every vector width and the scalar tail (12201 = 762 x 16 + 9) take part.
@@ -172,7 +165,7 @@ public class SoftmaxTests
     /// row-pair kernel gives the same bits.
     /// </summary>
     [Theory, Trait("Category", "Simd")]
-    [MemberData(nameof(OpsTests.Paths), MemberType = typeof(OpsTests))]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Softmax_on_every_path_gives_the_bits_of_the_scalar_twin(IsaPath path)
     {
         var rng = new Random((int)path);

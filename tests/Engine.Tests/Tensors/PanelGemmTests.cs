@@ -5,15 +5,8 @@ namespace Workbench.Engine.Tests.Tensors;
 [Trait("Category", "Simd")]
 public class PanelGemmTests
 {
-    public static TheoryData<IsaPath> Paths()
-    {
-        var d = new TheoryData<IsaPath>();
-        foreach (var p in Isa.SupportedPaths) d.Add(p);
-        return d;
-    }
-
     [Theory]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Gemm_with_cached_packed_weights_equals_the_scalar_twin(IsaPath path)
     {
         var rng = new Random(77);
