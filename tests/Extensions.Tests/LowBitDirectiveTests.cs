@@ -205,7 +205,7 @@ public class LowBitDirectiveTests
         var rng = new Random(3);
         var x = Enumerable.Range(0, 48).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         var t = AbsMeanTernary.Random(64, 48, seed: 9);
-        foreach (var path in LowBitIsa.SupportedPaths)
+        foreach (var path in Isa.SupportedPaths)
         {
             var a1 = (TL1.Activations)TL1.Pack(t).CreateActivationBuffer();
             a1.Quantize(x, path);

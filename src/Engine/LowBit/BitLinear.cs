@@ -18,8 +18,8 @@ public sealed class BitLinear : IDisposable
     {
         ArgumentNullException.ThrowIfNull(weights);
         Weights = weights;
-        Path = path ?? LowBitIsa.Best;
-        LowBitIsa.Require(Path);
+        Path = path ?? Isa.Best;
+        Isa.Require(Path);
         _ws = weights.CreateWorkspace(threads, maxTokens);
     }
 

@@ -62,8 +62,8 @@ public sealed class BitNetShapes : IDisposable
         Format = format;
         LayerCount = layers;
         Threads = threads;
-        Path = path ?? LowBitIsa.Best;
-        LowBitIsa.Require(Path);
+        Path = path ?? Isa.Best;
+        Isa.Require(Path);
         _team = new WorkerTeam(threads);
         _layers = new (PackedMatrix, LowBitWorkspace)[format == LowBitFormat.F32 ? 0 : layers][];
         if (format == LowBitFormat.F32)

@@ -32,7 +32,7 @@ public sealed record GemvComparison(int Rows, int Cols, int Threads, IReadOnlyLi
         ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
         if (bandwidthGBps is { } bw && !(bw > 0 && double.IsFinite(bw)))
             throw new ArgumentOutOfRangeException(nameof(bandwidthGBps), bw, "bandwidth must be a positive number of GB/s.");
-        if (path is { } p) LowBitIsa.Require(p);
+        if (path is { } p) Isa.Require(p);
 
         var results = new List<GemvProbeResult>();
         for (int i = 0; i < formats.Count; i++)

@@ -27,8 +27,8 @@ public static class GemvProbe
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(warmup);
-        var p = path ?? LowBitIsa.Best;
-        LowBitIsa.Require(p);
+        var p = path ?? Isa.Best;
+        Isa.Require(p);
         var rng = new Random(seed);
         var x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
@@ -66,7 +66,7 @@ public static class GemvProbe
         Array.Sort(times);
         double median = times[runs / 2];
         double ops = 2.0 * rows * cols;
-        return new GemvProbeResult(format, rows, cols, threads, format == LowBitFormat.F32 ? LowBitIsa.Best : p, runs,
+        return new GemvProbeResult(format, rows, cols, threads, format == LowBitFormat.F32 ? Isa.Best : p, runs,
             median, times[0], ops / median / 1e3, weightBytes / median / 1e3, weightBytes,
             weightBytes * 8.0 / ((long)rows * cols), copies, copies * weightBytes);
     }

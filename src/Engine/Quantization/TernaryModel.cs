@@ -60,8 +60,8 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
             throw new ArgumentOutOfRangeException(nameof(format), format, $"Ternary quantization needs {LowBitFormats.NameList(ternaryOnly: true)}.");
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         Format = format;
-        Path = path ?? LowBitIsa.Best;
-        LowBitIsa.Require(Path);
+        Path = path ?? Isa.Best;
+        Isa.Require(Path);
         _team = new WorkerTeam(threads);
         var layers = new List<TernaryLayer>();
         foreach (var (name, _, w, rows, cols) in linears)
@@ -128,7 +128,7 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
         try
         {
             forward(Context());
-            var paths = string.Join("+", LowBitIsa.SupportedPaths);
+            var paths = string.Join("+", Isa.SupportedPaths);
             return new LosslessReport(Format, Layers.Select(l => _checks.TryGetValue(l.Name, out var c)
                 ? new LayerCheck(l.Name, l.Rows, l.Cols, c.Tokens, paths, c.Mismatches, c.MaxRel)
                 : new LayerCheck(l.Name, l.Rows, l.Cols, 0, paths, 0, 0)).ToList());
@@ -155,7 +155,7 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
                 for (int c = 0; c < cols; c++) s += t[r * cols + c] * q[c];
                 reference[r] = s;
             }
-            foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (var path in Isa.SupportedPaths)
             {
                 var buffer = e.Matrix.CreateActivationBuffer();
                 buffer.Load(q, a, path);

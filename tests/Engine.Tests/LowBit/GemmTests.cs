@@ -28,7 +28,7 @@ public class GemmTests
         using var reference = m.CreateWorkspace(1, 1);
         var expected = new float[n * rows];
         for (int k = 0; k < n; k++) m.Gemv(x.AsSpan(k * cols, cols), expected.AsSpan(k * rows, rows), reference, IsaPath.Scalar);
-        foreach (var path in LowBitIsa.SupportedPaths)
+        foreach (var path in Isa.SupportedPaths)
             foreach (int threads in new[] { 1, 2 })
             {
                 using var ws = m.CreateWorkspace(threads, n);
@@ -59,7 +59,7 @@ public class SignedTableTests
     [Fact, Trait("Category", "Simd")]
     public void TL2SignedTablesHoldEveryEntryAndItsNegation()
     {
-        if (!LowBitIsa.Supported(IsaPath.V512)) return; // the V512 tables are built only for that path
+        if (!Isa.Supported(IsaPath.V512)) return; // the V512 tables are built only for that path
         var m = TL2.Pack(new sbyte[24], 1, 24, 1f);
         var a = (TL2.Activations)m.CreateActivationBuffer();
         var q = new sbyte[24];

@@ -54,7 +54,7 @@ public class KernelTests
         foreach (var f in Formats)
         {
             var m = PackTernary(f, t, rows, cols);
-            foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (var path in Isa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);
@@ -79,7 +79,7 @@ public class KernelTests
         foreach (var f in Formats)
         {
             var m = PackTernary(f, t, rows, cols);
-            foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (var path in Isa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);
@@ -101,7 +101,7 @@ public class KernelTests
         q[0] = -128;
         var expected = Reference(w, rows, cols, q);
         var m = Int8.Pack(w, Enumerable.Repeat(1f, rows).ToArray(), rows, cols);
-        foreach (var path in LowBitIsa.SupportedPaths)
+        foreach (var path in Isa.SupportedPaths)
         {
             var a = m.CreateActivationBuffer();
             a.Load(q, 1f, path);
@@ -125,7 +125,7 @@ public class KernelTests
         foreach (var f in Formats)
         {
             var m = PackTernary(f, t, rows, cols);
-            foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (var path in Isa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);

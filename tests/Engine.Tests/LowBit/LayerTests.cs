@@ -40,7 +40,7 @@ public class LayerTests
         var tw = AbsMeanTernary.Quantize(w, rows, cols);
         var q = new sbyte[cols];
         float a = AbsMaxInt8.Quantize(x, q);
-        foreach (var path in LowBitIsa.SupportedPaths)
+        foreach (var path in Isa.SupportedPaths)
         {
             using var layer = new BitLinear(tw.Pack(format), path: path);
             var y = new float[rows];
@@ -98,7 +98,7 @@ public class LayerTests
         Assert.Throws<ArgumentException>(() => m.Gemv(new float[] { 1, float.NaN, 0, 0 }, new float[3], ws));
         var a = m.CreateActivationBuffer();
         a.Load(new sbyte[4], 1f, IsaPath.Scalar);
-        if (LowBitIsa.Supported(IsaPath.V128))
+        if (Isa.Supported(IsaPath.V128))
             Assert.Throws<ArgumentException>(() => m.MatVec(a, IsaPath.V128)); // prepared for another path
         var other = TL1.Pack(new sbyte[12], 3, 4, 1f);
         Assert.Throws<ArgumentException>(() => other.MatVec(a, IsaPath.Scalar)); // buffer of another format
