@@ -91,6 +91,11 @@ public static class HfDecoders
                 && QuantMethod(c, qc) == "bitnet",
         };
         if (spec.SlidingWindow.Any(w => w < 0)) throw new ModelFormatException(c.Path, "sliding_window", 0, "must be positive");
+        // No window anywhere, and one default rotary of the config's theta: llama2.c's own formula (the same numbers), so a
+        // plain Llama folder has exactly the Llama-2 spec (and exports back).
+        if (spec.SlidingWindow.All(w => w == 0)) spec = spec with { SlidingWindow = null };
+        var plain = DefaultInvFreq(cfg.RopeTheta, cfg.HeadDim);
+        if (spec.RopeInvFreq is { } f && f.All(l => l.AsSpan().SequenceEqual(plain))) spec = spec with { RopeInvFreq = null };
         return (cfg, spec);
     }
 
@@ -151,8 +156,7 @@ public static class HfDecoders
         double F(string key, double fallback) => p is { } e2 && e2.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : fallback;
         double partial = F("partial_rotary_factor", c.Float("partial_rotary_factor", 1f));
         if (partial != 1.0) throw new ModelFormatException(c.Path, $"{field}.partial_rotary_factor", 0, $"{partial} is not supported (supported: 1)");
-        var inv = new float[headDim / 2];
-        for (int i = 0; i < inv.Length; i++) inv[i] = 1f / MathF.Pow(theta, 2 * i / (float)headDim);
+        var inv = DefaultInvFreq(theta, headDim);
         switch (type)
         {
             case "default": return inv;
@@ -176,6 +180,14 @@ public static class HfDecoders
             default:
                 throw new ModelFormatException(c.Path, $"{field}.rope_type", 0, $"'{type}' is not supported (supported: default, llama3)");
         }
+    }
+
+    /// <summary>1 / theta^(2i / d) in float, as Ops.Rope computes it.</summary>
+    private static float[] DefaultInvFreq(float theta, int headDim)
+    {
+        var inv = new float[headDim / 2];
+        for (int i = 0; i < inv.Length; i++) inv[i] = 1f / MathF.Pow(theta, 2 * i / (float)headDim);
+        return inv;
     }
 
     /// <summary>The Llama-layout families (llama, mistral, qwen2/3, gemma2/3, phi3, bitnet): model.layers.{i}.*</summary>

@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Text.Json;
 using Workbench.Engine.Formats;
 using Workbench.Engine.Models;
+using Xunit.Abstractions;
 
 namespace Workbench.Engine.Tests.Models;
 
@@ -11,7 +12,7 @@ namespace Workbench.Engine.Tests.Models;
 /// norm within 1e-4 for both inputs, and the greedy continuation (through the KV cache) token for token. Sizes come
 /// from the files, not from the test.
 /// </summary>
-public class ArchGoldenTests
+public class ArchGoldenTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Families => new()
     {
@@ -66,6 +67,7 @@ public class ArchGoldenTests
             }
             double dn = MaxAbs(hooks.Get(HookNames.LnFinal).Data, golden.ReadF32($"final_norm_{which}"));
             Assert.True(dn <= Tol, $"{family} {which}: final norm differs by {dn}");
+            output.WriteLine($"{family} {which}: max |logit diff| {dl:E2}, final norm {dn:E2}");
         }
     }
 
@@ -149,5 +151,15 @@ public class ArchGoldenTests
             Assert.Contains("llama3", e.Message);
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_plain_llama_folder_gets_the_llama2_block_and_other_families_are_not_exported_as_llama()
+    {
+        Assert.Equal(DecoderSpec.Llama2, Load("llama_untied").Spec);
+        Assert.NotEqual(DecoderSpec.Llama2, Load("llama3_tied").Spec); // llama3 rope scaling
+        var dir = Path.Combine(Path.GetTempPath(), $"wb-export-{Guid.NewGuid():N}");
+        Assert.Throws<NotSupportedException>(() => HuggingFaceExport.WriteLlama(Load("gemma2"), dir));
+        Assert.False(Directory.Exists(dir));
     }
 }
