@@ -52,10 +52,12 @@ public class ArchGoldenTests(ITestOutputHelper output)
             var ids = Ids(family, which);
             int layers = checked((int)golden.Get($"layer_out_{which}").Shape[0]);
             Assert.Equal(model.Config.Layers, layers);
-            var sites = Enumerable.Range(0, layers).Select(HookNames.ResidPost).Append(HookNames.LnFinal).ToArray();
+            var sites = Enumerable.Range(0, layers).Select(HookNames.ResidPost).Append(HookNames.LnFinal).Append(HookNames.Embed).ToArray();
             var hooks = new Hooks().Capture(sites);
             var (logits, _) = model.Forward(ids, 0, new ForwardContext { Hooks = hooks });
 
+            double de = MaxAbs(hooks.Get(HookNames.Embed).Data, golden.ReadF32($"embed_{which}"));
+            Assert.True(de <= Tol, $"{family} {which}: embedding (input of layer 0) differs by {de}");
             double dl = MaxAbs(logits, golden.ReadF32($"logits_{which}"));
             Assert.True(dl <= Tol, $"{family} {which}: max |logit - transformers| = {dl}");
             var layerOut = golden.ReadF32($"layer_out_{which}");
@@ -161,5 +163,24 @@ public class ArchGoldenTests(ITestOutputHelper output)
         var dir = Path.Combine(Path.GetTempPath(), $"wb-export-{Guid.NewGuid():N}");
         Assert.Throws<NotSupportedException>(() => HuggingFaceExport.WriteLlama(Load("gemma2"), dir));
         Assert.False(Directory.Exists(dir));
+    }
+
+    [Theory]
+    [InlineData("qwen2")]
+    [InlineData("gemma3_text")]
+    public void A_sharded_copy_gives_the_same_logits(string family)
+    {
+        var dir = Directory.CreateTempSubdirectory("wb-shard-").FullName;
+        try
+        {
+            using (var st = SafetensorsFile.Open(Path.Combine(Folder(family), "model.safetensors")))
+                SafetensorsWriter.WriteSharded(dir, st.Tensors.Select(t => (t.Name, t.Shape.Select(x => (int)x).ToArray(), st.ReadF32(t.Name))).ToList(),
+                    DType.F32, maxShardBytes: 200_000);
+            File.Copy(Path.Combine(Folder(family), "config.json"), Path.Combine(dir, "config.json"));
+            Assert.True(File.Exists(Path.Combine(dir, "model.safetensors.index.json")));
+            var ids = Ids(family, "b");
+            Assert.Equal(Load(family).Forward(ids, 0, new ForwardContext()).Logits, ModelHub.LoadDecoder(dir).Model.Forward(ids, 0, new ForwardContext()).Logits);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }
