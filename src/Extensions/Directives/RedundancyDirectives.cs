@@ -58,7 +58,7 @@ internal static class RedundancyDirectives
             var request = new RedundancyRequest
             {
                 Model = Text(c.Model)!, Granularity = Text(c.Granularity)!,
-                Samples = Parse.Int(c.Samples, "--samples"), Seq = Parse.Int(c.Seq, "--seq"), Seed = Parse.Int(c.Seed, "--seed") ?? 0, Corpus = Text(c.Corpus),
+                Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus),
             };
             return request.Run(Magic.Bar(LiveProgress.Start(context, $"importance of {request.Model}", 2)), token);
         }));
@@ -82,7 +82,7 @@ internal static class RedundancyDirectives
     {
         var v = Text(variable) ?? fallback;
         if (!Microsoft.CodeAnalysis.CSharp.SyntaxFacts.IsValidIdentifier(v))
-            return Magic.RunAsync(context, name, _ => throw new ArgumentException($"--as '{v}' is not a C# identifier", "--as"));
+            return Magic.RunAsync(context, name, _ => throw new OptionException("--as", $"--as '{v}' is not a C# identifier"));
         return Magic.RunAsync(context, name, token => Task.Run(() => work(token), token), v);
     }
 
@@ -102,8 +102,8 @@ internal static class RedundancyDirectives
         var request = new DropRequest
         {
             Model = Text(c.Model)!, Granularity = Text(c.Granularity)!,
-            Samples = Parse.Int(c.Samples, "--samples"), Seq = Parse.Int(c.Seq, "--seq"), Seed = Parse.Int(c.Seed, "--seed") ?? 0, Corpus = Text(c.Corpus),
-            Count = Parse.Int(c.Count, "--count"), Strategy = Text(c.Strategy) ?? "one-shot", Never = Text(c.Never),
+            Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus),
+            Count = Parse.Int(Text(c.Count), "--count"), Strategy = Text(c.Strategy) ?? "one-shot", Never = Text(c.Never),
             Sweep = c.Sweep, NoSpeed = c.NoSpeed,
         };
         int k = request.Count ?? 0; // a missing --count fails in Run, which checks every option
