@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Workbench.Engine.Models;
+using Workbench.Engine.Requests;
 
 namespace Workbench.Cli.Commands;
 
@@ -18,11 +19,12 @@ public static class GenerateCommand
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
             float t = r.GetValue(temperature);
-            // Checked before the model loads; the message names the option (one line, exit 2).
+            // Checked before the model loads; the messages name the option (one line, exit 2).
             if (!(t >= 0 && float.IsFinite(t)))
-                throw new ArgumentException($"--temperature {t}: must be a finite number >= 0 (0 = greedy)");
-            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer));
+                throw new OptionException("--temperature", $"--temperature {t}: must be a finite number >= 0 (0 = greedy)");
             int n = r.GetValue(steps);
+            if (n <= 0) throw new OptionException("--steps", $"--steps {n} must be positive (positions to run, BOS included)");
+            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer));
             var progress = CliHelpers.TerminalProgress("generating");
             var result = dec.Generate(r.GetValue(prompt) ?? "", n, t, r.GetValue(seed),
                 progress: progress is null ? null : new Progress<int>(i => progress.Report((Math.Min(i, n), n))));
@@ -39,7 +41,7 @@ public static class GenerateCommand
             else
                 Console.Out.WriteLine(result.Text);
             return 0;
-        }));
+        }, r));
         return cmd;
     }
 }

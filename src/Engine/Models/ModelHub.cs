@@ -17,7 +17,15 @@ public static class ModelHub
     public static LoadedModel Load(string nameOrPath, string? tokenizerPath = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
-        if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase) && tokenizerPath is null)
+        if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase) && tokenizerPath is not null)
+        {
+            // A bundled decoder with another tokenizer: the same weights, the tokenizer checked against the vocabulary.
+            var bundled = Load(nameOrPath);
+            return bundled is Decoder d
+                ? new Decoder(d.Name, d.Model, DecoderTokenizer(tokenizerPath, d.Config.Vocab), d.Pruned)
+                : throw new ArgumentException($"a tokenizer file applies to decoders; '{bundled.Name}' brings its own", "--tokenizer");
+        }
+        if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase))
         {
             Lazy<LoadedModel> lazy;
             lock (Cache)

@@ -62,8 +62,8 @@ public sealed record GemvRequest : IRequest<GemvComparison>
         var v = text.Trim();
         if (!Enum.TryParse<IsaPath>(v, ignoreCase: true, out var path) || !Enum.IsDefined(path) || int.TryParse(v, out _))
             throw new OptionException("--isa", $"--isa '{v}' is not one of {string.Join(", ", Enum.GetValues<IsaPath>().Select(p => p.ToString().ToLowerInvariant()))}.");
-        if (!LowBitIsa.Supported(path))
-            throw new OptionException("--isa", $"--isa {v}: this machine (or this process's DOTNET_Enable* settings) cannot run the {path} path; supported: {string.Join(", ", LowBitIsa.SupportedPaths)}.");
+        if (!Workbench.Engine.Tensors.Isa.Supported(path))
+            throw new OptionException("--isa", $"--isa {v}: this machine (or this process's DOTNET_Enable* settings) cannot run the {path} path; supported: {string.Join(", ", Workbench.Engine.Tensors.Isa.SupportedPaths)}.");
         return path;
     }
 

@@ -37,7 +37,7 @@ public class FormatRegistryTests
             var expected = KernelTests.Reference(w, rows, cols, q);
             var x = q.Select(v => v / 100f).ToArray();
             float[]? scalarY = null;
-            foreach (var path in LowBitIsa.SupportedPaths)
+            foreach (var path in Isa.SupportedPaths)
             {
                 var a = m.CreateActivationBuffer();
                 a.Load(q, 1f, path);

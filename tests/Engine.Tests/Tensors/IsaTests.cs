@@ -60,7 +60,7 @@ public class IsaTests
     [Fact]
     public void The_low_bit_kernels_take_the_scope_when_no_path_is_named()
     {
-        var m = BitLinear.PackTernary(AbsMeanTernary.Random(64, 128, 1, 0.05f), LowBitFormat.I2S);
+        var m = AbsMeanTernary.Random(64, 128, 1, 0.05f).Pack(LowBitFormat.I2S);
         foreach (var path in Isa.SupportedPaths)
             using (Isa.Use(path))
             {
