@@ -26,7 +26,7 @@ public static class HfDecoders
         var c = HfConfig.Read(configPath);
         if (c.Root.TryGetProperty("architectures", out var ar) && ar.ValueKind == JsonValueKind.Array && ar.GetArrayLength() > 0)
         {
-            var arch = ar[0].GetString() ?? "";
+            var arch = JsonFiles.Str(ar[0]) ?? throw new ModelFormatException(configPath, "architectures", 0, $"{ar[0].GetRawText()} is not a string");
             return Supported.TryGetValue(arch, out var f) ? f
                 : throw new ModelFormatException(configPath, "architectures", 0, $"'{arch}' is not a supported decoder; supported: {SupportedList}");
         }
@@ -40,8 +40,12 @@ public static class HfDecoders
         var cfgPath = Path.Combine(folder, "config.json");
         var family = Family(cfgPath);
         var c = HfConfig.Read(cfgPath);
-        var (cfg, spec) = Describe(c, family);
         using var src = HfTensors.Open(folder);
+        // Per-layer descriptions are sized by config.json's layer count: check it against the tensors first.
+        int layers = c.Int(family == "gpt2" ? "n_layer" : "num_hidden_layers");
+        if (layers > src.Tensors.Count)
+            throw new ModelFormatException(src.Path, "layers", 0, $"config.json gives {layers} layers but the weights hold only {src.Tensors.Count} tensors");
+        var (cfg, spec) = Describe(c, family);
         bool tied = c.Bool("tie_word_embeddings", family is "gemma2" or "gemma3_text" or "gpt2");
         return family == "gpt2" ? BuildGpt2(src, cfg, spec, name ?? new DirectoryInfo(folder).Name)
             : Build(src, cfg, spec, c, name ?? new DirectoryInfo(folder).Name, tied);
@@ -101,7 +105,7 @@ public static class HfDecoders
 
     private static string QuantMethod(HfConfig c, JsonElement qc)
     {
-        var m = qc.TryGetProperty("quant_method", out var v) ? v.GetString() ?? "" : "";
+        var m = qc.TryGetProperty("quant_method", out var v) ? JsonFiles.Str(v) ?? "" : "";
         return m == "bitnet" ? m : throw new ModelFormatException(c.Path, "quantization_config.quant_method", 0, $"'{m}' is not supported (supported: bitnet)");
     }
 
@@ -110,7 +114,7 @@ public static class HfDecoders
     {
         if (c.Root.TryGetProperty("layer_types", out var lt) && lt.ValueKind == JsonValueKind.Array)
         {
-            var types = lt.EnumerateArray().Select(x => x.GetString() ?? "").ToArray();
+            var types = lt.EnumerateArray().Select(x => JsonFiles.Str(x) ?? "").ToArray();
             if (types.Length != layers) throw new ModelFormatException(c.Path, "layer_types", 0, $"{types.Length} entries for {layers} layers");
             foreach (var t in types)
                 if (t is not ("full_attention" or "sliding_attention"))
@@ -152,7 +156,7 @@ public static class HfDecoders
         float theta = RopeTheta(c, layerType);
         var p = RopeParams(c, layerType);
         string field = c.Has("rope_parameters") ? "rope_parameters" : "rope_scaling";
-        string type = p is { } e && (e.TryGetProperty("rope_type", out var t) || e.TryGetProperty("type", out t)) ? t.GetString() ?? "default" : "default";
+        string type = p is { } e && (e.TryGetProperty("rope_type", out var t) || e.TryGetProperty("type", out t)) ? JsonFiles.Str(t) ?? "" : "default";
         double F(string key, double fallback) => p is { } e2 && e2.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : fallback;
         double partial = F("partial_rotary_factor", c.Float("partial_rotary_factor", 1f));
         if (partial != 1.0) throw new ModelFormatException(c.Path, $"{field}.partial_rotary_factor", 0, $"{partial} is not supported (supported: 1)");
@@ -210,6 +214,8 @@ public static class HfDecoders
             if (scales is not null && scales.Remove(w, out var sc)) scales[r] = sc;  // a ternary matrix's scale follows its rows
             return r;
         }
+        // The layer count is config.json's word: checked against the tensors present before anything is sized by it.
+        TensorReading.CheckLayerCount(src, cfg.Layers, i => $"model.layers.{i}.input_layernorm.weight", i => $"model.layers.{i}.mlp.down_proj.weight");
         var layers = new LlamaLayer[cfg.Layers];
         for (int i = 0; i < cfg.Layers; i++)
         {
@@ -293,6 +299,7 @@ public static class HfDecoders
         int d = cfg.Dim, h = cfg.MlpDim;
         float[] Conv(string n, int inF, int outF) => Transpose(TensorReading.Read(src, n, inF, outF), inF, outF);
         float[] R(string n, int len) => TensorReading.Read(src, n, len);
+        TensorReading.CheckLayerCount(src, cfg.Layers, i => $"transformer.h.{i}.ln_1.weight", i => $"transformer.h.{i}.ln_2.weight");
         var layers = new LlamaLayer[cfg.Layers];
         for (int i = 0; i < cfg.Layers; i++)
         {
@@ -352,15 +359,15 @@ internal sealed class HfConfig
     public static HfConfig Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist", path);
-        try { return new HfConfig(path, JsonDocument.Parse(File.ReadAllBytes(path)).RootElement); }
-        catch (JsonException e) { throw new ModelFormatException(path, "json", e.BytePositionInLine ?? 0, $"malformed JSON: {e.Message}", e); }
+        var root = JsonFiles.Parse(path, File.ReadAllBytes(path), "json").RootElement;
+        return root.ValueKind == JsonValueKind.Object ? new HfConfig(path, root) : throw new ModelFormatException(path, "json", 0, "config is not a JSON object");
     }
 
     public bool Has(string key) => Root.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null;
 
     public int Int(string key, int? fallback = null)
     {
-        if (Root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
+        if (Root.TryGetProperty(key, out var v) && JsonFiles.TryInt32(v, out int i)) return i;
         if (fallback is { } f && (!Root.TryGetProperty(key, out v) || v.ValueKind == JsonValueKind.Null)) return f;
         throw new ModelFormatException(Path, key, 0, "required integer key is missing or not an integer");
     }
@@ -368,11 +375,11 @@ internal sealed class HfConfig
     public float Float(string key, float fallback)
     {
         if (!Root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
-        return v.ValueKind == JsonValueKind.Number ? v.GetSingle() : throw new ModelFormatException(Path, key, 0, $"'{v}' is not a number");
+        return JsonFiles.TryFloat(v, out float x) ? x : throw new ModelFormatException(Path, key, 0, $"{v.GetRawText()} is not a finite float");
     }
 
     public bool Bool(string key, bool fallback = false) =>
         Root.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : fallback;
 
-    public string Str(string key) => Root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+    public string Str(string key) => Root.TryGetProperty(key, out var v) ? JsonFiles.Str(v) ?? "" : "";
 }
