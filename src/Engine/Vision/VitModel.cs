@@ -274,34 +274,6 @@ public sealed class VitModel : ITransformerModel
         return best;
     }
 
-    public float[] QueryAttention(int layer, SequenceState state, int queryRow)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(layer);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.Layers);
-        ArgumentOutOfRangeException.ThrowIfNegative(queryRow);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queryRow, state.Rows);
-        var blk = _blocks[layer];
-        int n = state.Rows;
-        var h = new float[n * D];
-        LayerNorm(state.Active, n, blk.Ln1G, blk.Ln1B, h);
-        var k = new float[n * D];
-        VitMath.Linear(h, n, D, blk.Wk, D, k, blk.Bk);
-        var q = new float[D];
-        VitMath.Linear(h.AsSpan(queryRow * D, D), 1, D, blk.Wq, D, q, blk.Bq);
-        var mean = new float[n];
-        var row = new float[n];
-        float scale = 1f / MathF.Sqrt(HeadDim);
-        for (int hd = 0; hd < HeadsN; hd++)
-        {
-            var qh = q.AsSpan(hd * HeadDim, HeadDim);
-            for (int j = 0; j < n; j++) row[j] = VitMath.Dot8(qh, k.AsSpan(j * D + hd * HeadDim, HeadDim)) * scale;
-            Ops.Softmax(row);
-            TensorPrimitives.Add(mean, row, mean);
-        }
-        TensorPrimitives.Multiply(mean, 1f / HeadsN, mean);
-        return mean;
-    }
-
     // ---------------------------------------------------------------- pieces
 
     /// <summary>LayerNorm over the features of each row: population variance, eps 1e-5 inside the sqrt.</summary>
