@@ -1,4 +1,3 @@
-using Microsoft.Data.Analysis;
 using Workbench.Engine.Models;
 
 namespace Workbench.Engine.Costs;
@@ -41,14 +40,6 @@ public sealed record CostReport(TransformerShape Shape, IReadOnlyList<LayerMacs>
     public long TotalMacsWithRanking => TotalMacs + RankingMacs;
     public double RatioTo(CostReport full) => (double)TotalMacs / full.TotalMacs;
 
-    public DataFrame ToDataFrame() => new(
-        new Int32DataFrameColumn("layer", Layers.Select(l => (int?)l.Layer)),
-        new Int32DataFrameColumn("tokens", Layers.Select(l => (int?)l.Tokens)),
-        new Int64DataFrameColumn("proj_macs", Layers.Select(l => (long?)l.Projections)),
-        new Int64DataFrameColumn("attn_macs", Layers.Select(l => (long?)l.Attention)),
-        new Int64DataFrameColumn("mlp_macs", Layers.Select(l => (long?)l.Mlp)),
-        new Int64DataFrameColumn("macs", Layers.Select(l => (long?)l.Total)),
-        new Int64DataFrameColumn("flops", Layers.Select(l => (long?)(2 * l.Total))));
 }
 
 /// <summary>
