@@ -4,6 +4,7 @@ using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using Workbench.Engine;
+using Workbench.Engine.Costs;
 using Workbench.Engine.Models;
 using Workbench.Engine.Redundancy;
 using Workbench.Engine.Text;
@@ -13,7 +14,7 @@ namespace Workbench.Bench.Redundancy;
 /// <summary>
 /// The importance pass (one forward per calibration sequence, hooks on every block) and the decode speed of a model
 /// with its k least important attention layers dropped. The PredictedSpeedup column is what the FLOPs model
-/// (DropCosts) predicts for decode against k = 0; compare it with the measured ratio of the Decode rows.
+/// (Costs.DropCosts) predicts for decode against k = 0; compare it with the measured ratio of the Decode rows.
 /// Run: dotnet run -c Release --project bench/Workbench.Bench -- --filter '*LayerDropBench*' --job short
 /// </summary>
 [MemoryDiagnoser]

@@ -229,28 +229,4 @@ public sealed class BertModel : ITransformerModel
         ctx.RunLinear(oBuf.AsSpan(0, n * d), n, d, w.Wo, d, outp.AsSpan(0, n * d), w.Bo);
         return outp;
     }
-
-    public float[] QueryAttention(int layer, SequenceState s, int queryRow)
-    {
-        var w = Weights.Layers[layer];
-        int n = s.Rows, d = Config.Dim, hd = Config.HeadDim, heads = Config.Heads;
-        if ((uint)queryRow >= (uint)n) throw new ArgumentOutOfRangeException(nameof(queryRow), queryRow, $"the state has {n} rows");
-        var x = s.Active;
-        var q = new float[d];
-        MatMul.Linear(x.Slice(queryRow * d, d), 1, d, w.Wq, d, q, w.Bq, gelu: false, threads: 1);
-        var k = new float[n * d];
-        MatMul.Linear(x, n, d, w.Wk, d, k, w.Bk, gelu: false, threads: 1);
-        var mean = new float[n];
-        var att = new float[n];
-        float scale = 1f / MathF.Sqrt(hd);
-        for (int h = 0; h < heads; h++)
-        {
-            for (int j = 0; j < n; j++)
-                att[j] = s.Valid is null || s.Valid[j] ? TensorPrimitives.Dot(q.AsSpan(h * hd, hd), k.AsSpan(j * d + h * hd, hd)) * scale : float.NegativeInfinity;
-            Ops.Softmax(att);
-            TensorPrimitives.Add(mean, att, mean);
-        }
-        TensorPrimitives.Divide(mean, heads, mean);
-        return mean;
-    }
 }

@@ -46,13 +46,6 @@ public interface ITransformerModel
 
     /// <summary>Every distinct parameter array (a tied weight once), for byte counts.</summary>
     IEnumerable<float[]> ParameterArrays { get; }
-
-    /// <summary>
-    /// The attention that row <paramref name="queryRow"/> would pay to every row of <paramref name="state"/> in block
-    /// <paramref name="layer"/> (that block's norm, query and key projections, positions; softmax; mean over heads).
-    /// Used to rank tokens for dropping. Returns one probability per row.
-    /// </summary>
-    float[] QueryAttention(int layer, SequenceState state, int queryRow);
 }
 
 public static class TransformerExtensions

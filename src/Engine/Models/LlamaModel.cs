@@ -385,34 +385,4 @@ public sealed class LlamaModel : ITransformerModel
             if (!probs.IsEmpty) si.CopyTo(probs.Slice(i * c, c));
         }
     }
-
-    public float[] QueryAttention(int layer, SequenceState s, int queryRow)
-    {
-        var w = Weights.Layers[layer];
-        int n = s.Rows, d = Config.Dim, kv = Config.KvDim, hd = Config.HeadDim, heads = Config.Heads;
-        if ((uint)queryRow >= (uint)n) throw new ArgumentOutOfRangeException(nameof(queryRow), queryRow, $"the state has {n} rows");
-        var xb = new float[n * d];
-        for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(i), w.AttnNorm, Config.NormEps, xb.AsSpan(i * d, d));
-        var q = new float[d];
-        MatMul.Linear(xb.AsSpan(queryRow * d, d), 1, d, w.Wq, d, q, 1);
-        Ops.Rope(q, hd, s.Positions[queryRow], Config.RopeTheta);
-        var k = new float[n * kv];
-        MatMul.Linear(xb, n, d, w.Wk, kv, k, 1);
-        for (int i = 0; i < n; i++) Ops.Rope(k.AsSpan(i * kv, kv), hd, s.Positions[i], Config.RopeTheta);
-        var mean = new float[n];
-        var att = new float[n];
-        int group = heads / Config.KvHeads;
-        float scale = 1f / MathF.Sqrt(hd);
-        int p = s.Positions[queryRow];
-        for (int h = 0; h < heads; h++)
-        {
-            int kvOff = h / group * hd;
-            for (int j = 0; j < n; j++)
-                att[j] = s.Positions[j] <= p ? TensorPrimitives.Dot(q.AsSpan(h * hd, hd), k.AsSpan(j * kv + kvOff, hd)) * scale : float.NegativeInfinity;
-            Ops.Softmax(att);
-            TensorPrimitives.Add(mean, att, mean);
-        }
-        TensorPrimitives.Divide(mean, heads, mean);
-        return mean;
-    }
 }

@@ -311,34 +311,6 @@ public sealed class VitModel : ITransformerModel
 
     public static int ArgMax(ReadOnlySpan<float> v) => TensorPrimitives.IndexOfMax(v);
 
-    public float[] QueryAttention(int layer, SequenceState state, int queryRow)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(layer);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.Layers);
-        ArgumentOutOfRangeException.ThrowIfNegative(queryRow);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queryRow, state.Rows);
-        var blk = _blocks[layer];
-        int n = state.Rows, d = _d, hd = _headDim;
-        var h = new float[n * d];
-        LayerNorm(state.Active, n, blk.Ln1G, blk.Ln1B, h);
-        var k = new float[n * d];
-        MatMul.Linear(h, n, d, blk.Wk, d, k, blk.Bk, gelu: false, threads: 1);
-        var q = new float[d];
-        MatMul.Linear(h.AsSpan(queryRow * d, d), 1, d, blk.Wq, d, q, blk.Bq, gelu: false, threads: 1);
-        var mean = new float[n];
-        var row = new float[n];
-        float scale = 1f / MathF.Sqrt(hd);
-        for (int hh = 0; hh < _heads; hh++)
-        {
-            var qh = q.AsSpan(hh * hd, hd);
-            for (int j = 0; j < n; j++) row[j] = TensorPrimitives.Dot(qh, k.AsSpan(j * d + hh * hd, hd)) * scale;
-            Ops.Softmax(row);
-            TensorPrimitives.Add(mean, row, mean);
-        }
-        TensorPrimitives.Multiply(mean, 1f / _heads, mean);
-        return mean;
-    }
-
     private void LayerNorm(ReadOnlySpan<float> x, int n, float[] gamma, float[] beta, Span<float> y)
     {
         for (int i = 0; i < n; i++) Ops.LayerNorm(x.Slice(i * _d, _d), gamma, beta, Config.NormEps, y.Slice(i * _d, _d));

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
+using Workbench.Engine.Costs;
 using Workbench.Engine.Models;
 using Workbench.Engine.Text;
 

@@ -1,4 +1,3 @@
-using Microsoft.Data.Analysis;
 using Workbench.Engine.Costs;
 using Workbench.Engine.Models;
 
@@ -14,18 +13,7 @@ public sealed record LmPromptResult(int Prompt, int ContextTokens, int Protected
 /// <summary>Next-token quality of a decoder under a drop schedule, over several prompts.</summary>
 public sealed record LmDropEvaluation(string Model, PyramidSchedule Schedule, DropRanking Ranking,
     double Kl, double Top1Agreement, double PerplexityFull, double PerplexityDropped, double FlopsRatio,
-    IReadOnlyList<LmPromptResult> PerPrompt)
-{
-    public DataFrame ToDataFrame() => new(
-        new Int32DataFrameColumn("prompt", PerPrompt.Select(p => (int?)p.Prompt)),
-        new Int32DataFrameColumn("context_tokens", PerPrompt.Select(p => (int?)p.ContextTokens)),
-        new Int32DataFrameColumn("protected_tokens", PerPrompt.Select(p => (int?)p.ProtectedTokens)),
-        new DoubleDataFrameColumn("kl", PerPrompt.Select(p => (double?)p.Kl)),
-        new BooleanDataFrameColumn("top1_agrees", PerPrompt.Select(p => (bool?)p.Top1Agrees)),
-        new DoubleDataFrameColumn("ppl_full", PerPrompt.Select(p => (double?)Math.Exp(p.NllFull / p.ContinuationTokens))),
-        new DoubleDataFrameColumn("ppl_dropped", PerPrompt.Select(p => (double?)Math.Exp(p.NllDropped / p.ContinuationTokens))),
-        new DoubleDataFrameColumn("flops_ratio", PerPrompt.Select(p => (double?)p.FlopsRatio)));
-}
+    IReadOnlyList<LmPromptResult> PerPrompt);
 
 /// <summary>Embedding similarity of an encoder under a drop schedule (CLS queries; CLS and SEP protected; mean pooling over survivors).</summary>
 public sealed record EncoderDropEvaluation(string Model, PyramidSchedule Schedule, DropRanking Ranking, double MeanCosine, double MinCosine, double FlopsRatio, double[] Cosines);
@@ -118,15 +106,17 @@ public static class LanguageTokenDrop
     }
 
     // Prefill the prompt (with the selector, if any) into a KV cache, then score the continuation against that cache.
-    private static (double[] Next, double Nll) Score(LlamaModel model, int[] prompt, int[] continuation, TokenSelector? selector)
+    private static (double[] Next, double Nll) Score(ITransformerModel model, int[] prompt, int[] continuation, TokenSelector? selector)
     {
         var cache = KvCache.For(model.Config, prompt.Length + continuation.Length);
-        var (last, _) = model.Forward(prompt, 0, new ForwardContext { Cache = cache, Selector = selector }, allRows: false);
-        var next = Softmax(last);
+        var ctx = new ForwardContext { Cache = cache, Selector = selector };
+        var state = model.Hidden(ModelInput.Of(prompt), ctx);
+        state.Keep([state.Rows - 1]); // only the last row's next token is scored
+        var next = Softmax(model.Readout(state, ctx));
         double nll = -Math.Log(Math.Max(next[continuation[0]], 1e-30));
         if (continuation.Length > 1)
         {
-            var (rows, _) = model.Forward(continuation.AsSpan(0, continuation.Length - 1), prompt.Length, new ForwardContext { Cache = cache }, allRows: true);
+            var rows = model.Forward(ModelInput.Of(continuation[..^1], prompt.Length), new ForwardContext { Cache = cache }).Output;
             int v = model.Config.Vocab;
             for (int i = 0; i + 1 < continuation.Length; i++)
                 nll -= Math.Log(Math.Max(Softmax(rows.AsSpan(i * v, v))[continuation[i + 1]], 1e-30));
@@ -135,7 +125,7 @@ public static class LanguageTokenDrop
     }
 
     public static EncoderDropEvaluation EvaluateEncoder(Encoder encoder, IReadOnlyList<string> texts, PyramidSchedule schedule,
-        DropRanking ranking = DropRanking.Attention, int seed = 0)
+        DropRanking ranking = DropRanking.Attention, int seed = 0, IProgress<int>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(encoder);
         if (texts.Count == 0) throw new ArgumentException("no texts", nameof(texts));
@@ -146,14 +136,16 @@ public static class LanguageTokenDrop
         double ratio = 0;
         for (int i = 0; i < texts.Count; i++)
         {
+            cancellation.ThrowIfCancellationRequested();
             var ids = encoder.Tokenizer.Encode(texts[i]);
             var roles = new TokenRoles(0, [0, ids.Length - 1]); // CLS queries; CLS and SEP stay
-            var full = BertModel.MeanPool(model.Forward(ids, new ForwardContext()));
+            var full = model.Forward(ModelInput.Of(ids), new ForwardContext()).Output; // the mean-pooled embedding
             var dropper = new TokenDropper(model, schedule, roles, ranking, DropSeeds.For(seed, i));
-            var dropped = BertModel.MeanPool(model.Forward(ids, new ForwardContext { Selector = dropper.Selector }));
+            var dropped = model.Forward(ModelInput.Of(ids), new ForwardContext { Selector = dropper.Selector }).Output;
             cos[i] = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(full, dropped);
             int droppable = roles.Droppable(ids.Length);
             ratio += schedule.Cost(shape, droppable, ids.Length - droppable).RatioTo(Flops.Full(shape, ids.Length));
+            progress?.Report(i + 1);
         }
         return new EncoderDropEvaluation(encoder.Name, schedule, ranking, cos.Average(), cos.Min(), ratio / texts.Count, cos);
     }

@@ -86,21 +86,6 @@ public sealed record PyramidSchedule
         return Flops.ForStages(shape, Boundaries, DroppableCounts(droppable).Select(n => n + protectedTokens).ToArray());
     }
 
-    /// <summary>Parses "1,2,3" and "0.5" or "0.5,0.5,0.25" (invariant culture).</summary>
-    public static PyramidSchedule Parse(string layers, string keep)
-    {
-        ArgumentNullException.ThrowIfNull(layers);
-        ArgumentNullException.ThrowIfNull(keep);
-        int[] b = layers.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
-                : throw new ArgumentException($"'{s}' is not a layer number", nameof(layers))).ToArray();
-        double[] r = keep.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
-                : throw new ArgumentException($"'{s}' is not a number", nameof(keep))).ToArray();
-        if (r.Length == 0) throw new ArgumentException("no keep ratio given", nameof(keep));
-        return new PyramidSchedule(b, r);
-    }
-
     public string LayersText => string.Join(",", Boundaries);
     public string KeepText => string.Join(",", KeepRatios.Select(r => r.ToString("0.###", CultureInfo.InvariantCulture)));
     public override string ToString() => $"layers {LayersText} keep {KeepText}";

@@ -1,5 +1,4 @@
 using Workbench.Engine.Models;
-using Microsoft.Data.Analysis;
 using Workbench.Engine.Vision;
 
 namespace Workbench.Engine.TokenDrop;
@@ -8,18 +7,8 @@ namespace Workbench.Engine.TokenDrop;
 public sealed record SweepPoint(string Method, PyramidSchedule? Schedule, DropRanking Ranking);
 
 /// <summary>Quality against cost for many drop settings: the frontier, one row per setting.</summary>
-public sealed record SweepResult(IReadOnlyList<VitDropEvaluation> Points)
-{
-    public DataFrame ToDataFrame() => new(
-        new StringDataFrameColumn("method", Points.Select(p => p.Method)),
-        new StringDataFrameColumn("ranking", Points.Select(p => p.Schedule is null ? "-" : p.Ranking.ToString().ToLowerInvariant())),
-        new StringDataFrameColumn("layers", Points.Select(p => p.Layers)),
-        new StringDataFrameColumn("keep", Points.Select(p => p.Keep)),
-        new StringDataFrameColumn("tokens_per_layer", Points.Select(p => string.Join("/", p.Cost.Layers.Select(l => l.Tokens)))),
-        new DoubleDataFrameColumn("flops_ratio", Points.Select(p => (double?)p.FlopsRatio)),
-        new DoubleDataFrameColumn("accuracy", Points.Select(p => (double?)p.Accuracy)),
-        new DoubleDataFrameColumn("agreement", Points.Select(p => (double?)p.Agreement)));
-}
+public sealed record SweepResult(IReadOnlyList<VitDropEvaluation> Points);
+
 
 public static class TokenDropSweep
 {
@@ -42,7 +31,7 @@ public static class TokenDropSweep
         return points;
     }
 
-    public static SweepResult Vit(VitModel model, Cifar10Set set, IEnumerable<SweepPoint>? points = null, int seed = 0, int threads = 0)
+    public static SweepResult Vit(ITransformerModel model, Cifar10Set set, IEnumerable<SweepPoint>? points = null, int seed = 0, int threads = 0)
     {
         var full = VitTokenDrop.FullPredictions(model, set, threads);
         var evals = (points ?? DefaultVitGrid())

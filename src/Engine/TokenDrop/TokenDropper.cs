@@ -47,7 +47,7 @@ public sealed record DropStage(int Boundary, int RankLayer, int[] Candidates, fl
 
 /// <summary>
 /// Drops tokens at a schedule's boundaries; give <see cref="Selector"/> to a ForwardContext. At boundary b it ranks the
-/// droppable rows by the query row's attention in block b (model.QueryAttention), keeps the top k (ties: earlier token
+/// droppable rows by the query row's attention in block b (the block's attn.pattern, via QueryAttention), keeps the top k (ties: earlier token
 /// first) plus every protected row, in their original order and with their original positions.
 /// Records what happened in <see cref="Stages"/>. One instance per sequence; not thread-safe.
 /// </summary>

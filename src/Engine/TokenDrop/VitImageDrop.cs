@@ -1,5 +1,4 @@
 using Workbench.Engine.Models;
-using Microsoft.Data.Analysis;
 using Workbench.Engine.Vision;
 
 namespace Workbench.Engine.TokenDrop;
@@ -11,8 +10,8 @@ namespace Workbench.Engine.TokenDrop;
 public sealed record VitImageDrop(string Name, VitImage Image, PyramidSchedule Schedule, DropRanking Ranking, int Seed,
     VitDropRun Full, VitDropRun Dropped)
 {
-    public string PredictedFull => VitModel.ClassNames[Full.Predicted];
-    public string Predicted => VitModel.ClassNames[Dropped.Predicted];
+    public string PredictedFull => Cifar10Set.ClassNames[Full.Predicted];
+    public string Predicted => Cifar10Set.ClassNames[Dropped.Predicted];
     public double ConfidenceFull => Softmax(Full.Logits)[Full.Predicted];
     public double Confidence => Softmax(Dropped.Logits)[Dropped.Predicted];
     public bool Agrees => Full.Predicted == Dropped.Predicted;
@@ -21,7 +20,7 @@ public sealed record VitImageDrop(string Name, VitImage Image, PyramidSchedule S
     public int[] PatchesPerStage => Dropped.StageMasks().Select(m => m.Count(k => k)).ToArray();
 
     /// <summary>Runs <paramref name="image"/> in full and under <paramref name="schedule"/>.</summary>
-    public static VitImageDrop Run(VitModel model, VitImage image, PyramidSchedule schedule, DropRanking ranking = DropRanking.Attention,
+    public static VitImageDrop Run(ITransformerModel model, VitImage image, PyramidSchedule schedule, DropRanking ranking = DropRanking.Attention,
         int seed = 0, string name = "image")
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -33,18 +32,7 @@ public sealed record VitImageDrop(string Name, VitImage Image, PyramidSchedule S
         return new VitImageDrop(name, image, schedule, ranking, seed, full, dropped);
     }
 
-    /// <summary>Class probabilities of both runs, one row per CIFAR-10 class.</summary>
-    public DataFrame ToDataFrame()
-    {
-        var pf = Softmax(Full.Logits);
-        var pd = Softmax(Dropped.Logits);
-        return new DataFrame(
-            new StringDataFrameColumn("class", VitModel.ClassNames),
-            new DoubleDataFrameColumn("p_full", pf.Select(p => (double?)p)),
-            new DoubleDataFrameColumn("p_dropped", pd.Select(p => (double?)p)));
-    }
-
-    internal static double[] Softmax(float[] logits)
+    public static double[] Softmax(float[] logits)
     {
         double max = logits.Max();
         var e = logits.Select(l => Math.Exp(l - max)).ToArray();

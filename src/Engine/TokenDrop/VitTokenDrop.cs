@@ -1,5 +1,4 @@
-using System.Diagnostics;
-using Microsoft.Data.Analysis;
+using System.Numerics.Tensors;
 using Workbench.Engine.Costs;
 using Workbench.Engine.Models;
 using Workbench.Engine.Vision;
@@ -9,15 +8,15 @@ namespace Workbench.Engine.TokenDrop;
 /// <summary>One image through the ViT with token dropping.</summary>
 public sealed record VitDropRun(float[] Logits, IReadOnlyList<DropStage> Stages, float[][] ClsAttention)
 {
-    public int Predicted => VitModel.ArgMax(Logits);
+    public int Predicted => TensorPrimitives.IndexOfMax(Logits);
 
     /// <summary>
-    /// Per stage (stage 0 = before any drop), which patches are alive: 64 flags, row-major over the 8x8 grid
-    /// (patch p = token p + 1), ready to draw over the image.
+    /// Per stage (stage 0 = before any drop), which patches are alive: one flag per patch (64 for the CIFAR-10 ViT),
+    /// row-major over the grid (patch p = token p + 1), ready to draw over the image.
     /// </summary>
     public bool[][] StageMasks()
     {
-        var masks = new List<bool[]> { Enumerable.Repeat(true, VitModel.Patches).ToArray() };
+        var masks = new List<bool[]> { Enumerable.Repeat(true, ClsAttention[0].Length - 1).ToArray() };
         foreach (var s in Stages)
         {
             var m = (bool[])masks[^1].Clone();
@@ -36,58 +35,33 @@ public sealed record VitDropEvaluation(
     double Accuracy, double AccuracyFull, double Agreement, double FlopsRatio, CostReport Cost,
     IReadOnlyList<VitImageResult> PerImage)
 {
-    /// <summary>One row per image: label, predictions, surviving patch count per stage.</summary>
-    public DataFrame ToDataFrame()
-    {
-        var df = new DataFrame(
-            new Int32DataFrameColumn("image", PerImage.Select(r => (int?)r.Index)),
-            new StringDataFrameColumn("label", PerImage.Select(r => VitModel.ClassNames[r.Label])),
-            new StringDataFrameColumn("predicted", PerImage.Select(r => VitModel.ClassNames[r.Predicted])),
-            new StringDataFrameColumn("predicted_full", PerImage.Select(r => VitModel.ClassNames[r.PredictedFull])),
-            new BooleanDataFrameColumn("correct", PerImage.Select(r => (bool?)(r.Predicted == r.Label))),
-            new BooleanDataFrameColumn("agrees", PerImage.Select(r => (bool?)(r.Predicted == r.PredictedFull))));
-        int stages = Schedule?.Boundaries.Count ?? 0;
-        for (int s = 0; s < stages; s++)
-        {
-            int si = s;
-            df.Columns.Add(new Int32DataFrameColumn($"patches_after_{Schedule!.Boundaries[si]}", PerImage.Select(r => (int?)r.Run.Stages[si].Kept.Length)));
-        }
-        return df;
-    }
-
     public string Layers => Schedule?.LayersText ?? "";
     public string Keep => Schedule?.KeepText ?? "1";
 }
 
-/// <summary>Measured prefill time with and without dropping next to the analytic prediction.</summary>
-public sealed record PrefillTiming(int Images, int Runs, double FullMs, double DroppedMs, double PredictedSaving, double PredictedSavingWithRanking)
-{
-    public double MeasuredSaving => 1 - DroppedMs / FullMs;
-}
-
-/// <summary>Token dropping on the CIFAR-10 ViT: CLS is the query and the only protected token; 64 patches are droppable.</summary>
+/// <summary>Token dropping on an image classifier (the CIFAR-10 ViT): CLS is the query and the only protected token; every patch is droppable.</summary>
 public static class VitTokenDrop
 {
     /// <summary>Runs one image; a null schedule is the full model. Also records the CLS row of every block's attention.</summary>
-    public static VitDropRun Run(VitModel model, ReadOnlySpan<byte> image, PyramidSchedule? schedule, DropRanking ranking = DropRanking.Attention, int seed = 0)
+    public static VitDropRun Run(ITransformerModel model, ReadOnlySpan<byte> image, PyramidSchedule? schedule, DropRanking ranking = DropRanking.Attention, int seed = 0)
     {
         ArgumentNullException.ThrowIfNull(model);
         int layers = model.Config.Layers;
         var cls = new float[layers][];
         var hooks = new Hooks();
         for (int l = 0; l < layers; l++)
-            hooks.Add(HookNames.AttnPattern(l), (p, data) => cls[p.Layer] = ClsRow(p, data));
+            hooks.Add(HookNames.AttnPattern(l), (p, data) => cls[p.Layer] = ClsRow(p, data, model.Config.MaxSeq));
         var dropper = schedule is null ? null : new TokenDropper(model, schedule, TokenRoles.Cls, ranking, seed);
-        var logits = model.Forward(image, new ForwardContext { Hooks = hooks, Selector = dropper?.Selector, Threads = 1 });
+        var logits = model.Forward(ModelInput.Of(image.ToArray()), new ForwardContext { Hooks = hooks, Selector = dropper?.Selector, Threads = 1 }).Output;
         return new VitDropRun(logits, dropper?.Stages ?? [], cls);
     }
 
-    // Head-averaged attention of CLS, spread over the 65 original tokens (NaN where the token was dropped).
-    private static float[] ClsRow(HookPoint p, ReadOnlySpan<float> data)
+    // Head-averaged attention of CLS, spread over the original tokens (NaN where the token was dropped).
+    private static float[] ClsRow(HookPoint p, ReadOnlySpan<float> data, int tokens)
     {
         int heads = p.Shape[0], n = p.Shape[1];
         int q = Array.IndexOf(p.TokenIndex, 0);
-        var row = new float[VitModel.Tokens];
+        var row = new float[tokens];
         Array.Fill(row, float.NaN);
         for (int j = 0; j < n; j++)
         {
@@ -99,10 +73,11 @@ public static class VitTokenDrop
     }
 
     /// <summary>Predictions of the full model on every image of the set.</summary>
-    public static int[] FullPredictions(VitModel model, Cifar10Set set, int threads = 0, CancellationToken cancellation = default)
+    public static int[] FullPredictions(ITransformerModel model, Cifar10Set set, int threads = 0, CancellationToken cancellation = default)
     {
         var pred = new int[set.Count];
-        Parallel.For(0, set.Count, Options(threads, cancellation), i => pred[i] = model.Classify(set.Pixels(i), new ForwardContext { Threads = 1 }));
+        Parallel.For(0, set.Count, Options(threads, cancellation), i =>
+            pred[i] = TensorPrimitives.IndexOfMax(model.Forward(ModelInput.Of(set.Pixels(i).ToArray()), new ForwardContext { Threads = 1 }).Output));
         return pred;
     }
 
@@ -111,7 +86,7 @@ public static class VitTokenDrop
     /// Random ranking seeds image i with (seed, i), so results do not depend on thread scheduling.
     /// <paramref name="progress"/> gets the number of images done (from worker threads); <paramref name="cancellation"/> stops the loop.
     /// </summary>
-    public static VitDropEvaluation Evaluate(VitModel model, Cifar10Set set, PyramidSchedule? schedule, DropRanking ranking = DropRanking.Attention,
+    public static VitDropEvaluation Evaluate(ITransformerModel model, Cifar10Set set, PyramidSchedule? schedule, DropRanking ranking = DropRanking.Attention,
         int seed = 0, int[]? fullPredictions = null, int threads = 0, string? method = null,
         IProgress<int>? progress = null, CancellationToken cancellation = default)
     {
@@ -130,7 +105,8 @@ public static class VitTokenDrop
             progress?.Report(Interlocked.Increment(ref done));
         });
         var shape = TransformerShape.From(model.Config);
-        var cost = schedule?.Cost(shape, VitModel.Patches, 1) ?? Flops.Full(shape, VitModel.Tokens);
+        int tokens = model.Config.MaxSeq; // CLS + every patch
+        var cost = schedule?.Cost(shape, tokens - 1, 1) ?? Flops.Full(shape, tokens);
         double n = set.Count;
         return new VitDropEvaluation(
             method ?? (schedule is null ? "full" : schedule.Boundaries.Count == 1 ? "fastv" : "pyramid"),
@@ -138,43 +114,7 @@ public static class VitTokenDrop
             results.Count(r => r.Predicted == r.Label) / n,
             results.Count(r => r.PredictedFull == r.Label) / n,
             results.Count(r => r.Predicted == r.PredictedFull) / n,
-            cost.RatioTo(Flops.Full(shape, VitModel.Tokens)), cost, results);
-    }
-
-    /// <summary>
-    /// Times the forward pass (embed, blocks, head) over the first <paramref name="images"/> images on one thread,
-    /// with and without the schedule (attention ranking), median of <paramref name="runs"/> runs after a warm-up.
-    /// </summary>
-    public static PrefillTiming MeasurePrefill(VitModel model, Cifar10Set set, PyramidSchedule schedule, int images = 200, int runs = 7)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(images);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(runs);
-        images = Math.Min(images, set.Count);
-        double Time(PyramidSchedule? s)
-        {
-            var sw = Stopwatch.StartNew();
-            for (int i = 0; i < images; i++)
-            {
-                var dropper = s is null ? null : new TokenDropper(model, s, TokenRoles.Cls);
-                model.Forward(set.Pixels(i), new ForwardContext { Selector = dropper?.Selector, Threads = 1 });
-            }
-            return sw.Elapsed.TotalMilliseconds;
-        }
-        Time(null); Time(schedule); // warm-up (JIT tiers)
-        var full = new double[runs];
-        var dropped = new double[runs];
-        for (int r = 0; r < runs; r++) { full[r] = Time(null); dropped[r] = Time(schedule); }
-        var shape = TransformerShape.From(model.Config);
-        var fullCost = Flops.Full(shape, VitModel.Tokens);
-        var cost = schedule.Cost(shape, VitModel.Patches, 1);
-        return new PrefillTiming(images, runs, Median(full), Median(dropped),
-            1 - (double)cost.TotalMacs / fullCost.TotalMacs, 1 - (double)cost.TotalMacsWithRanking / fullCost.TotalMacs);
-    }
-
-    internal static double Median(double[] xs)
-    {
-        var s = xs.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+            cost.RatioTo(Flops.Full(shape, tokens)), cost, results);
     }
 
     private static ParallelOptions Options(int threads, CancellationToken cancellation = default) =>

@@ -1,3 +1,4 @@
+using Workbench.Engine.Costs;
 using Workbench.Engine.Models;
 using Workbench.Engine.Redundancy;
 using Xunit.Abstractions;

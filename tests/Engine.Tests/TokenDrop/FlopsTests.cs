@@ -40,12 +40,47 @@ public class FlopsTests
     public void Llava_like_7b_fastv()
     {
         // 576 image tokens + 64 text tokens, FastV K=2 R=0.5: layers 0,1 see 640, the other 30 see 352.
+        // A decoder: query i sees keys 0..i, so n tokens make 1 + 2 + ... + n = n(n+1)/2 pairs, 2 * 4096 MACs each.
         var s = TransformerShape.LlavaLike7B;
-        long Layer(long n) => 4 * n * 4096L * 4096 + 2 * n * n * 4096 + 3 * n * 4096 * 11008;
+        Assert.True(s.Causal);
+        long Pairs(long n) { long p = 0; for (long i = 0; i < n; i++) p += i + 1; return p; }
+        long Layer(long n) => 4 * n * 4096L * 4096 + Pairs(n) * 2 * 4096 + 3 * n * 4096 * 11008;
         var cost = PyramidSchedule.FastV(2, 0.5).Cost(s, 576, 64);
         Assert.Equal(2 * Layer(640) + 30 * Layer(352), cost.TotalMacs);
         Assert.Equal(32 * Layer(640), Flops.Full(s, 640).TotalMacs);
         Assert.InRange(cost.RatioTo(Flops.Full(s, 640)), 0.55, 0.60);
+    }
+
+    [Fact]
+    public void Causal_attention_counts_the_keys_each_query_sees_and_dropped_modules_cost_nothing()
+    {
+        // n 3 causal: pairs 1 + 2 + 3 = 6 (not 9), 2 * d = 8 MACs each.
+        var s = new TransformerShape(2, 4, 8, 2, MlpKind.SwiGlu, Causal: true);
+        Assert.Equal(48L, Flops.Layer(s, 0, 3).Attention);
+        var skips = new ModuleSkips(new HashSet<int> { 1 }, new HashSet<int> { 0 });
+        var l0 = Flops.Layer(s, 0, 3, skips);
+        var l1 = Flops.Layer(s, 1, 3, skips);
+        Assert.Equal((144L, 48L, 0L), (l0.Projections, l0.Attention, l0.Mlp));
+        Assert.Equal((0L, 0L, 288L), (l1.Projections, l1.Attention, l1.Mlp));
+    }
+
+    [Fact]
+    public void Drop_costs_count_with_the_same_model()
+    {
+        // stories260K-like decoder by hand: d 64, kv 32, m 172, SwiGLU, vocab 512, 5 layers; prompt 10, decode 4.
+        var c = ModelHub.LoadDecoder("stories260K").Model.Config;
+        Assert.True(c.IsCausal);
+        long d = c.Dim, kv = c.KvDim, m = c.MlpDim, v = c.Vocab, L = c.Layers;
+        var skips = new ModuleSkips(new HashSet<int> { 1 }, new HashSet<int> { 2, 3 });
+        var cost = Workbench.Engine.Costs.DropCosts.Predict(c, skips, 10, 4);
+        long attnW = d * d + 2 * d * kv + d * d, mlpW = 3 * d * m;
+        long a = L - 1, f = L - 2;
+        // prefill: every token through every kept projection (2 FLOPs per weight), 55 causal pairs, 4d FLOPs per pair, one head row.
+        Assert.Equal(2.0 * 10 * (a * attnW + f * mlpW) + a * 55 * 4 * d + 2 * d * v, cost.PrefillFlops);
+        // decode steps see 11, 12, 13, 14 keys: mean 12.5.
+        Assert.Equal(2.0 * (a * attnW + f * mlpW) + a * 12.5 * 4 * d + 2 * d * v, cost.DecodeFlopsPerToken);
+        Assert.Equal(4 * (a * attnW + f * mlpW), cost.WeightBytes);
+        Assert.Equal(a * 2 * 4 * 14 * kv, cost.KvCacheBytes);
     }
 
     [Fact]

@@ -1,6 +1,5 @@
-using System.CommandLine;
 using System.Text.Json;
-using Workbench.Cli.Commands;
+using Workbench.Engine.Tests.Cli;
 using Workbench.Engine.Tests.Vision;
 using Workbench.Engine.TokenDrop;
 
@@ -8,18 +7,13 @@ namespace Workbench.Engine.Tests.TokenDrop;
 
 public class TokenDropCliTests
 {
-    private static (int Code, string Out, string Err) Run(Command cmd, params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = cmd.Parse(args).Invoke(new InvocationConfiguration { Output = o, Error = e });
-        return (code, o.ToString(), e.ToString());
-    }
+    // The real tool in a child process: the verbs go through CliHelpers.Run, which owns stdout, stderr and the exit code.
+    private static (int Code, string Out, string Err) Run(string verb, params string[] args) => CliRunner.Run([verb, .. args]);
 
     [Fact]
     public void Pyramid_json_reports_accuracy_agreement_and_flops_of_the_engine()
     {
-        var (code, output, err) = Run(PyramidDropCommand.Create(), "--model", "vit-cifar10", "--layers", "1,2,3", "--keep", "0.5", "--limit", "100", "--json");
+        var (code, output, err) = Run("pyramid-drop", "--model", "vit-cifar10", "--layers", "1,2,3", "--keep", "0.5", "--limit", "100", "--json");
         Assert.True(code == 0, err);
         var j = JsonDocument.Parse(output).RootElement;
         Assert.Equal([65, 33, 17, 9], j.GetProperty("tokens_per_layer").EnumerateArray().Select(x => x.GetInt32()));
@@ -35,7 +29,7 @@ public class TokenDropCliTests
     [Fact]
     public void Fastv_accepts_layer_and_keep_and_prints_text_without_json()
     {
-        var (code, output, err) = Run(FastVCommand.Create(), "--model", "vit-cifar10", "--layer", "2", "--keep", "0.25", "--limit", "20", "--rank", "random", "--seed", "3");
+        var (code, output, err) = Run("fastv", "--model", "vit-cifar10", "--layer", "2", "--keep", "0.25", "--limit", "20", "--rank", "random", "--seed", "3");
         Assert.True(code == 0, err);
         Assert.Contains("65 / 65 / 17 / 17", output);
         Assert.Contains("accuracy", output);
@@ -53,20 +47,20 @@ public class TokenDropCliTests
     [InlineData("--layers", "1")]
     public void Bad_options_print_one_line_and_exit_2(params string[] args)
     {
-        var (code, output, err) = Run(PyramidDropCommand.Create(), ["--model", "vit-cifar10", .. args]);
+        var (code, output, err) = Run("pyramid-drop", ["--model", "vit-cifar10", .. args]);
         Assert.Equal(2, code);
         Assert.Equal("", output);
         Assert.Single(err.TrimEnd().Split('\n'));
-        Assert.StartsWith("error:", err);
+        Assert.StartsWith("workbench: error: ", err);
     }
 
     [Fact]
     public void Missing_model_file_and_missing_model_exit_2()
     {
-        var (code, _, err) = Run(FastVCommand.Create(), "--model", "/nonexistent/model.npz", "--layer", "1", "--keep", "0.5");
+        var (code, _, err) = Run("fastv", "--model", "/nonexistent/model.npz", "--layer", "1", "--keep", "0.5");
         Assert.Equal(2, code);
         Assert.Contains("/nonexistent/model.npz", err);
-        (code, _, err) = Run(FastVCommand.Create(), "--layer", "1", "--keep", "0.5");
+        (code, _, err) = Run("fastv", "--layer", "1", "--keep", "0.5");
         Assert.Equal(2, code);
         Assert.Contains("--model", err);
     }
@@ -77,14 +71,47 @@ public class TokenDropCliLanguageTests
     [Fact]
     public void Decoder_json_reports_kl_and_top1_agreement()
     {
-        var o = new StringWriter(); var e = new StringWriter();
-        int code = PyramidDropCommand.Create().Parse(["--model", "stories260K", "--layers", "1,2,3", "--keep", "1", "--limit", "2", "--json"])
-            .Invoke(new InvocationConfiguration { Output = o, Error = e });
-        Assert.True(code == 0, e.ToString());
-        var j = JsonDocument.Parse(o.ToString()).RootElement;
+        var (code, output, err) = CliRunner.Run("pyramid-drop", "--model", "stories260K", "--layers", "1,2,3", "--keep", "1", "--limit", "2", "--json");
+        Assert.True(code == 0, err);
+        var j = JsonDocument.Parse(output).RootElement;
         Assert.Equal(0, j.GetProperty("kl").GetDouble(), 9);
         Assert.Equal(1.0, j.GetProperty("top1_agreement").GetDouble());
         Assert.Equal(1.0, j.GetProperty("flops_ratio").GetDouble(), 9);
         Assert.Equal(2, j.GetProperty("prompts").GetInt32());
+    }
+}
+
+public class TokenDropCliErrorTests
+{
+    [Fact]
+    public void Data_folder_for_a_language_model_is_one_line_naming_data()
+    {
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        try
+        {
+            var (code, output, err) = CliRunner.Run("pyramid-drop", "--model", "stories260K", "--layers", "1,2,3", "--keep", "0.5", "--data", dir);
+            Assert.Equal(2, code);
+            Assert.Equal("", output);
+            Assert.Equal($"workbench: error: --data {dir} is a folder; language models take a text file of blank-line-separated paragraphs", err.TrimEnd());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Theory]
+    [InlineData("pyramid-drop", "--layers", "1")]
+    [InlineData("fastv", "--layer", "1")]
+    public void Unreadable_model_file_exits_2_with_one_line(string verb, string layerOption, string layer)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"not-a-model-{Guid.NewGuid():N}.bin");
+        File.WriteAllBytes(path, new byte[10]);
+        try
+        {
+            var (code, output, err) = CliRunner.Run(verb, "--model", path, layerOption, layer, "--keep", "0.5");
+            Assert.Equal(2, code);
+            Assert.Equal("", output);
+            Assert.Single(err.TrimEnd().Split('\n'));
+            Assert.Contains(path, err);
+        }
+        finally { File.Delete(path); }
     }
 }
