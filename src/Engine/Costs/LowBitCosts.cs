@@ -73,14 +73,13 @@ public static class LowBitCosts
         var e = energy ?? EnergyModel.Horowitz2014;
         long n = (long)rows * cols;
         long bytes = LowBitFormats.WeightBytes(format, rows, cols);
-        (long ia, long im, long fa, long fm) = format switch
-        {
-            LowBitFormat.F32 => (0L, 0L, n, n),
-            LowBitFormat.Int8 => (n, n, 0L, (long)rows + cols),
-            _ => (n, 0L, 0L, (long)rows + cols),
-        };
+        var info = LowBitFormats.Get(format);
+        (long ia, long im, long fa, long fm) =
+            !info.IsPacked ? (0L, 0L, n, n) :
+            !info.IsTernary ? (n, n, 0L, (long)rows + cols) :
+            (n, 0L, 0L, (long)rows + cols);
         // Int8 accumulates products in int32; ternary accumulates signed int8 activations (int8 adds).
-        double intAddPj = format == LowBitFormat.Int8 ? e.Int32AddPj : e.Int8AddPj;
+        double intAddPj = info.IsPacked && !info.IsTernary ? e.Int32AddPj : e.Int8AddPj;
         double arithmetic = ia * intAddPj + im * e.Int8MultPj + fa * e.Fp32AddPj + fm * e.Fp32MultPj;
         return new LowBitCost(format, rows, cols, bytes, ia, im, fa, fm, arithmetic, bytes * e.DramPjPerByte);
     }

@@ -19,19 +19,12 @@ public sealed record GemvComparison(int Rows, int Cols, int Threads, IReadOnlyLi
     /// Runs <see cref="GemvProbe.Run"/> for each format in turn (same seed, rows, cols, threads, runs) and measures
     /// the streaming read bandwidth with the same thread count, unless <paramref name="bandwidthGBps"/> is given.
     /// <paramref name="progress"/> gets (steps done, what runs next); steps = formats + 1 (the bandwidth).
+    /// The entry for users is Quantization.GemvRequest, which checks the options (distinct formats, ranges) first.
     /// </summary>
-    public static GemvComparison Run(IReadOnlyList<LowBitFormat> formats, int rows, int cols, int threads = 1, int runs = 21,
-        IsaPath? path = null, double? bandwidthGBps = null, Action<int, string>? progress = null, CancellationToken cancellationToken = default)
+    internal static GemvComparison Run(IReadOnlyList<LowBitFormat> formats, int rows, int cols, int threads, int runs,
+        IsaPath? path, double? bandwidthGBps, Action<int, string>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(formats);
-        if (formats.Count == 0) throw new ArgumentException("Give at least one format.", nameof(formats));
-        if (formats.Distinct().Count() != formats.Count) throw new ArgumentException($"Formats repeat: {string.Join(", ", formats)}.", nameof(formats));
-        Shapes.CheckShape(rows, cols);
-        if (threads < 1 || threads > Environment.ProcessorCount)
-            throw new ArgumentOutOfRangeException(nameof(threads), threads, $"threads must be in 1..{Environment.ProcessorCount}.");
-        ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
-        if (bandwidthGBps is { } bw && !(bw > 0 && double.IsFinite(bw)))
-            throw new ArgumentOutOfRangeException(nameof(bandwidthGBps), bw, "bandwidth must be a positive number of GB/s.");
         if (path is { } p) Isa.Require(p);
 
         var results = new List<GemvProbeResult>();

@@ -66,7 +66,7 @@ public static class GemvProbe
         Array.Sort(times);
         double median = times[runs / 2];
         double ops = 2.0 * rows * cols;
-        return new GemvProbeResult(format, rows, cols, threads, format == LowBitFormat.F32 ? Isa.Best : p, runs,
+        return new GemvProbeResult(format, rows, cols, threads, LowBitFormats.Get(format).IsPacked ? p : Isa.Best, runs,
             median, times[0], ops / median / 1e3, weightBytes / median / 1e3, weightBytes,
             weightBytes * 8.0 / ((long)rows * cols), copies, copies * weightBytes);
     }

@@ -12,7 +12,7 @@ namespace Workbench.Engine.LowBit;
 /// Padding: cols are padded with zero weights (code 1) to a multiple of 256 so every row is whole 64-byte loads;
 /// the activations are zero padded, so padding adds nothing. Rows are not padded.
 /// </summary>
-public sealed class I2S : PackedMatrix
+public sealed class I2S : TernaryMatrix
 {
     public const int BlockWeights = 128;
     public const int BlockBytes = 32;
@@ -29,30 +29,21 @@ public sealed class I2S : PackedMatrix
     /// </summary>
     internal const int LoadsPerChunk = 8;
 
-    private readonly AlignedBuffer<byte> _data;
-    public float Scale { get; }
     public int PaddedCols { get; }
     public int RowBytes => PaddedCols / 4;
     public override LowBitFormat Format => LowBitFormat.I2S;
-    public override long WeightBytes => _data.Length + sizeof(float);
     /// <summary>Bytes of a rows x cols I2S matrix: 2 bits per weight with cols padded to 256, plus one fp32 scale.</summary>
     public static long BytesFor(int rows, int cols) => (long)rows * Shapes.RoundUp(cols, ColAlign) / 4 + sizeof(float);
     internal override int RowAlign => 4;
-    public ReadOnlySpan<byte> Data => _data.Span;
 
-    private I2S(int rows, int cols, float scale) : base(rows, cols)
-    {
-        Scale = scale;
+    private I2S(int rows, int cols, float scale) : base(rows, cols, scale, checked(rows * (Shapes.RoundUp(cols, ColAlign) / 4))) =>
         PaddedCols = Shapes.RoundUp(cols, ColAlign);
-        _data = new AlignedBuffer<byte>(checked(rows * RowBytes));
-    }
 
     public static I2S Pack(TernaryWeights w) => Pack(w.Values, w.Rows, w.Cols, w.Scale);
 
     public static I2S Pack(ReadOnlySpan<sbyte> ternary, int rows, int cols, float scale)
     {
-        Shapes.CheckMatrix(ternary.Length, rows, cols, nameof(ternary));
-        AbsMeanTernary.CheckTernary(ternary, nameof(ternary));
+        CheckTernary(ternary, rows, cols);
         var m = new I2S(rows, cols, scale);
         var data = m._data.Span;
         data.Fill(0b01_01_01_01); // code 1 = weight 0 everywhere, padding included
@@ -104,14 +95,7 @@ public sealed class I2S : PackedMatrix
         return new I2SBlockView(row, block, Scale, bytes);
     }
 
-    public override float RowScale(int row) => Scale;
-
-    private I2S(I2S other) : base(other.Rows, other.Cols)
-    {
-        Scale = other.Scale;
-        PaddedCols = other.PaddedCols;
-        _data = other._data.Clone();
-    }
+    private I2S(I2S other) : base(other) => PaddedCols = other.PaddedCols;
 
     public override PackedMatrix CloneWeights() => new I2S(this);
     public override ActivationBuffer CreateActivationBuffer() => new Activations(Cols, PaddedCols);
@@ -144,8 +128,6 @@ public sealed class I2S : PackedMatrix
                     }
         }
     }
-
-    internal override void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y) => DequantizeUniform(acc, Scale, invA, y);
 
     protected override unsafe void MatVecCore(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path)
     {

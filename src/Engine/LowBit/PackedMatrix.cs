@@ -195,6 +195,41 @@ public abstract class PackedMatrix
 }
 
 /// <summary>
+/// What the ternary formats (I2S, TL1, TL2) share: one fp32 scale for the whole tensor (absmean), and the packed bytes
+/// in one 64-byte-aligned buffer.
+/// </summary>
+public abstract class TernaryMatrix : PackedMatrix
+{
+    private protected readonly AlignedBuffer<byte> _data;
+    public float Scale { get; }
+    public ReadOnlySpan<byte> Data => _data.Span;
+    public override long WeightBytes => _data.Length + sizeof(float);
+
+    private protected TernaryMatrix(int rows, int cols, float scale, int bytes) : base(rows, cols)
+    {
+        Scale = scale;
+        _data = new AlignedBuffer<byte>(bytes);
+    }
+
+    /// <summary>A copy with its own weight memory.</summary>
+    private protected TernaryMatrix(TernaryMatrix other) : base(other.Rows, other.Cols)
+    {
+        Scale = other.Scale;
+        _data = other._data.Clone();
+    }
+
+    public override float RowScale(int row) => Scale;
+    internal override void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y) => DequantizeUniform(acc, Scale, invA, y);
+
+    /// <summary>A packer's input check: rows x cols values, each -1, 0 or 1.</summary>
+    private protected static void CheckTernary(ReadOnlySpan<sbyte> ternary, int rows, int cols)
+    {
+        Shapes.CheckMatrix(ternary.Length, rows, cols, nameof(ternary));
+        AbsMeanTernary.CheckTernary(ternary, nameof(ternary));
+    }
+}
+
+/// <summary>
 /// Everything a GEMV/GEMM needs besides weights, allocated once: activation buffers, int32 sums, output binding
 /// and the worker team. Not thread-safe; one workspace per concurrent caller.
 /// </summary>

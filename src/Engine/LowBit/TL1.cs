@@ -13,7 +13,7 @@ namespace Workbench.Engine.LowBit;
 /// index(row r, pair 2k) | index(row r, pair 2k+1) &lt;&lt; 4. Padding: cols padded with zero weights to a multiple
 /// of 4, rows with zero-weight rows to a multiple of 64 (their sums are computed and dropped).
 /// </summary>
-public sealed class TL1 : PackedMatrix
+public sealed class TL1 : TernaryMatrix
 {
     public const int RowGroup = 64;
     public const int ColAlign = 4;
@@ -24,31 +24,18 @@ public sealed class TL1 : PackedMatrix
     /// </summary>
     internal const int KPerChunk = 32;
 
-    private readonly AlignedBuffer<byte> _data;
-    public float Scale { get; }
     public int PaddedCols { get; }
     internal int KCount => PaddedCols / 4;
     internal int GroupBytes => KCount * RowGroup;
     internal int Groups => (Rows + RowGroup - 1) / RowGroup;
     public override LowBitFormat Format => LowBitFormat.TL1;
-    public override long WeightBytes => _data.Length + sizeof(float);
     /// <summary>Bytes of a rows x cols TL1 matrix: 4 bits per weight pair, rows padded to 64, cols to 4, plus one fp32 scale.</summary>
     public static long BytesFor(int rows, int cols) => (long)Shapes.RoundUp(rows, RowGroup) * Shapes.RoundUp(cols, ColAlign) / 4 + sizeof(float);
-    public ReadOnlySpan<byte> Data => _data.Span;
 
-    private TL1(int rows, int cols, float scale) : base(rows, cols)
-    {
-        Scale = scale;
+    private TL1(int rows, int cols, float scale) : base(rows, cols, scale, checked(Shapes.RoundUp(rows, RowGroup) * (Shapes.RoundUp(cols, ColAlign) / 4))) =>
         PaddedCols = Shapes.RoundUp(cols, ColAlign);
-        _data = new AlignedBuffer<byte>(checked(Groups * GroupBytes));
-    }
 
-    private TL1(TL1 other) : base(other.Rows, other.Cols)
-    {
-        Scale = other.Scale;
-        PaddedCols = other.PaddedCols;
-        _data = other._data.Clone();
-    }
+    private TL1(TL1 other) : base(other) => PaddedCols = other.PaddedCols;
 
     public override PackedMatrix CloneWeights() => new TL1(this);
 
@@ -56,8 +43,7 @@ public sealed class TL1 : PackedMatrix
 
     public static TL1 Pack(ReadOnlySpan<sbyte> ternary, int rows, int cols, float scale)
     {
-        Shapes.CheckMatrix(ternary.Length, rows, cols, nameof(ternary));
-        AbsMeanTernary.CheckTernary(ternary, nameof(ternary));
+        CheckTernary(ternary, rows, cols);
         var m = new TL1(rows, cols, scale);
         var data = m._data.Span;
         data.Fill(4 | 4 << 4); // index 4 = (0, 0)
@@ -87,8 +73,6 @@ public sealed class TL1 : PackedMatrix
         return t;
     }
 
-    public override float RowScale(int row) => Scale;
-    internal override void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y) => DequantizeUniform(acc, Scale, invA, y);
     public override ActivationBuffer CreateActivationBuffer() => new Activations(Cols, PaddedCols);
     protected override Type CreateActivationBufferType => typeof(Activations);
 

@@ -14,7 +14,7 @@ namespace Workbench.Engine.LowBit;
 /// byte r = sign of row r's triplet k). Columns past the last whole block (cols mod 24, at most 23) are stored as a
 /// TL1 matrix (pairs); rows are padded to a multiple of 64 with zero weights.
 /// </summary>
-public sealed class TL2 : PackedMatrix
+public sealed class TL2 : TernaryMatrix
 {
     public const int RowGroup = 64;
     public const int BlockCols = 24;
@@ -34,8 +34,6 @@ public sealed class TL2 : PackedMatrix
         throw new InvalidOperationException();
     }).ToArray();
 
-    private readonly AlignedBuffer<byte> _data;
-    public float Scale { get; }
     public int Blocks { get; }
     public int TripletCols => Blocks * BlockCols;
     /// <summary>The columns past the last whole block, as TL1 pairs; null when cols is a multiple of 24.</summary>
@@ -43,26 +41,21 @@ public sealed class TL2 : PackedMatrix
     internal int Groups => (Rows + RowGroup - 1) / RowGroup;
     internal int GroupBytes => Blocks * BlockBytes;
     public override LowBitFormat Format => LowBitFormat.TL2;
-    public override long WeightBytes => _data.Length + sizeof(float) + (Tail?.WeightBytes ?? 0);
+    public override long WeightBytes => base.WeightBytes + (Tail?.WeightBytes ?? 0);
     /// <summary>Bytes of a rows x cols TL2 matrix: 320 bytes per 64 rows and 24 columns, one fp32 scale, and the TL1 tail.</summary>
     public static long BytesFor(int rows, int cols) => (long)Shapes.RoundUp(rows, RowGroup) / RowGroup * (cols / BlockCols) * BlockBytes + sizeof(float)
         + (cols % BlockCols == 0 ? 0 : TL1.BytesFor(rows, cols % BlockCols));
-    public ReadOnlySpan<byte> Data => _data.Span;
 
-    private TL2(int rows, int cols, float scale, TL1? tail) : base(rows, cols)
+    private TL2(int rows, int cols, float scale, TL1? tail) : base(rows, cols, scale, checked(Shapes.RoundUp(rows, RowGroup) / RowGroup * (cols / BlockCols) * BlockBytes))
     {
-        Scale = scale;
         Blocks = cols / BlockCols;
         Tail = tail;
-        _data = new AlignedBuffer<byte>(checked(Groups * GroupBytes));
     }
 
-    private TL2(TL2 other) : base(other.Rows, other.Cols)
+    private TL2(TL2 other) : base(other)
     {
-        Scale = other.Scale;
         Blocks = other.Blocks;
         Tail = (TL1?)other.Tail?.CloneWeights();
-        _data = other._data.Clone();
     }
 
     public override PackedMatrix CloneWeights() => new TL2(this);
@@ -71,8 +64,7 @@ public sealed class TL2 : PackedMatrix
 
     public static TL2 Pack(ReadOnlySpan<sbyte> ternary, int rows, int cols, float scale)
     {
-        Shapes.CheckMatrix(ternary.Length, rows, cols, nameof(ternary));
-        AbsMeanTernary.CheckTernary(ternary, nameof(ternary));
+        CheckTernary(ternary, rows, cols);
         int blocks = cols / BlockCols, tailCols = cols - blocks * BlockCols;
         TL1? tail = null;
         if (tailCols > 0)
@@ -123,8 +115,6 @@ public sealed class TL2 : PackedMatrix
         return t;
     }
 
-    public override float RowScale(int row) => Scale;
-    internal override void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y) => DequantizeUniform(acc, Scale, invA, y);
     public override ActivationBuffer CreateActivationBuffer() => new Activations(this);
     protected override Type CreateActivationBufferType => typeof(Activations);
 

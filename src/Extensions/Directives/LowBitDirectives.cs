@@ -75,66 +75,62 @@ internal static class LowBitDirectives
         kernel.AddDirective<GemvDirectiveCommand>(gemv, (command, context) => RunGemv(command, context));
     }
 
-    private static Task RunBitNet(BitNetDirectiveCommand c, KernelInvocationContext context)
-    {
-        string variable;
-        BitNetRequest request;
-        try
+    private static Task RunBitNet(BitNetDirectiveCommand c, KernelInvocationContext context) => Run(context, BitNet, c.As, "bitnet",
+        () => new BitNetRequest
         {
-            variable = Variable(c.As, "bitnet");
-            request = new BitNetRequest
-            {
-                Model = Clean(c.Model) ?? "",
-                Format = Clean(c.Format) ?? "",
-                Threads = Parse.Int(Clean(c.Threads), "--threads") ?? 1,
-            };
-            request.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            return Magic.RunAsync(context, BitNet, _ => throw e);
-        }
-        return Magic.RunAsync(context, BitNet, token => Task.Run<object?>(() =>
+            Model = Clean(c.Model) ?? "",
+            Format = Clean(c.Format) ?? "",
+            Threads = Parse.Int(Clean(c.Threads), "--threads") ?? 1,
+        },
+        (request, token) =>
         {
             var loaded = ModelHub.Load(request.Model);
             var progress = LiveProgress.Start(context, $"{BitNet} {loaded.Name} {request.Format.ToLowerInvariant()}", BitNetRequest.Stages);
             var report = request.Run(loaded, new LiveReporter(progress), token);
             progress.Complete(report.Lossless.Lossless ? "lossless" : "NOT lossless");
             return report;
-        }, token), variable);
-    }
+        });
 
-    private static Task RunGemv(GemvDirectiveCommand c, KernelInvocationContext context)
-    {
-        string variable;
-        GemvRequest request;
-        try
+    private static Task RunGemv(GemvDirectiveCommand c, KernelInvocationContext context) => Run(context, Gemv, c.As, "gemv",
+        () => new GemvRequest
         {
-            variable = Variable(c.As, "gemv");
-            request = new GemvRequest
-            {
-                Format = Clean(c.Format),
-                Compare = Clean(c.Compare),
-                Rows = Parse.Int(Clean(c.Rows), "--rows"),
-                Cols = Parse.Int(Clean(c.Cols), "--cols"),
-                Threads = Parse.Int(Clean(c.Threads), "--threads") ?? 1,
-                Runs = Parse.Int(Clean(c.Runs), "--runs") ?? GemvRequest.DefaultRuns,
-                Isa = Clean(c.Isa),
-                Bandwidth = Parse.Double(Clean(c.Bandwidth), "--bandwidth"),
-            };
-            request.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            return Magic.RunAsync(context, Gemv, _ => throw e);
-        }
-        return Magic.RunAsync(context, Gemv, token => Task.Run<object?>(() =>
+            Format = Clean(c.Format),
+            Compare = Clean(c.Compare),
+            Rows = Parse.Int(Clean(c.Rows), "--rows"),
+            Cols = Parse.Int(Clean(c.Cols), "--cols"),
+            Threads = Parse.Int(Clean(c.Threads), "--threads") ?? 1,
+            Runs = Parse.Int(Clean(c.Runs), "--runs") ?? GemvRequest.DefaultRuns,
+            Isa = Clean(c.Isa),
+            Bandwidth = Parse.Double(Clean(c.Bandwidth), "--bandwidth"),
+        },
+        (request, token) =>
         {
             var progress = LiveProgress.Start(context, $"{Gemv} {request.Rows}x{request.Cols}, {request.Threads} thread(s)", request.Steps);
             var result = request.Run(new LiveReporter(progress), token);
             progress.Complete();
             return result;
-        }, token), variable);
+        });
+
+    /// <summary>
+    /// Builds and validates the request from the cell's options (a bad one fails the cell with its one-line message,
+    /// before any work), then runs it off the kernel's thread and shares the result as <c>--as</c>.
+    /// </summary>
+    private static Task Run<TRequest>(KernelInvocationContext context, string name, string? asOption, string fallback,
+        Func<TRequest> build, Func<TRequest, CancellationToken, object?> run) where TRequest : IRequest<object>
+    {
+        string variable;
+        TRequest request;
+        try
+        {
+            variable = Variable(asOption, fallback);
+            request = build();
+            request.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            return Magic.RunAsync(context, name, _ => throw e);
+        }
+        return Magic.RunAsync(context, name, token => Task.Run(() => run(request, token), token), variable);
     }
 
     /// <summary>A request's progress drawn on a live progress bar (synchronously, in order).</summary>
