@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Workbench.Engine.Models;
 using Workbench.Engine.Tensors;
 
@@ -23,9 +24,9 @@ public sealed class LlamaBackprop
     private int[] _inputs = [], _targets = [];
     private float[] _cos = [], _sin = [];
     // per layer: residual in, attention norm (1/rms), normed input, its quantized copy, q/k/v (rotated), probabilities,
-    // attention output and its quantized copy, residual mid, MLP norm, normed input (+ quantized), gate, up, product (+ quantized)
+    // attention output and its quantized copy, residual mid, MLP norm, normed input (+ quantized), gate, up, sigmoid(gate), product (+ quantized)
     private float[][] _xIn = [], _rAtt = [], _hAtt = [], _hAttQ = [], _q = [], _k = [], _v = [], _att = [], _o = [], _oQ = [],
-        _xMid = [], _rFfn = [], _hFfn = [], _hFfnQ = [], _g = [], _u = [], _a = [], _aQ = [];
+        _xMid = [], _rFfn = [], _hFfn = [], _hFfnQ = [], _g = [], _u = [], _sig = [], _a = [], _aQ = [];
     private float[] _x = [], _rFinal = [], _xf = [], _probs = [], _tmp = [];
     // backward scratch
     private float[] _dx = [], _dh = [], _dq = [], _dk = [], _dv = [], _dO = [], _dA = [], _dG = [], _dU = [], _dLogits = [], _dyT = [];
@@ -93,8 +94,14 @@ public sealed class LlamaBackprop
                 var input = Quantize(_hFfn[l], _hFfnQ[l], n, d);
                 Linear(input, n, d, Layer(_w1, l), _mlp, _g[l]);
                 Linear(input, n, d, Layer(_w3, l), _mlp, _u[l]);
-                float[] g = _g[l], u = _u[l], a = _a[l];
-                for (int i = 0; i < n * _mlp; i++) a[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
+                float[] g = _g[l], u = _u[l], a = _a[l], sig = _sig[l];
+                // silu(g) = g / (1 + exp(-g)) as torch computes it (QAT rounding flips follow every last bit)
+                for (int i = 0; i < n * _mlp; i++)
+                {
+                    float e = 1f + MathF.Exp(-g[i]);
+                    sig[i] = 1f / e;
+                    a[i] = g[i] / e * u[i];
+                }
                 Linear(Quantize(a, _aQ[l], n, _mlp), n, _mlp, Layer(_w2, l), d, _tmp);
                 Add(_x, _tmp, n * d);
             }
@@ -102,18 +109,17 @@ public sealed class LlamaBackprop
 
         RmsNorm(_x, p.FinalNorm, _xf, _rFinal, n);
         Linear(_xf, n, d, p.Output, _vocab, _probs);
-        // log-softmax per row; the loss sums in double
+        // softmax per row (kept for the backward); the loss sums in double
         double loss = 0;
         for (int i = 0; i < n; i++)
         {
             var row = _probs.AsSpan(i * _vocab, _vocab);
-            float max = float.NegativeInfinity;
-            foreach (var v in row) max = Math.Max(max, v);
-            double sum = 0;
-            foreach (var v in row) sum += MathF.Exp(v - max);
-            float lse = max + (float)Math.Log(sum);
-            loss += lse - row[_targets[i]];
-            for (int j = 0; j < _vocab; j++) row[j] = MathF.Exp(row[j] - lse);
+            float max = TensorPrimitives.Max(row), target = row[_targets[i]];
+            TensorPrimitives.Subtract(row, max, row);
+            TensorPrimitives.Exp(row, row);
+            float sum = TensorPrimitives.Sum(row);
+            loss += max + Math.Log(sum) - target;
+            TensorPrimitives.Multiply(row, 1f / sum, row);
         }
         _haveForward = true;
         return loss / n;
@@ -149,12 +155,11 @@ public sealed class LlamaBackprop
                 // x += W2 (silu(W1 h) * W3 h), h = rmsnorm(x_mid)
                 GemmBackward.InputGrad(_dx, n, d, Layer(_w2, l), m, _dA, Threads);
                 GemmBackward.WeightGrad(_dx, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
-                float[] g = _g[l], u = _u[l];
+                float[] g = _g[l], u = _u[l], sg = _sig[l];
                 for (int i = 0; i < n * m; i++)
                 {
-                    float sig = 1f / (1f + MathF.Exp(-g[i]));
-                    float silu = g[i] * sig;
-                    _dU[i] = _dA[i] * silu;
+                    float sig = sg[i];
+                    _dU[i] = _dA[i] * (g[i] * sig);
                     _dG[i] = _dA[i] * u[i] * (sig * (1f + g[i] * (1f - sig)));
                 }
                 GemmBackward.InputGrad(_dG, n, m, Layer(_w1, l), d, _dh, Threads);
@@ -391,7 +396,7 @@ public sealed class LlamaBackprop
         _xIn = Per(n * d); _rAtt = Per(n); _hAtt = Per(n * d); _hAttQ = PerQ(n * d, _hAtt);
         _q = Per(n * d); _k = Per(n * _kv); _v = Per(n * _kv); _att = Per(b * _heads * t * t); _o = Per(n * d); _oQ = PerQ(n * d, _o);
         _xMid = Per(n * d); _rFfn = Per(n); _hFfn = Per(n * d); _hFfnQ = PerQ(n * d, _hFfn);
-        _g = Per(n * m); _u = Per(n * m); _a = Per(n * m); _aQ = PerQ(n * m, _a);
+        _g = Per(n * m); _u = Per(n * m); _sig = Per(n * m); _a = Per(n * m); _aQ = PerQ(n * m, _a);
         _x = new float[n * d]; _rFinal = new float[n]; _xf = new float[n * d]; _probs = new float[n * _vocab]; _tmp = new float[n * Math.Max(d, m)];
         _dx = new float[n * d]; _dh = new float[n * d]; _dq = new float[n * d]; _dk = new float[n * _kv]; _dv = new float[n * _kv];
         _dO = new float[n * d]; _dA = new float[n * m]; _dG = new float[n * m]; _dU = new float[n * m]; _dLogits = new float[n * _vocab];
