@@ -278,7 +278,8 @@ public sealed class LlamaBackprop
     }
 
     // One task per (sequence, kv head): its query heads run in order, so shared key/value gradients sum in a fixed order.
-    private void AttentionForward(int l)
+    // Pointers: head_dim is small (8 here) and bounds checks would cost as much as the arithmetic.
+    private unsafe void AttentionForward(int l)
     {
         float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], o = _o[l];
         int T = _t, hd = _hd, d = _d, kvd = _kv;
@@ -286,34 +287,37 @@ public sealed class LlamaBackprop
         Parallelism.For(_b * Config.KvHeads, Threads, task =>
         {
             int b = task / Config.KvHeads, kvh = task % Config.KvHeads;
-            for (int h = kvh * _group; h < (kvh + 1) * _group; h++)
-                for (int t = 0; t < T; t++)
-                {
-                    int qi = (b * T + t) * d + h * hd;
-                    var p = att.AsSpan(((b * _heads + h) * T + t) * T, T);
-                    float max = float.NegativeInfinity;
-                    for (int j = 0; j <= t; j++)
+            fixed (float* pq = q, pk = k, pv = v, pa = att, po = o)
+                for (int h = kvh * _group; h < (kvh + 1) * _group; h++)
+                    for (int t = 0; t < T; t++)
                     {
-                        int ki = (b * T + j) * kvd + kvh * hd;
-                        float s = 0;
-                        for (int c = 0; c < hd; c++) s += q[qi + c] * k[ki + c];
-                        p[j] = s * scale;
-                        max = Math.Max(max, p[j]);
+                        float* qt = pq + (b * T + t) * d + h * hd, ot = po + (b * T + t) * d + h * hd;
+                        float* p = pa + ((b * _heads + h) * T + t) * T;
+                        float* kb = pk + b * T * kvd + kvh * hd, vb = pv + b * T * kvd + kvh * hd;
+                        float max = float.NegativeInfinity;
+                        for (int j = 0; j <= t; j++)
+                        {
+                            float* kj = kb + j * kvd;
+                            float s = 0;
+                            for (int c = 0; c < hd; c++) s += qt[c] * kj[c];
+                            p[j] = s * scale;
+                            max = Math.Max(max, p[j]);
+                        }
+                        float sum = 0;
+                        for (int j = 0; j <= t; j++) { p[j] = MathF.Exp(p[j] - max); sum += p[j]; }
+                        for (int j = 0; j <= t; j++) p[j] /= sum;
+                        for (int c = 0; c < hd; c++) ot[c] = 0;
+                        for (int j = 0; j <= t; j++)
+                        {
+                            float* vj = vb + j * kvd;
+                            float pj = p[j];
+                            for (int c = 0; c < hd; c++) ot[c] += pj * vj[c];
+                        }
                     }
-                    float sum = 0;
-                    for (int j = 0; j <= t; j++) { p[j] = MathF.Exp(p[j] - max); sum += p[j]; }
-                    for (int j = 0; j <= t; j++) p[j] /= sum;
-                    for (int c = 0; c < hd; c++) o[qi + c] = 0;
-                    for (int j = 0; j <= t; j++)
-                    {
-                        int vi = (b * T + j) * kvd + kvh * hd;
-                        for (int c = 0; c < hd; c++) o[qi + c] += p[j] * v[vi + c];
-                    }
-                }
         });
     }
 
-    private void AttentionBackward(int l)
+    private unsafe void AttentionBackward(int l)
     {
         float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], dO = _dO, dq = _dq, dk = _dk, dv = _dv;
         int T = _t, hd = _hd, d = _d, kvd = _kv;
@@ -324,36 +328,38 @@ public sealed class LlamaBackprop
         Parallelism.For(_b * Config.KvHeads, Threads, task =>
         {
             int b = task / Config.KvHeads, kvh = task % Config.KvHeads;
-            Span<float> dp = stackalloc float[T];
-            for (int h = kvh * _group; h < (kvh + 1) * _group; h++)
-                for (int t = 0; t < T; t++)
-                {
-                    int qi = (b * T + t) * d + h * hd;
-                    var p = att.AsSpan(((b * _heads + h) * T + t) * T, T);
-                    float dot = 0;
-                    for (int j = 0; j <= t; j++)
+            Span<float> dpSpan = stackalloc float[T];
+            fixed (float* pq = q, pk = k, pv = v, pa = att, pdo = dO, pdq = dq, pdk = dk, pdv = dv, dp = dpSpan)
+                for (int h = kvh * _group; h < (kvh + 1) * _group; h++)
+                    for (int t = 0; t < T; t++)
                     {
-                        int vi = (b * T + j) * kvd + kvh * hd;
-                        float s = 0;
-                        for (int c = 0; c < hd; c++)
+                        int qi = (b * T + t) * d + h * hd, kb = b * T * kvd + kvh * hd;
+                        float* qt = pq + qi, dot_ = pdo + qi, dqt = pdq + qi;
+                        float* p = pa + ((b * _heads + h) * T + t) * T;
+                        float dot = 0;
+                        for (int j = 0; j <= t; j++)
                         {
-                            s += dO[qi + c] * v[vi + c];
-                            dv[vi + c] += p[j] * dO[qi + c];
+                            float* vj = pv + kb + j * kvd, dvj = pdv + kb + j * kvd;
+                            float s = 0, pj = p[j];
+                            for (int c = 0; c < hd; c++)
+                            {
+                                s += dot_[c] * vj[c];
+                                dvj[c] += pj * dot_[c];
+                            }
+                            dp[j] = s;
+                            dot += pj * s;
                         }
-                        dp[j] = s;
-                        dot += p[j] * s;
-                    }
-                    for (int j = 0; j <= t; j++)
-                    {
-                        float ds = p[j] * (dp[j] - dot) * scale;
-                        int ki = (b * T + j) * kvd + kvh * hd;
-                        for (int c = 0; c < hd; c++)
+                        for (int j = 0; j <= t; j++)
                         {
-                            dq[qi + c] += ds * k[ki + c];
-                            dk[ki + c] += ds * q[qi + c];
+                            float ds = p[j] * (dp[j] - dot) * scale;
+                            float* kj = pk + kb + j * kvd, dkj = pdk + kb + j * kvd;
+                            for (int c = 0; c < hd; c++)
+                            {
+                                dqt[c] += ds * kj[c];
+                                dkj[c] += ds * qt[c];
+                            }
                         }
                     }
-                }
         });
     }
 
