@@ -20,7 +20,7 @@ public static class TrainCommand
         var steps = new Option<string?>("--steps") { Description = "Optimizer steps." };
         var seq = new Option<string?>("--seq") { Description = "Tokens per training window (default 128)." };
         var batch = new Option<string?>("--batch") { Description = "Windows per step (default 8)." };
-        var lr = new Option<string?>("--lr") { Description = "Peak learning rate (default 2e-3; warmup then cosine decay to a tenth)." };
+        var lr = new Option<string?>("--lr") { Description = "Peak learning rate (default 5e-3 with --qat, else 1e-3; warmup then cosine decay to a tenth)." };
         var seed = new Option<string?>("--seed") { Description = "Seed of the corpus split and the batch order (default 0)." };
         var corpus = new Option<string?>("--corpus") { Description = "Text file to train on (default: bundled TinyStories)." };
         var output = new Option<string?>("--out") { Description = "Write the trained model here as a Hugging Face folder." };
@@ -46,7 +46,7 @@ public static class TrainCommand
                     Steps = Parse.Int(parse.GetValue(steps), "--steps") ?? throw new OptionException("--steps", "--steps is required"),
                     Seq = Parse.Int(parse.GetValue(seq), "--seq") ?? 128,
                     Batch = Parse.Int(parse.GetValue(batch), "--batch") ?? 8,
-                    Lr = Parse.Double(parse.GetValue(lr), "--lr") ?? 2e-3,
+                    Lr = Parse.Double(parse.GetValue(lr), "--lr"),
                     Seed = Parse.Int(parse.GetValue(seed), "--seed") ?? 0,
                     Corpus = parse.GetValue(corpus),
                     Out = parse.GetValue(output),
