@@ -18,7 +18,7 @@ run() { # label, env..., -- dotnet test args
 }
 
 run "all tests" dotnet test Workbench.sln -c Release --no-build
-for sw in DOTNET_EnableAVX512F=0 DOTNET_EnableAVX2=0 DOTNET_EnableHWIntrinsic=0; do
+for sw in DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0 DOTNET_EnableHWIntrinsic=0; do
   run "SIMD tests with $sw" "$sw" dotnet test tests/Engine.Tests -c Release --no-build --filter Category=Simd
 done
 

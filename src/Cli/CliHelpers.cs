@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Workbench.Engine.Formats;
+using Workbench.Engine.Requests;
 
 namespace Workbench.Cli;
 
@@ -19,26 +20,63 @@ public static class CliHelpers
 
     public static void PrintJson(object value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Json));
 
-    /// <summary>Runs a verb; bad files and bad options end in one line on stderr and exit code 2.</summary>
-    public static int Run(Func<int> body)
+    /// <summary>
+    /// Runs a verb under the one error contract of every verb: bad input (a bad option, a missing, unreadable or
+    /// malformed file) ends in exactly one line on <paramref name="error"/> (stderr by default) and exit code 2;
+    /// cancellation exits 130. <paramref name="parse"/> lets a file error name the option that gave the path.
+    /// </summary>
+    public static int Run(Func<int> body, ParseResult? parse = null, TextWriter? error = null, string prefix = "workbench: error: ")
     {
         try
         {
             return body();
         }
-        catch (Exception e) when (e is ModelFormatException or ArgumentException or FileNotFoundException
-                                      or DirectoryNotFoundException or InvalidOperationException or NotSupportedException
-                                      or PlatformNotSupportedException)
-        {
-            Console.Error.WriteLine($"workbench: error: {e.Message}");
-            return ExitBadInput;
-        }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine("workbench: cancelled");
+            (error ?? Console.Error).WriteLine("workbench: cancelled");
             return 130;
         }
+        catch (Exception e) when (IsBadInput(e))
+        {
+            (error ?? Console.Error).WriteLine(prefix + OneLine(e, parse));
+            return ExitBadInput;
+        }
     }
+
+    /// <summary>Errors caused by what the user gave: options, and files that are missing, unreadable or malformed.</summary>
+    public static bool IsBadInput(Exception e) => e is ModelFormatException or ArgumentException or IOException
+        or UnauthorizedAccessException or InvalidDataException or InvalidOperationException or NotSupportedException
+        or PlatformNotSupportedException;
+
+    /// <summary>
+    /// The one-line form of a bad-input error. .NET's argument errors end in " (Parameter 'x')" and, for range errors,
+    /// a second line "Actual value was ..."; both go, and a parameter named as an option ("--steps") that the message
+    /// does not mention leads it. A file error about a path an option gave names that option.
+    /// </summary>
+    public static string OneLine(Exception e, ParseResult? parse = null)
+    {
+        var m = e.Message;
+        if (e is ArgumentException { ParamName: { } p } and not OptionException)
+        {
+            int actual = m.IndexOf("\nActual value was", StringComparison.Ordinal);
+            if (actual >= 0) m = m[..actual];
+            var suffix = $" (Parameter '{p}')";
+            if (m.EndsWith(suffix, StringComparison.Ordinal)) m = m[..^suffix.Length];
+            if (p.StartsWith('-') && !m.Contains(p, StringComparison.Ordinal)) m = $"{p}: {m}";
+        }
+        else if (e is IOException or UnauthorizedAccessException && parse is not null && OptionGiving(parse, m) is var (option, path))
+            m = Directory.Exists(path) ? $"{option} '{path}' is a folder where a file is expected" : $"{option} '{path}': {m}";
+        return string.Join(" ", m.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    // The option whose value is the path a file error mentions (the longest, so "/a/b" wins over "/a").
+    private static (string Option, string Path)? OptionGiving(ParseResult parse, string message) =>
+        parse.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
+            .SelectMany(o => o.Tokens.Select(t => (Option: o.Option.Name, Path: t.Value)))
+            .Where(x => x.Path.Length > 0 && (message.Contains(x.Path, StringComparison.Ordinal)
+                || message.Contains(System.IO.Path.GetFullPath(x.Path), StringComparison.Ordinal)))
+            .OrderByDescending(x => x.Path.Length)
+            .Select(x => ((string, string)?)x).FirstOrDefault();
 
     /// <summary>Progress on stderr, only when stderr is a terminal (scripts get clean output).</summary>
     public static IProgress<(int Done, int Total)>? TerminalProgress(string label) =>

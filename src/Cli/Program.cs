@@ -16,6 +16,7 @@ Command[] verbs =
     FastVCommand.Create(),
     BitNetCommand.Create(),
     TrainCommand.Create(),
+    LogitsCommand.Create(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);
 var parsed = root.Parse(args);
@@ -25,4 +26,14 @@ if (parsed.Errors.Count > 0)
     foreach (var e in parsed.Errors.Take(1)) Console.Error.WriteLine($"workbench: error: {e.Message} (see 'workbench {string.Join(' ', args.Take(1))} --help')");
     return 2;
 }
-return parsed.Invoke();
+// Every verb runs its body through CliHelpers.Run; this is the net under it: a bad-input error that escapes a verb is
+// still one line and exit 2 (System.CommandLine's own handler would print a stack trace and exit 1).
+try
+{
+    return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (Workbench.Cli.CliHelpers.IsBadInput(e))
+{
+    Console.Error.WriteLine("workbench: error: " + Workbench.Cli.CliHelpers.OneLine(e, parsed));
+    return Workbench.Cli.CliHelpers.ExitBadInput;
+}

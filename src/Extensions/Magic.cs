@@ -1,6 +1,7 @@
 using Microsoft.DotNet.Interactive;
 using Microsoft.DotNet.Interactive.CSharp;
 using Workbench.Engine.Formats;
+using Workbench.Engine.Requests;
 
 namespace Workbench.Interactive;
 
@@ -41,6 +42,21 @@ public static class Magic
             KernelInvocationContextExtensions.Display(context, result);
             if (variable is not null && context.HandlingKernel is CSharpKernel csharp)
                 await csharp.SetValueAsync(variable, result, result.GetType());
+        }
+    }
+
+    /// <summary>
+    /// A request's progress on a live bar, reported synchronously (System.Progress posts to a context, which would
+    /// reorder the updates); the last step (Done = Total) completes the bar with its detail.
+    /// </summary>
+    public static IProgress<RunProgress> Bar(LiveProgress bar) => new BarProgress(bar);
+
+    private sealed class BarProgress(LiveProgress bar) : IProgress<RunProgress>
+    {
+        public void Report(RunProgress p)
+        {
+            if (p.Done >= p.Total) bar.Complete(p.Detail);
+            else bar.Report(p.Done, p.Detail);
         }
     }
 

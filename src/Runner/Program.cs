@@ -47,6 +47,8 @@ if (packOnly)
     try { FeedBuilder.Pack(root, Console.Out); return 0; }
     catch (InvalidOperationException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
 }
+// A file where the output folder should be would only fail after every notebook ran: refuse it now.
+if (File.Exists(outDir)) { Console.Error.WriteLine($"error: --out '{outDir}' is an existing file, not a folder"); return 2; }
 if (!Directory.Exists(notebooksDir)) { Console.Error.WriteLine($"error: notebooks folder '{notebooksDir}' does not exist"); return 2; }
 
 var notebooks = Directory.EnumerateFiles(notebooksDir, "*.ipynb").Order(StringComparer.Ordinal).ToList();
@@ -65,8 +67,12 @@ if (pack)
     catch (InvalidOperationException e) { Console.Error.WriteLine($"error: {e.Message}"); return 2; }
 }
 
-
-Directory.CreateDirectory(outDir);
+try { Directory.CreateDirectory(outDir); }
+catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"error: --out '{outDir}': {e.Message}");
+    return 2;
+}
 var total = Stopwatch.StartNew();
 var failures = new List<string>();
 foreach (var path in notebooks)

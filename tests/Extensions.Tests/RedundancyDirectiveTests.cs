@@ -175,7 +175,7 @@ public class RedundancyDirectiveTests
         var dropped = new[] { new ModuleRef(2, ModuleKind.Attention) };
         var r = await k.SubmitAsync("""
             using Workbench.Engine.Redundancy;
-            Workbench.Interactive.Charts.RedundancyCharts.Stories(Workbench.Engine.Models.ModelHub.LoadDecoder("stories260K"), "Once upon a time", 40,
+            StoryComparison.Generate(Workbench.Engine.Models.ModelHub.LoadDecoder("stories260K"), "Once upon a time", 40,
                 ("full", new ModuleRef[0]), ("attention 2 dropped", new[] { new ModuleRef(2, ModuleKind.Attention) }))
             """);
         r.AssertSucceeded();
@@ -188,6 +188,19 @@ public class RedundancyDirectiveTests
         Assert.Contains(System.Net.WebUtility.HtmlEncode(pruned.Text["Once upon a time".Length..]), html);
         Assert.Contains("dropped 2.attention", html);
         Assert.NotEqual(full.Text, pruned.Text);
+    }
+
+    [Fact]
+    public void Heatmap_table_has_a_row_per_layer()
+    {
+        var m = ModelHub.LoadDecoder("babyllama");
+        var cal = Corpus.Load(Bundled.TinyStories).Split(1).Calibration(t => m.Tokenizer.Encode(t), 2, 32, pack: true).Sequences;
+        var s = Importance.Measure(m.Model, cal);
+        var df = s.ToDataFrame();
+        Assert.Equal(m.Config.Layers, df.Rows.Count);
+        Assert.Equal(["layer", "block", "attention", "mlp"], df.Columns.Select(c => c.Name));
+        Assert.Equal(s.Mlp[2], (double)df["mlp"][2]);
+        Assert.Equal(3 * m.Config.Layers, s.ToLongDataFrame().Rows.Count);
     }
 
     [Fact]

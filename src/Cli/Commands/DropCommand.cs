@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Microsoft.Data.Analysis;
-using Workbench.Engine.Models;
+using Workbench.Engine.Requests;
 using Workbench.Engine.Redundancy;
 
 namespace Workbench.Cli.Commands;
@@ -17,58 +17,58 @@ public static class DropCommand
         var never = new Option<string?>("--never") { Description = "layers never dropped, comma-separated (e.g. 0,4)" };
         var sweep = new Option<bool>("--sweep") { Description = "evaluate every k = 0..count, not only k = count" };
         var csv = new Option<string?>("--csv") { Description = "with --sweep: also write the table to this CSV file" };
+        var noSpeed = new Option<bool>("--no-speed") { Description = "skip the measured speed runs (quality and predicted costs only; faster)" };
         var cmd = new Command("drop", "drop the least important blocks / attention / MLP layers and measure quality, speed and memory");
         o.AddTo(cmd);
         cmd.Options.Add(count);
         cmd.Options.Add(strategy);
         cmd.Options.Add(never);
         cmd.Options.Add(sweep);
+        cmd.Options.Add(noSpeed);
         cmd.Options.Add(csv);
-        cmd.SetAction(r => CliHelpers.Run(() => RedundancyOptions.OneLine(() =>
+        cmd.SetAction(r => CliHelpers.Run(() =>
         {
-            var s = Names.ParseStrategy(r.GetValue(strategy), "--strategy");
-            var neverLayers = ParseLayers(r.GetValue(never), "--never");
-            var run = o.Resolve(r);
-            int k = r.GetValue(count);
-            Modules.CheckLayers(run.Model.Config, neverLayers, "--never");
-            int available = Modules.Of(run.Model.Config, run.Granularity).Count(m => !neverLayers.Contains(m.Layer));
-            if (k < 0 || k > available)
-                throw new ArgumentException($"--count {k}: {Names.Of(run.Granularity)} has {available} droppable modules in '{run.Model.Name}'", "--count");
-            if (r.GetValue(csv) is not null && !r.GetValue(sweep)) throw new ArgumentException("--csv needs --sweep", "--csv");
-            var evaluator = new DropEvaluator(run.Model, run.Split);
-            if (r.GetValue(sweep))
+            if (r.GetValue(csv) is not null && !r.GetValue(sweep)) throw new OptionException("--csv", "--csv needs --sweep");
+            var result = new DropRequest
             {
-                var result = DropSweep.Run(evaluator, run.Calibration.Sequences, run.Granularity, s, k, neverLayers);
-                var df = result.ToDataFrame();
+                Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!,
+                Samples = r.GetValue(o.Samples), Seq = r.GetValue(o.Seq), Seed = r.GetValue(o.Seed), Corpus = r.GetValue(o.Corpus),
+                Count = r.GetValue(count), Strategy = r.GetValue(strategy)!, Never = r.GetValue(never),
+                Sweep = r.GetValue(sweep), NoSpeed = r.GetValue(noSpeed),
+            }.Run();
+            var calibration = RedundancyOptions.CalibrationJson(result.Split!, result.Calibration!);
+            if (result is DropSweep sw)
+            {
+                var df = sw.ToDataFrame();
                 if (r.GetValue(csv) is { } path) DataFrame.SaveCsv(df, path, cultureInfo: CultureInfo.InvariantCulture);
                 if (r.GetValue(o.Json))
                     CliHelpers.PrintJson(new
                     {
-                        model = run.Model.Name,
-                        granularity = Names.Of(run.Granularity),
-                        strategy = Names.Of(s),
-                        order = result.Plan.Dropped.Select(m => RedundancyCommand.ModuleJson(m)),
-                        rows = result.Rows.Select(Report),
-                        calibration = run.CalibrationJson(),
-                        evaluation = evaluator.Evaluation.ToString(),
+                        model = sw.Model,
+                        granularity = Names.Of(sw.Granularity),
+                        strategy = Names.Of(sw.Strategy),
+                        order = sw.Plan.Dropped.Select(m => RedundancyCommand.ModuleJson(m)),
+                        rows = sw.Rows.Select(Report),
+                        calibration,
+                        evaluation = sw.Evaluation?.ToString(),
                     });
                 else
                 {
-                    Console.Out.WriteLine($"{run.Model.Name}, {Names.Of(run.Granularity)}, {Names.Of(s)}: drop order {string.Join(" ", result.Plan.Dropped)}");
+                    Console.Out.WriteLine($"{sw.Model}, {Names.Of(sw.Granularity)}, {Names.Of(sw.Strategy)}: drop order {string.Join(" ", sw.Plan.Dropped)}");
                     Console.Out.WriteLine(df.ToString());
                 }
                 return 0;
             }
-            var plan = LayerDropper.Plan(run.Model.Model, run.Calibration.Sequences, run.Granularity, k, s, neverLayers);
-            var rep = evaluator.Evaluate(plan.Dropped);
+            var run = (DropRun)result;
+            var (plan, rep) = (run.Plan, run.Report);
             if (r.GetValue(o.Json))
             {
-                CliHelpers.PrintJson(Merge(Report(rep), run, s, neverLayers, plan, evaluator));
+                CliHelpers.PrintJson(Merge(Report(rep), run, calibration));
                 return 0;
             }
-            Console.Out.WriteLine($"{run.Model.Name}: dropped {Names.Of(run.Granularity)} {string.Join(", ", plan.Dropped)} ({Names.Of(s)})");
-            Console.Out.WriteLine(run.Split.ToString());
-            Console.Out.WriteLine(evaluator.Evaluation.ToString());
+            Console.Out.WriteLine($"{run.Model}: dropped {Names.Of(plan.Granularity)} {string.Join(", ", plan.Dropped)} ({Names.Of(plan.Strategy)})");
+            Console.Out.WriteLine(run.Split!.ToString());
+            Console.Out.WriteLine(run.Evaluation.ToString());
             var q = rep.Quality;
             if (q.Kl is { } kl)
                 Console.Out.WriteLine($"quality: KL(full || pruned) {kl:F5} nats/token, top-1 agreement {q.Top1Agreement:P1}, perplexity {q.Perplexity:F3} (full {q.PerplexityFull:F3})");
@@ -83,23 +83,23 @@ public static class DropCommand
                 Console.Out.WriteLine($"KV cache: {sp.KvCacheBytes:N0} bytes (full {sf.KvCacheBytes:N0}); weights {rep.Predicted.WeightBytes:N0} bytes (full {rep.PredictedFull.WeightBytes:N0})");
             }
             return 0;
-        })));
+        }, r));
         return cmd;
     }
 
-    private static Dictionary<string, object?> Merge(Dictionary<string, object?> report, RedundancyOptions.Resolved run, DropStrategy s, int[] never, DropPlan plan, DropEvaluator evaluator)
+    private static Dictionary<string, object?> Merge(Dictionary<string, object?> report, DropRun run, object calibration)
     {
         var d = new Dictionary<string, object?>
         {
-            ["model"] = run.Model.Name,
-            ["granularity"] = Names.Of(run.Granularity),
-            ["strategy"] = Names.Of(s),
-            ["never"] = never,
+            ["model"] = run.Model,
+            ["granularity"] = Names.Of(run.Plan.Granularity),
+            ["strategy"] = Names.Of(run.Plan.Strategy),
+            ["never"] = run.Plan.Never.Order().ToArray(),
         };
         foreach (var (key, v) in report) d[key] = v;
-        d["importance"] = plan.Scores[0].Of(run.Granularity).Select(x => RedundancyCommand.ModuleJson(x.Module, x.Importance)).ToArray();
-        d["calibration"] = run.CalibrationJson();
-        d["evaluation"] = evaluator.Evaluation.ToString();
+        d["importance"] = run.Plan.Scores[0].Of(run.Plan.Granularity).Select(x => RedundancyCommand.ModuleJson(x.Module, x.Importance)).ToArray();
+        d["calibration"] = calibration;
+        d["evaluation"] = run.Evaluation.ToString();
         return d;
     }
 
@@ -146,13 +146,4 @@ public static class DropCommand
             ["weight_bytes_full"] = rep.PredictedFull.WeightBytes,
         },
     };
-
-    internal static int[] ParseLayers(string? text, string option)
-    {
-        if (string.IsNullOrWhiteSpace(text)) return [];
-        return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int l) ? l
-                : throw new ArgumentException($"'{t}' in '{text}' is not a layer index", option))
-            .Distinct().ToArray();
-    }
 }

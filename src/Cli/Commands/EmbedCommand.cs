@@ -28,7 +28,7 @@ public static class EmbedCommand
             for (int i = 0; i < sentences.Length; i++)
                 Console.Out.WriteLine($"[{i}] " + string.Join("  ", cos[i].Select(c => c.ToString("F4"))));
             return 0;
-        }));
+        }, r));
         return cmd;
     }
 }

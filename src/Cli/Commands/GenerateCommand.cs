@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Workbench.Engine.Models;
+using Workbench.Engine.Requests;
 
 namespace Workbench.Cli.Commands;
 
@@ -17,10 +18,15 @@ public static class GenerateCommand
         var cmd = new Command("generate", "generate text with a Llama-family decoder") { model, prompt, steps, temperature, seed, tokenizer, json };
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
-            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer));
+            float t = r.GetValue(temperature);
+            // Checked before the model loads; the messages name the option (one line, exit 2).
+            if (!(t >= 0 && float.IsFinite(t)))
+                throw new OptionException("--temperature", $"--temperature {t}: must be a finite number >= 0 (0 = greedy)");
             int n = r.GetValue(steps);
+            if (n <= 0) throw new OptionException("--steps", $"--steps {n} must be positive (positions to run, BOS included)");
+            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer));
             var progress = CliHelpers.TerminalProgress("generating");
-            var result = dec.Generate(r.GetValue(prompt) ?? "", n, r.GetValue(temperature), r.GetValue(seed),
+            var result = dec.Generate(r.GetValue(prompt) ?? "", n, t, r.GetValue(seed),
                 progress: progress is null ? null : new Progress<int>(i => progress.Report((Math.Min(i, n), n))));
             if (r.GetValue(json))
                 CliHelpers.PrintJson(new
@@ -35,7 +41,7 @@ public static class GenerateCommand
             else
                 Console.Out.WriteLine(result.Text);
             return 0;
-        }));
+        }, r));
         return cmd;
     }
 }

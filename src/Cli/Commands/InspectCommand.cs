@@ -38,7 +38,7 @@ public static class InspectCommand
             foreach (var t in card.Tensors)
                 Console.Out.WriteLine($"  {t.Name,-48} {t.DType,-5} [{string.Join(", ", t.Shape)}]  {t.Bytes:N0} B");
             return 0;
-        }));
+        }, r));
         return cmd;
     }
 }

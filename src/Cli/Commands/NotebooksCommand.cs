@@ -33,6 +33,12 @@ public static class NotebooksCommand
 
     internal static int Run(string outDir, string? only)
     {
+        // Checked before the runner is built and the notebooks run, so a bad --out fails at once (exit 2, one line).
+        if (File.Exists(outDir))
+        {
+            Console.Error.WriteLine($"workbench: error: --out '{outDir}' is an existing file, not a folder");
+            return 2;
+        }
         var root = FindRoot(Environment.CurrentDirectory) ?? FindRoot(AppContext.BaseDirectory);
         if (root is null)
         {

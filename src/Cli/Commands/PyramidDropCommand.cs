@@ -30,7 +30,7 @@ public static class PyramidDropCommand
 }
 
 /// <summary>A bad option: one line on stderr, exit code 2.</summary>
-internal sealed class CliUsageException(string message) : Exception(message);
+internal sealed class CliUsageException(string message) : ArgumentException(message);
 
 /// <summary>Options shared by pyramid-drop and fastv.</summary>
 internal sealed class TokenDropOptions
@@ -66,8 +66,8 @@ internal static class TokenDropCli
     public static int Run(ParseResult pr, TokenDropOptions o, Func<(string Method, PyramidSchedule Schedule)> schedule)
     {
         var output = pr.InvocationConfiguration.Output;
-        var error = pr.InvocationConfiguration.Error;
-        try
+        // The verbs' one error contract (CliHelpers.Run): one line and exit 2 for any bad option or file.
+        return CliHelpers.Run(() =>
         {
             var model = pr.GetValue(o.Model) ?? throw new CliUsageException("--model is required (e.g. --model vit-cifar10)");
             var (method, sched) = schedule();
@@ -123,12 +123,7 @@ internal static class TokenDropCli
                 output.WriteLine(string.Format(ci, "  FLOPs ratio       {0:F4}  (blocks, analytic; ranking adds {1:F4})", eval.FlopsRatio, (double)eval.Cost.RankingMacs / (eval.Cost.TotalMacs / eval.FlopsRatio)));
             }
             return 0;
-        }
-        catch (CliUsageException e) { error.WriteLine("error: " + e.Message); return 2; }
-        catch (ArgumentException e) { error.WriteLine($"error: {(e.ParamName is { } p ? p + ": " : "")}{FirstLine(e.Message)}"); return 2; }
-        catch (FileNotFoundException e) { error.WriteLine("error: " + e.Message); return 2; }
-        catch (DirectoryNotFoundException e) { error.WriteLine("error: " + e.Message); return 2; }
-        catch (ModelFormatException e) { error.WriteLine("error: " + e.Message); return 1; }
+        }, pr, pr.InvocationConfiguration.Error, "error: ");
     }
 
     // Decoders: KL / top-1 of the next token and continuation perplexity on TinyStories prompts; encoders: embedding cosine.

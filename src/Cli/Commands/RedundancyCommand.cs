@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Workbench.Engine.Models;
 using Workbench.Engine.Redundancy;
 using Workbench.Engine.Text;
 
@@ -13,26 +12,30 @@ public static class RedundancyCommand
         var o = new RedundancyOptions();
         var cmd = new Command("redundancy", "score every block, attention and MLP layer by 1 - cos(input, output) on calibration text (He et al. 2024)");
         o.AddTo(cmd);
-        cmd.SetAction(r => CliHelpers.Run(() => RedundancyOptions.OneLine(() =>
+        cmd.SetAction(r => CliHelpers.Run(() =>
         {
-            var run = o.Resolve(r);
-            var scores = Importance.Measure(run.Model.Model, run.Calibration.Sequences);
+            var run = new RedundancyRequest
+            {
+                Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!,
+                Samples = r.GetValue(o.Samples), Seq = r.GetValue(o.Seq), Seed = r.GetValue(o.Seed), Corpus = r.GetValue(o.Corpus),
+            }.Run();
+            var scores = run.Scores;
             var modules = scores.Of(run.Granularity).Select(x => ModuleJson(x.Module, x.Importance)).ToArray();
-            var ranked = scores.Ranked(run.Granularity).Select(x => ModuleJson(x.Module, x.Importance)).ToArray();
+            var ranked = run.Ranked.Select(x => ModuleJson(x.Module, x.Importance)).ToArray();
             if (r.GetValue(o.Json))
             {
                 CliHelpers.PrintJson(new
                 {
-                    model = run.Model.Name,
+                    model = run.Model,
                     granularity = Names.Of(run.Granularity),
                     modules,
                     ranked,
                     table = Enumerable.Range(0, scores.Layers).Select(l => new { layer = l, block = scores.Block[l], attention = scores.Attention[l], mlp = scores.Mlp[l] }),
-                    calibration = run.CalibrationJson(),
+                    calibration = RedundancyOptions.CalibrationJson(run.Split, run.Calibration),
                 });
                 return 0;
             }
-            Console.Out.WriteLine($"{run.Model.Name}: importance = 1 - cos(input, output), mean over {scores.Tokens} calibration tokens");
+            Console.Out.WriteLine($"{run.Model}: importance = 1 - cos(input, output), mean over {scores.Tokens} calibration tokens");
             Console.Out.WriteLine(run.Split.ToString());
             Console.Out.WriteLine(run.Calibration.ToString());
             Console.Out.WriteLine();
@@ -40,9 +43,9 @@ public static class RedundancyCommand
             for (int l = 0; l < scores.Layers; l++)
                 Console.Out.WriteLine($"{l,5} {scores.Block[l],10:F5} {scores.Attention[l],10:F5} {scores.Mlp[l],10:F5}");
             Console.Out.WriteLine();
-            Console.Out.WriteLine($"{Names.Of(run.Granularity)} modules, least important first: {string.Join(", ", scores.Ranked(run.Granularity).Select(x => $"{x.Module} {x.Importance:F4}"))}");
+            Console.Out.WriteLine($"{Names.Of(run.Granularity)} modules, least important first: {string.Join(", ", run.Ranked.Select(x => $"{x.Module} {x.Importance:F4}"))}");
             return 0;
-        })));
+        }, r));
         return cmd;
     }
 
@@ -51,7 +54,7 @@ public static class RedundancyCommand
         : new { layer = m.Layer, kind = Names.Kind(m.Kind) };
 }
 
-/// <summary>The options `redundancy` and `drop` share, and what they resolve to.</summary>
+/// <summary>The options `redundancy` and `drop` share (the magics #!redundancy and #!drop declare the same names).</summary>
 internal sealed class RedundancyOptions
 {
     public readonly Option<string> Model = CliHelpers.ModelOption("a bundled model (stories260K, babyllama, minilm) or a path");
@@ -73,45 +76,17 @@ internal sealed class RedundancyOptions
         cmd.Options.Add(Json);
     }
 
-    public sealed record Resolved(LoadedModel Model, Granularity Granularity, CorpusSplit Split, TokenSamples Calibration)
+    /// <summary>Where the calibration text came from, as the JSON output lists it.</summary>
+    public static object CalibrationJson(CorpusSplit split, TokenSamples calibration) => new
     {
-        public object CalibrationJson() => new
-        {
-            corpus = Split.Corpus.Source,
-            seed = Split.Seed,
-            documents = Split.Corpus.Documents.Count,
-            calibration_documents = Split.CalibrationDocuments.Length,
-            evaluation_documents = Split.EvaluationDocuments.Length,
-            calibration_ranges = CorpusSplit.Ranges(Split.CalibrationDocuments),
-            sequences = Calibration.Sequences.Count,
-            tokens = Calibration.Tokens,
-            documents_used = Calibration.Documents,
-        };
-    }
-
-    /// <summary>Engine range errors carry "Actual value was ..." on a second line; scripts get one line.</summary>
-    public static int OneLine(Func<int> body)
-    {
-        try { return body(); }
-        catch (ArgumentException e) when (e.Message.Contains('\n'))
-        {
-            throw new ArgumentException(string.Join(" ", e.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)), e);
-        }
-    }
-
-    /// <summary>Checks the options (errors name them), then lets the engine build the split and calibration set.</summary>
-    public Resolved Resolve(ParseResult r)
-    {
-        var g = Names.ParseGranularity(r.GetValue(Granularity), "--granularity");
-        var model = ModelHub.Load(r.GetValue(Model)!);
-        if (model is not (Decoder or Encoder)) throw new ArgumentException($"'{model.Name}' is neither a decoder nor an encoder", "--model");
-        int? samples = r.GetValue(Samples), seq = r.GetValue(Seq);
-        if (samples <= 0) throw new ArgumentException($"--samples {samples} must be positive", "--samples");
-        if (seq < 2) throw new ArgumentException($"--seq {seq} must be at least 2", "--seq");
-        if (seq > model.Config.MaxSeq) throw new ArgumentException($"--seq {seq}: the model holds at most {model.Config.MaxSeq} positions", "--seq");
-        var corpus = r.GetValue(Corpus);
-        if (corpus is not null && !File.Exists(corpus)) throw new ArgumentException($"corpus file '{corpus}' does not exist", "--corpus");
-        var inputs = RedundancyInputs.Prepare(model, samples, seq, r.GetValue(Seed), corpus);
-        return new Resolved(model, g, inputs.Split, inputs.Calibration);
-    }
+        corpus = split.Corpus.Source,
+        seed = split.Seed,
+        documents = split.Corpus.Documents.Count,
+        calibration_documents = split.CalibrationDocuments.Length,
+        evaluation_documents = split.EvaluationDocuments.Length,
+        calibration_ranges = CorpusSplit.Ranges(split.CalibrationDocuments),
+        sequences = calibration.Sequences.Count,
+        tokens = calibration.Tokens,
+        documents_used = calibration.Documents,
+    };
 }

@@ -35,11 +35,18 @@ public sealed class NpzFile : ITensorSource
             throw new ModelFormatException(path, "zip central directory", 0, $"not a readable zip archive: {ex.Message}", ex);
         }
         var entries = new List<TensorEntry>();
-        foreach (var z in _zip.Entries)
+        IReadOnlyList<ZipArchiveEntry> members;
+        // The central directory is read lazily, on first access to Entries.
+        try { members = _zip.Entries; }
+        catch (InvalidDataException ex)
+        {
+            throw new ModelFormatException(path, "zip central directory", 0, $"not a readable zip archive: {ex.Message}", ex);
+        }
+        foreach (var z in members)
         {
             if (z.FullName.EndsWith('/')) continue;
-            if (!z.FullName.EndsWith(".npy", StringComparison.Ordinal))
-                throw new ModelFormatException(path, z.FullName, 0, "member is not a .npy array");
+            if (!z.FullName.EndsWith(".npy", StringComparison.Ordinal) || z.FullName.Length == 4)
+                throw new ModelFormatException(path, z.FullName.Length > 0 ? z.FullName : "member name", 0, "member is not a named .npy array");
             string name = z.FullName[..^4];
             if (z.CompressedLength > stream.Length || z.Length > Math.Max(z.CompressedLength, 1) * MaxDeflateRatio)
                 throw new ModelFormatException(path, z.FullName, 0,

@@ -225,6 +225,8 @@ public sealed class OnnxModelFile : ITensorSource
             DType.F32 => floats.ToArray(),
             DType.F16 => ints.Select(v => (float)BitConverter.UInt16BitsToHalf((ushort)v)).ToArray(),
             DType.BF16 => ints.Select(v => BitConverter.Int32BitsToSingle((int)(v << 16))).ToArray(),
+            DType.F64 => throw new ModelFormatException(Path, $"{field}.data_type", start,
+                "DOUBLE values outside raw_data (double_data) are not supported"),
             _ => ints.ToArray(),
         };
         if (values.Length != count)
@@ -241,7 +243,8 @@ public sealed class OnnxModelFile : ITensorSource
         var e = Get(name);
         if (!DTypes.IsFloat(e.DType))
             throw new ModelFormatException(Path, $"initializer '{name}'.data_type", e.ByteOffset, $"dtype {e.DType} cannot be read as float32");
-        if (_decoded.TryGetValue(name, out var d)) return (float[])((float[])d).Clone();
+        if (_decoded.TryGetValue(name, out var d))
+            return d is float[] f ? (float[])f.Clone() : throw new ModelFormatException(Path, $"initializer '{name}'.data_type", e.ByteOffset, $"dtype {e.DType} holds integer data");
         var result = new float[e.ElementCount];
         DTypes.ToF32(e.DType, _buf.AsSpan((int)e.ByteOffset, (int)e.ByteLength), result);
         return result;
@@ -251,7 +254,8 @@ public sealed class OnnxModelFile : ITensorSource
     public long[] ReadInt64(string name)
     {
         var e = Get(name);
-        if (_decoded.TryGetValue(name, out var d) && d is long[] l) return (long[])l.Clone();
+        if (_decoded.TryGetValue(name, out var d))
+            return d is long[] l ? (long[])l.Clone() : throw new ModelFormatException(Path, $"initializer '{name}'.data_type", e.ByteOffset, $"dtype {e.DType} is not an integer type");
         var span = _buf.AsSpan((int)e.ByteOffset, (int)e.ByteLength);
         return e.DType switch
         {

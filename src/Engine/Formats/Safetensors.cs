@@ -42,13 +42,7 @@ public sealed class SafetensorsFile : ITensorSource
         long dataLength = file.Length - DataOffset;
         var header = file.Span(8, (int)n, "header");
 
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(header.ToArray()); }
-        catch (JsonException ex)
-        {
-            throw new ModelFormatException(Path, "header", 8 + (ex.BytePositionInLine ?? 0), $"malformed JSON header: {ex.Message}", ex);
-        }
-        using (doc)
+        using (var doc = JsonFiles.Parse(Path, header.ToArray(), "header", 8))
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw r.Error("header", 8, "JSON header is not an object");
@@ -60,8 +54,8 @@ public sealed class SafetensorsFile : ITensorSource
                 {
                     if (p.Value.ValueKind != JsonValueKind.Object) throw r.Error("__metadata__", 8, "must be an object of strings");
                     foreach (var m in p.Value.EnumerateObject())
-                        meta[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()!
-                            : throw r.Error($"__metadata__.{m.Name}", 8, "metadata values must be strings");
+                        meta[m.Name] = JsonFiles.Str(m.Value) ??
+                            throw r.Error($"__metadata__.{m.Name}", 8, "metadata values must be strings");
                     continue;
                 }
                 entries.Add(ParseEntry(p, dataLength));
@@ -78,22 +72,22 @@ public sealed class SafetensorsFile : ITensorSource
         string f = $"tensor '{p.Name}'";
         ModelFormatException Bad(string field, long offset, string problem) => new(Path, field, offset, problem);
         if (p.Value.ValueKind != JsonValueKind.Object) throw Bad(f, 8, "entry is not an object");
-        if (!p.Value.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
+        if (!p.Value.TryGetProperty("dtype", out var dt) || JsonFiles.Str(dt) is not { } dts)
             throw Bad($"{f}.dtype", 8, "missing or not a string");
-        var dtype = ParseDType(dt.GetString()!) ?? throw Bad($"{f}.dtype", 8, $"unknown dtype '{dt.GetString()}'");
+        var dtype = ParseDType(dts) ?? throw Bad($"{f}.dtype", 8, $"unknown dtype '{dts}'");
         if (!p.Value.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw Bad($"{f}.shape", 8, "missing or not an array");
         var shape = new long[sh.GetArrayLength()];
         int k = 0;
         foreach (var d in sh.EnumerateArray())
         {
-            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long v) || v < 0)
+            if (!JsonFiles.TryInt64(d, out long v) || v < 0)
                 throw Bad($"{f}.shape", 8, $"dimension {d.GetRawText()} is not a non-negative integer");
             shape[k++] = v;
         }
         if (!p.Value.TryGetProperty("data_offsets", out var offs) || offs.ValueKind != JsonValueKind.Array || offs.GetArrayLength() != 2)
             throw Bad($"{f}.data_offsets", 8, "missing or not a [begin, end] pair");
-        if (!offs[0].TryGetInt64(out long begin) || !offs[1].TryGetInt64(out long end) || begin < 0 || end < 0)
+        if (!JsonFiles.TryInt64(offs[0], out long begin) || !JsonFiles.TryInt64(offs[1], out long end) || begin < 0 || end < 0)
             throw Bad($"{f}.data_offsets", 8, $"[{offs[0].GetRawText()}, {offs[1].GetRawText()}] are not non-negative integers");
         long at = DataOffset + Math.Min(begin, dataLength);
         if (end < begin) throw Bad($"{f}.data_offsets", at, $"end {end} is before begin {begin}");
@@ -140,11 +134,7 @@ public sealed class SafetensorsIndex : ITensorSource
     {
         Path = path;
         _folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        var bytes = File.ReadAllBytes(path);
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(bytes); }
-        catch (JsonException ex) { throw new ModelFormatException(path, "index JSON", ex.BytePositionInLine ?? 0, $"malformed JSON: {ex.Message}", ex); }
-        using (doc)
+        using (var doc = JsonFiles.Parse(path, File.ReadAllBytes(path), "index JSON"))
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
@@ -152,7 +142,7 @@ public sealed class SafetensorsIndex : ITensorSource
             _weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var p in wm.EnumerateObject())
             {
-                string? shard = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
+                string? shard = JsonFiles.Str(p.Value);
                 // Shards must be plain file names beside the index: no paths, no escaping the folder.
                 if (string.IsNullOrEmpty(shard) || shard != System.IO.Path.GetFileName(shard) || shard is "." or "..")
                     throw new ModelFormatException(path, $"weight_map.{p.Name}", 0, $"shard '{p.Value.GetRawText()}' is not a file name in the index's folder");
@@ -163,7 +153,7 @@ public sealed class SafetensorsIndex : ITensorSource
                 foreach (var m in md.EnumerateObject())
                     meta[m.Name] = m.Value.ValueKind switch
                     {
-                        JsonValueKind.String => m.Value.GetString()!,
+                        JsonValueKind.String when JsonFiles.Str(m.Value) is { } str => str,
                         JsonValueKind.Number when m.Value.TryGetInt64(out long l) => l,
                         _ => m.Value.GetRawText(),
                     };

@@ -38,7 +38,7 @@ public abstract class ActivationBuffer
     public void Quantize(ReadOnlySpan<float> x, IsaPath path)
     {
         if (x.Length != Cols) throw new ArgumentException($"x has {x.Length} elements; the matrix has cols = {Cols}.", nameof(x));
-        LowBitIsa.Require(path);
+        Isa.Require(path);
         Scale = AbsMaxInt8.Quantize(x, _q.Span, _tmp);
         Finish(path);
     }
@@ -48,7 +48,7 @@ public abstract class ActivationBuffer
     {
         if (q.Length != Cols) throw new ArgumentException($"q has {q.Length} elements; the matrix has cols = {Cols}.", nameof(q));
         if (!(a > 0) || !float.IsFinite(a)) throw new ArgumentOutOfRangeException(nameof(a), a, "Activation scale must be positive and finite.");
-        LowBitIsa.Require(path);
+        Isa.Require(path);
         q.CopyTo(_q.Span);
         Scale = a;
         Finish(path);
@@ -89,6 +89,9 @@ public abstract class PackedMatrix
     }
 
     public abstract ActivationBuffer CreateActivationBuffer();
+
+    /// <summary>The integer weights back, row-major [rows, cols] (ternary values, or Int8's int8 values).</summary>
+    public abstract sbyte[] Unpack();
 
     /// <summary>Weight scale of a row: the tensor's s for ternary formats, the row's scale for Int8.</summary>
     public abstract float RowScale(int row);
@@ -137,7 +140,7 @@ public abstract class PackedMatrix
             throw new ArgumentOutOfRangeException(nameof(rowStart), $"Row range [{rowStart}, {rowEnd}) must lie in [0, {Rows}) and start at a multiple of {RowAlign}.");
         if (acc.Length < rowEnd - rowStart)
             throw new ArgumentException($"acc has {acc.Length} elements, row range needs {rowEnd - rowStart}.", nameof(acc));
-        LowBitIsa.Require(path);
+        Isa.Require(path);
         MatVecCore(act, rowStart, rowEnd, acc, path);
     }
 
@@ -180,8 +183,8 @@ public abstract class PackedMatrix
         if (n < 1 || n > ws.MaxTokens) throw new ArgumentOutOfRangeException(nameof(n), n, $"n must be in 1..{ws.MaxTokens} (the workspace's maxTokens).");
         if (x.Length != (long)n * Cols) throw new ArgumentException($"x has {x.Length} elements, n x cols = {n} x {Cols}.", nameof(x));
         if (y.Length != (long)n * Rows) throw new ArgumentException($"y has {y.Length} elements, n x rows = {n} x {Rows}.", nameof(y));
-        var p = path ?? LowBitIsa.Best;
-        LowBitIsa.Require(p);
+        var p = path ?? Isa.Best;
+        Isa.Require(p);
         for (int t = 0; t < n; t++) ws.Activations[t].Quantize(x.Slice(t * Cols, Cols), p);
         unsafe
         {

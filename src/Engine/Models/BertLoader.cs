@@ -64,22 +64,24 @@ public static class BertLoader
 
     internal static ModelConfig ReadHfConfig(string path)
     {
-        JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
-        catch (JsonException e) { throw new ModelFormatException(path, "json", e.BytePositionInLine ?? 0, $"malformed JSON: {e.Message}", e); }
+        var root = JsonFiles.Parse(path, File.ReadAllBytes(path), "json").RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new ModelFormatException(path, "json", 0, "config is not a JSON object");
         int Int(string key)
         {
-            if (root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
+            if (root.TryGetProperty(key, out var v) && JsonFiles.TryInt32(v, out int i)) return i;
             throw new ModelFormatException(path, key, 0, "required integer key is missing or not an integer");
         }
-        string act = root.TryGetProperty("hidden_act", out var a) ? a.GetString() ?? "gelu" : "gelu";
+        string act = root.TryGetProperty("hidden_act", out var a)
+            ? JsonFiles.Str(a) ?? throw new ModelFormatException(path, "hidden_act", 0, "not a string") : "gelu";
         var mlp = act switch
         {
             "gelu" => MlpKind.GeluErf,
             "gelu_new" or "gelu_pytorch_tanh" => MlpKind.GeluTanh,
             _ => throw new ModelFormatException(path, "hidden_act", 0, $"activation '{act}' is not supported (gelu, gelu_new)"),
         };
-        float eps = root.TryGetProperty("layer_norm_eps", out var le) ? le.GetSingle() : 1e-12f;
+        float eps = 1e-12f;
+        if (root.TryGetProperty("layer_norm_eps", out var le) && !JsonFiles.TryFloat(le, out eps))
+            throw new ModelFormatException(path, "layer_norm_eps", 0, $"{le.GetRawText()} is not a finite float");
         int heads = Int("num_attention_heads");
         var cfg = new ModelConfig(ModelFamily.Bert, Int("num_hidden_layers"), Int("hidden_size"), Int("intermediate_size"),
             heads, heads, Int("vocab_size"), Int("max_position_embeddings"), PreNorm: false, mlp, eps);
@@ -94,6 +96,7 @@ public static class BertLoader
         float[] R(string n, params long[] shape) => TensorReading.Read(src, prefix + n, shape);
         var typeEntry = src.Contains(prefix + "embeddings.token_type_embeddings.weight")
             ? src.Get(prefix + "embeddings.token_type_embeddings.weight") : throw new ModelFormatException(src.Path, prefix + "embeddings.token_type_embeddings.weight", 0, "tensor is missing");
+        TensorReading.CheckLayerCount(src, cfg.Layers, i => $"{prefix}encoder.layer.{i}.attention.self.query.bias", i => $"{prefix}encoder.layer.{i}.output.LayerNorm.weight");
         var layers = new BertLayer[cfg.Layers];
         for (int i = 0; i < cfg.Layers; i++)
         {

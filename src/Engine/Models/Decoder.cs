@@ -16,14 +16,19 @@ public abstract class LoadedModel
     public ModelConfig Config => Model.Config;
 }
 
-/// <summary>A Llama-family decoder with its tokenizer: generation and next-token distributions.</summary>
-public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokenizer, ModuleSkips? pruned = null) : LoadedModel
+/// <summary>
+/// A decoder with its tokenizer: generation and next-token distributions. The tokenizer may be absent (a Hugging Face
+/// folder without tokenizer files): everything that takes token ids still works, and what needs text says so.
+/// </summary>
+public sealed class Decoder(string name, LlamaModel model, ITextTokenizer? tokenizer, ModuleSkips? pruned = null) : LoadedModel
 {
     public override string Name => name;
     /// <summary>Modules a pruned checkpoint dropped (LLM-Drop's drop_attn_list / drop_mlp_list); skipped by default.</summary>
     public ModuleSkips Pruned { get; } = pruned ?? ModuleSkips.None;
     public override LlamaModel Model => model;
-    public ITextTokenizer Tokenizer => tokenizer;
+    public ITextTokenizer Tokenizer => tokenizer ?? throw new InvalidOperationException(
+        $"{name} has no tokenizer (no tokenizer.model, tokenizer.json or tokenizer.bin beside it): pass --tokenizer PATH, or give token ids");
+    public bool HasTokenizer => tokenizer is not null;
 
     /// <summary>
     /// Generates as llama2.c's run.c does: <paramref name="steps"/> counts positions including BOS; the prompt is
@@ -34,9 +39,11 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokeni
         IProgress<int>? progress = null, CancellationToken cancel = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(steps);
-        if (temperature < 0 || float.IsNaN(temperature)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be >= 0");
+        // Infinity would divide every logit to 0 (uniform noise), NaN poisons the softmax: only finite values >= 0.
+        if (!(temperature >= 0 && float.IsFinite(temperature)))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be a finite number >= 0");
         steps = Math.Min(steps, Model.Config.MaxSeq);
-        var promptIds = tokenizer.Encode(prompt, bos: true);
+        var promptIds = Tokenizer.Encode(prompt, bos: true);
         var rng = new Random(seed);
         var ctx = new ForwardContext { Cache = KvCache.For(Model.Config, steps), Skips = skips ?? Pruned, Cancellation = cancel };
         var tokens = new List<int> { promptIds[0] };
@@ -54,7 +61,7 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokeni
             {
                 // run.c: every forward pass (position) yields one printed token; `steps` forward passes in all.
                 int next = Sample(logits, temperature, rng);
-                if (next == tokenizer.BosId) break;
+                if (next == Tokenizer.BosId) break;
                 tokens.Add(next);
                 progress?.Report(tokens.Count);
                 if (forwards >= steps) break;
@@ -64,7 +71,7 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer tokeni
             }
         double decode = decoded == 0 ? 0 : decoded / sw.Elapsed.TotalSeconds;
         var ids = tokens.ToArray();
-        return new GenerationResult(tokenizer.Decode(ids), ids, promptIds.Length, prefill, decode);
+        return new GenerationResult(Tokenizer.Decode(ids), ids, promptIds.Length, prefill, decode);
     }
 
     /// <summary>Logits for every position of <paramref name="tokens"/> ([n, vocab]) in one prefill pass.</summary>

@@ -12,6 +12,8 @@ public static class HuggingFaceExport
     public static void WriteLlama(LlamaModel model, string folder, DType dtype = DType.F32, long? maxShardBytes = null,
         IReadOnlyDictionary<string, object>? extraConfig = null, IEnumerable<int>? omitAttention = null, IEnumerable<int>? omitMlp = null)
     {
+        if (model.Spec != DecoderSpec.Llama2)
+            throw new NotSupportedException($"{model.Card.Name} is a {model.Spec.Family} decoder with its own block; only Llama-2-layout models are written as LlamaForCausalLM");
         Directory.CreateDirectory(folder);
         var c = model.Config;
         var w = model.Weights;

@@ -104,18 +104,22 @@ public static class LlamaLoader
 
     internal static ModelConfig ReadHfConfig(string path, out bool tied)
     {
-        JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
-        catch (JsonException e) { throw new ModelFormatException(path, "json", e.BytePositionInLine ?? 0, $"malformed JSON: {e.Message}", e); }
+        var root = JsonFiles.Parse(path, File.ReadAllBytes(path), "json").RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new ModelFormatException(path, "json", 0, "config is not a JSON object");
         int Int(string key, int? fallback = null)
         {
-            if (root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
-            return fallback ?? throw new ModelFormatException(path, key, 0, "required integer key is missing or not an integer");
+            bool absent = !root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null;
+            if (absent && fallback is { } f) return f;
+            if (JsonFiles.TryInt32(v, out int i)) return i;
+            throw new ModelFormatException(path, key, 0, "required integer key is missing or not an integer");
         }
-        float Float(string key, float fallback) =>
-            root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetSingle() : fallback;
+        float Float(string key, float fallback)
+        {
+            if (!root.TryGetProperty(key, out var v)) return fallback;
+            return JsonFiles.TryFloat(v, out float x) ? x : throw new ModelFormatException(path, key, 0, $"{v.GetRawText()} is not a finite float");
+        }
         var archs = root.TryGetProperty("architectures", out var ar) && ar.ValueKind == JsonValueKind.Array
-            ? ar.EnumerateArray().Select(x => x.GetString()).ToArray() : [];
+            ? ar.EnumerateArray().Select(x => JsonFiles.Str(x) ?? throw new ModelFormatException(path, "architectures", 0, "entries must be strings")).ToArray() : [];
         if (archs.Length > 0 && !archs.Contains("LlamaForCausalLM"))
             throw new ModelFormatException(path, "architectures", 0, $"'{string.Join(",", archs)}' is not LlamaForCausalLM");
         tied = root.TryGetProperty("tie_word_embeddings", out var t) && t.ValueKind == JsonValueKind.True;
@@ -132,11 +136,17 @@ public static class LlamaLoader
         ModuleSkips? absent = null)
     {
         var zeros = new Dictionary<long, float[]>();
-        float[] Zero(long n) => zeros.TryGetValue(n, out var z) ? z : zeros[n] = new float[n];
         try { cfg.Validate(); }
         catch (ArgumentException e) { throw new ModelFormatException(src.Path, e.ParamName ?? "config", 0, e.Message, e); }
+        // Sizes come from the header or config.json; buffers are sized only after the tensors confirm them, and zero
+        // weights for absent modules never exceed what the file holds, so loading allocates O(file), not O(header).
+        long present = src.Tensors.Sum(t => t.ElementCount);
+        float[] Zero(long n) => zeros.TryGetValue(n, out var z) ? z
+            : n <= present ? zeros[n] = new float[n]
+            : throw new ModelFormatException(src.Path, "config", 0, $"a module of {n} weights is larger than all {present} weights in the file");
         int d = cfg.Dim, kv = cfg.KvDim, h = cfg.MlpDim;
         var emb = TensorReading.Read(src, names.Embedding, cfg.Vocab, d);
+        TensorReading.CheckLayerCount(src, cfg.Layers, i => names.Layer(i, "attn_norm"), i => names.Layer(i, "ffn_norm"), absent);
         var layers = new LlamaLayer[cfg.Layers];
         for (int i = 0; i < cfg.Layers; i++)
         {
@@ -216,6 +226,19 @@ internal static class HfTensors
 
 internal static class TensorReading
 {
+    /// <summary>
+    /// A layer count from a header (num_hidden_layers 2147483647) is checked against the tensors before any per-layer
+    /// array is made: the last layer must have one of its tensors, unless both of its modules are absent.
+    /// </summary>
+    public static void CheckLayerCount(ITensorSource src, int layers, Func<int, string> first, Func<int, string> second, ModuleSkips? absent = null)
+    {
+        int last = layers - 1;
+        bool allAbsent = (absent?.SkipsAttention(last) ?? false) && (absent?.SkipsMlp(last) ?? false);
+        if (layers > src.Tensors.Count + (allAbsent ? layers : 0) || (!allAbsent && !src.Contains(first(last)) && !src.Contains(second(last))))
+            throw new ModelFormatException(src.Path, "layers", 0,
+                $"the header gives {layers} layers but the file has no tensors for layer {last} ({first(last)}); {src.Tensors.Count} tensors in all");
+    }
+
     /// <summary>Reads a tensor as float32 after checking its shape, naming the tensor when it is wrong or missing.</summary>
     public static float[] Read(ITensorSource src, string name, params long[] shape)
     {
@@ -233,5 +256,9 @@ internal static class TensorReading
         new(name, src.Path, src.Format, cfg,
             src.Tensors.DistinctBy(t => t.ByteOffset).Sum(t => t.ElementCount),
             src.Tensors.DistinctBy(t => t.ByteOffset).Sum(t => t.ByteLength),
-            src.Tensors.Select(t => new TensorCardEntry(t.Name, t.DType.ToString(), t.Shape, t.ByteLength)).ToList());
+            src.Tensors.Select(t => new TensorCardEntry(t.Name, StoredType(src, t), t.Shape, t.ByteLength)).ToList());
+
+    // GGUF lists block-quantized tensors as U8 bytes; the card names the type they are stored in (Q4_K, Q8_0, ...).
+    private static string StoredType(ITensorSource src, TensorEntry t) =>
+        src is GgufFile g ? g.GgmlTypeOf(t.Name).ToString() : t.DType.ToString();
 }

@@ -21,10 +21,14 @@ public sealed record ModelConfig(
     bool PreNorm,
     MlpKind Mlp,
     float NormEps,
-    float RopeTheta = 10000f)
+    float RopeTheta = 10000f,
+    int ExplicitHeadDim = 0)
 {
-    public int HeadDim => Dim / Heads;
+    /// <summary>Dim / Heads unless the checkpoint names its own head_dim (Gemma, Qwen3 may).</summary>
+    public int HeadDim => ExplicitHeadDim > 0 ? ExplicitHeadDim : Dim / Heads;
     public int KvDim => KvHeads * HeadDim;
+    /// <summary>Width of the concatenated query heads (= Dim unless head_dim is explicit).</summary>
+    public int QDim => Heads * HeadDim;
     public bool HasRotary => Family == ModelFamily.Llama;
     public bool IsCausal => Family == ModelFamily.Llama;
 
@@ -34,7 +38,8 @@ public sealed record ModelConfig(
         if (Layers <= 0) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "must be positive");
         if (Dim <= 0) throw new ArgumentOutOfRangeException(nameof(Dim), Dim, "must be positive");
         if (MlpDim <= 0) throw new ArgumentOutOfRangeException(nameof(MlpDim), MlpDim, "must be positive");
-        if (Heads <= 0 || Dim % Heads != 0) throw new ArgumentException($"Heads ({Heads}) must divide Dim ({Dim})", nameof(Heads));
+        if (ExplicitHeadDim < 0) throw new ArgumentOutOfRangeException(nameof(ExplicitHeadDim), ExplicitHeadDim, "must be positive (or 0 for Dim / Heads)");
+        if (Heads <= 0 || (ExplicitHeadDim == 0 && Dim % Heads != 0)) throw new ArgumentException($"Heads ({Heads}) must divide Dim ({Dim})", nameof(Heads));
         if (KvHeads <= 0 || Heads % KvHeads != 0) throw new ArgumentException($"KvHeads ({KvHeads}) must divide Heads ({Heads})", nameof(KvHeads));
         if (HasRotary && HeadDim % 2 != 0) throw new ArgumentException($"head dimension {HeadDim} must be even for rotary embeddings", nameof(Heads));
         if (MaxSeq <= 0) throw new ArgumentOutOfRangeException(nameof(MaxSeq), MaxSeq, "must be positive");

@@ -9,7 +9,7 @@ namespace Workbench.Engine.Models;
 /// </summary>
 public static class ModelHub
 {
-    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10"];
+    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10", "austen-16L"];
 
     private static readonly Dictionary<string, Lazy<LoadedModel>> Cache = new(StringComparer.OrdinalIgnoreCase);
 
@@ -17,7 +17,15 @@ public static class ModelHub
     public static LoadedModel Load(string nameOrPath, string? tokenizerPath = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
-        if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase) && tokenizerPath is null)
+        if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase) && tokenizerPath is not null)
+        {
+            // A bundled decoder with another tokenizer: the same weights, the tokenizer checked against the vocabulary.
+            var bundled = Load(nameOrPath);
+            return bundled is Decoder d
+                ? new Decoder(d.Name, d.Model, DecoderTokenizer(tokenizerPath, d.Config.Vocab), d.Pruned)
+                : throw new ArgumentException($"a tokenizer file applies to decoders; '{bundled.Name}' brings its own", "--tokenizer");
+        }
+        if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase))
         {
             Lazy<LoadedModel> lazy;
             lock (Cache)
@@ -47,8 +55,11 @@ public static class ModelHub
             SentencePieceTokenizer.Load(Bundled.Path("models/babyllama-105/tok105.model"), 105)),
         "minilm" => MiniLm(),
         "vit-cifar10" => new ImageClassifier("vit-cifar10", VitModel.LoadBundled()),
+        "austen-16l" => Renamed((Decoder)LoadPath(Bundled.Folder("models/austen-16L/fp"), null), "austen-16L"),
         _ => throw new ArgumentException($"unknown bundled model '{name}'", nameof(name)),
     };
+
+    private static Decoder Renamed(Decoder d, string name) => new(name, d.Model, d.Tokenizer, d.Pruned);
 
     private static Encoder MiniLm()
     {
@@ -82,15 +93,17 @@ public static class ModelHub
                     if (!File.Exists(vocab)) throw new FileNotFoundException($"{path}: a BERT folder needs vocab.txt for its WordPiece tokenizer", vocab);
                     return new Encoder(bert.Card.Name, bert, WordPieceTokenizer.Load(vocab, Math.Min(512, bert.Config.MaxSeq)));
                 }
-                var tokPath = tokenizerPath ?? FindTokenizerBeside(Path.Combine(path, "config.json"));
+                // The tokenizer is optional here: a folder without one still runs on token ids.
+                var tokPath = tokenizerPath ?? TryFindTokenizerBeside(Path.Combine(path, "config.json"));
                 if (cfg.Contains("\"drop_attn_list\"", StringComparison.Ordinal) || cfg.Contains("\"drop_mlp_list\"", StringComparison.Ordinal))
                 {
                     // A layer-dropped checkpoint (LLM-Drop layout): the dropped modules' tensors are absent.
                     var (pruned, skips) = PrunedModel.Load(path);
-                    return new Decoder(pruned.Card.Name, pruned, DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
+                    return new Decoder(pruned.Card.Name, pruned, tokPath is null ? null : DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
                 }
-                var llama = LlamaLoader.FromHuggingFace(path);
-                return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokPath, llama.Config.Vocab));
+                // The family from config.json's architectures / model_type (unsupported ones are named with the supported list).
+                var decoder = HfDecoders.Load(path);
+                return new Decoder(decoder.Card.Name, decoder, tokPath is null ? null : DecoderTokenizer(tokPath, decoder.Config.Vocab));
             }
             case ModelFileKind.Npz:
                 return new ImageClassifier(Path.GetFileNameWithoutExtension(path), VitModel.Load(path));
@@ -105,14 +118,16 @@ public static class ModelHub
         }
     }
 
-    private static string FindTokenizerBeside(string modelPath)
+    private static string FindTokenizerBeside(string modelPath) => TryFindTokenizerBeside(modelPath)
+        ?? throw new FileNotFoundException($"no tokenizer beside {modelPath} (tokenizer.model, tokenizer.json, tokenizer.bin, tok*.bin, tok*.model); pass --tokenizer PATH");
+
+    private static string? TryFindTokenizerBeside(string modelPath)
     {
         var dir = Path.GetDirectoryName(modelPath)!;
         string[] names = ["tokenizer.model", "tokenizer.json", "tokenizer.bin"];
         foreach (var n in names)
             if (File.Exists(Path.Combine(dir, n))) return Path.Combine(dir, n);
-        var any = Directory.EnumerateFiles(dir, "tok*.bin").Concat(Directory.EnumerateFiles(dir, "tok*.model")).FirstOrDefault();
-        return any ?? throw new FileNotFoundException($"no tokenizer beside {modelPath} (tokenizer.model, tokenizer.json, tokenizer.bin, tok*.bin, tok*.model); pass --tokenizer PATH");
+        return Directory.EnumerateFiles(dir, "tok*.bin").Concat(Directory.EnumerateFiles(dir, "tok*.model")).FirstOrDefault();
     }
 
     /// <summary>A SentencePiece model (protobuf) or a llama2.c tokenizer.bin, told apart by content.</summary>

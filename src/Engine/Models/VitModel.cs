@@ -134,10 +134,16 @@ public sealed class VitModel : ITransformerModel
         List<NpyArray> arrays;
         using (var npz = NpzFile.Open(path))
         {
-            // np.savez names members arr_0..arr_N; order by the number, not by how the zip lists them.
-            foreach (var t in npz.Tensors) ArrIndex(path, t.Name);
+            // Names and shapes are checked before any data is read; np.savez names members arr_0..arr_N, ordered by
+            // the number, not by how the zip lists them.
+            foreach (var t in npz.Tensors)
+            {
+                ArrIndex(path, t.Name);
+                if (t.Shape.Any(s => s > int.MaxValue))
+                    throw new ModelFormatException(path, t.Name + ".npy.shape", 0, $"dimension of ({string.Join(", ", t.Shape)}) exceeds {int.MaxValue}");
+            }
             arrays = npz.Tensors.OrderBy(t => ArrIndex(path, t.Name))
-                .Select(t => new NpyArray(t.Name, t.Shape.Select(s => checked((int)s)).ToArray(), npz.ReadF32(t.Name)))
+                .Select(t => new NpyArray(t.Name, t.Shape.Select(s => (int)s).ToArray(), npz.ReadF32(t.Name)))
                 .ToList();
         }
         return new VitModel(path, arrays);
@@ -147,7 +153,7 @@ public sealed class VitModel : ITransformerModel
 
     private static int ArrIndex(string path, string name) =>
         name.StartsWith("arr_", StringComparison.Ordinal) && int.TryParse(name.AsSpan(4), System.Globalization.NumberStyles.None, null, out var i) ? i
-        : throw new ModelFormatException(path, name, 0, "member is not named arr_<index> as np.savez writes");
+        : throw new ModelFormatException(path, name + ".npy", 0, "member is not named arr_<index> as np.savez writes");
 
     private static string ParamName(int i, int layers, int perBlock)
     {

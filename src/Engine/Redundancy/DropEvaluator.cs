@@ -46,6 +46,8 @@ public sealed record DropReport(IReadOnlyList<ModuleRef> Dropped, QualityReport 
 public sealed class DropEvaluator
 {
     public LoadedModel Model { get; }
+    /// <summary>What the drops are judged by: next-token distributions, or sentence embeddings.</summary>
+    public TextTask Task { get; }
     public EvaluationOptions Options { get; }
     /// <summary>Decoders: the held-out token sequences. Encoders: the held-out sentences, tokenized.</summary>
     public TokenSamples Evaluation { get; }
@@ -60,41 +62,40 @@ public sealed class DropEvaluator
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(split);
         Model = model;
+        Task = TextTask.Of(model, nameof(model));
         Options = options ?? EvaluationOptions.Default;
-        switch (model)
+        int seq = Math.Min(Options.SeqLen, model.Config.MaxSeq);
+        if (Task.NextToken)
         {
-            case Decoder dec:
-                Evaluation = split.Evaluation(t => dec.Tokenizer.Encode(t, bos: true), Options.Samples, Math.Min(Options.SeqLen, dec.Config.MaxSeq), pack: true);
-                _fullLogProbs = Evaluation.Sequences.Select(s => LogSoftmaxRows(dec.Model.Forward(s, 0, new ForwardContext()).Logits, dec.Config.Vocab)).ToArray();
-                _fullPerplexity = Perplexity(_fullLogProbs, Evaluation.Sequences, dec.Config.Vocab);
-                break;
-            case Encoder enc:
-                if (Options.Sentences < 3) throw new ArgumentOutOfRangeException(nameof(options), Options.Sentences, "at least 3 sentences are needed for a rank correlation of similarities");
-                Evaluation = split.Evaluation(enc.Tokenizer.Encode, Options.Sentences, Math.Min(Options.SeqLen, enc.Config.MaxSeq), pack: false);
-                _fullEmbeddings = Embed(enc, ModuleSkips.None);
-                _fullSimilarities = PairwiseCosines(_fullEmbeddings);
-                break;
-            default:
-                throw new ArgumentException($"{model.GetType().Name} is neither a decoder nor an encoder", nameof(model));
+            Evaluation = split.Evaluation(Task.Tokenize, Options.Samples, seq, pack: true);
+            _fullLogProbs = Evaluation.Sequences.Select(s => LogSoftmaxRows(Readout(s, ModuleSkips.None), model.Config.Vocab)).ToArray();
+            _fullPerplexity = Perplexity(_fullLogProbs, Evaluation.Sequences, model.Config.Vocab);
+        }
+        else
+        {
+            if (Options.Sentences < 3) throw new ArgumentOutOfRangeException(nameof(options), Options.Sentences, "at least 3 sentences are needed for a rank correlation of similarities");
+            Evaluation = split.Evaluation(Task.Tokenize, Options.Sentences, seq, pack: false);
+            _fullEmbeddings = Embed(ModuleSkips.None);
+            _fullSimilarities = PairwiseCosines(_fullEmbeddings);
         }
     }
 
-    public bool IsDecoder => Model is Decoder;
+    public bool IsDecoder => Task.NextToken;
 
     public QualityReport Quality(ModuleSkips skips)
     {
         ArgumentNullException.ThrowIfNull(skips);
         Modules.CheckSkips(Model.Config, skips, nameof(skips));
-        if (Model is Decoder dec)
+        if (Task.NextToken)
         {
-            int v = dec.Config.Vocab;
+            int v = Model.Config.Vocab;
             double kl = 0, agree = 0;
             long positions = 0;
             var pruned = new float[Evaluation.Sequences.Count][];
             for (int s = 0; s < Evaluation.Sequences.Count; s++)
             {
                 var seq = Evaluation.Sequences[s];
-                pruned[s] = LogSoftmaxRows(dec.Model.Forward(seq, 0, new ForwardContext { Skips = skips }).Logits, v);
+                pruned[s] = LogSoftmaxRows(Readout(seq, skips), v);
                 for (int i = 0; i < seq.Length; i++)
                 {
                     var lp = _fullLogProbs[s].AsSpan(i * v, v);
@@ -108,8 +109,7 @@ public sealed class DropEvaluator
             }
             return new QualityReport(kl / positions, agree / positions, Perplexity(pruned, Evaluation.Sequences, v), _fullPerplexity, null, null, positions);
         }
-        var enc = (Encoder)Model;
-        var emb = Embed(enc, skips);
+        var emb = Embed(skips);
         double cos = 0;
         for (int i = 0; i < emb.Length; i++) cos += TensorPrimitives.CosineSimilarity(emb[i], _fullEmbeddings[i]);
         double rho = Spearman(_fullSimilarities, PairwiseCosines(emb));
@@ -135,27 +135,26 @@ public sealed class DropEvaluator
         var prefill = Enumerable.Range(0, c).Select(_ => new List<double>()).ToArray();
         var decode = Enumerable.Range(0, c).Select(_ => new List<double>()).ToArray();
         var kv = new long[c];
-        if (Model is Decoder dec)
+        if (Task.NextToken)
         {
             var seq = Evaluation.Sequences[0];
             var (p, n) = CostShape();
             for (int r = -1; r < runs; r++)
                 for (int i = 0; i < c; i++)
                 {
-                    var (pf, dc, bytes) = DecodeRun(dec.Model, seq.AsSpan(0, p), n, configurations[i]);
+                    var (pf, dc, bytes) = DecodeRun(Model.Model, seq.AsSpan(0, p), n, configurations[i]);
                     if (r < 0) continue; // warm-up
                     prefill[i].Add(pf); decode[i].Add(dc); kv[i] = bytes;
                 }
             return Enumerable.Range(0, c).Select(i => new SpeedReport(Median(prefill[i]), n == 0 ? null : Median(decode[i]), kv[i], p, n)).ToArray();
         }
-        var enc = (Encoder)Model;
         var subset = Evaluation.Sequences.Take(Math.Max(1, Options.SpeedSentences)).ToArray();
         int tokens = subset.Sum(s => s.Length);
         for (int r = -1; r < runs; r++)
             for (int i = 0; i < c; i++)
             {
                 var sw = Stopwatch.StartNew();
-                foreach (var ids in subset) enc.Model.Forward(ids, new ForwardContext { Skips = configurations[i] });
+                foreach (var ids in subset) Model.Model.Hidden(ModelInput.Of(ids), new ForwardContext { Skips = configurations[i] });
                 if (r >= 0) prefill[i].Add(tokens / sw.Elapsed.TotalSeconds);
             }
         return Enumerable.Range(0, c).Select(i => new SpeedReport(Median(prefill[i]), null, 0, tokens, 0)).ToArray();
@@ -182,10 +181,10 @@ public sealed class DropEvaluator
     /// <summary>The prompt and decode lengths the speed run uses, for the cost prediction.</summary>
     public (int Prompt, int Decode) CostShape()
     {
-        if (Model is Decoder dec)
+        if (Task.NextToken)
         {
             int p = Math.Clamp(Options.SpeedPrompt, 1, Evaluation.Sequences[0].Length);
-            return (p, Math.Max(0, Math.Min(Options.SpeedDecode, dec.Config.MaxSeq - p)));
+            return (p, Math.Max(0, Math.Min(Options.SpeedDecode, Model.Config.MaxSeq - p)));
         }
         // Encoders: one sequence of the mean length of the sentences the speed run embeds.
         var subset = Evaluation.Sequences.Take(Math.Max(1, Options.SpeedSentences)).ToArray();
@@ -193,25 +192,29 @@ public sealed class DropEvaluator
     }
 
     /// <summary>One prefill + greedy decode run; returns prefill and decode tokens/s and the KV bytes allocated.</summary>
-    public static (double Prefill, double Decode, long KvBytes) DecodeRun(LlamaModel model, ReadOnlySpan<int> prompt, int decodeTokens, ModuleSkips skips)
+    public static (double Prefill, double Decode, long KvBytes) DecodeRun(ITransformerModel model, ReadOnlySpan<int> prompt, int decodeTokens, ModuleSkips skips)
     {
         var cache = KvCache.For(model.Config, prompt.Length + decodeTokens);
         var ctx = new ForwardContext { Cache = cache, Skips = skips };
         var sw = Stopwatch.StartNew();
-        var (logits, _) = model.Forward(prompt, 0, ctx, allRows: false);
+        var state = model.Hidden(ModelInput.Of(prompt.ToArray()), ctx);
+        state.Keep([state.Rows - 1]); // the prompt is in the cache; only the last row chooses the next token
+        var logits = model.Readout(state, ctx);
         double prefill = prompt.Length / sw.Elapsed.TotalSeconds;
         sw.Restart();
         for (int i = 0; i < decodeTokens; i++)
         {
             int next = TensorPrimitives.IndexOfMax(logits);
-            (logits, _) = model.Forward([next], prompt.Length + i, ctx, allRows: false);
+            logits = model.Forward(ModelInput.Of([next], prompt.Length + i), ctx).Output;
         }
         double decode = decodeTokens == 0 ? 0 : decodeTokens / sw.Elapsed.TotalSeconds;
         return (prefill, decode, cache.AllocatedBytes);
     }
 
-    private float[][] Embed(Encoder enc, ModuleSkips skips) =>
-        Evaluation.Sequences.Select(ids => BertModel.MeanPool(enc.Model.Forward(ids, new ForwardContext { Skips = skips }))).ToArray();
+    // The readout of the whole sequence: next-token logits of every row, or the pooled sentence embedding.
+    private float[] Readout(int[] ids, ModuleSkips skips) => Model.Model.Forward(ModelInput.Of(ids), new ForwardContext { Skips = skips }).Output;
+
+    private float[][] Embed(ModuleSkips skips) => Evaluation.Sequences.Select(ids => Readout(ids, skips)).ToArray();
 
     internal static float[] LogSoftmaxRows(float[] logits, int v)
     {

@@ -1,11 +1,16 @@
 using Microsoft.Data.Analysis;
 using Workbench.Engine.Models;
+using Workbench.Engine.Text;
 
 namespace Workbench.Engine.Redundancy;
 
 /// <summary>Quality, speed and memory for k = 0..N dropped modules of one granularity and strategy.</summary>
 public sealed record DropSweep(string Model, Granularity Granularity, DropStrategy Strategy, DropPlan Plan, IReadOnlyList<DropReport> Rows)
+    : DropResult(Model, Plan)
 {
+    /// <summary>The held-out text every row was evaluated on (set by <see cref="Run"/>).</summary>
+    public TokenSamples? Evaluation { get; init; }
+
     /// <summary>
     /// Runs the sweep. Both strategies are greedy, so the plan for k is the first k drops of the plan for N:
     /// one plan of N drops is made and each prefix evaluated.
@@ -29,9 +34,10 @@ public sealed record DropSweep(string Model, Granularity Granularity, DropStrate
             rows[k] = evaluator.Evaluate(plan.Dropped.Take(k).ToArray(), measureSpeed);
             progress?.Report(k + 1);
         }
-        return new DropSweep(evaluator.Model.Name, g, strategy, plan, rows);
+        return new DropSweep(evaluator.Model.Name, g, strategy, plan, rows) { Evaluation = evaluator.Evaluation };
     }
 
+    /// <summary>One row per k, one column per measure, keyed as the CLI's JSON and CSV name them (data, not display labels).</summary>
     public DataFrame ToDataFrame()
     {
         double? D(Func<DropReport, double?> f, DropReport r) => f(r);

@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using Microsoft.Data.Analysis;
 using Workbench.Engine.Models;
 
 namespace Workbench.Engine.Redundancy;
@@ -28,25 +27,6 @@ public sealed record ImportanceScores(double[] Block, double[] Attention, double
     /// <summary>Modules still present (not in <see cref="Skips"/>), least important first; ties broken by layer order.</summary>
     public IReadOnlyList<(ModuleRef Module, double Importance)> Ranked(Granularity g) =>
         Of(g).Where(x => !Skips.IsDropped(x.Module)).OrderBy(x => x.Importance).ToArray();
-
-    /// <summary>Heat-map table: one row per layer, one column per module kind.</summary>
-    public DataFrame ToDataFrame() => new(
-        new Int32DataFrameColumn("layer", Enumerable.Range(0, Layers)),
-        new DoubleDataFrameColumn("block", Block),
-        new DoubleDataFrameColumn("attention", Attention),
-        new DoubleDataFrameColumn("mlp", Mlp));
-
-    /// <summary>Long table: one row per (layer, kind).</summary>
-    public DataFrame ToLongDataFrame()
-    {
-        var rows = Enumerable.Range(0, Layers)
-            .SelectMany(l => new[] { ModuleKind.Block, ModuleKind.Attention, ModuleKind.Mlp }.Select(k => new ModuleRef(l, k))).ToArray();
-        return new DataFrame(
-            new Int32DataFrameColumn("layer", rows.Select(r => r.Layer)),
-            new StringDataFrameColumn("kind", rows.Select(r => Names.Kind(r.Kind))),
-            new DoubleDataFrameColumn("importance", rows.Select(r => this[r])),
-            new BooleanDataFrameColumn("dropped", rows.Select(r => Skips.IsDropped(r))));
-    }
 }
 
 /// <summary>

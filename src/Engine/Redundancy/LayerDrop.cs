@@ -11,16 +11,6 @@ public sealed record DropPlan(Granularity Granularity, DropStrategy Strategy, IR
 {
     /// <summary>The run-time skips (pass as <see cref="ForwardContext.Skips"/>).</summary>
     public ModuleSkips Skips => Modules.ToSkips(Dropped);
-
-    /// <summary>The plan for the first <paramref name="k"/> drops (valid for both strategies: both are greedy).</summary>
-    public DropPlan Prefix(int k)
-    {
-        if ((uint)k > (uint)Dropped.Count) throw new ArgumentOutOfRangeException(nameof(k), k, $"the plan drops {Dropped.Count} modules");
-        return this with { Dropped = Dropped.Take(k).ToArray(), Scores = Strategy == DropStrategy.Iterative ? Scores.Take(Math.Max(k, 1)).ToArray() : Scores };
-    }
-
-    public static DropPlan Manual(Granularity g, IEnumerable<ModuleRef> dropped) =>
-        new(g, DropStrategy.OneShot, dropped.ToArray(), [], new HashSet<int>());
 }
 
 public static class LayerDropper

@@ -1,4 +1,5 @@
 using Workbench.Engine.Models;
+using Workbench.Engine.Requests;
 
 namespace Workbench.Engine.Redundancy;
 
@@ -36,15 +37,19 @@ public static class Names
         "attention" or "attn" => Granularity.Attention,
         "mlp" => Granularity.Mlp,
         "joint" => Granularity.Joint,
-        _ => throw new ArgumentException($"unknown granularity '{text}' (block, attention, mlp or joint)", paramName),
+        _ => throw Bad($"unknown granularity '{text}' (block, attention, mlp or joint)", paramName),
     };
 
     public static DropStrategy ParseStrategy(string? text, string paramName = "strategy") => text?.Trim().ToLowerInvariant() switch
     {
         "one-shot" or "oneshot" => DropStrategy.OneShot,
         "iterative" => DropStrategy.Iterative,
-        _ => throw new ArgumentException($"unknown strategy '{text}' (one-shot or iterative)", paramName),
+        _ => throw Bad($"unknown strategy '{text}' (one-shot or iterative)", paramName),
     };
+
+    // Named as an option ("--granularity"): the requests' one-line OptionException; else a plain ArgumentException.
+    private static ArgumentException Bad(string message, string paramName) =>
+        paramName.StartsWith('-') ? new OptionException(paramName, message) : new ArgumentException(message, paramName);
 }
 
 public static class Modules

@@ -1,103 +1,62 @@
-using Microsoft.Data.Analysis;
 using Workbench.Engine.Models;
+using Workbench.Engine.Requests;
 using Workbench.Engine.Text;
 
 namespace Workbench.Engine.Redundancy;
 
 /// <summary>
-/// A model with its calibration/evaluation split and calibration sequences: what the `redundancy` and `drop` verbs
-/// (and the notebook magics) resolve their options to. Defaults: 8 sequences of 128 tokens of TinyStories for
-/// decoders, 16 Pride and Prejudice paragraphs of at most 64 tokens for encoders.
+/// A model with its calibration/evaluation split and calibration sequences: what the `redundancy` and `drop` requests
+/// resolve their options to. Defaults: 8 sequences of 128 tokens of TinyStories for next-token models (decoders),
+/// 16 Pride and Prejudice paragraphs of at most 64 tokens for sentence encoders.
 /// </summary>
 public sealed record RedundancyInputs(LoadedModel Model, CorpusSplit Split, TokenSamples Calibration)
 {
-    public bool IsDecoder => Model is Decoder;
+    public bool IsDecoder => TextTask.Of(Model).NextToken;
 
-    public static RedundancyInputs Prepare(LoadedModel model, int? samples = null, int? seqLen = null, int seed = 0, string? corpusPath = null)
+    /// <summary>Checks the options (errors name them as --samples, --seq, --corpus, --model), then builds the split and the calibration set.</summary>
+    public static RedundancyInputs Prepare(LoadedModel model, int? samples = null, int? seqLen = null, int seed = 0, string? corpusPath = null) =>
+        Check(model, samples, seqLen, corpusPath).Prepare(seed);
+
+    /// <summary>The options resolved against the model, before any text is read.</summary>
+    internal sealed record Checked(TextTask Task, int Samples, int Seq, string Corpus)
+    {
+        public RedundancyInputs Prepare(int seed)
+        {
+            var split = Text.Corpus.Load(Corpus).Split(seed);
+            return new RedundancyInputs(Task.Loaded, split, split.Calibration(Task.Tokenize, Samples, Seq, pack: Task.Pack));
+        }
+    }
+
+    /// <summary>The one check of the calibration options, shared by the requests and direct callers.</summary>
+    internal static Checked Check(LoadedModel model, int? samples, int? seqLen, string? corpusPath)
     {
         ArgumentNullException.ThrowIfNull(model);
-        bool decoder = model switch
-        {
-            Decoder => true,
-            Encoder => false,
-            _ => throw new ArgumentException($"'{model.Name}' is neither a decoder nor an encoder: layer dropping needs a text model", nameof(model)),
-        };
-        int n = samples ?? (decoder ? 8 : 16);
-        int seq = seqLen ?? (decoder ? 128 : 64);
-        if (n <= 0) throw new ArgumentOutOfRangeException(nameof(samples), n, "calibration samples must be positive");
-        if (seq < 2) throw new ArgumentOutOfRangeException(nameof(seqLen), seq, "a calibration sequence needs at least 2 tokens");
-        if (seq > model.Config.MaxSeq) throw new ArgumentOutOfRangeException(nameof(seqLen), seq, $"the model holds at most {model.Config.MaxSeq} positions");
-        var path = corpusPath ?? (decoder ? Bundled.TinyStories : Bundled.PrideAndPrejudice);
-        var split = Corpus.Load(path).Split(seed);
-        var calibration = model switch
-        {
-            Decoder d => split.Calibration(t => d.Tokenizer.Encode(t), n, seq, pack: true),
-            _ => split.Calibration(((Encoder)model).Tokenizer.Encode, n, seq, pack: false),
-        };
-        return new RedundancyInputs(model, split, calibration);
+        var task = TextTask.Of(model);
+        int n = samples ?? (task.NextToken ? 8 : 16);
+        int seq = seqLen ?? (task.NextToken ? 128 : 64);
+        if (n <= 0) throw new OptionException("--samples", $"--samples {n} must be positive");
+        if (seq < 2) throw new OptionException("--seq", $"--seq {seq} must be at least 2");
+        if (seq > model.Config.MaxSeq) throw new OptionException("--seq", $"--seq {seq}: '{model.Name}' holds at most {model.Config.MaxSeq} positions");
+        if (corpusPath is not null && !File.Exists(corpusPath)) throw new OptionException("--corpus", $"--corpus '{corpusPath}' does not exist");
+        return new Checked(task, n, seq, corpusPath ?? (task.NextToken ? Bundled.TinyStories : Bundled.PrideAndPrejudice));
     }
 }
 
 /// <summary>Importance scores of one model with where they came from, and the ranking of one granularity.</summary>
 public sealed record RedundancyAnalysis(string Model, Granularity Granularity, ImportanceScores Scores, CorpusSplit Split, TokenSamples Calibration)
 {
-    public static RedundancyAnalysis Run(RedundancyInputs inputs, Granularity granularity, CancellationToken cancel = default)
-    {
-        ArgumentNullException.ThrowIfNull(inputs);
-        var scores = Importance.Measure(inputs.Model.Model, inputs.Calibration.Sequences, cancel: cancel);
-        return new RedundancyAnalysis(inputs.Model.Name, granularity, scores, inputs.Split, inputs.Calibration);
-    }
-
     /// <summary>Modules of <see cref="Granularity"/>, least important (first to drop) first.</summary>
     public IReadOnlyList<(ModuleRef Module, double Importance)> Ranked => Scores.Ranked(Granularity);
+}
 
-    /// <summary>One row per layer: block, attention and MLP importance.</summary>
-    public DataFrame ToDataFrame() => Scores.ToDataFrame();
+/// <summary>What a <see cref="DropRequest"/> returns: one drop (<see cref="DropRun"/>) or a sweep over k (<see cref="DropSweep"/>).</summary>
+public abstract record DropResult(string Model, DropPlan Plan)
+{
+    /// <summary>The split the calibration and evaluation text came from (set by <see cref="DropRequest"/>).</summary>
+    public CorpusSplit? Split { get; init; }
+    /// <summary>The calibration sequences the plan was scored on (set by <see cref="DropRequest"/>).</summary>
+    public TokenSamples? Calibration { get; init; }
 }
 
 /// <summary>One drop: the plan (what was dropped and the scores it was chosen from) and its evaluation.</summary>
-public sealed record DropRun(string Model, DropPlan Plan, DropReport Report, TokenSamples Evaluation)
-{
-    public static DropRun Run(RedundancyInputs inputs, Granularity granularity, int count, DropStrategy strategy = DropStrategy.OneShot,
-        IEnumerable<int>? never = null, bool measureSpeed = true, EvaluationOptions? options = null, CancellationToken cancel = default)
-    {
-        ArgumentNullException.ThrowIfNull(inputs);
-        var plan = LayerDropper.Plan(inputs.Model.Model, inputs.Calibration.Sequences, granularity, count, strategy, never, cancel);
-        var evaluator = new DropEvaluator(inputs.Model, inputs.Split, options);
-        cancel.ThrowIfCancellationRequested();
-        return new DropRun(inputs.Model.Name, plan, evaluator.Evaluate(plan.Dropped, measureSpeed), evaluator.Evaluation);
-    }
-
-    /// <summary>Metric / pruned / full, one row per measured or predicted quantity.</summary>
-    public DataFrame ToDataFrame()
-    {
-        var r = Report;
-        var rows = new List<(string Metric, double? Pruned, double? Full)>();
-        if (r.Quality.Kl is not null)
-        {
-            rows.Add(("KL(full || pruned), nats/token", r.Quality.Kl, 0));
-            rows.Add(("top-1 agreement", r.Quality.Top1Agreement, 1));
-            rows.Add(("perplexity", r.Quality.Perplexity, r.Quality.PerplexityFull));
-        }
-        else
-        {
-            rows.Add(("embedding cosine to full", r.Quality.EmbeddingCosine, 1));
-            rows.Add(("Spearman of pairwise similarities", r.Quality.Spearman, 1));
-        }
-        if (r.Speed is { } s && r.SpeedFull is { } f)
-        {
-            rows.Add(("prefill tokens/s (measured)", s.PrefillTokensPerSecond, f.PrefillTokensPerSecond));
-            if (s.DecodeTokensPerSecond is not null) rows.Add(("decode tokens/s (measured)", s.DecodeTokensPerSecond, f.DecodeTokensPerSecond));
-            rows.Add(("KV cache bytes (allocated)", s.KvCacheBytes, f.KvCacheBytes));
-        }
-        rows.Add(("KV cache bytes (predicted)", r.Predicted.KvCacheBytes, r.PredictedFull.KvCacheBytes));
-        rows.Add(("prefill FLOPs (predicted)", r.Predicted.PrefillFlops, r.PredictedFull.PrefillFlops));
-        if (r.PredictedFull.DecodeFlopsPerToken > 0)
-            rows.Add(("decode FLOPs/token (predicted)", r.Predicted.DecodeFlopsPerToken, r.PredictedFull.DecodeFlopsPerToken));
-        rows.Add(("weight bytes (fp32)", r.Predicted.WeightBytes, r.PredictedFull.WeightBytes));
-        return new DataFrame(
-            new StringDataFrameColumn("metric", rows.Select(x => x.Metric)),
-            new DoubleDataFrameColumn("pruned", rows.Select(x => x.Pruned)),
-            new DoubleDataFrameColumn("full", rows.Select(x => x.Full)));
-    }
-}
+public sealed record DropRun(string Model, DropPlan Plan, DropReport Report, TokenSamples Evaluation) : DropResult(Model, Plan);

@@ -6,15 +6,20 @@ namespace Workbench.Engine.Requests;
 public static class Parse
 {
     /// <summary>A comma-separated list of non-negative layer indices ("1,2,3"; spaces allowed); empty text gives none.</summary>
-    public static int[] Layers(string? text, string option)
+    public static int[] Layers(string? text, string option) => Indices(text, option, "a layer index");
+
+    /// <summary>A comma-separated list of token ids ("1,42,7"; spaces allowed); empty text gives none.</summary>
+    public static int[] TokenIds(string? text, string option) => Indices(text, option, "a token id");
+
+    private static int[] Indices(string? text, string option, string what)
     {
         if (string.IsNullOrWhiteSpace(text)) return [];
         var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        var layers = new int[parts.Length];
+        var values = new int[parts.Length];
         for (int i = 0; i < parts.Length; i++)
-            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out layers[i]))
-                throw new OptionException(option, $"{option} '{text}': '{parts[i]}' is not a layer index (a comma-separated list like 1,2,3)");
-        return layers;
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out values[i]))
+                throw new OptionException(option, $"{option} '{text}': '{parts[i]}' is not {what} (a comma-separated list like 1,2,3)");
+        return values;
     }
 
     /// <summary>An integer option given as text (magics receive text); null or empty text gives null.</summary>

@@ -43,7 +43,7 @@ public static class AttentionKernel
     {
         var path = Isa.Resolve(null);
         if (n >= 4 && path != IsaPath.Scalar) HeadPanels(q, n, qStride, qOff, keys, values, c, kvStride, kvOff, hd, mask, o, probs, path);
-        else HeadRows(q, n, qStride, qOff, keys, values, c, kvStride, kvOff, hd, mask, o, probs);
+        else HeadRows(q, n, qStride, qOff, keys, values, c, kvStride, kvOff, hd, mask, o, probs, path);
     }
 
     /// <summary>
@@ -78,17 +78,17 @@ public static class AttentionKernel
         {
             PanelGemm.Pack(pk + kvOff, kvStride, c, hd, nr, 1f / MathF.Sqrt(hd), pkp);
             PanelGemm.Run(pq + qOff, qStride, n, hd, null, c, ps, c, 0, c, path, pkp);
-            Softmax(s, n, c, mask);
+            Softmax(s, n, c, mask, path);
             PanelGemm.Run(ps, c, n, c, null, hd, po + qOff, qStride, 0, hd, path, pv);
         }
         if (!probs.IsEmpty) s.CopyTo(probs);
         pool.Return(kb); pool.Return(vb); pool.Return(sb);
     }
 
-    /// <summary>Few query rows (decoding) or the scalar path: gathered Q and K, and the row kernels of <see cref="MatMul"/>.</summary>
+    /// <summary>Few query rows (decoding) or the scalar path: gathered Q and K, and the row kernels of <see cref="MatMul"/> on the same path.</summary>
     private static void HeadRows(ReadOnlySpan<float> q, int n, int qStride, int qOff,
         ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int c, int kvStride, int kvOff, int hd,
-        Mask mask, Span<float> o, Span<float> probs)
+        Mask mask, Span<float> o, Span<float> probs, IsaPath path)
     {
         var pool = System.Buffers.ArrayPool<float>.Shared;
         float[] qb = pool.Rent(n * hd), kb = pool.Rent(c * hd), vb = pool.Rent(hd * c), sb = pool.Rent(n * c), ob = pool.Rent(n * hd);
@@ -98,21 +98,21 @@ public static class AttentionKernel
         float scale = 1f / MathF.Sqrt(hd);
         for (int i = 0; i < n; i++) System.Numerics.Tensors.TensorPrimitives.Multiply(q.Slice(i * qStride + qOff, hd), scale, qh.Slice(i * hd, hd));
         for (int j = 0; j < c; j++) keys.Slice(j * kvStride + kvOff, hd).CopyTo(kh.Slice(j * hd, hd));
-        MatMul.Linear(qh, n, hd, kh, c, s, threads: 1); // temporaries: no cached packing
-        Softmax(s, n, c, mask);
+        MatMul.Linear(qh, n, hd, kh, c, s, threads: 1, path: path); // temporaries: no cached packing
+        Softmax(s, n, c, mask, path);
         for (int j = 0; j < c; j++)
         {
             var vj = values.Slice(j * kvStride + kvOff, hd);
             for (int t = 0; t < hd; t++) vt[t * c + j] = vj[t];
         }
-        MatMul.Linear(s, n, c, vt, hd, oh, threads: 1);
+        MatMul.Linear(s, n, c, vt, hd, oh, threads: 1, path: path);
         for (int i = 0; i < n; i++) oh.Slice(i * hd, hd).CopyTo(o.Slice(i * qStride + qOff, hd));
         if (!probs.IsEmpty) s.CopyTo(probs);
         pool.Return(qb); pool.Return(kb); pool.Return(vb); pool.Return(sb); pool.Return(ob);
     }
 
     /// <summary>Masks the keys row i may not attend (to -inf), then softmax per row of the n x c scores.</summary>
-    private static void Softmax(Span<float> s, int n, int c, Mask mask)
+    private static void Softmax(Span<float> s, int n, int c, Mask mask, IsaPath path)
     {
         if (mask.Allowed is { } allowed)
             for (int i = 0; i < n; i++)
@@ -126,6 +126,6 @@ public static class AttentionKernel
                 for (int j = 0; j < c; j++)
                     if (kp[j] > p) row[j] = float.NegativeInfinity;
             }
-        Ops.SoftmaxRows(s, n, c);
+        Ops.SoftmaxRows(s, n, c, path);
     }
 }

@@ -60,8 +60,8 @@ public static unsafe class MatMul
         var p = Isa.Resolve(path);
         if (n < PanelMinRows || p == IsaPath.Scalar)
         {
-            Linear(x, n, k, w.AsSpan(), m, y, threads, path);
-            Ops.AddBias(y, n, m, bias, gelu);
+            Linear(x, n, k, w.AsSpan(), m, y, threads, p);
+            Ops.AddBias(y, n, m, bias, gelu, p);
             return;
         }
         CheckShapes(x, n, k, w, m, y);

@@ -1,5 +1,7 @@
-using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Workbench.Engine.Tensors;
 
@@ -27,18 +29,30 @@ public static class Ops
         TensorPrimitives.FusedMultiplyAdd(y, gamma, beta, y);
     }
 
+    /// <summary>LayerNorm of each row of a [rows, d] matrix (d = gamma's length): <see cref="LayerNorm(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, float, Span{float})"/> row by row.</summary>
+    public static void LayerNorm(ReadOnlySpan<float> x, int rows, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps, Span<float> y)
+    {
+        int d = gamma.Length;
+        if (beta.Length != d) throw new ArgumentException($"beta has {beta.Length} values, gamma {d}", nameof(beta));
+        if ((long)rows * d > x.Length) throw new ArgumentException($"{rows} rows of {d} in a span of {x.Length}", nameof(x));
+        if ((long)rows * d > y.Length) throw new ArgumentException($"{rows} rows of {d} in a span of {y.Length}", nameof(y));
+        for (int i = 0; i < rows; i++) LayerNorm(x.Slice(i * d, d), gamma, beta, eps, y.Slice(i * d, d));
+    }
+
     /// <summary>
     /// The epilogue of a linear layer as passes over a [rows, cols] matrix: bias (cols values; empty for none), then
     /// exact GELU when <paramref name="gelu"/>. (The fp32 GEMM applies the same to its tiles instead.)
     /// </summary>
-    public static void AddBias(Span<float> m, int rows, int cols, ReadOnlySpan<float> bias, bool gelu)
+    public static void AddBias(Span<float> m, int rows, int cols, ReadOnlySpan<float> bias, bool gelu) => AddBias(m, rows, cols, bias, gelu, Isa.Best);
+
+    internal static void AddBias(Span<float> m, int rows, int cols, ReadOnlySpan<float> bias, bool gelu, IsaPath path)
     {
         if (bias.IsEmpty && !gelu) return;
         for (int r = 0; r < rows; r++)
         {
             var row = m.Slice(r * cols, cols);
             if (!bias.IsEmpty) TensorPrimitives.Add(row, bias, row);
-            if (gelu) GeluErf(row);
+            if (gelu) GeluErf(row, path);
         }
     }
 
@@ -54,24 +68,38 @@ public static class Ops
 
     /// <summary>
     /// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (BERT), vectorised: erf from a rational minimax fit (below), all steps
-    /// fused in one pass per vector (Vector512/256/128, then a scalar tail with the same operations, so every width
-    /// gives the same bits). Fifteen TensorPrimitives passes over L1 chunks took 1.8 ms per 128 x 1536 MiniLM
-    /// activation here, a sixth of the encoder's time.
+    /// fused in one pass per vector (the path's width, then the narrower ones, then a scalar tail with the same
+    /// operations, so every width gives the same bits). Fifteen TensorPrimitives passes over L1 chunks took 1.8 ms per
+    /// 128 x 1536 MiniLM activation here, a sixth of the encoder's time.
     /// </summary>
-    public static void GeluErf(Span<float> x)
+    public static void GeluErf(Span<float> x) => GeluErf(x, Isa.Best);
+
+    internal static void GeluErf(Span<float> x, IsaPath path)
     {
-        int i = 0;
-        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= x.Length; i += 16)
-                Gelu(Vector512.LoadUnsafe(ref r, (nuint)i)).StoreUnsafe(ref r, (nuint)i);
-        if (Vector256.IsHardwareAccelerated)
-            for (; i + 8 <= x.Length; i += 8)
-                Gelu(Vector256.LoadUnsafe(ref r, (nuint)i)).StoreUnsafe(ref r, (nuint)i);
-        if (Vector128.IsHardwareAccelerated)
-            for (; i + 4 <= x.Length; i += 4)
-                Gelu(Vector128.LoadUnsafe(ref r, (nuint)i)).StoreUnsafe(ref r, (nuint)i);
-        for (; i < x.Length; i++) x[i] = Gelu(x[i]);
+        ref float r = ref MemoryMarshal.GetReference(x);
+        int i = 0, n = x.Length;
+        if (path == IsaPath.V512) i = GeluErf<W512, Vector512<float>>(ref r, i, n);
+        if (path >= IsaPath.V256) i = GeluErf<W256, Vector256<float>>(ref r, i, n);
+        if (path >= IsaPath.V128) i = GeluErf<W128, Vector128<float>>(ref r, i, n);
+        for (; i < n; i++) x[i] = Gelu(x[i]);
+    }
+
+    /// <summary>
+    /// GELU over the whole vectors of [i, n); returns where it stopped. Not inlined into the dispatch: with three widths
+    /// inlined there, the JIT's inlining budget ran out and left the vector operations as calls.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int GeluErf<TW, TV>(ref float r, int i, int n) where TW : IWidth<TV> where TV : struct
+    {
+        // A do-while, so the loop is entered from a preheader and the JIT keeps the constants in registers (written
+        // as a for loop it did not invert it, and every constant came from memory: ~7% slower).
+        if (i + TW.Count > n) return i;
+        do
+        {
+            TW.Store(Gelu<TW, TV>(TW.Load(ref r, (nuint)i)), ref r, (nuint)i);
+            i += TW.Count;
+        } while (i + TW.Count <= n);
+        return i;
     }
 
     // erf(v / sqrt 2) ~ c P(c^2) / Q(c^2) with c = v clamped to +-4 sqrt 2 (where erf is 1 in fp32 to 1.5e-8): degrees
@@ -84,7 +112,8 @@ public static class Ops
         R4 = 6.863748694740934e-06f, R5 = -4.396636654746544e-08f, R6 = 2.1243234948897793e-10f,
         S1 = 0.2613641023635864f, S2 = 0.03017616830766201f, S3 = 0.0019414265407249331f, S4 = 6.848106568213552e-05f, GeluClamp = 5.656854249f;
 
-    private static float Gelu(float v)
+    /// <summary>The scalar twin of <see cref="Gelu{TW, TV}"/>: the same operations in the same order.</summary>
+    internal static float Gelu(float v)
     {
         float c = MathF.Min(MathF.Max(v, -GeluClamp), GeluClamp), u = c * c;
         float p = MathF.FusedMultiplyAdd(R6, u, R5), q = MathF.FusedMultiplyAdd(S4, u, S3);
@@ -97,6 +126,22 @@ public static class Ops
         return MathF.FusedMultiplyAdd(h, c * p / q, h);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TV Gelu<TW, TV>(TV v) where TW : IWidth<TV> where TV : struct
+    {
+        var c = TW.Clamp(v, -GeluClamp, GeluClamp);
+        var u = TW.Mul(c, c);
+        var p = TW.Fma(TW.Broadcast(R6), u, TW.Broadcast(R5));
+        var q = TW.Fma(TW.Broadcast(S4), u, TW.Broadcast(S3));
+        p = TW.Fma(p, u, TW.Broadcast(R4)); q = TW.Fma(q, u, TW.Broadcast(S2));
+        p = TW.Fma(p, u, TW.Broadcast(R3)); q = TW.Fma(q, u, TW.Broadcast(S1));
+        p = TW.Fma(p, u, TW.Broadcast(R2)); q = TW.Fma(q, u, TW.Broadcast(1f));
+        p = TW.Fma(p, u, TW.Broadcast(R1));
+        p = TW.Fma(p, u, TW.Broadcast(R0));
+        var h = TW.Mul(v, TW.Broadcast(0.5f));
+        return TW.Fma(h, TW.Div(TW.Mul(c, p), q), h);
+    }
+
     // exp for softmax, Cephes' expf scheme: n = round(x log2 e), r = x - n ln 2 (in two parts), a degree-6 polynomial
     // for e^r, times 2^n built in the exponent bits. Relative error ~1e-7; the runtime's Vector512.Exp was half of
     // GELU's time here when GELU still used an exp. Below -87.3 (e^x < 1.2e-38) the result is 0, above 88.38 it is
@@ -105,48 +150,20 @@ public static class Ops
         Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f,
         E0 = 1.9875691500e-4f, E1 = 1.3981999507e-3f, E2 = 8.3334519073e-3f, E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> Exp(Vector512<float> input)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TV Exp<TW, TV>(TV input) where TW : IWidth<TV> where TV : struct
     {
-        var x = Vector512.Min(Vector512.Max(input, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
-        var n = Vector512.Round(x * Log2E);
-        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), x));
-        var y = Vector512.FusedMultiplyAdd(Vector512.Create(E0), r, Vector512.Create(E1));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E2)); y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E3));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E4)); y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(E5));
-        y = Vector512.FusedMultiplyAdd(y, r * r, r + Vector512<float>.One);
-        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
-        return Vector512.ConditionalSelect(Vector512.LessThan(input, Vector512.Create(ExpLo)), Vector512<float>.Zero, y * scale);
+        var x = TW.Clamp(input, ExpLo, ExpHi);
+        var n = TW.Round(TW.Mul(x, TW.Broadcast(Log2E)));
+        var r = TW.Fma(n, TW.Broadcast(-Ln2Lo), TW.Fma(n, TW.Broadcast(-Ln2Hi), x));
+        var y = TW.Fma(TW.Broadcast(E0), r, TW.Broadcast(E1));
+        y = TW.Fma(y, r, TW.Broadcast(E2)); y = TW.Fma(y, r, TW.Broadcast(E3));
+        y = TW.Fma(y, r, TW.Broadcast(E4)); y = TW.Fma(y, r, TW.Broadcast(E5));
+        y = TW.Fma(y, TW.Mul(r, r), TW.Add(r, TW.Broadcast(1f)));
+        return TW.ZeroBelow(input, ExpLo, TW.Mul(y, TW.Pow2(n)));
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> Exp(Vector256<float> input)
-    {
-        var x = Vector256.Min(Vector256.Max(input, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
-        var n = Vector256.Round(x * Log2E);
-        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Lo), Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Hi), x));
-        var y = Vector256.FusedMultiplyAdd(Vector256.Create(E0), r, Vector256.Create(E1));
-        y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E2)); y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E3));
-        y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E4)); y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(E5));
-        y = Vector256.FusedMultiplyAdd(y, r * r, r + Vector256<float>.One);
-        var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
-        return Vector256.ConditionalSelect(Vector256.LessThan(input, Vector256.Create(ExpLo)), Vector256<float>.Zero, y * scale);
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal static Vector128<float> Exp(Vector128<float> input)
-    {
-        var x = Vector128.Min(Vector128.Max(input, Vector128.Create(ExpLo)), Vector128.Create(ExpHi));
-        var n = Vector128.Round(x * Log2E);
-        var r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Lo), Vector128.FusedMultiplyAdd(n, Vector128.Create(-Ln2Hi), x));
-        var y = Vector128.FusedMultiplyAdd(Vector128.Create(E0), r, Vector128.Create(E1));
-        y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E2)); y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E3));
-        y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E4)); y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(E5));
-        y = Vector128.FusedMultiplyAdd(y, r * r, r + Vector128<float>.One);
-        var scale = Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23).AsSingle();
-        return Vector128.ConditionalSelect(Vector128.LessThan(input, Vector128.Create(ExpLo)), Vector128<float>.Zero, y * scale);
-    }
-
+    /// <summary>The scalar twin of <see cref="Exp{TW, TV}"/>.</summary>
     internal static float Exp(float input)
     {
         float x = MathF.Min(MathF.Max(input, ExpLo), ExpHi);
@@ -160,66 +177,39 @@ public static class Ops
         return input < ExpLo ? 0f : y * scale;
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> Gelu(Vector512<float> v)
-    {
-        var c = Vector512.Min(Vector512.Max(v, Vector512.Create(-GeluClamp)), Vector512.Create(GeluClamp));
-        var u = c * c;
-        var p = Vector512.FusedMultiplyAdd(Vector512.Create(R6), u, Vector512.Create(R5));
-        var q = Vector512.FusedMultiplyAdd(Vector512.Create(S4), u, Vector512.Create(S3));
-        p = Vector512.FusedMultiplyAdd(p, u, Vector512.Create(R4)); q = Vector512.FusedMultiplyAdd(q, u, Vector512.Create(S2));
-        p = Vector512.FusedMultiplyAdd(p, u, Vector512.Create(R3)); q = Vector512.FusedMultiplyAdd(q, u, Vector512.Create(S1));
-        p = Vector512.FusedMultiplyAdd(p, u, Vector512.Create(R2)); q = Vector512.FusedMultiplyAdd(q, u, Vector512<float>.One);
-        p = Vector512.FusedMultiplyAdd(p, u, Vector512.Create(R1));
-        p = Vector512.FusedMultiplyAdd(p, u, Vector512.Create(R0));
-        var h = v * 0.5f;
-        return Vector512.FusedMultiplyAdd(h, c * p / q, h);
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Gelu(Vector256<float> v)
-    {
-        var c = Vector256.Min(Vector256.Max(v, Vector256.Create(-GeluClamp)), Vector256.Create(GeluClamp));
-        var u = c * c;
-        var p = Vector256.FusedMultiplyAdd(Vector256.Create(R6), u, Vector256.Create(R5));
-        var q = Vector256.FusedMultiplyAdd(Vector256.Create(S4), u, Vector256.Create(S3));
-        p = Vector256.FusedMultiplyAdd(p, u, Vector256.Create(R4)); q = Vector256.FusedMultiplyAdd(q, u, Vector256.Create(S2));
-        p = Vector256.FusedMultiplyAdd(p, u, Vector256.Create(R3)); q = Vector256.FusedMultiplyAdd(q, u, Vector256.Create(S1));
-        p = Vector256.FusedMultiplyAdd(p, u, Vector256.Create(R2)); q = Vector256.FusedMultiplyAdd(q, u, Vector256<float>.One);
-        p = Vector256.FusedMultiplyAdd(p, u, Vector256.Create(R1));
-        p = Vector256.FusedMultiplyAdd(p, u, Vector256.Create(R0));
-        var h = v * 0.5f;
-        return Vector256.FusedMultiplyAdd(h, c * p / q, h);
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Gelu(Vector128<float> v)
-    {
-        var c = Vector128.Min(Vector128.Max(v, Vector128.Create(-GeluClamp)), Vector128.Create(GeluClamp));
-        var u = c * c;
-        var p = Vector128.FusedMultiplyAdd(Vector128.Create(R6), u, Vector128.Create(R5));
-        var q = Vector128.FusedMultiplyAdd(Vector128.Create(S4), u, Vector128.Create(S3));
-        p = Vector128.FusedMultiplyAdd(p, u, Vector128.Create(R4)); q = Vector128.FusedMultiplyAdd(q, u, Vector128.Create(S2));
-        p = Vector128.FusedMultiplyAdd(p, u, Vector128.Create(R3)); q = Vector128.FusedMultiplyAdd(q, u, Vector128.Create(S1));
-        p = Vector128.FusedMultiplyAdd(p, u, Vector128.Create(R2)); q = Vector128.FusedMultiplyAdd(q, u, Vector128<float>.One);
-        p = Vector128.FusedMultiplyAdd(p, u, Vector128.Create(R1));
-        p = Vector128.FusedMultiplyAdd(p, u, Vector128.Create(R0));
-        var h = v * 0.5f;
-        return Vector128.FusedMultiplyAdd(h, c * p / q, h);
-    }
-
-    /// <summary>Scalar exact GELU in double precision: the reference for <see cref="GeluErf"/>.</summary>
+    /// <summary>Scalar exact GELU in double precision: the reference for <see cref="GeluErf(Span{float})"/>.</summary>
     public static float GeluErfReference(float x) => (float)(0.5 * x * (1.0 + Erf(x * 0.70710678118654752440)));
 
-    /// <summary>GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).</summary>
+    /// <summary>
+    /// GELU, tanh approximation, in place: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as nine TensorPrimitives
+    /// passes (its Tanh is the library's own) over chunks that stay in L1. Every chunk is at least
+    /// <see cref="TanhChunk"/> long when x is, so each element takes the same vector code as in one pass over all of
+    /// x: the bits equal those of the same nine calls over the whole span.
+    /// </summary>
     public static void GeluTanh(Span<float> x)
     {
-        const float c = 0.7978845608028654f;
-        for (int i = 0; i < x.Length; i++)
+        Span<float> tmp = stackalloc float[2 * TanhChunk];
+        for (int i = 0; i < x.Length;)
         {
-            float v = x[i];
-            x[i] = 0.5f * v * (1f + MathF.Tanh(c * (v + 0.044715f * v * v * v)));
+            int len = x.Length - i < 2 * TanhChunk ? x.Length - i : TanhChunk; // the last chunk: TanhChunk to 2 TanhChunk - 1
+            GeluTanh(x.Slice(i, len), tmp[..len]);
+            i += len;
         }
+    }
+
+    private const int TanhChunk = 256;
+
+    private static void GeluTanh(Span<float> x, Span<float> tmp)
+    {
+        TensorPrimitives.Multiply(x, x, tmp);                              // x^2
+        TensorPrimitives.Multiply(tmp, 0.044715f, tmp);
+        TensorPrimitives.Add(tmp, 1f, tmp);                                // 1 + 0.044715 x^2
+        TensorPrimitives.Multiply(tmp, x, tmp);                            // x + 0.044715 x^3
+        TensorPrimitives.Multiply(tmp, 0.7978845608028654f, tmp);
+        TensorPrimitives.Tanh(tmp, tmp);
+        TensorPrimitives.Add(tmp, 1f, tmp);
+        TensorPrimitives.Multiply(tmp, 0.5f, tmp);                         // 0.5 (1 + tanh)
+        TensorPrimitives.Multiply(x, tmp, x);
     }
 
     /// <summary>erf(x) in double precision: its Maclaurin series below |x| = 3, erfc's continued fraction above.</summary>
@@ -262,95 +252,141 @@ public static class Ops
     }
 
     /// <summary>Softmax in place, max subtracted first (TensorPrimitives.SoftMax does not, and large scores overflow); -inf gives exactly 0.</summary>
-    public static void Softmax(Span<float> x)
+    public static void Softmax(Span<float> x) => Softmax(x, Isa.Best);
+
+    internal static void Softmax(Span<float> x, IsaPath path)
     {
-        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
-        if (Vector512.IsHardwareAccelerated && x.Length >= 16 && x.Length % 16 == 0)
+        ref float r = ref MemoryMarshal.GetReference(x);
+        switch (SoftmaxLanes(path, x.Length))
         {
-            Softmax512(ref r, x.Length);
-            return;
+            case 16: Softmax<W512, Vector512<float>>(ref r, x.Length); break;
+            case 8: Softmax<W256, Vector256<float>>(ref r, x.Length); break;
+            case 4: Softmax<W128, Vector128<float>>(ref r, x.Length); break;
+            default: SoftmaxScalar(x); break;
         }
-        float max = TensorPrimitives.Max(x);
-        // e = exp(x - max) written in place with its sum (one exp per element; TensorPrimitives.SoftMax takes two),
-        // then one scaling pass.
-        int i = 0;
-        float sum = 0;
-        if (Vector512.IsHardwareAccelerated && x.Length >= 16)
-        {
-            var acc = Vector512<float>.Zero; var m = Vector512.Create(max);
-            for (; i + 16 <= x.Length; i += 16) { var e = Exp(Vector512.LoadUnsafe(ref r, (nuint)i) - m); e.StoreUnsafe(ref r, (nuint)i); acc += e; }
-            sum = Vector512.Sum(acc);
-        }
-        else if (Vector256.IsHardwareAccelerated && x.Length >= 8)
-        {
-            var acc = Vector256<float>.Zero; var m = Vector256.Create(max);
-            for (; i + 8 <= x.Length; i += 8) { var e = Exp(Vector256.LoadUnsafe(ref r, (nuint)i) - m); e.StoreUnsafe(ref r, (nuint)i); acc += e; }
-            sum = Vector256.Sum(acc);
-        }
-        for (; i < x.Length; i++) { float e = Exp(x[i] - max); x[i] = e; sum += e; }
-        TensorPrimitives.Multiply(x, 1f / sum, x);
     }
 
     /// <summary>
-    /// An attention-length row (a multiple of 16: 128 keys and the like) in three inline Vector512 passes, with the
-    /// bits of the general path; per-row library calls cost about half of a 128 x 128 softmax here. Compiled fully
-    /// optimised at once: in tiered code the inliner's budget can run out, and then every exp is a call (5x slower).
+    /// The lanes a row's sum is accumulated in, which fixes its bits: the path's width (8 for rows of 8-15 on V512),
+    /// and rows under 8 scalar on every path, as they always were (a decoder's first steps keep their bits).
     /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void Softmax512(ref float r, int n)
+    internal static int SoftmaxLanes(IsaPath path, int n) => n < 8 ? 1 : path switch
     {
-        var a = Vector512.LoadUnsafe(ref r);
-        for (int j = 16; j < n; j += 16) a = Vector512.Max(a, Vector512.LoadUnsafe(ref r, (nuint)j));
-        var m = Vector512.Create(HorizontalMax(a));
-        var sum = Vector512<float>.Zero;
-        for (int j = 0; j < n; j += 16) { var e = Exp(Vector512.LoadUnsafe(ref r, (nuint)j) - m); e.StoreUnsafe(ref r, (nuint)j); sum += e; }
-        var inv = Vector512.Create(1f / Vector512.Sum(sum));
-        for (int j = 0; j < n; j += 16) (Vector512.LoadUnsafe(ref r, (nuint)j) * inv).StoreUnsafe(ref r, (nuint)j);
+        IsaPath.V512 => n >= 16 ? 16 : 8,
+        IsaPath.V256 => 8,
+        IsaPath.V128 => 4,
+        _ => 1,
+    };
+
+    /// <summary>
+    /// The scalar twin: e = exp(x - max) written in place with its sum (one exp per element; TensorPrimitives.SoftMax
+    /// takes two), then one scaling pass. With <paramref name="lanes"/> &gt; 1 the sum is formed as the vector path
+    /// forms it: the first n - n % lanes values in that many partial sums, reduced by the vector Sum, then the rest in
+    /// order; so it gives the bits of every path (<see cref="SoftmaxLanes"/>).
+    /// </summary>
+    internal static void SoftmaxScalar(Span<float> x, int lanes = 1)
+    {
+        float max = TensorPrimitives.Max(x);
+        int full = lanes > 1 ? x.Length - x.Length % lanes : 0;
+        Span<float> part = stackalloc float[16];
+        part.Clear();
+        for (int i = 0; i < full; i++) { float e = Exp(x[i] - max); x[i] = e; part[i % lanes] += e; }
+        float sum = lanes switch
+        {
+            16 => Vector512.Sum(Vector512.Create<float>(part)),
+            8 => Vector256.Sum(Vector256.Create<float>(part)),
+            4 => Vector128.Sum(Vector128.Create<float>(part)),
+            _ => 0f,
+        };
+        for (int i = full; i < x.Length; i++) { float e = Exp(x[i] - max); x[i] = e; sum += e; }
+        float inv = 1f / sum;
+        for (int i = 0; i < x.Length; i++) x[i] *= inv;
+    }
+
+    /// <summary>
+    /// A row of n &gt;= TV.Count in three inline passes (max, exp and sum, scale), whole vectors then a scalar rest; per-row
+    /// library calls cost about half of a 128 x 128 softmax here. Compiled fully optimised at once: in tiered code the
+    /// inliner's budget can run out, and then every exp is a call (5x slower); and not inlined into the dispatch, for
+    /// the same reason.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Softmax<TW, TV>(ref float r, int n) where TW : IWidth<TV> where TV : struct
+    {
+        int c = TW.Count, full = n - n % c;
+        float max;
+        if (full < n) max = TensorPrimitives.Max(MemoryMarshal.CreateReadOnlySpan(ref r, n)); // its masked last vector beats a scalar rest
+        else
+        {
+            var a = TW.Load(ref r, 0);
+            for (int j = c; j < full; j += c) a = TW.Max(a, TW.Load(ref r, (nuint)j));
+            max = TW.MaxAcross(a);
+        }
+        var m = TW.Broadcast(max);
+        var acc = TW.Broadcast(0f);
+        int k = 0;
+        do { var e = Exp<TW, TV>(TW.Sub(TW.Load(ref r, (nuint)k), m)); TW.Store(e, ref r, (nuint)k); acc = TW.Add(acc, e); k += c; } while (k < full);
+        float sum = TW.Sum(acc);
+        for (int j = full; j < n; j++) { float e = Exp(Unsafe.Add(ref r, j) - max); Unsafe.Add(ref r, j) = e; sum += e; }
+        float inv = 1f / sum;
+        if (full < n)
+        {
+            var all = MemoryMarshal.CreateSpan(ref r, n);
+            TensorPrimitives.Multiply(all, inv, all);
+            return;
+        }
+        var vi = TW.Broadcast(inv);
+        for (int j = 0; j < full; j += c) TW.Store(TW.Mul(TW.Load(ref r, (nuint)j), vi), ref r, (nuint)j);
     }
 
     /// <summary>
     /// Softmax of each of <paramref name="rows"/> rows of <paramref name="cols"/> values (attention scores), the same
-    /// bits as <see cref="Softmax(Span{float})"/> row by row. With Vector512 and rows a multiple of 16 long, two rows go
-    /// through each pass together: a row alone is a chain of dependent steps (max, exp, sum, reciprocal, scale), and
-    /// two independent chains overlap.
+    /// bits as <see cref="Softmax(Span{float})"/> row by row. When rows are whole vectors long, two rows go through each
+    /// pass together: a row alone is a chain of dependent steps (max, exp, sum, reciprocal, scale), and two independent
+    /// chains overlap.
     /// </summary>
-    public static void SoftmaxRows(Span<float> s, int rows, int cols)
+    public static void SoftmaxRows(Span<float> s, int rows, int cols) => SoftmaxRows(s, rows, cols, Isa.Best);
+
+    internal static void SoftmaxRows(Span<float> s, int rows, int cols, IsaPath path)
     {
         if ((long)rows * cols > s.Length) throw new ArgumentException($"{rows} x {cols} scores in a span of {s.Length}", nameof(s));
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated && cols >= 16 && cols % 16 == 0)
+        int i = 0, lanes = SoftmaxLanes(path, cols);
+        if (lanes > 1 && cols % lanes == 0)
             for (; i + 2 <= rows; i += 2)
-                Softmax512x2(ref s[i * cols], ref s[(i + 1) * cols], cols);
-        for (; i < rows; i++) Softmax(s.Slice(i * cols, cols));
+            {
+                ref float a = ref s[i * cols];
+                ref float b = ref s[(i + 1) * cols];
+                switch (lanes)
+                {
+                    case 16: Softmax2<W512, Vector512<float>>(ref a, ref b, cols); break;
+                    case 8: Softmax2<W256, Vector256<float>>(ref a, ref b, cols); break;
+                    default: Softmax2<W128, Vector128<float>>(ref a, ref b, cols); break;
+                }
+            }
+        for (; i < rows; i++) Softmax(s.Slice(i * cols, cols), path);
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void Softmax512x2(ref float r, ref float q, int n)
+    /// <summary>Two rows of n (a multiple of TW.Count) through <see cref="Softmax{TW, TV}"/>'s passes together.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Softmax2<TW, TV>(ref float r, ref float q, int n) where TW : IWidth<TV> where TV : struct
     {
-        Vector512<float> a = Vector512.LoadUnsafe(ref r), b = Vector512.LoadUnsafe(ref q);
-        for (int j = 16; j < n; j += 16) { a = Vector512.Max(a, Vector512.LoadUnsafe(ref r, (nuint)j)); b = Vector512.Max(b, Vector512.LoadUnsafe(ref q, (nuint)j)); }
-        var ma = Vector512.Create(HorizontalMax(a));
-        var mb = Vector512.Create(HorizontalMax(b));
-        Vector512<float> sa = default, sb = default;
-        for (int j = 0; j < n; j += 16)
+        int c = TW.Count;
+        TV a = TW.Load(ref r, 0), b = TW.Load(ref q, 0);
+        for (int j = c; j < n; j += c) { a = TW.Max(a, TW.Load(ref r, (nuint)j)); b = TW.Max(b, TW.Load(ref q, (nuint)j)); }
+        TV ma = TW.Broadcast(TW.MaxAcross(a)), mb = TW.Broadcast(TW.MaxAcross(b));
+        TV sa = TW.Broadcast(0f), sb = TW.Broadcast(0f);
+        int k = 0;
+        do
         {
-            var ea = Exp(Vector512.LoadUnsafe(ref r, (nuint)j) - ma); ea.StoreUnsafe(ref r, (nuint)j); sa += ea;
-            var eb = Exp(Vector512.LoadUnsafe(ref q, (nuint)j) - mb); eb.StoreUnsafe(ref q, (nuint)j); sb += eb;
-        }
-        Vector512<float> ia = Vector512.Create(1f / Vector512.Sum(sa)), ib = Vector512.Create(1f / Vector512.Sum(sb));
-        for (int j = 0; j < n; j += 16)
+            var ea = Exp<TW, TV>(TW.Sub(TW.Load(ref r, (nuint)k), ma)); TW.Store(ea, ref r, (nuint)k); sa = TW.Add(sa, ea);
+            var eb = Exp<TW, TV>(TW.Sub(TW.Load(ref q, (nuint)k), mb)); TW.Store(eb, ref q, (nuint)k); sb = TW.Add(sb, eb);
+            k += c;
+        } while (k < n);
+        TV ia = TW.Broadcast(1f / TW.Sum(sa)), ib = TW.Broadcast(1f / TW.Sum(sb));
+        for (int j = 0; j < n; j += c)
         {
-            (Vector512.LoadUnsafe(ref r, (nuint)j) * ia).StoreUnsafe(ref r, (nuint)j);
-            (Vector512.LoadUnsafe(ref q, (nuint)j) * ib).StoreUnsafe(ref q, (nuint)j);
+            TW.Store(TW.Mul(TW.Load(ref r, (nuint)j), ia), ref r, (nuint)j);
+            TW.Store(TW.Mul(TW.Load(ref q, (nuint)j), ib), ref q, (nuint)j);
         }
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static float HorizontalMax(Vector512<float> v)
-    {
-        var m8 = Vector256.Max(v.GetLower(), v.GetUpper());
-        var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
-        return MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
     }
 
     /// <summary>

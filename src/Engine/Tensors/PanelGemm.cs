@@ -245,7 +245,7 @@ internal static unsafe class PanelGemm
                             Micro<TV>(xpad, KC, kc, pb, tail, nr, false, Prefetch.Share(next, nextFloats, block, blocks, kc), short8);
                             for (int ii = 0; ii < rest; ii++)
                                 AddOrCopy(tail + ii * nr, y + (long)(i + ii) * ldy + j0, cols, add);
-                            if (last) Epilogue(y + (long)i * ldy + j0, rest, cols, ldy, bias is null ? null : bias + j0, gelu);
+                            if (last) Epilogue<TV>(y + (long)i * ldy + j0, rest, cols, ldy, bias is null ? null : bias + j0, gelu);
                         }
                     }
                 }
@@ -312,32 +312,33 @@ internal static unsafe class PanelGemm
             for (int ii = 0; ii < rows; ii++)
                 AddOrCopy(tail + ii * nr, y + (long)ii * ldy, cols, add);
         }
-        if (last) Epilogue(y, rows, cols, ldy, bias, gelu);
+        if (last) Epilogue<TV>(y, rows, cols, ldy, bias, gelu);
     }
 
     /// <summary>
     /// Bias and GELU on a finished tile of <paramref name="rows"/> x <paramref name="cols"/> at stride ldy, while it is
     /// in L1. A full V512 tile row (32 columns) takes two vectors; other widths go through the span routines.
     /// </summary>
-    private static void Epilogue(float* y, int rows, int cols, int ldy, float* bias, bool gelu)
+    private static void Epilogue<TV>(float* y, int rows, int cols, int ldy, float* bias, bool gelu) where TV : struct, IVec<TV>
     {
-        if (cols == 32 && Vector512.IsHardwareAccelerated)
+        if (TV.Count == 16 && cols == 32)
         {
             Vector512<float> b0 = bias is null ? default : Vector512.Load(bias), b1 = bias is null ? default : Vector512.Load(bias + 16);
             for (int r = 0; r < rows; r++, y += ldy)
             {
                 Vector512<float> v0 = Vector512.Load(y) + b0, v1 = Vector512.Load(y + 16) + b1;
-                if (gelu) { v0 = Ops.Gelu(v0); v1 = Ops.Gelu(v1); }
+                if (gelu) { v0 = Ops.Gelu<W512, Vector512<float>>(v0); v1 = Ops.Gelu<W512, Vector512<float>>(v1); }
                 v0.Store(y);
                 v1.Store(y + 16);
             }
             return;
         }
+        var path = TV.Count == 16 ? IsaPath.V512 : TV.Count == 8 ? IsaPath.V256 : IsaPath.V128;
         for (int r = 0; r < rows; r++, y += ldy)
         {
             var row = new Span<float>(y, cols);
             if (bias is not null) System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(bias, cols), row);
-            if (gelu) Ops.GeluErf(row);
+            if (gelu) Ops.GeluErf(row, path);
         }
     }
 
@@ -467,52 +468,4 @@ internal static unsafe class PanelGemm
         Put(c50, c51, y, v, add);
     }
 
-}
-
-/// <summary>The few vector operations the fp32 kernels need, as static members so the JIT specialises it per width.</summary>
-internal unsafe interface IVec<TSelf> where TSelf : struct, IVec<TSelf>
-{
-    static abstract int Count { get; }
-    static abstract TSelf Load(float* p);
-    static abstract TSelf Broadcast(float v);
-    static abstract TSelf Fma(TSelf a, TSelf b, TSelf c);
-    static abstract TSelf Add(TSelf a, TSelf b);
-    static abstract void Store(TSelf v, float* p);
-    static abstract float Sum(TSelf v);
-}
-
-internal unsafe struct V512 : IVec<V512>
-{
-    private Vector512<float> _v;
-    public static int Count => Vector512<float>.Count;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Load(float* p) => new() { _v = Vector512.Load(p) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Broadcast(float v) => new() { _v = Vector512.Create(v) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Fma(V512 a, V512 b, V512 c) => new() { _v = Vector512.FusedMultiplyAdd(a._v, b._v, c._v) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Add(V512 a, V512 b) => new() { _v = a._v + b._v };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V512 v, float* p) => v._v.Store(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 v) => Vector512.Sum(v._v);
-}
-
-internal unsafe struct V256 : IVec<V256>
-{
-    private Vector256<float> _v;
-    public static int Count => Vector256<float>.Count;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Load(float* p) => new() { _v = Vector256.Load(p) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Broadcast(float v) => new() { _v = Vector256.Create(v) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 a, V256 b, V256 c) => new() { _v = Vector256.FusedMultiplyAdd(a._v, b._v, c._v) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Add(V256 a, V256 b) => new() { _v = a._v + b._v };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V256 v, float* p) => v._v.Store(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 v) => Vector256.Sum(v._v);
-}
-
-internal unsafe struct V128 : IVec<V128>
-{
-    private Vector128<float> _v;
-    public static int Count => Vector128<float>.Count;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Load(float* p) => new() { _v = Vector128.Load(p) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Broadcast(float v) => new() { _v = Vector128.Create(v) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 a, V128 b, V128 c) => new() { _v = Vector128.FusedMultiplyAdd(a._v, b._v, c._v) };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Add(V128 a, V128 b) => new() { _v = a._v + b._v };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V128 v, float* p) => v._v.Store(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V128 v) => Vector128.Sum(v._v);
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Workbench.Engine.Formats;
 
 namespace Workbench.Engine.Text;
 
@@ -22,13 +23,27 @@ public sealed class Corpus
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new ArgumentException($"corpus file '{path}' does not exist", nameof(path));
-        return FromText(File.ReadAllText(path), path, minWords);
+        ArgumentOutOfRangeException.ThrowIfNegative(minWords);
+        // A text file of n bytes becomes at most ~2n chars of documents: nothing is sized from its content.
+        var docs = ParseDocuments(File.ReadAllText(path), minWords);
+        if (docs.Count < 2) throw new ModelFormatException(path, "documents", 0, TooFew(docs.Count, minWords));
+        return new Corpus(path, docs);
     }
 
     public static Corpus FromText(string text, string source = "text", int minWords = 3)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentOutOfRangeException.ThrowIfNegative(minWords);
+        var docs = ParseDocuments(text, minWords);
+        if (docs.Count < 2) throw new ArgumentException($"corpus '{source}': {TooFew(docs.Count, minWords)}", nameof(text));
+        return new Corpus(source, docs);
+    }
+
+    private static string TooFew(int count, int minWords) =>
+        $"holds {count} document(s) of at least {minWords} words (documents are separated by blank lines); at least 2 are needed to keep calibration and evaluation text apart";
+
+    private static List<string> ParseDocuments(string text, int minWords)
+    {
         var docs = new List<string>();
         var block = new StringBuilder();
         void Flush()
@@ -37,17 +52,16 @@ public sealed class Corpus
             block.Clear();
             if (doc.Length > 0 && doc.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length >= minWords) docs.Add(doc);
         }
-        foreach (var raw in text.Split('\n'))
+        // Line ends may be LF, CRLF or (old Mac files) CR alone.
+        foreach (var raw in text.Replace("\r\n", "\n").Replace('\r', '\n').Split('\n'))
         {
-            var line = raw.TrimEnd('\r').Trim();
+            var line = raw.Trim();
             if (line.Length == 0) { Flush(); continue; }
             if (block.Length > 0) block.Append(' ');
             block.Append(line);
         }
         Flush();
-        if (docs.Count < 2)
-            throw new ArgumentException($"corpus '{source}' holds {docs.Count} document(s) of at least {minWords} words; at least 2 are needed to keep calibration and evaluation text apart", nameof(text));
-        return new Corpus(source, docs);
+        return docs;
     }
 
     /// <summary>

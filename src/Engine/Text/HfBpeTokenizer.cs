@@ -25,9 +25,8 @@ public sealed class HfBpeTokenizer : ITextTokenizer
 
     public static HfBpeTokenizer Load(string path, int? expectedVocab = null)
     {
-        JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
-        catch (JsonException e) { throw new ModelFormatException(path, "json", e.BytePositionInLine ?? 0, $"malformed JSON: {e.Message}", e); }
+        var root = JsonFiles.Parse(path, File.ReadAllBytes(path), "json").RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new ModelFormatException(path, "json", 0, "tokenizer.json is not a JSON object");
         return new HfBpeTokenizer(path, root, expectedVocab);
     }
 
@@ -35,21 +34,31 @@ public sealed class HfBpeTokenizer : ITextTokenizer
     {
         if (!root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
             throw new ModelFormatException(path, "model", 0, "missing");
-        string type = model.TryGetProperty("type", out var ty) ? ty.GetString() ?? "" : "";
+        string type = model.TryGetProperty("type", out var ty) ? JsonFiles.Str(ty) ?? "" : "";
         if (type != "BPE") throw new ModelFormatException(path, "model.type", 0, $"'{type}' is not supported (only SentencePiece-style BPE)");
         if (!model.TryGetProperty("vocab", out var vocab) || vocab.ValueKind != JsonValueKind.Object)
             throw new ModelFormatException(path, "model.vocab", 0, "missing or not an object");
         _vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        int maxId = MaxId(vocab, root);
         foreach (var p in vocab.EnumerateObject())
         {
-            if (!p.Value.TryGetInt32(out int id) || id < 0 || id > 10_000_000)
-                throw new ModelFormatException(path, $"model.vocab[{p.Name}]", 0, "id is not a plausible non-negative integer");
+            // Ids index the piece table, so they are bounded by the entries present, not by a constant.
+            if (!JsonFiles.TryInt32(p.Value, out int id) || id < 0 || id > maxId)
+                throw new ModelFormatException(path, $"model.vocab[{p.Name}]", 0, $"id {p.Value.GetRawText()} is not a non-negative integer below the number of entries");
+            // A byte-fallback piece must name a byte: <0xZZ> would fail only when decoded.
+            if (p.Name.Length == 6 && p.Name.StartsWith("<0x", StringComparison.Ordinal) && p.Name[5] == '>' && !IsHexByte(p.Name.AsSpan(3, 2)))
+                throw new ModelFormatException(path, $"model.vocab[{p.Name}]", 0, "byte piece is not <0x00>..<0xFF>");
             _vocab[p.Name] = id;
         }
+        if (_vocab.Count == 0) throw new ModelFormatException(path, "model.vocab", 0, "the vocabulary is empty");
         if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array)
             foreach (var a in added.EnumerateArray())
-                if (a.TryGetProperty("content", out var c) && a.TryGetProperty("id", out var i) && i.TryGetInt32(out int aid))
-                    _vocab.TryAdd(c.GetString() ?? "", aid);
+                if (a.ValueKind == JsonValueKind.Object && a.TryGetProperty("content", out var c) && a.TryGetProperty("id", out var i))
+                {
+                    if (JsonFiles.Str(c) is not { } content || !JsonFiles.TryInt32(i, out int aid) || aid < 0 || aid > maxId)
+                        throw new ModelFormatException(path, "added_tokens", 0, $"entry {a.GetRawText()} needs a string content and an id below the number of entries");
+                    _vocab.TryAdd(content, aid);
+                }
         int size = _vocab.Values.Max() + 1;
         if (expectedVocab is { } ev && size != ev)
             throw new ModelFormatException(path, "model.vocab", 0, $"{size} pieces for a model vocabulary of {ev}");
@@ -67,9 +76,9 @@ public sealed class HfBpeTokenizer : ITextTokenizer
             {
                 (string a, string b) pair = m.ValueKind switch
                 {
-                    JsonValueKind.String when m.GetString()!.Split(' ') is [var x, var y] => (x, y),
-                    JsonValueKind.Array when m.GetArrayLength() == 2 => (m[0].GetString()!, m[1].GetString()!),
-                    _ => throw new ModelFormatException(path, $"model.merges[{rank}]", 0, "not a pair"),
+                    JsonValueKind.String when JsonFiles.Str(m)?.Split(' ') is [var x, var y] => (x, y),
+                    JsonValueKind.Array when m.GetArrayLength() == 2 && JsonFiles.Str(m[0]) is { } x && JsonFiles.Str(m[1]) is { } y => (x, y),
+                    _ => throw new ModelFormatException(path, $"model.merges[{rank}]", 0, "not a pair of strings"),
                 };
                 _ranks.TryAdd(pair, rank++);
             }
@@ -80,6 +89,12 @@ public sealed class HfBpeTokenizer : ITextTokenizer
         // Llama's tokenizer.json prepends U+2581 (a Prepend normalizer or a Metaspace pre-tokenizer); so do we unless told otherwise.
         _prependSpace = !root.GetRawText().Contains("\"prepend_scheme\":\"never\"", StringComparison.Ordinal);
     }
+
+    // Ids beyond vocab + added_tokens entries would leave holes in the piece table (and let a number allocate it).
+    private static int MaxId(JsonElement vocab, JsonElement root) =>
+        vocab.GetPropertyCount() + (root.TryGetProperty("added_tokens", out var a) && a.ValueKind == JsonValueKind.Array ? a.GetArrayLength() : 0) + 256;
+
+    private static bool IsHexByte(ReadOnlySpan<char> s) => s.Length == 2 && char.IsAsciiHexDigit(s[0]) && char.IsAsciiHexDigit(s[1]);
 
     public int[] Encode(string text, bool bos = true)
     {
@@ -117,7 +132,7 @@ public sealed class HfBpeTokenizer : ITextTokenizer
             int id = ids[i];
             if (id == BosId || id == EosId || (uint)id >= (uint)_pieces.Length) continue;
             string p = _pieces[id];
-            if (p.Length == 6 && p.StartsWith("<0x", StringComparison.Ordinal) && p[5] == '>')
+            if (p.Length == 6 && p.StartsWith("<0x", StringComparison.Ordinal) && p[5] == '>' && IsHexByte(p.AsSpan(3, 2)))
             {
                 bytes.Add(Convert.ToByte(p.Substring(3, 2), 16));
                 continue;

@@ -20,14 +20,16 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     public static SentencePieceTokenizer Load(string path, int? expectedVocab = null)
     {
         LlamaTokenizer tok;
+        using var f = File.OpenRead(path); // a missing or unreadable file is not a format error
         try
         {
-            using var f = File.OpenRead(path);
             tok = LlamaTokenizer.Create(f, addBeginOfSentence: false, addEndOfSentence: false);
         }
-        catch (Exception e) when (e is not IOException)
+        // Google.Protobuf's InvalidProtocolBufferException derives from IOException; the tokenizer library throws
+        // ArgumentException, InvalidOperationException and others for pieces it cannot use. All are the file's fault.
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new ModelFormatException(path, "ModelProto", 0, $"not a readable SentencePiece model ({e.Message})", e);
+            throw new ModelFormatException(path, "ModelProto", 0 /* the library does not say where parsing stopped */, $"not a readable SentencePiece model ({e.GetType().Name}: {e.Message.Split('\n')[0]})", e);
         }
         var t = new SentencePieceTokenizer(tok);
         if (expectedVocab is { } v && t.VocabSize != v)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Workbench.Engine.LowBit;
 using Workbench.Engine.Models;
+using Workbench.Engine.Quantization;
 using Workbench.Engine.Redundancy;
 using Workbench.Engine.Requests;
 using Workbench.Engine.Text;

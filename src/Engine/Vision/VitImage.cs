@@ -10,6 +10,12 @@ namespace Workbench.Engine.Vision;
 public sealed record VitImage
 {
     public const int Size = VitModel.ImageSize;
+
+    /// <summary>
+    /// Largest image decoded: 50 megapixels (200 MB of RGBA). The dimensions come from the header (SKCodec reads them
+    /// without decoding), so a small file claiming a huge image is refused before any pixel buffer exists.
+    /// </summary>
+    public const long MaxPixels = 50_000_000;
     public byte[] Hwc { get; }
 
     public VitImage(byte[] hwc)
@@ -45,7 +51,16 @@ public sealed record VitImage
             throw new ModelFormatException(name, "image", 0, "not a decodable image (expected PNG or JPEG)");
         if (codec.EncodedFormat is not (SKEncodedImageFormat.Png or SKEncodedImageFormat.Jpeg))
             throw new ModelFormatException(name, "image", 0, $"unsupported image format {codec.EncodedFormat} (expected PNG or JPEG)");
-        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        int w = codec.Info.Width, h = codec.Info.Height;
+        if (w <= 0 || h <= 0)
+            throw new ModelFormatException(name, w <= 0 ? "width" : "height", 0, $"image header gives {w}x{h} pixels");
+        if ((long)w * h > MaxPixels)
+            throw new ModelFormatException(name, "width x height", 0, $"image header claims {w}x{h} = {(long)w * h:N0} pixels, over the limit of {MaxPixels:N0}");
+        // Compressed data cannot describe more than ~1032 pixels per byte (deflate's limit; JPEG needs more bytes still),
+        // so a header claiming far more pixels than the bytes could carry is a forged header, refused before decoding.
+        if ((long)w * h > 1032L * 4 * encoded.Length + 1_000_000)
+            throw new ModelFormatException(name, "width x height", 0, $"image header claims {w}x{h} pixels, more than {encoded.Length} bytes can encode");
+        var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var full = new SKBitmap(info);
         var result = codec.GetPixels(info, full.GetPixels());
         if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput) || (result == SKCodecResult.IncompleteInput && codec.Info.Width * codec.Info.Height == 0))

@@ -4,16 +4,9 @@ using System.Text;
 using Microsoft.DotNet.Interactive.Formatting;
 using Plotly.NET;
 using Workbench.Engine.Models;
-using Decoder = Workbench.Engine.Models.Decoder;
 using Workbench.Engine.Redundancy;
 
 namespace Workbench.Interactive.Charts;
-
-/// <summary>Two or more generations of one prompt side by side (full model, pruned models).</summary>
-public sealed record StoryComparison(string Prompt, IReadOnlyList<Story> Stories);
-
-/// <summary>One generation: its label, what was dropped (empty: the full model) and the engine's result.</summary>
-public sealed record Story(string Label, IReadOnlyList<ModuleRef> Dropped, GenerationResult Result);
 
 /// <summary>
 /// Formatters and charts for redundancy analysis and layer dropping: the importance heatmap (layers x block / attention /
@@ -205,18 +198,6 @@ public static class RedundancyCharts
         layout.SetProperty("height", 300);
         layout.SetProperty("showlegend", false);
         return Plot.Figure([bar], layout);
-    }
-
-    /// <summary>Generates <paramref name="steps"/> positions from <paramref name="prompt"/> with each drop (greedy, deterministic).</summary>
-    public static StoryComparison Stories(Decoder model, string prompt, int steps, params (string Label, IReadOnlyList<ModuleRef> Dropped)[] variants)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(prompt);
-        ArgumentNullException.ThrowIfNull(variants);
-        if (variants.Length == 0) throw new ArgumentException("no variants to generate with", nameof(variants));
-        var stories = variants.Select(v => new Story(v.Label, v.Dropped.ToArray(),
-            model.Generate(prompt, steps, temperature: 0f, skips: Modules.ToSkips(v.Dropped)))).ToArray();
-        return new StoryComparison(prompt, stories);
     }
 
     internal static string StoriesHtml(StoryComparison c)

@@ -2,6 +2,7 @@ using Microsoft.DotNet.Interactive;
 using Microsoft.DotNet.Interactive.Commands;
 using Microsoft.DotNet.Interactive.Directives;
 using Workbench.Engine.Models;
+using Workbench.Engine.Requests;
 
 namespace Workbench.Interactive.Directives;
 
@@ -34,9 +35,9 @@ internal static class ModelDirective
         {
             var variable = string.IsNullOrWhiteSpace(command.As) ? "model" : command.As.Trim().Trim('"');
             if (!Microsoft.CodeAnalysis.CSharp.SyntaxFacts.IsValidIdentifier(variable))
-                return Magic.RunAsync(context, Name, _ => throw new ArgumentException($"--as '{variable}' is not a C# identifier", "as"));
+                return Magic.RunAsync(context, Name, _ => throw new OptionException("--as", $"--as '{variable}' is not a C# identifier"));
             return Magic.RunAsync(context, Name,
-                _ => Task.Run<object?>(() => ModelHub.Load(command.Name?.Trim().Trim('"') ?? throw new ArgumentException("--name is required", "name"))),
+                _ => Task.Run<object?>(() => ModelHub.Load(command.Name?.Trim().Trim('"') ?? throw new OptionException("--name", "--name is required"))),
                 variable);
         });
     }

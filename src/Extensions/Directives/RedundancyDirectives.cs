@@ -1,9 +1,8 @@
-using System.Globalization;
 using Microsoft.DotNet.Interactive;
 using Microsoft.DotNet.Interactive.Commands;
 using Microsoft.DotNet.Interactive.Directives;
-using Workbench.Engine.Models;
 using Workbench.Engine.Redundancy;
+using Workbench.Engine.Requests;
 
 namespace Workbench.Interactive.Directives;
 
@@ -56,13 +55,12 @@ internal static class RedundancyDirectives
         AddShared(redundancy, "redundancy");
         kernel.AddDirective<RedundancyCommand>(redundancy, (c, context) => Run(context, Redundancy, c.As, "redundancy", token =>
         {
-            var g = Names.ParseGranularity(Text(c.Granularity), "--granularity");
-            var progress = LiveProgress.Start(context, $"importance of {Text(c.Model)}", 2);
-            var inputs = Prepare(c.Model, c.Samples, c.Seq, c.Seed, c.Corpus);
-            progress.Report(1, inputs.Calibration.ToString());
-            var result = RedundancyAnalysis.Run(inputs, g, token);
-            progress.Complete($"{result.Scores.Tokens} tokens");
-            return result;
+            var request = new RedundancyRequest
+            {
+                Model = Text(c.Model)!, Granularity = Text(c.Granularity)!,
+                Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus),
+            };
+            return request.Run(Magic.Bar(LiveProgress.Start(context, $"importance of {request.Model}", 2)), token);
         }));
 
         var drop = new KernelActionDirective(Drop)
@@ -84,7 +82,7 @@ internal static class RedundancyDirectives
     {
         var v = Text(variable) ?? fallback;
         if (!Microsoft.CodeAnalysis.CSharp.SyntaxFacts.IsValidIdentifier(v))
-            return Magic.RunAsync(context, name, _ => throw new ArgumentException($"--as '{v}' is not a C# identifier", "--as"));
+            return Magic.RunAsync(context, name, _ => throw new OptionException("--as", $"--as '{v}' is not a C# identifier"));
         return Magic.RunAsync(context, name, token => Task.Run(() => work(token), token), v);
     }
 
@@ -101,61 +99,20 @@ internal static class RedundancyDirectives
 
     private static object? RunDrop(DropCommand c, KernelInvocationContext context, CancellationToken token)
     {
-        var g = Names.ParseGranularity(Text(c.Granularity), "--granularity");
-        var strategy = Names.ParseStrategy(Text(c.Strategy) ?? "one-shot", "--strategy");
-        int k = Int(c.Count, "--count") ?? throw new ArgumentException("--count is required", "--count");
-        var never = Layers(c.Never, "--never");
-        var inputs = Prepare(c.Model, c.Samples, c.Seq, c.Seed, c.Corpus);
-        Modules.CheckLayers(inputs.Model.Config, never, "--never");
-        int available = Modules.Of(inputs.Model.Config, g).Count(m => !never.Contains(m.Layer));
-        if (k < 0 || k > available)
-            throw new ArgumentOutOfRangeException("--count", k, $"--count {k}: {Names.Of(g)} has {available} droppable modules in '{inputs.Model.Name}'");
-        bool speed = !c.NoSpeed;
-        if (c.Sweep)
+        var request = new DropRequest
         {
-            var progress = LiveProgress.Start(context, $"{Names.Of(g)} drop sweep on {inputs.Model.Name} (k = 0..{k})", k + 1);
-            var evaluator = new DropEvaluator(inputs.Model, inputs.Split);
-            var sweep = DropSweep.Run(evaluator, inputs.Calibration.Sequences, g, strategy, k, never, speed, token,
-                new Progress(i => progress.Report(i, i == 0 ? "plan ready" : $"k = {i - 1} evaluated")));
-            progress.Complete();
-            return sweep;
-        }
-        var bar = LiveProgress.Start(context, $"drop {k} {Names.Of(g)} modules of {inputs.Model.Name}", 1);
-        var run = DropRun.Run(inputs, g, k, strategy, never, speed, cancel: token);
-        bar.Complete(string.Join(" ", run.Plan.Dropped));
-        return run;
-    }
+            Model = Text(c.Model)!, Granularity = Text(c.Granularity)!,
+            Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus),
+            Count = Parse.Int(Text(c.Count), "--count"), Strategy = Text(c.Strategy) ?? "one-shot", Never = Text(c.Never),
+            Sweep = c.Sweep, NoSpeed = c.NoSpeed,
+        };
+        int k = request.Count ?? 0; // a missing --count fails in Run, which checks every option
 
-    /// <summary>Synchronous IProgress (System.Progress posts to a context, which would reorder the updates).</summary>
-    private sealed class Progress(Action<int> report) : IProgress<int>
-    {
-        public void Report(int value) => report(value);
-    }
-
-    private static RedundancyInputs Prepare(string? model, string? samples, string? seq, string? seed, string? corpus)
-    {
-        var name = Text(model) ?? throw new ArgumentException("--model is required", "--model");
-        var loaded = ModelHub.Load(name);
-        if (loaded is not (Decoder or Encoder))
-            throw new ArgumentException($"--model '{name}' is a {loaded.GetType().Name}: layer dropping here needs a text decoder or encoder (stories260K, babyllama, minilm)", "--model");
-        int? n = Int(samples, "--samples"), l = Int(seq, "--seq");
-        if (n is <= 0) throw new ArgumentOutOfRangeException("--samples", n, $"--samples {n} must be positive");
-        if (l is < 2) throw new ArgumentOutOfRangeException("--seq", l, $"--seq {l} must be at least 2");
-        if (l > loaded.Config.MaxSeq) throw new ArgumentOutOfRangeException("--seq", l, $"--seq {l}: '{loaded.Name}' holds at most {loaded.Config.MaxSeq} positions");
-        var path = Text(corpus);
-        if (path is not null && !File.Exists(path)) throw new ArgumentException($"--corpus '{path}' does not exist", "--corpus");
-        return RedundancyInputs.Prepare(loaded, n, l, Int(seed, "--seed") ?? 0, path);
+        var bar = c.Sweep
+            ? LiveProgress.Start(context, $"{Text(c.Granularity)} drop sweep on {request.Model} (k = 0..{k})", k + 1)
+            : LiveProgress.Start(context, $"drop {k} {Text(c.Granularity)} modules of {request.Model}", 1);
+        return request.Run(Magic.Bar(bar), token);
     }
 
     internal static string? Text(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim().Trim('"');
-
-    internal static int? Int(string? s, string option) => Text(s) is not { } t ? null
-        : int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
-        : throw new ArgumentException($"{option} '{t}' is not an integer", option);
-
-    internal static int[] Layers(string? s, string option) => Text(s) is not { } t ? []
-        : t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(x => int.TryParse(x, NumberStyles.Integer, CultureInfo.InvariantCulture, out int l) ? l
-                : throw new ArgumentException($"'{x}' in {option} '{t}' is not a layer index", option))
-            .Distinct().ToArray();
 }

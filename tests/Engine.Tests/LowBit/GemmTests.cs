@@ -24,11 +24,11 @@ public class GemmTests
         var x = new float[n * cols];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 6 - 3);
         x[0] = 40f; // one large activation: the others quantize to small values, as in real layers
-        var m = BitLinear.PackTernary(t, format);
+        var m = t.Pack(format);
         using var reference = m.CreateWorkspace(1, 1);
         var expected = new float[n * rows];
         for (int k = 0; k < n; k++) m.Gemv(x.AsSpan(k * cols, cols), expected.AsSpan(k * rows, rows), reference, IsaPath.Scalar);
-        foreach (var path in LowBitIsa.SupportedPaths)
+        foreach (var path in Isa.SupportedPaths)
             foreach (int threads in new[] { 1, 2 })
             {
                 using var ws = m.CreateWorkspace(threads, n);
@@ -51,7 +51,6 @@ public class CostTableTests
         long expected = 30 * (layer / 4 + 7 * 4) + 128256L * 2560 + 4 * 128256L;
         Assert.Equal(expected, c.WeightBytesPerToken);
         Assert.Equal(expected / 0.1 / 1e9, c.MeasuredGBps, 6);
-        Assert.Equal(1, Workbench.Engine.Costs.LowBitCosts.ToDataFrame([c]).Rows.Count);
     }
 }
 
@@ -60,7 +59,7 @@ public class SignedTableTests
     [Fact, Trait("Category", "Simd")]
     public void TL2SignedTablesHoldEveryEntryAndItsNegation()
     {
-        if (!LowBitIsa.Supported(IsaPath.V512)) return; // the V512 tables are built only for that path
+        if (!Isa.Supported(IsaPath.V512)) return; // the V512 tables are built only for that path
         var m = TL2.Pack(new sbyte[24], 1, 24, 1f);
         var a = (TL2.Activations)m.CreateActivationBuffer();
         var q = new sbyte[24];

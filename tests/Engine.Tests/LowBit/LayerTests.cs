@@ -40,9 +40,9 @@ public class LayerTests
         var tw = AbsMeanTernary.Quantize(w, rows, cols);
         var q = new sbyte[cols];
         float a = AbsMaxInt8.Quantize(x, q);
-        foreach (var path in LowBitIsa.SupportedPaths)
+        foreach (var path in Isa.SupportedPaths)
         {
-            using var layer = new BitLinear(BitLinear.PackTernary(tw, format), path: path);
+            using var layer = new BitLinear(tw.Pack(format), path: path);
             var y = new float[rows];
             layer.Forward(x, y);
             for (int r = 0; r < rows; r++)
@@ -65,7 +65,7 @@ public class LayerTests
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         foreach (var f in new[] { LowBitFormat.I2S, LowBitFormat.TL1, LowBitFormat.TL2 })
         {
-            var m = BitLinear.PackTernary(t, f);
+            var m = t.Pack(f);
             using var ws1 = m.CreateWorkspace(1, n);
             using var ws2 = m.CreateWorkspace(2, n);
             var y1 = new float[n * rows];
@@ -98,7 +98,7 @@ public class LayerTests
         Assert.Throws<ArgumentException>(() => m.Gemv(new float[] { 1, float.NaN, 0, 0 }, new float[3], ws));
         var a = m.CreateActivationBuffer();
         a.Load(new sbyte[4], 1f, IsaPath.Scalar);
-        if (LowBitIsa.Supported(IsaPath.V128))
+        if (Isa.Supported(IsaPath.V128))
             Assert.Throws<ArgumentException>(() => m.MatVec(a, IsaPath.V128)); // prepared for another path
         var other = TL1.Pack(new sbyte[12], 3, 4, 1f);
         Assert.Throws<ArgumentException>(() => other.MatVec(a, IsaPath.Scalar)); // buffer of another format
@@ -112,10 +112,10 @@ public class LayerTests
     public void CostModelBytesEqualPackedBytes(int rows, int cols)
     {
         var t = new sbyte[rows * cols];
-        Assert.Equal(I2S.Pack(t, rows, cols, 1f).WeightBytes, LowBitCosts.WeightBytes(LowBitFormat.I2S, rows, cols));
-        Assert.Equal(TL1.Pack(t, rows, cols, 1f).WeightBytes, LowBitCosts.WeightBytes(LowBitFormat.TL1, rows, cols));
-        Assert.Equal(TL2.Pack(t, rows, cols, 1f).WeightBytes, LowBitCosts.WeightBytes(LowBitFormat.TL2, rows, cols));
-        Assert.Equal(Int8.Pack(t, new float[rows], rows, cols).WeightBytes, LowBitCosts.WeightBytes(LowBitFormat.Int8, rows, cols));
+        Assert.Equal(I2S.Pack(t, rows, cols, 1f).WeightBytes, LowBitFormats.WeightBytes(LowBitFormat.I2S, rows, cols));
+        Assert.Equal(TL1.Pack(t, rows, cols, 1f).WeightBytes, LowBitFormats.WeightBytes(LowBitFormat.TL1, rows, cols));
+        Assert.Equal(TL2.Pack(t, rows, cols, 1f).WeightBytes, LowBitFormats.WeightBytes(LowBitFormat.TL2, rows, cols));
+        Assert.Equal(Int8.Pack(t, new float[rows], rows, cols).WeightBytes, LowBitFormats.WeightBytes(LowBitFormat.Int8, rows, cols));
         var c = LowBitCosts.ForGemv(LowBitFormat.I2S, rows, cols);
         Assert.Equal((long)rows * cols, c.IntAdds);
         Assert.Equal(c.WeightBytes * EnergyModel.Horowitz2014.DramPjPerByte, c.MemoryEnergyPj, 6);

@@ -60,6 +60,18 @@ public class CommandTests
         Assert.Equal(s.GetProperty("kv_cache_bytes_full").GetInt64() * 3 / 5, s.GetProperty("kv_cache_bytes").GetInt64());
     }
 
+    [Fact]
+    public void Drop_no_speed_skips_the_speed_runs_and_keeps_quality_and_predictions()
+    {
+        var (exit, stdout, stderr) = Invoke("drop", "--model", "stories260K", "--granularity", "mlp", "--count", "1", "--samples", "2", "--seq", "64", "--no-speed", "--json");
+        Assert.True(exit == 0, stderr);
+        var doc = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(JsonValueKind.Null, doc.GetProperty("speed").GetProperty("decode_tokens_per_s").ValueKind);
+        Assert.True(doc.GetProperty("quality").GetProperty("kl").GetDouble() > 0);
+        Assert.Equal(5L * 2 * 4 * 64 * 32, doc.GetProperty("predicted").GetProperty("kv_cache_bytes").GetInt64()); // an MLP drop keeps every cache
+        Assert.Equal(1, doc.GetProperty("dropped").GetArrayLength());
+    }
+
     [Theory]
     [InlineData("drop", "--model", "stories260K", "--granularity", "heads", "--count", "1")]
     [InlineData("drop", "--model", "stories260K", "--granularity", "mlp", "--count", "9")]

@@ -76,18 +76,6 @@ public class ImportanceTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Heatmap_table_has_a_row_per_layer()
-    {
-        var m = Shared.Baby;
-        var s = Importance.Measure(m.Model, Shared.Calibration(m, 2, 32));
-        var df = s.ToDataFrame();
-        Assert.Equal(m.Config.Layers, df.Rows.Count);
-        Assert.Equal(["layer", "block", "attention", "mlp"], df.Columns.Select(c => c.Name));
-        Assert.Equal(s.Mlp[2], (double)df["mlp"][2]);
-        Assert.Equal(3 * m.Config.Layers, s.ToLongDataFrame().Rows.Count);
-    }
-
-    [Fact]
     public void Bad_input_names_the_parameter()
     {
         var m = Shared.Stories;

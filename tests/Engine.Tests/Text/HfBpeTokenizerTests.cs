@@ -15,7 +15,10 @@ public sealed class HfBpeTokenizerTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("wb-tokjson-").FullName;
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private string WriteTokenizerJson(Llama2cTokenizer t)
+    private string WriteTokenizerJson(Llama2cTokenizer t) => WriteTokenizerJson(t, _dir);
+
+    /// <summary>Writes dir/tokenizer.json from a llama2.c vocabulary (also the fuzz suite's seed).</summary>
+    internal static string WriteTokenizerJson(Llama2cTokenizer t, string dir)
     {
         var pieces = Enumerable.Range(0, t.VocabSize).Select(i => Encoding.UTF8.GetString(t.Piece(i)).Replace(' ', '\u2581')).ToArray();
         pieces[0] = "<unk>"; pieces[1] = "<s>"; pieces[2] = "</s>";
@@ -36,7 +39,7 @@ public sealed class HfBpeTokenizerTests : IDisposable
             normalizer = new { type = "Sequence", normalizers = new object[] { new { type = "Prepend", prepend = "\u2581" }, new { type = "Replace", pattern = new { String = " " }, content = "\u2581" } } },
             model = new { type = "BPE", vocab = index, merges, byte_fallback = true, unk_token = "<unk>", fuse_unk = true },
         };
-        var path = Path.Combine(_dir, "tokenizer.json");
+        var path = Path.Combine(dir, "tokenizer.json");
         File.WriteAllText(path, JsonSerializer.Serialize(json));
         return path;
     }
