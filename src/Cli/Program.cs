@@ -15,6 +15,7 @@ Command[] verbs =
     PyramidDropCommand.Create(),
     FastVCommand.Create(),
     BitNetCommand.Create(),
+    TrainCommand.Create(),
     LogitsCommand.Create(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);

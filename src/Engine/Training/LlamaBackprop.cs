@@ -1,0 +1,411 @@
+using System.Numerics.Tensors;
+using Workbench.Engine.Models;
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.Training;
+
+/// <summary>
+/// Reverse-mode gradients of the Llama decoder's mean next-token cross-entropy, written out layer by layer as llm.c
+/// does: <see cref="Forward"/> runs a batch of sequences (each row causal on its own, positions 0..T-1) and keeps what
+/// the backward needs; <see cref="Backward"/> walks the chain rule back from the loss. All rows of the batch go through
+/// the linear layers together ([B*T, in]); attention is per sequence. With <c>qat</c> every block linear runs BitNet
+/// b1.58 (ternary absmean weights, per-token int8 absmax inputs) forward and straight-through backward.
+/// Deterministic: every sum has a fixed order whatever the thread count.
+/// </summary>
+public sealed class LlamaBackprop
+{
+    public ModelConfig Config { get; }
+    public bool Qat { get; }
+    public ModuleSkips Skips { get; }
+    public int Threads { get; }
+
+    private readonly int _l, _d, _kv, _hd, _heads, _group, _mlp, _vocab;
+    private int _b, _t, _n;
+    private int[] _inputs = [], _targets = [];
+    private float[] _cos = [], _sin = [];
+    // per layer: residual in, attention norm (1/rms), normed input, its quantized copy, q/k/v (rotated), probabilities,
+    // attention output and its quantized copy, residual mid, MLP norm, normed input (+ quantized), gate, up, sigmoid(gate), product (+ quantized)
+    private float[][] _xIn = [], _rAtt = [], _hAtt = [], _hAttQ = [], _q = [], _k = [], _v = [], _att = [], _o = [], _oQ = [],
+        _xMid = [], _rFfn = [], _hFfn = [], _hFfnQ = [], _g = [], _u = [], _sig = [], _a = [], _aQ = [];
+    private float[] _x = [], _rFinal = [], _xf = [], _probs = [], _tmp = [];
+    // backward scratch
+    private float[] _dx = [], _dh = [], _dq = [], _dk = [], _dv = [], _dO = [], _dA = [], _dG = [], _dU = [], _dLogits = [], _dyT = [];
+    // the weights the forward used: the parameters themselves, or their ternary STE values under QAT
+    private float[] _wq = [], _wk = [], _wv = [], _wo = [], _w1 = [], _w2 = [], _w3 = [];
+    private bool _haveForward;
+
+    public LlamaBackprop(ModelConfig config, bool qat = false, ModuleSkips? skips = null, int threads = 0)
+    {
+        if (config.Family != ModelFamily.Llama) throw new ArgumentException($"training covers Llama decoders, not {config.Family}", nameof(config));
+        Config = config;
+        Qat = qat;
+        Skips = skips ?? ModuleSkips.None;
+        Skips.Check(config, nameof(skips));
+        Threads = threads <= 0 ? Environment.ProcessorCount : threads;
+        _l = config.Layers; _d = config.Dim; _kv = config.KvDim; _hd = config.HeadDim; _heads = config.Heads;
+        _group = config.Heads / config.KvHeads; _mlp = config.MlpDim; _vocab = config.Vocab;
+    }
+
+    /// <summary>Softmax of the last forward's logits, [B*T, vocab] (kept for the backward).</summary>
+    public ReadOnlySpan<float> Probabilities => _probs.AsSpan(0, _n * _vocab);
+
+    /// <summary>Loss and gradients (written into <paramref name="grads"/>, which is cleared first) of one batch.</summary>
+    public double LossAndGradients(LlamaParameters p, IReadOnlyList<int[]> batch, LlamaParameters grads)
+    {
+        double loss = Forward(p, batch);
+        Backward(p, grads);
+        return loss;
+    }
+
+    /// <summary>
+    /// Mean cross-entropy of predicting row[i + 1] from row[0..i] for every row of <paramref name="batch"/> (all rows
+    /// the same length T + 1).
+    /// </summary>
+    public double Forward(LlamaParameters p, IReadOnlyList<int[]> batch)
+    {
+        if (p.Config != Config) throw new ArgumentException("parameters of another configuration", nameof(p));
+        Prepare(batch);
+        int n = _n, d = _d;
+        EffectiveWeights(p);
+
+        for (int i = 0; i < n; i++)
+            p.Embedding.AsSpan(_inputs[i] * d, d).CopyTo(_x.AsSpan(i * d, d));
+
+        for (int l = 0; l < _l; l++)
+        {
+            _x.AsSpan(0, n * d).CopyTo(_xIn[l]);
+            if (!Skips.SkipsAttention(l))
+            {
+                RmsNorm(_x, Layer(p.AttnNorm, l), _hAtt[l], _rAtt[l], n);
+                var input = Quantize(_hAtt[l], _hAttQ[l], n, d);
+                Linear(input, n, d, Layer(_wq, l), d, _q[l]);
+                Linear(input, n, d, Layer(_wk, l), _kv, _k[l]);
+                Linear(input, n, d, Layer(_wv, l), _kv, _v[l]);
+                Rope(_q[l], d, inverse: false);
+                Rope(_k[l], _kv, inverse: false);
+                AttentionForward(l);
+                Linear(Quantize(_o[l], _oQ[l], n, d), n, d, Layer(_wo, l), d, _tmp);
+                Add(_x, _tmp, n * d);
+            }
+            _x.AsSpan(0, n * d).CopyTo(_xMid[l]);
+            if (!Skips.SkipsMlp(l))
+            {
+                RmsNorm(_x, Layer(p.FfnNorm, l), _hFfn[l], _rFfn[l], n);
+                var input = Quantize(_hFfn[l], _hFfnQ[l], n, d);
+                Linear(input, n, d, Layer(_w1, l), _mlp, _g[l]);
+                Linear(input, n, d, Layer(_w3, l), _mlp, _u[l]);
+                float[] g = _g[l], u = _u[l], a = _a[l], sig = _sig[l];
+                // silu(g) = g / (1 + exp(-g)) as torch computes it (QAT rounding flips follow every last bit)
+                for (int i = 0; i < n * _mlp; i++)
+                {
+                    float e = 1f + MathF.Exp(-g[i]);
+                    sig[i] = 1f / e;
+                    a[i] = g[i] / e * u[i];
+                }
+                Linear(Quantize(a, _aQ[l], n, _mlp), n, _mlp, Layer(_w2, l), d, _tmp);
+                Add(_x, _tmp, n * d);
+            }
+        }
+
+        RmsNorm(_x, p.FinalNorm, _xf, _rFinal, n);
+        Linear(_xf, n, d, p.Output, _vocab, _probs);
+        // softmax per row (kept for the backward); the loss sums in double
+        double loss = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var row = _probs.AsSpan(i * _vocab, _vocab);
+            float max = TensorPrimitives.Max(row), target = row[_targets[i]];
+            TensorPrimitives.Subtract(row, max, row);
+            TensorPrimitives.Exp(row, row);
+            float sum = TensorPrimitives.Sum(row);
+            loss += max + Math.Log(sum) - target;
+            TensorPrimitives.Multiply(row, 1f / sum, row);
+        }
+        _haveForward = true;
+        return loss / n;
+    }
+
+    /// <summary>Gradients of the last <see cref="Forward"/>'s loss with respect to every parameter, into <paramref name="grads"/> (cleared first).</summary>
+    public void Backward(LlamaParameters p, LlamaParameters grads)
+    {
+        if (!_haveForward) throw new InvalidOperationException("Backward needs a Forward first");
+        if (grads.Config != Config || grads.SharedOutput != p.SharedOutput) throw new ArgumentException("gradients of another shape", nameof(grads));
+        grads.Clear();
+        int n = _n, d = _d, m = _mlp;
+
+        // cross-entropy: dlogits = (softmax - onehot) / N
+        float inv = 1f / n;
+        for (int i = 0; i < n; i++)
+        {
+            var src = _probs.AsSpan(i * _vocab, _vocab);
+            var dst = _dLogits.AsSpan(i * _vocab, _vocab);
+            for (int j = 0; j < _vocab; j++) dst[j] = src[j] * inv;
+            dst[_targets[i]] -= inv;
+        }
+        // classifier (tied: into the embedding's gradient) and final norm
+        GemmBackward.InputGrad(_dLogits, n, _vocab, p.Output, d, _dh, Threads);
+        GemmBackward.WeightGrad(_dLogits, n, _vocab, _xf, d, grads.Output, _dyT, Threads);
+        Array.Clear(_dx, 0, n * d);
+        RmsNormBackward(_dh, _x, p.FinalNorm, _rFinal, _dx, grads.FinalNorm, n);
+
+        for (int l = _l - 1; l >= 0; l--)
+        {
+            if (!Skips.SkipsMlp(l))
+            {
+                // x += W2 (silu(W1 h) * W3 h), h = rmsnorm(x_mid)
+                GemmBackward.InputGrad(_dx, n, d, Layer(_w2, l), m, _dA, Threads);
+                GemmBackward.WeightGrad(_dx, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
+                float[] g = _g[l], u = _u[l], sg = _sig[l];
+                for (int i = 0; i < n * m; i++)
+                {
+                    float sig = sg[i];
+                    _dU[i] = _dA[i] * (g[i] * sig);
+                    _dG[i] = _dA[i] * u[i] * (sig * (1f + g[i] * (1f - sig)));
+                }
+                GemmBackward.InputGrad(_dG, n, m, Layer(_w1, l), d, _dh, Threads);
+                GemmBackward.InputGrad(_dU, n, m, Layer(_w3, l), d, _tmp, Threads);
+                Add(_dh, _tmp, n * d);
+                GemmBackward.WeightGrad(_dG, n, m, _hFfnQ[l], d, Layer(grads.W1, l), _dyT, Threads);
+                GemmBackward.WeightGrad(_dU, n, m, _hFfnQ[l], d, Layer(grads.W3, l), _dyT, Threads);
+                RmsNormBackward(_dh, _xMid[l], Layer(p.FfnNorm, l), _rFfn[l], _dx, Layer(grads.FfnNorm, l), n);
+            }
+            if (!Skips.SkipsAttention(l))
+            {
+                // x += Wo attention(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x_in)
+                GemmBackward.InputGrad(_dx, n, d, Layer(_wo, l), d, _dO, Threads);
+                GemmBackward.WeightGrad(_dx, n, d, _oQ[l], d, Layer(grads.Wo, l), _dyT, Threads);
+                AttentionBackward(l);
+                Rope(_dq, d, inverse: true);
+                Rope(_dk, _kv, inverse: true);
+                GemmBackward.InputGrad(_dq, n, d, Layer(_wq, l), d, _dh, Threads);
+                GemmBackward.InputGrad(_dk, n, _kv, Layer(_wk, l), d, _tmp, Threads);
+                Add(_dh, _tmp, n * d);
+                GemmBackward.InputGrad(_dv, n, _kv, Layer(_wv, l), d, _tmp, Threads);
+                Add(_dh, _tmp, n * d);
+                GemmBackward.WeightGrad(_dq, n, d, _hAttQ[l], d, Layer(grads.Wq, l), _dyT, Threads);
+                GemmBackward.WeightGrad(_dk, n, _kv, _hAttQ[l], d, Layer(grads.Wk, l), _dyT, Threads);
+                GemmBackward.WeightGrad(_dv, n, _kv, _hAttQ[l], d, Layer(grads.Wv, l), _dyT, Threads);
+                RmsNormBackward(_dh, _xIn[l], Layer(p.AttnNorm, l), _rAtt[l], _dx, Layer(grads.AttnNorm, l), n);
+            }
+        }
+        // embedding lookup, in row order
+        for (int i = 0; i < n; i++)
+            Add(grads.Embedding.AsSpan(_inputs[i] * d, d), _dx.AsSpan(i * d, d), d);
+    }
+
+    private Span<float> Layer(float[] stacked, int layer) => LlamaParameters.Slice(stacked, _l, layer);
+
+    private void EffectiveWeights(LlamaParameters p)
+    {
+        if (!Qat)
+        {
+            (_wq, _wk, _wv, _wo, _w1, _w2, _w3) = (p.Wq, p.Wk, p.Wv, p.Wo, p.W1, p.W2, p.W3);
+            return;
+        }
+        if (_wq.Length != p.Wq.Length || ReferenceEquals(_wq, p.Wq))
+            (_wq, _wk, _wv, _wo, _w1, _w2, _w3) = (new float[p.Wq.Length], new float[p.Wk.Length], new float[p.Wv.Length],
+                new float[p.Wo.Length], new float[p.W1.Length], new float[p.W2.Length], new float[p.W3.Length]);
+        foreach (var (src, dst) in new[] { (p.Wq, _wq), (p.Wk, _wk), (p.Wv, _wv), (p.Wo, _wo), (p.W1, _w1), (p.W2, _w2), (p.W3, _w3) })
+            for (int l = 0; l < _l; l++) BitNetQat.TernaryWeights(Layer(src, l), Layer(dst, l));
+    }
+
+    private float[] Quantize(float[] x, float[] q, int n, int k)
+    {
+        if (!Qat) return x;
+        BitNetQat.Activations(x.AsSpan(0, n * k), n, k, q);
+        return q;
+    }
+
+    // The forward GEMM is the engine's (span overload: these weights change every step, so no packed cache).
+    private void Linear(ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<float> w, int m, Span<float> y) =>
+        MatMul.Linear(x, n, k, w, m, y, Threads);
+
+    private static void Add(Span<float> x, ReadOnlySpan<float> y, int count)
+    {
+        for (int i = 0; i < count; i++) x[i] += y[i];
+    }
+
+    // y = x / sqrt(mean(x^2) + eps) * w per row; keeps 1/rms for the backward.
+    private void RmsNorm(float[] x, ReadOnlySpan<float> w, float[] y, float[] rinv, int n)
+    {
+        int d = _d;
+        for (int i = 0; i < n; i++)
+        {
+            var row = x.AsSpan(i * d, d);
+            double ss = 0;
+            foreach (var v in row) ss += (double)v * v;
+            float r = 1f / MathF.Sqrt((float)(ss / d) + Config.NormEps);
+            rinv[i] = r;
+            for (int j = 0; j < d; j++) y[i * d + j] = row[j] * r * w[j];
+        }
+    }
+
+    // dx += r w dy - r^3 / d x sum(dy w x); dw += dy x r.
+    private void RmsNormBackward(float[] dy, float[] x, ReadOnlySpan<float> w, float[] rinv, float[] dx, Span<float> dw, int n)
+    {
+        int d = _d;
+        for (int i = 0; i < n; i++)
+        {
+            float r = rinv[i];
+            double dot = 0;
+            for (int j = 0; j < d; j++) dot += (double)dy[i * d + j] * w[j] * x[i * d + j];
+            float c = (float)(dot * r * r * r / d);
+            for (int j = 0; j < d; j++)
+            {
+                float xv = x[i * d + j], g = dy[i * d + j];
+                dx[i * d + j] += r * w[j] * g - c * xv;
+                dw[j] += g * xv * r;
+            }
+        }
+    }
+
+    // llama2.c rotary on interleaved pairs; angles in double, cast to float. The inverse rotation is the backward.
+    private void Rope(float[] v, int width, bool inverse)
+    {
+        int half = _hd / 2;
+        for (int i = 0; i < _n; i++)
+        {
+            int t = i % _t;
+            for (int c = 0; c < width; c += 2)
+            {
+                int f = (c % _hd) / 2;
+                float cos = _cos[t * half + f], sin = inverse ? -_sin[t * half + f] : _sin[t * half + f];
+                float a = v[i * width + c], b = v[i * width + c + 1];
+                v[i * width + c] = a * cos - b * sin;
+                v[i * width + c + 1] = a * sin + b * cos;
+            }
+        }
+    }
+
+    // One task per (sequence, kv head): its query heads run in order, so shared key/value gradients sum in a fixed order.
+    // Pointers: head_dim is small (8 here) and bounds checks would cost as much as the arithmetic.
+    private unsafe void AttentionForward(int l)
+    {
+        float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], o = _o[l];
+        int T = _t, hd = _hd, d = _d, kvd = _kv;
+        float scale = 1f / MathF.Sqrt(hd);
+        Parallelism.For(_b * Config.KvHeads, Threads, task =>
+        {
+            int b = task / Config.KvHeads, kvh = task % Config.KvHeads;
+            fixed (float* pq = q, pk = k, pv = v, pa = att, po = o)
+                for (int h = kvh * _group; h < (kvh + 1) * _group; h++)
+                    for (int t = 0; t < T; t++)
+                    {
+                        float* qt = pq + (b * T + t) * d + h * hd, ot = po + (b * T + t) * d + h * hd;
+                        float* p = pa + ((b * _heads + h) * T + t) * T;
+                        float* kb = pk + b * T * kvd + kvh * hd, vb = pv + b * T * kvd + kvh * hd;
+                        float max = float.NegativeInfinity;
+                        for (int j = 0; j <= t; j++)
+                        {
+                            float* kj = kb + j * kvd;
+                            float s = 0;
+                            for (int c = 0; c < hd; c++) s += qt[c] * kj[c];
+                            p[j] = s * scale;
+                            max = Math.Max(max, p[j]);
+                        }
+                        float sum = 0;
+                        for (int j = 0; j <= t; j++) { p[j] = MathF.Exp(p[j] - max); sum += p[j]; }
+                        for (int j = 0; j <= t; j++) p[j] /= sum;
+                        for (int c = 0; c < hd; c++) ot[c] = 0;
+                        for (int j = 0; j <= t; j++)
+                        {
+                            float* vj = vb + j * kvd;
+                            float pj = p[j];
+                            for (int c = 0; c < hd; c++) ot[c] += pj * vj[c];
+                        }
+                    }
+        });
+    }
+
+    private unsafe void AttentionBackward(int l)
+    {
+        float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], dO = _dO, dq = _dq, dk = _dk, dv = _dv;
+        int T = _t, hd = _hd, d = _d, kvd = _kv;
+        float scale = 1f / MathF.Sqrt(hd);
+        Array.Clear(dq, 0, _n * d);
+        Array.Clear(dk, 0, _n * kvd);
+        Array.Clear(dv, 0, _n * kvd);
+        Parallelism.For(_b * Config.KvHeads, Threads, task =>
+        {
+            int b = task / Config.KvHeads, kvh = task % Config.KvHeads;
+            Span<float> dpSpan = stackalloc float[T];
+            fixed (float* pq = q, pk = k, pv = v, pa = att, pdo = dO, pdq = dq, pdk = dk, pdv = dv, dp = dpSpan)
+                for (int h = kvh * _group; h < (kvh + 1) * _group; h++)
+                    for (int t = 0; t < T; t++)
+                    {
+                        int qi = (b * T + t) * d + h * hd, kb = b * T * kvd + kvh * hd;
+                        float* qt = pq + qi, dot_ = pdo + qi, dqt = pdq + qi;
+                        float* p = pa + ((b * _heads + h) * T + t) * T;
+                        float dot = 0;
+                        for (int j = 0; j <= t; j++)
+                        {
+                            float* vj = pv + kb + j * kvd, dvj = pdv + kb + j * kvd;
+                            float s = 0, pj = p[j];
+                            for (int c = 0; c < hd; c++)
+                            {
+                                s += dot_[c] * vj[c];
+                                dvj[c] += pj * dot_[c];
+                            }
+                            dp[j] = s;
+                            dot += pj * s;
+                        }
+                        for (int j = 0; j <= t; j++)
+                        {
+                            float ds = p[j] * (dp[j] - dot) * scale;
+                            float* kj = pk + kb + j * kvd, dkj = pdk + kb + j * kvd;
+                            for (int c = 0; c < hd; c++)
+                            {
+                                dqt[c] += ds * kj[c];
+                                dkj[c] += ds * qt[c];
+                            }
+                        }
+                    }
+        });
+    }
+
+    private void Prepare(IReadOnlyList<int[]> batch)
+    {
+        if (batch.Count == 0) throw new ArgumentException("the batch is empty", nameof(batch));
+        int len = batch[0].Length;
+        if (len < 2) throw new ArgumentException("sequences need at least 2 tokens (an input and its target)", nameof(batch));
+        if (len - 1 > Config.MaxSeq) throw new ArgumentException($"sequences of {len - 1} inputs exceed the model's {Config.MaxSeq} positions", nameof(batch));
+        int b = batch.Count, t = len - 1;
+        if (b != _b || t != _t) Allocate(b, t);
+        for (int r = 0; r < b; r++)
+        {
+            var row = batch[r];
+            if (row.Length != len) throw new ArgumentException($"batch row {r} has {row.Length} tokens, row 0 has {len}", nameof(batch));
+            for (int i = 0; i < len; i++)
+                if ((uint)row[i] >= (uint)_vocab) throw new ArgumentOutOfRangeException(nameof(batch), row[i], $"token at row {r}, position {i} is outside the vocabulary of {_vocab}");
+            Array.Copy(row, 0, _inputs, r * t, t);
+            Array.Copy(row, 1, _targets, r * t, t);
+        }
+        _haveForward = false;
+    }
+
+    private void Allocate(int b, int t)
+    {
+        _b = b; _t = t; _n = b * t;
+        int n = _n, d = _d, m = _mlp;
+        _inputs = new int[n]; _targets = new int[n];
+        int half = _hd / 2;
+        _cos = new float[t * half]; _sin = new float[t * half];
+        for (int pos = 0; pos < t; pos++)
+            for (int i = 0; i < half; i++)
+            {
+                double a = pos * Math.Pow(Config.RopeTheta, -2.0 * i / _hd);
+                _cos[pos * half + i] = (float)Math.Cos(a);
+                _sin[pos * half + i] = (float)Math.Sin(a);
+            }
+        float[][] Per(int size) => Enumerable.Range(0, _l).Select(_ => new float[size]).ToArray();
+        float[][] PerQ(int size, float[][] plain) => Qat ? Per(size) : plain;
+        _xIn = Per(n * d); _rAtt = Per(n); _hAtt = Per(n * d); _hAttQ = PerQ(n * d, _hAtt);
+        _q = Per(n * d); _k = Per(n * _kv); _v = Per(n * _kv); _att = Per(b * _heads * t * t); _o = Per(n * d); _oQ = PerQ(n * d, _o);
+        _xMid = Per(n * d); _rFfn = Per(n); _hFfn = Per(n * d); _hFfnQ = PerQ(n * d, _hFfn);
+        _g = Per(n * m); _u = Per(n * m); _sig = Per(n * m); _a = Per(n * m); _aQ = PerQ(n * m, _a);
+        _x = new float[n * d]; _rFinal = new float[n]; _xf = new float[n * d]; _probs = new float[n * _vocab]; _tmp = new float[n * Math.Max(d, m)];
+        _dx = new float[n * d]; _dh = new float[n * d]; _dq = new float[n * d]; _dk = new float[n * _kv]; _dv = new float[n * _kv];
+        _dO = new float[n * d]; _dA = new float[n * m]; _dG = new float[n * m]; _dU = new float[n * m]; _dLogits = new float[n * _vocab];
+        _dyT = new float[n * Math.Max(Math.Max(d, m), _vocab)];
+    }
+}

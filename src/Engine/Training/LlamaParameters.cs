@@ -1,0 +1,119 @@
+using Workbench.Engine.Models;
+
+namespace Workbench.Engine.Training;
+
+/// <summary>One trainable tensor: a name (llama2.c's), its shape and its values (row-major, layers stacked first).</summary>
+public sealed record ParameterTensor(string Name, int[] Shape, float[] Data)
+{
+    /// <summary>Matrices (embedding, classifier, block linears) get weight decay; the norm gains do not.</summary>
+    public bool Decays => !Name.StartsWith("rms", StringComparison.Ordinal);
+}
+
+/// <summary>
+/// A Llama decoder's parameters as llama2.c stacks them (token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3,
+/// rms_final, and wcls when the classifier is not shared): the layout the optimizer walks and the PyTorch goldens use.
+/// Gradients are held in a second instance of the same shapes.
+/// </summary>
+public sealed class LlamaParameters
+{
+    public ModelConfig Config { get; }
+    public bool SharedOutput { get; }
+    public float[] Embedding { get; }
+    public float[] AttnNorm { get; }
+    public float[] Wq { get; }
+    public float[] Wk { get; }
+    public float[] Wv { get; }
+    public float[] Wo { get; }
+    public float[] FfnNorm { get; }
+    public float[] W1 { get; }
+    public float[] W2 { get; }
+    public float[] W3 { get; }
+    public float[] FinalNorm { get; }
+    /// <summary>The classifier [vocab, dim]: the embedding array itself when shared.</summary>
+    public float[] Output { get; }
+    public IReadOnlyList<ParameterTensor> Tensors { get; }
+
+    /// <summary>Zero parameters of the given shapes (a gradient buffer).</summary>
+    public LlamaParameters(ModelConfig c, bool sharedOutput)
+    {
+        Config = c;
+        SharedOutput = sharedOutput;
+        int l = c.Layers, d = c.Dim, kv = c.KvDim, h = c.MlpDim;
+        var list = new List<ParameterTensor>
+        {
+            new("token_embedding", [c.Vocab, d], Embedding = new float[c.Vocab * d]),
+            new("rms_att", [l, d], AttnNorm = new float[l * d]),
+            new("wq", [l, d, d], Wq = new float[l * d * d]),
+            new("wk", [l, kv, d], Wk = new float[l * kv * d]),
+            new("wv", [l, kv, d], Wv = new float[l * kv * d]),
+            new("wo", [l, d, d], Wo = new float[l * d * d]),
+            new("rms_ffn", [l, d], FfnNorm = new float[l * d]),
+            new("w1", [l, h, d], W1 = new float[l * h * d]),
+            new("w2", [l, d, h], W2 = new float[l * d * h]),
+            new("w3", [l, h, d], W3 = new float[l * h * d]),
+            new("rms_final", [d], FinalNorm = new float[d]),
+        };
+        if (sharedOutput) Output = Embedding;
+        else list.Add(new("wcls", [c.Vocab, d], Output = new float[c.Vocab * d]));
+        Tensors = list;
+    }
+
+    /// <summary>A copy of a model's weights (the model's own arrays are never written: its kernels cache packed copies of them).</summary>
+    public static LlamaParameters From(LlamaModel model)
+    {
+        var w = model.Weights;
+        var p = new LlamaParameters(model.Config, w.SharedOutput);
+        w.TokenEmbedding.CopyTo(p.Embedding, 0);
+        w.FinalNorm.CopyTo(p.FinalNorm, 0);
+        if (!w.SharedOutput) w.Output.CopyTo(p.Output, 0);
+        for (int i = 0; i < w.Layers.Length; i++)
+        {
+            var l = w.Layers[i];
+            p.Put(l.AttnNorm, p.AttnNorm, i); p.Put(l.FfnNorm, p.FfnNorm, i);
+            p.Put(l.Wq, p.Wq, i); p.Put(l.Wk, p.Wk, i); p.Put(l.Wv, p.Wv, i); p.Put(l.Wo, p.Wo, i);
+            p.Put(l.W1, p.W1, i); p.Put(l.W2, p.W2, i); p.Put(l.W3, p.W3, i);
+        }
+        return p;
+    }
+
+    /// <summary>A new engine model holding copies of these parameters (for evaluation and export).</summary>
+    public LlamaModel ToModel(ModelCard card)
+    {
+        var layers = new LlamaLayer[Config.Layers];
+        for (int i = 0; i < layers.Length; i++)
+            layers[i] = new LlamaLayer
+            {
+                AttnNorm = Take(AttnNorm, i), Wq = Take(Wq, i), Wk = Take(Wk, i), Wv = Take(Wv, i), Wo = Take(Wo, i),
+                FfnNorm = Take(FfnNorm, i), W1 = Take(W1, i), W2 = Take(W2, i), W3 = Take(W3, i),
+            };
+        var emb = (float[])Embedding.Clone();
+        var weights = new LlamaWeights
+        {
+            TokenEmbedding = emb, Layers = layers, FinalNorm = (float[])FinalNorm.Clone(),
+            Output = SharedOutput ? emb : (float[])Output.Clone(),
+        };
+        return new LlamaModel(Config, weights, card);
+    }
+
+    public LlamaParameters Clone()
+    {
+        var p = new LlamaParameters(Config, SharedOutput);
+        for (int i = 0; i < Tensors.Count; i++) Tensors[i].Data.CopyTo(p.Tensors[i].Data, 0);
+        return p;
+    }
+
+    public void Clear()
+    {
+        foreach (var t in Tensors) Array.Clear(t.Data);
+    }
+
+    /// <summary>Layer <paramref name="layer"/>'s slice of a stacked tensor.</summary>
+    public static Span<float> Slice(float[] stacked, int layers, int layer)
+    {
+        int size = stacked.Length / layers;
+        return stacked.AsSpan(layer * size, size);
+    }
+
+    private void Put(float[] src, float[] stacked, int layer) => src.CopyTo(Slice(stacked, Config.Layers, layer));
+    private float[] Take(float[] stacked, int layer) => Slice(stacked, Config.Layers, layer).ToArray();
+}

@@ -1,0 +1,145 @@
+using System.Text.Json;
+using Workbench.Engine.Models;
+using Workbench.Engine.Requests;
+using Workbench.Engine.Tests.Cli;
+using Workbench.Engine.Training;
+
+namespace Workbench.Engine.Tests.Training;
+
+public class TrainRequestTests
+{
+    private static TrainRequest Small(string? qat = null, string? drop = null, int seed = 0, string? output = null, int threads = 0, double lr = 2e-3, int steps = 6) =>
+        new() { Model = "stories260K", QatMode = qat, Drop = drop, Steps = steps, Seq = 32, Batch = 2, Seed = seed, EvalSequences = 2, Out = output, Threads = threads, Lr = lr };
+
+    [Fact]
+    public void The_same_request_gives_the_same_weights_bit_for_bit()
+    {
+        var dir = Directory.CreateTempSubdirectory("wb-train-");
+        try
+        {
+            var r1 = Small(qat: "ternary", output: Path.Combine(dir.FullName, "a")).Run();
+            var r2 = Small(qat: "ternary", output: Path.Combine(dir.FullName, "b"), threads: 1).Run();
+            Assert.Equal(r1.Loss.Select(s => s.Loss), r2.Loss.Select(s => s.Loss));
+            Assert.Equal(r1.Perplexity, r2.Perplexity);
+            var fa = File.ReadAllBytes(Path.Combine(dir.FullName, "a", "model.safetensors"));
+            var fb = File.ReadAllBytes(Path.Combine(dir.FullName, "b", "model.safetensors"));
+            Assert.Equal(fa, fb);
+            // and training moved the weights: the exported model is not the checkpoint
+            var trained = ModelHub.LoadDecoder(Path.Combine(dir.FullName, "a")).Model;
+            var original = ModelHub.LoadDecoder("stories260K").Model;
+            Assert.NotEqual(original.Weights.Layers[0].Wq, trained.Weights.Layers[0].Wq);
+        }
+        finally { dir.Delete(recursive: true); }
+    }
+
+    [Fact]
+    public void Plain_training_logs_every_step_starts_from_fp32_and_a_different_seed_takes_other_batches()
+    {
+        var r = Small().Run();
+        Assert.Equal(6, r.Loss.Count);
+        Assert.All(r.Loss, s => Assert.True(double.IsFinite(s.Loss) && s.Loss > 0 && s.GradNorm > 0));
+        Assert.Equal(r.PerplexityFp32, r.PerplexityStart);
+        Assert.True(double.IsFinite(r.Perplexity) && r.Perplexity > 1);
+        var other = Small(seed: 1).Run();
+        Assert.NotEqual(r.Loss[0].Loss, other.Loss[0].Loss);
+    }
+
+    [Fact]
+    public void Qat_starts_from_the_post_training_quantized_perplexity_and_drop_from_the_pruned_one()
+    {
+        var q = Small(qat: "ternary").Run();
+        Assert.True(q.PerplexityStart > 10 * q.PerplexityFp32, $"{q.PerplexityStart} vs {q.PerplexityFp32}");
+        Assert.True(q.Perplexity < q.PerplexityStart / 2, $"{q.Perplexity} vs {q.PerplexityStart}");
+        Assert.True(q.Loss[^1].Loss < q.Loss[0].Loss - 1, string.Join(", ", q.Loss.Select(s => s.Loss)));
+        var d = Small(drop: "block:2").Run();
+        Assert.True(d.PerplexityStart > d.PerplexityFp32, $"{d.PerplexityStart} vs {d.PerplexityFp32}");
+        Assert.True(double.IsFinite(d.Perplexity));
+    }
+
+    [Theory]
+    [InlineData("--steps", 0, 128, 8, 1e-3, null)]
+    [InlineData("--seq", 5, 1, 8, 1e-3, null)]
+    [InlineData("--seq", 5, 100_000, 8, 1e-3, null)]
+    [InlineData("--batch", 5, 128, 0, 1e-3, null)]
+    [InlineData("--lr", 5, 128, 8, -1.0, null)]
+    [InlineData("--lr", 5, 128, 8, 2.0, null)]
+    [InlineData("--drop", 5, 128, 8, 1e-3, "block:9")]
+    [InlineData("--drop", 5, 128, 8, 1e-3, "joint:1")]
+    [InlineData("--drop", 5, 128, 8, 1e-3, "1,2")]
+    public void Bad_options_are_refused_naming_the_option(string option, int steps, int seq, int batch, double lr, string? drop)
+    {
+        var e = Assert.Throws<OptionException>(() => new TrainRequest { Steps = steps, Seq = seq, Batch = batch, Lr = lr, Drop = drop }.Run());
+        Assert.Equal(option, e.Option);
+        Assert.StartsWith(option, e.Message);
+    }
+
+    [Fact]
+    public void An_exploding_loss_stops_training_naming_the_step()
+    {
+        var e = Assert.Throws<TrainingDivergedException>(() => Small(lr: 1.0, steps: 30).Run());
+        Assert.Contains("step ", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void Weight_decay_shrinks_matrices_but_not_norm_gains_and_the_schedule_warms_up_then_decays()
+    {
+        var model = ModelHub.LoadDecoder("stories260K").Model;
+        var p = LlamaParameters.From(model);
+        var before = p.Clone();
+        var zero = new LlamaParameters(p.Config, p.SharedOutput);
+        new AdamW(p) { WeightDecay = 0.1 }.Update(p, zero, 1e-2);
+        for (int i = 0; i < p.Tensors.Count; i++)
+        {
+            var t = p.Tensors[i];
+            float factor = t.Decays ? (float)(1 - 1e-2 * 0.1) : 1f;
+            for (int j = 0; j < t.Data.Length; j++) Assert.Equal(before.Tensors[i].Data[j] * factor, t.Data[j]);
+        }
+        Assert.Equal(0.5e-3, AdamW.CosineLr(1e-3, 5, 100, 10), 12);
+        Assert.Equal(1e-3, AdamW.CosineLr(1e-3, 10, 100, 10), 12);
+        Assert.Equal(0.55e-3, AdamW.CosineLr(1e-3, 55, 100, 10), 12);
+        Assert.Equal(1e-4, AdamW.CosineLr(1e-3, 100, 100, 10), 12);
+    }
+
+    [Fact]
+    public void Clipping_scales_the_gradients_to_the_global_norm()
+    {
+        var g = new LlamaParameters(ModelHub.LoadDecoder("stories260K").Config, true);
+        g.Wq[0] = 3; g.FinalNorm[1] = 4;
+        Assert.Equal(5, AdamW.ClipGlobalNorm(g, 1.0), 12);
+        Assert.Equal(0.6, g.Wq[0], 5);
+        Assert.Equal(0.8, g.FinalNorm[1], 5);
+        Assert.Equal(1.0, AdamW.ClipGlobalNorm(g, 1.0), 5);
+    }
+
+    [Fact]
+    public void Cli_train_json_reports_the_perplexities_and_the_loss_per_step()
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("train", "--model", "stories260K", "--steps", "3", "--seq", "32", "--batch", "2", "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var r = doc.RootElement;
+        Assert.Equal(3, r.GetProperty("loss").GetArrayLength());
+        foreach (var name in new[] { "perplexity_start", "perplexity", "perplexity_fp32", "seconds", "tokens_per_s" })
+            Assert.True(r.GetProperty(name).GetDouble() > 0, name);
+        Assert.Equal(r.GetProperty("perplexity_fp32").GetDouble(), r.GetProperty("perplexity_start").GetDouble());
+    }
+
+    [Theory]
+    [InlineData("--steps", "--steps", "0")]
+    [InlineData("--steps", "--steps", "abc")]
+    [InlineData("--lr", "--lr", "nan")]
+    [InlineData("--seq", "--seq", "1")]
+    [InlineData("--corpus", "--corpus", "/no/such/file.txt")]
+    [InlineData("--pyramid", "--pyramid", "2:0.5")]
+    [InlineData("--qat", "--qat", "binary")]
+    public void Cli_train_bad_values_are_one_line_naming_the_option_with_exit_2(string named, string option, string value)
+    {
+        var (exit, stdout, stderr) = CliRunner.Run(option == "--steps" ? ["train", "--model", "stories260K", option, value]
+            : ["train", "--model", "stories260K", "--steps", "2", option, value]);
+        Assert.Equal(2, exit);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(named, line);
+    }
+}
