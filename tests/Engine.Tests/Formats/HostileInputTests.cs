@@ -199,6 +199,16 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
+    public void Gguf_without_its_embedding_names_the_missing_tensor()
+    {
+        var g = File.ReadAllBytes(RepoFiles.Model("stories260K", "stories260K.gguf"));
+        int at = IndexOf(g, "token_embd.weight"u8);
+        g[at] = (byte)'T'; // the tensor is now called Token_embd.weight
+        string p = Write("no-embd.gguf", g);
+        Names(() => ModelHub.Load(p), p, "token_embd.weight");
+    }
+
+    [Fact]
     public void Gguf_empty_key_is_named_by_its_index()
     {
         string p = Write("empty-key.gguf", Gguf(("", 4, BitConverter.GetBytes(1u))));
