@@ -17,6 +17,17 @@ public static class Bundled
         ["models/babyllama-105/model5000.bin"] = "98b63851593002f0ab706ff1db61fd9f5fd73d89df34970dd66eced9ee954464",
         ["models/babyllama-105/tok105.model"] = "eed6827c1b4d876b982b9b628626dba444960a041857085e0d88c4a92aa8d3c6",
         ["models/vit-cifar10/vit_cifar10.npz"] = "325909a928ccf6d81a3496f775a2bcd139befdfebddf9bff5965fdfb66339579",
+        ["models/austen-16L/fp/config.json"] = "dc31d288daa37ac3344c178770d24e91d18d6d181f9f4cb4209592ac1641cf4f",
+        ["models/austen-16L/fp/model-00001-of-00002.safetensors"] = "81027d6a46ec3993742990cea4fefb5947672ee618168ffd60da16be33a7dcbe",
+        ["models/austen-16L/fp/model-00002-of-00002.safetensors"] = "c4da025689886c63ce66fa0b5428a0a6aeeb28612b1a27efc956ee4e8c5780bf",
+        ["models/austen-16L/fp/model.safetensors.index.json"] = "5e426f5ea47148682ec00c94f4dfa47d70d84a0a11d39df03466118712bea83b",
+        ["models/austen-16L/fp/tokenizer.model"] = "d0362994a03e682c531c116a2ec02f94f29f0e2c7bb29de1ba0b60a9a528e51f",
+        ["models/austen-16L/bitnet-b158/config.json"] = "684b1202d2aed13f788b1be460a35362f3007e7f7fc91b6f8410638df9c9e00a",
+        ["models/austen-16L/bitnet-b158/model-00001-of-00002.safetensors"] = "181e4998fc54f2b552d61685a0013edf79d8a7677c33f0a423ae2d374c5d1e01",
+        ["models/austen-16L/bitnet-b158/model-00002-of-00002.safetensors"] = "d01099ca9464580b2a7b61ffd1e253be8ba192cde1049a27af001a3236337440",
+        ["models/austen-16L/bitnet-b158/model.safetensors.index.json"] = "5e426f5ea47148682ec00c94f4dfa47d70d84a0a11d39df03466118712bea83b",
+        ["models/austen-16L/bitnet-b158/tokenizer.model"] = "d0362994a03e682c531c116a2ec02f94f29f0e2c7bb29de1ba0b60a9a528e51f",
+        ["data/text/austen/persuasion.txt"] = "0509db07233abe007abf9833d7f05871e35af9a1023a3b59241d59adab1f94d2",
     };
 
     private static readonly HashSet<string> Verified = [];
@@ -59,6 +70,18 @@ public static class Bundled
         return full;
     }
 
+    /// <summary>Absolute path of a bundled folder (a Hugging Face model folder); checks the sha256 of every known file in it.</summary>
+    public static string Folder(string relative)
+    {
+        var prefix = relative.TrimEnd('/') + "/";
+        foreach (var file in Sha256.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToArray()) Path(file);
+        var full = System.IO.Path.Combine(Root, relative);
+        if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"bundled folder {relative} is missing under {Root}");
+        return full;
+    }
+
     public static string TinyStories => Path("data/text/tinystories_val.txt");
     public static string PrideAndPrejudice => Path("data/text/pride_and_prejudice.txt");
+    /// <summary>Persuasion, the novel the austen-16L models never saw in training (one paragraph per line).</summary>
+    public static string Persuasion => Path("data/text/austen/persuasion.txt");
 }

@@ -25,4 +25,33 @@ public static class Goldens
         File.ReadAllLines(Bundled.Path("data/goldens/stories260K_greedy.tsv"))
             .Where(l => l.Contains('\t'))
             .Select(l => (l[..l.IndexOf('\t')], l[(l.IndexOf('\t') + 1)..]));
+
+    /// <summary>
+    /// A NumPy .npy file (format 1.0, little-endian, C order) of float32, float64 or int32/int64, as doubles with its
+    /// shape: the goldens made by PyTorch / NumPy scripts.
+    /// </summary>
+    public static (double[] Data, int[] Shape) Npy(string path)
+    {
+        var b = File.ReadAllBytes(path);
+        if (b.Length < 10 || b[0] != 0x93 || System.Text.Encoding.ASCII.GetString(b, 1, 5) != "NUMPY") throw new InvalidDataException($"{path}: not a .npy file");
+        int headerLen = b[6] == 1 ? BitConverter.ToUInt16(b, 8) : (int)BitConverter.ToUInt32(b, 8);
+        int start = b[6] == 1 ? 10 : 12;
+        var header = System.Text.Encoding.Latin1.GetString(b, start, headerLen);
+        string descr = System.Text.RegularExpressions.Regex.Match(header, @"'descr':\s*'([^']+)'").Groups[1].Value;
+        var shapeText = System.Text.RegularExpressions.Regex.Match(header, @"'shape':\s*\(([^)]*)\)").Groups[1].Value;
+        int[] shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        if (header.Contains("'fortran_order': True")) throw new InvalidDataException($"{path}: Fortran order");
+        int n = shape.Aggregate(1, (x, y) => x * y), at = start + headerLen;
+        var data = new double[n];
+        for (int i = 0; i < n; i++)
+            data[i] = descr switch
+            {
+                "<f4" => BitConverter.ToSingle(b, at + 4 * i),
+                "<f8" => BitConverter.ToDouble(b, at + 8 * i),
+                "<i4" => BitConverter.ToInt32(b, at + 4 * i),
+                "<i8" => BitConverter.ToInt64(b, at + 8 * i),
+                _ => throw new InvalidDataException($"{path}: dtype {descr} not handled"),
+            };
+        return (data, shape);
+    }
 }

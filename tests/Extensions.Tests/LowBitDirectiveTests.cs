@@ -3,6 +3,7 @@ using Microsoft.DotNet.Interactive.Events;
 using Workbench.Engine.Costs;
 using Workbench.Engine.LowBit;
 using Workbench.Engine.Models;
+using Workbench.Engine.Quantization;
 using Workbench.Engine.Tensors;
 using Workbench.Interactive.Charts;
 using Workbench.Interactive.Directives;
@@ -23,7 +24,7 @@ public class LowBitDirectiveTests
         var html = r.Html();
 
         // The same run through the engine directly: every number the cell shows must be the engine's.
-        var direct = TernaryReport.Run(ModelHub.Load("stories260K"), LowBitFormat.I2S);
+        var direct = new BitNetRequest { Model = "stories260K", Format = "i2s" }.Run();
         Assert.True(direct.Lossless.Lossless);
         var q = direct.Decoder!;
         Assert.Contains("lossless</th><td", html);
@@ -33,6 +34,10 @@ public class LowBitDirectiveTests
         Assert.Contains("workbench-plotly", html);         // the bytes chart
         Assert.Contains(">layers.0.wq<", html);            // the layer table
         Assert.Contains("workbench-progress", html);       // a live progress bar was shown
+        var table = direct.ToDataFrame();                  // the layer table, beside each layer's lossless check
+        Assert.Equal(direct.Layers.Count, table.Rows.Count);
+        Assert.Equal(direct.Layers.Count, direct.Lossless.ToDataFrame().Rows.Count);
+        Assert.Equal(q.MeanKl, (double)new[] { q }.ToDataFrame()["kl"][0]!);
         // stories260K: 5 layers x 7 linears, fp32 perplexity about 5.4 on TinyStories; ternary PTQ wrecks it.
         Assert.Equal(35, direct.Layers.Count);
         Assert.InRange(q.PerplexityFp32, 3, 10);
@@ -100,7 +105,7 @@ public class LowBitDirectiveTests
         foreach (var x in g.Results)
         {
             // Bytes from the cost model's independent layout arithmetic; the floor is bytes / 27 GB/s.
-            Assert.Equal(LowBitCosts.WeightBytes(x.Format, 256, 768), x.WeightBytes);
+            Assert.Equal(LowBitFormats.WeightBytes(x.Format, 256, 768), x.WeightBytes);
             Assert.Equal(x.WeightBytes / 27e3, g.FloorUs(x.WeightBytes), 9);
             Assert.Contains($"its floor of {F(x.WeightBytes / 27e3, 1)} us", html);
             Assert.Contains($"median {F(x.MedianUs, 1)} us", html);
@@ -139,7 +144,7 @@ public class LowBitDirectiveTests
             ("#!gemv --compare i2s,i2s --rows 64 --cols 64", "names a format twice"),
             ("#!gemv --format i2s --rows 0 --cols 64", "--rows '0' must be an integer in 1..1048576"),
             ("#!gemv --format i2s --rows 64 --cols 70000", "--cols '70000' must be an integer in 1..65536"),
-            ("#!gemv --format i2s --rows 64 --cols 64 --runs x", "--runs 'x' must be an integer"),
+            ("#!gemv --format i2s --rows 64 --cols 64 --runs x", "--runs 'x' is not an integer"),
             ("#!gemv --format i2s --rows 64 --cols 64 --isa avx9", "--isa 'avx9' is not one of scalar, v128, v256, v512"),
             ("#!gemv --format i2s --rows 64 --cols 64 --bandwidth -3", "--bandwidth '-3' must be a number of GB/s"),
             ("#!gemv --format i2s --rows 64 --cols 64 --threads 99", "--threads '99' must be an integer in 1.."),
@@ -158,7 +163,7 @@ public class LowBitDirectiveTests
     public void The_gemv_chart_draws_the_reference_kernels_when_LOWBIT_measured_the_shape()
     {
         GemvProbeResult Fake(LowBitFormat f, double us) =>
-            new(f, 4096, 4096, 1, IsaPath.Scalar, 5, us, us, 0, 0, LowBitCosts.WeightBytes(f, 4096, 4096), LowBitCosts.WeightBytes(f, 4096, 4096) * 8.0 / (4096 * 4096), 2, 0);
+            new(f, 4096, 4096, 1, IsaPath.Scalar, 5, us, us, 0, 0, LowBitFormats.WeightBytes(f, 4096, 4096), LowBitFormats.WeightBytes(f, 4096, 4096) * 8.0 / (4096 * 4096), 2, 0);
         var g = new GemvComparison(4096, 4096, 1, [Fake(LowBitFormat.F32, 4000), Fake(LowBitFormat.I2S, 300), Fake(LowBitFormat.TL1, 400)], 27, false);
         var json = Plotly.NET.GenericChart.toFigureJson(LowBitCharts.Gemv(g));
         Assert.Contains("bitnet.cpp I2_S, one row at a time: 219 us", json);
@@ -258,5 +263,19 @@ public class LowBitDirectiveTests
         Assert.Throws<ArgumentOutOfRangeException>(() => BitNetTokenCosts.Analytic([LowBitFormat.I2S], 0));
         var json = Plotly.NET.GenericChart.toFigureJson(LowBitCharts.TokenEnergy(costs));
         Assert.Contains("DRAM", json);
+    }
+
+    [Fact]
+    public void Cost_tables_show_the_engine_records_column_for_column()
+    {
+        var costs = BitNetTokenCosts.Analytic([LowBitFormat.I2S, LowBitFormat.TL2], readGBps: 27);
+        var t = costs.ToDataFrame();
+        Assert.Equal(2, t.Rows.Count);
+        Assert.Equal(costs[1].WeightBytes / 1e6, (double)t["weight_mb_per_token"][1]!, 9);
+        var m = new DecodeMeasurement(LowBitFormat.I2S, LowBitFormat.Int8, 30, 1, IsaPath.Scalar, 5, 100.0, 10.0, 0, 0);
+        var token = LowBitCosts.ForToken(m);
+        Assert.Equal(token.WeightBytesPerToken / 1e6, (double)new[] { token }.ToDataFrame()["weight_mb_per_token"][0]!, 9);
+        var gemv = LowBitCosts.ForBitNetToken(LowBitFormat.TL1);
+        Assert.Equal(gemv.Select(c => c.WeightBytes), LowBitCosts.ForBitNetToken(LowBitFormat.TL1).ToDataFrame()["weight_bytes"].Cast<long?>().Select(v => v!.Value));
     }
 }

@@ -52,7 +52,7 @@ public class GemvBenchmarks
     private void SetupPacked(LowBitFormat f)
     {
         Common();
-        var first = GemvProbe.Pack(f, Rows, Cols, 1);
+        var first = LowBitFormats.Get(f).Random(Rows, Cols, 1);
         int copies = (int)Math.Max(2, (GemvProbe.DefaultPoolBytes + first.WeightBytes - 1) / first.WeightBytes);
         _pool = new PackedMatrix[copies];
         _pool[0] = first;
@@ -212,7 +212,7 @@ internal sealed class RateColumn(string name, bool weightBytes) : IColumn
         string method = benchmarkCase.Descriptor.WorkloadMethod.Name;
         var format = Enum.Parse<LowBitFormat>(method, ignoreCase: true);
         double value = weightBytes
-            ? Workbench.Engine.Costs.LowBitCosts.WeightBytes(format, rows, cols) / ns
+            ? LowBitFormats.WeightBytes(format, rows, cols) / ns
             : 2.0 * rows * cols / ns;
         return value.ToString("F1");
     }

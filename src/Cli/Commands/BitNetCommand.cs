@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using Workbench.Engine.LowBit;
-using Workbench.Engine.Models;
+using Workbench.Engine.Quantization;
+using Workbench.Engine.Requests;
 
 namespace Workbench.Cli.Commands;
 
@@ -10,14 +11,14 @@ namespace Workbench.Cli.Commands;
 /// quantization of a model's block linears, the lossless check of the packed kernels on real activations (every
 /// supported ISA path against the scalar reference; outputs against the dequantized fp32 computation), and the
 /// quality cost against fp32 (decoders: KL, top-1 agreement, perplexity on held-out TinyStories; encoders: embedding
-/// cosine on Pride and Prejudice sentences). Options are checked here so every bad value is one stderr line, exit 2.
+/// cosine on Pride and Prejudice sentences). Options are checked by <see cref="BitNetRequest"/>; a bad value is one stderr line, exit 2.
 /// </summary>
 public static class BitNetCommand
 {
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "A bundled model (stories260K, babyllama, minilm, ...) or a path.", Arity = ArgumentArity.ZeroOrOne };
-        var format = new Option<string?>("--format") { Description = "Packed ternary format: i2s, tl1 or tl2.", Arity = ArgumentArity.ZeroOrOne };
+        var format = new Option<string?>("--format") { Description = $"Packed ternary format: {LowBitFormats.NameList(ternaryOnly: true)}.", Arity = ArgumentArity.ZeroOrOne };
         var threads = new Option<string?>("--threads") { Description = "Kernel threads (default 1).", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Print one JSON object for scripts." };
         var command = new Command("bitnet", "Ternary (BitNet b1.58) post-training quantization of a model: lossless kernel check and quality cost against fp32.")
@@ -29,22 +30,19 @@ public static class BitNetCommand
         {
             if (parse.UnmatchedTokens.Count > 0) return Fail($"unexpected argument '{parse.UnmatchedTokens[0]}'.");
             if (parse.Errors.Count > 0) return Fail(parse.Errors[0].Message);
-            var name = parse.GetValue(model);
-            if (string.IsNullOrWhiteSpace(name)) return Fail("--model is required (a bundled name or a path).");
-            LowBitFormat f;
-            switch (parse.GetValue(format)?.ToLowerInvariant())
-            {
-                case "i2s": f = LowBitFormat.I2S; break;
-                case "tl1": f = LowBitFormat.TL1; break;
-                case "tl2": f = LowBitFormat.TL2; break;
-                case null: return Fail("--format is required (i2s, tl1 or tl2).");
-                default: return Fail($"--format '{parse.GetValue(format)}' is not one of i2s, tl1, tl2.");
-            }
-            int t = 1;
-            if (parse.GetValue(threads) is { } ts && (!int.TryParse(ts, NumberStyles.Integer, CultureInfo.InvariantCulture, out t) || t < 1 || t > Environment.ProcessorCount))
-                return Fail($"--threads '{ts}' must be an integer in 1..{Environment.ProcessorCount}.");
             bool asJson = parse.GetValue(json);
-            return CliHelpers.Run(() => Run(name, f, t, asJson));
+            try
+            {
+                var request = new BitNetRequest
+                {
+                    Model = parse.GetValue(model) ?? "",
+                    Format = parse.GetValue(format) ?? "",
+                    Threads = Parse.Int(parse.GetValue(threads), "--threads") ?? 1,
+                };
+                request.Validate();
+                return CliHelpers.Run(() => Render(request.Run(), asJson));
+            }
+            catch (OptionException e) { return Fail(e.Message); }
         });
         return command;
     }
@@ -55,12 +53,10 @@ public static class BitNetCommand
         return CliHelpers.ExitBadInput;
     }
 
-    private static int Run(string name, LowBitFormat format, int threads, bool asJson)
+    private static int Render(TernaryReport r, bool asJson)
     {
-        var loaded = ModelHub.Load(name);
-        if (loaded is not (Decoder or Encoder))
-            throw new ArgumentException($"'{name}' is neither a decoder nor an encoder; ternary quantization covers Llama and BERT models.");
-        var r = TernaryReport.Run(loaded, format, threads);
+        var format = r.Format;
+        int threads = r.Threads;
         object quality = r.Decoder is { } q
             ? new { kl = q.MeanKl, top1_agreement = q.Top1Agreement, perplexity = q.Perplexity, perplexity_fp32 = q.PerplexityFp32, positions = q.Positions, sequences = q.Sequences }
             : new { embedding_cosine = r.Encoder!.MeanCosine, embedding_cosine_min = r.Encoder.MinCosine, sentences = r.Encoder.Sentences };
@@ -70,7 +66,7 @@ public static class BitNetCommand
         {
             CliHelpers.PrintJson(new
             {
-                model = r.Model, kind = r.Kind, format = format.ToString().ToLowerInvariant(), isa = r.Path.ToString(), threads,
+                model = r.Model, kind = r.Kind, format = format.Name(), isa = r.Path.ToString(), threads,
                 lossless = lossless.Lossless,
                 lossless_layers = lossless.Layers.Count,
                 lossless_failed = failed.Select(l => l.Name).ToArray(),

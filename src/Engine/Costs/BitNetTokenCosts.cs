@@ -1,4 +1,3 @@
-using Microsoft.Data.Analysis;
 using Workbench.Engine.LowBit;
 
 namespace Workbench.Engine.Costs;
@@ -38,21 +37,5 @@ public static class BitNetTokenCosts
             return new BitNetTokenCost(f, head, parts.Sum(c => c.WeightBytes), parts.Sum(c => c.IntOps), parts.Sum(c => c.FloatAdds + c.FloatMults),
                 parts.Sum(c => c.ArithmeticEnergyPj) / 1e6, parts.Sum(c => c.MemoryEnergyPj) / 1e6, readGBps);
         }).ToList();
-    }
-
-    public static DataFrame ToDataFrame(this IEnumerable<BitNetTokenCost> rows)
-    {
-        var list = rows.ToList();
-        return new DataFrame(
-            new StringDataFrameColumn("format", list.Select(c => c.Format.ToString())),
-            new StringDataFrameColumn("head", list.Select(c => c.HeadFormat.ToString())),
-            new DoubleDataFrameColumn("weight_mb_per_token", list.Select(c => c.WeightBytes / 1e6)),
-            new Int64DataFrameColumn("int_ops", list.Select(c => c.IntOps)),
-            new Int64DataFrameColumn("float_ops", list.Select(c => c.FloatOps)),
-            new DoubleDataFrameColumn("arith_uj", list.Select(c => c.ArithmeticUj)),
-            new DoubleDataFrameColumn("dram_uj", list.Select(c => c.MemoryUj)),
-            new DoubleDataFrameColumn("energy_uj", list.Select(c => c.EnergyUj)),
-            new DoubleDataFrameColumn("floor_ms_per_token", list.Select(c => c.FloorMsPerToken)),
-            new DoubleDataFrameColumn("max_tokens_per_s", list.Select(c => c.MaxTokensPerSecond)));
     }
 }

@@ -1,4 +1,3 @@
-using Microsoft.Data.Analysis;
 using Workbench.Engine.LowBit;
 
 namespace Workbench.Engine.Costs;
@@ -67,65 +66,13 @@ public static class LowBitCosts
         return new GemvCost(ForGemv(measured.Format, measured.Rows, measured.Cols, energy), measured.Threads, measured.MedianUs, measured.MinUs);
     }
 
-    public static DataFrame ToDataFrame(this IEnumerable<TokenCost> rows)
-    {
-        var list = rows.ToList();
-        return new DataFrame(
-            new StringDataFrameColumn("format", list.Select(c => c.Format.ToString())),
-            new StringDataFrameColumn("head", list.Select(c => c.HeadFormat.ToString())),
-            new Int32DataFrameColumn("threads", list.Select(c => c.Threads)),
-            new DoubleDataFrameColumn("weight_mb_per_token", list.Select(c => c.WeightBytesPerToken / 1e6)),
-            new Int64DataFrameColumn("int_ops_per_token", list.Select(c => c.IntOpsPerToken)),
-            new Int64DataFrameColumn("float_ops_per_token", list.Select(c => c.FloatOpsPerToken)),
-            new DoubleDataFrameColumn("arith_uj_per_token", list.Select(c => c.ArithmeticUjPerToken)),
-            new DoubleDataFrameColumn("memory_uj_per_token", list.Select(c => c.MemoryUjPerToken)),
-            new DoubleDataFrameColumn("energy_uj_per_token", list.Select(c => c.EnergyUjPerToken)),
-            new DoubleDataFrameColumn("measured_ms_per_token", list.Select(c => c.MeasuredMsPerToken)),
-            new DoubleDataFrameColumn("tokens_per_s", list.Select(c => c.TokensPerSecond)),
-            new DoubleDataFrameColumn("measured_gbps", list.Select(c => c.MeasuredGBps)));
-    }
-
-    public static DataFrame ToDataFrame(this IEnumerable<GemvCost> rows)
-    {
-        var list = rows.ToList();
-        return new DataFrame(
-            new StringDataFrameColumn("format", list.Select(c => c.Cost.Format.ToString())),
-            new Int32DataFrameColumn("rows", list.Select(c => c.Cost.Rows)),
-            new Int32DataFrameColumn("cols", list.Select(c => c.Cost.Cols)),
-            new Int32DataFrameColumn("threads", list.Select(c => c.Threads)),
-            new Int64DataFrameColumn("weight_bytes", list.Select(c => c.Cost.WeightBytes)),
-            new Int64DataFrameColumn("int_ops", list.Select(c => c.Cost.IntOps)),
-            new Int64DataFrameColumn("float_ops", list.Select(c => c.Cost.FloatAdds + c.Cost.FloatMults)),
-            new DoubleDataFrameColumn("energy_uj", list.Select(c => c.Cost.TotalEnergyPj / 1e6)),
-            new DoubleDataFrameColumn("median_us", list.Select(c => c.MedianUs)),
-            new DoubleDataFrameColumn("min_us", list.Select(c => c.MinUs)),
-            new DoubleDataFrameColumn("measured_gbps", list.Select(c => c.MeasuredGBps)),
-            new DoubleDataFrameColumn("gops", list.Select(c => c.Gops)));
-    }
-
-    /// <summary>Packed bytes (with padding and scales) of a rows x cols matrix, as the formats in LowBit lay them out.</summary>
-    public static long WeightBytes(LowBitFormat format, int rows, int cols)
-    {
-        long r = rows, r64 = (rows + 63) / 64 * 64;
-        return format switch
-        {
-            LowBitFormat.F32 => 4 * r * cols,
-            LowBitFormat.Int8 => r * RoundUp(cols, Int8.ColAlign) + 4 * r,
-            LowBitFormat.I2S => r * RoundUp(cols, I2S.ColAlign) / 4 + 4,
-            LowBitFormat.TL1 => r64 * RoundUp(cols, TL1.ColAlign) / 4 + 4,
-            LowBitFormat.TL2 => r64 * (cols / TL2.BlockCols) * TL2.BlockBytes / TL2.RowGroup + 4
-                                + (cols % TL2.BlockCols == 0 ? 0 : WeightBytes(LowBitFormat.TL1, rows, cols % TL2.BlockCols)),
-            _ => throw new ArgumentOutOfRangeException(nameof(format), format, null),
-        };
-    }
-
     public static LowBitCost ForGemv(LowBitFormat format, int rows, int cols, EnergyModel? energy = null)
     {
         if (rows <= 0) throw new ArgumentOutOfRangeException(nameof(rows), rows, "rows must be positive.");
         if (cols <= 0) throw new ArgumentOutOfRangeException(nameof(cols), cols, "cols must be positive.");
         var e = energy ?? EnergyModel.Horowitz2014;
         long n = (long)rows * cols;
-        long bytes = WeightBytes(format, rows, cols);
+        long bytes = LowBitFormats.WeightBytes(format, rows, cols);
         (long ia, long im, long fa, long fm) = format switch
         {
             LowBitFormat.F32 => (0L, 0L, n, n),
@@ -152,22 +99,4 @@ public static class LowBitCosts
         list.Add(ForGemv(headFormat, BitNetShapes.Head.Rows, BitNetShapes.Head.Cols, energy));
         return list;
     }
-
-    public static DataFrame ToDataFrame(this IEnumerable<LowBitCost> costs)
-    {
-        var list = costs.ToList();
-        return new DataFrame(
-            new StringDataFrameColumn("format", list.Select(c => c.Format.ToString())),
-            new Int32DataFrameColumn("rows", list.Select(c => c.Rows)),
-            new Int32DataFrameColumn("cols", list.Select(c => c.Cols)),
-            new Int64DataFrameColumn("weight_bytes", list.Select(c => c.WeightBytes)),
-            new DoubleDataFrameColumn("bits_per_weight", list.Select(c => c.BitsPerWeight)),
-            new Int64DataFrameColumn("int_ops", list.Select(c => c.IntOps)),
-            new Int64DataFrameColumn("float_ops", list.Select(c => c.FloatAdds + c.FloatMults)),
-            new DoubleDataFrameColumn("arith_uj", list.Select(c => c.ArithmeticEnergyPj / 1e6)),
-            new DoubleDataFrameColumn("memory_uj", list.Select(c => c.MemoryEnergyPj / 1e6)),
-            new DoubleDataFrameColumn("total_uj", list.Select(c => c.TotalEnergyPj / 1e6)));
-    }
-
-    private static long RoundUp(int n, int m) => (n + m - 1) / m * (long)m;
 }

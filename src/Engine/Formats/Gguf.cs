@@ -7,7 +7,7 @@ public enum GgmlType : uint
     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
     IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
     I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
-    TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39,
+    TQ1_0 = 34, TQ2_0 = 35, I2_S = 36 /* bitnet.cpp's fork */, MXFP4 = 39,
 }
 
 /// <summary>One GGUF tensor info as stored: dims in ggml order (ne[0] innermost), offset relative to the data section.</summary>
@@ -38,22 +38,6 @@ public sealed class GgufFile : ITensorSource
     public IReadOnlyList<TensorEntry> Tensors { get; }
     public IReadOnlyList<GgufTensorInfo> TensorInfos { get; }
     public IReadOnlyDictionary<string, object> Metadata { get; }
-
-    /// <summary>(block size in elements, bytes per block) of each ggml type, from ggml.c's type_traits.</summary>
-    internal static (int Block, int Bytes) Traits(GgmlType t) => t switch
-    {
-        GgmlType.F32 => (1, 4), GgmlType.F16 => (1, 2), GgmlType.BF16 => (1, 2), GgmlType.F64 => (1, 8),
-        GgmlType.I8 => (1, 1), GgmlType.I16 => (1, 2), GgmlType.I32 => (1, 4), GgmlType.I64 => (1, 8),
-        GgmlType.Q4_0 => (32, 18), GgmlType.Q4_1 => (32, 20), GgmlType.Q5_0 => (32, 22), GgmlType.Q5_1 => (32, 24),
-        GgmlType.Q8_0 => (32, 34), GgmlType.Q8_1 => (32, 36),
-        GgmlType.Q2_K => (256, 84), GgmlType.Q3_K => (256, 110), GgmlType.Q4_K => (256, 144),
-        GgmlType.Q5_K => (256, 176), GgmlType.Q6_K => (256, 210), GgmlType.Q8_K => (256, 292),
-        GgmlType.IQ2_XXS => (256, 66), GgmlType.IQ2_XS => (256, 74), GgmlType.IQ3_XXS => (256, 98),
-        GgmlType.IQ1_S => (256, 50), GgmlType.IQ4_NL => (32, 18), GgmlType.IQ3_S => (256, 110),
-        GgmlType.IQ2_S => (256, 82), GgmlType.IQ4_XS => (256, 136), GgmlType.IQ1_M => (256, 56),
-        GgmlType.TQ1_0 => (256, 54), GgmlType.TQ2_0 => (256, 66), GgmlType.MXFP4 => (32, 17),
-        _ => (0, 0),
-    };
 
     private static DType ToDType(GgmlType t) => t switch
     {
@@ -120,15 +104,16 @@ public sealed class GgufFile : ITensorSource
             }
             uint t = r.U32($"tensor '{name}'.type");
             var type = (GgmlType)t;
-            var (block, bytes) = Traits(type);
-            if (block == 0) throw r.Error($"tensor '{name}'.type", r.Position - 4, $"unknown ggml type id {t}");
+            var traits = GgufQuants.Traits(type);
+            if (traits is null) throw r.Error($"tensor '{name}'.type", r.Position - 4, $"unknown ggml type id {t} (readable: {string.Join(", ", GgufQuants.Supported)})");
+            int block = traits.BlockSize;
             ulong off = r.U64($"tensor '{name}'.offset");
             long? count = DTypes.CheckedProduct(ne);
             if (count is null || count > file.Length * (long)block)
                 throw r.Error($"tensor '{name}'.ne", at, $"shape [{string.Join(", ", ne)}] has more elements than the file could hold");
             if (ne[0] % block != 0)
                 throw r.Error($"tensor '{name}'.ne[0]", at, $"ne[0] = {ne[0]} is not a multiple of the {type} block size {block}");
-            long byteLength = count.Value / block * bytes;
+            long byteLength = traits.ByteLength(count.Value);
             if (off > long.MaxValue) throw r.Error($"tensor '{name}'.offset", r.Position - 8, $"offset {off} is out of range");
             infos.Add(new GgufTensorInfo(name, type, ne, (long)off, byteLength));
             infoAt.Add(r.Position - 8);
@@ -235,12 +220,11 @@ public sealed class GgufFile : ITensorSource
     public float[] ReadF32(string name)
     {
         var e = Get(name);
-        var t = _infos[name].Type;
-        if (t is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))
-            throw new ModelFormatException(Path, $"tensor '{name}'.type", e.ByteOffset,
-                $"ggml type {t} is not supported for reading as float32 (F32, F16 and BF16 are)");
-        return DTypes.ReadF32(_file, e, Format);
+        return GgufQuants.ReadF32(_file, e, _infos[name].Type);
     }
+
+    /// <summary>A TQ1_0, TQ2_0 or I2_S tensor's ternaries and scales, read without fp32; false for other types.</summary>
+    public bool TryReadTernary(string name, out GgufTernary? ternary) => GgufQuants.TryReadTernary(_file, Get(name), _infos[name].Type, out ternary);
 
     // Typed metadata accessors: they convert between integer widths and name the key when missing or mistyped.
     public bool TryGet<T>(string key, out T value)

@@ -81,7 +81,7 @@ public sealed class BitNetShapes : IDisposable
             LayerWeightBytes = 4L * layers * LayerLinears.Sum(s => (long)s.Rows * s.Cols);
             _f32Part = F32Part;
         }
-        var firsts = format == LowBitFormat.F32 ? [] : LayerLinears.Select((s, i) => GemvProbe.Pack(format, s.Rows, s.Cols, seed + i)).ToArray();
+        var firsts = format == LowBitFormat.F32 ? [] : LayerLinears.Select((s, i) => LowBitFormats.Get(format).Random(s.Rows, s.Cols, seed + i)).ToArray();
         for (int l = 0; l < _layers.Length; l++)
             _layers[l] = firsts.Select(f =>
             {
@@ -100,7 +100,7 @@ public sealed class BitNetShapes : IDisposable
         }
         else if (headFormat != null)
         {
-            _head = GemvProbe.Pack(headFormat.Value, Vocab, Hidden, seed + 100);
+            _head = LowBitFormats.Get(headFormat.Value).Random(Vocab, Hidden, seed + 100);
             _headWs = _head.CreateWorkspace(_team);
             HeadWeightBytes = _head.WeightBytes;
         }
@@ -149,23 +149,6 @@ public sealed class BitNetShapes : IDisposable
         Array.Sort(ms);
         double median = ms[tokens / 2];
         return new DecodeMeasurement(Format, HeadFormat, LayerCount, Threads, Path, tokens, median, 1000 / median, LayerWeightBytes, HeadWeightBytes);
-    }
-
-    /// <summary>
-    /// Decode speed per format beside the cost model's figures for one token (LowBitCosts.ForBitNetToken with the same
-    /// head format): weight bytes, integer and float ops, energy (Horowitz 2014), and the measured time.
-    /// Builds each model in turn (fp32 needs ~8.3 GB for the layers alone; leave it out on small machines).
-    /// </summary>
-    public static IReadOnlyList<DecodeMeasurement> MeasureFormats(IEnumerable<LowBitFormat> formats, int threads = 1, int layers = Layers,
-        LowBitFormat? headFormat = LowBitFormat.Int8, int tokens = 10)
-    {
-        var list = new List<DecodeMeasurement>();
-        foreach (var f in formats)
-        {
-            using var m = new BitNetShapes(f, layers, headFormat, threads);
-            list.Add(m.Measure(tokens));
-        }
-        return list;
     }
 
     public void Dispose()

@@ -1,4 +1,3 @@
-using Microsoft.Data.Analysis;
 using Workbench.Engine.Tensors;
 
 namespace Workbench.Engine.LowBit;
@@ -52,17 +51,4 @@ public sealed record GemvComparison(int Rows, int Cols, int Threads, IReadOnlyLi
         progress?.Invoke(formats.Count + 1, "done");
         return new GemvComparison(rows, cols, threads, results, gbps, bandwidthGBps is null);
     }
-
-    public DataFrame ToDataFrame() => new(
-        new StringDataFrameColumn("format", Results.Select(r => r.Format.ToString())),
-        new StringDataFrameColumn("isa", Results.Select(r => r.Path.ToString())),
-        new DoubleDataFrameColumn("bits_per_weight", Results.Select(r => r.BitsPerWeight)),
-        new Int64DataFrameColumn("weight_bytes", Results.Select(r => r.WeightBytes)),
-        new DoubleDataFrameColumn("median_us", Results.Select(r => r.MedianUs)),
-        new DoubleDataFrameColumn("min_us", Results.Select(r => r.MinUs)),
-        new DoubleDataFrameColumn("floor_us", Results.Select(r => FloorUs(r.WeightBytes))),
-        new DoubleDataFrameColumn("times_floor", Results.Select(TimesFloor)),
-        new DoubleDataFrameColumn("gops", Results.Select(r => r.Gops)),
-        new DoubleDataFrameColumn("weight_gbps", Results.Select(r => r.WeightGBps)),
-        new Int32DataFrameColumn("runs", Results.Select(r => r.Runs)));
 }

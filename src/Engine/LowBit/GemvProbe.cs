@@ -37,9 +37,9 @@ public static class GemvProbe
         long weightBytes;
         int copies;
 
-        if (format == LowBitFormat.F32)
+        if (!LowBitFormats.Get(format).IsPacked)
         {
-            weightBytes = 4L * rows * cols;
+            weightBytes = LowBitFormats.WeightBytes(format, rows, cols);
             copies = PoolCopies(weightBytes, poolBytes);
             var w0 = new float[(long)rows * cols];
             for (long i = 0; i < w0.LongLength; i++) w0[i] = (float)(rng.NextDouble() * 2 - 1);
@@ -53,7 +53,7 @@ public static class GemvProbe
         }
         else
         {
-            var first = Pack(format, rows, cols, seed);
+            var first = LowBitFormats.Get(format).Random(rows, cols, seed);
             weightBytes = first.WeightBytes;
             copies = PoolCopies(weightBytes, poolBytes);
             var pool = new PackedMatrix[copies];
@@ -69,26 +69,6 @@ public static class GemvProbe
         return new GemvProbeResult(format, rows, cols, threads, format == LowBitFormat.F32 ? LowBitIsa.Best : p, runs,
             median, times[0], ops / median / 1e3, weightBytes / median / 1e3, weightBytes,
             weightBytes * 8.0 / ((long)rows * cols), copies, copies * weightBytes);
-    }
-
-    /// <summary>Packs seeded weights in a format: ternary for I2S/TL1/TL2, seeded uniform fp32 quantized per row for Int8.</summary>
-    public static PackedMatrix Pack(LowBitFormat format, int rows, int cols, int seed)
-    {
-        if (format == LowBitFormat.Int8)
-        {
-            var rng = new Random(seed);
-            var w = new float[(long)rows * cols];
-            for (long i = 0; i < w.LongLength; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
-            return Int8.Pack(w, rows, cols);
-        }
-        var t = AbsMeanTernary.Random(rows, cols, seed, scale: 0.02f);
-        return format switch
-        {
-            LowBitFormat.I2S => I2S.Pack(t),
-            LowBitFormat.TL1 => TL1.Pack(t),
-            LowBitFormat.TL2 => TL2.Pack(t),
-            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "Not a packed format."),
-        };
     }
 
     private static int PoolCopies(long weightBytes, long poolBytes) =>

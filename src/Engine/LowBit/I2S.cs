@@ -34,7 +34,9 @@ public sealed class I2S : PackedMatrix
     public int PaddedCols { get; }
     public int RowBytes => PaddedCols / 4;
     public override LowBitFormat Format => LowBitFormat.I2S;
-    public override long WeightBytes => (long)Rows * RowBytes + sizeof(float);
+    public override long WeightBytes => _data.Length + sizeof(float);
+    /// <summary>Bytes of a rows x cols I2S matrix: 2 bits per weight with cols padded to 256, plus one fp32 scale.</summary>
+    public static long BytesFor(int rows, int cols) => (long)rows * Shapes.RoundUp(cols, ColAlign) / 4 + sizeof(float);
     internal override int RowAlign => 4;
     public ReadOnlySpan<byte> Data => _data.Span;
 
@@ -59,27 +61,47 @@ public sealed class I2S : PackedMatrix
             var row = data.Slice(r * m.RowBytes, m.RowBytes);
             for (int c = 0; c < cols; c++)
             {
-                int block = c / BlockWeights, within = c % BlockWeights;
-                int g = within % 32, shift = 6 - 2 * (within / 32);
-                ref byte b = ref row[block * BlockBytes + g];
+                int shift = Shift(c);
+                ref byte b = ref row[ByteOf(c)];
                 b = (byte)((b & ~(3 << shift)) | ((ternary[r * cols + c] + 1) << shift));
             }
         }
         return m;
     }
 
-    public sbyte[] Unpack()
+    public override sbyte[] Unpack()
     {
         var t = new sbyte[(long)Rows * Cols];
         var data = _data.Span;
         for (int r = 0; r < Rows; r++)
             for (int c = 0; c < Cols; c++)
-            {
-                int block = c / BlockWeights, within = c % BlockWeights;
-                int code = (data[r * RowBytes + block * BlockBytes + within % 32] >> (6 - 2 * (within / 32))) & 3;
-                t[r * Cols + c] = (sbyte)(code - 1);
-            }
+                t[r * Cols + c] = (sbyte)((data[r * RowBytes + ByteOf(c)] >> Shift(c) & 3) - 1);
         return t;
+    }
+
+    /// <summary>Byte of a row holding column c: block c / 128, byte (c mod 128) mod 32 of it.</summary>
+    private static int ByteOf(int c) => c / BlockWeights * BlockBytes + c % BlockWeights % 32;
+
+    /// <summary>Bit position of column c's code in its byte: 6, 4, 2, 0 for the four 32-column quarters of a block.</summary>
+    private static int Shift(int c) => 6 - 2 * (c % BlockWeights / 32);
+
+    /// <summary>The 32 bytes of block <paramref name="block"/> of row <paramref name="row"/>, decoded: the block view notebooks show.</summary>
+    public I2SBlockView BlockView(int row = 0, int block = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(row);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, Rows);
+        int blocks = RowBytes / BlockBytes;
+        if (block < 0 || block >= blocks) throw new ArgumentOutOfRangeException(nameof(block), block, $"block must be in 0..{blocks - 1}.");
+        var data = Data.Slice(row * RowBytes + block * BlockBytes, BlockBytes);
+        var bytes = new List<I2SByte>();
+        for (int g = 0; g < BlockBytes; g++)
+        {
+            var columns = Enumerable.Range(0, 4).Select(j => block * BlockWeights + g + 32 * j).ToArray();
+            byte value = data[g];
+            var codes = columns.Select(c => value >> Shift(c) & 3).ToArray();
+            bytes.Add(new I2SByte(g, data[g], columns, codes, codes.Select(c => c - 1).ToArray()));
+        }
+        return new I2SBlockView(row, block, Scale, bytes);
     }
 
     public override float RowScale(int row) => Scale;
@@ -455,3 +477,14 @@ public sealed class I2S : PackedMatrix
         f += Avx512BW.MultiplyAddAdjacent(h & mC, a0) + Avx512BW.MultiplyAddAdjacent(v & mC, a2);
     }
 }
+
+/// <summary>The 32 bytes of one I2_S block decoded: which 4 columns each byte holds, their codes (t + 1) and weights.</summary>
+public sealed record I2SBlockView(int Row, int Block, float Scale, IReadOnlyList<I2SByte> Bytes)
+{
+    /// <summary>Reads block <paramref name="block"/> of row <paramref name="row"/> straight from the packed bytes.</summary>
+    public static I2SBlockView Of(I2S matrix, int row = 0, int block = 0) =>
+        (matrix ?? throw new ArgumentNullException(nameof(matrix))).BlockView(row, block);
+}
+
+/// <summary>Byte <c>Index</c> of a block: its value, the columns of bits 7:6, 5:4, 3:2, 1:0, their codes and weights.</summary>
+public sealed record I2SByte(int Index, byte Value, int[] Columns, int[] Codes, int[] Weights);

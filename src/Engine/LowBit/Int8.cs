@@ -18,7 +18,9 @@ public sealed class Int8 : PackedMatrix
     private readonly float[] _scales;
     public int PaddedCols { get; }
     public override LowBitFormat Format => LowBitFormat.Int8;
-    public override long WeightBytes => (long)Rows * PaddedCols + sizeof(float) * (long)Rows;
+    public override long WeightBytes => _data.Length + sizeof(float) * (long)_scales.Length;
+    /// <summary>Bytes of a rows x cols Int8 matrix: a byte per weight with cols padded to 64, plus one fp32 scale per row.</summary>
+    public static long BytesFor(int rows, int cols) => (long)rows * Shapes.RoundUp(cols, ColAlign) + sizeof(float) * (long)rows;
     internal override int RowAlign => 4;
     public ReadOnlySpan<float> Scales => _scales;
 
@@ -67,7 +69,7 @@ public sealed class Int8 : PackedMatrix
         return m;
     }
 
-    public sbyte[] Unpack()
+    public override sbyte[] Unpack()
     {
         var t = new sbyte[(long)Rows * Cols];
         for (int r = 0; r < Rows; r++) _data.Span.Slice(r * PaddedCols, Cols).CopyTo(t.AsSpan(r * Cols));

@@ -90,6 +90,9 @@ public abstract class PackedMatrix
 
     public abstract ActivationBuffer CreateActivationBuffer();
 
+    /// <summary>The integer weights back, row-major [rows, cols] (ternary values, or Int8's int8 values).</summary>
+    public abstract sbyte[] Unpack();
+
     /// <summary>Weight scale of a row: the tensor's s for ternary formats, the row's scale for Int8.</summary>
     public abstract float RowScale(int row);
 

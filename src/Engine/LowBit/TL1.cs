@@ -31,7 +31,9 @@ public sealed class TL1 : PackedMatrix
     internal int GroupBytes => KCount * RowGroup;
     internal int Groups => (Rows + RowGroup - 1) / RowGroup;
     public override LowBitFormat Format => LowBitFormat.TL1;
-    public override long WeightBytes => (long)Groups * GroupBytes + sizeof(float);
+    public override long WeightBytes => _data.Length + sizeof(float);
+    /// <summary>Bytes of a rows x cols TL1 matrix: 4 bits per weight pair, rows padded to 64, cols to 4, plus one fp32 scale.</summary>
+    public static long BytesFor(int rows, int cols) => (long)Shapes.RoundUp(rows, RowGroup) * Shapes.RoundUp(cols, ColAlign) / 4 + sizeof(float);
     public ReadOnlySpan<byte> Data => _data.Span;
 
     private TL1(int rows, int cols, float scale) : base(rows, cols)
@@ -71,7 +73,7 @@ public sealed class TL1 : PackedMatrix
         return m;
     }
 
-    public sbyte[] Unpack()
+    public override sbyte[] Unpack()
     {
         var t = new sbyte[(long)Rows * Cols];
         var data = _data.Span;
@@ -79,8 +81,8 @@ public sealed class TL1 : PackedMatrix
             for (int c = 0; c < Cols; c++)
             {
                 int p = c / 2;
-                int index = (data[r / RowGroup * GroupBytes + p / 2 * RowGroup + r % RowGroup] >> (4 * (p % 2))) & 0xF;
-                t[r * Cols + c] = (sbyte)(c % 2 == 0 ? index / 3 - 1 : index % 3 - 1);
+                var (w0, w1) = PairOf((data[r / RowGroup * GroupBytes + p / 2 * RowGroup + r % RowGroup] >> (4 * (p % 2))) & 0xF);
+                t[r * Cols + c] = (sbyte)(c % 2 == 0 ? w0 : w1);
             }
         return t;
     }
@@ -101,8 +103,11 @@ public sealed class TL1 : PackedMatrix
     }
 
     /// <summary>Coefficients of the 9 pair indices (lanes 9..15 zero): entry e = (e / 3 - 1) b0 + (e % 3 - 1) b1.</summary>
-    private static readonly short[] P0 = Enumerable.Range(0, 16).Select(e => (short)(e < 9 ? e / 3 - 1 : 0)).ToArray();
-    private static readonly short[] P1 = Enumerable.Range(0, 16).Select(e => (short)(e < 9 ? e % 3 - 1 : 0)).ToArray();
+    private static readonly short[] P0 = Enumerable.Range(0, 16).Select(e => (short)(e < 9 ? PairOf(e).W0 : 0)).ToArray();
+    private static readonly short[] P1 = Enumerable.Range(0, 16).Select(e => (short)(e < 9 ? PairOf(e).W1 : 0)).ToArray();
+
+    /// <summary>The weight pair of index e = 3 w0 + w1 + 4 (e in 0..8).</summary>
+    internal static (int W0, int W1) PairOf(int e) => (e / 3 - 1, e % 3 - 1);
 
     /// <summary>Per activation pair the 9 sums as int16 lanes, split into low and high byte tables (truncating narrows).</summary>
     internal static void BuildTables(ReadOnlySpan<sbyte> q, Span<byte> tables)

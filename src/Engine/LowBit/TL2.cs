@@ -43,7 +43,10 @@ public sealed class TL2 : PackedMatrix
     internal int Groups => (Rows + RowGroup - 1) / RowGroup;
     internal int GroupBytes => Blocks * BlockBytes;
     public override LowBitFormat Format => LowBitFormat.TL2;
-    public override long WeightBytes => (long)Groups * GroupBytes + sizeof(float) + (Tail?.WeightBytes ?? 0);
+    public override long WeightBytes => _data.Length + sizeof(float) + (Tail?.WeightBytes ?? 0);
+    /// <summary>Bytes of a rows x cols TL2 matrix: 320 bytes per 64 rows and 24 columns, one fp32 scale, and the TL1 tail.</summary>
+    public static long BytesFor(int rows, int cols) => (long)Shapes.RoundUp(rows, RowGroup) / RowGroup * (cols / BlockCols) * BlockBytes + sizeof(float)
+        + (cols % BlockCols == 0 ? 0 : TL1.BytesFor(rows, cols % BlockCols));
     public ReadOnlySpan<byte> Data => _data.Span;
 
     private TL2(int rows, int cols, float scale, TL1? tail) : base(rows, cols)
@@ -95,7 +98,7 @@ public sealed class TL2 : PackedMatrix
         return m;
     }
 
-    public sbyte[] Unpack()
+    public override sbyte[] Unpack()
     {
         var t = new sbyte[(long)Rows * Cols];
         var data = _data.Span;

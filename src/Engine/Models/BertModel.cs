@@ -77,6 +77,33 @@ public sealed class BertModel : ITransformerModel
         return s;
     }
 
+    public SequenceState Embed(ModelInput input, ForwardContext ctx)
+    {
+        if (input is not TokenInput { StartPos: 0 } t) throw new ArgumentException($"{Card.Name} is an encoder: it takes token ids from position 0, not {input}", nameof(input));
+        var s = Embed(t.Tokens);
+        ctx.Fire(HookNames.Embed, -1, s.Active, s.Rows, s.Dim, s.TokenIndex);
+        return s;
+    }
+
+    /// <summary>The sentence embedding: mean pooling over the valid rows.</summary>
+    public float[] Readout(SequenceState state, ForwardContext ctx) => MeanPool(state);
+
+    public IReadOnlyList<NamedLinear> BlockLinears => _linears ??= Weights.Layers.SelectMany((l, i) => new NamedLinear[]
+    {
+        new($"layers.{i}.wq", i, l.Wq, Config.Dim, Config.Dim),
+        new($"layers.{i}.wk", i, l.Wk, Config.Dim, Config.Dim),
+        new($"layers.{i}.wv", i, l.Wv, Config.Dim, Config.Dim),
+        new($"layers.{i}.wo", i, l.Wo, Config.Dim, Config.Dim),
+        new($"layers.{i}.wi", i, l.Wi, Config.MlpDim, Config.Dim),
+        new($"layers.{i}.wout", i, l.Wout, Config.Dim, Config.MlpDim),
+    }).ToArray();
+    private NamedLinear[]? _linears;
+
+    public IEnumerable<float[]> ParameterArrays =>
+        new[] { Weights.WordEmbedding, Weights.PositionEmbedding, Weights.TokenTypeEmbedding, Weights.EmbLnG, Weights.EmbLnB }
+            .Concat(Weights.Layers.SelectMany(l => new[] { l.Bq, l.Bk, l.Bv, l.Bo, l.Bi, l.Bout, l.Ln1G, l.Ln1B, l.Ln2G, l.Ln2B }))
+            .Concat(BlockLinears.Select(l => l.Weight));
+
     /// <summary>last_hidden_state [n, d] of one sequence (ids including [CLS] and [SEP]).</summary>
     public SequenceState Forward(ReadOnlySpan<int> ids, ForwardContext ctx, ReadOnlySpan<int> typeIds = default, ReadOnlySpan<bool> mask = default)
     {
@@ -131,26 +158,23 @@ public sealed class BertModel : ITransformerModel
         if (!ctx.Skips.SkipsAttention(layer))
         {
             ctx.Fire(HookNames.AttnIn(layer), layer, x, n, d, s.TokenIndex);
-            var rented = Attention(layer, w, s, ctx);
-            var o = rented.AsSpan(0, n * d);
-            ctx.Fire(HookNames.AttnOut(layer), layer, o, n, d, s.TokenIndex);
-            AddNorm(s.Hidden, rented, n, w.Ln1G, w.Ln1B, ctx.Threads);
-            Pool.Return(rented);
+            var attnOut = Attention(layer, w, s, ctx);
+            ctx.Fire(HookNames.AttnOut(layer), layer, attnOut.AsSpan(0, n * d), n, d, s.TokenIndex);
+            AddNorm(s.Hidden, attnOut, n, w.Ln1G, w.Ln1B, ctx.Threads);
         }
         ctx.Fire(HookNames.ResidMid(layer), layer, x, n, d, s.TokenIndex);
         if (!ctx.Skips.SkipsMlp(layer))
         {
             ctx.Fire(HookNames.MlpIn(layer), layer, x, n, d, s.TokenIndex);
             int m = Config.MlpDim;
-            float[] hBuf = Pool.Rent(n * m), oBuf = Pool.Rent(n * d);
-            var h = hBuf.AsSpan(0, n * m);
+            var ws = _work.Current;
+            float[] oBuf = ws.Array(Slot.Out, n * d);
+            var h = ws.Get(Slot.H, n * m);
             var o = oBuf.AsSpan(0, n * d);
             ctx.RunLinear(x, n, d, w.Wi, m, h, w.Bi, gelu: true); // bias and GELU fused into the GEMM's tiles
             ctx.RunLinear(h, n, m, w.Wout, d, o, w.Bout);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
             AddNorm(s.Hidden, oBuf, n, w.Ln2G, w.Ln2B, ctx.Threads);
-            Pool.Return(hBuf);
-            Pool.Return(oBuf);
         }
         ctx.Fire(HookNames.ResidPost(layer), layer, x, n, d, s.TokenIndex);
     }
@@ -169,18 +193,19 @@ public sealed class BertModel : ITransformerModel
     }
 
     /// <summary>
-    /// Temporaries of a forward pass (an encoder layer's are 0.2-0.8 MB each, so fresh arrays would all be
-    /// large-object allocations, ~20 MB per 128-token forward): rented, and returned once the layer is done with them.
-    /// Hooks receive spans and copy what they keep.
+    /// Temporaries of a forward pass, one workspace per thread (an encoder layer's are 0.2-0.8 MB each, so fresh arrays
+    /// would all be large-object allocations, ~20 MB per 128-token forward). Hooks receive spans and copy what they keep.
     /// </summary>
-    private static System.Buffers.ArrayPool<float> Pool => System.Buffers.ArrayPool<float>.Shared;
+    private readonly Workspaces _work = new(Slot.Count);
+    private static class Slot { public const int Q = 0, K = 1, V = 2, O = 3, Out = 4, H = 5, Count = 6; }
 
-    /// <summary>The attention module's output [n, d] in a rented array (the caller returns it).</summary>
+    /// <summary>The attention module's output [n, d], in this thread's workspace.</summary>
     private float[] Attention(int layer, BertLayer w, SequenceState s, ForwardContext ctx)
     {
         int n = s.Rows, d = Config.Dim, hd = Config.HeadDim, heads = Config.Heads;
         var x = s.Active;
-        float[] qBuf = Pool.Rent(n * d), kBuf = Pool.Rent(n * d), vBuf = Pool.Rent(n * d), oBuf = Pool.Rent(n * d);
+        var ws = _work.Current;
+        float[] qBuf = ws.Array(Slot.Q, n * d), kBuf = ws.Array(Slot.K, n * d), vBuf = ws.Array(Slot.V, n * d), oBuf = ws.Array(Slot.O, n * d);
         var q = qBuf.AsSpan(0, n * d);
         var k = kBuf.AsSpan(0, n * d);
         var v = vBuf.AsSpan(0, n * d);
@@ -200,9 +225,8 @@ public sealed class BertModel : ITransformerModel
         else
             for (int h = 0; h < heads; h++) Head(h);
         if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, n], s.TokenIndex);
-        var outp = Pool.Rent(n * d);
+        var outp = ws.Array(Slot.Out, n * d);
         ctx.RunLinear(oBuf.AsSpan(0, n * d), n, d, w.Wo, d, outp.AsSpan(0, n * d), w.Bo);
-        Pool.Return(qBuf); Pool.Return(kBuf); Pool.Return(vBuf); Pool.Return(oBuf);
         return outp;
     }
 

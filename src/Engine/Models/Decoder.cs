@@ -107,8 +107,8 @@ public sealed class Encoder(string name, BertModel model, WordPieceTokenizer tok
 }
 
 /// <summary>A vision transformer classifier (the bundled CIFAR-10 ViT, or a ViT-NumPy .npz in its layout).</summary>
-public sealed class ImageClassifier(string name, Vision.VitModel model) : LoadedModel
+public sealed class ImageClassifier(string name, VitModel model) : LoadedModel
 {
     public override string Name => name;
-    public override Vision.VitModel Model => model;
+    public override VitModel Model => model;
 }

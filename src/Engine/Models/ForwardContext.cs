@@ -7,6 +7,14 @@ public sealed record ModuleSkips(IReadOnlySet<int> Attention, IReadOnlySet<int> 
     public bool SkipsAttention(int layer) => Attention.Contains(layer);
     public bool SkipsMlp(int layer) => Mlp.Contains(layer);
     public bool SkipsBlock(int layer) => SkipsAttention(layer) && SkipsMlp(layer);
+
+    /// <summary>Checks every layer index against the model, naming <paramref name="paramName"/> when one is out of range.</summary>
+    public void Check(ModelConfig config, string paramName)
+    {
+        foreach (var l in Attention.Concat(Mlp))
+            if ((uint)l >= (uint)config.Layers)
+                throw new ArgumentOutOfRangeException(paramName, l, $"layer {l} is out of range: the model has layers 0..{config.Layers - 1}");
+    }
 }
 
 /// <summary>

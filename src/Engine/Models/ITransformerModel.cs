@@ -1,16 +1,51 @@
 namespace Workbench.Engine.Models;
 
+/// <summary>What a model is fed: token ids (decoders, encoders) or an image (vision transformers).</summary>
+public abstract record ModelInput
+{
+    public static ModelInput Of(int[] tokens, int startPos = 0) => new TokenInput(tokens, startPos);
+    public static ModelInput Of(byte[] imageHwc) => new ImageInput(imageHwc);
+}
+
+/// <summary>Token ids at positions startPos, startPos + 1, ... (no BOS is added).</summary>
+public sealed record TokenInput(int[] Tokens, int StartPos = 0) : ModelInput;
+
+/// <summary>An image as uint8 HWC pixels of the size the model's config asks for.</summary>
+public sealed record ImageInput(byte[] PixelsHwc) : ModelInput;
+
 /// <summary>
-/// What the analyses need of any model: its numbers, and a way to run one block on a sequence state.
-/// Embedding the input and reading out the result are model-specific (tokens, images, pooling).
+/// A linear layer of a block, Y = X W^T (+ bias): W row-major [Rows = out, Cols = in]. The weight array is the layer's
+/// identity (ILinearOverride is keyed by it); <see cref="Name"/> is how reports name it.
+/// </summary>
+public sealed record NamedLinear(string Name, int Layer, float[] Weight, int Rows, int Cols);
+
+/// <summary>
+/// What every architecture offers the analyses, the ViT included: its numbers, the embedding of an input, the blocks
+/// (each firing the documented hook sites of <see cref="HookNames"/>), the named linear layers of the blocks, and the
+/// readout. No analysis needs to know which concrete model it holds.
 /// </summary>
 public interface ITransformerModel
 {
     ModelConfig Config { get; }
     ModelCard Card { get; }
 
+    /// <summary>The input's rows entering block 0 (fires <see cref="HookNames.Embed"/>). Throws ArgumentException for an input kind the model does not take.</summary>
+    SequenceState Embed(ModelInput input, ForwardContext ctx);
+
     /// <summary>Runs block <paramref name="layer"/> in place on <paramref name="state"/>, firing the block's hook sites.</summary>
     void RunBlock(int layer, SequenceState state, ForwardContext ctx);
+
+    /// <summary>
+    /// The checkpoint's head on the final state: next-token logits of every row ([rows, vocab]) for decoders, the
+    /// mean-pooled sentence embedding ([dim]) for encoders, class logits ([classes]) for image classifiers.
+    /// </summary>
+    float[] Readout(SequenceState state, ForwardContext ctx);
+
+    /// <summary>Every linear layer of every block, in layer order (what low-bit quantization replaces).</summary>
+    IReadOnlyList<NamedLinear> BlockLinears { get; }
+
+    /// <summary>Every distinct parameter array (a tied weight once), for byte counts.</summary>
+    IEnumerable<float[]> ParameterArrays { get; }
 
     /// <summary>
     /// The attention that row <paramref name="queryRow"/> would pay to every row of <paramref name="state"/> in block
@@ -32,5 +67,20 @@ public static class TransformerExtensions
             model.RunBlock(l, state, ctx);
             if (ctx.Selector?.Invoke(l, state) is { } keep) state.Keep(keep);
         }
+    }
+
+    /// <summary>Embeds the input and runs every block (no readout): the final state, with the context's hooks fired.</summary>
+    public static SequenceState Hidden(this ITransformerModel model, ModelInput input, ForwardContext ctx)
+    {
+        var s = model.Embed(input, ctx);
+        model.RunBlocks(s, ctx);
+        return s;
+    }
+
+    /// <summary>The whole forward pass: embed, blocks, readout.</summary>
+    public static (float[] Output, SequenceState State) Forward(this ITransformerModel model, ModelInput input, ForwardContext ctx)
+    {
+        var s = model.Hidden(input, ctx);
+        return (model.Readout(s, ctx), s);
     }
 }

@@ -32,9 +32,6 @@ public sealed class KvCache
     /// <summary>Bytes actually allocated, over all layers (keys and values, fp32).</summary>
     public long AllocatedBytes => _layers.Sum(l => l is null ? 0L : 2L * sizeof(float) * l.Keys.Length);
 
-    /// <summary>Bytes the entries in use take (keys and values, fp32).</summary>
-    public long UsedBytes => _layers.Sum(l => l is null ? 0L : 2L * sizeof(float) * l.Count * KvDim);
-
     public LayerCache Layer(int layer) => _layers[layer] ??= new LayerCache(Capacity, KvDim);
 
     public void Clear()

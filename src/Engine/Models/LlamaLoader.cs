@@ -264,5 +264,9 @@ internal static class TensorReading
         new(name, src.Path, src.Format, cfg,
             src.Tensors.DistinctBy(t => t.ByteOffset).Sum(t => t.ElementCount),
             src.Tensors.DistinctBy(t => t.ByteOffset).Sum(t => t.ByteLength),
-            src.Tensors.Select(t => new TensorCardEntry(t.Name, t.DType.ToString(), t.Shape, t.ByteLength)).ToList());
+            src.Tensors.Select(t => new TensorCardEntry(t.Name, StoredType(src, t), t.Shape, t.ByteLength)).ToList());
+
+    // GGUF lists block-quantized tensors as U8 bytes; the card names the type they are stored in (Q4_K, Q8_0, ...).
+    private static string StoredType(ITensorSource src, TensorEntry t) =>
+        src is GgufFile g ? g.GgmlTypeOf(t.Name).ToString() : t.DType.ToString();
 }

@@ -67,6 +67,34 @@ public sealed class LlamaModel : ITransformerModel
         return s;
     }
 
+    public SequenceState Embed(ModelInput input, ForwardContext ctx)
+    {
+        if (input is not TokenInput t) throw new ArgumentException($"{Card.Name} is a decoder: it takes token ids, not {input.GetType().Name}", nameof(input));
+        var s = Embed(t.Tokens, t.StartPos);
+        ctx.Fire(HookNames.Embed, -1, s.Active, s.Rows, s.Dim, s.TokenIndex);
+        return s;
+    }
+
+    public float[] Readout(SequenceState state, ForwardContext ctx) => Logits(state, ctx);
+
+    public IReadOnlyList<NamedLinear> BlockLinears => _linears ??= Weights.Layers.SelectMany((l, i) => new NamedLinear[]
+    {
+        new($"layers.{i}.wq", i, l.Wq, Config.Dim, Config.Dim),
+        new($"layers.{i}.wk", i, l.Wk, Config.KvDim, Config.Dim),
+        new($"layers.{i}.wv", i, l.Wv, Config.KvDim, Config.Dim),
+        new($"layers.{i}.wo", i, l.Wo, Config.Dim, Config.Dim),
+        new($"layers.{i}.w1", i, l.W1, Config.MlpDim, Config.Dim),
+        new($"layers.{i}.w2", i, l.W2, Config.Dim, Config.MlpDim),
+        new($"layers.{i}.w3", i, l.W3, Config.MlpDim, Config.Dim),
+    }).ToArray();
+    private NamedLinear[]? _linears;
+
+    public IEnumerable<float[]> ParameterArrays =>
+        new[] { Weights.TokenEmbedding, Weights.FinalNorm }
+            .Concat(Weights.SharedOutput ? [] : [Weights.Output])
+            .Concat(Weights.Layers.SelectMany(l => new[] { l.AttnNorm, l.FfnNorm }))
+            .Concat(BlockLinears.Select(l => l.Weight));
+
     /// <summary>
     /// Runs tokens through the model at positions startPos.. and returns the logits of every surviving row
     /// ([rows, vocab]) with the state (whose TokenIndex says which input each row is).
@@ -84,27 +112,32 @@ public sealed class LlamaModel : ITransformerModel
     {
         int d = Config.Dim, v = Config.Vocab;
         int first = allRows ? 0 : s.Rows - 1, n = s.Rows - first;
-        var normed = new float[n * d];
-        for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(first + i), Weights.FinalNorm, Config.NormEps, normed.AsSpan(i * d, d));
+        var normed = _work.Current.Get(Slot.Xb, n * d);
+        for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(first + i), Weights.FinalNorm, Config.NormEps, normed.Slice(i * d, d));
         ctx.Fire(HookNames.LnFinal, Config.Layers, normed, n, d, s.TokenIndex[first..]);
         var logits = new float[n * v];
         ctx.RunLinear(normed, n, d, Weights.Output, v, logits);
         return logits;
     }
 
+    // The temporaries of a block, one workspace per thread: no allocation per call once warm (decode runs ~17 buffers per block).
+    private readonly Workspaces _work = new(Slot.Count);
+    private static class Slot { public const int Xb = 0, Q = 1, K = 2, V = 3, O = 4, Out = 5, H1 = 6, H3 = 7, Pattern = 8, Count = 9; }
+
     public void RunBlock(int layer, SequenceState s, ForwardContext ctx)
     {
         var w = Weights.Layers[layer];
         int n = s.Rows, d = Config.Dim;
         var x = s.Active;
+        var ws = _work.Current;
         ctx.Fire(HookNames.ResidPre(layer), layer, x, n, d, s.TokenIndex);
 
-        var xb = new float[n * d];
+        var xb = ws.Get(Slot.Xb, n * d);
         if (!ctx.Skips.SkipsAttention(layer))
         {
-            for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(i), w.AttnNorm, Config.NormEps, xb.AsSpan(i * d, d));
+            for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(i), w.AttnNorm, Config.NormEps, xb.Slice(i * d, d));
             ctx.Fire(HookNames.AttnIn(layer), layer, xb, n, d, s.TokenIndex);
-            var o = Attention(layer, w, xb, s, ctx);
+            var o = Attention(layer, w, xb, s, ctx, ws);
             ctx.Fire(HookNames.AttnOut(layer), layer, o, n, d, s.TokenIndex);
             TensorPrimitives.Add(x, o, x);
         }
@@ -112,15 +145,15 @@ public sealed class LlamaModel : ITransformerModel
 
         if (!ctx.Skips.SkipsMlp(layer))
         {
-            for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(i), w.FfnNorm, Config.NormEps, xb.AsSpan(i * d, d));
+            for (int i = 0; i < n; i++) Ops.RmsNorm(s.Row(i), w.FfnNorm, Config.NormEps, xb.Slice(i * d, d));
             ctx.Fire(HookNames.MlpIn(layer), layer, xb, n, d, s.TokenIndex);
             int h = Config.MlpDim;
-            var h1 = new float[n * h];
-            var h3 = new float[n * h];
+            var h1 = ws.Get(Slot.H1, n * h);
+            var h3 = ws.Get(Slot.H3, n * h);
             ctx.RunLinear(xb, n, d, w.W1, h, h1);
             ctx.RunLinear(xb, n, d, w.W3, h, h3);
             Ops.SwiGlu(h1, h3);
-            var o = new float[n * d];
+            var o = ws.Get(Slot.Out, n * d);
             ctx.RunLinear(h1, n, h, w.W2, d, o);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
             TensorPrimitives.Add(x, o, x);
@@ -128,12 +161,10 @@ public sealed class LlamaModel : ITransformerModel
         ctx.Fire(HookNames.ResidPost(layer), layer, x, n, d, s.TokenIndex);
     }
 
-    private float[] Attention(int layer, LlamaLayer w, float[] xb, SequenceState s, ForwardContext ctx)
+    private Span<float> Attention(int layer, LlamaLayer w, Span<float> xb, SequenceState s, ForwardContext ctx, Workspace ws)
     {
         int n = s.Rows, d = Config.Dim, kv = Config.KvDim, hd = Config.HeadDim, heads = Config.Heads;
-        var q = new float[n * d];
-        var k = new float[n * kv];
-        var v = new float[n * kv];
+        float[] q = ws.Array(Slot.Q, n * d), k = ws.Array(Slot.K, n * kv), v = ws.Array(Slot.V, n * kv);
         ctx.RunLinear(xb, n, d, w.Wq, d, q);
         ctx.RunLinear(xb, n, d, w.Wk, kv, k);
         ctx.RunLinear(xb, n, d, w.Wv, kv, v);
@@ -142,8 +173,8 @@ public sealed class LlamaModel : ITransformerModel
             Ops.Rope(q.AsSpan(i * d, d), hd, s.Positions[i], Config.RopeTheta);
             Ops.Rope(k.AsSpan(i * kv, kv), hd, s.Positions[i], Config.RopeTheta);
         }
-        ctx.Fire(HookNames.AttnK(layer), layer, k, n, kv, s.TokenIndex);
-        ctx.Fire(HookNames.AttnV(layer), layer, v, n, kv, s.TokenIndex);
+        ctx.Fire(HookNames.AttnK(layer), layer, k.AsSpan(0, n * kv), n, kv, s.TokenIndex);
+        ctx.Fire(HookNames.AttnV(layer), layer, v.AsSpan(0, n * kv), n, kv, s.TokenIndex);
 
         // Keys: the layer's cache (which now also holds the new rows) or, without a cache, the rows themselves.
         float[] keys, values;
@@ -153,8 +184,8 @@ public sealed class LlamaModel : ITransformerModel
         {
             var lc = cache.Layer(layer);
             int start = lc.Append(n, s.Positions);
-            k.CopyTo(lc.Keys.AsSpan(start * kv));
-            v.CopyTo(lc.Values.AsSpan(start * kv));
+            k.AsSpan(0, n * kv).CopyTo(lc.Keys.AsSpan(start * kv));
+            v.AsSpan(0, n * kv).CopyTo(lc.Values.AsSpan(start * kv));
             keys = lc.Keys; values = lc.Values; keyPos = lc.Positions; c = lc.Count;
         }
         else
@@ -163,21 +194,21 @@ public sealed class LlamaModel : ITransformerModel
         }
 
         bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
-        var pattern = wantPattern ? new float[heads * n * c] : null;
-        var o = new float[n * d];
+        var pattern = wantPattern ? ws.Array(Slot.Pattern, heads * n * c) : null;
+        var o = ws.Array(Slot.O, n * d);
         int group = heads / Config.KvHeads;
         var qPos = s.Positions;
         // causal by position: a row sees keys at its own position or earlier
-        void Head(int h) => AttentionKernel.CausalHead(q, n, d, h * hd, keys, values, c, kv, h / group * hd, hd, qPos, keyPos, o,
-            pattern is null ? default : pattern.AsSpan(h * n * c, n * c));
+        void Head(int h) => AttentionKernel.CausalHead(q.AsSpan(0, n * d), n, d, h * hd, keys, values, c, kv, h / group * hd, hd, qPos, keyPos,
+            o.AsSpan(0, n * d), pattern is null ? default : pattern.AsSpan(h * n * c, n * c));
         if ((long)n * c * d >= 1 << 16 && ctx.Threads > 1)
             Parallelism.For(heads, ctx.Threads, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);
-        if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, c], s.TokenIndex);
+        if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern.AsSpan(0, heads * n * c), [heads, n, c], s.TokenIndex);
 
-        var outp = new float[n * d];
-        ctx.RunLinear(o, n, d, w.Wo, d, outp);
+        var outp = ws.Get(Slot.Out, n * d);
+        ctx.RunLinear(o.AsSpan(0, n * d), n, d, w.Wo, d, outp);
         return outp;
     }
 

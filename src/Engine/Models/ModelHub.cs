@@ -9,7 +9,7 @@ namespace Workbench.Engine.Models;
 /// </summary>
 public static class ModelHub
 {
-    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10"];
+    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10", "austen-16L"];
 
     private static readonly Dictionary<string, Lazy<LoadedModel>> Cache = new(StringComparer.OrdinalIgnoreCase);
 
@@ -60,9 +60,12 @@ public static class ModelHub
             LlamaLoader.FromLlama2c(Bundled.Path("models/babyllama-105/model5000.bin"), "babyllama"),
             SentencePieceTokenizer.Load(Bundled.Path("models/babyllama-105/tok105.model"), 105)),
         "minilm" => MiniLm(),
-        "vit-cifar10" => new ImageClassifier("vit-cifar10", Vision.VitModel.LoadBundled()),
+        "vit-cifar10" => new ImageClassifier("vit-cifar10", VitModel.LoadBundled()),
+        "austen-16l" => Renamed((Decoder)LoadPath(Bundled.Folder("models/austen-16L/fp"), null), "austen-16L"),
         _ => throw new ArgumentException($"unknown bundled model '{name}'", nameof(name)),
     };
+
+    private static Decoder Renamed(Decoder d, string name) => new(name, d.Model, d.Tokenizer, d.Pruned);
 
     private static Encoder MiniLm()
     {
@@ -100,14 +103,14 @@ public static class ModelHub
                 if (cfg.Contains("\"drop_attn_list\"", StringComparison.Ordinal) || cfg.Contains("\"drop_mlp_list\"", StringComparison.Ordinal))
                 {
                     // A layer-dropped checkpoint (LLM-Drop layout): the dropped modules' tensors are absent.
-                    var (pruned, skips) = Redundancy.PrunedModel.Load(path);
+                    var (pruned, skips) = PrunedModel.Load(path);
                     return new Decoder(pruned.Card.Name, pruned, DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
                 }
                 var llama = LlamaLoader.FromHuggingFace(path);
                 return new Decoder(llama.Card.Name, llama, DecoderTokenizer(tokPath, llama.Config.Vocab));
             }
             case ModelFileKind.Npz:
-                return new ImageClassifier(Path.GetFileNameWithoutExtension(path), Vision.VitModel.Load(path));
+                return new ImageClassifier(Path.GetFileNameWithoutExtension(path), VitModel.Load(path));
             case ModelFileKind.Onnx:
             {
                 using var onnx = OnnxModelFile.Open(path);

@@ -129,17 +129,6 @@ public static class Importance
         return into;
     }
 
-    /// <summary>Embeds the ids and runs every block (no classifier, no pooling): all the importance pass needs.</summary>
-    public static SequenceState Hidden(ITransformerModel model, int[] ids, ForwardContext ctx)
-    {
-        var s = model switch
-        {
-            LlamaModel m => m.Embed(ids),
-            BertModel b => b.Embed(ids),
-            _ => throw new ArgumentException($"{model.GetType().Name} has no token embedding this analysis knows", nameof(model)),
-        };
-        ctx.Fire(HookNames.Embed, -1, s.Active, s.Rows, s.Dim, s.TokenIndex);
-        model.RunBlocks(s, ctx);
-        return s;
-    }
+    /// <summary>Embeds the ids and runs every block (no readout): all the importance pass needs.</summary>
+    public static SequenceState Hidden(ITransformerModel model, int[] ids, ForwardContext ctx) => model.Hidden(ModelInput.Of(ids), ctx);
 }

@@ -1,3 +1,4 @@
+using Workbench.Engine.Models;
 using Microsoft.Data.Analysis;
 using Workbench.Engine.Vision;
 

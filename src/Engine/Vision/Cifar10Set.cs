@@ -1,3 +1,4 @@
+using Workbench.Engine.Models;
 using Workbench.Engine.Formats;
 
 namespace Workbench.Engine.Vision;

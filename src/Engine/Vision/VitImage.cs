@@ -1,3 +1,4 @@
+using Workbench.Engine.Models;
 using SkiaSharp;
 using Workbench.Engine.Formats;
 

@@ -6,6 +6,7 @@ using Microsoft.DotNet.Interactive.Formatting;
 using Plotly.NET;
 using Workbench.Engine.Costs;
 using Workbench.Engine.LowBit;
+using Workbench.Engine.Quantization;
 using Workbench.Engine.Tensors;
 
 namespace Workbench.Interactive.Charts;
@@ -57,93 +58,6 @@ public static class LowBitReference
             new DoubleDataFrameColumn("us_2_threads", list.Select(t => t.Us2Threads)),
             new DoubleDataFrameColumn("floor_us_1_thread", list.Select(t => t.BitsPerWeight / 8 * rows * (double)cols / (ReadGBps1Thread * 1e3))),
             new StringDataFrameColumn("our_format", list.Select(t => t.Comparable?.ToString() ?? "")));
-    }
-}
-
-/// <summary>The 32 bytes of one I2_S block decoded: which 4 columns each byte holds, their codes (t + 1) and weights.</summary>
-public sealed record I2SBlockView(int Row, int Block, float Scale, IReadOnlyList<I2SByte> Bytes)
-{
-    /// <summary>Reads block <paramref name="block"/> of row <paramref name="row"/> straight from the packed bytes.</summary>
-    public static I2SBlockView Of(I2S matrix, int row = 0, int block = 0)
-    {
-        ArgumentNullException.ThrowIfNull(matrix);
-        ArgumentOutOfRangeException.ThrowIfNegative(row);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, matrix.Rows);
-        int blocks = matrix.RowBytes / I2S.BlockBytes;
-        if (block < 0 || block >= blocks) throw new ArgumentOutOfRangeException(nameof(block), block, $"block must be in 0..{blocks - 1}.");
-        var data = matrix.Data.Slice(row * matrix.RowBytes + block * I2S.BlockBytes, I2S.BlockBytes);
-        var bytes = new List<I2SByte>();
-        for (int g = 0; g < I2S.BlockBytes; g++)
-        {
-            // Bits 7:6 hold column g, 5:4 column g + 32, 3:2 column g + 64, 1:0 column g + 96.
-            var codes = new[] { data[g] >> 6 & 3, data[g] >> 4 & 3, data[g] >> 2 & 3, data[g] & 3 };
-            bytes.Add(new I2SByte(g, data[g], codes.Select((_, j) => block * I2S.BlockWeights + g + 32 * j).ToArray(), codes, codes.Select(c => c - 1).ToArray()));
-        }
-        return new I2SBlockView(row, block, matrix.Scale, bytes);
-    }
-}
-
-public sealed record I2SByte(int Index, byte Value, int[] Columns, int[] Codes, int[] Weights);
-
-/// <summary>One table of TL1 (an activation pair) or TL2 (an activation triplet): every entry the kernel can look up.</summary>
-public sealed record LookupTableView(LowBitFormat Format, int Group, int[] Activations, IReadOnlyList<LookupEntry> Entries);
-
-/// <summary>Entry <c>Index</c>: the weights it stands for, the sum as a formula, the int16 read back from the table, and that sum recomputed.</summary>
-public sealed record LookupEntry(int Index, int[] Weights, string Formula, int TableValue, int Expected);
-
-public static class LookupTables
-{
-    /// <summary>The 9-entry table of activation pair <paramref name="pair"/> (columns 2 pair, 2 pair + 1), as the kernel reads it.</summary>
-    public static LookupTableView TL1(TL1.Activations act, int pair = 0)
-    {
-        ArgumentNullException.ThrowIfNull(act);
-        if (!act.IsPrepared) throw new ArgumentException("Quantize (or Load) the activations first.", nameof(act));
-        int pairs = act.Tables.Length / 32;
-        if (pair < 0 || pair >= pairs) throw new ArgumentOutOfRangeException(nameof(pair), pair, $"pair must be in 0..{pairs - 1}.");
-        var t = act.Tables.Slice(pair * 32, 32).ToArray();
-        int b0 = act.Q[2 * pair], b1 = act.Q[2 * pair + 1];
-        var entries = Enumerable.Range(0, 9).Select(e =>
-        {
-            int w0 = e / 3 - 1, w1 = e % 3 - 1;
-            return new LookupEntry(e, [w0, w1], Formula([w0, w1], ["b0", "b1"]), (short)(t[e] | t[16 + e] << 8), w0 * b0 + w1 * b1);
-        }).ToList();
-        return new LookupTableView(LowBitFormat.TL1, pair, [b0, b1], entries);
-    }
-
-    /// <summary>The 14-entry table of activation triplet <paramref name="triplet"/> (columns 3 triplet .. 3 triplet + 2).</summary>
-    public static LookupTableView TL2(TL2.Activations act, int triplet = 0)
-    {
-        ArgumentNullException.ThrowIfNull(act);
-        if (!act.IsPrepared) throw new ArgumentException("Quantize (or Load) the activations first.", nameof(act));
-        bool signed = act.Path == IsaPath.V512;
-        int triplets = (signed ? act.SignedTables.Length : act.Tables.Length) / 32;
-        if (triplet < 0 || triplet >= triplets) throw new ArgumentOutOfRangeException(nameof(triplet), triplet, $"triplet must be in 0..{triplets - 1}.");
-        int b0 = act.Q[3 * triplet], b1 = act.Q[3 * triplet + 1], b2 = act.Q[3 * triplet + 2];
-        var entries = Enumerable.Range(0, 14).Select(v =>
-        {
-            var (w0, w1, w2) = Canonical(v);
-            // V512 keeps one int16 per entry (and the negated entries at 16 + v); the other paths split low and high bytes.
-            int value = signed ? act.SignedTables[triplet * 32 + v]
-                : (short)(act.Tables[triplet * 32 + v] | act.Tables[triplet * 32 + 16 + v] << 8);
-            return new LookupEntry(v, [w0, w1, w2], Formula([w0, w1, w2], ["b0", "b1", "b2"]), value, w0 * b0 + w1 * b1 + w2 * b2);
-        }).ToList();
-        return new LookupTableView(LowBitFormat.TL2, triplet, [b0, b1, b2], entries);
-    }
-
-    /// <summary>The triplet with 9 w0 + 3 w1 + w2 = v (v in 0..13): its sign is the canonical one, the other is -v.</summary>
-    internal static (int, int, int) Canonical(int v)
-    {
-        for (int a = -1; a <= 1; a++) for (int b = -1; b <= 1; b++) for (int c = -1; c <= 1; c++)
-            if (9 * a + 3 * b + c == v) return (a, b, c);
-        throw new ArgumentOutOfRangeException(nameof(v), v, "v must be in -13..13.");
-    }
-
-    private static string Formula(int[] w, string[] b)
-    {
-        var terms = w.Select((x, i) => x switch { 1 => "+" + b[i], -1 => "-" + b[i], _ => "" }).Where(s => s.Length > 0).ToList();
-        if (terms.Count == 0) return "0";
-        var s = string.Concat(terms);
-        return s.StartsWith('+') ? s[1..] : s;
     }
 }
 
@@ -372,11 +286,20 @@ public static class LowBitCharts
             sb.Append("<tr>")
               .Append($"<td style=\"{CellStyle}\">{e.Index}</td>")
               .Append($"<td style=\"{CellStyle}\">({string.Join(", ", e.Weights.Select(w => w.ToString("+0;-0;0", Inv)))})</td>")
-              .Append($"<td style=\"{CellStyle}\">{Encode(e.Formula)}</td>")
+              .Append($"<td style=\"{CellStyle}\">{Encode(Formula(e.Weights))}</td>")
               .Append($"<td style=\"{CellStyle}\">{e.TableValue}</td>")
               .Append($"<td style=\"{CellStyle}\">{e.Expected}</td>")
               .Append("</tr>");
         return sb.Append("</tbody></table>").ToString();
+    }
+
+    /// <summary>An entry's sum as a formula of the activations, e.g. "b0-b2".</summary>
+    private static string Formula(int[] w)
+    {
+        var terms = w.Select((x, i) => x switch { 1 => $"+b{i}", -1 => $"-b{i}", _ => "" }).Where(s => s.Length > 0).ToList();
+        if (terms.Count == 0) return "0";
+        var s = string.Concat(terms);
+        return s.StartsWith('+') ? s[1..] : s;
     }
 
     // ---- plumbing ----

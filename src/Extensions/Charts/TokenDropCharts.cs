@@ -1,3 +1,4 @@
+using Workbench.Engine.Models;
 using System.Globalization;
 using System.Net;
 using System.Text;

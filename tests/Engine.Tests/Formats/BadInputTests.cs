@@ -278,10 +278,10 @@ public class BadInputTests : IDisposable
     }
 
     [Theory]
-    [InlineData(GgmlType.Q4_0, 32, 18)]
-    [InlineData(GgmlType.Q8_0, 32, 34)]
-    [InlineData(GgmlType.TQ1_0, 256, 54)]
-    [InlineData(GgmlType.TQ2_0, 256, 66)]
+    [InlineData(GgmlType.IQ4_NL, 32, 18)]
+    [InlineData(GgmlType.Q8_1, 32, 36)]
+    [InlineData(GgmlType.IQ2_XXS, 256, 66)]
+    [InlineData(GgmlType.MXFP4, 32, 17)]
     public void Gguf_unsupported_ggml_type_is_named_on_read(GgmlType type, int block, int blockBytes)
     {
         var gb = new GgufBuilder { DataBytes = 2 * blockBytes };

@@ -31,15 +31,12 @@ public class KernelTests
         return q;
     }
 
-    internal static PackedMatrix PackTernary(LowBitFormat f, sbyte[] t, int rows, int cols) => f switch
-    {
-        LowBitFormat.I2S => I2S.Pack(t, rows, cols, 1f),
-        LowBitFormat.TL1 => TL1.Pack(t, rows, cols, 1f),
-        LowBitFormat.TL2 => TL2.Pack(t, rows, cols, 1f),
-        _ => Int8.Pack(t, Enumerable.Repeat(1f, rows).ToArray(), rows, cols),
-    };
+    /// <summary>Ternary values in a registered packed format (Int8 holds them as int8 weights with row scales 1).</summary>
+    internal static PackedMatrix PackTernary(LowBitFormat f, sbyte[] t, int rows, int cols) => LowBitFormats.Get(f).IsTernary
+        ? LowBitFormats.Get(f).Pack(new TernaryWeights(t, rows, cols, 1f))
+        : Int8.Pack(t, Enumerable.Repeat(1f, rows).ToArray(), rows, cols);
 
-    public static readonly LowBitFormat[] Formats = [LowBitFormat.I2S, LowBitFormat.TL1, LowBitFormat.TL2, LowBitFormat.Int8];
+    public static readonly LowBitFormat[] Formats = LowBitFormats.All.Where(f => f.IsPacked).Select(f => f.Format).ToArray();
 
     public static TheoryData<int> Seeds => new() { 1, 2, 3, 4, 5, 6, 7, 8 };
 

@@ -42,7 +42,7 @@ public class LayerTests
         float a = AbsMaxInt8.Quantize(x, q);
         foreach (var path in LowBitIsa.SupportedPaths)
         {
-            using var layer = new BitLinear(BitLinear.PackTernary(tw, format), path: path);
+            using var layer = new BitLinear(tw.Pack(format), path: path);
             var y = new float[rows];
             layer.Forward(x, y);
             for (int r = 0; r < rows; r++)
@@ -65,7 +65,7 @@ public class LayerTests
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         foreach (var f in new[] { LowBitFormat.I2S, LowBitFormat.TL1, LowBitFormat.TL2 })
         {
-            var m = BitLinear.PackTernary(t, f);
+            var m = t.Pack(f);
             using var ws1 = m.CreateWorkspace(1, n);
             using var ws2 = m.CreateWorkspace(2, n);
             var y1 = new float[n * rows];
@@ -112,10 +112,10 @@ public class LayerTests
     public void CostModelBytesEqualPackedBytes(int rows, int cols)
     {
         var t = new sbyte[rows * cols];
-        Assert.Equal(I2S.Pack(t, rows, cols, 1f).WeightBytes, LowBitCosts.WeightBytes(LowBitFormat.I2S, rows, cols));
-        Assert.Equal(TL1.Pack(t, rows, cols, 1f).WeightBytes, LowBitCosts.WeightBytes(LowBitFormat.TL1, rows, cols));
-        Assert.Equal(TL2.Pack(t, rows, cols, 1f).WeightBytes, LowBitCosts.WeightBytes(LowBitFormat.TL2, rows, cols));
-        Assert.Equal(Int8.Pack(t, new float[rows], rows, cols).WeightBytes, LowBitCosts.WeightBytes(LowBitFormat.Int8, rows, cols));
+        Assert.Equal(I2S.Pack(t, rows, cols, 1f).WeightBytes, LowBitFormats.WeightBytes(LowBitFormat.I2S, rows, cols));
+        Assert.Equal(TL1.Pack(t, rows, cols, 1f).WeightBytes, LowBitFormats.WeightBytes(LowBitFormat.TL1, rows, cols));
+        Assert.Equal(TL2.Pack(t, rows, cols, 1f).WeightBytes, LowBitFormats.WeightBytes(LowBitFormat.TL2, rows, cols));
+        Assert.Equal(Int8.Pack(t, new float[rows], rows, cols).WeightBytes, LowBitFormats.WeightBytes(LowBitFormat.Int8, rows, cols));
         var c = LowBitCosts.ForGemv(LowBitFormat.I2S, rows, cols);
         Assert.Equal((long)rows * cols, c.IntAdds);
         Assert.Equal(c.WeightBytes * EnergyModel.Horowitz2014.DramPjPerByte, c.MemoryEnergyPj, 6);

@@ -1,5 +1,7 @@
 using Workbench.Engine.LowBit;
 using Workbench.Engine.Models;
+using Workbench.Engine.Quantization;
+using Workbench.Engine.Requests;
 using Workbench.Engine.Tensors;
 
 namespace Workbench.Engine.Tests.LowBit;
@@ -24,7 +26,6 @@ public class TernaryModelTests
         Assert.All(report.Layers, l => Assert.True(l.Passed, $"{l.Name}: {l.IntegerMismatches} mismatches, rel {l.MaxRelativeError}"));
         Assert.All(report.Layers, l => Assert.Equal(40, l.TokensChecked));
         Assert.True(report.Lossless);
-        Assert.Equal(report.Layers.Count, report.ToDataFrame().Rows.Count);
     }
 
     /// <summary>
@@ -161,5 +162,68 @@ public class TernaryModelTests
         var q = root.GetProperty("quality");
         foreach (var name in new[] { "kl", "top1_agreement", "perplexity", "perplexity_fp32" }) Assert.True(q.GetProperty(name).GetDouble() >= 0);
         Assert.True(root.GetProperty("weight_bytes_fp32").GetInt64() > root.GetProperty("weight_bytes_packed").GetInt64());
+    }
+
+    /// <summary>
+    /// One Quantize over ITransformerModel: the bytes kept fp32 are the parameter arrays that are not block linears,
+    /// equal to the per-architecture sums the Llama and BERT overloads used to write out field by field.
+    /// </summary>
+    [Fact]
+    public void QuantizeCountsKeptBytesFromTheModelsParameterArrays()
+    {
+        var d = ModelHub.LoadDecoder("stories260K");
+        using (var t = TernaryModel.Quantize(d, LowBitFormat.I2S))
+        {
+            var w = d.Model.Weights;
+            long kept = 4L * (w.TokenEmbedding.Length + w.FinalNorm.Length + (w.SharedOutput ? 0 : w.Output.Length)
+                              + w.Layers.Sum(l => (long)l.AttnNorm.Length + l.FfnNorm.Length));
+            Assert.Equal(kept, t.KeptFp32Bytes);
+            Assert.Equal(4L * w.Layers.Sum(l => (long)l.Wq.Length + l.Wk.Length + l.Wv.Length + l.Wo.Length + l.W1.Length + l.W2.Length + l.W3.Length), t.Fp32LinearBytes);
+            Assert.Equal(d.Model.BlockLinears.Select(l => l.Name), t.Layers.Select(l => l.Name));
+        }
+        var e = ModelHub.LoadEncoder("minilm");
+        using (var t = TernaryModel.Quantize(e, LowBitFormat.I2S))
+        {
+            var w = e.Model.Weights;
+            long kept = 4L * (w.WordEmbedding.Length + w.PositionEmbedding.Length + w.TokenTypeEmbedding.Length + w.EmbLnG.Length + w.EmbLnB.Length
+                              + w.Layers.Sum(l => (long)l.Bq.Length + l.Bk.Length + l.Bv.Length + l.Bo.Length + l.Bi.Length + l.Bout.Length
+                                                 + l.Ln1G.Length + l.Ln1B.Length + l.Ln2G.Length + l.Ln2B.Length));
+            Assert.Equal(kept, t.KeptFp32Bytes);
+            Assert.Equal(e.Model.BlockLinears.Select(l => l.Name), t.Layers.Select(l => l.Name));
+        }
+    }
+
+    [Fact]
+    public void TheVitQuantizesThroughTheSameInterface()
+    {
+        var vit = ModelHub.Load("vit-cifar10").Model;
+        using var t = TernaryModel.Quantize(vit, LowBitFormat.TL2);
+        Assert.Equal(vit.BlockLinears.Count, t.Layers.Count);
+        Assert.Equal(4L * vit.ParameterArrays.Sum(a => (long)a.Length), t.KeptFp32Bytes + t.Fp32LinearBytes);
+        Assert.All(t.Layers, l => Assert.Equal(LowBitFormats.WeightBytes(LowBitFormat.TL2, l.Rows, l.Cols), l.PackedBytes));
+    }
+
+    [Fact]
+    public void RequestsCheckTheirOptionsOnceNamingThem()
+    {
+        string Error(Action a) => Assert.Throws<OptionException>(a).Message;
+        Assert.Equal("--format 'q4' is not one of i2s, tl1 or tl2.", Error(() => new BitNetRequest { Model = "stories260K", Format = "q4" }.Validate()));
+        Assert.Equal("--format 'int8' is not one of i2s, tl1 or tl2.", Error(() => new BitNetRequest { Model = "stories260K", Format = "int8" }.Validate()));
+        Assert.Equal("--format is required (i2s, tl1 or tl2).", Error(() => new BitNetRequest { Model = "stories260K", Format = " " }.Validate()));
+        Assert.StartsWith("--model is required", Error(() => new BitNetRequest { Model = "", Format = "i2s" }.Validate()));
+        Assert.StartsWith("--threads '0' must be an integer in 1..", Error(() => new BitNetRequest { Model = "m", Format = "i2s", Threads = 0 }.Validate()));
+        new BitNetRequest { Model = "stories260K", Format = "TL2" }.Validate();
+
+        Assert.Contains("--compare 'i2s,I2S' names a format twice", Error(() => new GemvRequest { Compare = "i2s,I2S", Rows = 8, Cols = 8 }.Validate()));
+        Assert.Equal("--format 'q8' is not one of f32, int8, i2s, tl1 or tl2.", Error(() => new GemvRequest { Format = "q8", Rows = 8, Cols = 8 }.Validate()));
+        Assert.Equal("--rows is required (an integer in 1..1048576).", Error(() => new GemvRequest { Format = "i2s", Cols = 8 }.Validate()));
+        Assert.Equal("--cols '65537' must be an integer in 1..65536.", Error(() => new GemvRequest { Format = "i2s", Rows = 8, Cols = 65537 }.Validate()));
+        Assert.Equal("--isa 'avx9' is not one of scalar, v128, v256, v512.", Error(() => new GemvRequest { Format = "i2s", Rows = 8, Cols = 8, Isa = "avx9" }.Validate()));
+        Assert.StartsWith("--bandwidth '0' must be", Error(() => new GemvRequest { Format = "i2s", Rows = 8, Cols = 8, Bandwidth = 0 }.Validate()));
+        Assert.Equal(LowBitFormats.All.Count + 1, new GemvRequest { Compare = "all", Rows = 8, Cols = 8 }.Steps);
+
+        var g = new GemvRequest { Compare = "tl1,int8", Rows = 64, Cols = 96, Runs = 2, Bandwidth = 27 }.Run();
+        Assert.Equal([LowBitFormat.TL1, LowBitFormat.Int8], g.Results.Select(r => r.Format));
+        Assert.All(g.Results, r => Assert.Equal(LowBitFormats.WeightBytes(r.Format, 64, 96), r.WeightBytes));
     }
 }

@@ -93,7 +93,7 @@ public class TokenDropperTests
         for (int i = 0; i < rows.Length; i++) full.Row(rows[i]).CopyTo(shorter.Row(i));
         Model.RunBlock(2, shorter, ctx);
         Model.RunBlock(3, shorter, ctx);
-        Assert.Equal(Model.Readout(shorter), dropped);
+        Assert.Equal(Model.Readout(shorter, ForwardContext.Default), dropped);
         Assert.NotEqual(Model.Forward(img), dropped);
     }
 

@@ -144,29 +144,3 @@ public class Cifar10SetTests
         finally { dir.Delete(true); }
     }
 }
-
-public class VitMathTests
-{
-    [Fact]
-    [Trait("Category", "Simd")]
-    public void Vector_kernels_equal_their_scalar_twins()
-    {
-        var rng = new Random(5);
-        float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        foreach (var (n, k, m) in new[] { (65, 64, 64), (3, 128, 7), (1, 48, 10), (5, 8, 1) })
-        {
-            var x = R(n * k); var w = R(m * k); var b = R(m);
-            var ys = new float[n * m]; var yv = new float[n * m];
-            VitMath.LinearScalar(x, n, k, w, m, ys, b);
-            VitMath.Linear(x, n, k, w, m, yv, b);
-            for (int i = 0; i < ys.Length; i++) Assert.True(Math.Abs(ys[i] - yv[i]) < 1e-4f, $"{n}x{k}x{m} [{i}]");
-        }
-        var a = R(8); var c = R(8);
-        float dot = 0; for (int i = 0; i < 8; i++) dot += a[i] * c[i];
-        Assert.Equal(dot, VitMath.Dot8(a, c), 5);
-        var p = R(5); var v = R(5 * 16); var dst = new float[8]; var want = new float[8];
-        for (int j = 0; j < 5; j++) for (int e = 0; e < 8; e++) want[e] += p[j] * v[j * 16 + 8 + e];
-        VitMath.WeightedSum8(p, v.AsSpan(8), 16, dst);
-        for (int e = 0; e < 8; e++) Assert.Equal(want[e], dst[e], 5);
-    }
-}

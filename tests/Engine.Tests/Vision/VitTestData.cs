@@ -1,3 +1,4 @@
+using Workbench.Engine.Models;
 using System.Globalization;
 using Workbench.Engine.Vision;
 

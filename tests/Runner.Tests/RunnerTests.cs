@@ -1,11 +1,11 @@
 using System.Text.Json;
 using Microsoft.DotNet.Interactive.Documents;
+using Workbench.Interactive;
 using Workbench.Runner;
 
-namespace Workbench.Interactive.Tests;
+namespace Workbench.Runner.Tests;
 
 /// <summary>The headless runner on small notebooks written here: outputs captured, .ipynb and .html written, failures named.</summary>
-[Collection("formatters")]
 public class RunnerTests
 {
     private static string Dll(Type t) => t.Assembly.Location.Replace("\\", "/");

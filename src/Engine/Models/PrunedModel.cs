@@ -1,9 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Workbench.Engine.Formats;
-using Workbench.Engine.Models;
-
-namespace Workbench.Engine.Redundancy;
+namespace Workbench.Engine.Models;
 
 /// <summary>
 /// A pruned Llama model on disk, in the layout LLM-Drop uses: a Hugging Face folder (config.json + model.safetensors,
@@ -22,7 +20,7 @@ public static class PrunedModel
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(skips);
         var c = model.Config;
-        Modules.CheckSkips(c, skips, nameof(skips));
+        skips.Check(c, nameof(skips));
         var lists = new Dictionary<string, object>
         {
             ["drop_attn_list"] = Enumerable.Range(0, c.Layers).Select(skips.SkipsAttention).ToArray(),

@@ -1,9 +1,9 @@
 using System.Numerics.Tensors;
 using System.Text.RegularExpressions;
-using Microsoft.Data.Analysis;
+using Workbench.Engine.LowBit;
 using Workbench.Engine.Models;
 
-namespace Workbench.Engine.LowBit;
+namespace Workbench.Engine.Quantization;
 
 /// <summary>
 /// Next-token agreement of a ternary decoder with its fp32 original on held-out text: mean KL(p_fp32 || p_ternary)
@@ -98,29 +98,5 @@ public static class TernaryQuality
         foreach (var l in logits) sum += Math.Exp(l - max);
         float logZ = max + (float)Math.Log(sum);
         TensorPrimitives.Subtract(logits, logZ, output);
-    }
-
-    public static DataFrame ToDataFrame(this IEnumerable<DecoderQuality> rows)
-    {
-        var list = rows.ToList();
-        return new DataFrame(
-            new StringDataFrameColumn("model", list.Select(r => r.Model)),
-            new StringDataFrameColumn("format", list.Select(r => r.Format.ToString())),
-            new Int32DataFrameColumn("positions", list.Select(r => r.Positions)),
-            new DoubleDataFrameColumn("kl", list.Select(r => r.MeanKl)),
-            new DoubleDataFrameColumn("top1_agreement", list.Select(r => r.Top1Agreement)),
-            new DoubleDataFrameColumn("perplexity", list.Select(r => r.Perplexity)),
-            new DoubleDataFrameColumn("perplexity_fp32", list.Select(r => r.PerplexityFp32)));
-    }
-
-    public static DataFrame ToDataFrame(this IEnumerable<EncoderQuality> rows)
-    {
-        var list = rows.ToList();
-        return new DataFrame(
-            new StringDataFrameColumn("model", list.Select(r => r.Model)),
-            new StringDataFrameColumn("format", list.Select(r => r.Format.ToString())),
-            new Int32DataFrameColumn("sentences", list.Select(r => r.Sentences)),
-            new DoubleDataFrameColumn("mean_cosine", list.Select(r => r.MeanCosine)),
-            new DoubleDataFrameColumn("min_cosine", list.Select(r => r.MinCosine)));
     }
 }

@@ -1,8 +1,8 @@
-using Microsoft.Data.Analysis;
+using Workbench.Engine.LowBit;
 using Workbench.Engine.Models;
 using Workbench.Engine.Tensors;
 
-namespace Workbench.Engine.LowBit;
+namespace Workbench.Engine.Quantization;
 
 /// <summary>One linear layer after ternary post-training quantization: absmean scale, share of zero weights, bytes.</summary>
 public sealed record TernaryLayer(string Name, int Rows, int Cols, float Scale, double ZeroFraction, long Fp32Bytes, long PackedBytes);
@@ -22,21 +22,11 @@ public sealed record LayerCheck(string Name, int Rows, int Cols, int TokensCheck
 public sealed record LosslessReport(LowBitFormat Format, IReadOnlyList<LayerCheck> Layers)
 {
     public bool Lossless => Layers.Count > 0 && Layers.All(l => l.Passed);
-
-    public DataFrame ToDataFrame() => new(
-        new StringDataFrameColumn("layer", Layers.Select(l => l.Name)),
-        new Int32DataFrameColumn("rows", Layers.Select(l => l.Rows)),
-        new Int32DataFrameColumn("cols", Layers.Select(l => l.Cols)),
-        new Int32DataFrameColumn("tokens", Layers.Select(l => l.TokensChecked)),
-        new StringDataFrameColumn("paths", Layers.Select(l => l.Paths)),
-        new Int64DataFrameColumn("int_mismatches", Layers.Select(l => l.IntegerMismatches)),
-        new DoubleDataFrameColumn("max_rel_error", Layers.Select(l => l.MaxRelativeError)),
-        new BooleanDataFrameColumn("passed", Layers.Select(l => l.Passed)));
 }
 
 /// <summary>
 /// Ternary post-training quantization of a whole engine model, BitNet b1.58 style: every linear weight of every block
-/// (Llama: Wq, Wk, Wv, Wo, W1, W2, W3; BERT: Wq, Wk, Wv, Wo, Wi, Wout) becomes absmean-ternary in a packed format and
+/// (the model's <see cref="ITransformerModel.BlockLinears"/>: Llama q, k, v, o, w1, w2, w3; BERT q, k, v, o, wi, wout) becomes absmean-ternary in a packed format and
 /// runs through the low-bit kernels with per-token absmax int8 activations; embeddings, norms, biases and the output
 /// head stay fp32, as in BitNet. Use it as <c>new ForwardContext { Linear = ternary }</c> (or <see cref="Context"/>).
 /// This is quantization of a model trained in fp32, not a model trained ternary: expect a large quality loss.
@@ -64,21 +54,21 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
     /// <summary>Parameters kept fp32 (embeddings, norms, biases, head), in bytes.</summary>
     public long KeptFp32Bytes { get; }
 
-    private TernaryModel(LowBitFormat format, IReadOnlyList<(string Name, float[] W, int Rows, int Cols)> linears, long keptFp32Bytes, int threads, IsaPath? path)
+    private TernaryModel(LowBitFormat format, IReadOnlyList<NamedLinear> linears, long keptFp32Bytes, int threads, IsaPath? path)
     {
-        if (format is not (LowBitFormat.I2S or LowBitFormat.TL1 or LowBitFormat.TL2))
-            throw new ArgumentOutOfRangeException(nameof(format), format, "Ternary quantization needs I2S, TL1 or TL2.");
+        if (!LowBitFormats.Get(format).IsTernary)
+            throw new ArgumentOutOfRangeException(nameof(format), format, $"Ternary quantization needs {LowBitFormats.NameList(ternaryOnly: true)}.");
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         Format = format;
         Path = path ?? LowBitIsa.Best;
         LowBitIsa.Require(Path);
         _team = new WorkerTeam(threads);
         var layers = new List<TernaryLayer>();
-        foreach (var (name, w, rows, cols) in linears)
+        foreach (var (name, _, w, rows, cols) in linears)
         {
             if (_byWeight.ContainsKey(w)) continue; // a tied weight is quantized once
             var t = AbsMeanTernary.Quantize(w, rows, cols);
-            var m = BitLinear.PackTernary(t, format);
+            var m = t.Pack(format);
             int zeros = 0;
             foreach (var v in t.Values) if (v == 0) zeros++;
             var info = new TernaryLayer(name, rows, cols, t.Scale, zeros / (double)t.Values.Length, 4L * w.Length, m.WeightBytes);
@@ -89,61 +79,23 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
         KeptFp32Bytes = keptFp32Bytes;
     }
 
-    /// <summary>Quantizes a Llama model's block linears (q, k, v, o, w1, w2, w3); embedding and head stay fp32.</summary>
-    public static TernaryModel Quantize(LlamaModel model, LowBitFormat format, int threads = 1, IsaPath? path = null)
+    /// <summary>
+    /// Quantizes every block linear of <paramref name="model"/> (<see cref="ITransformerModel.BlockLinears"/>); every
+    /// other parameter array (embeddings, norms, biases, head) stays fp32 and is counted in <see cref="KeptFp32Bytes"/>.
+    /// </summary>
+    public static TernaryModel Quantize(ITransformerModel model, LowBitFormat format, int threads = 1, IsaPath? path = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var c = model.Config;
-        var list = new List<(string, float[], int, int)>();
-        for (int i = 0; i < model.Weights.Layers.Length; i++)
-        {
-            var l = model.Weights.Layers[i];
-            list.Add(($"layers.{i}.wq", l.Wq, c.Dim, c.Dim));
-            list.Add(($"layers.{i}.wk", l.Wk, c.KvDim, c.Dim));
-            list.Add(($"layers.{i}.wv", l.Wv, c.KvDim, c.Dim));
-            list.Add(($"layers.{i}.wo", l.Wo, c.Dim, c.Dim));
-            list.Add(($"layers.{i}.w1", l.W1, c.MlpDim, c.Dim));
-            list.Add(($"layers.{i}.w2", l.W2, c.Dim, c.MlpDim));
-            list.Add(($"layers.{i}.w3", l.W3, c.MlpDim, c.Dim));
-        }
-        var w = model.Weights;
-        long kept = 4L * (w.TokenEmbedding.Length + w.FinalNorm.Length + (w.SharedOutput ? 0 : w.Output.Length)
-                          + w.Layers.Sum(l => (long)l.AttnNorm.Length + l.FfnNorm.Length));
-        return new TernaryModel(format, list, kept, threads, path);
+        var linears = model.BlockLinears;
+        var quantized = new HashSet<float[]>(linears.Select(l => l.Weight), ReferenceEqualityComparer.Instance);
+        long kept = 4L * model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>()
+            .Where(a => !quantized.Contains(a)).Sum(a => (long)a.Length);
+        return new TernaryModel(format, linears, kept, threads, path);
     }
 
-    /// <summary>Quantizes a BERT model's block linears (q, k, v, o, intermediate, output); embeddings, norms, biases stay fp32.</summary>
-    public static TernaryModel Quantize(BertModel model, LowBitFormat format, int threads = 1, IsaPath? path = null)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        var c = model.Config;
-        var list = new List<(string, float[], int, int)>();
-        long kept = 0;
-        for (int i = 0; i < model.Weights.Layers.Length; i++)
-        {
-            var l = model.Weights.Layers[i];
-            list.Add(($"layers.{i}.wq", l.Wq, c.Dim, c.Dim));
-            list.Add(($"layers.{i}.wk", l.Wk, c.Dim, c.Dim));
-            list.Add(($"layers.{i}.wv", l.Wv, c.Dim, c.Dim));
-            list.Add(($"layers.{i}.wo", l.Wo, c.Dim, c.Dim));
-            list.Add(($"layers.{i}.wi", l.Wi, c.MlpDim, c.Dim));
-            list.Add(($"layers.{i}.wout", l.Wout, c.Dim, c.MlpDim));
-            kept += 4L * (l.Bq.Length + l.Bk.Length + l.Bv.Length + l.Bo.Length + l.Bi.Length + l.Bout.Length
-                          + l.Ln1G.Length + l.Ln1B.Length + l.Ln2G.Length + l.Ln2B.Length);
-        }
-        var w = model.Weights;
-        kept += 4L * (w.WordEmbedding.Length + w.PositionEmbedding.Length + w.TokenTypeEmbedding.Length + w.EmbLnG.Length + w.EmbLnB.Length);
-        return new TernaryModel(format, list, kept, threads, path);
-    }
-
-    /// <summary>Quantizes the model of a loaded decoder or encoder.</summary>
-    public static TernaryModel Quantize(LoadedModel model, LowBitFormat format, int threads = 1, IsaPath? path = null) => model switch
-    {
-        Decoder d => Quantize(d.Model, format, threads, path),
-        Encoder e => Quantize(e.Model, format, threads, path),
-        null => throw new ArgumentNullException(nameof(model)),
-        _ => throw new ArgumentException($"{model.Name} is neither a Llama decoder nor a BERT encoder.", nameof(model)),
-    };
+    /// <summary>Quantizes the model of a loaded decoder, encoder or image classifier.</summary>
+    public static TernaryModel Quantize(LoadedModel model, LowBitFormat format, int threads = 1, IsaPath? path = null) =>
+        Quantize((model ?? throw new ArgumentNullException(nameof(model))).Model, format, threads, path);
 
     /// <summary>A forward context that runs the quantized linears through this model.</summary>
     public ForwardContext Context() => new() { Linear = this, Threads = Threads };
@@ -222,15 +174,6 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
             acc.Tokens++;
         }
     }
-
-    public DataFrame LayersToDataFrame() => new(
-        new StringDataFrameColumn("layer", Layers.Select(l => l.Name)),
-        new Int32DataFrameColumn("rows", Layers.Select(l => l.Rows)),
-        new Int32DataFrameColumn("cols", Layers.Select(l => l.Cols)),
-        new SingleDataFrameColumn("scale", Layers.Select(l => l.Scale)),
-        new DoubleDataFrameColumn("zero_fraction", Layers.Select(l => l.ZeroFraction)),
-        new Int64DataFrameColumn("fp32_bytes", Layers.Select(l => l.Fp32Bytes)),
-        new Int64DataFrameColumn("packed_bytes", Layers.Select(l => l.PackedBytes)));
 
     public void Dispose()
     {

@@ -1,0 +1,346 @@
+using System.Numerics.Tensors;
+using Workbench.Engine.Formats;
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.Models;
+
+/// <summary>
+/// A Vision Transformer in libaohang/ViT-NumPy's npz layout (the bundled CIFAR-10 model, models/vit-cifar10, VIT.md):
+/// PxP patches of an RGB image -> patch tokens plus CLS, learned absolute positions added at embedding time, pre-norm
+/// blocks (LayerNorm, per-head q/k/v projections stacked into one matrix, GELU-tanh MLP), final LayerNorm, linear head
+/// on CLS. Every size comes from the arrays' shapes. It runs on the shared kernels (linear layers through
+/// <see cref="ForwardContext.RunLinear"/>, so a low-bit override replaces them as in every other model). Rows carry
+/// their positions already added, so dropping rows needs nothing else.
+/// </summary>
+public sealed class VitModel : ITransformerModel
+{
+    // The bundled CIFAR-10 checkpoint's sizes, for code that works on that data set (Vision, the token-drop notebooks).
+    public const int ImageSize = 32, PatchSize = 4, Grid = 8, Patches = 64, Tokens = 65, Channels = 3, Classes = 10;
+    public const int PixelsPerImage = ImageSize * ImageSize * Channels;
+    private static readonly double[] Mean = [0.4914, 0.4822, 0.4465];
+    private static readonly double[] Std = [0.2023, 0.1994, 0.2010];
+
+    public static IReadOnlyList<string> ClassNames { get; } =
+        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+
+    public ModelConfig Config { get; }
+    public ModelCard Card { get; }
+    public string Path { get; }
+    /// <summary>This model's image side, patch side and patch grid (side / patch).</summary>
+    public int Image { get; }
+    public int Patch { get; }
+    public int PatchGrid => Image / Patch;
+
+    private readonly int _d, _heads, _headDim, _mlp, _patchVec, _classes;
+    private readonly float[] _patchW; // [d out, patchVec in]
+    private readonly float[] _cls;    // [d]
+    private readonly float[] _pos;    // [tokens, d]
+    private readonly Block[] _blocks;
+    private readonly float[] _lnfG, _lnfB, _headW, _headB;
+    private readonly Workspaces _work = new(Slot.Count);
+
+    private static class Slot { public const int H = 0, Q = 1, K = 2, V = 3, Cat = 4, O = 5, P = 6, M = 7, Patches = 8, Normed = 9, Count = 10; }
+
+    private sealed record Block(
+        float[] Ln1G, float[] Ln1B, float[] Wq, float[] Bq, float[] Wk, float[] Bk, float[] Wv, float[] Bv,
+        float[] Wo, float[] Bo, float[] Ln2G, float[] Ln2B, float[] W1, float[] B1, float[] W2, float[] B2);
+
+    private sealed record NpyArray(string Name, int[] Shape, float[] Data);
+
+    private VitModel(string path, List<NpyArray> a)
+    {
+        Path = path;
+        if (a.Count < 3 + 4) throw new ModelFormatException(path, "arrays", 0, $"a ViT needs at least 7 arrays (patch embedding, cls, positions, final norm, head), found {a.Count}");
+        NpyArray At(int i) => i < a.Count ? a[i] : throw new ModelFormatException(path, $"arr_{i}", 0, $"missing: the file has {a.Count} arrays");
+        int Dim(int i, int axis) => At(i).Shape.Length > axis ? At(i).Shape[axis] : throw new ModelFormatException(path, $"arr_{i}.shape", 0, $"has {At(i).Shape.Length} axes, axis {axis} expected");
+        float[] Get(int i, params int[] shape)
+        {
+            var arr = At(i);
+            if (!arr.Shape.SequenceEqual(shape))
+                throw new ModelFormatException(path, $"arr_{i}.shape", 0, $"expected ({string.Join(", ", shape)}), found ({string.Join(", ", arr.Shape)})");
+            return arr.Data;
+        }
+
+        // Sizes from the shapes: arr_0 patch embedding (P*P*3, d); arr_2 positions (1, 1 + grid^2, d); the first head's
+        // Wq (hd, d) gives the head width; each block holds 2 + 6 * heads + 8 arrays.
+        _patchVec = Dim(0, 0);
+        _d = Dim(0, 1);
+        Patch = (int)Math.Round(Math.Sqrt(_patchVec / (double)Channels));
+        if (_d <= 0 || Patch <= 0 || Patch * Patch * Channels != _patchVec)
+            throw new ModelFormatException(path, "arr_0.shape", 0, $"({_patchVec}, {_d}) is not (patch * patch * 3, dim)");
+        int tokens = Dim(2, 1);
+        int grid = (int)Math.Round(Math.Sqrt(tokens - 1));
+        if (tokens < 2 || grid * grid != tokens - 1) throw new ModelFormatException(path, "arr_2.shape", 0, $"{tokens} positions is not 1 + a square number of patches");
+        Image = grid * Patch;
+        _headDim = Dim(5, 0);
+        if (_headDim <= 0 || _d % _headDim != 0) throw new ModelFormatException(path, "arr_5.shape", 0, $"head width {_headDim} does not divide dim {_d}");
+        _heads = _d / _headDim;
+        int perBlock = 10 + 6 * _heads;
+        if ((a.Count - 7) % perBlock != 0 || a.Count - 7 < perBlock)
+            throw new ModelFormatException(path, "arrays", 0, $"expected 7 + layers x {perBlock} arrays for {_heads} heads, found {a.Count}");
+        int layers = (a.Count - 7) / perBlock;
+        _mlp = Dim(3 + perBlock - 4, 0);
+        int tail = 3 + layers * perBlock;
+        _classes = Dim(tail + 2, 0);
+
+        var pw = Get(0, _patchVec, _d); // (in, out): used as patches @ W
+        _patchW = new float[_d * _patchVec];
+        for (int j = 0; j < _patchVec; j++)
+            for (int o = 0; o < _d; o++) _patchW[o * _patchVec + j] = pw[j * _d + o];
+        _cls = Get(1, 1, 1, _d);
+        _pos = Get(2, 1, tokens, _d);
+        _blocks = new Block[layers];
+        for (int l = 0; l < layers; l++)
+        {
+            int b = 3 + perBlock * l, rest = b + 2 + 6 * _heads;
+            // Stack the per-head (hd, d) projections row-wise: output features [hd h, hd (h + 1)) belong to head h.
+            float[] Stack(int offset, out float[] bias)
+            {
+                var w = new float[_d * _d];
+                bias = new float[_d];
+                for (int h = 0; h < _heads; h++)
+                {
+                    Get(b + 2 + 6 * h + offset, _headDim, _d).CopyTo(w, h * _headDim * _d);
+                    Get(b + 2 + 6 * h + offset + 1, 1, _headDim).CopyTo(bias, h * _headDim);
+                }
+                return w;
+            }
+            var wq = Stack(0, out var bq);
+            var wk = Stack(2, out var bk);
+            var wv = Stack(4, out var bv);
+            _blocks[l] = new Block(Get(b, _d), Get(b + 1, _d), wq, bq, wk, bk, wv, bv,
+                Get(rest, _d, _d), Get(rest + 1, 1, _d), Get(rest + 2, _d), Get(rest + 3, _d),
+                Get(rest + 4, _mlp, _d), Get(rest + 5, 1, _mlp), Get(rest + 6, _d, _mlp), Get(rest + 7, 1, _d));
+        }
+        _lnfG = Get(tail, _d);
+        _lnfB = Get(tail + 1, _d);
+        _headW = Get(tail + 2, _classes, _d);
+        _headB = Get(tail + 3, 1, _classes);
+
+        Config = new ModelConfig(ModelFamily.Vit, Layers: layers, Dim: _d, MlpDim: _mlp, Heads: _heads, KvHeads: _heads,
+            Vocab: _classes, MaxSeq: tokens, PreNorm: true, Mlp: MlpKind.GeluTanh, NormEps: 1e-5f);
+        long parameters = a.Sum(x => (long)x.Data.Length);
+        Card = new ModelCard(System.IO.Path.GetFileNameWithoutExtension(path) == "vit_cifar10" ? "vit-cifar10" : System.IO.Path.GetFileNameWithoutExtension(path),
+            "libaohang/ViT-NumPy (MIT), Saved models/vit_cifar10.npz", "npz", Config,
+            parameters, parameters * sizeof(float),
+            a.Select((x, i) => new TensorCardEntry($"arr_{i} {ParamName(i, layers, perBlock)}", "F32", x.Shape.Select(s => (long)s).ToArray(), 4L * x.Data.Length)).ToList());
+    }
+
+    /// <summary>Loads the npz (float32 arrays in np.savez order). Bad files throw ModelFormatException.</summary>
+    public static VitModel Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"ViT weights not found: {path}", path);
+        List<NpyArray> arrays;
+        using (var npz = NpzFile.Open(path))
+        {
+            // Names and shapes are checked before any data is read; np.savez names members arr_0..arr_N, ordered by
+            // the number, not by how the zip lists them.
+            foreach (var t in npz.Tensors)
+            {
+                ArrIndex(path, t.Name);
+                if (t.Shape.Any(s => s > int.MaxValue))
+                    throw new ModelFormatException(path, t.Name + ".npy.shape", 0, $"dimension of ({string.Join(", ", t.Shape)}) exceeds {int.MaxValue}");
+            }
+            arrays = npz.Tensors.OrderBy(t => ArrIndex(path, t.Name))
+                .Select(t => new NpyArray(t.Name, t.Shape.Select(s => (int)s).ToArray(), npz.ReadF32(t.Name)))
+                .ToList();
+        }
+        return new VitModel(path, arrays);
+    }
+
+    public static VitModel LoadBundled() => Load(Bundled.Path("models/vit-cifar10/vit_cifar10.npz"));
+
+    private static int ArrIndex(string path, string name) =>
+        name.StartsWith("arr_", StringComparison.Ordinal) && int.TryParse(name.AsSpan(4), System.Globalization.NumberStyles.None, null, out var i) ? i
+        : throw new ModelFormatException(path, name + ".npy", 0, "member is not named arr_<index> as np.savez writes");
+
+    private static string ParamName(int i, int layers, int perBlock)
+    {
+        if (i == 0) return "patch_embed.W";
+        if (i == 1) return "cls_token";
+        if (i == 2) return "pos_embed";
+        int tail = 3 + layers * perBlock;
+        if (i >= tail) return (i - tail) switch { 0 => "final_ln.gamma", 1 => "final_ln.beta", 2 => "head.W", _ => "head.b" };
+        int l = (i - 3) / perBlock, r = (i - 3) % perBlock, heads = (perBlock - 10) / 6;
+        if (r == 0) return $"block{l}.ln1.gamma";
+        if (r == 1) return $"block{l}.ln1.beta";
+        if (r < 2 + 6 * heads) return $"block{l}.head{(r - 2) / 6}.{((r - 2) % 6) switch { 0 => "Wq", 1 => "bq", 2 => "Wk", 3 => "bk", 4 => "Wv", _ => "bv" }}";
+        return (r - 2 - 6 * heads) switch
+        {
+            0 => $"block{l}.attn_out.W", 1 => $"block{l}.attn_out.b", 2 => $"block{l}.ln2.gamma", 3 => $"block{l}.ln2.beta",
+            4 => $"block{l}.mlp.fc1.W", 5 => $"block{l}.mlp.fc1.b", 6 => $"block{l}.mlp.fc2.W", _ => $"block{l}.mlp.fc2.b",
+        };
+    }
+
+    public IReadOnlyList<NamedLinear> BlockLinears => _linears ??= _blocks.SelectMany((b, i) => new NamedLinear[]
+    {
+        new($"blocks.{i}.wq", i, b.Wq, _d, _d), new($"blocks.{i}.wk", i, b.Wk, _d, _d), new($"blocks.{i}.wv", i, b.Wv, _d, _d),
+        new($"blocks.{i}.wo", i, b.Wo, _d, _d), new($"blocks.{i}.fc1", i, b.W1, _mlp, _d), new($"blocks.{i}.fc2", i, b.W2, _d, _mlp),
+    }).ToArray();
+    private NamedLinear[]? _linears;
+
+    public IEnumerable<float[]> ParameterArrays => new[] { _patchW, _cls, _pos, _lnfG, _lnfB, _headW, _headB }
+        .Concat(_blocks.SelectMany(b => new[] { b.Ln1G, b.Ln1B, b.Bq, b.Bk, b.Bv, b.Bo, b.Ln2G, b.Ln2B, b.B1, b.B2 }))
+        .Concat(BlockLinears.Select(l => l.Weight));
+
+    // ---------------------------------------------------------------- forward
+
+    public SequenceState Embed(ModelInput input, ForwardContext ctx) => input is ImageInput img
+        ? Embed(img.PixelsHwc, ctx)
+        : throw new ArgumentException($"{Card.Name} is an image classifier: it takes an image, not {input.GetType().Name}", nameof(input));
+
+    /// <summary>Patch-embeds a uint8 HWC image: 1 + grid^2 rows (CLS, then patches row-major), positions added. Fires "embed".</summary>
+    public SequenceState Embed(ReadOnlySpan<byte> imageHwc, ForwardContext? ctx = null)
+    {
+        ctx ??= ForwardContext.Default;
+        int pixels = Image * Image * Channels, grid = PatchGrid, patches = grid * grid, tokens = patches + 1;
+        if (imageHwc.Length != pixels)
+            throw new ArgumentException($"image must be {Image}x{Image}x{Channels} uint8 HWC ({pixels} bytes), got {imageHwc.Length} bytes", nameof(imageHwc));
+        var state = new SequenceState(tokens, _d, Enumerable.Range(0, tokens).ToArray());
+        var ws = _work.Current;
+        var x = ws.Get(Slot.Patches, patches * _patchVec);
+        for (int py = 0; py < grid; py++)
+            for (int px = 0; px < grid; px++)
+            {
+                var patch = x.Slice((py * grid + px) * _patchVec, _patchVec);
+                for (int dy = 0; dy < Patch; dy++)
+                    for (int dx = 0; dx < Patch; dx++)
+                        for (int c = 0; c < Channels; c++)
+                        {
+                            int y = py * Patch + dy, xx = px * Patch + dx;
+                            double v = (imageHwc[(y * Image + xx) * Channels + c] / 255.0 - Mean[c]) / Std[c];
+                            patch[(dy * Patch + dx) * Channels + c] = (float)v;
+                        }
+            }
+        // Row 0 is CLS; the patch rows are one GEMM, then the positions are added to every row.
+        _cls.AsSpan(0, _d).CopyTo(state.Row(0));
+        MatMul.Linear(x, patches, _patchVec, _patchW, _d, state.Hidden.AsSpan(_d, patches * _d), threads: 1);
+        TensorPrimitives.Add(state.Active, _pos.AsSpan(0, tokens * _d), state.Active);
+        ctx.Fire(HookNames.Embed, -1, state.Active, tokens, _d, state.TokenIndex);
+        return state;
+    }
+
+    public void RunBlock(int layer, SequenceState state, ForwardContext ctx)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.Layers);
+        if (state.Dim != _d) throw new ArgumentException($"state has dim {state.Dim}, the model {_d}", nameof(state));
+        var blk = _blocks[layer];
+        int n = state.Rows, d = _d;
+        var ws = _work.Current;
+        var x = state.Active;
+        var tok = state.TokenIndex;
+
+        ctx.Fire(HookNames.ResidPre(layer), layer, x, n, d, tok);
+        if (!ctx.Skips.SkipsAttention(layer))
+        {
+            var h = ws.Get(Slot.H, n * d);
+            LayerNorm(x, n, blk.Ln1G, blk.Ln1B, h);
+            ctx.Fire(HookNames.AttnIn(layer), layer, h, n, d, tok);
+            var q = ws.Get(Slot.Q, n * d);
+            var k = ws.Get(Slot.K, n * d);
+            var v = ws.Get(Slot.V, n * d);
+            ctx.RunLinear(h, n, d, blk.Wq, d, q, blk.Bq);
+            ctx.RunLinear(h, n, d, blk.Wk, d, k, blk.Bk);
+            ctx.RunLinear(h, n, d, blk.Wv, d, v, blk.Bv);
+            ctx.Fire(HookNames.AttnK(layer), layer, k, n, d, tok);
+            ctx.Fire(HookNames.AttnV(layer), layer, v, n, d, tok);
+
+            bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
+            var pattern = wantPattern ? ws.Array(Slot.P, _heads * n * n) : null;
+            var cat = ws.Array(Slot.Cat, n * d);
+            float[] qa = ws.Array(Slot.Q, n * d), ka = ws.Array(Slot.K, n * d), va = ws.Array(Slot.V, n * d);
+            int hd = _headDim;
+            void Head(int hh) => AttentionKernel.Head(qa.AsSpan(0, n * d), n, d, hh * hd, ka.AsSpan(0, n * d), va.AsSpan(0, n * d), n, d, hh * hd, hd,
+                null, cat.AsSpan(0, n * d), pattern is null ? default : pattern.AsSpan(hh * n * n, n * n));
+            if ((long)n * n * d >= 1 << 16 && ctx.Threads > 1) Parallelism.For(_heads, ctx.Threads, Head);
+            else for (int hh = 0; hh < _heads; hh++) Head(hh);
+            if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern.AsSpan(0, _heads * n * n), [_heads, n, n], tok);
+
+            var o = ws.Get(Slot.O, n * d);
+            ctx.RunLinear(cat.AsSpan(0, n * d), n, d, blk.Wo, d, o, blk.Bo);
+            ctx.Fire(HookNames.AttnOut(layer), layer, o, n, d, tok);
+            TensorPrimitives.Add(x, o, x);
+        }
+        ctx.Fire(HookNames.ResidMid(layer), layer, x, n, d, tok);
+        if (!ctx.Skips.SkipsMlp(layer))
+        {
+            var h = ws.Get(Slot.H, n * d);
+            LayerNorm(x, n, blk.Ln2G, blk.Ln2B, h);
+            ctx.Fire(HookNames.MlpIn(layer), layer, h, n, d, tok);
+            var m = ws.Get(Slot.M, n * _mlp);
+            ctx.RunLinear(h, n, d, blk.W1, _mlp, m, blk.B1);
+            Ops.GeluTanh(m);
+            var o = ws.Get(Slot.O, n * d);
+            ctx.RunLinear(m, n, _mlp, blk.W2, d, o, blk.B2);
+            ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, tok);
+            TensorPrimitives.Add(x, o, x);
+        }
+        ctx.Fire(HookNames.ResidPost(layer), layer, x, n, d, tok);
+    }
+
+    /// <summary>Final LayerNorm and the linear head on the CLS row (token 0, which must still be present).</summary>
+    public float[] Readout(SequenceState state, ForwardContext ctx)
+    {
+        int cls = System.Array.IndexOf(state.TokenIndex, 0);
+        if (cls < 0 || cls >= state.Rows) throw new InvalidOperationException("the CLS token (token 0) was dropped; it must be protected");
+        int d = _d;
+        var normed = _work.Current.Get(Slot.Normed, state.Rows * d);
+        if (ctx.Wants(HookNames.LnFinal))
+        {
+            LayerNorm(state.Active, state.Rows, _lnfG, _lnfB, normed);
+            ctx.Fire(HookNames.LnFinal, Config.Layers, normed, state.Rows, d, state.TokenIndex);
+        }
+        else LayerNorm(state.Row(cls), 1, _lnfG, _lnfB, normed.Slice(cls * d, d));
+        var logits = new float[_classes];
+        ctx.RunLinear(normed.Slice(cls * d, d), 1, d, _headW, _classes, logits, _headB);
+        return logits;
+    }
+
+    /// <summary>Full forward pass: embed, blocks (with the context's hooks, skips and token selector), readout.</summary>
+    public float[] Forward(ReadOnlySpan<byte> imageHwc, ForwardContext? ctx = null)
+    {
+        ctx ??= ForwardContext.Default;
+        var state = Embed(imageHwc, ctx);
+        this.RunBlocks(state, ctx);
+        return Readout(state, ctx);
+    }
+
+    public int Classify(ReadOnlySpan<byte> imageHwc, ForwardContext? ctx = null) => ArgMax(Forward(imageHwc, ctx));
+
+    public static int ArgMax(ReadOnlySpan<float> v) => TensorPrimitives.IndexOfMax(v);
+
+    public float[] QueryAttention(int layer, SequenceState state, int queryRow)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, Config.Layers);
+        ArgumentOutOfRangeException.ThrowIfNegative(queryRow);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queryRow, state.Rows);
+        var blk = _blocks[layer];
+        int n = state.Rows, d = _d, hd = _headDim;
+        var h = new float[n * d];
+        LayerNorm(state.Active, n, blk.Ln1G, blk.Ln1B, h);
+        var k = new float[n * d];
+        MatMul.Linear(h, n, d, blk.Wk, d, k, blk.Bk, gelu: false, threads: 1);
+        var q = new float[d];
+        MatMul.Linear(h.AsSpan(queryRow * d, d), 1, d, blk.Wq, d, q, blk.Bq, gelu: false, threads: 1);
+        var mean = new float[n];
+        var row = new float[n];
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int hh = 0; hh < _heads; hh++)
+        {
+            var qh = q.AsSpan(hh * hd, hd);
+            for (int j = 0; j < n; j++) row[j] = TensorPrimitives.Dot(qh, k.AsSpan(j * d + hh * hd, hd)) * scale;
+            Ops.Softmax(row);
+            TensorPrimitives.Add(mean, row, mean);
+        }
+        TensorPrimitives.Multiply(mean, 1f / _heads, mean);
+        return mean;
+    }
+
+    private void LayerNorm(ReadOnlySpan<float> x, int n, float[] gamma, float[] beta, Span<float> y)
+    {
+        for (int i = 0; i < n; i++) Ops.LayerNorm(x.Slice(i * _d, _d), gamma, beta, Config.NormEps, y.Slice(i * _d, _d));
+    }
+}

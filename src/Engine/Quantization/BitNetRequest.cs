@@ -1,0 +1,82 @@
+using Workbench.Engine.LowBit;
+using Workbench.Engine.Models;
+using Workbench.Engine.Requests;
+
+namespace Workbench.Engine.Quantization;
+
+/// <summary>
+/// <c>workbench bitnet</c> and <c>#!bitnet</c>: ternary (BitNet b1.58) post-training quantization of a model's block
+/// linears, the lossless check of the packed kernels on real activations, and the quality cost against fp32
+/// (decoders: KL, top-1 agreement, perplexity on held-out TinyStories; encoders: embedding cosine on held-out
+/// Pride and Prejudice sentences).
+/// </summary>
+public sealed record BitNetRequest : IRequest<TernaryReport>
+{
+    /// <summary>A bundled model name or a path (<c>--model</c>).</summary>
+    public required string Model { get; init; }
+    /// <summary>Packed ternary format as typed (<c>--format</c>): a registered ternary format name.</summary>
+    public required string Format { get; init; }
+    /// <summary>Kernel threads (<c>--threads</c>), 1..processor count.</summary>
+    public int Threads { get; init; } = 1;
+
+    /// <summary>Stages reported to the progress of <see cref="Run(IProgress{RunProgress}?, CancellationToken)"/>.</summary>
+    public const int Stages = 3;
+
+    public void Validate() => Parsed();
+
+    private LowBitFormat Parsed()
+    {
+        if (string.IsNullOrWhiteSpace(Model)) throw new OptionException("--model", "--model is required (a bundled name or a path).");
+        var format = FormatOption.Parse(Format, "--format", ternaryOnly: true);
+        FormatOption.CheckRange(Threads, "--threads", 1, Environment.ProcessorCount);
+        return format;
+    }
+
+    public TernaryReport Run(IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
+    {
+        Parsed();
+        return Run(ModelHub.Load(Model), progress, cancel);
+    }
+
+    /// <summary>
+    /// Runs on an already loaded model: quantizes its block linears, checks the kernels losslessly on the activations of
+    /// the first held-out text, and measures the quality cost on the held-out texts. Cancellation is checked between stages.
+    /// </summary>
+    public TernaryReport Run(LoadedModel model, IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var format = Parsed();
+        // Quality needs a task: next-token logits (decoder) or a sentence embedding (encoder).
+        if (model is not (Decoder or Encoder))
+            throw new OptionException("--model", $"'{model.Name}' is neither a decoder nor an encoder; ternary quantization covers Llama and BERT models.");
+
+        progress?.Report(new RunProgress("quantizing", 0, Stages));
+        using var ternary = TernaryModel.Quantize(model, format, Threads);
+        cancel.ThrowIfCancellationRequested();
+        progress?.Report(new RunProgress("lossless check", 1, Stages));
+        LosslessReport lossless;
+        DecoderQuality? dq = null;
+        EncoderQuality? eq = null;
+        if (model is Decoder d)
+        {
+            var texts = TernaryQuality.HeldOutStories();
+            var ids = d.Tokenizer.Encode(texts[0], bos: true);
+            lossless = ternary.CheckLossless(ctx => d.Logits(ids.AsSpan(0, Math.Min(ids.Length, d.Config.MaxSeq)), ctx));
+            cancel.ThrowIfCancellationRequested();
+            progress?.Report(new RunProgress("quality against fp32", 2, Stages));
+            dq = TernaryQuality.Evaluate(d, ternary, texts);
+        }
+        else
+        {
+            var e = (Encoder)model;
+            var sentences = TernaryQuality.HeldOutSentences();
+            lossless = ternary.CheckLossless(ctx => e.Embed(sentences[0], ctx));
+            cancel.ThrowIfCancellationRequested();
+            progress?.Report(new RunProgress("quality against fp32", 2, Stages));
+            eq = TernaryQuality.Evaluate(e, ternary, sentences);
+        }
+        progress?.Report(new RunProgress("done", 3, Stages));
+        return new TernaryReport(model.Name, model is Decoder ? "decoder" : "encoder", format, ternary.Path, Threads,
+            ternary.Layers, lossless, dq, eq, ternary.Fp32LinearBytes, ternary.PackedLinearBytes, ternary.KeptFp32Bytes);
+    }
+}
