@@ -45,7 +45,7 @@ internal static class FuzzTargets
         (s, r) => Mutator.Bytes(s, r, s.Length), p => ModelHub.DecoderTokenizer(p, 512), UseTokenizer, 1500);
 
     public static FuzzTarget Gguf => new("gguf", "model.gguf", [Repo("models/stories260K/stories260K.gguf")],
-        GgufMutator.Mutate, p => ModelHub.Load(p), UseDecoder, 1500);
+        GgufMutator.Mutate, p => ModelHub.Load(p), UseDecoder, 1000);
 
     public static FuzzTarget SentencePiece => new("sentencepiece", "tok105.model", [Repo("models/babyllama-105/tok105.model")],
         (s, r) => Mutator.Bytes(s, r, s.Length), p => ModelHub.DecoderTokenizer(p, 105), UseTokenizer, 1500);
@@ -106,7 +106,7 @@ internal static class FuzzTargets
             var onnx = (OnnxModelFile)o!;
             foreach (var t in onnx.Tensors.Take(64))
                 if (DTypesIsFloat(t.DType)) onnx.ReadF32(t.Name); else if (t.DType is DType.I64 or DType.I32) onnx.ReadInt64(t.Name);
-        }, 40);
+        }, 20);
 
     private static bool DTypesIsFloat(DType t) => t is DType.F32 or DType.F16 or DType.BF16 or DType.F64;
 
