@@ -158,12 +158,7 @@ public sealed class GgufFile : ITensorSource
             case 4: return r.U32(key);
             case 5: return r.I32(key);
             case 6: return r.F32(key);
-            case 7:
-                {
-                    byte b = r.U8(key);
-                    if (b > 1) throw r.Error(key, r.Position - 1, $"bool value {b} is neither 0 nor 1");
-                    return b == 1;
-                }
+            case 7: return Bool(r, key);
             case 8: return r.Utf8(r.U64($"{key} length"), key);
             case 9: return ReadArray(r, key, depth + 1);
             case 10: return r.U64(key);
@@ -190,15 +185,31 @@ public sealed class GgufFile : ITensorSource
         if (n > (ulong)Math.Max(0, r.Remaining) / (ulong)MinSize(et))
             throw r.Error($"{key}.count", at + 4, $"array of {n} elements cannot fit in the {r.Remaining} bytes left");
         int count = (int)n;
-        Array arr = et switch
+        // Elements go straight into typed arrays (no boxing, no per-element field names), so an array allocates
+        // at most a few bytes per byte of the file it occupies.
+        return et switch
         {
-            0 => new byte[count], 1 => new sbyte[count], 2 => new ushort[count], 3 => new short[count],
-            4 => new uint[count], 5 => new int[count], 6 => new float[count], 7 => new bool[count],
-            8 => new string[count], 10 => new ulong[count], 11 => new long[count], 12 => new double[count],
-            _ => new object[count],
+            0 => Fill(count, () => r.U8(key)), 1 => Fill(count, () => (sbyte)r.U8(key)),
+            2 => Fill(count, () => r.U16(key)), 3 => Fill(count, () => (short)r.U16(key)),
+            4 => Fill(count, () => r.U32(key)), 5 => Fill(count, () => r.I32(key)), 6 => Fill(count, () => r.F32(key)),
+            7 => Fill(count, () => Bool(r, key)), 8 => Fill(count, () => r.Utf8(r.U64($"{key} length"), key)),
+            10 => Fill(count, () => r.U64(key)), 11 => Fill(count, () => r.I64(key)), 12 => Fill(count, () => r.F64(key)),
+            _ => Fill(count, () => ReadArray(r, key, depth + 1)),
         };
-        for (int i = 0; i < count; i++) arr.SetValue(ReadValue(r, et, $"{key}[{i}]", depth), i);
-        return arr;
+    }
+
+    private static T[] Fill<T>(int count, Func<T> read)
+    {
+        var a = new T[count];
+        for (int i = 0; i < a.Length; i++) a[i] = read();
+        return a;
+    }
+
+    private static bool Bool(FieldReader r, string key)
+    {
+        byte b = r.U8(key);
+        if (b > 1) throw r.Error(key, r.Position - 1, $"bool value {b} is neither 0 nor 1");
+        return b == 1;
     }
 
     public GgmlType GgmlTypeOf(string name) => _infos.TryGetValue(name, out var i) ? i.Type : throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");

@@ -3,6 +3,9 @@ namespace Workbench.Engine.Formats;
 /// <summary>
 /// The one exception for bad model, tokenizer and data files. Its message always names
 /// the file, the field and the byte offset where the problem was found.
+/// The readers' contract, whatever the bytes: a file loads or this is thrown (never another exception type, a hang or
+/// a crash), and loading a file of n bytes allocates at most 16 n + 64 MB of managed memory: sizes read from headers
+/// are checked against the bytes present before anything is allocated. tests/Engine.Tests/Fuzz checks both.
 /// </summary>
 public sealed class ModelFormatException : Exception
 {

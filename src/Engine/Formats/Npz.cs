@@ -54,6 +54,10 @@ public sealed class NpzFile : ITensorSource
             entries.Add(ReadHeader(z, name));
             _members[name] = z;
         }
+        // Deflate can expand 1032:1, but the loaders' bound is 16 n + 64 MB for a file of n bytes: more declared data is refused.
+        long declared = entries.Sum(e => e.ByteLength);
+        if (declared > 16 * stream.Length + (64L << 20))
+            throw new ModelFormatException(path, "zip members", 0, $"members declare {declared} bytes of arrays in a {stream.Length}-byte file (limit 16 x file + 64 MB)");
         Tensors = entries;
         _map = TensorIndex.Build(path, entries);
     }

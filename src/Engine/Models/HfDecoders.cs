@@ -58,6 +58,8 @@ public static class HfDecoders
         int layers = c.Int(gpt2 ? "n_layer" : "num_hidden_layers"), dim = c.Int(gpt2 ? "n_embd" : "hidden_size");
         int heads = c.Int(gpt2 ? "n_head" : "num_attention_heads");
         int mlp = gpt2 ? c.Int("n_inner", 4 * dim) : c.Int("intermediate_size");
+        string headsKey = gpt2 ? "n_head" : "num_attention_heads";
+        if (heads <= 0) throw new ModelFormatException(c.Path, headsKey, 0, $"{heads} attention heads: must be positive");
         int headDim = c.Int("head_dim", 0);
         if (headDim == dim / heads && dim % heads == 0) headDim = 0;
         float eps = c.Float(gpt2 ? "layer_norm_epsilon" : "rms_norm_eps", 1e-6f);

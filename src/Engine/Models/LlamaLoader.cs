@@ -72,13 +72,21 @@ public static class LlamaLoader
             throw new ModelFormatException(path, "general.architecture", 0, $"architecture '{arch}' is not supported (only llama)");
         int Int(string key, int? fallback = null)
         {
-            if (g.Metadata.ContainsKey(key)) return checked((int)g.GetInt64(key));
+            if (g.Metadata.ContainsKey(key))
+            {
+                long v = g.GetInt64(key);
+                return v is >= int.MinValue and <= int.MaxValue ? (int)v
+                    : throw new ModelFormatException(path, key, 0, $"{v} does not fit a 32-bit integer");
+            }
             return fallback ?? throw new ModelFormatException(path, key, 0, "required metadata key is missing");
         }
         float Float(string key, float fallback) => g.Metadata.ContainsKey(key) ? g.GetFloat(key) : fallback;
         int heads = Int("llama.attention.head_count");
+        if (!g.Contains(Gguf.Embedding)) throw new ModelFormatException(path, Gguf.Embedding, 0, "tensor is missing");
         var emb = g.Get(Gguf.Embedding);
-        int vocab = checked((int)emb.Shape[0]);
+        if (emb.Shape.Length != 2 || emb.Shape[0] > int.MaxValue)
+            throw new ModelFormatException(path, Gguf.Embedding, emb.ByteOffset, $"shape [{string.Join(", ", emb.Shape)}] is not [vocab, dim]");
+        int vocab = (int)emb.Shape[0];
         var cfg = new ModelConfig(ModelFamily.Llama,
             Int("llama.block_count"), Int("llama.embedding_length"), Int("llama.feed_forward_length"),
             heads, Int("llama.attention.head_count_kv", heads), vocab, Int("llama.context_length"),

@@ -35,8 +35,22 @@ public static class ModelHub
         }
         if (!File.Exists(nameOrPath) && !Directory.Exists(nameOrPath))
             throw new FileNotFoundException($"'{nameOrPath}' is neither a bundled model ({string.Join(", ", BundledNames)}) nor an existing file or folder", nameOrPath);
-        return LoadPath(Path.GetFullPath(nameOrPath), tokenizerPath);
+        var path = Path.GetFullPath(nameOrPath);
+        try { return LoadPath(path, tokenizerPath); }
+        catch (Exception e) when (IsForeign(e))
+        {
+            // The readers name their own fields; this is the last net for an exception a reader let through.
+            throw new ModelFormatException(path, UntranslatedField, 0, $"unreadable model ({e.GetType().Name}: {e.Message.Split('\n')[0]})", e);
+        }
     }
+
+    /// <summary>The field named when an exception from below the readers reaches the boundary untranslated.</summary>
+    public const string UntranslatedField = "content";
+
+    /// <summary>Exceptions that can only come from the bytes of a file (never from the options or the environment).</summary>
+    private static bool IsForeign(Exception e) => e is InvalidCastException or FormatException or OverflowException
+        or KeyNotFoundException or IndexOutOfRangeException or InvalidDataException or System.Text.Json.JsonException
+        or Google.Protobuf.InvalidProtocolBufferException;
 
     public static Decoder LoadDecoder(string nameOrPath, string? tokenizerPath = null) =>
         Load(nameOrPath, tokenizerPath) as Decoder ?? throw new ArgumentException($"'{nameOrPath}' is not a decoder (Llama) model", nameof(nameOrPath));

@@ -57,9 +57,22 @@ public sealed class HostileInputTests : IDisposable
         nested.AddRange(BitConverter.GetBytes(4u)); nested.AddRange(BitConverter.GetBytes(1UL)); nested.AddRange(BitConverter.GetBytes(7u));
         // The value starts with the outer array's element type (9 = array), so the key's type is 9 too.
         string p = Write("deep.gguf", Gguf(("deep", 9, [.. nested])));
-        string field = "deep" + string.Concat(Enumerable.Repeat("[0]", GgufFile.MaxArrayDepth));
-        var ex = Names(() => GgufFile.Open(p), p, field);
+        var ex = Names(() => GgufFile.Open(p), p, "deep");
         Assert.Contains("nested deeper", ex.Message);
+        // Header 24, key 8 + 4, type 4; each array header takes 12 bytes: the limit is hit at depth MaxArrayDepth + 1.
+        Assert.Equal(40 + 12 * GgufFile.MaxArrayDepth, ex.Offset);
+    }
+
+    [Fact]
+    public void Gguf_array_of_a_million_bytes_allocates_about_a_million_bytes()
+    {
+        var value = new List<byte>();
+        value.AddRange(BitConverter.GetBytes(0u)); value.AddRange(BitConverter.GetBytes(1_000_000UL));
+        value.AddRange(new byte[1_000_000]);
+        string p = Write("bytes.gguf", Gguf(("blob", 9, [.. value])));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        using (var g = GgufFile.Open(p)) Assert.Equal(1_000_000, ((byte[])g.Metadata["blob"]).Length);
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 1_000_000, 2_000_000);
     }
 
     [Fact]
@@ -183,6 +196,16 @@ public sealed class HostileInputTests : IDisposable
         BinaryPrimitives.WriteUInt32LittleEndian(g.AsSpan(at + 4), 4); // float[] -> uint[]
         string p = Write("scores.gguf", g);
         Names(() => Llama2cTokenizer.FromGguf(p, 512), p, "tokenizer.ggml.scores");
+    }
+
+    [Fact]
+    public void Gguf_without_its_embedding_names_the_missing_tensor()
+    {
+        var g = File.ReadAllBytes(RepoFiles.Model("stories260K", "stories260K.gguf"));
+        int at = IndexOf(g, "token_embd.weight"u8);
+        g[at] = (byte)'T'; // the tensor is now called Token_embd.weight
+        string p = Write("no-embd.gguf", g);
+        Names(() => ModelHub.Load(p), p, "token_embd.weight");
     }
 
     [Fact]

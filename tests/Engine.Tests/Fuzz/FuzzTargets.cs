@@ -33,19 +33,19 @@ internal static class FuzzTargets
     private static readonly Lazy<byte[]> CifarImage = new(() => Cifar10Set.LoadBundled().Pixels(0).ToArray());
 
     public static FuzzTarget Llama2c => new("llama2c", "model.bin", [Repo("models/stories260K/stories260K.bin")],
-        (s, r) => Mutator.Bytes(s, r, 4096), p => ModelHub.Load(p), UseDecoder, 300,
+        (s, r) => Mutator.Bytes(s, r, 4096), p => ModelHub.Load(p), UseDecoder, 500,
         new Dictionary<string, byte[]> { ["tok512.bin"] = Tok512.Value });
 
     // The reader itself, past the content sniffing that turns most header mutations away as "magic".
     public static FuzzTarget Llama2cReader => new("llama2c-reader", "model.bin", [Repo("models/stories260K/stories260K.bin")],
         (s, r) => Mutator.Bytes(s, r, 64), p => new Decoder("fuzz", LlamaLoader.FromLlama2c(p), new Workbench.Engine.Text.Llama2cTokenizer(Path.Combine(Path.GetDirectoryName(p)!, "tok512.bin"), 512)),
-        UseDecoder, 300, new Dictionary<string, byte[]> { ["tok512.bin"] = Tok512.Value });
+        UseDecoder, 500, new Dictionary<string, byte[]> { ["tok512.bin"] = Tok512.Value });
 
     public static FuzzTarget Llama2cTokenizer => new("tokenizer.bin", "tok512.bin", [Tok512.Value],
         (s, r) => Mutator.Bytes(s, r, s.Length), p => ModelHub.DecoderTokenizer(p, 512), UseTokenizer, 1500);
 
     public static FuzzTarget Gguf => new("gguf", "model.gguf", [Repo("models/stories260K/stories260K.gguf")],
-        GgufMutator.Mutate, p => ModelHub.Load(p), UseDecoder, 600);
+        GgufMutator.Mutate, p => ModelHub.Load(p), UseDecoder, 1000);
 
     public static FuzzTarget SentencePiece => new("sentencepiece", "tok105.model", [Repo("models/babyllama-105/tok105.model")],
         (s, r) => Mutator.Bytes(s, r, s.Length), p => ModelHub.DecoderTokenizer(p, 105), UseTokenizer, 1500);
@@ -58,12 +58,12 @@ internal static class FuzzTargets
     });
 
     public static FuzzTarget TokenizerJson => new("tokenizer.json", "tokenizer.json", [File.ReadAllBytes(Path.Combine(TokJsonDir.Value, "tokenizer.json"))],
-        Mutator.Json, p => ModelHub.DecoderTokenizer(p, 512), UseTokenizer, 600);
+        Mutator.Json, p => ModelHub.DecoderTokenizer(p, 512), UseTokenizer, 1500);
 
     public static FuzzTarget VocabTxt => new("vocab.txt", "vocab.txt", [MiniLmVocab.Value],
         (s, r) => r.Next(3) == 0 ? DuplicateOrDropLine(s, r) : Mutator.Text(s, r),
         p => WordPieceTokenizer.Load(p, 256),
-        o => { var t = (WordPieceTokenizer)o!; t.Decode(t.Encode("Hello, world! Zoë's café 🙂")); }, 300);
+        o => { var t = (WordPieceTokenizer)o!; t.Decode(t.Encode("Hello, world! Zoë's café 🙂")); }, 500);
 
     private static readonly Lazy<byte[]> MiniLmVocab = new(() =>
     {
@@ -84,11 +84,11 @@ internal static class FuzzTargets
 
     public static FuzzTarget Npz => new("npz", "vit.npz", [Repo("models/vit-cifar10/vit_cifar10.npz")],
         (s, r) => r.Next(2) == 0 ? Mutator.Bytes(s, r, 2048) : TailMutation(s, r), p => ModelHub.Load(p),
-        o => ((ImageClassifier)o!).Model.Classify(CifarImage.Value), 400);
+        o => ((ImageClassifier)o!).Model.Classify(CifarImage.Value), 600);
 
     public static FuzzTarget NpzReader => new("npz-reader", "vit.npz", [Repo("models/vit-cifar10/vit_cifar10.npz")],
         (s, r) => r.Next(2) == 0 ? Mutator.Bytes(s, r, 2048) : TailMutation(s, r), p => VitModel.Load(p),
-        o => ((VitModel)o!).Classify(CifarImage.Value), 300);
+        o => ((VitModel)o!).Classify(CifarImage.Value), 600);
 
     // Zip keeps its central directory (member names, sizes, offsets) at the end of the file.
     private static byte[] TailMutation(byte[] s, Random r)
@@ -106,7 +106,7 @@ internal static class FuzzTargets
             var onnx = (OnnxModelFile)o!;
             foreach (var t in onnx.Tensors.Take(64))
                 if (DTypesIsFloat(t.DType)) onnx.ReadF32(t.Name); else if (t.DType is DType.I64 or DType.I32) onnx.ReadInt64(t.Name);
-        }, 40);
+        }, 20);
 
     private static bool DTypesIsFloat(DType t) => t is DType.F32 or DType.F16 or DType.BF16 or DType.F64;
 
@@ -120,10 +120,10 @@ internal static class FuzzTargets
 
     public static FuzzTarget Images => new("images", "image.bin",
         [Repo("data/images/chelsea.png"), Repo("data/images/rocket.jpg"), Repo("data/images/coffee.png")],
-        (s, r) => Mutator.Bytes(s, r, 1024), p => VitImage.FromFile(p), _ => { }, 150);
+        (s, r) => Mutator.Bytes(s, r, 1024), p => VitImage.FromFile(p), _ => { }, 600);
 
     public static FuzzTarget Corpus => new("corpus", "corpus.txt", [Repo("data/text/tinystories_val.txt")[..200_000], Repo("data/text/pride_and_prejudice.txt")[..200_000]],
-        Mutator.Text, p => Workbench.Engine.Text.Corpus.Load(p), o => ((Workbench.Engine.Text.Corpus)o!).Split(1), 300);
+        Mutator.Text, p => Workbench.Engine.Text.Corpus.Load(p), o => ((Workbench.Engine.Text.Corpus)o!).Split(1), 600);
 
     // ---- the Hugging Face folder: config.json + safetensors (single and sharded), written from stories260K ----
 
@@ -150,7 +150,7 @@ internal static class FuzzTargets
     }
 
     public static FuzzTarget Safetensors => HfTarget("safetensors", HfFolder, "model.safetensors",
-        (s, r) => r.Next(2) == 0 ? Mutator.Bytes(s, r, 8 + (int)BitConverter.ToUInt64(s)) : SafetensorsHeaderJson(s, r), 400);
+        (s, r) => r.Next(2) == 0 ? Mutator.Bytes(s, r, 8 + (int)BitConverter.ToUInt64(s)) : SafetensorsHeaderJson(s, r), 1000);
 
     // The JSON header mutated as JSON (type swaps, huge numbers), the length prefix rewritten to match.
     private static byte[] SafetensorsHeaderJson(byte[] s, Random r)
@@ -160,7 +160,7 @@ internal static class FuzzTargets
         return [.. BitConverter.GetBytes((ulong)header.Length), .. header, .. s[(8 + n)..]];
     }
 
-    public static FuzzTarget LlamaConfig => HfTarget("config.json", HfFolder, "config.json", Mutator.Json, 400);
+    public static FuzzTarget LlamaConfig => HfTarget("config.json", HfFolder, "config.json", Mutator.Json, 1000);
 
-    public static FuzzTarget SafetensorsIndex => HfTarget("index.json", HfSharded, "model.safetensors.index.json", Mutator.Json, 300);
+    public static FuzzTarget SafetensorsIndex => HfTarget("index.json", HfSharded, "model.safetensors.index.json", Mutator.Json, 1000);
 }
