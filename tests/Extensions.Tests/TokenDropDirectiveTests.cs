@@ -177,6 +177,7 @@ public class TokenDropDirectiveTests
     {
         using var k = new TestKernel();
         var r = await k.SubmitAsync("""
+            using Workbench.Engine.Models;
             using Workbench.Engine.TokenDrop;
             using Workbench.Engine.Vision;
             TokenDropSweep.Vit(VitModel.LoadBundled(), Cifar10Set.LoadBundled().Every(50), new SweepPoint[]

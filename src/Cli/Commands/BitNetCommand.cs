@@ -59,7 +59,9 @@ public static class BitNetCommand
         int threads = r.Threads;
         object quality = r.Decoder is { } q
             ? new { kl = q.MeanKl, top1_agreement = q.Top1Agreement, perplexity = q.Perplexity, perplexity_fp32 = q.PerplexityFp32, positions = q.Positions, sequences = q.Sequences }
-            : new { embedding_cosine = r.Encoder!.MeanCosine, embedding_cosine_min = r.Encoder.MinCosine, sentences = r.Encoder.Sentences };
+            : r.Classifier is { } c
+                ? new { accuracy = c.Accuracy, accuracy_fp32 = c.AccuracyFp32, agreement = c.Agreement, images = c.Images }
+                : new { embedding_cosine = r.Encoder!.MeanCosine, embedding_cosine_min = r.Encoder.MinCosine, sentences = r.Encoder.Sentences };
         var lossless = r.Lossless;
         var failed = lossless.Layers.Where(l => !l.Passed).ToList();
         if (asJson)
@@ -90,9 +92,8 @@ public static class BitNetCommand
             Console.Out.WriteLine(lossless.Lossless
                 ? string.Create(inv, $"lossless: yes: {lossless.Layers.Count} layers, int32 sums equal the scalar reference on {lossless.Layers[0].Paths}; outputs equal dequantized fp32 within {r.MaxRelativeError:E1} (relative)")
                 : $"lossless: NO: {string.Join(", ", failed.Select(l => $"{l.Name} ({l.IntegerMismatches} int mismatches, rel {l.MaxRelativeError:E1})"))}");
-            Console.Out.WriteLine(r.Decoder is not null
-                ? string.Create(inv, $"quality vs fp32 (held-out TinyStories): {Describe(quality)}")
-                : string.Create(inv, $"quality vs fp32 (Pride and Prejudice sentences): {Describe(quality)}"));
+            string held = r.Decoder is not null ? "held-out TinyStories" : r.Classifier is not null ? "held-out CIFAR-10 test images" : "Pride and Prejudice sentences";
+            Console.Out.WriteLine(string.Create(inv, $"quality vs fp32 ({held}): {Describe(quality)}"));
         }
         return lossless.Lossless ? 0 : 1;
     }

@@ -8,7 +8,7 @@ namespace Workbench.Engine.Quantization;
 /// <c>workbench bitnet</c> and <c>#!bitnet</c>: ternary (BitNet b1.58) post-training quantization of a model's block
 /// linears, the lossless check of the packed kernels on real activations, and the quality cost against fp32
 /// (decoders: KL, top-1 agreement, perplexity on held-out TinyStories; encoders: embedding cosine on held-out
-/// Pride and Prejudice sentences).
+/// Pride and Prejudice sentences; image classifiers: top-1 accuracy on held-out CIFAR-10 test images).
 /// </summary>
 public sealed record BitNetRequest : IRequest<TernaryReport>
 {
@@ -46,9 +46,9 @@ public sealed record BitNetRequest : IRequest<TernaryReport>
     {
         ArgumentNullException.ThrowIfNull(model);
         var format = Parsed();
-        // Quality needs a task: next-token logits (decoder) or a sentence embedding (encoder).
-        if (model is not (Decoder or Encoder))
-            throw new OptionException("--model", $"'{model.Name}' is neither a decoder nor an encoder; ternary quantization covers Llama and BERT models.");
+        // Quality needs a task: next-token logits (decoder), a sentence embedding (encoder) or class logits.
+        if (model is not (Decoder or Encoder or ImageClassifier))
+            throw new OptionException("--model", $"'{model.Name}' is not a decoder, an encoder or an image classifier.");
 
         progress?.Report(new RunProgress("quantizing", 0, Stages));
         using var ternary = TernaryModel.Quantize(model, format, Threads);
@@ -57,7 +57,16 @@ public sealed record BitNetRequest : IRequest<TernaryReport>
         LosslessReport lossless;
         DecoderQuality? dq = null;
         EncoderQuality? eq = null;
-        if (model is Decoder d)
+        ClassifierQuality? cq = null;
+        if (model is ImageClassifier ic)
+        {
+            var (images, labels) = TernaryQuality.HeldOutImages();
+            lossless = ternary.CheckLossless(ctx => ic.Model.Forward(ModelInput.Of(images[0]), ctx));
+            cancel.ThrowIfCancellationRequested();
+            progress?.Report(new RunProgress("quality against fp32", 2, Stages));
+            cq = TernaryQuality.Evaluate(ic, ternary, images, labels);
+        }
+        else if (model is Decoder d)
         {
             var texts = TernaryQuality.HeldOutStories();
             var ids = d.Tokenizer.Encode(texts[0], bos: true);
@@ -76,7 +85,7 @@ public sealed record BitNetRequest : IRequest<TernaryReport>
             eq = TernaryQuality.Evaluate(e, ternary, sentences);
         }
         progress?.Report(new RunProgress("done", 3, Stages));
-        return new TernaryReport(model.Name, model is Decoder ? "decoder" : "encoder", format, ternary.Path, Threads,
-            ternary.Layers, lossless, dq, eq, ternary.Fp32LinearBytes, ternary.PackedLinearBytes, ternary.KeptFp32Bytes);
+        return new TernaryReport(model.Name, model switch { Decoder => "decoder", Encoder => "encoder", _ => "image classifier" }, format, ternary.Path, Threads,
+            ternary.Layers, lossless, dq, eq, ternary.Fp32LinearBytes, ternary.PackedLinearBytes, ternary.KeptFp32Bytes, cq);
     }
 }

@@ -16,6 +16,9 @@ public sealed record DecoderQuality(string Model, LowBitFormat Format, int Seque
 /// <summary>Cosine of each sentence's ternary embedding with its fp32 embedding (mean pooled), mean and minimum.</summary>
 public sealed record EncoderQuality(string Model, LowBitFormat Format, int Sentences, double MeanCosine, double MinCosine);
 
+/// <summary>Top-1 accuracy of a ternary image classifier and of its fp32 original on the same labelled images, and how often they agree.</summary>
+public sealed record ClassifierQuality(string Model, LowBitFormat Format, int Images, double Accuracy, double AccuracyFp32, double Agreement);
+
 /// <summary>The quality cost of ternary post-training quantization against the fp32 model.</summary>
 public static class TernaryQuality
 {
@@ -88,6 +91,38 @@ public static class TernaryQuality
         if (sentences.Count == 0) throw new ArgumentException("No sentences.", nameof(sentences));
         var cos = sentences.Select(s => (double)TensorPrimitives.CosineSimilarity(encoder.Embed(s), encoder.Embed(s, ternary.Context()))).ToArray();
         return new EncoderQuality(encoder.Name, ternary.Format, cos.Length, cos.Average(), cos.Min());
+    }
+
+    /// <summary>
+    /// Held-out images: <paramref name="count"/> images of the bundled CIFAR-10 test subset, spread evenly over it (it is
+    /// ordered by class, so every class is represented). Fixed, and not used for any calibration.
+    /// </summary>
+    public static (byte[][] Images, int[] Labels) HeldOutImages(int count = 200)
+    {
+        var set = Vision.Cifar10Set.LoadBundled();
+        count = Math.Clamp(count, 1, set.Count);
+        var idx = Enumerable.Range(0, count).Select(i => (int)((long)i * set.Count / count)).ToArray();
+        return (idx.Select(i => set.Pixels(i).ToArray()).ToArray(), idx.Select(i => (int)set.Labels[i]).ToArray());
+    }
+
+    public static ClassifierQuality Evaluate(ImageClassifier classifier, TernaryModel ternary, byte[][]? images = null, int[]? labels = null)
+    {
+        ArgumentNullException.ThrowIfNull(classifier);
+        ArgumentNullException.ThrowIfNull(ternary);
+        if (images is null || labels is null) (images, labels) = HeldOutImages();
+        if (images.Length == 0 || images.Length != labels.Length) throw new ArgumentException($"{images.Length} images for {labels.Length} labels.", nameof(labels));
+        var model = classifier.Model;
+        int right = 0, rightFp32 = 0, agree = 0;
+        for (int i = 0; i < images.Length; i++)
+        {
+            int fp = TensorPrimitives.IndexOfMax(model.Forward(ModelInput.Of(images[i]), new ForwardContext()).Output);
+            int tq = TensorPrimitives.IndexOfMax(model.Forward(ModelInput.Of(images[i]), ternary.Context()).Output);
+            if (fp == labels[i]) rightFp32++;
+            if (tq == labels[i]) right++;
+            if (fp == tq) agree++;
+        }
+        double n = images.Length;
+        return new ClassifierQuality(classifier.Name, ternary.Format, images.Length, right / n, rightFp32 / n, agree / n);
     }
 
     /// <summary>log softmax in float with the max subtracted.</summary>

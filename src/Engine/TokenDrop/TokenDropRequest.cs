@@ -119,9 +119,7 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
         Validate();
         var schedule = Schedule();
         var ranking = Ranking;
-        var loaded = VitBundled.IsVit(Model!) && !string.Equals(Model, VitBundled.ModelName, StringComparison.OrdinalIgnoreCase)
-            ? new ImageClassifier(Path.GetFileNameWithoutExtension(Model!), VitModel.Load(VitBundled.Resolve(Model!)))
-            : ModelHub.Load(Model!);
+        var loaded = ModelHub.Load(Model!);
         try { schedule.Validate(loaded.Config.Layers); }
         catch (ArgumentException e) { throw new OptionException(LayerOption, FirstLine(e.Message)); }
         var result = new TokenDropResult(loaded.Name, Method, schedule, ranking, Seed);

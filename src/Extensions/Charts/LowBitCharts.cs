@@ -222,6 +222,12 @@ public static class LowBitCharts
             rows.Add(("KL(fp32 || ternary)", $"{F(d.MeanKl, 3)} nats per token"));
             rows.Add(("top-1 agreement", Pct(d.Top1Agreement)));
         }
+        if (r.Classifier is { } c)
+        {
+            rows.Add(("quality (held-out CIFAR-10 test images)", $"{c.Images} images, every class"));
+            rows.Add(("top-1 accuracy", $"{Pct(c.AccuracyFp32)} fp32 -> {Pct(c.Accuracy)} ternary"));
+            rows.Add(("agreement with fp32", Pct(c.Agreement)));
+        }
         if (r.Encoder is { } e)
         {
             rows.Add(("quality (Pride and Prejudice sentences)", $"{e.Sentences} sentences"));

@@ -29,4 +29,24 @@ public class VitTernaryTests
         Assert.NotEqual(full, tern);
         Assert.All(tern, v => Assert.True(float.IsFinite(v)));
     }
+
+    [Fact]
+    public void The_bitnet_request_reports_the_classifier_accuracy_against_fp32()
+    {
+        var report = new BitNetRequest { Model = "vit-cifar10", Format = "i2s" }.Run();
+        Assert.Equal("image classifier", report.Kind);
+        Assert.True(report.Lossless.Lossless);
+        var c = Assert.IsType<ClassifierQuality>(report.Classifier);
+        Assert.Null(report.Decoder);
+        Assert.Null(report.Encoder);
+
+        // fp32 accuracy recomputed here on the same held-out images, through the model's own Classify.
+        var (images, labels) = TernaryQuality.HeldOutImages();
+        Assert.Equal(images.Length, c.Images);
+        Assert.Equal(Enumerable.Range(0, 10), labels.Distinct().Order());
+        double fp32 = images.Select((img, i) => VitTestData.Model.Classify(img) == labels[i] ? 1.0 : 0.0).Average();
+        Assert.Equal(fp32, c.AccuracyFp32, 12);
+        Assert.InRange(c.Agreement, 0, 1);
+        Assert.True(c.Accuracy < c.AccuracyFp32, $"ternary post-training quantization left accuracy at {c.Accuracy} (fp32 {c.AccuracyFp32})");
+    }
 }
