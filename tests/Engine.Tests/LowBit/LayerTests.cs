@@ -122,21 +122,8 @@ public class LayerTests
     }
 
     [Fact]
-    public void CliRejectsBadOptionsWithExitCode2AndRunsTinyProbe()
+    public void TinyProbeRunsAndReportsRates()
     {
-        var err = new StringWriter();
-        var oldErr = Console.Error;
-        Console.SetError(err);
-        try
-        {
-            var bench = Workbench.Cli.Commands.BenchGemvCommand.CreateBenchGroup();
-            Assert.Equal(2, bench.Parse(["gemv", "--format", "q4", "--rows", "8", "--cols", "8"]).Invoke());
-            Assert.Equal(2, bench.Parse(["gemv", "--format", "i2s", "--rows", "x", "--cols", "8"]).Invoke());
-            Assert.Equal(2, bench.Parse(["gemv", "--format", "i2s", "--cols", "8"]).Invoke());
-            Assert.Contains("--format 'q4'", err.ToString());
-            Assert.Contains("--rows 'x'", err.ToString());
-        }
-        finally { Console.SetError(oldErr); }
         var r = GemvProbe.Run(LowBitFormat.TL2, 64, 96, threads: 1, runs: 3, warmup: 1, poolBytes: 1 << 16);
         Assert.True(r.MedianUs > 0 && r.Gops > 0 && r.WeightGBps > 0);
     }

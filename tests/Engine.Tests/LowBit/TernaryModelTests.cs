@@ -125,45 +125,6 @@ public class TernaryModelTests
         Assert.False(t.TryLinear(d.Model.Weights.Output, new float[d.Config.Dim], 1, d.Config.Dim, d.Config.Vocab, new float[d.Config.Vocab]));
     }
 
-    [Fact]
-    public void CliBitNetRejectsBadOptionsWithExitCode2()
-    {
-        var err = new StringWriter();
-        var oldErr = Console.Error;
-        Console.SetError(err);
-        try
-        {
-            var cmd = Workbench.Cli.Commands.BitNetCommand.Create();
-            Assert.Equal(2, cmd.Parse(["--model", "stories260K", "--format", "q4"]).Invoke());
-            Assert.Equal(2, cmd.Parse(["--format", "i2s"]).Invoke());
-            Assert.Equal(2, cmd.Parse(["--model", "stories260K"]).Invoke());
-            Assert.Equal(2, cmd.Parse(["--model", "/no/such/model.bin", "--format", "i2s"]).Invoke());
-            Assert.Equal(2, cmd.Parse(["--model", "stories260K", "--format", "tl2", "--threads", "0"]).Invoke());
-            var lines = err.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(5, lines.Length);
-            Assert.Contains("--format 'q4'", lines[0]);
-        }
-        finally { Console.SetError(oldErr); }
-    }
-
-    [Fact]
-    public void CliBitNetJsonHasTheScriptedFields()
-    {
-        var output = new StringWriter();
-        var oldOut = Console.Out;
-        Console.SetOut(output);
-        int rc;
-        try { rc = Workbench.Cli.Commands.BitNetCommand.Create().Parse(["--model", "stories260K", "--format", "tl2", "--json"]).Invoke(); }
-        finally { Console.SetOut(oldOut); }
-        Assert.Equal(0, rc);
-        using var doc = System.Text.Json.JsonDocument.Parse(output.ToString());
-        var root = doc.RootElement;
-        Assert.True(root.GetProperty("lossless").GetBoolean());
-        var q = root.GetProperty("quality");
-        foreach (var name in new[] { "kl", "top1_agreement", "perplexity", "perplexity_fp32" }) Assert.True(q.GetProperty(name).GetDouble() >= 0);
-        Assert.True(root.GetProperty("weight_bytes_fp32").GetInt64() > root.GetProperty("weight_bytes_packed").GetInt64());
-    }
-
     /// <summary>
     /// One Quantize over ITransformerModel: the bytes kept fp32 are the parameter arrays that are not block linears,
     /// equal to the per-architecture sums the Llama and BERT overloads used to write out field by field.

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Workbench.Engine.Models;
-using Workbench.Engine.Tests.Cli;
 
 namespace Workbench.Engine.Tests.Models;
 
@@ -29,21 +28,6 @@ public class GenerationGoldenTests
         var r = dec.Generate(prompt, steps: 64, temperature: 0);
         Assert.Equal(golden, AsGolden(r.Text));
         Assert.Equal(65, r.Tokens.Length); // BOS + one token per forward pass, as run.c
-    }
-
-    [Theory]
-    [MemberData(nameof(Cases))]
-    public void Greedy_text_equals_llama2c_through_the_cli(string model, string prompt, string golden)
-    {
-        var (exit, stdout, stderr) = CliRunner.Run("generate", "--model", model, "--prompt", prompt, "--steps", "64", "--temperature", "0");
-        Assert.True(exit == 0, stderr);
-        Assert.Equal(golden, AsGolden(stdout.TrimEnd('\n')));
-        var (exit2, json, _) = CliRunner.Run("generate", "--model", model, "--prompt", prompt, "--steps", "64", "--temperature", "0", "--json");
-        Assert.Equal(0, exit2);
-        using var doc = JsonDocument.Parse(json);
-        Assert.Equal(golden, AsGolden(doc.RootElement.GetProperty("text").GetString()!));
-        Assert.Equal(65, doc.RootElement.GetProperty("tokens").GetArrayLength());
-        Assert.Equal(1, doc.RootElement.GetProperty("tokens")[0].GetInt32());
     }
 
     [Fact]

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Workbench.Engine.Tests.Cli;
+namespace Workbench.Cli.Tests;
 
 /// <summary>Runs the real `workbench` tool (the built workbench.dll beside the tests) as a child process.</summary>
 public static class CliRunner

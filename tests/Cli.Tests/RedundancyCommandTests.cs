@@ -5,7 +5,7 @@ using Workbench.Engine.Models;
 using Workbench.Engine.Redundancy;
 using Workbench.Engine.Text;
 
-namespace Workbench.Engine.Tests.Redundancy;
+namespace Workbench.Cli.Tests;
 
 [CollectionDefinition("Console", DisableParallelization = true)]
 public class ConsoleCollection;
@@ -32,7 +32,7 @@ public class CommandTests
         var doc = JsonDocument.Parse(stdout).RootElement;
         var modules = doc.GetProperty("modules").EnumerateArray().ToArray();
         Assert.Equal(5, modules.Length);
-        var d = Shared.Stories;
+        var d = ModelHub.LoadDecoder("stories260K");
         var cal = Corpus.Load(Bundled.TinyStories).Split(5).Calibration(t => d.Tokenizer.Encode(t), 2, 64, pack: true).Sequences;
         var want = Importance.Measure(d.Model, cal);
         for (int l = 0; l < 5; l++)

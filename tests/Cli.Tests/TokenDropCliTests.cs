@@ -1,9 +1,7 @@
 using System.Text.Json;
-using Workbench.Engine.Tests.Cli;
-using Workbench.Engine.Tests.Vision;
 using Workbench.Engine.TokenDrop;
 
-namespace Workbench.Engine.Tests.TokenDrop;
+namespace Workbench.Cli.Tests;
 
 public class TokenDropCliTests
 {
@@ -20,7 +18,7 @@ public class TokenDropCliTests
         Assert.Equal(4_790_784.0 / 10_682_880.0, j.GetProperty("flops_ratio").GetDouble(), 9);
         Assert.Equal(100, j.GetProperty("images").GetInt32());
         // The same numbers through the engine directly.
-        var eval = VitTokenDrop.Evaluate(VitTestData.Model, VitTestData.Set.Every(10).Take(100), PyramidSchedule.Pyramid([1, 2, 3], 0.5));
+        var eval = VitTokenDrop.Evaluate(VitModel.LoadBundled(), Cifar10Set.LoadBundled().Every(10).Take(100), PyramidSchedule.Pyramid([1, 2, 3], 0.5));
         Assert.Equal(eval.Accuracy, j.GetProperty("accuracy").GetDouble(), 9);
         Assert.Equal(eval.AccuracyFull, j.GetProperty("accuracy_full").GetDouble(), 9);
         Assert.Equal(eval.Agreement, j.GetProperty("agreement").GetDouble(), 9);

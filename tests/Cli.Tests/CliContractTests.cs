@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using Workbench.Engine.Tests.Cli;
 
-namespace Workbench.Engine.Tests.Fuzz;
+namespace Workbench.Cli.Tests;
 
 /// <summary>The CLI's contract for the options the fuzz pass found: exit 2, exactly one line naming the option.</summary>
 public sealed class CliContractTests

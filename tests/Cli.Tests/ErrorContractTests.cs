@@ -1,6 +1,6 @@
 using Workbench.Cli;
 
-namespace Workbench.Engine.Tests.Cli;
+namespace Workbench.Cli.Tests;
 
 /// <summary>Every verb's bad input: exit code 2, exactly one line on stderr, naming the option or the file.</summary>
 public sealed class ErrorContractTests : IDisposable
@@ -109,7 +109,7 @@ public sealed class ErrorContractTests : IDisposable
         Assert.Equal("--layers: boundaries must increase",
             CliHelpers.OneLine(new ArgumentOutOfRangeException("--layers", 3, "boundaries must increase")));
         Assert.Equal("steps must be positive", CliHelpers.OneLine(new ArgumentOutOfRangeException("steps", -1, "steps must be positive")));
-        Assert.Equal("--seq 1 must be at least 2", CliHelpers.OneLine(new Requests.OptionException("--seq", "--seq 1 must be at least 2")));
+        Assert.Equal("--seq 1 must be at least 2", CliHelpers.OneLine(new Workbench.Engine.Requests.OptionException("--seq", "--seq 1 must be at least 2")));
         Assert.Equal("a b", CliHelpers.OneLine(new InvalidDataException("a\n  b")));
     }
 }

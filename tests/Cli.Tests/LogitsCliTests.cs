@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Workbench.Engine.Formats;
 
-namespace Workbench.Engine.Tests.Cli;
+namespace Workbench.Cli.Tests;
 
 public sealed class LogitsCliTests
 {

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Workbench.Engine.Tests.Cli;
+namespace Workbench.Cli.Tests;
 
 public sealed class CliTests : IDisposable
 {

@@ -1,0 +1,34 @@
+using System.Text.Json;
+using Workbench.Engine.Tests;
+
+namespace Workbench.Cli.Tests;
+
+/// <summary>`workbench generate` against llama2.c run.c's output (goldens/stories260K_greedy.tsv), as the engine tests check the API.</summary>
+public class GenerateCliTests
+{
+    public static TheoryData<string, string, string> Cases()
+    {
+        var d = new TheoryData<string, string, string>();
+        foreach (var (prompt, text) in Goldens.Stories260KGreedy())
+            foreach (var model in new[] { "stories260K", "stories260K-gguf" })
+                d.Add(model, prompt, text);
+        return d;
+    }
+
+    private static string AsGolden(string printed) => (printed + "\n").Replace('\n', ' ');
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Greedy_text_equals_llama2c_through_the_cli(string model, string prompt, string golden)
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("generate", "--model", model, "--prompt", prompt, "--steps", "64", "--temperature", "0");
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(golden, AsGolden(stdout.TrimEnd('\n')));
+        var (exit2, json, _) = CliRunner.Run("generate", "--model", model, "--prompt", prompt, "--steps", "64", "--temperature", "0", "--json");
+        Assert.Equal(0, exit2);
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal(golden, AsGolden(doc.RootElement.GetProperty("text").GetString()!));
+        Assert.Equal(65, doc.RootElement.GetProperty("tokens").GetArrayLength());
+        Assert.Equal(1, doc.RootElement.GetProperty("tokens")[0].GetInt32());
+    }
+}
