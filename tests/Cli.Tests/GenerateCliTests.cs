@@ -6,16 +6,9 @@ namespace Workbench.Cli.Tests;
 /// <summary>`workbench generate` against llama2.c run.c's output (goldens/stories260K_greedy.tsv), as the engine tests check the API.</summary>
 public class GenerateCliTests
 {
-    public static TheoryData<string, string, string> Cases()
-    {
-        var d = new TheoryData<string, string, string>();
-        foreach (var (prompt, text) in Goldens.Stories260KGreedy())
-            foreach (var model in new[] { "stories260K", "stories260K-gguf" })
-                d.Add(model, prompt, text);
-        return d;
-    }
+    public static TheoryData<string, string, string> Cases() => Goldens.Stories260KGreedyCases();
 
-    private static string AsGolden(string printed) => (printed + "\n").Replace('\n', ' ');
+    private static string AsGolden(string printed) => Goldens.AsGreedyGolden(printed);
 
     [Theory]
     [MemberData(nameof(Cases))]

@@ -20,6 +20,19 @@ public static class Goldens
         return (tokens, logits);
     }
 
+    /// <summary>Every greedy golden for both bundled forms of stories260K (the llama2.c .bin and the GGUF).</summary>
+    public static TheoryData<string, string, string> Stories260KGreedyCases()
+    {
+        var d = new TheoryData<string, string, string>();
+        foreach (var (prompt, text) in Stories260KGreedy())
+            foreach (var model in new[] { "stories260K", "stories260K-gguf" })
+                d.Add(model, prompt, text);
+        return d;
+    }
+
+    /// <summary>Text as the greedy golden holds it: run.c's stdout on one line, its newlines (the final one too) as spaces.</summary>
+    public static string AsGreedyGolden(string printed) => (printed + "\n").Replace('\n', ' ');
+
     /// <summary>stories260K_greedy.tsv: prompt TAB the text run.c printed.</summary>
     public static IEnumerable<(string Prompt, string Text)> Stories260KGreedy() =>
         File.ReadAllLines(Bundled.Path("data/goldens/stories260K_greedy.tsv"))
@@ -27,7 +40,7 @@ public static class Goldens
             .Select(l => (l[..l.IndexOf('\t')], l[(l.IndexOf('\t') + 1)..]));
 
     /// <summary>
-    /// A NumPy .npy file (format 1.0, little-endian, C order) of float32, float64 or int32/int64, as doubles with its
+    /// A NumPy .npy file (format 1.0 or 2.0, little-endian, C order) of float32, float64, int8, int32 or int64, as doubles with its
     /// shape: the goldens made by PyTorch / NumPy scripts.
     /// </summary>
     public static (double[] Data, int[] Shape) Npy(string path)
@@ -50,6 +63,7 @@ public static class Goldens
                 "<f8" => BitConverter.ToDouble(b, at + 8 * i),
                 "<i4" => BitConverter.ToInt32(b, at + 4 * i),
                 "<i8" => BitConverter.ToInt64(b, at + 8 * i),
+                "|i1" => (sbyte)b[at + i],
                 _ => throw new InvalidDataException($"{path}: dtype {descr} not handled"),
             };
         return (data, shape);

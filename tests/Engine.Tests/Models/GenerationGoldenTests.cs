@@ -9,16 +9,9 @@ namespace Workbench.Engine.Tests.Models;
 /// </summary>
 public class GenerationGoldenTests
 {
-    public static TheoryData<string, string, string> Cases()
-    {
-        var d = new TheoryData<string, string, string>();
-        foreach (var (prompt, text) in Goldens.Stories260KGreedy())
-            foreach (var model in new[] { "stories260K", "stories260K-gguf" })
-                d.Add(model, prompt, text);
-        return d;
-    }
+    public static TheoryData<string, string, string> Cases() => Goldens.Stories260KGreedyCases();
 
-    private static string AsGolden(string printed) => (printed + "\n").Replace('\n', ' ');
+    private static string AsGolden(string printed) => Goldens.AsGreedyGolden(printed);
 
     [Theory]
     [MemberData(nameof(Cases))]
