@@ -36,18 +36,6 @@ public static class FeedBuilder
         return version;
     }
 
-    /// <summary>The version of the pack in the feed, or null when the feed is empty.</summary>
-    public static string? CurrentVersion(string root)
-    {
-        var feed = FeedDir(root);
-        if (!Directory.Exists(feed)) return null;
-        const string prefix = "Workbench.Interactive.";
-        return Directory.EnumerateFiles(feed, prefix + VersionPrefix + "*.nupkg")
-            .Select(f => Path.GetFileNameWithoutExtension(f)[prefix.Length..])
-            .OrderByDescending(v => long.TryParse(v[VersionPrefix.Length..], out var n) ? n : -1)
-            .FirstOrDefault();
-    }
-
     // Two packs within one second share a version: remove every dev version so none is served stale.
     private static void PruneGlobalCache()
     {

@@ -100,15 +100,6 @@ public sealed record CorpusSplit(Corpus Corpus, int Seed, int[] CalibrationDocum
     public TokenSamples Evaluation(Func<string, int[]> tokenize, int samples, int seqLen, bool pack) =>
         Sample("evaluation", EvaluationDocuments, tokenize, samples, seqLen, pack);
 
-    /// <summary>Evaluation documents as text (encoder sentence sets).</summary>
-    public IReadOnlyList<string> EvaluationTexts(int count)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
-        if (count > EvaluationDocuments.Length)
-            throw new ArgumentOutOfRangeException(nameof(count), count, $"the evaluation part of '{Corpus.Source}' holds only {EvaluationDocuments.Length} documents");
-        return EvaluationDocuments.Take(count).Select(i => Corpus.Documents[i]).ToArray();
-    }
-
     /// <summary>
     /// pack = true (decoders): documents, each tokenized with its BOS, are concatenated and cut into windows of
     /// exactly <paramref name="seqLen"/> tokens (a window may span documents, as in LM calibration sets).
