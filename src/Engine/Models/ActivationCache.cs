@@ -70,18 +70,19 @@ public static class RunWithCacheExtensions
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queryRow, state.Rows);
         ArgumentOutOfRangeException.ThrowIfNegative(layer);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, model.Config.Layers);
-        // A hook reads the one row it needs straight from the pattern: capturing would copy all heads x n x keys.
+        // The block computes the scores of the query row only (PatternQueryRow: the pattern is [heads, 1, keys]), and a
+        // hook reads them straight from the pattern.
         float[]? mean = null;
         var hooks = new Hooks().Add(HookNames.AttnPattern(layer), (p, data) =>
         {
-            int heads = p.Shape[0], n = p.Shape[1], keys = p.Shape[2];
+            int heads = p.Shape[0], n = p.Shape[1], keys = p.Shape[2], row = n == 1 ? 0 : queryRow;
             mean = new float[keys];
             for (int h = 0; h < heads; h++)
-                TensorPrimitives.Add(mean, data.Slice((h * n + queryRow) * keys, keys), mean);
+                TensorPrimitives.Add(mean, data.Slice((h * n + row) * keys, keys), mean);
             TensorPrimitives.Divide(mean, heads, mean);
             throw new PatternRead(); // the rest of the block (A V, output projection, MLP) is not needed
         });
-        try { RunBlockOnCopy(model, layer, state, new ForwardContext { Hooks = hooks, Threads = 1 }); }
+        try { RunBlockOnCopy(model, layer, state, new ForwardContext { Hooks = hooks, Threads = 1, PatternQueryRow = queryRow }); }
         catch (PatternRead) { }
         return mean ?? throw new InvalidOperationException($"block {layer} did not fire {HookNames.AttnPattern(layer)}");
     }

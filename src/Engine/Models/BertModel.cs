@@ -214,17 +214,19 @@ public sealed class BertModel : ITransformerModel
         ctx.RunLinear(x, n, d, w.Wv, d, v, w.Bv);
         ctx.Fire(HookNames.AttnK(layer), layer, k, n, d, s.TokenIndex);
         ctx.Fire(HookNames.AttnV(layer), layer, v, n, d, s.TokenIndex);
+        // Ranking asks for one query row's pattern only (ForwardContext.PatternQueryRow): queries nq = 1 row, keys all.
+        int q0 = ctx.PatternQueryRow ?? 0, nq = ctx.PatternQueryRow is null ? n : 1;
         bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
-        var pattern = wantPattern ? new float[heads * n * n] : null;
+        var pattern = wantPattern ? new float[heads * nq * n] : null;
         var valid = s.Valid;
         Func<int, int, bool>? allowed = valid is null ? null : (_, j) => valid[j];
-        void Head(int h) => AttentionKernel.Head(qBuf.AsSpan(0, n * d), n, d, h * hd, kBuf.AsSpan(0, n * d), vBuf.AsSpan(0, n * d), n, d, h * hd, hd, allowed,
-            oBuf.AsSpan(0, n * d), pattern is null ? default : pattern.AsSpan(h * n * n, n * n));
-        if ((long)n * n * d >= 1 << 16 && ctx.Threads > 1)
+        void Head(int h) => AttentionKernel.Head(qBuf.AsSpan(q0 * d, nq * d), nq, d, h * hd, kBuf.AsSpan(0, n * d), vBuf.AsSpan(0, n * d), n, d, h * hd, hd, allowed,
+            oBuf.AsSpan(q0 * d, nq * d), pattern is null ? default : pattern.AsSpan(h * nq * n, nq * n));
+        if ((long)nq * n * d >= 1 << 16 && ctx.Threads > 1)
             Parallelism.For(heads, ctx.Threads, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);
-        if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, n, n], s.TokenIndex);
+        if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern, [heads, nq, n], s.TokenIndex);
         var outp = ws.Array(Slot.Out, n * d);
         ctx.RunLinear(oBuf.AsSpan(0, n * d), n, d, w.Wo, d, outp.AsSpan(0, n * d), w.Bo);
         return outp;

@@ -44,6 +44,13 @@ public sealed class ForwardContext
     public int Threads { get; init; } = Environment.ProcessorCount;
     public CancellationToken Cancellation { get; init; }
 
+    /// <summary>
+    /// For ranking tokens (<see cref="RunWithCacheExtensions.QueryAttention"/>): when set, a block's attention module
+    /// computes scores for this one query row only and fires <c>attn.pattern</c> as [heads, 1, keys]. What the block
+    /// computes after the pattern is then not its output; the caller stops at the pattern.
+    /// </summary>
+    internal int? PatternQueryRow { get; init; }
+
     public static ForwardContext Default => new();
 
     /// <summary>

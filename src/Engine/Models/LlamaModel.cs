@@ -327,33 +327,35 @@ public sealed class LlamaModel : ITransformerModel
             keys = k; values = v; keyPos = s.Positions; c = n;
         }
 
+        // Ranking asks for one query row's pattern only: the queries are that row (nq = 1), the keys every row.
+        int q0 = ctx.PatternQueryRow ?? 0, nq = ctx.PatternQueryRow is null ? n : 1;
         bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
-        var pattern = wantPattern ? ws.Array(Slot.Pattern, heads * n * c) : null;
+        var pattern = wantPattern ? ws.Array(Slot.Pattern, heads * nq * c) : null;
         var o = ws.Array(Slot.O, n * qd);
         int group = heads / Config.KvHeads;
-        var qPos = s.Positions;
+        var qPos = nq == n ? s.Positions : [s.Positions[q0]];
         int window = Spec.WindowOf(layer);
         if (Spec.AttentionScale > 0)  // the kernels scale by 1/sqrt(hd): fold the family's scale into q instead
             TensorPrimitives.Multiply(q.AsSpan(0, n * qd), Spec.AttentionScale * MathF.Sqrt(hd), q.AsSpan(0, n * qd));
         // causal by position: a row sees keys at its own position or earlier (and, with a window, fewer than `window` back)
         Func<int, int, bool>? allowed = window > 0 ? (i, j) => keyPos[j] <= qPos[i] && keyPos[j] > qPos[i] - window : null;
-        float[]? scores = Spec.AttentionSoftCap > 0 ? ws.Array(Slot.Scores, n * c * heads) : null;
+        float[]? scores = Spec.AttentionSoftCap > 0 ? ws.Array(Slot.Scores, nq * c * heads) : null;
         void Head(int h)
         {
-            var probs = pattern is null ? default : pattern.AsSpan(h * n * c, n * c);
+            var probs = pattern is null ? default : pattern.AsSpan(h * nq * c, nq * c);
             if (scores is not null)
-                SoftCappedHead(q, n, qd, h * hd, keys, values, c, kv, h / group * hd, hd, qPos, keyPos, window, o, scores.AsSpan(h * n * c, n * c), probs);
+                SoftCappedHead(q, nq, qd, q0 * qd + h * hd, keys, values, c, kv, h / group * hd, hd, qPos, keyPos, window, o, scores.AsSpan(h * nq * c, nq * c), probs);
             else if (allowed is not null)
-                AttentionKernel.Head(q.AsSpan(0, n * qd), n, qd, h * hd, keys, values, c, kv, h / group * hd, hd, allowed, o.AsSpan(0, n * qd), probs);
+                AttentionKernel.Head(q.AsSpan(q0 * qd, nq * qd), nq, qd, h * hd, keys, values, c, kv, h / group * hd, hd, allowed, o.AsSpan(q0 * qd, nq * qd), probs);
             else
-                AttentionKernel.CausalHead(q.AsSpan(0, n * qd), n, qd, h * hd, keys, values, c, kv, h / group * hd, hd, qPos, keyPos,
-                    o.AsSpan(0, n * qd), probs);
+                AttentionKernel.CausalHead(q.AsSpan(q0 * qd, nq * qd), nq, qd, h * hd, keys, values, c, kv, h / group * hd, hd, qPos, keyPos,
+                    o.AsSpan(q0 * qd, nq * qd), probs);
         }
-        if ((long)n * c * qd >= 1 << 16 && ctx.Threads > 1)
+        if ((long)nq * c * qd >= 1 << 16 && ctx.Threads > 1)
             Parallelism.For(heads, ctx.Threads, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);
-        if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern.AsSpan(0, heads * n * c), [heads, n, c], s.TokenIndex);
+        if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern.AsSpan(0, heads * nq * c), [heads, nq, c], s.TokenIndex);
 
         if (w.AttnSubNorm is { } sub) NormRows(o.AsSpan(0, n * qd), qd, sub, null, o);
         var outp = ws.Get(Slot.Out, n * d);

@@ -247,16 +247,18 @@ public sealed class VitModel : ITransformerModel
             ctx.Fire(HookNames.AttnK(layer), layer, k, n, d, tok);
             ctx.Fire(HookNames.AttnV(layer), layer, v, n, d, tok);
 
+            // Ranking asks for one query row's pattern only (ForwardContext.PatternQueryRow): queries nq = 1 row, keys all.
+            int q0 = ctx.PatternQueryRow ?? 0, nq = ctx.PatternQueryRow is null ? n : 1;
             bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
-            var pattern = wantPattern ? ws.Array(Slot.P, _heads * n * n) : null;
+            var pattern = wantPattern ? ws.Array(Slot.P, _heads * nq * n) : null;
             var cat = ws.Array(Slot.Cat, n * d);
             float[] qa = ws.Array(Slot.Q, n * d), ka = ws.Array(Slot.K, n * d), va = ws.Array(Slot.V, n * d);
             int hd = _headDim;
-            void Head(int hh) => AttentionKernel.Head(qa.AsSpan(0, n * d), n, d, hh * hd, ka.AsSpan(0, n * d), va.AsSpan(0, n * d), n, d, hh * hd, hd,
-                null, cat.AsSpan(0, n * d), pattern is null ? default : pattern.AsSpan(hh * n * n, n * n));
-            if ((long)n * n * d >= 1 << 16 && ctx.Threads > 1) Parallelism.For(_heads, ctx.Threads, Head);
+            void Head(int hh) => AttentionKernel.Head(qa.AsSpan(q0 * d, nq * d), nq, d, hh * hd, ka.AsSpan(0, n * d), va.AsSpan(0, n * d), n, d, hh * hd, hd,
+                null, cat.AsSpan(q0 * d, nq * d), pattern is null ? default : pattern.AsSpan(hh * nq * n, nq * n));
+            if ((long)nq * n * d >= 1 << 16 && ctx.Threads > 1) Parallelism.For(_heads, ctx.Threads, Head);
             else for (int hh = 0; hh < _heads; hh++) Head(hh);
-            if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern.AsSpan(0, _heads * n * n), [_heads, n, n], tok);
+            if (pattern is not null) ctx.Hooks!.Fire(HookNames.AttnPattern(layer), layer, pattern.AsSpan(0, _heads * nq * n), [_heads, nq, n], tok);
 
             var o = ws.Get(Slot.O, n * d);
             ctx.RunLinear(cat.AsSpan(0, n * d), n, d, blk.Wo, d, o, blk.Bo);

@@ -53,7 +53,9 @@ public class ActivationCacheTests
             {
                 float sum = 0;
                 for (int h = 0; h < heads; h++) sum += pattern.Data[(h * n + q) * n + j];
-                Assert.Equal(sum / heads, att[j]);
+                // The ranking computes the query row alone (the few-rows kernel path), the forward every row
+                // (the panel path): the same math in another summation order.
+                Assert.Equal(sum / heads, att[j], 1e-6f);
                 if (j > q) Assert.Equal(0f, att[j]); // causal: no attention to later tokens
             }
             Assert.Equal(1.0, att.Sum(), 5);
@@ -76,5 +78,54 @@ public class ActivationCacheTests
         var cache = Dec.Model.RunBlockWithCache(1, state, [HookNames.ResidPost(1)]);
         Assert.Equal(hooks.Get(HookNames.ResidPost(1)).Data, cache[HookNames.ResidPost(1)].Data);
         Assert.Equal(pre.Data, state.Active.ToArray());
+    }
+
+    /// <summary>
+    /// Every architecture's one-row ranking equals the head mean of its full forward pattern: BERT (padding-free), the
+    /// ViT (no mask), and decoders with a sliding window (Mistral) or soft-capped scores (Gemma 2).
+    /// </summary>
+    [Theory]
+    [InlineData("minilm")]
+    [InlineData("vit-cifar10")]
+    [InlineData("arch/mistral")]
+    [InlineData("arch/gemma2")]
+    public void QueryAttention_of_every_family_is_its_pattern_row(string which)
+    {
+        ITransformerModel model;
+        ModelInput input;
+        if (which == "minilm")
+        {
+            var enc = ModelHub.LoadEncoder("minilm");
+            model = enc.Model;
+            input = ModelInput.Of(enc.Tokenizer.Encode("The cat sat quietly on the warm mat by the door."));
+        }
+        else if (which == "vit-cifar10")
+        {
+            model = VitModel.LoadBundled();
+            input = ModelInput.Of(Vision.VitTestData.SyntheticImage());
+        }
+        else
+        {
+            model = ModelHub.Load(Path.Combine(Bundled.Root, "data", "goldens", which.Replace("arch/", "arch" + Path.DirectorySeparatorChar))).Model;
+            input = ModelInput.Of([4, 94, 230, 145, 145, 245, 131, 76, 227, 131, 51, 159, 128, 182, 153, 103, 107, 196, 91, 83, 249, 14, 140, 181]);
+        }
+        int b = model.Config.Layers - 1;
+        var hooks = new Hooks().Capture(HookNames.ResidPre(b), HookNames.AttnPattern(b));
+        model.Forward(input, new ForwardContext { Hooks = hooks });
+        var pre = hooks.Get(HookNames.ResidPre(b));
+        var pattern = hooks.Get(HookNames.AttnPattern(b));
+        int heads = pattern.Shape[0], n = pattern.Shape[1];
+        var state = new SequenceState(n, pre.Cols, Enumerable.Range(0, n).ToArray());
+        pre.Data.CopyTo(state.Hidden, 0);
+        foreach (int q in new[] { 0, n / 2, n - 1 })
+        {
+            var att = model.QueryAttention(b, state, q);
+            for (int j = 0; j < n; j++)
+            {
+                float sum = 0;
+                for (int h = 0; h < heads; h++) sum += pattern.Data[(h * n + q) * n + j];
+                Assert.Equal(sum / heads, att[j], 1e-6f);
+            }
+        }
     }
 }
