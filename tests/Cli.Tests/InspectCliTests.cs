@@ -20,4 +20,29 @@ public class InspectCliTests
             .Select(t => (t.GetProperty("name").GetString(), t.GetProperty("dtype").GetString(), t.GetProperty("bytes").GetInt64())).ToList();
         Assert.Equal(want, tensors);
     }
+
+    [Fact]
+    public void Inspect_json_names_the_family_and_sizes_of_a_hugging_face_folder()
+    {
+        string folder = RepoFiles.Data("goldens", "arch", "qwen2");
+        using var cfg = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, "config.json")));
+        var c = cfg.RootElement;
+        var (exit, stdout, stderr) = CliRunner.Run("inspect", "--model", folder, "--json");
+        Assert.True(exit == 0, stderr);
+        var j = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(c.GetProperty("model_type").GetString(), j.GetProperty("family").GetString());
+        Assert.Equal(c.GetProperty("num_hidden_layers").GetInt32(), j.GetProperty("layers").GetInt32());
+        Assert.Equal(c.GetProperty("hidden_size").GetInt32(), j.GetProperty("hidden").GetInt32());
+        Assert.Equal(c.GetProperty("vocab_size").GetInt32(), j.GetProperty("vocab").GetInt32());
+        long sum = 0;
+        foreach (var t in j.GetProperty("tensors").EnumerateArray())
+        {
+            Assert.Equal("F32", t.GetProperty("type").GetString());   // the goldens are float32 throughout
+            long elements = t.GetProperty("shape").EnumerateArray().Aggregate(1L, (a, d) => a * d.GetInt64());
+            Assert.Equal(4 * elements, t.GetProperty("bytes").GetInt64());
+            sum += 4 * elements;
+        }
+        // Resident fp32 copies: every tensor once (the head is untied here, so nothing is shared).
+        Assert.Equal(sum, j.GetProperty("resident_bytes").GetInt64());
+    }
 }

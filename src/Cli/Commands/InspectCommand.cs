@@ -18,9 +18,14 @@ public static class InspectCommand
             var c = card.Config;
             if (r.GetValue(json))
             {
+                // The architecture family as the checkpoint names it (config.json's model_type for Hugging Face decoders).
+                string family = m.Model is LlamaModel lm ? lm.Spec.Family : c.Family.ToString().ToLowerInvariant();
+                long resident = 4L * m.Model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>().Sum(a => (long)a.Length);
                 CliHelpers.PrintJson(new
                 {
                     name = card.Name, source = card.Source, format = card.Format,
+                    family, layers = c.Layers, hidden = c.Dim, vocab = c.Vocab,
+                    resident_bytes = resident,
                     architecture = new
                     {
                         family = c.Family.ToString(), layers = c.Layers, dim = c.Dim, mlp_dim = c.MlpDim, heads = c.Heads,
@@ -28,7 +33,7 @@ public static class InspectCommand
                         norm = c.PreNorm ? "pre" : "post", mlp = c.Mlp.ToString(), norm_eps = c.NormEps, rope_theta = c.HasRotary ? c.RopeTheta : (float?)null,
                     },
                     parameters = card.Parameters, weight_bytes = card.WeightBytes,
-                    tensors = card.Tensors.Select(t => new { name = t.Name, dtype = t.DType, shape = t.Shape, bytes = t.Bytes }),
+                    tensors = card.Tensors.Select(t => new { name = t.Name, type = t.DType, dtype = t.DType, shape = t.Shape, bytes = t.Bytes }),
                 });
                 return 0;
             }
