@@ -15,6 +15,30 @@ public sealed record TernaryWeights(sbyte[] Values, int Rows, int Cols, float Sc
     }
 }
 
+/// <summary>
+/// Weights trained ternary and stored as W_t s (a BitNet b1.58 checkpoint exported in a float type): every value is
+/// -s, 0 or +s, so s = max |W| and W_t = W / s exactly. Re-applying absmean would give another scale (mean |W| is
+/// s times the share of non-zero weights), so these are read, not quantized.
+/// </summary>
+public static class StoredTernary
+{
+    /// <summary>The ternary codes and scale of <paramref name="w"/>, or null when it holds anything but {-s, 0, +s}.</summary>
+    public static TernaryWeights? TryRead(ReadOnlySpan<float> w, int rows, int cols)
+    {
+        Shapes.CheckMatrix(w.Length, rows, cols, nameof(w));
+        float s = TensorPrimitives.MaxMagnitude(w) is var m && float.IsFinite(m) ? Math.Abs(m) : float.NaN;
+        if (!(s > 0)) return null;
+        var t = new sbyte[w.Length];
+        for (int i = 0; i < w.Length; i++)
+        {
+            if (w[i] == s) t[i] = 1;
+            else if (w[i] == -s) t[i] = -1;
+            else if (w[i] != 0) return null;
+        }
+        return new TernaryWeights(t, rows, cols, s);
+    }
+}
+
 /// <summary>BitNet b1.58 weight quantization: s = mean |W| over the tensor; W_t = clamp(round(W / s), -1, 1).</summary>
 public static class AbsMeanTernary
 {

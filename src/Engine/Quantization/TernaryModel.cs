@@ -54,7 +54,8 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
     /// <summary>Parameters kept fp32 (embeddings, norms, biases, head), in bytes.</summary>
     public long KeptFp32Bytes { get; }
 
-    private TernaryModel(LowBitFormat format, IReadOnlyList<NamedLinear> linears, long keptFp32Bytes, int threads, IsaPath? path)
+    private TernaryModel(LowBitFormat format, IReadOnlyList<NamedLinear> linears, long keptFp32Bytes, int threads, IsaPath? path,
+        Func<NamedLinear, TernaryWeights>? read = null)
     {
         if (!LowBitFormats.Get(format).IsTernary)
             throw new ArgumentOutOfRangeException(nameof(format), format, $"Ternary quantization needs {LowBitFormats.NameList(ternaryOnly: true)}.");
@@ -64,10 +65,11 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
         Isa.Require(Path);
         _team = new WorkerTeam(threads);
         var layers = new List<TernaryLayer>();
-        foreach (var (name, _, w, rows, cols) in linears)
+        foreach (var linear in linears)
         {
+            var (name, _, w, rows, cols) = linear;
             if (_byWeight.ContainsKey(w)) continue; // a tied weight is quantized once
-            var t = AbsMeanTernary.Quantize(w, rows, cols);
+            var t = read is null ? AbsMeanTernary.Quantize(w, rows, cols) : read(linear);
             var m = t.Pack(format);
             int zeros = 0;
             foreach (var v in t.Values) if (v == 0) zeros++;
@@ -86,11 +88,27 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
     public static TernaryModel Quantize(ITransformerModel model, LowBitFormat format, int threads = 1, IsaPath? path = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var linears = model.BlockLinears;
-        var quantized = new HashSet<float[]>(linears.Select(l => l.Weight), ReferenceEqualityComparer.Instance);
-        long kept = 4L * model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>()
+        return new TernaryModel(format, model.BlockLinears, KeptBytes(model), threads, path);
+    }
+
+    /// <summary>Bytes of every parameter array that is not a block linear (they stay fp32).</summary>
+    private static long KeptBytes(ITransformerModel model)
+    {
+        var quantized = new HashSet<float[]>(model.BlockLinears.Select(l => l.Weight), ReferenceEqualityComparer.Instance);
+        return 4L * model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>()
             .Where(a => !quantized.Contains(a)).Sum(a => (long)a.Length);
-        return new TernaryModel(format, linears, kept, threads, path);
+    }
+
+    /// <summary>
+    /// A model trained ternary (BitNet b1.58) whose block linears are stored as W_t s: the codes and scales are read as
+    /// they are (<see cref="StoredTernary"/>), not re-quantized, and run on the packed kernels with per-token int8
+    /// activations. A block linear holding any other value is refused, naming it.
+    /// </summary>
+    public static TernaryModel FromStored(ITransformerModel model, LowBitFormat format, int threads = 1, IsaPath? path = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new TernaryModel(format, model.BlockLinears, KeptBytes(model), threads, path, l => StoredTernary.TryRead(l.Weight, l.Rows, l.Cols)
+            ?? throw new ArgumentException($"{model.Card.Name}: block linear {l.Name} holds values other than -s, 0, +s; it was not trained ternary (use Quantize for post-training quantization)", nameof(model)));
     }
 
     /// <summary>Quantizes the model of a loaded decoder, encoder or image classifier.</summary>
