@@ -68,4 +68,29 @@ public static class Goldens
             };
         return (data, shape);
     }
+
+    /// <summary>
+    /// Perplexity over austen-16L's held-out goldens (heldout_32k_ids.npy): 64 windows of 512 tokens, each predicting
+    /// the next id, as goldens/README.md defines ppl_32k. <paramref name="logits"/> gives [512, vocab] for a window.
+    /// </summary>
+    public static double AustenHeldOutPerplexity(Func<int[], float[]> logits, int vocab)
+    {
+        var ids = Npy(Bundled.Path("data/goldens/austen-16L/heldout_32k_ids.npy")).Data.Select(x => (int)x).ToArray();
+        const int window = 512;
+        int windows = (ids.Length - 1) / window;
+        double nll = 0;
+        for (int w = 0; w < windows; w++)
+        {
+            var l = logits(ids[(w * window)..((w + 1) * window)]);
+            for (int t = 0; t < window; t++)
+            {
+                var row = l.AsSpan(t * vocab, vocab);
+                float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
+                double z = 0;
+                foreach (var v in row) z += Math.Exp(v - max);
+                nll += Math.Log(z) + max - row[ids[w * window + t + 1]];
+            }
+        }
+        return Math.Exp(nll / (windows * window));
+    }
 }
