@@ -238,9 +238,11 @@ public sealed class VitModel : ITransformerModel
             var h = ws.Get(Slot.H, n * d);
             LayerNorm(x, n, blk.Ln1G, blk.Ln1B, h);
             ctx.Fire(HookNames.AttnIn(layer), layer, h, n, d, tok);
-            var q = ws.Get(Slot.Q, n * d);
-            var k = ws.Get(Slot.K, n * d);
-            var v = ws.Get(Slot.V, n * d);
+            // Arrays, not spans: the per-head lambda below captures them.
+            float[] qa = ws.Array(Slot.Q, n * d), ka = ws.Array(Slot.K, n * d), va = ws.Array(Slot.V, n * d);
+            var q = qa.AsSpan(0, n * d);
+            var k = ka.AsSpan(0, n * d);
+            var v = va.AsSpan(0, n * d);
             ctx.RunLinear(h, n, d, blk.Wq, d, q, blk.Bq);
             ctx.RunLinear(h, n, d, blk.Wk, d, k, blk.Bk);
             ctx.RunLinear(h, n, d, blk.Wv, d, v, blk.Bv);
@@ -252,7 +254,6 @@ public sealed class VitModel : ITransformerModel
             bool wantPattern = ctx.Wants(HookNames.AttnPattern(layer));
             var pattern = wantPattern ? ws.Array(Slot.P, _heads * nq * n) : null;
             var cat = ws.Array(Slot.Cat, n * d);
-            float[] qa = ws.Array(Slot.Q, n * d), ka = ws.Array(Slot.K, n * d), va = ws.Array(Slot.V, n * d);
             int hd = _headDim;
             void Head(int hh) => AttentionKernel.Head(qa.AsSpan(q0 * d, nq * d), nq, d, hh * hd, ka.AsSpan(0, n * d), va.AsSpan(0, n * d), n, d, hh * hd, hd,
                 null, cat.AsSpan(q0 * d, nq * d), pattern is null ? default : pattern.AsSpan(hh * nq * n, nq * n));
