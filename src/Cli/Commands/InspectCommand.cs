@@ -20,7 +20,7 @@ public static class InspectCommand
             {
                 // The architecture family as the checkpoint names it (config.json's model_type for Hugging Face decoders).
                 string family = m.Model is LlamaModel lm ? lm.Spec.Family : c.Family.ToString().ToLowerInvariant();
-                long resident = 4L * m.Model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>().Sum(a => (long)a.Length);
+                long resident = m.Model.ParameterBytes();
                 CliHelpers.PrintJson(new
                 {
                     name = card.Name, source = card.Source, format = card.Format,

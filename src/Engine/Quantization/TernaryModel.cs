@@ -95,8 +95,7 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
     private static long KeptBytes(ITransformerModel model)
     {
         var quantized = new HashSet<float[]>(model.BlockLinears.Select(l => l.Weight), ReferenceEqualityComparer.Instance);
-        return 4L * model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>()
-            .Where(a => !quantized.Contains(a)).Sum(a => (long)a.Length);
+        return model.ParameterBytes(a => !quantized.Contains(a));
     }
 
     /// <summary>
