@@ -2,6 +2,9 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Markdig;
+using Markdig.Extensions.Mathematics;
+using Markdig.Renderers.Html;
+using Markdig.Syntax;
 using Microsoft.DotNet.Interactive.Documents;
 
 namespace Workbench.Runner;
@@ -9,7 +12,8 @@ namespace Workbench.Runner;
 /// <summary>
 /// A self-contained HTML page of an executed notebook: markdown rendered, code shown, outputs inlined in order.
 /// Chart outputs carry plotly.js themselves (the extension embeds it once per session by default), so the page draws
-/// its charts offline.
+/// its charts offline; a page with formulas carries KaTeX and its fonts (<see cref="MathAssets"/>), so it typesets them
+/// offline too.
 /// </summary>
 public static class HtmlReport
 {
@@ -17,30 +21,51 @@ public static class HtmlReport
 
     public static string Render(InteractiveDocument document, string title, NotebookResult? result = null)
     {
-        var sb = new StringBuilder();
-        sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>")
-          .Append($"<title>{Encode(title)}</title>\n<style>{Style}</style></head>\n<body>\n");
-        if (result is { Failure: { } failure })
-            sb.Append($"<div class=\"run-failed\">Run failed at cell {failure.Cell}: {Encode(failure.Message)}</div>\n");
-
+        var body = new StringBuilder();
+        bool math = false;
         for (int i = 0; i < document.Elements.Count; i++)
         {
             var cell = document.Elements[i];
             if (NotebookExecutor.IsMarkdown(cell))
             {
-                sb.Append($"<section class=\"cell markdown\" id=\"cell-{i + 1}\">")
-                  .Append(Markdig.Markdown.ToHtml(cell.Contents, Markdown)).Append("</section>\n");
+                var html = MarkdownHtml(cell.Contents);
+                math |= html.Contains(MathMarker, StringComparison.Ordinal);
+                body.Append($"<section class=\"cell markdown\" id=\"cell-{i + 1}\">").Append(html).Append("</section>\n");
                 continue;
             }
-            sb.Append($"<section class=\"cell code\" id=\"cell-{i + 1}\">")
+            body.Append($"<section class=\"cell code\" id=\"cell-{i + 1}\">")
               .Append($"<div class=\"prompt\">[{(cell.ExecutionOrder > 0 ? cell.ExecutionOrder.ToString() : " ")}]</div>")
               .Append($"<pre class=\"source\"><code>{Encode(cell.Contents)}</code></pre>");
-            foreach (var output in cell.Outputs) sb.Append(Output(output));
-            sb.Append("</section>\n");
+            foreach (var output in cell.Outputs) body.Append(Output(output));
+            body.Append("</section>\n");
         }
-        sb.Append("</body></html>\n");
-        return sb.ToString();
+
+        var page = new StringBuilder();
+        page.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>")
+            .Append($"<title>{Encode(title)}</title>\n<style>{Style}</style>\n");
+        if (math) page.Append(MathAssets.Head); // only pages with formulas carry KaTeX (about 0.7 MB)
+        page.Append("</head>\n<body>\n");
+        if (result is { Failure: { } failure })
+            page.Append($"<div class=\"run-failed\">Run failed at cell {failure.Cell}: {Encode(failure.Message)}</div>\n");
+        return page.Append(body).Append("</body></html>\n").ToString();
     }
+
+    /// <summary>
+    /// A markdown cell as HTML. Markdig's math extension keeps every $...$ and $$...$$ formula out of the markdown
+    /// (no emphasis from its underscores) and wraps it in <c>&lt;span class="math"&gt;\(...\)</c>, or for $$ on lines
+    /// of their own <c>&lt;div class="math"&gt;\[...\]</c>, which the page's KaTeX typesets (<see cref="MathAssets"/>).
+    /// A $$...$$ within a line is display math too, as in Jupyter: Markdig wraps it like $...$, so it is marked
+    /// <c>class="math display"</c>.
+    /// </summary>
+    internal static string MarkdownHtml(string markdown)
+    {
+        var parsed = Markdig.Markdown.Parse(markdown, Markdown);
+        foreach (var math in parsed.Descendants<MathInline>())
+            if (math.DelimiterCount >= 2) math.GetAttributes().AddClass("display");
+        return parsed.ToHtml(Markdown);
+    }
+
+    private const string MathMarker = "class=\"math";
 
     private static string Output(InteractiveDocumentOutputElement output) => output switch
     {

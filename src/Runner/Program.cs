@@ -2,8 +2,9 @@ using System.Diagnostics;
 using Workbench.Runner;
 
 // Workbench.Runner [--out DIR] [--only NAME] [--notebooks DIR] [--no-pack] [--pack-only] [--timeout SECONDS]
+//                  [--nbconvert-template BASEDIR]   (writes the offline-math nbconvert template "workbench" and exits)
 // Exit codes: 0 all notebooks ran, 1 a cell failed (the message names notebook and cell), 2 bad usage or set-up.
-string? outDir = null, only = null, notebooksDir = null;
+string? outDir = null, only = null, notebooksDir = null, templateDir = null;
 bool pack = true, packOnly = false;
 var timeout = TimeSpan.FromMinutes(10);
 for (int i = 0; i < args.Length; i++)
@@ -18,13 +19,14 @@ for (int i = 0; i < args.Length; i++)
             case "--notebooks": notebooksDir = Value(); break;
             case "--no-pack": pack = false; break;
             case "--pack-only": packOnly = true; break;
+            case "--nbconvert-template": templateDir = Value(); break;
             case "--timeout":
                 var s = Value();
                 timeout = int.TryParse(s, out var secs) && secs > 0 ? TimeSpan.FromSeconds(secs)
                     : throw new ArgumentException($"--timeout must be a positive number of seconds (got '{s}')");
                 break;
             case "-h" or "--help":
-                Console.WriteLine("Workbench.Runner [--out DIR] [--only NAME] [--notebooks DIR] [--no-pack] [--pack-only] [--timeout SECONDS]");
+                Console.WriteLine("Workbench.Runner [--out DIR] [--only NAME] [--notebooks DIR] [--no-pack] [--pack-only] [--timeout SECONDS] [--nbconvert-template BASEDIR]");
                 return 0;
             default: throw new ArgumentException($"unknown option '{args[i]}'");
         }
@@ -32,6 +34,17 @@ for (int i = 0; i < args.Length; i++)
     catch (ArgumentException e)
     {
         Console.Error.WriteLine($"error: {e.Message}");
+        return 2;
+    }
+}
+
+if (templateDir is not null)
+{
+    // For nbconvert's HTML export: jupyter nbconvert --to html --TemplateExporter.extra_template_basedirs=BASEDIR --template workbench
+    try { Console.WriteLine($"nbconvert template: {MathAssets.WriteNbconvertTemplate(Path.GetFullPath(templateDir))}"); return 0; }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"error: --nbconvert-template '{templateDir}': {e.Message}");
         return 2;
     }
 }
