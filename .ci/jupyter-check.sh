@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ONE notebook under real Jupyter with the .NET Interactive kernel, exports it to HTML, opens that HTML in
-# headless Chromium and fails unless the Plotly chart actually drew (SVG trace paths in the DOM). Keeps a PNG
-# screenshot in out/ci-artifacts/. Idempotent; meant for root on a fresh Debian 12 machine.
+# headless Chromium and fails unless the Plotly chart actually drew (SVG trace paths in the DOM) and its formulas
+# typeset offline (.ci/math-check.sh). Keeps PNG screenshots in out/ci-artifacts/. Idempotent; meant for root on a fresh Debian 12 machine.
 #   usage: .ci/jupyter-check.sh [notebook]   (default notebooks/01-redundancy.ipynb)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,15 +36,19 @@ if ! grep -q '\.net-csharp' <<<"$kernels"; then
 fi
 t2=$(date +%s)
 
-# 3. A fresh pack of the extension in artifacts/feed (the notebook floats on 0.1.0-dev.*).
+# 3. A fresh pack of the extension in artifacts/feed (the notebook floats on 0.1.0-dev.*), and the nbconvert template
+#    "workbench": the lab export with the runner's KaTeX inlined instead of MathJax and require.js from URLs.
 dotnet run --project src/Runner -c Release -- --pack-only
+templates="$repo/out/nbconvert-templates"
+dotnet run --project src/Runner -c Release --no-build -- --nbconvert-template "$templates"
 t3=$(date +%s)
 
 # 4. Execute under Jupyter (the kernel's working directory is the notebook's folder), then export to HTML.
 executed="$repo/$art/$name.executed.ipynb"
 /usr/bin/python3 -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=600 \
   --ExecutePreprocessor.kernel_name=.net-csharp --output "$executed" "$notebook"
-/usr/bin/python3 -m jupyter nbconvert --to html --output "$repo/$art/$name.html" "$executed"
+/usr/bin/python3 -m jupyter nbconvert --to html --TemplateExporter.extra_template_basedirs="$templates" --template workbench \
+  --output "$repo/$art/$name.html" "$executed"
 t4=$(date +%s)
 
 # 5. Open the HTML in headless Chromium: the chart must have drawn (plotly's main-svg with trace paths that have data).
@@ -66,4 +70,6 @@ if [ "$svgs" -lt 1 ] || [ "$traces" -lt 1 ]; then
   echo "jupyter-check: FAILED: the Plotly chart did not draw in $art/$name.html" >&2
   exit 1
 fi
+# 6. Its formulas typeset with the inlined KaTeX, offline, and the page fetched nothing (.ci/math-check.sh).
+.ci/math-check.sh "$art/$name.html"
 echo "jupyter-check: ok"

@@ -95,7 +95,7 @@ class Page(HTMLParser):
             self.cells[-1] += data
 
     def _css(self, css):
-        for m in re.finditer(r"@import[^;]*|url\(\s*['\"]?(?!data:)([^)'\"]*)", css):
+        for m in re.finditer(r"@import[^;]*|url\(\s*(?!['\"]?(?:data:|#))['\"]?[^)'\"]*", css):
             self.fetches.append(f"css {m.group(0)[:80]}")
 
 

@@ -37,7 +37,7 @@ for page in "${pages[@]}"; do
   /usr/bin/python3 .ci/math-check.py "$page" "$work/$name.dom.html" "$work/$name.netlog.json" || failed=1
   # The screenshot: the first page with formulas, from its top (its first formulas are in the opening cells).
   if [ -z "$shot" ] && grep -q 'class="katex"' "$work/$name.dom.html"; then
-    shot="$art/$name.math.png"
+    shot="$art/math-$(basename "$(dirname "$(realpath "$page")")")-$name.png"   # e.g. math-notebooks-01-redundancy.png
     "$chrome" "${flags[@]}" --user-data-dir="$work/profile" --window-size=1100,900 --hide-scrollbars \
       --screenshot="$repo/$shot" "$url" >/dev/null 2>&1
   fi

@@ -100,7 +100,7 @@ public class MathTests
     }
 
     [Fact]
-    public void The_nbconvert_template_replaces_MathJax_and_require_js_by_the_same_inline_assets()
+    public void The_nbconvert_template_replaces_MathJax_and_require_js_by_the_same_inline_assets_and_drops_the_kernel_glue()
     {
         var dir = MathAssets.WriteNbconvertTemplate(Path.Combine(Path.GetTempPath(), "wb-nbconvert-" + Guid.NewGuid().ToString("N")));
         Assert.Equal("workbench", Path.GetFileName(dir));
@@ -111,6 +111,7 @@ public class MathTests
         Assert.StartsWith("{%- extends 'lab/index.html.j2' -%}", template);
         Assert.Matches(@"\{%- block html_head_js_requirejs -%\}\s*\{%- endblock html_head_js_requirejs -%\}", template);
         Assert.Matches(@"\{%- block html_head_js_mathjax -%\}\s*\{\{ resources.include_css\(""katex.css""\) \}\}\s*\{\{ resources.include_js\(""math.js""\) \}\}\s*\{%- endblock html_head_js_mathjax -%\}", template);
+        Assert.Matches(@"\{%- block data_html scoped -%\}\s*\{%- if 'loadDotnetInteractiveApi' not in output.data\['text/html'\] -%\}\s*\{\{ super\(\) \}\}", template);
         Assert.DoesNotMatch(Fetching, MathAssets.Css);
     }
 
