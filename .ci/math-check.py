@@ -37,7 +37,7 @@ class Page(HTMLParser):
         self.cells = []          # prose text of each markdown cell
         self.wrapped = 0         # runner formulas (class="math ...") before the scripts ran
         self.katex = 0
-        self.errors = []         # (title, source) of each katex-error
+        self.errors = []         # [title, text, MathML annotation (the TeX source)] of each katex-error
         self.fetches = []
         self._error = None
 
