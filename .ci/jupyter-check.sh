@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs ONE notebook under real Jupyter with the .NET Interactive kernel, exports it to HTML, opens that HTML in
 # headless Chromium and fails unless the Plotly chart actually drew (SVG trace paths in the DOM) and its formulas
-# typeset offline (.ci/math-check.sh). Keeps PNG screenshots in out/ci-artifacts/. Idempotent; meant for root on a fresh Debian 12 machine.
+# typeset offline (.ci/math-check.sh). Keeps PNG screenshots in out/ci-artifacts/. Idempotent; meant for root on a
+# fresh Debian 12 machine.
 #   usage: .ci/jupyter-check.sh [notebook]   (default notebooks/01-redundancy.ipynb)
 set -euo pipefail
 cd "$(dirname "$0")/.."
