@@ -145,12 +145,7 @@ public sealed record StackRequest : IRequest<StackResult>
         using var kernels = stored ? TernaryModel.FromStored(tDecoder.Model, format, Threads) : TernaryModel.Quantize(tDecoder.Model, format, Threads);
         var ternaryModel = tDecoder.Model.WithLinear(kernels);
 
-        // Held-out text: calibration half ranks the attention layers, the other half measures.
-        var (corpus, heldOut) = HeldOut(fp);
-        var split = corpus.Split(Seed);
-        var task = TextTask.Of(fp);
-        var calibration = split.Calibration(task.Tokenize, CalibrationSamples, Math.Min(CalibrationSeq, config.MaxSeq), pack: true);
-        var windows = split.Evaluation(task.Tokenize, Windows, Prompt + Continuation, pack: true).Sequences;
+        var (calibration, windows, heldOut) = Texts(fp);
         cancel.ThrowIfCancellationRequested();
         progress?.Report(new RunProgress("importance", 1, stages, calibration.ToString()));
         var plan = LayerDropper.Plan(fp.Model, calibration.Sequences, Granularity.Attention, k, DropStrategy.OneShot, cancel: cancel);
@@ -189,6 +184,20 @@ public sealed record StackRequest : IRequest<StackResult>
         return new StackResult(fp.Name, tDecoder.Name, stored ? "trained ternary (stored scales)" : "post-training quantization (absmean)", format,
             plan.Dropped.OrderBy(m => m.Layer).ToArray(), importance, schedule, heldOut, windows.Count, Prompt, Continuation, Decode, Runs, Threads,
             stepResults, Combinations ? measured : []);
+    }
+
+    /// <summary>
+    /// The held-out text cut for <paramref name="fp"/>: the calibration half of its documents (ranks the attention
+    /// layers) and windows of <see cref="Prompt"/> + <see cref="Continuation"/> tokens from the other half (measure).
+    /// </summary>
+    public (TokenSamples Calibration, IReadOnlyList<int[]> Windows, string HeldOut) Texts(Decoder fp)
+    {
+        ArgumentNullException.ThrowIfNull(fp);
+        var (corpus, heldOut) = HeldOut(fp);
+        var split = corpus.Split(Seed);
+        var task = TextTask.Of(fp);
+        var calibration = split.Calibration(task.Tokenize, CalibrationSamples, Math.Min(CalibrationSeq, fp.Config.MaxSeq), pack: true);
+        return (calibration, split.Evaluation(task.Tokenize, Windows, Prompt + Continuation, pack: true).Sequences, heldOut);
     }
 
     /// <summary>The held-out paragraphs: <see cref="Corpus"/>, Persuasion for the austen-16L models, else TinyStories.</summary>
