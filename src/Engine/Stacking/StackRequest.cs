@@ -23,6 +23,12 @@ public sealed record StackStep(string Name, StackConfig Config,
     double MeasuredSpeedup, double PredictedSpeedup, double PredictedFlopsSpeedup,
     double MeasuredPrefillSpeedup, double PredictedPrefillSpeedup);
 
+/// <summary>One order of applying the techniques: its path through the combinations and the KL-cost area (smaller keeps more quality).</summary>
+public sealed record StackOrder(IReadOnlyList<string> Order, IReadOnlyList<StackStep> Path, double KlArea)
+{
+    public string Name => string.Join(" → ", Order);
+}
+
 /// <summary>
 /// What <see cref="StackRequest"/> measured: the steps full, +drop, (+pyramid,) +ternary, each stacking one more
 /// technique on the one before, and (when asked) every combination of the techniques.
@@ -42,6 +48,33 @@ public sealed record StackResult(string Model, string Ternary, string TernaryKin
     /// </summary>
     public double? IndependentProductMeasured => Product(s => s.MeasuredSpeedup);
     public double? IndependentProductPredicted => Product(s => s.PredictedSpeedup);
+
+    /// <summary>
+    /// Every order of applying the techniques (needs <see cref="Combinations"/>): the path full -> one -> two -> all
+    /// through the combinations, and the quality given up along it per unit of cost saved, the area
+    /// sum_i (KL_(i-1) + KL_i) / 2 * (log2 s_i - log2 s_(i-1)) with s the measured decode speed-up. Every order ends at
+    /// the same point; a smaller area keeps more quality while the cost falls. Best first.
+    /// </summary>
+    public IReadOnlyList<StackOrder> Orders()
+    {
+        if (Combinations.Count == 0) return [];
+        var byName = Combinations.ToDictionary(c => c.Config);
+        var techniques = byName.Keys.Single(c => c.Techniques.Count == byName.Keys.Max(k => k.Techniques.Count)).Techniques;
+        IEnumerable<string[]> Permutations(string[] items) => items.Length <= 1 ? [items]
+            : items.SelectMany((x, i) => Permutations(items.Where((_, j) => j != i).ToArray()).Select(rest => new[] { x }.Concat(rest).ToArray()));
+        return Permutations(techniques.ToArray()).Select(order =>
+        {
+            var path = Enumerable.Range(0, order.Length + 1).Select(n =>
+            {
+                var set = order.Take(n).ToHashSet();
+                return byName[new StackConfig(set.Contains("drop"), set.Contains("pyramid"), set.Contains("ternary"))];
+            }).ToArray();
+            double area = 0;
+            for (int i = 1; i < path.Length; i++)
+                area += (path[i - 1].Kl + path[i].Kl) / 2 * (Math.Log2(path[i].MeasuredSpeedup) - Math.Log2(path[i - 1].MeasuredSpeedup));
+            return new StackOrder(order, path, area);
+        }).OrderBy(o => o.KlArea).ToArray();
+    }
 
     private double? Product(Func<StackStep, double> f)
     {
