@@ -35,7 +35,8 @@ public sealed record StackSpeed(double PrefillTokensPerSecond, double DecodeToke
 /// the engine's real forward with them in effect. A prompt's first token and its last <see cref="Protect"/> tokens are
 /// protected (the last is the query that ranks the rest); the context between them is what PyramidDrop drops.
 /// Quality protocol, the same for every configuration: prefill the prompt (tokens dropped at the boundaries), then score
-/// the continuation teacher forced against that KV cache, as PyramidDrop / FastV decode. Not thread-safe.
+/// the continuation teacher forced against that KV cache, as PyramidDrop / FastV decode. Speed runs use
+/// <paramref name="threads"/> for the fp32 kernels (match the ternary kernels' team). Not thread-safe.
 /// </summary>
 public sealed class StackBench(LlamaModel fp, LlamaModel ternary, LowBitFormat format, ModuleSkips drop, PyramidSchedule? schedule,
     int protect = StackBench.DefaultProtect, int threads = 1)
@@ -75,13 +76,14 @@ public sealed class StackBench(LlamaModel fp, LlamaModel ternary, LowBitFormat f
         var model = ModelOf(c);
         int v = model.Config.Vocab, n = window.Length - prompt;
         var cache = KvCache.For(model.Config, window.Length);
-        var ctx = new ForwardContext { Cache = cache, Skips = SkipsOf(c), Selector = SelectorOf(c, model, prompt, seed), Threads = threads };
+        // Quality is not timed: the fp32 kernels may use every core (the packed ones run on their own team).
+        var ctx = new ForwardContext { Cache = cache, Skips = SkipsOf(c), Selector = SelectorOf(c, model, prompt, seed), Threads = Environment.ProcessorCount };
         var state = model.Hidden(ModelInput.Of(window[..prompt]), ctx);
         state.Keep([state.Rows - 1]);
         var logits = new float[n * v];
         model.Readout(state, ctx).CopyTo(logits, 0);
         if (n > 1)
-            model.Forward(ModelInput.Of(window[prompt..^1], prompt), new ForwardContext { Cache = cache, Skips = SkipsOf(c), Threads = threads })
+            model.Forward(ModelInput.Of(window[prompt..^1], prompt), new ForwardContext { Cache = cache, Skips = SkipsOf(c), Threads = Environment.ProcessorCount })
                 .Output.CopyTo(logits, v);
         return logits;
     }
