@@ -52,8 +52,9 @@ public sealed record StackResult(string Model, string Ternary, string TernaryKin
     /// <summary>
     /// Every order of applying the techniques (needs <see cref="Combinations"/>): the path full -> one -> two -> all
     /// through the combinations, and the quality given up along it per unit of cost saved, the area
-    /// sum_i (KL_(i-1) + KL_i) / 2 * (log2 s_i - log2 s_(i-1)) with s the measured decode speed-up. Every order ends at
-    /// the same point; a smaller area keeps more quality while the cost falls. Best first.
+    /// sum_i (KL_(i-1) + KL_i) / 2 * (log2 s_i - log2 s_(i-1)) with s the predicted decode speed-up (the cost model's,
+    /// so the ranking does not move with a shared machine's load). Every order ends at the same point; a smaller area
+    /// keeps more quality while the cost falls. Best first.
     /// </summary>
     public IReadOnlyList<StackOrder> Orders()
     {
@@ -71,7 +72,7 @@ public sealed record StackResult(string Model, string Ternary, string TernaryKin
             }).ToArray();
             double area = 0;
             for (int i = 1; i < path.Length; i++)
-                area += (path[i - 1].Kl + path[i].Kl) / 2 * (Math.Log2(path[i].MeasuredSpeedup) - Math.Log2(path[i - 1].MeasuredSpeedup));
+                area += (path[i - 1].Kl + path[i].Kl) / 2 * (Math.Log2(path[i].PredictedSpeedup) - Math.Log2(path[i - 1].PredictedSpeedup));
             return new StackOrder(order, path, area);
         }).OrderBy(o => o.KlArea).ToArray();
     }

@@ -39,7 +39,8 @@ public static class StackCharts
         for (int i = 1; i <= (orders.FirstOrDefault()?.Order.Count ?? 0); i++)
         {
             int k = i;
-            cols.Add(new StringDataFrameColumn($"after {k}", orders.Select(o => string.Create(Inv, $"ppl {o.Path[k].Perplexity:F1}, {o.Path[k].MeasuredSpeedup:F2}x"))));
+            cols.Add(new StringDataFrameColumn($"after {k}", orders.Select(o => string.Create(Inv,
+                $"{o.Order[k - 1]}: ppl {o.Path[k].Perplexity:F1}, KL {o.Path[k].Kl:F3}, {o.Path[k].PredictedSpeedup:F2}x predicted ({o.Path[k].MeasuredSpeedup:F2}x measured)"))));
         }
         cols.Add(new DoubleDataFrameColumn("kl_cost_area", orders.Select(o => (double?)o.KlArea)));
         return new DataFrame(cols);
@@ -86,8 +87,9 @@ public static class StackCharts
     }
 
     /// <summary>
-    /// Quality (perplexity on the held-out text) against measured decode cost (time per token, full = 1) for every
-    /// combination, with each order's path from the full model to the whole stack.
+    /// Quality (perplexity on the held-out text) against decode cost (time per token, full = 1) for every combination:
+    /// the cost model's prediction (filled markers, with each order's path from the full model to the whole stack) and
+    /// the wall clock's measurement (hollow markers) beside it.
     /// </summary>
     public static GenericChart Frontier(StackResult r)
     {
@@ -100,18 +102,23 @@ public static class StackCharts
         {
             var o = orders[i];
             traces.Add(Plot.Trace("scatter", ("mode", "lines"), ("name", $"{o.Name} (area {o.KlArea.ToString("F3", Inv)})"),
-                ("x", o.Path.Select(s => 1 / s.MeasuredSpeedup).ToArray()), ("y", o.Path.Select(s => s.Perplexity).ToArray()),
+                ("x", o.Path.Select(s => 1 / s.PredictedSpeedup).ToArray()), ("y", o.Path.Select(s => s.Perplexity).ToArray()),
                 ("line", new { color = colors[i % colors.Length], width = i == 0 ? 3 : 1.5, dash = i == 0 ? "solid" : "dot" }), ("hoverinfo", "skip")));
         }
-        traces.Add(Plot.Trace("scatter", ("mode", "markers+text"), ("name", "combinations"),
-            ("x", r.Combinations.Select(s => 1 / s.MeasuredSpeedup).ToArray()), ("y", r.Combinations.Select(s => s.Perplexity).ToArray()),
-            ("text", r.Combinations.Select(s => s.Name).ToArray()), ("textposition", "top center"),
-            ("customdata", r.Combinations.Select(s => new object[] { s.Kl, s.Top1, 1 / s.PredictedSpeedup }).ToArray()),
-            ("hovertemplate", "%{text}<br>perplexity %{y:.2f}, KL %{customdata[0]:.4f}, top-1 %{customdata[1]:.1%}<br>measured time %{x:.3f}, predicted %{customdata[2]:.3f}<extra></extra>"),
+        var c = r.Combinations;
+        var custom = c.Select(s => new object[] { s.Kl, s.Top1, 1 / s.PredictedSpeedup, 1 / s.MeasuredSpeedup }).ToArray();
+        const string hover = "%{text}<br>perplexity %{y:.2f}, KL %{customdata[0]:.4f}, top-1 %{customdata[1]:.1%}<br>time per token: predicted %{customdata[2]:.3f}, measured %{customdata[3]:.3f}<extra></extra>";
+        traces.Add(Plot.Trace("scatter", ("mode", "markers+text"), ("name", "combinations, predicted"),
+            ("x", c.Select(s => 1 / s.PredictedSpeedup).ToArray()), ("y", c.Select(s => s.Perplexity).ToArray()),
+            ("text", c.Select(s => s.Name).ToArray()), ("textposition", "top center"), ("customdata", custom), ("hovertemplate", hover),
             ("marker", new { size = 11, color = "#222" })));
+        traces.Add(Plot.Trace("scatter", ("mode", "markers"), ("name", "combinations, measured"),
+            ("x", c.Select(s => 1 / s.MeasuredSpeedup).ToArray()), ("y", c.Select(s => s.Perplexity).ToArray()),
+            ("text", c.Select(s => s.Name).ToArray()), ("customdata", custom), ("hovertemplate", hover),
+            ("marker", new { size = 11, color = "rgba(0,0,0,0)", line = new { width = 2, color = "#1f77b4" } })));
         var layout = new Layout();
         layout.SetProperty("title", new { text = $"Quality vs cost over every combination on {r.Model} (lower left is better)", font = new { size = 14 } });
-        layout.SetProperty("xaxis", new { title = new { text = "measured decode time per token (full = 1)" }, type = "log" });
+        layout.SetProperty("xaxis", new { title = new { text = "decode time per token (full = 1): predicted from bytes, measured hollow" }, type = "log" });
         layout.SetProperty("yaxis", new { title = new { text = "perplexity (held-out)" } });
         layout.SetProperty("height", 480);
         return Plot.Figure(traces, layout);
