@@ -118,7 +118,10 @@ public static class StackCharts
             ("marker", new { size = 11, color = "rgba(0,0,0,0)", line = new { width = 2, color = "#1f77b4" } })));
         var layout = new Layout();
         layout.SetProperty("title", new { text = $"Quality vs cost over every combination on {r.Model} (lower left is better)", font = new { size = 14 } });
-        layout.SetProperty("xaxis", new { title = new { text = "decode time per token (full = 1): predicted from bytes, measured hollow" }, type = "log" });
+        // Log axis, range in decades, padded on the left so the cheapest point's label fits.
+        double left = c.SelectMany(s => new[] { 1 / s.PredictedSpeedup, 1 / s.MeasuredSpeedup }).Min();
+        layout.SetProperty("xaxis", new { title = new { text = "decode time per token (full = 1): predicted from bytes, measured hollow" }, type = "log",
+            range = new[] { Math.Log10(left) - 0.15, Math.Log10(1.15) } });
         layout.SetProperty("yaxis", new { title = new { text = "perplexity (held-out)" } });
         layout.SetProperty("height", 480);
         return Plot.Figure(traces, layout);
