@@ -88,7 +88,7 @@ public static class CliHelpers
 
     public static Option<string> ModelOption(string? description = null) => new("--model")
     {
-        Description = description ?? "a bundled model (stories260K, stories260K-gguf, babyllama, minilm) or a path (.bin, .gguf, Hugging Face folder)",
+        Description = description ?? $"a bundled model ({string.Join(", ", Workbench.Engine.Models.ModelHub.BundledNames)}) or a path (.bin, .gguf, Hugging Face folder)",
         Required = true,
     };
 

@@ -17,6 +17,7 @@ Command[] verbs =
     BitNetCommand.Create(),
     TrainCommand.Create(),
     LogitsCommand.Create(),
+    StackCommand.Create(),
 ];
 foreach (var v in verbs) root.Subcommands.Add(v);
 var parsed = root.Parse(args);

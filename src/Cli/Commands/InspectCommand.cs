@@ -1,5 +1,7 @@
 using System.CommandLine;
+using Workbench.Engine.LowBit;
 using Workbench.Engine.Models;
+using Workbench.Engine.Quantization;
 
 namespace Workbench.Cli.Commands;
 
@@ -21,6 +23,7 @@ public static class InspectCommand
                 // The architecture family as the checkpoint names it (config.json's model_type for Hugging Face decoders).
                 string family = m.Model is LlamaModel lm ? lm.Spec.Family : c.Family.ToString().ToLowerInvariant();
                 long resident = m.Model.ParameterBytes();
+                var kernels = BundledTernary.Kernels(m);
                 CliHelpers.PrintJson(new
                 {
                     name = card.Name, source = card.Source, format = card.Format,
@@ -33,6 +36,8 @@ public static class InspectCommand
                         norm = c.PreNorm ? "pre" : "post", mlp = c.Mlp.ToString(), norm_eps = c.NormEps, rope_theta = c.HasRotary ? c.RopeTheta : (float?)null,
                     },
                     parameters = card.Parameters, weight_bytes = card.WeightBytes,
+                    // A model whose block linears run on packed kernels (austen-16L-ternary): the format and its bytes.
+                    packed_kernels = kernels is null ? null : new { format = kernels.Format.Name(), layers = kernels.Layers.Count, packed_bytes = kernels.PackedLinearBytes },
                     tensors = card.Tensors.Select(t => new { name = t.Name, type = t.DType, dtype = t.DType, shape = t.Shape, bytes = t.Bytes }),
                 });
                 return 0;
@@ -40,6 +45,8 @@ public static class InspectCommand
             Console.Out.WriteLine($"{card.Name}  ({card.Format}: {card.Source})");
             Console.Out.WriteLine($"  {c.Family}: {c.Layers} layers, dim {c.Dim}, MLP {c.MlpDim} ({c.Mlp}), {c.Heads} heads ({c.KvHeads} KV heads, head dim {c.HeadDim}), vocab {c.Vocab}, context {c.MaxSeq}, {(c.PreNorm ? "pre-norm" : "post-norm")}");
             Console.Out.WriteLine($"  {card.Parameters:N0} parameters, {card.WeightBytes:N0} bytes of weights, {card.Tensors.Count} tensors");
+            if (BundledTernary.Kernels(m) is { } packed)
+                Console.Out.WriteLine($"  runs on packed ternary kernels: {packed.Layers.Count} block linears in {packed.Format.Name()} ({packed.PackedLinearBytes:N0} bytes, stored scales), int8 activations");
             foreach (var t in card.Tensors)
                 Console.Out.WriteLine($"  {t.Name,-48} {t.DType,-5} [{string.Join(", ", t.Shape)}]  {t.Bytes:N0} B");
             return 0;

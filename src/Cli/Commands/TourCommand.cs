@@ -12,6 +12,7 @@ public static class TourCommand
         var cmd = new Command("tour", "load the bundled models, generate a greedy story, embed two sentences");
         cmd.SetAction(_ => CliHelpers.Run(() =>
         {
+            Console.Out.WriteLine($"bundled models: {string.Join(", ", ModelHub.BundledNames)}");
             foreach (var name in new[] { "stories260K", "babyllama", "minilm" })
             {
                 var m = ModelHub.Load(name);

@@ -56,11 +56,13 @@ public sealed class ForwardContext
     /// <summary>
     /// A linear layer, Y[n, m] = X[n, k] W[m, k]^T, through the override if it takes this weight, else the fp32 kernel;
     /// then + bias (m values; empty for none) and exact GELU when <paramref name="gelu"/>. The fp32 kernel applies
-    /// both as each tile finishes; after an override they run as passes over Y.
+    /// both as each tile finishes; after an override they run as passes over Y. <paramref name="fallback"/> (the model's
+    /// own kernels, <see cref="LlamaModel.LinearOverride"/>) takes the weights this context's <see cref="Linear"/> does not.
     /// </summary>
-    public void RunLinear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, ReadOnlySpan<float> bias = default, bool gelu = false)
+    public void RunLinear(ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, ReadOnlySpan<float> bias = default, bool gelu = false,
+        ILinearOverride? fallback = null)
     {
-        if (Linear is { } o && o.TryLinear(w, x, n, k, m, y))
+        if ((Linear?.TryLinear(w, x, n, k, m, y) ?? false) || (fallback?.TryLinear(w, x, n, k, m, y) ?? false))
         {
             Tensors.Ops.AddBias(y, n, m, bias, gelu);
             return;

@@ -75,6 +75,11 @@ public sealed class LlamaModel : ITransformerModel
     public ModelCard Card { get; }
     public LlamaWeights Weights { get; }
     public DecoderSpec Spec { get; }
+    /// <summary>
+    /// The model's own kernels for linears a context does not override (e.g. a ternary model's packed block linears);
+    /// null = fp32. Set by <see cref="WithLinear"/>; a context's <see cref="ForwardContext.Linear"/> comes first.
+    /// </summary>
+    public ILinearOverride? LinearOverride { get; private init; }
 
     public LlamaModel(ModelConfig config, LlamaWeights weights, ModelCard card, DecoderSpec? spec = null)
     {
@@ -86,6 +91,9 @@ public sealed class LlamaModel : ITransformerModel
         Card = card;
         Spec = spec ?? DecoderSpec.Llama2;
     }
+
+    /// <summary>The same weights, config, card and spec, running its linears through <paramref name="linear"/> by default.</summary>
+    public LlamaModel WithLinear(ILinearOverride? linear) => new(Config, Weights, Card, Spec) { LinearOverride = linear };
 
     /// <summary>Token embeddings of <paramref name="tokens"/> at positions startPos, startPos + 1, ...</summary>
     public SequenceState Embed(ReadOnlySpan<int> tokens, int startPos = 0)
@@ -160,7 +168,7 @@ public sealed class LlamaModel : ITransformerModel
         NormRows(s.Active.Slice(first * d, n * d), d, Weights.FinalNorm, Weights.FinalNormBias, normed);
         ctx.Fire(HookNames.LnFinal, Config.Layers, normed, n, d, s.TokenIndex[first..]);
         var logits = new float[n * v];
-        ctx.RunLinear(normed, n, d, Weights.Output, v, logits);
+        ctx.RunLinear(normed, n, d, Weights.Output, v, logits, fallback: LinearOverride);
         if (Spec.FinalSoftCap > 0) SoftCap(logits, Spec.FinalSoftCap);
         return logits;
     }
@@ -247,7 +255,7 @@ public sealed class LlamaModel : ITransformerModel
     {
         if (!Spec.QuantizedActivations)
         {
-            ctx.RunLinear(x, n, k, w, m, y, bias);
+            ctx.RunLinear(x, n, k, w, m, y, bias, fallback: LinearOverride);
             return;
         }
         var xq = ws.Get(Slot.Xq, n * k);
@@ -259,7 +267,7 @@ public sealed class LlamaModel : ITransformerModel
             var qi = xq.Slice(i * k, k);
             for (int j = 0; j < k; j++) qi[j] = Math.Clamp(MathF.Round(xi[j] * sx[i]), -128f, 127f);
         }
-        ctx.RunLinear(xq, n, k, w, m, y);
+        ctx.RunLinear(xq, n, k, w, m, y, fallback: LinearOverride);
         float wScale = Weights.WeightScales is { } scales && scales.TryGetValue(w, out var sc) ? sc
             : throw new InvalidOperationException($"{Card.Name}: a quantized linear [{m}, {k}] has no weight_scale");
         for (int i = 0; i < n; i++) TensorPrimitives.Divide(y.Slice(i * m, m), sx[i] * wScale, y.Slice(i * m, m));

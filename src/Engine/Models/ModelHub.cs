@@ -9,7 +9,25 @@ namespace Workbench.Engine.Models;
 /// </summary>
 public static class ModelHub
 {
-    public static IReadOnlyList<string> BundledNames { get; } = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10", "austen-16L"];
+    public static IReadOnlyList<string> BundledNames => Names;
+    private static readonly List<string> Names = ["stories260K", "stories260K-gguf", "babyllama", "minilm", "vit-cifar10", "austen-16L"];
+
+    // Bundled names whose loading needs a layer above Models (e.g. austen-16L-ternary on the packed kernels of
+    // Quantization): that layer registers them at start-up, so Models never names it.
+    private static readonly Dictionary<string, Func<LoadedModel>> Registered = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Adds a bundled name loaded by <paramref name="load"/> (called once, then cached like the others).</summary>
+    public static void RegisterBundled(string name, Func<LoadedModel> load)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(load);
+        lock (Cache)
+        {
+            if (Names.Contains(name, StringComparer.OrdinalIgnoreCase)) throw new ArgumentException($"bundled name '{name}' is taken", nameof(name));
+            Registered[name] = load;
+            Names.Add(name);
+        }
+    }
 
     private static readonly Dictionary<string, Lazy<LoadedModel>> Cache = new(StringComparer.OrdinalIgnoreCase);
 
@@ -58,7 +76,7 @@ public static class ModelHub
     public static Encoder LoadEncoder(string nameOrPath) =>
         Load(nameOrPath) as Encoder ?? throw new ArgumentException($"'{nameOrPath}' is not an encoder (BERT) model", nameof(nameOrPath));
 
-    private static LoadedModel LoadBundled(string name) => name.ToLowerInvariant() switch
+    private static LoadedModel LoadBundled(string name) => Registered.TryGetValue(name, out var load) ? load() : name.ToLowerInvariant() switch
     {
         "stories260k" => new Decoder("stories260K",
             LlamaLoader.FromLlama2c(Bundled.Path("models/stories260K/stories260K.bin"), "stories260K"),
