@@ -178,14 +178,15 @@ public static unsafe class MatMul
         _ => DotScalar(a, b, k, 0, 0),
     };
 
-    private static float DotScalar(float* a, float* b, int k, int t, float s)
+    internal static float DotScalar(float* a, float* b, int k, int t, float s)
     {
         for (; t < k; t++) s += a[t] * b[t];
         return s;
     }
 
+    /// <summary>One dot product as every row kernel here forms it (lane sums over whole vectors, then the tail in order).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot<TV>(float* a, float* b, int k) where TV : struct, IVec<TV>
+    internal static float Dot<TV>(float* a, float* b, int k) where TV : struct, IVec<TV>
     {
         var acc = default(TV);
         int t = 0;
