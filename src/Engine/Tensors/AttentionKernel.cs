@@ -79,6 +79,7 @@ public static class AttentionKernel
     }
 
     /// <summary>y[r] = a . rows[r] for <paramref name="count"/> rows <paramref name="stride"/> apart, as MatMul's row kernels form each sum.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Dots(IsaPath path, float* a, float* rows, long stride, int k, int count, float* y)
     {
         switch (path)
@@ -95,19 +96,22 @@ public static class AttentionKernel
     /// vectors), each sum the scalar chain ((0 + a0 b0) + a1 b1) + ... that a row kernel forms for k under one vector:
     /// TV.Count columns at a time, one lane per column.
     /// </summary>
-    private static unsafe void ScalarChains<TV>(float* a, float* cols, long stride, int k, int count, float* y) where TV : struct, IVec<TV>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void ScalarChains<TV>(float* a, float* cols, long stride, int k, int count, float* y) where TV : unmanaged, IVec<TV>
     {
         int w = TV.Count;
-        float* tail = stackalloc float[w];
+        // Stored as a plain struct write (not a Vector*.Store call), so ReadyToRun can precompile this method.
+        TV tail;
         for (int j = 0; j < count; j += w)
         {
             var acc = TV.Broadcast(0f);
             for (int t = 0; t < k; t++) acc = TV.Add(acc, TV.Mul(TV.Broadcast(a[t]), TV.Load(cols + t * stride + j)));
-            if (j + w <= count) TV.Store(acc, y + j);
+            if (j + w <= count) *(TV*)(y + j) = acc;
             else
             {
-                TV.Store(acc, tail);
-                for (int r = j; r < count; r++) y[r] = tail[r - j];
+                tail = acc;
+                float* pt = (float*)&tail;
+                for (int r = j; r < count; r++) y[r] = pt[r - j];
             }
         }
     }

@@ -142,6 +142,7 @@ public static unsafe class MatMul
     // From this many X rows on, packing a transposed panel of W pays for itself (prefill, encoders).
     private const int PanelMinRows = 4;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p)
     {
         if (n >= PanelMinRows && p != IsaPath.Scalar)
