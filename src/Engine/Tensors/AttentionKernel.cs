@@ -79,6 +79,7 @@ public static class AttentionKernel
     }
 
     /// <summary>y[r] = a . rows[r] for <paramref name="count"/> rows <paramref name="stride"/> apart, as MatMul's row kernels form each sum.</summary>
+    // Dots and ScalarChains: fully optimised at first call, as MatMul.Rows (decode's hot loops; see there).
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Dots(IsaPath path, float* a, float* rows, long stride, int k, int count, float* y)
     {
