@@ -78,8 +78,8 @@ public static class AttentionKernel
         if (!probs.IsEmpty) s.CopyTo(probs);
     }
 
-    /// <summary>y[r] = a . rows[r] for <paramref name="count"/> rows <paramref name="stride"/> apart, as MatMul's row kernels form each sum.</summary>
     // Dots and ScalarChains: fully optimised at first call, as MatMul.Rows (decode's hot loops; see there).
+    /// <summary>y[r] = a . rows[r] for <paramref name="count"/> rows <paramref name="stride"/> apart, as MatMul's row kernels form each sum.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Dots(IsaPath path, float* a, float* rows, long stride, int k, int count, float* y)
     {
@@ -101,7 +101,6 @@ public static class AttentionKernel
     private static unsafe void ScalarChains<TV>(float* a, float* cols, long stride, int k, int count, float* y) where TV : unmanaged, IVec<TV>
     {
         int w = TV.Count;
-        // Stored as a plain struct write (not a Vector*.Store call), so ReadyToRun can precompile this method.
         TV tail;
         for (int j = 0; j < count; j += w)
         {
