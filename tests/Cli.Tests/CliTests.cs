@@ -40,6 +40,28 @@ public sealed class CliTests : IDisposable
         Assert.Equal(median / floor, r.GetProperty("x_floor").GetDouble(), 6);
     }
 
+    [Fact]
+    public void Bench_decode_json_reports_the_tokens_generate_makes_and_a_rate()
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("bench", "decode", "--model", "stories260K", "--prompt", "Once upon a time", "--steps", "40", "--runs", "3", "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var r = doc.RootElement;
+        var (gExit, gOut, gErr) = CliRunner.Run("generate", "--model", "stories260K", "--prompt", "Once upon a time", "--steps", "40", "--json");
+        Assert.True(gExit == 0, gErr);
+        using var gen = JsonDocument.Parse(gOut);
+        Assert.Equal(gen.RootElement.GetProperty("tokens").GetArrayLength(), r.GetProperty("tokens").GetInt32());
+        Assert.Equal(3, r.GetProperty("runs").GetInt32());
+        Assert.True(r.GetProperty("decode_tokens_per_s").GetDouble() > 0);
+        Assert.True(r.GetProperty("first_run_decode_tokens_per_s").GetDouble() > 0);
+
+        var (bad, badOut, badErr) = CliRunner.Run("bench", "decode", "--model", "stories260K", "--runs", "0");
+        Assert.Equal(2, bad);
+        Assert.Equal("", badOut);
+        Assert.Single(badErr.Trim().Split('\n'));
+        Assert.Contains("--runs", badErr);
+    }
+
     [Theory]
     [InlineData("stories260K", "Llama", 264_128L)]
     [InlineData("minilm", "Bert", 22_713_216L)]

@@ -25,16 +25,32 @@ public static class HookNames
 {
     public const string Embed = "embed";
     public const string LnFinal = "ln_final";
-    public static string ResidPre(int layer) => $"blocks.{layer}.resid_pre";
-    public static string AttnIn(int layer) => $"blocks.{layer}.attn.in";
-    public static string AttnK(int layer) => $"blocks.{layer}.attn.k";
-    public static string AttnV(int layer) => $"blocks.{layer}.attn.v";
-    public static string AttnPattern(int layer) => $"blocks.{layer}.attn.pattern";
-    public static string AttnOut(int layer) => $"blocks.{layer}.attn.out";
-    public static string ResidMid(int layer) => $"blocks.{layer}.resid_mid";
-    public static string MlpIn(int layer) => $"blocks.{layer}.mlp.in";
-    public static string MlpOut(int layer) => $"blocks.{layer}.mlp.out";
-    public static string ResidPost(int layer) => $"blocks.{layer}.resid_post";
+    public static string ResidPre(int layer) => Site(0, layer, "resid_pre");
+    public static string AttnIn(int layer) => Site(1, layer, "attn.in");
+    public static string AttnK(int layer) => Site(2, layer, "attn.k");
+    public static string AttnV(int layer) => Site(3, layer, "attn.v");
+    public static string AttnPattern(int layer) => Site(4, layer, "attn.pattern");
+    public static string AttnOut(int layer) => Site(5, layer, "attn.out");
+    public static string ResidMid(int layer) => Site(6, layer, "resid_mid");
+    public static string MlpIn(int layer) => Site(7, layer, "mlp.in");
+    public static string MlpOut(int layer) => Site(8, layer, "mlp.out");
+    public static string ResidPost(int layer) => Site(9, layer, "resid_post");
+
+    // Every block asks for its ten names on every forward pass (a decode step too), hooks or not: each name is
+    // formatted once per layer and kept, not formatted again per call.
+    private static readonly string[][] Names = Enumerable.Repeat(Array.Empty<string>(), 10).ToArray();
+
+    private static string Site(int site, int layer, string suffix)
+    {
+        var names = Volatile.Read(ref Names[site]);
+        if ((uint)layer < (uint)names.Length) return names[layer];
+        if ((uint)layer >= 4096) return $"blocks.{layer}.{suffix}";
+        var grown = new string[Math.Max(layer + 1, 2 * names.Length)];
+        names.CopyTo(grown, 0);
+        for (int i = names.Length; i < grown.Length; i++) grown[i] = $"blocks.{i}.{suffix}";
+        Volatile.Write(ref Names[site], grown);
+        return grown[layer];
+    }
 
     /// <summary>Every per-block site name, in the order a forward pass visits them.</summary>
     public static IEnumerable<string> BlockSites(int layer) =>

@@ -68,6 +68,34 @@ public sealed class KvCache
 
         public Span<float> Key(int entry) => Keys.AsSpan(entry * _kvDim, _kvDim);
         public Span<float> Value(int entry) => Values.AsSpan(entry * _kvDim, _kvDim);
-        public void Clear() => Count = 0;
+
+        public void Clear() => Count = _transposed = 0;
+
+        private float[]? _keysT, _valuesT;
+        private int _transposed;
+
+        /// <summary>Columns per row of the transposed copies: the capacity rounded up to whole 16-float vectors.</summary>
+        internal int TransposedStride => (Positions.Length + 15) / 16 * 16;
+
+        /// <summary>
+        /// Keys and values transposed, [KvDim, <see cref="TransposedStride"/>] (element t of entry j at t * stride + j),
+        /// for one-row decoding: a head's scores and its weighted sum of values then run over contiguous memory.
+        /// Allocated on first use and brought up to date with the entries appended since the last call (an entry's keys
+        /// and values are written once, right after <see cref="Append"/>).
+        /// </summary>
+        internal (float[] KeysT, float[] ValuesT) Transposed()
+        {
+            int stride = TransposedStride;
+            var kt = _keysT ??= new float[(long)_kvDim * stride];
+            var vt = _valuesT ??= new float[(long)_kvDim * stride];
+            for (int j = _transposed; j < Count; j++)
+                for (int t = 0; t < _kvDim; t++)
+                {
+                    kt[t * stride + j] = Keys[j * _kvDim + t];
+                    vt[t * stride + j] = Values[j * _kvDim + t];
+                }
+            _transposed = Count;
+            return (kt, vt);
+        }
     }
 }

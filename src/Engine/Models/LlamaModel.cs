@@ -359,7 +359,17 @@ public sealed class LlamaModel : ITransformerModel
                 AttentionKernel.CausalHead(q.AsSpan(q0 * qd, nq * qd), nq, qd, h * hd, keys, values, c, kv, h / group * hd, hd, qPos, keyPos,
                     o.AsSpan(q0 * qd, nq * qd), probs);
         }
-        if ((long)nq * c * qd >= 1 << 16 && ctx.Threads > 1)
+        if (n == 1 && ctx.Cache is { } dc && scores is null && allowed is null)
+        {
+            // Decoding: one row against the cache, head by head on this thread, with no per-head gathers.
+            var lc = dc.Layer(layer);
+            var (kt, vt) = lc.Transposed();
+            var sc = ws.Get(Slot.Scores, c);
+            for (int h = 0; h < heads; h++)
+                AttentionKernel.DecodeHead(q.AsSpan(0, qd), h * hd, keys, kt, vt, lc.TransposedStride, c, kv, h / group * hd, hd, qPos[0], keyPos,
+                    o.AsSpan(0, qd), sc, pattern is null ? default : pattern.AsSpan(h * c, c));
+        }
+        else if ((long)nq * c * qd >= 1 << 16 && ctx.Threads > 1)
             Parallelism.For(heads, ctx.Threads, Head);
         else
             for (int h = 0; h < heads; h++) Head(h);

@@ -34,6 +34,88 @@ public static class AttentionKernel
         Head(q, n, qStride, qOff, keys, values, c, kvStride, kvOff, hd, new Mask(null, queryPositions, keyPositions), o, probs);
     }
 
+    /// <summary>
+    /// One query row against <paramref name="c"/> cached keys, causal by position (decoding with a KV cache): the bits
+    /// of <see cref="CausalHead"/> with n = 1, without its per-call gathers and transposes. <paramref name="keysT"/> and
+    /// <paramref name="valuesT"/> are the cache transposed ([kvStride, <paramref name="stride"/>]: element t of key j at
+    /// t * stride + j, stride a multiple of 16 covering c), as the cache keeps them. The weighted sum of values is, per
+    /// output element, a dot product over a row of valuesT. A score is a dot product over the head's width hd; when hd
+    /// is narrower than one vector, the row kernels form it as one scalar chain, and here 16 (8, 4) keys' chains run
+    /// side by side in the lanes of a vector from keysT's rows; otherwise it is a row kernel's dot product against the
+    /// key's row in <paramref name="keys"/> ([c, kvStride]). <paramref name="scores"/> (at least c) is scratch; the
+    /// probabilities are copied into <paramref name="probs"/> if given.
+    /// </summary>
+    public static unsafe void DecodeHead(ReadOnlySpan<float> q, int qOff, ReadOnlySpan<float> keys, ReadOnlySpan<float> keysT,
+        ReadOnlySpan<float> valuesT, int stride, int c, int kvStride, int kvOff, int hd, int queryPosition, ReadOnlySpan<int> keyPositions,
+        Span<float> o, Span<float> scores, Span<float> probs = default)
+    {
+        if (c <= 0 || hd <= 0 || stride % 16 != 0 || c > stride) throw new ArgumentException($"{c} keys of width {hd} in rows of {stride} (a multiple of 16)");
+        long tRows = (long)(kvOff + hd) * stride;
+        if (qOff + hd > q.Length || qOff + hd > o.Length || (long)(c - 1) * kvStride + kvOff + hd > keys.Length
+            || tRows > keysT.Length || tRows > valuesT.Length || keyPositions.Length < c || scores.Length < c
+            || (!probs.IsEmpty && probs.Length < c))
+            throw new ArgumentException($"a head at column {qOff} / {kvOff} of width {hd} over {c} keys does not fit the given spans");
+        var path = Isa.Resolve(null);
+        var s = scores[..c];
+        // The 1/sqrt(hd) scale on q first, as HeadRows applies it (an elementwise product: the same bits on every path).
+        float scale = 1f / MathF.Sqrt(hd);
+        Span<float> qs = hd <= 1024 ? stackalloc float[hd] : new float[hd];
+        for (int t = 0; t < hd; t++) qs[t] = q[qOff + t] * scale;
+        fixed (float* qh = qs, pk = keys, pkt = keysT, pvt = valuesT, ps = s, po = o)
+        {
+            switch (path)
+            {
+                case IsaPath.V512 when hd < V512.Count: ScalarChains<V512>(qh, pkt + (long)kvOff * stride, stride, hd, c, ps); break;
+                case IsaPath.V256 when hd < V256.Count: ScalarChains<V256>(qh, pkt + (long)kvOff * stride, stride, hd, c, ps); break;
+                case IsaPath.V128 when hd < V128.Count: ScalarChains<V128>(qh, pkt + (long)kvOff * stride, stride, hd, c, ps); break;
+                default: Dots(path, qh, pk + kvOff, kvStride, hd, c, ps); break;
+            }
+            for (int j = 0; j < c; j++)
+                if (keyPositions[j] > queryPosition) s[j] = float.NegativeInfinity;
+            Ops.SoftmaxRows(s, 1, c, path);
+            Dots(path, ps, pvt + (long)kvOff * stride, stride, c, hd, po + qOff);
+        }
+        if (!probs.IsEmpty) s.CopyTo(probs);
+    }
+
+    // Dots and ScalarChains: fully optimised at first call, as MatMul.Rows (decode's hot loops; see there).
+    /// <summary>y[r] = a . rows[r] for <paramref name="count"/> rows <paramref name="stride"/> apart, as MatMul's row kernels form each sum.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Dots(IsaPath path, float* a, float* rows, long stride, int k, int count, float* y)
+    {
+        switch (path)
+        {
+            case IsaPath.V512: for (int r = 0; r < count; r++) y[r] = MatMul.Dot<V512>(a, rows + r * stride, k); break;
+            case IsaPath.V256: for (int r = 0; r < count; r++) y[r] = MatMul.Dot<V256>(a, rows + r * stride, k); break;
+            case IsaPath.V128: for (int r = 0; r < count; r++) y[r] = MatMul.Dot<V128>(a, rows + r * stride, k); break;
+            default: for (int r = 0; r < count; r++) y[r] = MatMul.DotScalar(a, rows + r * stride, k, 0, 0); break;
+        }
+    }
+
+    /// <summary>
+    /// y[j] = a . column j of the k rows of <paramref name="cols"/> (<paramref name="stride"/> apart, padded to whole
+    /// vectors), each sum the scalar chain ((0 + a0 b0) + a1 b1) + ... that a row kernel forms for k under one vector:
+    /// TV.Count columns at a time, one lane per column.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void ScalarChains<TV>(float* a, float* cols, long stride, int k, int count, float* y) where TV : unmanaged, IVec<TV>
+    {
+        int w = TV.Count;
+        TV tail;
+        for (int j = 0; j < count; j += w)
+        {
+            var acc = TV.Broadcast(0f);
+            for (int t = 0; t < k; t++) acc = TV.Add(acc, TV.Mul(TV.Broadcast(a[t]), TV.Load(cols + t * stride + j)));
+            if (j + w <= count) *(TV*)(y + j) = acc;
+            else
+            {
+                tail = acc;
+                float* pt = (float*)&tail;
+                for (int r = j; r < count; r++) y[r] = pt[r - j];
+            }
+        }
+    }
+
     /// <summary>Which keys a row may attend: a predicate, causal positions, or (both null) every key.</summary>
     private readonly record struct Mask(Func<int, int, bool>? Allowed, int[]? QueryPositions, int[]? KeyPositions);
 

@@ -142,6 +142,9 @@ public static unsafe class MatMul
     // From this many X rows on, packing a transposed panel of W pays for itself (prefill, encoders).
     private const int PanelMinRows = 4;
 
+    // Fully optimised at first call, never tiered: a decode step calls this ~36 times for tiny matrices, and its
+    // ReadyToRun code ran the stories260K decode ~3x slower than jitted code (tier 0 far slower still) until tier-up.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p)
     {
         if (n >= PanelMinRows && p != IsaPath.Scalar)
@@ -178,14 +181,15 @@ public static unsafe class MatMul
         _ => DotScalar(a, b, k, 0, 0),
     };
 
-    private static float DotScalar(float* a, float* b, int k, int t, float s)
+    internal static float DotScalar(float* a, float* b, int k, int t, float s)
     {
         for (; t < k; t++) s += a[t] * b[t];
         return s;
     }
 
+    /// <summary>One dot product as every row kernel here forms it (lane sums over whole vectors, then the tail in order).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot<TV>(float* a, float* b, int k) where TV : struct, IVec<TV>
+    internal static float Dot<TV>(float* a, float* b, int k) where TV : struct, IVec<TV>
     {
         var acc = default(TV);
         int t = 0;

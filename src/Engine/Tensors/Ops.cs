@@ -307,9 +307,10 @@ public static class Ops
     /// A row of n &gt;= TV.Count in three inline passes (max, exp and sum, scale), whole vectors then a scalar rest; per-row
     /// library calls cost about half of a 128 x 128 softmax here. Compiled fully optimised at once: in tiered code the
     /// inliner's budget can run out, and then every exp is a call (5x slower); and not inlined into the dispatch, for
-    /// the same reason.
+    /// the same reason. ReadyToRun cannot precompile code generic over the runtime's vector types, so this is jitted
+    /// in any case: at full optimisation on first call, not first as slow tier-0 code for the first decode steps.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Softmax<TW, TV>(ref float r, int n) where TW : IWidth<TV> where TV : struct
     {
         int c = TW.Count, full = n - n % c;
@@ -366,7 +367,7 @@ public static class Ops
     }
 
     /// <summary>Two rows of n (a multiple of TW.Count) through <see cref="Softmax{TW, TV}"/>'s passes together.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Softmax2<TW, TV>(ref float r, ref float q, int n) where TW : IWidth<TV> where TV : struct
     {
         int c = TW.Count;
@@ -395,16 +396,20 @@ public static class Ops
     /// </summary>
     public static void Rope(Span<float> v, int headDim, int pos, float theta)
     {
-        for (int i = 0; i < v.Length; i += 2)
+        // Each pair index's angle once per call, applied to that pair of every head in v (the same values as computing
+        // it per head: one pow, cos and sin per pair index instead of per pair).
+        for (int hd = 0; hd < headDim && hd < v.Length; hd += 2)
         {
-            int hd = i % headDim;
             // float arithmetic, as llama2.c computes it, so greedy runs match its goldens token for token
             float freq = 1f / MathF.Pow(theta, hd / (float)headDim);
             float val = pos * freq;
             float fcr = MathF.Cos(val), fci = MathF.Sin(val);
-            float v0 = v[i], v1 = v[i + 1];
-            v[i] = v0 * fcr - v1 * fci;
-            v[i + 1] = v0 * fci + v1 * fcr;
+            for (int i = hd; i + 1 < v.Length; i += headDim)
+            {
+                float v0 = v[i], v1 = v[i + 1];
+                v[i] = v0 * fcr - v1 * fci;
+                v[i + 1] = v0 * fci + v1 * fcr;
+            }
         }
     }
 }

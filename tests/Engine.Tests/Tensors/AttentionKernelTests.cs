@@ -91,4 +91,53 @@ public class AttentionKernelTests
                 if (col < head * hd || col >= (head + 1) * hd) Assert.Equal(0f, o[i * qStride + col]);
         }
     }
+
+    /// <summary>
+    /// Decoding's one-row kernel over the cache's transposed keys and values gives the bits of CausalHead with one query
+    /// row, on every path: heads narrower than a vector (scores as scalar chains in lanes) and wider, key counts that are
+    /// not whole vectors, masked keys, grouped-query offsets. The transposed copies' padding holds NaN: it must not leak.
+    /// </summary>
+    [Theory]
+    [InlineData(4, 1)]
+    [InlineData(8, 7)]
+    [InlineData(8, 33)]
+    [InlineData(12, 16)]
+    [InlineData(16, 40)]
+    [InlineData(64, 19)]
+    public void Decode_head_equals_causal_head_with_one_row(int hd, int c)
+    {
+        foreach (var path in Isa.SupportedPaths)
+        {
+            using var scope = Isa.Use(path);
+            DecodeEqualsCausal(hd, c);
+        }
+    }
+
+    private static void DecodeEqualsCausal(int hd, int c)
+    {
+        var rng = new Random(hd * 1000 + c);
+        int qHeads = 4, kvHeads = 2, qStride = qHeads * hd, kvStride = kvHeads * hd, capacity = c + 5;
+        int tStride = (capacity + 15) / 16 * 16;
+        float[] R(int len) => Enumerable.Range(0, len).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var q = R(qStride); var k = R(c * kvStride); var v = R(c * kvStride);
+        var kt = new float[kvStride * tStride]; var vt = new float[kvStride * tStride];
+        Array.Fill(kt, float.NaN); Array.Fill(vt, float.NaN);
+        for (int j = 0; j < c; j++)
+            for (int t = 0; t < kvStride; t++) { kt[t * tStride + j] = k[j * kvStride + t]; vt[t * tStride + j] = v[j * kvStride + t]; }
+        var keyPos = Enumerable.Range(0, c).Select(j => 2 * j).ToArray();
+        int queryPos = c > 2 ? keyPos[c - 2] : keyPos[c - 1]; // with three or more keys the last one is masked
+        for (int h = 0; h < qHeads; h++)
+        {
+            int kvOff = h / (qHeads / kvHeads) * hd;
+            float[] want = new float[qStride], wantP = new float[c], got = new float[qStride], gotP = new float[c];
+            AttentionKernel.CausalHead(q, 1, qStride, h * hd, k, v, c, kvStride, kvOff, hd, [queryPos], keyPos, want, wantP);
+            AttentionKernel.DecodeHead(q, h * hd, k, kt, vt, tStride, c, kvStride, kvOff, hd, queryPos, keyPos, got, new float[c], gotP);
+            Assert.Equal(want, got);
+            Assert.Equal(wantP, gotP);
+            if (c > 2) Assert.Equal(0f, gotP[c - 1]);
+            Assert.True(gotP[0] > 0);
+        }
+        Assert.Throws<ArgumentException>(() => AttentionKernel.DecodeHead(q, 0, k, kt, vt, tStride + 1, c, kvStride, 0, hd, queryPos, keyPos, new float[qStride], new float[c])); // stride not a multiple of 16
+        Assert.Throws<ArgumentException>(() => AttentionKernel.DecodeHead(q, 0, k, kt, vt, tStride, c, kvStride, 0, hd, queryPos, keyPos, new float[qStride], new float[c - 1])); // scores too short
+    }
 }
