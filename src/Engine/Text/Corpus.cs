@@ -22,8 +22,14 @@ public sealed class Corpus
         Documents = documents;
     }
 
+    // Corpora that may be named instead of given by path, all stored one paragraph per line.
+    private static readonly Dictionary<string, Func<string>> Named = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["persuasion"] = () => Bundled.Persuasion,
+    };
+
     /// <summary>Corpora that may be named instead of given by path: <c>persuasion</c> (one paragraph per line).</summary>
-    public static IReadOnlyList<string> BundledNames { get; } = ["persuasion"];
+    public static IReadOnlyList<string> BundledNames { get; } = [.. Named.Keys];
 
     /// <summary>True for a bundled corpus name or an existing file.</summary>
     public static bool Exists(string? pathOrName) =>
@@ -31,7 +37,7 @@ public sealed class Corpus
 
     // A bundled name's file, or null for a path (an existing file of that name wins over the name).
     private static string? Bundle(string pathOrName) =>
-        !File.Exists(pathOrName) && pathOrName.Trim().Equals("persuasion", StringComparison.OrdinalIgnoreCase) ? Bundled.Persuasion : null;
+        !File.Exists(pathOrName) && Named.TryGetValue(pathOrName.Trim(), out var file) ? file() : null;
 
     /// <summary>
     /// The raw paragraphs of a text file (blocks between blank lines, trimmed, however short) or of a bundled corpus
