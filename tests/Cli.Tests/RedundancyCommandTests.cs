@@ -44,6 +44,23 @@ public class CommandTests
     }
 
     [Fact]
+    public void The_held_out_novel_is_named_with_corpus_persuasion_and_an_unknown_name_is_one_line()
+    {
+        var (exit, stdout, stderr) = Invoke("redundancy", "--model", "stories260K", "--granularity", "mlp", "--samples", "2", "--seq", "32", "--corpus", "persuasion", "--json");
+        Assert.True(exit == 0, stderr);
+        var d = ModelHub.LoadDecoder("stories260K");
+        var cal = Corpus.Load("persuasion").Split(0).Calibration(t => d.Tokenizer.Encode(t), 2, 32, pack: true).Sequences;
+        var want = Importance.Measure(d.Model, cal);
+        var modules = JsonDocument.Parse(stdout).RootElement.GetProperty("modules").EnumerateArray().ToArray();
+        Assert.Equal(want.Mlp, modules.Select(m => m.GetProperty("importance").GetDouble()));
+
+        var (bad, _, err) = Invoke("drop", "--model", "stories260K", "--granularity", "mlp", "--count", "1", "--corpus", "emma");
+        Assert.Equal(2, bad);
+        Assert.Contains("--corpus 'emma' does not exist (a text file, or a bundled corpus: persuasion)", err);
+        Assert.Single(err.Trim().Split('\n'));
+    }
+
+    [Fact]
     public void Drop_json_reports_dropped_quality_and_speed()
     {
         var (exit, stdout, stderr) = Invoke("drop", "--model", "stories260K", "--granularity", "attention", "--count", "2", "--samples", "2", "--seq", "64", "--json");

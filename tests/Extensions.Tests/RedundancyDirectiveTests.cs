@@ -204,6 +204,43 @@ public class RedundancyDirectiveTests
     }
 
     [Fact]
+    public async Task Redundancy_on_the_held_out_novel_scores_what_the_engine_scores()
+    {
+        using var k = new TestKernel();
+        var r = await k.SubmitAsync("#!redundancy --model babyllama --granularity mlp --samples 2 --seq 64 --corpus persuasion --as novel");
+        r.AssertSucceeded();
+        var m = ModelHub.LoadDecoder("babyllama");
+        var split = Corpus.Load("persuasion").Split(0);
+        var expected = Importance.Measure(m.Model, split.Calibration(t => m.Tokenizer.Encode(t), 2, 64, pack: true).Sequences);
+        Assert.Equal(expected.Mlp, Last.Of<RedundancyAnalysis>("#!redundancy").Scores.Mlp);
+        Assert.Contains($"persuasion.txt: {split.Corpus.Documents.Count} documents", r.Html());
+    }
+
+    [Fact]
+    public void Quality_by_cost_puts_each_row_at_the_share_of_predicted_flops_it_removes()
+    {
+        var m = ModelHub.LoadDecoder("stories260K");
+        var split = Corpus.Load(Bundled.TinyStories).Split(1);
+        var cal = split.Calibration(t => m.Tokenizer.Encode(t), 2, 32, pack: true).Sequences;
+        var evaluator = new DropEvaluator(m, split, new EvaluationOptions(Samples: 2, SeqLen: 32));
+        var attn = DropSweep.Run(evaluator, cal, Granularity.Attention, DropStrategy.OneShot, 2, measureSpeed: false);
+        var mlp = DropSweep.Run(evaluator, cal, Granularity.Mlp, DropStrategy.OneShot, 2, measureSpeed: false);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(Plotly.NET.GenericChart.toFigureJson(RedundancyCharts.QualityByCost(attn, mlp)))!;
+        var traces = json["data"]!.AsArray();
+        Assert.Equal(4, traces.Count); // top-1 and KL panels for each sweep
+        // x: 1 - pruned / full decode FLOPs per token, recomputed here from the predicted costs.
+        var want = mlp.Rows.Select(r => 1 - (double)r.Predicted.DecodeFlopsPerToken / r.PredictedFull.DecodeFlopsPerToken).ToArray();
+        Assert.Equal(want, traces[2]!["x"]!.AsArray().Select(x => (double)x!).ToArray());
+        Assert.Equal(0.0, want[0]);
+        Assert.True(want[2] > want[1] && want[1] > 0);
+        Assert.Equal(mlp.Rows.Select(r => r.Quality.Top1Agreement), traces[2]!["y"]!.AsArray().Select(y => (double?)y));
+        Assert.Equal(".0%", (string)json["layout"]!["xaxis"]!["tickformat"]!);
+        // The count chart is unchanged: k on the x axis.
+        var counts = System.Text.Json.Nodes.JsonNode.Parse(Plotly.NET.GenericChart.toFigureJson(RedundancyCharts.QualityCurves(attn, mlp)))!;
+        Assert.Equal([0.0, 1, 2], counts["data"]![0]!["x"]!.AsArray().Select(x => (double)x!));
+    }
+
+    [Fact]
     public void Charts_turn_non_finite_values_into_gaps()
     {
         // An encoder with every block dropped costs 0 FLOPs: a predicted speed-up of infinity must not reach plotly.js.

@@ -130,6 +130,58 @@ public class TokenDropDirectiveTests
         Assert.InRange(expected.MeanCosine, 0.5, 0.9999); // changed by dropping, but still the same text
     }
 
+    [Fact]
+    public async Task Prompts_from_the_held_out_novel_are_named_with_data_persuasion()
+    {
+        using var k = new TestKernel();
+        var r = await k.SubmitAsync("#!fastv --model stories260K --layer 2 --keep 0.5 --data persuasion --prompts 2 --as novel");
+        r.AssertSucceeded();
+        var prompts = LanguageTokenDrop.TinyStoriesPrompts(2, TokenDropRequest.DecoderContextChars, "persuasion");
+        var expected = LanguageTokenDrop.EvaluateDecoder(ModelHub.LoadDecoder("stories260K"), prompts, PyramidSchedule.FastV(2, 0.5));
+        Assert.Contains($">{expected.Kl.ToString("F4", CultureInfo.InvariantCulture)} nats<", r.Html());
+        Assert.Equal(expected.Kl, await Value(k, "novel.Kl"));
+        Assert.StartsWith("Persuasion", prompts[0].Context); // the novel's first page, not TinyStories
+
+        var bad = await k.SubmitAsync("#!fastv --model stories260K --layer 2 --keep 0.5 --data emma");
+        Assert.Contains("--data emma: no such file (a text file, or a bundled corpus: persuasion)", bad.Failure()!.Message);
+    }
+
+    [Fact]
+    public void The_decoder_frontier_plots_kl_and_relative_perplexity_against_flops_per_method_and_ranking()
+    {
+        var dec = ModelHub.LoadDecoder("stories260K");
+        var reference = LanguageTokenDrop.Reference(dec, LanguageTokenDrop.TinyStoriesPrompts(3, 600), maxContinuation: 8);
+        var evals = new[]
+        {
+            LanguageTokenDrop.EvaluateDecoder(reference, PyramidSchedule.Pyramid([1, 2, 3], 0.5)),
+            LanguageTokenDrop.EvaluateDecoder(reference, PyramidSchedule.Pyramid([1, 2, 3], 0.5), DropRanking.Random),
+            LanguageTokenDrop.EvaluateDecoder(reference, PyramidSchedule.FastV(2, 0.5)),
+            LanguageTokenDrop.EvaluateDecoder(reference, PyramidSchedule.FastV(2, 1.0)), // keeps everything: KL 0, left off the log axis
+        };
+        var json = System.Text.Json.Nodes.JsonNode.Parse(Plotly.NET.GenericChart.toFigureJson(TokenDropCharts.LmFrontier(evals)))!;
+        var traces = json["data"]!.AsArray();
+        Assert.Equal(6, traces.Count); // (pyramid, attention), (pyramid, random), (fastv, attention): two panels each
+        var names = traces.Select(t => (string)t!["name"]!).Distinct().ToArray();
+        Assert.Equal(["pyramid · attention", "pyramid · random", "fastv · attention"], names);
+        var fastv = traces.Where(t => (string)t!["name"]! == "fastv · attention").ToArray();
+        var byFlops = evals.Where(e => e.Schedule.Boundaries.Count == 1).OrderBy(e => e.FlopsRatio).ToArray();
+        Assert.Equal(byFlops.Select(e => e.FlopsRatio), fastv[0]!["x"]!.AsArray().Select(x => (double)x!));
+        Assert.Equal([byFlops[0].Kl, (double?)null], fastv[0]!["y"]!.AsArray().Select(y => y is null ? (double?)null : (double)y));
+        Assert.Equal(byFlops.Select(e => e.PerplexityDropped / e.PerplexityFull), fastv[1]!["y"]!.AsArray().Select(y => (double)y!));
+        Assert.Equal(1.0, (double)fastv[1]!["y"]![1]!, 12); // nothing dropped: the full model's perplexity
+        Assert.Equal("log", (string)json["layout"]!["yaxis"]!["type"]!);
+        Assert.Throws<ArgumentException>(() => TokenDropCharts.LmFrontier([]));
+
+        var df = evals.ToDataFrame();
+        Assert.Equal(4, df.Rows.Count);
+        Assert.Equal(["pyramid", "pyramid", "fastv", "fastv"], df["method"].Cast<string>());
+        var perPrompt = evals[0].PerPrompt.Select(p => p.Kl).Order().ToArray();
+        Assert.Equal(perPrompt[1], (double)df["kl_median"][0]!); // 3 prompts: the middle one
+        Assert.Equal(perPrompt[2], (double)df["kl_max"][0]!);
+        Assert.Equal(evals[1].Kl, (double)df["kl"][1]!);
+        Assert.Equal("random", (string)df["ranking"][1]!);
+    }
+
     [Theory]
     [InlineData("#!pyramid-drop --model vit-cifar10 --layers 1,2,3 --keep 1.5", "--keep: keep ratios must be in (0, 1]")]
     [InlineData("#!pyramid-drop --model vit-cifar10 --layers 2,4 --keep 0.5", "--layers: boundaries must be in 1..3 for a 4-layer model")]

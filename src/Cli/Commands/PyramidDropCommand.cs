@@ -26,7 +26,7 @@ internal static class TokenDropCli
         var keep = new Option<string?>("--keep") { Description = "keep ratio in (0, 1]; pyramid-drop accepts one per stage" };
         var rank = new Option<string?>("--rank") { Description = "attention (default) | random | least" };
         var seed = new Option<int>("--seed") { Description = "seed for --rank random", DefaultValueFactory = _ => 0 };
-        var data = new Option<string?>("--data") { Description = "ViT: a CIFAR-10 folder in the bundled layout (default: the bundled 1,000 test images); language models: a text file of blank-line-separated paragraphs (default: TinyStories)" };
+        var data = new Option<string?>("--data") { Description = "ViT: a CIFAR-10 folder in the bundled layout (default: the bundled 1,000 test images); language models: a text file of blank-line-separated paragraphs, or persuasion (the novel austen-16L never saw; default: TinyStories)" };
         var limit = new Option<int?>("--limit") { Description = "ViT: N images spread evenly over the set (class-balanced); language models: N prompts" };
         var json = CliHelpers.JsonOption();
         var cmd = new Command(name, description);

@@ -62,7 +62,7 @@ internal sealed class RedundancyOptions
     public readonly Option<int?> Samples = new("--samples") { Description = "calibration sequences (default: 8 for decoders, 16 sentences for encoders)" };
     public readonly Option<int?> Seq = new("--seq") { Description = "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)" };
     public readonly Option<int> Seed = new("--seed") { Description = "seed of the calibration/evaluation split", DefaultValueFactory = _ => 0 };
-    public readonly Option<string?> Corpus = new("--corpus") { Description = "text file (documents separated by blank lines; default TinyStories for decoders, Pride and Prejudice for encoders)" };
+    public readonly Option<string?> Corpus = new("--corpus") { Description = "text file (documents separated by blank lines), or persuasion (the bundled novel austen-16L never saw, one paragraph per line); default TinyStories for decoders, Pride and Prejudice for encoders" };
     public readonly Option<bool> Json = CliHelpers.JsonOption();
 
     public void AddTo(Command cmd)

@@ -37,7 +37,8 @@ public sealed record RedundancyInputs(LoadedModel Model, CorpusSplit Split, Toke
         if (n <= 0) throw new OptionException("--samples", $"--samples {n} must be positive");
         if (seq < 2) throw new OptionException("--seq", $"--seq {seq} must be at least 2");
         if (seq > model.Config.MaxSeq) throw new OptionException("--seq", $"--seq {seq}: '{model.Name}' holds at most {model.Config.MaxSeq} positions");
-        if (corpusPath is not null && !File.Exists(corpusPath)) throw new OptionException("--corpus", $"--corpus '{corpusPath}' does not exist");
+        if (corpusPath is not null && !Text.Corpus.Exists(corpusPath))
+            throw new OptionException("--corpus", $"--corpus '{corpusPath}' does not exist (a text file, or a bundled corpus: {string.Join(", ", Text.Corpus.BundledNames)})");
         return new Checked(task, n, seq, corpusPath ?? (task.NextToken ? Bundled.TinyStories : Bundled.PrideAndPrejudice));
     }
 }

@@ -7,6 +7,9 @@ namespace Workbench.Engine.Text;
 /// A text file cut into documents: blocks separated by blank lines (a TinyStories paragraph, a Pride and Prejudice
 /// paragraph or line of dialogue). Hard line wraps inside a block become spaces. Blocks shorter than
 /// <c>minWords</c> words (titles, "Chapter 12") are left out, so every document is real running text.
+/// Bundled corpora can also be named instead of given by path (<see cref="BundledNames"/>): <c>persuasion</c>, the novel
+/// the austen-16L models never saw in training, stored one paragraph per line (data/text/austen/README.md), so there
+/// every line is a document.
 /// </summary>
 public sealed class Corpus
 {
@@ -19,14 +22,48 @@ public sealed class Corpus
         Documents = documents;
     }
 
+    // Corpora that may be named instead of given by path, all stored one paragraph per line.
+    private static readonly Dictionary<string, Func<string>> Named = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["persuasion"] = () => Bundled.Persuasion,
+    };
+
+    /// <summary>Corpora that may be named instead of given by path: <c>persuasion</c> (one paragraph per line).</summary>
+    public static IReadOnlyList<string> BundledNames { get; } = [.. Named.Keys];
+
+    /// <summary>True for a bundled corpus name or an existing file.</summary>
+    public static bool Exists(string? pathOrName) =>
+        !string.IsNullOrWhiteSpace(pathOrName) && (Bundle(pathOrName) is not null || File.Exists(pathOrName));
+
+    // A bundled name's file, or null for a path (an existing file of that name wins over the name).
+    private static string? Bundle(string pathOrName) =>
+        !File.Exists(pathOrName) && Named.TryGetValue(pathOrName.Trim(), out var file) ? file() : null;
+
+    /// <summary>
+    /// The raw paragraphs of a text file (blocks between blank lines, trimmed, however short) or of a bundled corpus
+    /// (its lines): what prompts are cut from.
+    /// </summary>
+    public static IReadOnlyList<string> Paragraphs(string pathOrName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pathOrName);
+        var bundled = Bundle(pathOrName);
+        var text = File.ReadAllText(bundled ?? pathOrName).Replace("\r\n", "\n").Replace('\r', '\n');
+        return text.Split(bundled is null ? "\n\n" : "\n", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
     public static Corpus Load(string path, int minWords = 3)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!File.Exists(path)) throw new ArgumentException($"corpus file '{path}' does not exist", nameof(path));
+        var bundled = Bundle(path);
+        if (bundled is null && !File.Exists(path)) throw new ArgumentException($"corpus file '{path}' does not exist", nameof(path));
         ArgumentOutOfRangeException.ThrowIfNegative(minWords);
         // A text file of n bytes becomes at most ~2n chars of documents: nothing is sized from its content.
-        var docs = ParseDocuments(File.ReadAllText(path), minWords);
-        if (docs.Count < 2) throw new ModelFormatException(path, "documents", 0, TooFew(docs.Count, minWords));
+        var docs = ParseDocuments(File.ReadAllText(bundled ?? path), minWords, linePerDocument: bundled is not null);
+        if (bundled is not null) path = bundled;
+        if (docs.Count < 2)
+            throw new ModelFormatException(path, "documents", 0, TooFew(docs.Count, minWords)
+                + (bundled is null && Path.GetFileName(path).Equals("persuasion.txt", StringComparison.OrdinalIgnoreCase)
+                    ? "; the bundled Persuasion holds one paragraph per line: name it 'persuasion' instead of giving its path" : ""));
         return new Corpus(path, docs);
     }
 
@@ -42,7 +79,7 @@ public sealed class Corpus
     private static string TooFew(int count, int minWords) =>
         $"holds {count} document(s) of at least {minWords} words (documents are separated by blank lines); at least 2 are needed to keep calibration and evaluation text apart";
 
-    private static List<string> ParseDocuments(string text, int minWords)
+    private static List<string> ParseDocuments(string text, int minWords, bool linePerDocument = false)
     {
         var docs = new List<string>();
         var block = new StringBuilder();
@@ -59,6 +96,7 @@ public sealed class Corpus
             if (line.Length == 0) { Flush(); continue; }
             if (block.Length > 0) block.Append(' ');
             block.Append(line);
+            if (linePerDocument) Flush();
         }
         Flush();
         return docs;

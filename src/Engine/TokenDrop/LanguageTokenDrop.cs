@@ -15,6 +15,16 @@ public sealed record LmDropEvaluation(string Model, PyramidSchedule Schedule, Dr
     double Kl, double Top1Agreement, double PerplexityFull, double PerplexityDropped, double FlopsRatio,
     IReadOnlyList<LmPromptResult> PerPrompt);
 
+/// <summary>
+/// Prompts prepared for one decoder and scored by its full model: the token ids (BOS + context + instruction), the
+/// context length, the continuation, the full model's next-token distribution after the prompt and the continuation's
+/// negative log-likelihood. Made by <see cref="LanguageTokenDrop.Reference"/>.
+/// </summary>
+public sealed record LmReference(Decoder Decoder, IReadOnlyList<LmReference.Scored> Prompts)
+{
+    public sealed record Scored(int[] Prompt, int ContextLength, int[] Continuation, double[] NextFull, double NllFull);
+}
+
 /// <summary>Embedding similarity of an encoder under a drop schedule (CLS queries; CLS and SEP protected; mean pooling over survivors).</summary>
 public sealed record EncoderDropEvaluation(string Model, PyramidSchedule Schedule, DropRanking Ranking, double MeanCosine, double MinCosine, double FlopsRatio, double[] Cosines);
 
@@ -26,24 +36,25 @@ public sealed record EncoderDropEvaluation(string Model, PyramidSchedule Schedul
 public static class LanguageTokenDrop
 {
     /// <summary>
-    /// Prompts from TinyStories paragraphs: whole paragraphs as context (up to about <paramref name="contextChars"/>
-    /// characters), then the first sentence of the next paragraph as the instruction and the rest of it as the continuation.
+    /// Prompts from TinyStories paragraphs (or those of <paramref name="path"/>: a text file of blank-line-separated
+    /// paragraphs, or a bundled corpus name such as <c>persuasion</c>): whole paragraphs as context (up to about
+    /// <paramref name="contextChars"/> characters), then the first sentence of the next paragraph as the instruction and
+    /// the rest of it as the continuation.
     /// </summary>
     public static IReadOnlyList<LmPrompt> TinyStoriesPrompts(int count, int contextChars = 900, string? path = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(contextChars);
-        var paragraphs = File.ReadAllText(path ?? Bundled.TinyStories).Replace("\r", "")
-            .Split("\n\n", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var paragraphs = Text.Corpus.Paragraphs(path ?? Bundled.TinyStories);
         var prompts = new List<LmPrompt>();
         int i = 0;
-        while (prompts.Count < count && i < paragraphs.Length)
+        while (prompts.Count < count && i < paragraphs.Count)
         {
             var ctx = new List<string>();
-            while (i < paragraphs.Length && ctx.Sum(p => p.Length + 1) + paragraphs[i].Length <= contextChars) ctx.Add(paragraphs[i++]);
+            while (i < paragraphs.Count && ctx.Sum(p => p.Length + 1) + paragraphs[i].Length <= contextChars) ctx.Add(paragraphs[i++]);
             if (ctx.Count == 0) { i++; continue; }
             // The next paragraph with at least two sentences gives instruction + continuation.
-            while (i < paragraphs.Length)
+            while (i < paragraphs.Count)
             {
                 var p = paragraphs[i++];
                 int dot = p.IndexOfAny(['.', '!', '?']);
@@ -59,20 +70,27 @@ public static class LanguageTokenDrop
 
     public static LmDropEvaluation EvaluateDecoder(Decoder decoder, IReadOnlyList<LmPrompt> prompts, PyramidSchedule schedule,
         DropRanking ranking = DropRanking.Attention, int seed = 0, int maxContinuation = 32,
-        IProgress<int>? progress = null, CancellationToken cancellation = default)
+        IProgress<int>? progress = null, CancellationToken cancellation = default) =>
+        EvaluateDecoder(Reference(decoder, prompts, maxContinuation, cancellation), schedule, ranking, seed, progress, cancellation);
+
+    /// <summary>
+    /// Tokenizes the prompts for <paramref name="decoder"/> (context cut from the left to fit, continuation cut to
+    /// <paramref name="maxContinuation"/> tokens) and scores them with the full model once, so many schedules can be
+    /// evaluated against one reference (as <see cref="VitTokenDrop.FullPredictions"/> does for the ViT).
+    /// </summary>
+    public static LmReference Reference(Decoder decoder, IReadOnlyList<LmPrompt> prompts, int maxContinuation = 32, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(prompts);
         if (prompts.Count == 0) throw new ArgumentException("no prompts", nameof(prompts));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxContinuation);
         var model = decoder.Model;
-        schedule.Validate(model.Config.Layers);
-        var shape = TransformerShape.From(model.Config);
-        var results = new List<LmPromptResult>();
+        var tok = decoder.Tokenizer;
+        var scored = new List<LmReference.Scored>();
         for (int pi = 0; pi < prompts.Count; pi++)
         {
             cancellation.ThrowIfCancellationRequested();
             var pr = prompts[pi];
-            var tok = decoder.Tokenizer;
             int[] context = tok.Encode(pr.Context, bos: true);
             int[] instruction = tok.Encode("\n" + pr.Instruction, bos: false);
             int[] continuation = tok.Encode(pr.Continuation, bos: false);
@@ -83,9 +101,28 @@ public static class LanguageTokenDrop
             if (context.Length < 3 || continuation.Length == 0)
                 throw new ArgumentException($"prompt {pi} leaves no room for context in {decoder.Name}'s {model.Config.MaxSeq} positions", nameof(prompts));
             int[] prompt = [.. context, .. instruction];
-            var roles = TokenRoles.Prompt(prompt.Length, 1, context.Length); // BOS and the instruction are protected
+            var (next, nll) = Score(model, prompt, continuation, null);
+            scored.Add(new LmReference.Scored(prompt, context.Length, continuation, next, nll));
+        }
+        return new LmReference(decoder, scored);
+    }
 
-            var (pFull, nllFull) = Score(model, prompt, continuation, null);
+    /// <summary>One schedule against a <see cref="Reference"/>: only the dropped prefills run.</summary>
+    public static LmDropEvaluation EvaluateDecoder(LmReference reference, PyramidSchedule schedule,
+        DropRanking ranking = DropRanking.Attention, int seed = 0, IProgress<int>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        ArgumentNullException.ThrowIfNull(schedule);
+        var decoder = reference.Decoder;
+        var model = decoder.Model;
+        schedule.Validate(model.Config.Layers);
+        var shape = TransformerShape.From(model.Config);
+        var results = new List<LmPromptResult>();
+        for (int pi = 0; pi < reference.Prompts.Count; pi++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var (prompt, contextLength, continuation, pFull, nllFull) = reference.Prompts[pi];
+            var roles = TokenRoles.Prompt(prompt.Length, 1, contextLength); // BOS and the instruction are protected
             var dropper = new TokenDropper(model, schedule, roles, ranking, DropSeeds.For(seed, pi));
             var (pDrop, nllDrop) = Score(model, prompt, continuation, dropper.Selector);
 

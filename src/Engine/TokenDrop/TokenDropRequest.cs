@@ -107,10 +107,10 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
         {
             // The ViT reads a CIFAR-10 folder, language models a text file: anything else is one line naming --data.
             if (vit && !Directory.Exists(Data)) throw new OptionException("--data", $"--data {Data}: no such folder (the ViT takes a CIFAR-10 folder in the bundled layout)");
-            if (!vit && !File.Exists(Data))
+            if (!vit && !Text.Corpus.Exists(Data))
                 throw new OptionException("--data", Directory.Exists(Data)
                     ? $"--data {Data} is a folder; language models take a text file of blank-line-separated paragraphs"
-                    : $"--data {Data}: no such file");
+                    : $"--data {Data}: no such file (a text file, or a bundled corpus: {string.Join(", ", Text.Corpus.BundledNames)})");
         }
     }
 

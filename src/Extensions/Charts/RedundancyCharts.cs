@@ -48,7 +48,7 @@ public static class RedundancyCharts
             .Select(l => s.Skips.IsDropped(new ModuleRef(l, (ModuleKind)k)) ? "dropped" : "").ToArray()).ToArray();
         var trace = Plot.Trace("heatmap", ("z", z), ("x", Enumerable.Range(0, s.Layers).ToArray()), ("y", Kinds),
             ("colorscale", "YlOrRd"), ("reversescale", true), ("zmin", 0.0), ("xgap", 2), ("ygap", 2), ("customdata", dropped),
-            ("texttemplate", "%{z:.3f}"), ("colorbar", new { title = new { text = "1 - cos" } }),
+            ("texttemplate", "%{z:.3f}"), ("textfont", new { size = s.Layers > 10 ? 9 : 12 }), ("colorbar", new { title = new { text = "1 - cos" } }),
             ("hovertemplate", "layer %{x}, %{y}<br>importance %{z:.4f} %{customdata}<extra></extra>"));
         var layout = new Layout();
         layout.SetProperty("title", new { text = title ?? $"Importance per layer ({s.Tokens} tokens; low = redundant)", font = new { size = 14 } });
@@ -91,7 +91,23 @@ public static class RedundancyCharts
     /// Decoders: top-1 agreement with the full model (left) and KL(full || pruned) on a log axis (right).
     /// Encoders: embedding cosine to the full model (left) and Spearman of pairwise similarities (right).
     /// </summary>
-    public static GenericChart QualityCurves(params DropSweep[] sweeps)
+    public static GenericChart QualityCurves(params DropSweep[] sweeps) =>
+        Quality(sweeps, r => r.Dropped.Count, "modules dropped (k)", 1, "quality as modules are dropped (least important first)");
+
+    /// <summary>
+    /// The same quality measures as <see cref="QualityCurves"/>, against the share of the predicted cost removed instead
+    /// of the number of modules: decode FLOPs per token for decoders, prefill FLOPs for encoders. Sweeps of different
+    /// granularities compare at equal saving here (an MLP layer of a Llama holds more weights than its attention layer).
+    /// </summary>
+    public static GenericChart QualityByCost(params DropSweep[] sweeps) =>
+        Quality(sweeps, CostRemoved, "share of the predicted FLOPs removed", null, "quality against the compute removed");
+
+    /// <summary>1 - pruned / full predicted FLOPs (decode FLOPs per token for decoders, prefill FLOPs for encoders).</summary>
+    internal static double CostRemoved(DropReport r) => r.PredictedFull.DecodeFlopsPerToken > 0
+        ? 1 - (double)r.Predicted.DecodeFlopsPerToken / r.PredictedFull.DecodeFlopsPerToken
+        : 1 - (double)r.Predicted.PrefillFlops / r.PredictedFull.PrefillFlops;
+
+    private static GenericChart Quality(DropSweep[] sweeps, Func<DropReport, double> xOf, string xTitle, int? dtick, string what)
     {
         ArgumentNullException.ThrowIfNull(sweeps);
         if (sweeps.Length == 0) throw new ArgumentException("no sweeps", nameof(sweeps));
@@ -104,7 +120,7 @@ public static class RedundancyCharts
         for (int i = 0; i < sweeps.Length; i++)
         {
             var s = sweeps[i];
-            var k = s.Rows.Select(r => (double)r.Dropped.Count).ToArray();
+            var k = s.Rows.Select(xOf).ToArray();
             var text = s.Rows.Select(r => r.Dropped.Count == 0 ? "full model" : "dropped " + string.Join(" ", r.Dropped)).ToArray();
             string name = (manyModels ? s.Model + " " : "") + Names.Of(s.Granularity) + (s.Strategy == DropStrategy.Iterative ? " (iterative)" : "");
             string color = byGranularity ? GranularityColor(s.Granularity) : Palette(i);
@@ -121,9 +137,17 @@ public static class RedundancyCharts
         }
         var layout = new Layout();
         string model = manyModels ? "" : sweeps[0].Model + ": ";
-        layout.SetProperty("title", new { text = $"{model}quality as modules are dropped (least important first)", font = new { size = 14 } });
-        layout.SetProperty("xaxis", new { domain = new[] { 0.0, 0.46 }, title = new { text = "modules dropped (k)" }, dtick = 1, anchor = "y" });
-        layout.SetProperty("xaxis2", new { domain = new[] { 0.56, 1.0 }, title = new { text = "modules dropped (k)" }, dtick = 1, anchor = "y2" });
+        layout.SetProperty("title", new { text = $"{model}{what}", font = new { size = 14 } });
+        if (dtick is { } d)
+        {
+            layout.SetProperty("xaxis", new { domain = new[] { 0.0, 0.46 }, title = new { text = xTitle }, dtick = d, anchor = "y" });
+            layout.SetProperty("xaxis2", new { domain = new[] { 0.56, 1.0 }, title = new { text = xTitle }, dtick = d, anchor = "y2" });
+        }
+        else
+        {
+            layout.SetProperty("xaxis", new { domain = new[] { 0.0, 0.46 }, title = new { text = xTitle }, tickformat = ".0%", anchor = "y" });
+            layout.SetProperty("xaxis2", new { domain = new[] { 0.56, 1.0 }, title = new { text = xTitle }, tickformat = ".0%", anchor = "y2" });
+        }
         layout.SetProperty("yaxis", decoder
             ? new { title = new { text = "top-1 agreement with full model" }, range = new[] { 0.0, 1.02 }, tickformat = ".0%", anchor = "x" }
             : (object)new { title = new { text = "embedding cosine to full model" }, range = new[] { 0.0, 1.02 }, anchor = "x" });

@@ -38,7 +38,7 @@ public static class TokenDropCharts
         Html.Register<SweepResult>(s => Html.Summary("Token-dropping sweep on vit-cifar10", [
                 ("settings", s.Points.Count.ToString(Inv)), ("images", (s.Points.FirstOrDefault()?.Images ?? 0).ToString(Inv))])
             + Plot.Html(Frontier(s)) + Html.Table(s.ToDataFrame(), 60));
-        Html.Register<LmDropEvaluation>(e => Html.Summary($"{e.Schedule.Boundaries.Count switch { 1 => "fastv", _ => "pyramid" }} on {e.Model}", [
+        Html.Register<LmDropEvaluation>(e => Html.Summary($"{LmMethod(e)} on {e.Model}", [
                 ("schedule", e.Schedule.ToString()), ("ranking", Rank(e.Ranking)), ("prompts", e.PerPrompt.Count.ToString(Inv)),
                 ("KL(full ‖ dropped), next token", e.Kl.ToString("F4", Inv) + " nats"),
                 ("top-1 agreement", Pct(e.Top1Agreement)),
@@ -219,6 +219,53 @@ public static class TokenDropCharts
         layout.SetProperty("height", 400);
         return Plot.Figure(traces, layout);
     }
+
+    /// <summary>
+    /// Quality kept against prefill FLOPs for decoder evaluations (e.g. PyramidDrop and FastV schedules with several
+    /// rankings): next-token KL(full ‖ dropped) on a log axis (left) and the continuation's perplexity relative to the
+    /// full model's (right). Colour: method (one boundary = FastV); symbol: ranking; one series per model, method and ranking.
+    /// </summary>
+    public static GenericChart LmFrontier(IEnumerable<LmDropEvaluation> evaluations)
+    {
+        ArgumentNullException.ThrowIfNull(evaluations);
+        var list = evaluations.ToList();
+        if (list.Count == 0) throw new ArgumentException("no evaluations", nameof(evaluations));
+        bool manyModels = list.Select(e => e.Model).Distinct().Count() > 1;
+        var traces = new List<Trace>();
+        foreach (var g in list.GroupBy(e => (e.Model, Method: LmMethod(e), e.Ranking)))
+        {
+            var pts = g.OrderBy(e => e.FlopsRatio).ToList();
+            string name = $"{(manyModels ? g.Key.Model + " · " : "")}{g.Key.Method} · {Rank(g.Key.Ranking)}";
+            var text = pts.Select(e => $"{e.Model}: {LmMethod(e)} {e.Schedule} ({Rank(e.Ranking)})<br>KL {e.Kl.ToString("F4", Inv)} nats, top-1 {Pct(e.Top1Agreement)}, "
+                + $"ppl {e.PerplexityDropped.ToString("F2", Inv)} (full {e.PerplexityFull.ToString("F2", Inv)})").ToArray();
+            var marker = new { size = 10, color = MethodColor(g.Key.Method), symbol = RankSymbol(g.Key.Ranking), opacity = 0.85, line = new { width = 1, color = "#333" } };
+            var x = pts.Select(e => e.FlopsRatio).ToArray();
+            // A log axis cannot show KL 0 (a schedule that keeps every token): leave it out.
+            traces.Add(Plot.Trace("scatter", ("mode", "markers"), ("name", name), ("legendgroup", name), ("x", x),
+                ("y", pts.Select(e => e.Kl > 0 && double.IsFinite(e.Kl) ? e.Kl : (double?)null).ToArray()), ("text", text),
+                ("hovertemplate", "%{text}<br>FLOPs ratio %{x:.3f}<extra></extra>"), ("marker", marker)));
+            traces.Add(Plot.Trace("scatter", ("mode", "markers"), ("name", name), ("legendgroup", name), ("showlegend", false), ("x", x),
+                ("y", pts.Select(e => e.PerplexityDropped / e.PerplexityFull).ToArray()), ("text", text), ("xaxis", "x2"), ("yaxis", "y2"),
+                ("hovertemplate", "%{text}<br>FLOPs ratio %{x:.3f}<extra></extra>"), ("marker", marker)));
+        }
+        var layout = new Layout();
+        string models = string.Join(", ", list.Select(e => e.Model).Distinct());
+        int prompts = list.Max(e => e.PerPrompt.Count);
+        layout.SetProperty("title", new { text = $"{models}: quality kept vs prefill FLOPs ({prompts} prompts)", font = new { size = 14 } });
+        double left = Math.Max(0, list.Min(e => e.FlopsRatio) - 0.05);
+        layout.SetProperty("xaxis", new { domain = new[] { 0.0, 0.46 }, title = new { text = "FLOPs ratio (prefill, analytic; 1 = full)" }, range = new[] { left, 1.02 }, anchor = "y" });
+        layout.SetProperty("xaxis2", new { domain = new[] { 0.56, 1.0 }, title = new { text = "FLOPs ratio (prefill, analytic; 1 = full)" }, range = new[] { left, 1.02 }, anchor = "y2" });
+        layout.SetProperty("yaxis", new { title = new { text = "next-token KL(full ‖ dropped), nats (log)" }, type = "log", exponentformat = "power", anchor = "x" });
+        layout.SetProperty("yaxis2", new { title = new { text = "continuation perplexity / full model's" }, anchor = "x2" });
+        layout.SetProperty("shapes", new[] { new { type = "line", xref = "x2 domain", x0 = 0, x1 = 1, yref = "y2", y0 = 1, y1 = 1, line = new { dash = "dash", color = "#888", width = 1 } } });
+        layout.SetProperty("height", 440);
+        layout.SetProperty("legend", new { orientation = "h", y = -0.25 });
+        layout.SetProperty("margin", new { t = 60, b = 120 });
+        return Plot.Figure(traces, layout);
+    }
+
+    /// <summary>The method a decoder schedule is: one boundary is FastV, several PyramidDrop.</summary>
+    internal static string LmMethod(LmDropEvaluation e) => e.Schedule.Boundaries.Count == 1 ? "fastv" : "pyramid";
 
     /// <summary>KL per prompt of one language-model evaluation.</summary>
     public static GenericChart PromptKl(LmDropEvaluation e)

@@ -19,6 +19,34 @@ public static class TokenDropTables
         new DoubleDataFrameColumn("ppl_dropped", e.PerPrompt.Select(p => (double?)Math.Exp(p.NllDropped / p.ContinuationTokens))),
         new DoubleDataFrameColumn("flops_ratio", e.PerPrompt.Select(p => (double?)p.FlopsRatio)));
 
+    /// <summary>
+    /// One row per evaluation (e.g. a grid of schedules and rankings): model, method, schedule, ranking, mean / median /
+    /// largest next-token KL over the prompts, top-1 agreement, continuation perplexity and the full model's, FLOPs ratio.
+    /// </summary>
+    public static DataFrame ToDataFrame(this IEnumerable<LmDropEvaluation> evaluations)
+    {
+        ArgumentNullException.ThrowIfNull(evaluations);
+        var list = evaluations.ToList();
+        static double Median(IEnumerable<double> x)
+        {
+            var s = x.Order().ToArray();
+            return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+        }
+        return new DataFrame(
+            new StringDataFrameColumn("model", list.Select(e => e.Model)),
+            new StringDataFrameColumn("method", list.Select(TokenDropCharts.LmMethod)),
+            new StringDataFrameColumn("layers", list.Select(e => e.Schedule.LayersText)),
+            new StringDataFrameColumn("keep", list.Select(e => e.Schedule.KeepText)),
+            new StringDataFrameColumn("ranking", list.Select(e => TokenDropCharts.Rank(e.Ranking))),
+            new DoubleDataFrameColumn("kl", list.Select(e => (double?)e.Kl)),
+            new DoubleDataFrameColumn("kl_median", list.Select(e => (double?)Median(e.PerPrompt.Select(p => p.Kl)))),
+            new DoubleDataFrameColumn("kl_max", list.Select(e => (double?)e.PerPrompt.Max(p => p.Kl))),
+            new DoubleDataFrameColumn("top1_agreement", list.Select(e => (double?)e.Top1Agreement)),
+            new DoubleDataFrameColumn("perplexity", list.Select(e => (double?)e.PerplexityDropped)),
+            new DoubleDataFrameColumn("perplexity_full", list.Select(e => (double?)e.PerplexityFull)),
+            new DoubleDataFrameColumn("flops_ratio", list.Select(e => (double?)e.FlopsRatio)));
+    }
+
     /// <summary>One row per image: label, predictions, surviving patch count per stage.</summary>
     public static DataFrame ToDataFrame(this VitDropEvaluation e)
     {

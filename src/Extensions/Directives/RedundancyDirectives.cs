@@ -93,7 +93,7 @@ internal static class RedundancyDirectives
         d.Parameters.Add(new KernelDirectiveParameter("--samples", "calibration sequences (default: 8 for decoders, 16 sentences for encoders)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--seq", "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--seed", "seed of the calibration/evaluation split (default 0)") { TypeHint = "number" });
-        d.Parameters.Add(new KernelDirectiveParameter("--corpus", "text file, documents separated by blank lines (default: TinyStories for decoders, Pride and Prejudice for encoders)"));
+        d.Parameters.Add(new KernelDirectiveParameter("--corpus", "text file, documents separated by blank lines, or persuasion (the novel austen-16L never saw; default: TinyStories for decoders, Pride and Prejudice for encoders)"));
         d.Parameters.Add(new KernelDirectiveParameter("--as", $"C# variable for the result (default: {(verb == "drop" ? "drop, or sweep with --sweep" : "redundancy")})"));
     }
 

@@ -25,7 +25,7 @@ public abstract class TokenDropCommand : KernelDirectiveCommand
     public string? Rank { get; set; }
     /// <summary><c>--seed</c>: seed of the random ranking.</summary>
     public string? Seed { get; set; }
-    /// <summary><c>--data</c>: a CIFAR-10 folder (ViT) or a text file of paragraphs (language models).</summary>
+    /// <summary><c>--data</c>: a CIFAR-10 folder (ViT) or a text file of paragraphs or a bundled corpus name (language models).</summary>
     public string? Data { get; set; }
     /// <summary><c>--images</c>: evaluate the ViT on N images spread evenly over the set.</summary>
     public string? Images { get; set; }
@@ -73,7 +73,7 @@ internal static class TokenDropDirectives
         {
             d.Parameters.Add(new KernelDirectiveParameter("--rank", "attention (default) | random | least"));
             d.Parameters.Add(new KernelDirectiveParameter("--seed", "seed of --rank random (default 0)") { TypeHint = "number" });
-            d.Parameters.Add(new KernelDirectiveParameter("--data", "ViT: CIFAR-10 folder (default: the bundled 1,000 test images); language models: text file of paragraphs (default: TinyStories)"));
+            d.Parameters.Add(new KernelDirectiveParameter("--data", "ViT: CIFAR-10 folder (default: the bundled 1,000 test images); language models: text file of paragraphs, or persuasion (the novel austen-16L never saw; default: TinyStories)"));
             d.Parameters.Add(new KernelDirectiveParameter("--images", "ViT: evaluate on N images spread evenly over the set (default: all)") { TypeHint = "number" });
             d.Parameters.Add(new KernelDirectiveParameter("--prompts", "language models: N prompts (decoders, default 8) or texts (encoders, default 16)") { TypeHint = "number" });
             d.Parameters.Add(new KernelDirectiveParameter("--image", "ViT: show one image stage by stage instead: a PNG/JPEG path or an index into the CIFAR-10 set"));

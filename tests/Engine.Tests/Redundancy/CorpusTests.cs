@@ -1,3 +1,4 @@
+using Workbench.Engine.Formats;
 using Workbench.Engine.Models;
 using Workbench.Engine.Text;
 
@@ -57,5 +58,47 @@ public class CorpusTests
         Assert.Equal("samples", Assert.Throws<ArgumentException>(() => small.Split(0).Calibration(t => t.Split(' ').Select(w => w.Length).ToArray(), 4, 64, pack: true)).ParamName);
         Assert.Equal("calibrationFraction", Assert.Throws<ArgumentOutOfRangeException>(() => small.Split(0, 1.0)).ParamName);
         Assert.Equal("seqLen", Assert.Throws<ArgumentOutOfRangeException>(() => small.Split(0).Evaluation(t => [1, 2], 1, 1, pack: false)).ParamName);
+    }
+
+    [Fact]
+    public void Persuasion_is_named_and_read_one_paragraph_per_line()
+    {
+        // data/text/austen/README.md: one paragraph per line, no blank lines. Read by its name, each line is a document.
+        var lines = File.ReadAllLines(Bundled.Persuasion).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+        var c = Corpus.Load("persuasion");
+        Assert.Equal(Bundled.Persuasion, c.Source);
+        Assert.Equal(lines.Where(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length >= 3), c.Documents);
+        Assert.StartsWith("Sir Walter Elliot, of Kellynch Hall", c.Documents[0]); // "Persuasion", "by", "Jane Austen", "(1818)", "Chapter 1" are too short
+        Assert.True(c.Documents.Count > 900);
+        Assert.Equal(lines, Corpus.Paragraphs("PERSUASION"));
+        var split = c.Split(0);
+        Assert.Empty(split.CalibrationDocuments.Intersect(split.EvaluationDocuments));
+
+        Assert.True(Corpus.Exists("persuasion"));
+        Assert.True(Corpus.Exists(Bundled.TinyStories));
+        Assert.False(Corpus.Exists("/nonexistent/corpus.txt"));
+        Assert.False(Corpus.Exists(" "));
+        Assert.False(Corpus.Exists(null));
+
+        // By its path the file is read by the blank-line rule, where the whole novel is one block: refused, with the way out.
+        var e = Assert.Throws<ModelFormatException>(() => Corpus.Load(Bundled.Persuasion));
+        Assert.Contains("at least 2", e.Message);
+        Assert.Contains("name it 'persuasion'", e.Message);
+    }
+
+    [Fact]
+    public void Paragraphs_of_a_file_are_its_blank_line_separated_blocks()
+    {
+        // What the decoder prompts were always cut from (TinyStories): blocks between blank lines, trimmed, however short.
+        var want = File.ReadAllText(Bundled.TinyStories).Replace("\r", "").Split("\n\n", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(want, Corpus.Paragraphs(Bundled.TinyStories));
+        var dir = Directory.CreateTempSubdirectory("corpus-");
+        try
+        {
+            var p = Path.Combine(dir.FullName, "crlf.txt");
+            File.WriteAllText(p, "first block\r\nstill first\r\n\r\nHi.\r\n\r\n\r\nthird\r\n");
+            Assert.Equal(["first block\nstill first", "Hi.", "third"], Corpus.Paragraphs(p));
+        }
+        finally { dir.Delete(true); }
     }
 }

@@ -105,4 +105,17 @@ public class RequestTests
         cts.Cancel();
         Assert.ThrowsAny<OperationCanceledException>(() => new RedundancyRequest { Model = "stories260K", Granularity = "block", Samples = 1, Seq = 16 }.Run(cancel: cts.Token));
     }
+
+    [Fact]
+    public void A_bundled_corpus_is_named_and_an_unknown_one_is_refused_listing_the_names()
+    {
+        var a = new RedundancyRequest { Model = "stories260K", Granularity = "block", Samples = 2, Seq = 64, Corpus = "persuasion" }.Run();
+        var want = Importance.Measure(Shared.Stories.Model,
+            Corpus.Load("persuasion").Split(0).Calibration(t => Shared.Stories.Tokenizer.Encode(t), 2, 64, pack: true).Sequences);
+        Assert.Equal(want.Block, a.Scores.Block);
+        Assert.Equal(Bundled.Persuasion, a.Split.Corpus.Source);
+        var e = Assert.Throws<OptionException>(new DropRequest { Model = "stories260K", Granularity = "block", Count = 1, Corpus = "emma" }.Validate);
+        Assert.Equal("--corpus", e.Option);
+        Assert.Contains("persuasion", e.Message);
+    }
 }

@@ -53,4 +53,44 @@ public class LanguageTokenDropTests
         var half = LanguageTokenDrop.EvaluateEncoder(enc, texts, PyramidSchedule.Pyramid([2, 4], 0.5));
         Assert.InRange(half.MeanCosine, 0.5, 0.99999);
     }
+
+    [Fact]
+    public void One_reference_serves_many_schedules_with_the_same_numbers()
+    {
+        var dec = ModelHub.LoadDecoder("stories260K");
+        var prompts = LanguageTokenDrop.TinyStoriesPrompts(3, 600);
+        var reference = LanguageTokenDrop.Reference(dec, prompts, maxContinuation: 8);
+        Assert.Equal(3, reference.Prompts.Count);
+        foreach (var schedule in new[] { PyramidSchedule.Pyramid([1, 2, 3], 0.5), PyramidSchedule.FastV(2, 0.25) })
+            foreach (var rank in new[] { DropRanking.Attention, DropRanking.Random })
+            {
+                var fresh = LanguageTokenDrop.EvaluateDecoder(dec, prompts, schedule, rank, seed: 3, maxContinuation: 8);
+                var shared = LanguageTokenDrop.EvaluateDecoder(reference, schedule, rank, seed: 3);
+                Assert.Equal(fresh.PerPrompt, shared.PerPrompt);
+                Assert.Equal(fresh.Kl, shared.Kl);
+                Assert.Equal(fresh.PerplexityFull, shared.PerplexityFull);
+            }
+        // The reference holds what the full model saw: BOS + context + instruction, and at most 8 continuation tokens.
+        var first = reference.Prompts[0];
+        Assert.Equal(dec.Tokenizer.BosId, first.Prompt[0]);
+        Assert.Equal(dec.Tokenizer.Encode(prompts[0].Context, bos: true), first.Prompt[..first.ContextLength]);
+        Assert.InRange(first.Continuation.Length, 1, 8);
+        Assert.Equal(1.0, first.NextFull.Sum(), 9);
+        Assert.Throws<ArgumentException>(() => LanguageTokenDrop.Reference(dec, []));
+    }
+
+    [Fact]
+    public void Prompts_from_persuasion_are_cut_from_its_lines()
+    {
+        var prompts = LanguageTokenDrop.TinyStoriesPrompts(4, 1000, "persuasion");
+        Assert.Equal(4, prompts.Count);
+        var lines = File.ReadAllLines(Bundled.Persuasion).Select(l => l.Trim()).ToHashSet();
+        foreach (var p in prompts)
+        {
+            Assert.InRange(p.Context.Length, 1, 1000);
+            Assert.All(p.Context.Split('\n'), l => Assert.Contains(l, lines)); // whole paragraphs of the novel
+            Assert.Contains(p.Instruction + p.Continuation, lines);        // one paragraph cut after its first sentence
+            Assert.Contains(p.Instruction[^1], ".!?");
+        }
+    }
 }
