@@ -54,7 +54,8 @@ public sealed class ForwardContext
     public static ForwardContext Default => new();
 
     /// <summary>
-    /// A linear layer, Y[n, m] = X[n, k] W[m, k]^T, through the override if it takes this weight, else the fp32 kernel;
+    /// A linear layer, Y[n, m] = X[n, k] W[m, k]^T, through the override if it takes this weight, else the stored-type
+    /// kernel of a weight kept as stored (<see cref="StoredLinears"/>), else the fp32 kernel;
     /// then + bias (m values; empty for none) and exact GELU when <paramref name="gelu"/>. The fp32 kernel applies
     /// both as each tile finishes; after an override they run as passes over Y.
     /// </summary>
@@ -62,6 +63,12 @@ public sealed class ForwardContext
     {
         if (Linear is { } o && o.TryLinear(w, x, n, k, m, y))
         {
+            Tensors.Ops.AddBias(y, n, m, bias, gelu);
+            return;
+        }
+        if (StoredLinears.Find(w) is { } stored)
+        {
+            stored.Gemm(x, n, y, Threads);
             Tensors.Ops.AddBias(y, n, m, bias, gelu);
             return;
         }

@@ -13,8 +13,11 @@ public static class ModelHub
 
     private static readonly Dictionary<string, Lazy<LoadedModel>> Cache = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Loads a model, caching bundled ones (they are immutable and shared).</summary>
-    public static LoadedModel Load(string nameOrPath, string? tokenizerPath = null)
+    /// <summary>
+    /// Loads a model, caching bundled ones (they are immutable and shared). Linears of GGUF and safetensors files stay
+    /// in their stored type (bf16, f16, Q8_0, Q4_0) unless <paramref name="storage"/> asks for fp32 copies.
+    /// </summary>
+    public static LoadedModel Load(string nameOrPath, string? tokenizerPath = null, WeightStorage storage = WeightStorage.Stored)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
         if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase) && tokenizerPath is not null)
@@ -36,7 +39,7 @@ public static class ModelHub
         if (!File.Exists(nameOrPath) && !Directory.Exists(nameOrPath))
             throw new FileNotFoundException($"'{nameOrPath}' is neither a bundled model ({string.Join(", ", BundledNames)}) nor an existing file or folder", nameOrPath);
         var path = Path.GetFullPath(nameOrPath);
-        try { return LoadPath(path, tokenizerPath); }
+        try { return LoadPath(path, tokenizerPath, storage); }
         catch (Exception e) when (IsForeign(e))
         {
             // The readers name their own fields; this is the last net for an exception a reader let through.
@@ -81,7 +84,7 @@ public static class ModelHub
         return new Encoder("minilm", model, tok);
     }
 
-    private static LoadedModel LoadPath(string path, string? tokenizerPath)
+    private static LoadedModel LoadPath(string path, string? tokenizerPath, WeightStorage storage = WeightStorage.Stored)
     {
         var kind = ModelFiles.Sniff(path);
         switch (kind)
@@ -93,7 +96,7 @@ public static class ModelHub
             }
             case ModelFileKind.Gguf:
             {
-                var model = LlamaLoader.FromGguf(path);
+                var model = LlamaLoader.FromGguf(path, storage: storage);
                 var tok = tokenizerPath is not null ? DecoderTokenizer(tokenizerPath, model.Config.Vocab) : Llama2cTokenizer.FromGguf(path, model.Config.Vocab);
                 return new Decoder(model.Card.Name, model, tok);
             }
@@ -116,7 +119,7 @@ public static class ModelHub
                     return new Decoder(pruned.Card.Name, pruned, tokPath is null ? null : DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
                 }
                 // The family from config.json's architectures / model_type (unsupported ones are named with the supported list).
-                var decoder = HfDecoders.Load(path);
+                var decoder = HfDecoders.Load(path, storage: storage);
                 return new Decoder(decoder.Card.Name, decoder, tokPath is null ? null : DecoderTokenizer(tokPath, decoder.Config.Vocab));
             }
             case ModelFileKind.Npz:
