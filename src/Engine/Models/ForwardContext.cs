@@ -68,7 +68,9 @@ public sealed class ForwardContext
         }
         if (StoredLinears.Find(w) is { } stored)
         {
-            stored.Gemm(x, n, y, Threads);
+            if (stored.Rows != m || stored.Cols != k)
+                throw new ArgumentException($"the stored weight is {stored.Rows} x {stored.Cols}, the layer asks for {m} x {k}", nameof(w));
+            stored.Gemm(x[..(n * k)], n, y[..(n * m)], Threads);
             Tensors.Ops.AddBias(y, n, m, bias, gelu);
             return;
         }

@@ -55,8 +55,8 @@ public static class ModelHub
         or KeyNotFoundException or IndexOutOfRangeException or InvalidDataException or System.Text.Json.JsonException
         or Google.Protobuf.InvalidProtocolBufferException;
 
-    public static Decoder LoadDecoder(string nameOrPath, string? tokenizerPath = null) =>
-        Load(nameOrPath, tokenizerPath) as Decoder ?? throw new ArgumentException($"'{nameOrPath}' is not a decoder (Llama) model", nameof(nameOrPath));
+    public static Decoder LoadDecoder(string nameOrPath, string? tokenizerPath = null, WeightStorage storage = WeightStorage.Stored) =>
+        Load(nameOrPath, tokenizerPath, storage) as Decoder ?? throw new ArgumentException($"'{nameOrPath}' is not a decoder (Llama) model", nameof(nameOrPath));
 
     public static Encoder LoadEncoder(string nameOrPath) =>
         Load(nameOrPath) as Encoder ?? throw new ArgumentException($"'{nameOrPath}' is not an encoder (BERT) model", nameof(nameOrPath));

@@ -13,6 +13,17 @@ public enum WeightStorage
     Fp32,
 }
 
+/// <summary>The <c>--weights</c> option: <c>stored</c> (the default) or <c>fp32</c>.</summary>
+public static class WeightStorageOption
+{
+    public static WeightStorage Parse(string? text, string option = "--weights") => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "stored" => WeightStorage.Stored,
+        "fp32" => WeightStorage.Fp32,
+        _ => throw new Requests.OptionException(option, $"{option} '{text!.Trim()}' is not stored or fp32."),
+    };
+}
+
 /// <summary>
 /// Linear weights kept as stored. A model's linear is identified by its weight array (<see cref="NamedLinear"/>,
 /// <see cref="ILinearOverride"/>); a stored linear's array is an empty placeholder registered here with its
