@@ -197,41 +197,6 @@ internal static unsafe class StoredKernels
         return Reduce(l);
     }
 
-    public static float Q8V512(byte* row, float* x, int cols)
-    {
-        var acc = Vector512<float>.Zero;
-        for (int b = 0; b < cols / 32; b++, row += 34, x += 32)
-        {
-            var d = Vector512.Create(F16ToF32(*(ushort*)row));
-            var q0 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)row + 2)));
-            var q1 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)row + 18)));
-            var p = Vector512.FusedMultiplyAdd(q1, Vector512.Load(x + 16), q0 * Vector512.Load(x));
-            acc = Vector512.FusedMultiplyAdd(d, p, acc);
-        }
-        var l = stackalloc float[Lanes];
-        acc.Store(l);
-        return Reduce(l);
-    }
-
-    public static float Q4V512(byte* row, float* x, int cols)
-    {
-        var acc = Vector512<float>.Zero;
-        var eight = Vector512.Create(8);
-        var mask = Vector128.Create((byte)0xF);
-        for (int b = 0; b < cols / 32; b++, row += 18, x += 32)
-        {
-            var d = Vector512.Create(F16ToF32(*(ushort*)row));
-            var qs = Vector128.Load(row + 2);
-            var q0 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(qs & mask) - eight);
-            var q1 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.ShiftRightLogical(qs, 4)) - eight);
-            var p = Vector512.FusedMultiplyAdd(q1, Vector512.Load(x + 16), q0 * Vector512.Load(x));
-            acc = Vector512.FusedMultiplyAdd(d, p, acc);
-        }
-        var l = stackalloc float[Lanes];
-        acc.Store(l);
-        return Reduce(l);
-    }
-
     public static float Q8V256(byte* row, float* x, int cols)
     {
         Vector256<float> a0 = default, a1 = default;
