@@ -102,7 +102,7 @@ internal sealed unsafe class MappedFile : IDisposable
 /// </summary>
 public sealed unsafe class MappedTensor
 {
-    private readonly MappedFile _file;
+    private readonly MappedFile? _file;
 
     internal MappedTensor(MappedFile file, TensorEntry entry, GgmlType type)
     {
@@ -113,13 +113,14 @@ public sealed unsafe class MappedTensor
         Type = type;
     }
 
-    public string FilePath => _file.Path;
+    public string FilePath => _file!.Path;
     public TensorEntry Entry { get; }
     public GgmlType Type { get; }
     public byte* Pointer { get; }
     public long Length => Entry.ByteLength;
 
-    ~MappedTensor() => _file.Release();
+    // (null when the constructor threw before the lease was taken)
+    ~MappedTensor() => _file?.Release();
 }
 
 /// <summary>Sequential little-endian reader over a mapped file; every read names its field on failure.</summary>

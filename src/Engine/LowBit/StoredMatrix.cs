@@ -256,7 +256,7 @@ public sealed unsafe class StoredMatrix
         int chunks = Math.Min(threads, (Rows + 15) / 16);
         fixed (float* px = x, py = y)
         {
-            if (chunks <= 1) { RowRange(px, n, py, 0, Rows, p); return; }
+            if (chunks <= 1) { RowRange(px, n, py, 0, Rows, p); GC.KeepAlive(_owner); return; }
             nint ax = (nint)px, ay = (nint)py;
             Parallelism.For(chunks, chunks, t =>
             {
@@ -264,7 +264,10 @@ public sealed unsafe class StoredMatrix
                 RowRange((float*)ax, n, (float*)ay, r0, r1, p);
             });
         }
+        GC.KeepAlive(_owner); // the mapping stays while the kernels read it
     }
+
+    [ThreadStatic] private static float[]? _rowScratch;
 
     /// <summary>Rows [r0, r1) of Y for all n tokens on this thread.</summary>
     internal void RowRange(float* x, int n, float* y, int r0, int r1, IsaPath p)
@@ -275,14 +278,25 @@ public sealed unsafe class StoredMatrix
             return;
         }
         bool blocked = Type is StoredType.Q8_0 or StoredType.Q4_0;
-        var w = new float[Cols];
-        var d = new float[blocked ? Cols / Block : 0];
-        fixed (float* pw = w, pd = d)
-            for (int r = r0; r < r1; r++)
+        // Rows are widened four at a time into per-thread scratch (grown once, no allocation per call); each token's
+        // x row is then read once from the outer caches for four dots (it stays in L1 between them).
+        const int Group = 4;
+        int stride = Cols + (blocked ? Cols / Block : 0);
+        if (_rowScratch is null || _rowScratch.Length < Group * stride) _rowScratch = new float[Group * stride];
+        fixed (float* pw = _rowScratch)
+            for (int r = r0; r < r1; r += Group)
             {
-                DecodeUnscaled(RowPtr(r), pw, pd);
+                int g = Math.Min(Group, r1 - r);
+                for (int i = 0; i < g; i++) DecodeUnscaled(RowPtr(r + i), pw + i * stride, pw + i * stride + Cols);
                 for (int t = 0; t < n; t++)
-                    y[(long)t * Rows + r] = blocked ? DotBlocks(pw, pd, x + (long)t * Cols, Cols, p) : DotPlain(pw, x + (long)t * Cols, Cols, p);
+                {
+                    float* xt = x + (long)t * Cols, yt = y + (long)t * Rows + r;
+                    for (int i = 0; i < g; i++)
+                    {
+                        float* wi = pw + i * stride;
+                        yt[i] = blocked ? DotBlocks(wi, wi + Cols, xt, Cols, p) : DotPlain(wi, xt, Cols, p);
+                    }
+                }
             }
     }
 
