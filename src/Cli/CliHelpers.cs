@@ -92,5 +92,11 @@ public static class CliHelpers
         Required = true,
     };
 
+    /// <summary>--weights stored|fp32: linears kept in the file's type (default) or copied to fp32.</summary>
+    public static Option<string?> WeightsOption() => new("--weights")
+    {
+        Description = "stored (default: bf16 / f16 / Q8_0 / Q4_0 linears stay memory-mapped in their type) or fp32 (copy every weight to fp32)",
+    };
+
     public static Option<bool> JsonOption() => new("--json") { Description = "print one JSON object for scripts" };
 }

@@ -31,7 +31,7 @@ public static class DropCommand
             if (r.GetValue(csv) is not null && !r.GetValue(sweep)) throw new OptionException("--csv", "--csv needs --sweep");
             var result = new DropRequest
             {
-                Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!,
+                Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!, Weights = r.GetValue(o.Weights),
                 Samples = r.GetValue(o.Samples), Seq = r.GetValue(o.Seq), Seed = r.GetValue(o.Seed), Corpus = r.GetValue(o.Corpus),
                 Count = r.GetValue(count), Strategy = r.GetValue(strategy)!, Never = r.GetValue(never),
                 Sweep = r.GetValue(sweep), NoSpeed = r.GetValue(noSpeed),

@@ -14,8 +14,9 @@ public static class GenerateCommand
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy; higher = more random", DefaultValueFactory = _ => 0f };
         var seed = new Option<int>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 42 };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer file (tokenizer.bin or a SentencePiece .model) when not beside the model" };
+        var weights = CliHelpers.WeightsOption();
         var json = CliHelpers.JsonOption();
-        var cmd = new Command("generate", "generate text with a Llama-family decoder") { model, prompt, steps, temperature, seed, tokenizer, json };
+        var cmd = new Command("generate", "generate text with a Llama-family decoder") { model, prompt, steps, temperature, seed, tokenizer, weights, json };
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
             float t = r.GetValue(temperature);
@@ -24,7 +25,7 @@ public static class GenerateCommand
                 throw new OptionException("--temperature", $"--temperature {t}: must be a finite number >= 0 (0 = greedy)");
             int n = r.GetValue(steps);
             if (n <= 0) throw new OptionException("--steps", $"--steps {n} must be positive (positions to run, BOS included)");
-            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer));
+            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer), WeightStorageOption.Parse(r.GetValue(weights)));
             var progress = CliHelpers.TerminalProgress("generating");
             var result = dec.Generate(r.GetValue(prompt) ?? "", n, t, r.GetValue(seed),
                 progress: progress is null ? null : new Progress<int>(i => progress.Report((Math.Min(i, n), n))));

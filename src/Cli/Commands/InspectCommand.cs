@@ -11,11 +11,12 @@ public static class InspectCommand
     {
         var model = CliHelpers.ModelOption();
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer file when not beside the model" };
+        var weights = CliHelpers.WeightsOption();
         var json = CliHelpers.JsonOption();
-        var cmd = new Command("inspect", "a model card: architecture, parameter count, tensors, dtypes, bytes") { model, tokenizer, json };
+        var cmd = new Command("inspect", "a model card: architecture, parameter count, tensors, dtypes, bytes") { model, tokenizer, weights, json };
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
-            var m = ModelHub.Load(r.GetValue(model)!, r.GetValue(tokenizer));
+            var m = ModelHub.Load(r.GetValue(model)!, r.GetValue(tokenizer), WeightStorageOption.Parse(r.GetValue(weights)));
             var card = m.Card;
             var c = card.Config;
             if (r.GetValue(json))

@@ -17,13 +17,14 @@ public static class LogitsCommand
         var tokens = new Option<string?>("--tokens") { Description = "comma-separated token ids, run as given (no BOS added)" };
         var prompt = new Option<string?>("--prompt") { Description = "text, tokenized with BOS by the model's tokenizer" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer file when not beside the model (only for --prompt)" };
+        var weights = CliHelpers.WeightsOption();
         var json = CliHelpers.JsonOption();
-        var cmd = new Command("logits", "one forward pass: the next-token logits at every position") { model, tokens, prompt, tokenizer, json };
+        var cmd = new Command("logits", "one forward pass: the next-token logits at every position") { model, tokens, prompt, tokenizer, weights, json };
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
             string? idText = r.GetValue(tokens), text = r.GetValue(prompt);
             if ((idText is null) == (text is null)) throw new OptionException("--tokens", "give exactly one of --tokens ID,ID,... or --prompt TEXT");
-            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer));
+            var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer), WeightStorageOption.Parse(r.GetValue(weights)));
             int vocab = dec.Config.Vocab;
             int[] ids;
             if (idText is not null)

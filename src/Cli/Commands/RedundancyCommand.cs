@@ -16,7 +16,7 @@ public static class RedundancyCommand
         {
             var run = new RedundancyRequest
             {
-                Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!,
+                Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!, Weights = r.GetValue(o.Weights),
                 Samples = r.GetValue(o.Samples), Seq = r.GetValue(o.Seq), Seed = r.GetValue(o.Seed), Corpus = r.GetValue(o.Corpus),
             }.Run();
             var scores = run.Scores;
@@ -63,6 +63,7 @@ internal sealed class RedundancyOptions
     public readonly Option<int?> Seq = new("--seq") { Description = "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)" };
     public readonly Option<int> Seed = new("--seed") { Description = "seed of the calibration/evaluation split", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> Corpus = new("--corpus") { Description = "text file (documents separated by blank lines), or persuasion (the bundled novel austen-16L never saw, one paragraph per line); default TinyStories for decoders, Pride and Prejudice for encoders" };
+    public readonly Option<string?> Weights = CliHelpers.WeightsOption();
     public readonly Option<bool> Json = CliHelpers.JsonOption();
 
     public void AddTo(Command cmd)
@@ -73,6 +74,7 @@ internal sealed class RedundancyOptions
         cmd.Options.Add(Seq);
         cmd.Options.Add(Seed);
         cmd.Options.Add(Corpus);
+        cmd.Options.Add(Weights);
         cmd.Options.Add(Json);
     }
 

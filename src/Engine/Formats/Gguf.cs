@@ -223,6 +223,8 @@ public sealed class GgufFile : ITensorSource
         return GgufQuants.ReadF32(_file, e, _infos[name].Type);
     }
 
+    public MappedTensor? Map(string name) => new(_file, Get(name), _infos[name].Type);
+
     /// <summary>A TQ1_0, TQ2_0 or I2_S tensor's ternaries and scales, read without fp32; false for other types.</summary>
     public bool TryReadTernary(string name, out GgufTernary? ternary) => GgufQuants.TryReadTernary(_file, Get(name), _infos[name].Type, out ternary);
 

@@ -24,4 +24,9 @@ public interface ITensorSource : IDisposable
     TensorEntry Get(string name);
     /// <summary>Reads a tensor converted to float32 (row-major).</summary>
     float[] ReadF32(string name);
+    /// <summary>
+    /// The tensor's stored bytes, memory-mapped and not converted (GGUF, safetensors); null where the source keeps no
+    /// mapping of that type. Types a kernel can compute from: F16, BF16, Q8_0, Q4_0 (and F32).
+    /// </summary>
+    MappedTensor? Map(string name) => null;
 }

@@ -60,14 +60,67 @@ internal sealed unsafe class MappedFile : IDisposable
         return new ReadOnlySpan<byte>(_ptr + offset, count);
     }
 
-    public void Dispose()
+    // One reference for the source that opened the file, one for each MappedTensor still reachable: the view is
+    // unmapped when the last is released, so weights kept as stored outlive the reader that found them.
+    private int _refs = 1;
+    private int _sourceReleased;
+
+    internal byte* Pointer(long offset, long count, string field)
     {
-        if (_ptr == null) return;
+        if (!Has(offset, count))
+            throw new ModelFormatException(Path, field, offset, $"needs {count} bytes but the file ends at {Length}");
+        ObjectDisposedException.ThrowIf(_ptr == null, this);
+        return _ptr + offset;
+    }
+
+    internal void Retain()
+    {
+        ObjectDisposedException.ThrowIf(_ptr == null, this);
+        Interlocked.Increment(ref _refs);
+    }
+
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _refs) != 0) return;
         _ptr = null;
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
         _map.Dispose();
     }
+
+    /// <summary>The opening source is done with the file; the view stays while tensors mapped from it are reachable.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _sourceReleased, 1) == 0) Release();
+    }
+}
+
+/// <summary>
+/// One tensor's stored bytes in a memory-mapped file, valid while this object is reachable (it holds the mapping open
+/// after the reader is disposed). The byte range was checked against the file when the reader opened it and again here.
+/// <see cref="Type"/> is the stored type in ggml's terms (safetensors F16 / BF16 / F32 map to the same ids).
+/// </summary>
+public sealed unsafe class MappedTensor
+{
+    private readonly MappedFile? _file;
+
+    internal MappedTensor(MappedFile file, TensorEntry entry, GgmlType type)
+    {
+        Pointer = file.Pointer(entry.ByteOffset, entry.ByteLength, $"tensor '{entry.Name}'");
+        file.Retain();
+        _file = file;
+        Entry = entry;
+        Type = type;
+    }
+
+    public string FilePath => _file!.Path;
+    public TensorEntry Entry { get; }
+    public GgmlType Type { get; }
+    public byte* Pointer { get; }
+    public long Length => Entry.ByteLength;
+
+    // (null when the constructor threw before the lease was taken)
+    ~MappedTensor() => _file?.Release();
 }
 
 /// <summary>Sequential little-endian reader over a mapped file; every read names its field on failure.</summary>

@@ -109,6 +109,14 @@ public sealed class SafetensorsFile : ITensorSource
     public bool Contains(string name) => _map.ContainsKey(name);
     public TensorEntry Get(string name) => TensorIndex.Get(_map, Path, name);
     public float[] ReadF32(string name) => DTypes.ReadF32(_file, Get(name), Format);
+
+    public MappedTensor? Map(string name)
+    {
+        var e = Get(name);
+        GgmlType? t = e.DType switch { DType.F16 => GgmlType.F16, DType.BF16 => GgmlType.BF16, DType.F32 => GgmlType.F32, _ => null };
+        return t is { } type ? new MappedTensor(_file, e, type) : null;
+    }
+
     public void Dispose() => _file.Dispose();
 }
 
@@ -204,6 +212,12 @@ public sealed class SafetensorsIndex : ITensorSource
     {
         Get(name);
         return _open[_weightMap[name]].ReadF32(name);
+    }
+
+    public MappedTensor? Map(string name)
+    {
+        Get(name);
+        return _open[_weightMap[name]].Map(name);
     }
 
     public void Dispose()

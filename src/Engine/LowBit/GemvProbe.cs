@@ -37,7 +37,33 @@ public static class GemvProbe
         long weightBytes;
         int copies;
 
-        if (!LowBitFormats.Get(format).IsPacked)
+        var info = LowBitFormats.Get(format);
+        if (info.IsStored)
+        {
+            // Weights kept as stored: the same cold pool, rows split across a team, fp32 accumulation from the stored type.
+            var first = info.RandomStored(rows, cols, seed);
+            weightBytes = first.WeightBytes;
+            copies = PoolCopies(weightBytes, poolBytes);
+            var pool = new StoredMatrix[copies];
+            pool[0] = first;
+            for (int i = 1; i < copies; i++) pool[i] = first.CloneWeights();
+            using var team = new WorkerTeam(threads);
+            var bounds = new int[threads + 1];
+            for (int t = 0; t <= threads; t++) bounds[t] = t == threads ? rows : (int)((long)rows * t / threads / 16 * 16);
+            var xp = GC.AllocateArray<float>(cols, pinned: true);
+            var yp = GC.AllocateArray<float>(rows, pinned: true);
+            x.CopyTo(xp, 0);
+            StoredMatrix current = first;
+            unsafe
+            {
+                float* px = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref xp[0]);
+                float* py = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref yp[0]);
+                nint ax = (nint)px, ay = (nint)py;
+                Action<int> part = t => current.RowRange((float*)ax, 1, (float*)ay, bounds[t], bounds[t + 1], p);
+                Measure(times, warmup, copies, i => { current = pool[i]; team.Run(part); });
+            }
+        }
+        else if (!info.IsPacked)
         {
             weightBytes = LowBitFormats.WeightBytes(format, rows, cols);
             copies = PoolCopies(weightBytes, poolBytes);
@@ -66,7 +92,7 @@ public static class GemvProbe
         Array.Sort(times);
         double median = times[runs / 2];
         double ops = 2.0 * rows * cols;
-        return new GemvProbeResult(format, rows, cols, threads, LowBitFormats.Get(format).IsPacked ? p : Isa.Best, runs,
+        return new GemvProbeResult(format, rows, cols, threads, info.IsPacked || info.IsStored ? p : Isa.Best, runs,
             median, times[0], ops / median / 1e3, weightBytes / median / 1e3, weightBytes,
             weightBytes * 8.0 / ((long)rows * cols), copies, copies * weightBytes);
     }

@@ -14,8 +14,9 @@ public sealed class LowBitFormatInfo
     private readonly Func<float[], int, int, PackedMatrix>? _packFloat;
 
     internal LowBitFormatInfo(LowBitFormat format, string name, Func<int, int, long> bytes,
-        Func<TernaryWeights, PackedMatrix>? packTernary, Func<float[], int, int, PackedMatrix>? packFloat)
+        Func<TernaryWeights, PackedMatrix>? packTernary, Func<float[], int, int, PackedMatrix>? packFloat, StoredType? stored = null)
     {
+        Stored = stored;
         Format = format;
         Name = name;
         _bytes = bytes;
@@ -28,7 +29,10 @@ public sealed class LowBitFormatInfo
     public string Name { get; }
     /// <summary>Holds ternary weights (absmean-quantized, one scale per tensor): I2S, TL1, TL2.</summary>
     public bool IsTernary => _packTernary is not null;
-    /// <summary>Has a packed integer layout and the low-bit kernels (everything but F32).</summary>
+    /// <summary>A checkpoint type computed from as stored (f16, bf16, q8_0, q4_0): <see cref="StoredMatrix"/>'s kernels.</summary>
+    public StoredType? Stored { get; }
+    public bool IsStored => Stored is not null;
+    /// <summary>Has a packed integer layout and the low-bit kernels (int8 and the ternary formats).</summary>
     public bool IsPacked => _packTernary is not null || _packFloat is not null;
 
     /// <summary>Bytes of a rows x cols matrix in this format, padding and scales included: what one GEMV streams.</summary>
@@ -59,6 +63,7 @@ public sealed class LowBitFormatInfo
     /// </summary>
     public PackedMatrix Random(int rows, int cols, int seed)
     {
+        if (IsStored) throw new ArgumentException($"{Name} is a stored type; use RandomStored.", nameof(rows));
         if (IsTernary) return Pack(AbsMeanTernary.Random(rows, cols, seed, scale: 0.02f));
         Shapes.CheckShape(rows, cols);
         var rng = new Random(seed);
@@ -66,6 +71,10 @@ public sealed class LowBitFormatInfo
         for (long i = 0; i < w.LongLength; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
         return Pack(w, rows, cols);
     }
+
+    /// <summary>Seeded synthetic weights in a stored type (uniform in [-1, 1), quantized as ggml does), for benchmarks.</summary>
+    public StoredMatrix RandomStored(int rows, int cols, int seed) =>
+        Stored is { } t ? StoredMatrix.Random(t, rows, cols, seed) : throw new ArgumentException($"{Name} is not a stored type.", nameof(rows));
 
     public override string ToString() => Name;
 }
@@ -81,6 +90,10 @@ public static class LowBitFormats
         new(LowBitFormat.I2S, "i2s", I2S.BytesFor, I2S.Pack, null),
         new(LowBitFormat.TL1, "tl1", TL1.BytesFor, TL1.Pack, null),
         new(LowBitFormat.TL2, "tl2", TL2.BytesFor, TL2.Pack, null),
+        new(LowBitFormat.F16, "f16", (r, c) => StoredMatrix.BytesFor(StoredType.F16, r, c), null, null, StoredType.F16),
+        new(LowBitFormat.BF16, "bf16", (r, c) => StoredMatrix.BytesFor(StoredType.BF16, r, c), null, null, StoredType.BF16),
+        new(LowBitFormat.Q8_0, "q8_0", (r, c) => StoredMatrix.BytesFor(StoredType.Q8_0, r, c), null, null, StoredType.Q8_0),
+        new(LowBitFormat.Q4_0, "q4_0", (r, c) => StoredMatrix.BytesFor(StoredType.Q4_0, r, c), null, null, StoredType.Q4_0),
     ];
 
     public static IReadOnlyList<LowBitFormatInfo> Ternary { get; } = All.Where(f => f.IsTernary).ToArray();
@@ -95,7 +108,7 @@ public static class LowBitFormats
         return string.IsNullOrEmpty(n) ? null : All.FirstOrDefault(f => f.Name.Equals(n, StringComparison.OrdinalIgnoreCase));
     }
 
-    /// <summary>The registered names for messages: "f32, int8, i2s, tl1 or tl2" (or only the ternary ones).</summary>
+    /// <summary>The registered names for messages: "f32, int8, i2s, tl1, tl2, f16, bf16, q8_0 or q4_0" (or only the ternary ones).</summary>
     public static string NameList(bool ternaryOnly = false)
     {
         var names = (ternaryOnly ? Ternary : All).Select(f => f.Name).ToArray();

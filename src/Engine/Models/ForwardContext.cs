@@ -54,7 +54,8 @@ public sealed class ForwardContext
     public static ForwardContext Default => new();
 
     /// <summary>
-    /// A linear layer, Y[n, m] = X[n, k] W[m, k]^T, through the override if it takes this weight, else the fp32 kernel;
+    /// A linear layer, Y[n, m] = X[n, k] W[m, k]^T, through the override if it takes this weight, else the stored-type
+    /// kernel of a weight kept as stored (<see cref="StoredLinears"/>), else the fp32 kernel;
     /// then + bias (m values; empty for none) and exact GELU when <paramref name="gelu"/>. The fp32 kernel applies
     /// both as each tile finishes; after an override they run as passes over Y. <paramref name="fallback"/> (the model's
     /// own kernels, <see cref="LlamaModel.LinearOverride"/>) takes the weights this context's <see cref="Linear"/> does not.
@@ -64,6 +65,14 @@ public sealed class ForwardContext
     {
         if ((Linear?.TryLinear(w, x, n, k, m, y) ?? false) || (fallback?.TryLinear(w, x, n, k, m, y) ?? false))
         {
+            Tensors.Ops.AddBias(y, n, m, bias, gelu);
+            return;
+        }
+        if (StoredLinears.Find(w) is { } stored)
+        {
+            if (stored.Rows != m || stored.Cols != k)
+                throw new ArgumentException($"the stored weight is {stored.Rows} x {stored.Cols}, the layer asks for {m} x {k}", nameof(w));
+            stored.Gemm(x[..(n * k)], n, y[..(n * m)], Threads);
             Tensors.Ops.AddBias(y, n, m, bias, gelu);
             return;
         }

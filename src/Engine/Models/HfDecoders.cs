@@ -35,7 +35,7 @@ public static class HfDecoders
             : throw new ModelFormatException(configPath, "model_type", 0, $"'{type}' is not a supported decoder; supported: {SupportedList}");
     }
 
-    public static LlamaModel Load(string folder, string? name = null)
+    public static LlamaModel Load(string folder, string? name = null, WeightStorage storage = WeightStorage.Stored)
     {
         var cfgPath = Path.Combine(folder, "config.json");
         var family = Family(cfgPath);
@@ -48,7 +48,7 @@ public static class HfDecoders
         var (cfg, spec) = Describe(c, family);
         bool tied = c.Bool("tie_word_embeddings", family is "gemma2" or "gemma3_text" or "gpt2");
         return family == "gpt2" ? BuildGpt2(src, cfg, spec, name ?? new DirectoryInfo(folder).Name)
-            : Build(src, cfg, spec, c, name ?? new DirectoryInfo(folder).Name, tied);
+            : Build(src, cfg, spec, c, name ?? new DirectoryInfo(folder).Name, tied, storage);
     }
 
     /// <summary>The architecture numbers and the block description of a family's config.json.</summary>
@@ -197,7 +197,7 @@ public static class HfDecoders
     }
 
     /// <summary>The Llama-layout families (llama, mistral, qwen2/3, gemma2/3, phi3, bitnet): model.layers.{i}.*</summary>
-    private static LlamaModel Build(ITensorSource src, ModelConfig cfg, DecoderSpec spec, HfConfig c, string name, bool tied)
+    private static LlamaModel Build(ITensorSource src, ModelConfig cfg, DecoderSpec spec, HfConfig c, string name, bool tied, WeightStorage storage)
     {
         int d = cfg.Dim, qd = cfg.QDim, kv = cfg.KvDim, h = cfg.MlpDim, hd = cfg.HeadDim;
         bool qkvBias = spec.Family == "qwen2" || c.Bool("attention_bias"), oBias = spec.Family != "qwen2" && c.Bool("attention_bias");
@@ -208,10 +208,11 @@ public static class HfDecoders
             if (spec.NormWeightOffset != 0) for (int i = 0; i < w.Length; i++) w[i] += spec.NormWeightOffset;
             return w;
         }
-        float[] Lin(string n, long rows, long cols) => scales is null ? TensorReading.Read(src, n + ".weight", rows, cols) : Ternary(src, n, rows, cols, scales);
+        float[] Lin(string n, long rows, long cols) => scales is null ? StoredLinears.Read(src, n + ".weight", rows, cols, storage) : Ternary(src, n, rows, cols, scales);
         // rotate-half rows (and their biases and q/k norm weights) back to llama2.c's interleaved pairs
         float[] Rot(float[] w, int heads)
         {
+            if (StoredLinears.Find(w) is { } stored) return StoredLinears.PermuteRows(w, LlamaLoader.UnpermutedRows(stored.Rows, heads))!;
             var r = LlamaLoader.UnpermuteRotary(w, heads, w.Length / (heads * hd));
             if (scales is not null && scales.Remove(w, out var sc)) scales[r] = sc;  // a ternary matrix's scale follows its rows
             return r;
@@ -226,10 +227,10 @@ public static class HfDecoders
             if (spec.Family == "phi3")
             {
                 // fused rows: q, k, v; gate, up
-                var qkv = TensorReading.Read(src, a + "qkv_proj.weight", qd + 2 * kv, d);
-                wq = qkv[..(qd * d)]; wk = qkv[(qd * d)..((qd + kv) * d)]; wv = qkv[((qd + kv) * d)..];
-                var gu = TensorReading.Read(src, m + "gate_up_proj.weight", 2 * h, d);
-                w1 = gu[..(h * d)]; w3 = gu[(h * d)..];
+                var qkv = StoredLinears.Read(src, a + "qkv_proj.weight", qd + 2 * kv, d, storage);
+                wq = StoredLinears.Rows(qkv, d, 0, qd); wk = StoredLinears.Rows(qkv, d, qd, qd + kv); wv = StoredLinears.Rows(qkv, d, qd + kv, qd + 2 * kv);
+                var gu = StoredLinears.Read(src, m + "gate_up_proj.weight", 2 * h, d, storage);
+                w1 = StoredLinears.Rows(gu, d, 0, h); w3 = StoredLinears.Rows(gu, d, h, 2 * h);
             }
             else
             {
@@ -262,7 +263,7 @@ public static class HfDecoders
             TokenEmbedding = emb,
             Layers = layers,
             FinalNorm = Norm("model.norm.weight", d),
-            Output = tied || !src.Contains("lm_head.weight") ? emb : TensorReading.Read(src, "lm_head.weight", cfg.Vocab, d),
+            Output = tied || !src.Contains("lm_head.weight") ? emb : StoredLinears.Read(src, "lm_head.weight", cfg.Vocab, d, storage),
             WeightScales = scales,
         };
         return new LlamaModel(cfg, weights, TensorReading.Card(name, src, cfg), spec);

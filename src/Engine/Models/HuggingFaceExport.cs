@@ -27,21 +27,21 @@ public static class HuggingFaceExport
             if (!noAttn.Contains(i))
             {
                 tensors.Add((p + "input_layernorm.weight", [c.Dim], l.AttnNorm));
-                tensors.Add((p + "self_attn.q_proj.weight", [c.Dim, c.Dim], LlamaLoader.PermuteRotary(l.Wq, c.Heads, c.Dim)));
-                tensors.Add((p + "self_attn.k_proj.weight", [c.KvDim, c.Dim], LlamaLoader.PermuteRotary(l.Wk, c.KvHeads, c.Dim)));
-                tensors.Add((p + "self_attn.v_proj.weight", [c.KvDim, c.Dim], l.Wv));
-                tensors.Add((p + "self_attn.o_proj.weight", [c.Dim, c.Dim], l.Wo));
+                tensors.Add((p + "self_attn.q_proj.weight", [c.Dim, c.Dim], LlamaLoader.PermuteRotary(StoredLinears.Fp32(l.Wq), c.Heads, c.Dim)));
+                tensors.Add((p + "self_attn.k_proj.weight", [c.KvDim, c.Dim], LlamaLoader.PermuteRotary(StoredLinears.Fp32(l.Wk), c.KvHeads, c.Dim)));
+                tensors.Add((p + "self_attn.v_proj.weight", [c.KvDim, c.Dim], StoredLinears.Fp32(l.Wv)));
+                tensors.Add((p + "self_attn.o_proj.weight", [c.Dim, c.Dim], StoredLinears.Fp32(l.Wo)));
             }
             if (!noMlp.Contains(i))
             {
                 tensors.Add((p + "post_attention_layernorm.weight", [c.Dim], l.FfnNorm));
-                tensors.Add((p + "mlp.gate_proj.weight", [c.MlpDim, c.Dim], l.W1));
-                tensors.Add((p + "mlp.down_proj.weight", [c.Dim, c.MlpDim], l.W2));
-                tensors.Add((p + "mlp.up_proj.weight", [c.MlpDim, c.Dim], l.W3));
+                tensors.Add((p + "mlp.gate_proj.weight", [c.MlpDim, c.Dim], StoredLinears.Fp32(l.W1)));
+                tensors.Add((p + "mlp.down_proj.weight", [c.Dim, c.MlpDim], StoredLinears.Fp32(l.W2)));
+                tensors.Add((p + "mlp.up_proj.weight", [c.MlpDim, c.Dim], StoredLinears.Fp32(l.W3)));
             }
         }
         tensors.Add(("model.norm.weight", [c.Dim], w.FinalNorm));
-        if (!w.SharedOutput) tensors.Add(("lm_head.weight", [c.Vocab, c.Dim], w.Output));
+        if (!w.SharedOutput) tensors.Add(("lm_head.weight", [c.Vocab, c.Dim], StoredLinears.Fp32(w.Output)));
         if (maxShardBytes is { } max) SafetensorsWriter.WriteSharded(folder, tensors, dtype, max);
         else SafetensorsWriter.Write(Path.Combine(folder, "model.safetensors"), tensors, dtype);
 

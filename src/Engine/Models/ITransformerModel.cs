@@ -62,10 +62,10 @@ public static class TransformerExtensions
         }
     }
 
-    /// <summary>fp32 bytes of every distinct parameter array (a tied weight once), or of those <paramref name="include"/> accepts.</summary>
+    /// <summary>Bytes (fp32, or as stored for weights kept as stored) of every distinct parameter array (a tied weight once), or of those <paramref name="include"/> accepts.</summary>
     public static long ParameterBytes(this ITransformerModel model, Func<float[], bool>? include = null) =>
-        4L * model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>()
-            .Where(a => include?.Invoke(a) ?? true).Sum(a => (long)a.Length);
+        model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>()
+            .Where(a => include?.Invoke(a) ?? true).Sum(StoredLinears.Bytes);
 
     /// <summary>Embeds the input and runs every block (no readout): the final state, with the context's hooks fired.</summary>
     public static SequenceState Hidden(this ITransformerModel model, ModelInput input, ForwardContext ctx)

@@ -64,7 +64,7 @@ public static class LlamaLoader
         return Build(ck, cfg, Meta, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: h.SharedClassifier);
     }
 
-    public static LlamaModel FromGguf(string path, string? name = null)
+    public static LlamaModel FromGguf(string path, string? name = null, WeightStorage storage = WeightStorage.Stored)
     {
         using var g = GgufFile.Open(path);
         string arch = g.TryGet<string>("general.architecture", out var a) ? a : "";
@@ -93,7 +93,7 @@ public static class LlamaLoader
             PreNorm: true, MlpKind.SwiGlu,
             NormEps: Float("llama.attention.layer_norm_rms_epsilon", 1e-5f),
             RopeTheta: Float("llama.rope.freq_base", 10000f));
-        return Build(g, cfg, Gguf, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: !g.Contains(Gguf.Output));
+        return Build(g, cfg, Gguf, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: !g.Contains(Gguf.Output), storage: storage);
     }
 
     /// <summary>
@@ -101,13 +101,13 @@ public static class LlamaLoader
     /// Modules listed in <paramref name="absent"/> (a layer-dropped checkpoint) have no tensors in the folder and get
     /// zero weights (one shared array per shape), so the model computes the pruned function even without skips.
     /// </summary>
-    public static LlamaModel FromHuggingFace(string folder, string? name = null, ModuleSkips? absent = null)
+    public static LlamaModel FromHuggingFace(string folder, string? name = null, ModuleSkips? absent = null, WeightStorage storage = WeightStorage.Stored)
     {
         var cfgPath = System.IO.Path.Combine(folder, "config.json");
         var cfg = ReadHfConfig(cfgPath, out bool tied);
         using var src = HfTensors.Open(folder);
         return Build(src, cfg, HuggingFace, name ?? new DirectoryInfo(folder).Name, unpermute: true,
-            shared: tied || !src.Contains(HuggingFace.Output), absent);
+            shared: tied || !src.Contains(HuggingFace.Output), absent, storage);
     }
 
     internal static ModelConfig ReadHfConfig(string path, out bool tied)
@@ -141,7 +141,7 @@ public static class LlamaLoader
     }
 
     private static LlamaModel Build(ITensorSource src, ModelConfig cfg, Names names, string name, bool unpermute, bool shared,
-        ModuleSkips? absent = null)
+        ModuleSkips? absent = null, WeightStorage storage = WeightStorage.Fp32)
     {
         var zeros = new Dictionary<long, float[]>();
         try { cfg.Validate(); }
@@ -163,22 +163,25 @@ public static class LlamaLoader
             float[] Q(string n, int heads, long rows)
             {
                 if (noAttn) return Zero(rows * d);
-                var w = TensorReading.Read(src, N(n), rows, d);
+                var w = StoredLinears.Read(src, N(n), rows, d, storage);
                 return unpermute ? UnpermuteRotary(w, heads, d) : w;
             }
             float[] A(string n, params long[] shape) => noAttn ? Zero(shape.Aggregate(1L, (a, b) => a * b)) : TensorReading.Read(src, N(n), shape);
             float[] M(string n, params long[] shape) => noMlp ? Zero(shape.Aggregate(1L, (a, b) => a * b)) : TensorReading.Read(src, N(n), shape);
+            // block linears: kept as stored when the file's type has kernels (and storage asks for it)
+            float[] LA(string n, long rows, long cols) => noAttn ? Zero(rows * cols) : StoredLinears.Read(src, N(n), rows, cols, storage);
+            float[] LM(string n, long rows, long cols) => noMlp ? Zero(rows * cols) : StoredLinears.Read(src, N(n), rows, cols, storage);
             layers[i] = new LlamaLayer
             {
                 AttnNorm = A("attn_norm", d),
                 Wq = Q("wq", cfg.Heads, d),
                 Wk = Q("wk", cfg.KvHeads, kv),
-                Wv = A("wv", kv, d),
-                Wo = A("wo", d, d),
+                Wv = LA("wv", kv, d),
+                Wo = LA("wo", d, d),
                 FfnNorm = M("ffn_norm", d),
-                W1 = M("w1", h, d),
-                W2 = M("w2", d, h),
-                W3 = M("w3", h, d),
+                W1 = LM("w1", h, d),
+                W2 = LM("w2", d, h),
+                W3 = LM("w3", h, d),
             };
         }
         var weights = new LlamaWeights
@@ -186,7 +189,7 @@ public static class LlamaLoader
             TokenEmbedding = emb,
             Layers = layers,
             FinalNorm = TensorReading.Read(src, names.FinalNorm, d),
-            Output = shared ? emb : TensorReading.Read(src, names.Output, cfg.Vocab, d),
+            Output = shared ? emb : StoredLinears.Read(src, names.Output, cfg.Vocab, d, storage),
         };
         return new LlamaModel(cfg, weights, TensorReading.Card(name, src, cfg));
     }
@@ -197,6 +200,7 @@ public static class LlamaLoader
     /// </summary>
     public static float[] UnpermuteRotary(float[] w, int heads, int cols)
     {
+        if (StoredLinears.Find(w) is { } stored) return StoredLinears.PermuteRows(w, UnpermutedRows(stored.Rows, heads))!;
         int rows = w.Length / cols, hd = rows / heads, half = hd / 2;
         var r = new float[w.Length];
         for (int h = 0; h < heads; h++)
@@ -204,6 +208,18 @@ public static class LlamaLoader
                 for (int j = 0; j < 2; j++)
                     Array.Copy(w, (long)(h * hd + j * half + i) * cols, r, (long)(h * hd + 2 * i + j) * cols, cols);
         return r;
+    }
+
+    /// <summary>The row map of <see cref="UnpermuteRotary"/>: row 2i + j of a head reads its row j * headDim/2 + i.</summary>
+    internal static int[] UnpermutedRows(int rows, int heads)
+    {
+        int hd = rows / heads, half = hd / 2;
+        var map = new int[rows];
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < half; i++)
+                for (int j = 0; j < 2; j++)
+                    map[h * hd + 2 * i + j] = h * hd + j * half + i;
+        return map;
     }
 
     /// <summary>The inverse of <see cref="UnpermuteRotary"/>: what Hugging Face's conversion script does.</summary>

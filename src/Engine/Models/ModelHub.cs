@@ -31,8 +31,11 @@ public static class ModelHub
 
     private static readonly Dictionary<string, Lazy<LoadedModel>> Cache = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Loads a model, caching bundled ones (they are immutable and shared).</summary>
-    public static LoadedModel Load(string nameOrPath, string? tokenizerPath = null)
+    /// <summary>
+    /// Loads a model, caching bundled ones (they are immutable and shared). Linears of GGUF and safetensors files stay
+    /// in their stored type (bf16, f16, Q8_0, Q4_0) unless <paramref name="storage"/> asks for fp32 copies.
+    /// </summary>
+    public static LoadedModel Load(string nameOrPath, string? tokenizerPath = null, WeightStorage storage = WeightStorage.Stored)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
         if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase) && tokenizerPath is not null)
@@ -54,7 +57,7 @@ public static class ModelHub
         if (!File.Exists(nameOrPath) && !Directory.Exists(nameOrPath))
             throw new FileNotFoundException($"'{nameOrPath}' is neither a bundled model ({string.Join(", ", BundledNames)}) nor an existing file or folder", nameOrPath);
         var path = Path.GetFullPath(nameOrPath);
-        try { return LoadPath(path, tokenizerPath); }
+        try { return LoadPath(path, tokenizerPath, storage); }
         catch (Exception e) when (IsForeign(e))
         {
             // The readers name their own fields; this is the last net for an exception a reader let through.
@@ -70,8 +73,8 @@ public static class ModelHub
         or KeyNotFoundException or IndexOutOfRangeException or InvalidDataException or System.Text.Json.JsonException
         or Google.Protobuf.InvalidProtocolBufferException;
 
-    public static Decoder LoadDecoder(string nameOrPath, string? tokenizerPath = null) =>
-        Load(nameOrPath, tokenizerPath) as Decoder ?? throw new ArgumentException($"'{nameOrPath}' is not a decoder (Llama) model", nameof(nameOrPath));
+    public static Decoder LoadDecoder(string nameOrPath, string? tokenizerPath = null, WeightStorage storage = WeightStorage.Stored) =>
+        Load(nameOrPath, tokenizerPath, storage) as Decoder ?? throw new ArgumentException($"'{nameOrPath}' is not a decoder (Llama) model", nameof(nameOrPath));
 
     public static Encoder LoadEncoder(string nameOrPath) =>
         Load(nameOrPath) as Encoder ?? throw new ArgumentException($"'{nameOrPath}' is not an encoder (BERT) model", nameof(nameOrPath));
@@ -99,7 +102,7 @@ public static class ModelHub
         return new Encoder("minilm", model, tok);
     }
 
-    private static LoadedModel LoadPath(string path, string? tokenizerPath)
+    private static LoadedModel LoadPath(string path, string? tokenizerPath, WeightStorage storage = WeightStorage.Stored)
     {
         var kind = ModelFiles.Sniff(path);
         switch (kind)
@@ -111,7 +114,7 @@ public static class ModelHub
             }
             case ModelFileKind.Gguf:
             {
-                var model = LlamaLoader.FromGguf(path);
+                var model = LlamaLoader.FromGguf(path, storage: storage);
                 var tok = tokenizerPath is not null ? DecoderTokenizer(tokenizerPath, model.Config.Vocab) : Llama2cTokenizer.FromGguf(path, model.Config.Vocab);
                 return new Decoder(model.Card.Name, model, tok);
             }
@@ -134,7 +137,7 @@ public static class ModelHub
                     return new Decoder(pruned.Card.Name, pruned, tokPath is null ? null : DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
                 }
                 // The family from config.json's architectures / model_type (unsupported ones are named with the supported list).
-                var decoder = HfDecoders.Load(path);
+                var decoder = HfDecoders.Load(path, storage: storage);
                 return new Decoder(decoder.Card.Name, decoder, tokPath is null ? null : DecoderTokenizer(tokPath, decoder.Config.Vocab));
             }
             case ModelFileKind.Npz:

@@ -41,6 +41,9 @@ public sealed record GemvRequest : IRequest<GemvComparison>
             throw new OptionException("--format", $"--format ({LowBitFormats.NameList()}) or --compare (a comma-separated list, or all) is required.");
         var formats = hasFormat ? [FormatOption.Parse(Format, "--format")] : FormatOption.ParseList(Compare!, "--compare");
         int rows = Required(Rows, "--rows", MaxRows), cols = Required(Cols, "--cols", Shapes.MaxCols);
+        foreach (var f in formats)
+            if (LowBitFormats.Get(f).Stored is StoredType.Q8_0 or StoredType.Q4_0 && cols % 32 != 0)
+                throw new OptionException("--cols", $"--cols {cols}: {f.Name()} stores rows in blocks of 32 weights; give a multiple of 32.");
         FormatOption.CheckRange(Threads, "--threads", 1, Environment.ProcessorCount);
         FormatOption.CheckRange(Runs, "--runs", 1, MaxRuns);
         if (Bandwidth is { } bw && !(bw > 0 && bw <= 10_000))

@@ -69,11 +69,12 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
         {
             var (name, _, w, rows, cols) = linear;
             if (_byWeight.ContainsKey(w)) continue; // a tied weight is quantized once
-            var t = read is null ? AbsMeanTernary.Quantize(w, rows, cols) : read(linear);
+            // a weight kept as stored (bf16, Q8_0, ...) is quantized from its fp32 values, one layer at a time
+            var t = read is null ? AbsMeanTernary.Quantize(StoredLinears.Fp32(w), rows, cols) : read(linear with { Weight = StoredLinears.Fp32(w) });
             var m = t.Pack(format);
             int zeros = 0;
             foreach (var v in t.Values) if (v == 0) zeros++;
-            var info = new TernaryLayer(name, rows, cols, t.Scale, zeros / (double)t.Values.Length, 4L * w.Length, m.WeightBytes);
+            var info = new TernaryLayer(name, rows, cols, t.Scale, zeros / (double)t.Values.Length, 4L * rows * cols, m.WeightBytes);
             _byWeight[w] = new Entry(info, t, m, m.CreateWorkspace(_team, ChunkTokens));
             layers.Add(info);
         }

@@ -17,13 +17,16 @@ public abstract record CalibrationRequest
     public int? Seq { get; init; }
     public int Seed { get; init; }
     public string? Corpus { get; init; }
+    /// <summary>--weights: stored (default) or fp32.</summary>
+    public string? Weights { get; init; }
 
     /// <summary>The checked options: the parsed granularity and the model with its calibration options.</summary>
     private protected (Granularity Granularity, RedundancyInputs.Checked Inputs) CheckCalibration()
     {
         var g = Names.ParseGranularity(Granularity, "--granularity");
         if (string.IsNullOrWhiteSpace(Model)) throw new OptionException("--model", "--model is required");
-        return (g, RedundancyInputs.Check(ModelHub.Load(Model), Samples, Seq, Corpus));
+        var storage = WeightStorageOption.Parse(Weights);
+        return (g, RedundancyInputs.Check(ModelHub.Load(Model, storage: storage), Samples, Seq, Corpus));
     }
 }
 

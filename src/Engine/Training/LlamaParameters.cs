@@ -65,7 +65,7 @@ public sealed class LlamaParameters
         var p = new LlamaParameters(model.Config, w.SharedOutput);
         w.TokenEmbedding.CopyTo(p.Embedding, 0);
         w.FinalNorm.CopyTo(p.FinalNorm, 0);
-        if (!w.SharedOutput) w.Output.CopyTo(p.Output, 0);
+        if (!w.SharedOutput) StoredLinears.Fp32(w.Output).CopyTo(p.Output, 0);
         for (int i = 0; i < w.Layers.Length; i++)
         {
             var l = w.Layers[i];
@@ -114,6 +114,7 @@ public sealed class LlamaParameters
         return stacked.AsSpan(layer * size, size);
     }
 
-    private void Put(float[] src, float[] stacked, int layer) => src.CopyTo(Slice(stacked, Config.Layers, layer));
+    // training needs fp32: a weight kept as stored is dequantized here
+    private void Put(float[] src, float[] stacked, int layer) => StoredLinears.Fp32(src).CopyTo(Slice(stacked, Config.Layers, layer));
     private float[] Take(float[] stacked, int layer) => Slice(stacked, Config.Layers, layer).ToArray();
 }

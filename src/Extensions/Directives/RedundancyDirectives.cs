@@ -18,6 +18,7 @@ public sealed class RedundancyCommand : KernelDirectiveCommand
     public string? Seq { get; set; }
     public string? Seed { get; set; }
     public string? Corpus { get; set; }
+    public string? Weights { get; set; }
     public string? As { get; set; }
 }
 
@@ -38,6 +39,7 @@ public sealed class DropCommand : KernelDirectiveCommand
     public string? Seq { get; set; }
     public string? Seed { get; set; }
     public string? Corpus { get; set; }
+    public string? Weights { get; set; }
     public string? As { get; set; }
 }
 
@@ -58,7 +60,7 @@ internal static class RedundancyDirectives
             var request = new RedundancyRequest
             {
                 Model = Text(c.Model)!, Granularity = Text(c.Granularity)!,
-                Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus),
+                Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus), Weights = Text(c.Weights),
             };
             return request.Run(Magic.Bar(LiveProgress.Start(context, $"importance of {request.Model}", 2)), token);
         }));
@@ -94,6 +96,7 @@ internal static class RedundancyDirectives
         d.Parameters.Add(new KernelDirectiveParameter("--seq", "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--seed", "seed of the calibration/evaluation split (default 0)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--corpus", "text file, documents separated by blank lines, or persuasion (the novel austen-16L never saw; default: TinyStories for decoders, Pride and Prejudice for encoders)"));
+        d.Parameters.Add(new KernelDirectiveParameter("--weights", "stored (default: bf16 / f16 / Q8_0 / Q4_0 linears stay memory-mapped in their type) or fp32"));
         d.Parameters.Add(new KernelDirectiveParameter("--as", $"C# variable for the result (default: {(verb == "drop" ? "drop, or sweep with --sweep" : "redundancy")})"));
     }
 
@@ -102,7 +105,7 @@ internal static class RedundancyDirectives
         var request = new DropRequest
         {
             Model = Text(c.Model)!, Granularity = Text(c.Granularity)!,
-            Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus),
+            Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus), Weights = Text(c.Weights),
             Count = Parse.Int(Text(c.Count), "--count"), Strategy = Text(c.Strategy) ?? "one-shot", Never = Text(c.Never),
             Sweep = c.Sweep, NoSpeed = c.NoSpeed,
         };

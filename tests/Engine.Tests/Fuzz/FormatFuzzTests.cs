@@ -34,6 +34,8 @@ public sealed class DecoderFileFuzzTests(ITestOutputHelper output) : FuzzTestBas
     [Fact] public void Safetensors() => Check(FuzzTargets.Safetensors);
     [Fact] public void Config_json() => Check(FuzzTargets.LlamaConfig);
     [Fact] public void Safetensors_index() => Check(FuzzTargets.SafetensorsIndex);
+    [Fact] public void Gguf_q8_0_kept_as_stored() => Check(FuzzTargets.GgufQ8);
+    [Fact] public void Safetensors_bf16_kept_as_stored() => Check(FuzzTargets.SafetensorsBf16);
 }
 
 public sealed class TokenizerFuzzTests(ITestOutputHelper output) : FuzzTestBase(output)

@@ -130,12 +130,12 @@ internal static class FuzzTargets
     private static readonly Lazy<Dictionary<string, byte[]>> HfFolder = new(() => Export(null));
     private static readonly Lazy<Dictionary<string, byte[]>> HfSharded = new(() => Export(400_000));
 
-    private static Dictionary<string, byte[]> Export(long? shard)
+    private static Dictionary<string, byte[]> Export(long? shard, DType dtype = DType.F32)
     {
         var dir = Directory.CreateTempSubdirectory("wb-fuzz-hf-").FullName;
         try
         {
-            HuggingFaceExport.WriteLlama(ModelHub.LoadDecoder("stories260K").Model, dir, maxShardBytes: shard);
+            HuggingFaceExport.WriteLlama(ModelHub.LoadDecoder("stories260K").Model, dir, dtype, maxShardBytes: shard);
             var files = Directory.EnumerateFiles(dir).ToDictionary(Path.GetFileName, File.ReadAllBytes)!;
             files["tokenizer.bin"] = Tok512.Value;
             return files!;
@@ -161,6 +161,16 @@ internal static class FuzzTargets
     }
 
     public static FuzzTarget LlamaConfig => HfTarget("config.json", HfFolder, "config.json", Mutator.Json, 1000);
+
+    // ---- weights kept as stored: block linears read through the memory map in their type (Q8_0, bf16) ----
+
+    public static FuzzTarget GgufQ8 => new("gguf-q8_0", "model.gguf", [Repo("data/goldens/gguf-quants/stories260K-q8_0.gguf")],
+        GgufMutator.Mutate, p => ModelHub.Load(p), UseDecoder, 500);
+
+    private static readonly Lazy<Dictionary<string, byte[]>> HfBf16 = new(() => Export(null, DType.BF16));
+
+    public static FuzzTarget SafetensorsBf16 => HfTarget("safetensors-bf16", HfBf16, "model.safetensors",
+        (s, r) => r.Next(2) == 0 ? Mutator.Bytes(s, r, 8 + (int)BitConverter.ToUInt64(s)) : SafetensorsHeaderJson(s, r), 500);
 
     public static FuzzTarget SafetensorsIndex => HfTarget("index.json", HfSharded, "model.safetensors.index.json", Mutator.Json, 1000);
 }

@@ -19,6 +19,26 @@ public class FormatRegistryTests
         Assert.Same(info, LowBitFormats.Find(info.Name));
         Assert.Same(info, LowBitFormats.Find(" " + info.Name.ToUpperInvariant() + " "));
         Assert.Equal(info.Name, format.Name());
+        if (info.IsStored)
+        {
+            // A stored type: its own bytes (2 a weight, or ggml's 34 / 18 bytes a block of 32) and its kernels on every path
+            foreach (var (rows, cols) in new[] { (3, 64), (65, 256) })
+            {
+                var sm = info.RandomStored(rows, cols, rows);
+                Assert.Equal(info.WeightBytes(rows, cols), sm.WeightBytes);
+                var xs = Enumerable.Range(0, cols).Select(i => MathF.Sin(i)).ToArray();
+                var ys = new float[rows];
+                sm.Gemv(xs, ys, 1, IsaPath.Scalar);
+                foreach (var path in Isa.SupportedPaths)
+                {
+                    var yp = new float[rows];
+                    sm.Gemv(xs, yp, 1, path);
+                    Assert.Equal(ys, yp);
+                }
+            }
+            Assert.Throws<ArgumentException>(() => info.Random(2, 64, 1));
+            return;
+        }
         if (!info.IsPacked)
         {
             Assert.Equal(4L * 65 * 257, info.WeightBytes(65, 257)); // F32: four bytes a weight, no padding, no scale
@@ -63,7 +83,7 @@ public class FormatRegistryTests
     {
         Assert.Equal(Enum.GetValues<LowBitFormat>(), LowBitFormats.All.Select(f => f.Format).Order());
         Assert.Equal(LowBitFormats.All.Count, LowBitFormats.All.Select(f => f.Name).Distinct().Count());
-        Assert.Equal("f32, int8, i2s, tl1 or tl2", LowBitFormats.NameList());
+        Assert.Equal("f32, int8, i2s, tl1, tl2, f16, bf16, q8_0 or q4_0", LowBitFormats.NameList());
         Assert.Equal("i2s, tl1 or tl2", LowBitFormats.NameList(ternaryOnly: true));
         Assert.Null(LowBitFormats.Find("q4"));
         Assert.Null(LowBitFormats.Find(""));

@@ -1,0 +1,148 @@
+using Workbench.Engine.Formats;
+using Workbench.Engine.LowBit;
+using Workbench.Engine.Tensors;
+
+namespace Workbench.Engine.Tests.LowBit;
+
+/// <summary>
+/// The stored-type kernels (bf16, f16, Q8_0, Q4_0 with fp32 accumulation): every path bit for bit against the scalar
+/// twin, the GEMM equal to the GEMV token by token, and the products against ggml's own dequantized values
+/// (data/goldens/gguf-quants, made by ggml's C code).
+/// </summary>
+public class StoredMatrixTests
+{
+    public static TheoryData<StoredType> Types => new(Enum.GetValues<StoredType>());
+
+    private static (int Rows, int Cols)[] Shapes(StoredType t) => t is StoredType.Q8_0 or StoredType.Q4_0
+        ? [(1, 32), (3, 64), (17, 96), (33, 256), (5, 1024)]
+        : [(1, 1), (5, 17), (9, 100), (2, 257), (17, 96), (3, 1024)];
+
+    private static float[] RandomX(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        return x;
+    }
+
+    private static uint[] Bits(float[] y) => y.Select(BitConverter.SingleToUInt32Bits).ToArray();
+
+    [Theory, Trait("Category", "Simd")]
+    [MemberData(nameof(Types))]
+    public void Every_path_equals_the_scalar_twin_bit_for_bit_and_the_gemm_equals_the_gemv(StoredType type)
+    {
+        int seed = 0;
+        foreach (var (rows, cols) in Shapes(type))
+        {
+            var m = StoredMatrix.Random(type, rows, cols, ++seed);
+            Assert.Equal(StoredMatrix.BytesFor(type, rows, cols), m.WeightBytes);
+            const int n = 3;
+            var x = RandomX(n * cols, seed);
+            var scalar = new float[rows];
+            m.Gemv(x.AsSpan(0, cols), scalar, 1, IsaPath.Scalar);
+            foreach (var path in Isa.SupportedPaths)
+            {
+                var y = new float[rows];
+                m.Gemv(x.AsSpan(0, cols), y, 1, path);
+                Assert.True(Bits(scalar).SequenceEqual(Bits(y)), $"{type} {rows}x{cols} {path}: GEMV differs from the scalar twin");
+                using (Isa.Use(path))
+                {
+                    // the in-process switch: no path named, the scope's is taken; two threads split the rows
+                    var yt = new float[rows];
+                    m.Gemv(x.AsSpan(0, cols), yt, 2);
+                    Assert.Equal(Bits(y), Bits(yt));
+                    // the GEMM from a row widened once: each token's output equals its GEMV's, bit for bit
+                    var yn = new float[n * rows];
+                    m.Gemm(x, n, yn, 2);
+                    for (int t = 0; t < n; t++)
+                    {
+                        var yg = new float[rows];
+                        m.Gemv(x.AsSpan(t * cols, cols), yg, 1, IsaPath.Scalar);
+                        Assert.True(Bits(yg).SequenceEqual(Bits(yn[(t * rows)..((t + 1) * rows)])), $"{type} {rows}x{cols} {path}: GEMM token {t} differs from its GEMV");
+                    }
+                }
+            }
+            // and the scalar twin is the fp32 product of the dequantized weights (to fp32 rounding)
+            var w = m.ToFloat();
+            for (int r = 0; r < rows; r++)
+            {
+                double exact = 0, mag = 0;
+                for (int c = 0; c < cols; c++) { exact += (double)w[r * cols + c] * x[c]; mag += Math.Abs((double)w[r * cols + c] * x[c]); }
+                Assert.True(Math.Abs(scalar[r] - exact) <= 4e-6 * mag + 1e-30, $"{type} {rows}x{cols} row {r}: {scalar[r]} vs {exact}");
+            }
+        }
+    }
+
+    [Fact]
+    public void F16_widening_equals_the_runtime_conversion_for_every_value()
+    {
+        for (int h = 0; h < 65536; h++)
+        {
+            float want = (float)BitConverter.UInt16BitsToHalf((ushort)h), got = StoredKernels.F16ToF32((uint)h);
+            if (float.IsNaN(want)) Assert.True(float.IsNaN(got), $"0x{h:X4}");
+            else Assert.Equal(BitConverter.SingleToUInt32Bits(want), BitConverter.SingleToUInt32Bits(got));
+        }
+    }
+
+    [Theory, Trait("Category", "Simd")]
+    [InlineData("q8_0", StoredType.Q8_0)]
+    [InlineData("q4_0", StoredType.Q4_0)]
+    [InlineData("f16", StoredType.F16)]
+    [InlineData("bf16", StoredType.BF16)]
+    public void Mapped_golden_tensors_compute_the_product_of_ggml_dequantized_values(string stem, StoredType type)
+    {
+        string Golden(string f) => Formats.RepoFiles.Data("goldens", "gguf-quants", f);
+        using var npz = NpzFile.Open(Golden(stem + ".npz"));
+        var matrices = new List<(StoredMatrix M, float[] W)>();
+        using (var g = GgufFile.Open(Golden(stem + ".gguf")))
+            foreach (var e in g.Tensors)
+            {
+                var t = g.Map(e.Name)!;
+                Assert.Equal(type, Workbench.Engine.Models.StoredLinears.KernelType(t.Type));
+                unsafe { matrices.Add((StoredMatrix.Map(type, (int)e.Shape[0], (int)e.Shape[1], t.Pointer, t.Length, t), npz.ReadF32(e.Name))); }
+            }
+        // the reader is disposed: the mapped tensors keep the file mapped
+        int seed = 10;
+        foreach (var (m, w) in matrices)
+        {
+            int rows = m.Rows, cols = m.Cols;
+            var row = new float[cols];
+            for (int r = 0; r < rows; r++)
+            {
+                m.DecodeRow(r, row);
+                Assert.Equal(Bits(w[(r * cols)..((r + 1) * cols)]), Bits(row)); // ggml's values, bit for bit
+            }
+            var x = RandomX(2 * cols, ++seed);
+            foreach (var path in Isa.SupportedPaths)
+            {
+                var y = new float[2 * rows];
+                m.Gemm(x, 2, y, 1, path);
+                for (int t = 0; t < 2; t++)
+                    for (int r = 0; r < rows; r++)
+                    {
+                        double exact = 0, mag = 0;
+                        for (int c = 0; c < cols; c++) { double p = (double)w[r * cols + c] * x[t * cols + c]; exact += p; mag += Math.Abs(p); }
+                        Assert.True(Math.Abs(y[t * rows + r] - exact) <= 4e-6 * mag + 1e-30, $"{stem} {rows}x{cols} {path} token {t} row {r}: {y[t * rows + r]} vs {exact}");
+                    }
+            }
+        }
+    }
+
+    [Fact]
+    public void Row_views_read_the_rows_they_name_and_bad_maps_are_refused()
+    {
+        var m = StoredMatrix.Random(StoredType.Q4_0, 8, 64, 3);
+        var view = m.WithRows([7, 0, 3]).WithRows([2, 0]); // rows 3 and 7 of m
+        var x = RandomX(64, 4);
+        var y = new float[8];
+        m.Gemv(x, y);
+        var yv = new float[2];
+        view.Gemv(x, yv);
+        Assert.Equal(new[] { y[3], y[7] }, yv);
+        Assert.Equal(2 * 2 * 18, view.WeightBytes);
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.WithRows([8]));
+        Assert.Throws<ArgumentException>(() => StoredMatrix.Random(StoredType.Q8_0, 2, 48, 1)); // not whole blocks
+        Assert.Throws<ArgumentException>(() => StoredMatrix.FromBytes(StoredType.BF16, 2, 3, new byte[11]));
+        Assert.Throws<ArgumentException>(() => m.Gemv(new float[63], y));
+    }
+}
