@@ -48,15 +48,8 @@ public static class GemvProbe
             for (int i = 1; i < copies; i++) pool[i] = (float[])w0.Clone();
             using var team = new WorkerTeam(threads);
             float[] current = w0;
-            // Rows handed out in chunks as LowBitWorkspace does (one range for one thread).
-            int chunkRows = threads == 1 ? rows : Shapes.RoundUp(Math.Max(LowBitWorkspace.ChunkBlock, (rows + 8 * threads - 1) / (8 * threads)), LowBitWorkspace.ChunkBlock);
-            int chunks = (rows + chunkRows - 1) / chunkRows, next = 0;
-            Action<int> part = _ =>
-            {
-                for (int c; (c = Interlocked.Increment(ref next) - 1) < chunks;)
-                    MatMul.GemvRows(current, rows, cols, x, y, c * chunkRows, Math.Min(rows, (c + 1) * chunkRows));
-            };
-            Measure(times, warmup, copies, i => { current = pool[i]; next = 0; team.Run(part); });
+            Action<int> part = t => MatMul.GemvPart(current, rows, cols, x, y, t, threads);
+            Measure(times, warmup, copies, i => { current = pool[i]; team.Run(part); });
         }
         else
         {

@@ -239,8 +239,7 @@ public sealed class LowBitWorkspace : IDisposable
     private readonly bool _ownsTeam;
     private readonly int[] _acc;
     private readonly Action<int> _part;
-    private readonly int _chunkRows, _chunks;
-    private int _nextChunk;
+    private readonly int[] _bounds;
     private int _n;
     private IsaPath _path;
     private PackedMatrix _current;
@@ -263,16 +262,15 @@ public sealed class LowBitWorkspace : IDisposable
         _ownsTeam = shared == null;
         _team = shared ?? new WorkerTeam(threads);
         _part = RunPart;
-        // One thread: the whole matrix in one range. Several: chunks of whole 256-row blocks (a multiple of every
-        // format's row group, and four TL groups for their four-stream kernels), about eight per thread, handed out
-        // by an atomic counter. A fixed half each made a 2-thread GEMV wait for whichever thread the scheduler had
-        // preempted or whose memory stream ran slower; with chunks the other thread takes over the rest.
-        _chunkRows = threads == 1 ? m.Rows : Shapes.RoundUp(Math.Max(ChunkBlock, (m.Rows + 8 * threads - 1) / (8 * threads)), ChunkBlock);
-        _chunks = (m.Rows + _chunkRows - 1) / _chunkRows;
+        // Coarse, equal, row-group-aligned split: with 2 cores a finer split only adds synchronisation. Measured: 256-row
+        // chunks handed out by an atomic counter (so a preempted or slower thread leaves its rest to the other) were
+        // no faster under load 25 and slower for TL1 (6912x2560: 432 vs 379 us), whose four-group kernel and I2S's
+        // quarter streams want long ranges.
+        _bounds = new int[threads + 1];
+        int groups = (m.Rows + m.RowAlign - 1) / m.RowAlign;
+        for (int i = 0; i <= threads; i++) _bounds[i] = Math.Min(m.Rows, (int)((long)groups * i / threads) * m.RowAlign);
+        _bounds[threads] = m.Rows;
     }
-
-    /// <summary>Rows of a multi-thread chunk are a multiple of this (every format's RowAlign divides it).</summary>
-    internal const int ChunkBlock = 256;
 
     internal unsafe void Run(PackedMatrix current, int n, IsaPath path, float* y)
     {
@@ -280,21 +278,15 @@ public sealed class LowBitWorkspace : IDisposable
         _n = n;
         _path = path;
         _y = y;
-        _nextChunk = 0; // published to the workers by the team's start
         try { _team.Run(_part); }
         finally { _y = null; }
     }
 
-    private void RunPart(int part)
-    {
-        int rows = _current.Rows;
-        for (int c; (c = Interlocked.Increment(ref _nextChunk) - 1) < _chunks;)
-            RunRows(c * _chunkRows, Math.Min(rows, (c + 1) * _chunkRows));
-    }
-
-    private unsafe void RunRows(int start, int end)
+    private unsafe void RunPart(int part)
     {
         var m = _current;
+        int start = _bounds[part], end = _bounds[part + 1];
+        if (start >= end) return;
         int rows = m.Rows;
         if (_n > 1 && m.MatMulCore(Activations, _n, start, end, _acc, _path))
         {
