@@ -196,7 +196,7 @@ public sealed class TL2 : TernaryMatrix
         int* group = stackalloc int[RowGroup];
         int* tail = stackalloc int[RowGroup];
         byte* tailData = Tail == null ? null : (byte*)Unsafe.AsPointer(ref MemoryMarshalRef(Tail));
-        byte* tailTables = a.Tail == null ? null : (byte*)Unsafe.AsPointer(ref a.Tail.TablesRef);
+        byte* tailTables = a.Tail == null ? null : a.Tail.TablesFor(path);
         int g0 = rowStart / RowGroup, count = (rowEnd - rowStart + RowGroup - 1) / RowGroup;
         if (path == IsaPath.V512 && count >= 4)
         {
