@@ -10,6 +10,16 @@ namespace Workbench.Engine.LowBit;
 /// s_r = max_c |W[r, c]| / 127, w = clamp(round(W / s_r), -127, 127); int8 activations as for the ternary formats.
 /// Layout: row-major, cols padded with zeros to a multiple of 64; one fp32 scale per row.
 /// </summary>
+/// <remarks>
+/// Against llama.cpp's Q8_0 (34 bytes per 32 weights: int8 values and an fp16 scale per block; x86 dot: the sign trick
+/// |w| x sign(q, w) through vpmaddubsw, or vpdpbusd where VNNI is compiled in, then a float multiply-add per block):
+/// this format streams 8.0 bits per weight to its 8.5, and both are bound by memory, not arithmetic, so the kernels
+/// are about reading well. VNNI is not reachable from .NET 10 on the Zen 4 VM measured (AvxVnni.IsSupported is false:
+/// the CPU has AVX512-VNNI but not the VEX AVX-VNNI encoding, .NET 10 has no Avx512Vnni class, Avx10v1 is false), and
+/// vpmaddubsw's sign trick is not exact for q = -128 against a negative weight; vpmovsxbw + vpmaddwd is exact for every
+/// int8 pair and still far faster than memory. What made the 6912x2560 cell 1.2-6x slower than Q8_0 was the access
+/// pattern, see <see cref="DotV512"/>.
+/// </remarks>
 public sealed class Int8 : PackedMatrix
 {
     public const int ColAlign = 64;
