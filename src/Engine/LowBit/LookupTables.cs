@@ -19,8 +19,8 @@ public static class LookupTables
         bool words = act.Path == IsaPath.V512;
         int pairs = (words ? act.WordTables.Length : act.Tables.Length) / 32;
         if (pair < 0 || pair >= pairs) throw new ArgumentOutOfRangeException(nameof(pair), pair, $"pair must be in 0..{pairs - 1}.");
-        var t = act.Tables.Slice(pair * 32, 32);
-        var tw = act.WordTables.Slice(pair * 32, 32);
+        var t = words ? default : act.Tables.Slice(pair * 32, 32);
+        var tw = words ? act.WordTables.Slice(pair * 32, 32) : default;
         int b0 = act.Q[2 * pair], b1 = act.Q[2 * pair + 1];
         var entries = new List<LookupEntry>();
         for (int e = 0; e < 9; e++)

@@ -80,26 +80,23 @@ public sealed class TL1 : TernaryMatrix
     /// <summary>Per activation pair p: 32 bytes, the low bytes then the high bytes of the 9 sums (slots 9..15 zero).</summary>
     public sealed class Activations : ActivationBuffer
     {
-        private readonly AlignedBuffer<byte> _tables;
-        private readonly AlignedBuffer<short> _words;
-        internal Activations(int cols, int paddedCols) : base(cols, paddedCols)
-        {
-            _tables = new AlignedBuffer<byte>(paddedCols / 2 * 32);
-            _words = new AlignedBuffer<short>(paddedCols / 2 * 32);
-        }
-        /// <summary>Low/high byte tables (Scalar, V128, V256 paths).</summary>
-        public ReadOnlySpan<byte> Tables => _tables.Span;
-        /// <summary>V512 tables: per pair 32 int16, the 9 sums at 0..8 and again at 16..24 (see <see cref="WordV512"/>).</summary>
-        public ReadOnlySpan<short> WordTables => _words.Span;
+        // Each kind is allocated when a path first needs it (a prefill workspace holds one buffer per token).
+        private AlignedBuffer<byte>? _tables;
+        private AlignedBuffer<short>? _words;
+        internal Activations(int cols, int paddedCols) : base(cols, paddedCols) { }
+        /// <summary>Low/high byte tables (Scalar, V128, V256 paths); empty until prepared for one of them.</summary>
+        public ReadOnlySpan<byte> Tables => _tables is null ? default : _tables.Span;
+        /// <summary>V512 tables: per pair 32 int16, the 9 sums at 0..8 and again at 16..24 (see <see cref="WordV512"/>); empty until prepared for V512.</summary>
+        public ReadOnlySpan<short> WordTables => _words is null ? default : _words.Span;
 
-        /// <summary>The tables the kernels of <paramref name="path"/> read: word tables on V512, byte tables elsewhere.</summary>
+        /// <summary>The tables the kernels of <paramref name="path"/> read (built for it): word tables on V512, byte tables elsewhere.</summary>
         internal unsafe byte* TablesFor(IsaPath path) =>
-            path == IsaPath.V512 ? (byte*)Unsafe.AsPointer(ref _words.Ref) : (byte*)Unsafe.AsPointer(ref _tables.Ref);
+            path == IsaPath.V512 ? (byte*)Unsafe.AsPointer(ref _words!.Ref) : (byte*)Unsafe.AsPointer(ref _tables!.Ref);
 
         protected override void Build(IsaPath path)
         {
-            if (path == IsaPath.V512) BuildWordTables(Q, _words.Span);
-            else BuildTables(Q, _tables.Span);
+            if (path == IsaPath.V512) BuildWordTables(Q, (_words ??= new AlignedBuffer<short>(PaddedCols / 2 * 32)).Span);
+            else BuildTables(Q, (_tables ??= new AlignedBuffer<byte>(PaddedCols / 2 * 32)).Span);
         }
     }
 
