@@ -270,7 +270,7 @@ public sealed class I2S : TernaryMatrix
                     var a0 = Vector256.Load(a); var a1 = Vector256.Load(a + 32);
                     var a2 = Vector256.Load(a + 64); var a3 = Vector256.Load(a + 96);
                     byte* p = w + l * 32;
-                    if ((l & 1) == 0) Prefetch4(p + PrefetchRows * rowBytes, stride);
+                    if ((l & 1) == 0) Prefetch4(p + PrefetchAhead, stride);
                     Block256(Vector256.Load(p), a0, a1, a2, a3, m3, mC, ref u0, ref f0);
                     Block256(Vector256.Load(p + stride), a0, a1, a2, a3, m3, mC, ref u1, ref f1);
                     Block256(Vector256.Load(p + 2 * stride), a0, a1, a2, a3, m3, mC, ref u2, ref f2);
@@ -312,8 +312,15 @@ public sealed class I2S : TernaryMatrix
     /// </summary>
     internal const int Streams = 4;
 
-    /// <summary>Software prefetch distance, in rows of each stream (a few KB ahead of the loads).</summary>
-    internal const int PrefetchRows = 2;
+    /// <summary>
+    /// Software prefetch distance on each of the four streams, in bytes ahead of the loads. It was two rows: at
+    /// 11008 columns that is 4 x 2 x 2816 = 22 KB of prefetched lines, which with the 11 KB of activations overflows
+    /// the 32 KB L1, so lines were evicted before they were used and long rows ran slowest (4096x11008 at 17 GB/s
+    /// against 22 GB/s at 11008x4096). Thread CPU time on the Zen 4 VM, one thread, two rows / 1024 / 512 / 256 bytes /
+    /// none: 4096x11008 635-666 / 517-578 / 476-487 / 480 / 524 us; 4096x4096 213 / 207 / 212 / 213 / 255 us; 512 is
+    /// as good as any at every shape. (The V256 kernel uses the same distance; it was not timed separately.)
+    /// </summary>
+    internal const int PrefetchAhead = 512;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Prefetch4(byte* p, long stride)
@@ -369,7 +376,7 @@ public sealed class I2S : TernaryMatrix
                     var a0 = Vector512.Load(a); var a1 = Vector512.Load(a + 64);
                     var a2 = Vector512.Load(a + 128); var a3 = Vector512.Load(a + 192);
                     byte* p = w + l * 64;
-                    Prefetch4(p + PrefetchRows * rowBytes, stride);
+                    Prefetch4(p + PrefetchAhead, stride);
                     Block512(Vector512.Load(p), a0, a1, a2, a3, m3, mC, ref u0, ref f0);
                     Block512(Vector512.Load(p + stride), a0, a1, a2, a3, m3, mC, ref u1, ref f1);
                     Block512(Vector512.Load(p + 2 * stride), a0, a1, a2, a3, m3, mC, ref u2, ref f2);

@@ -16,15 +16,18 @@ public static class LookupTables
     {
         ArgumentNullException.ThrowIfNull(act);
         if (!act.IsPrepared) throw new ArgumentException("Quantize (or Load) the activations first.", nameof(act));
-        int pairs = act.Tables.Length / 32;
+        bool words = act.Path == IsaPath.V512;
+        int pairs = (words ? act.WordTables.Length : act.Tables.Length) / 32;
         if (pair < 0 || pair >= pairs) throw new ArgumentOutOfRangeException(nameof(pair), pair, $"pair must be in 0..{pairs - 1}.");
-        var t = act.Tables.Slice(pair * 32, 32);
+        var t = words ? default : act.Tables.Slice(pair * 32, 32);
+        var tw = words ? act.WordTables.Slice(pair * 32, 32) : default;
         int b0 = act.Q[2 * pair], b1 = act.Q[2 * pair + 1];
         var entries = new List<LookupEntry>();
         for (int e = 0; e < 9; e++)
         {
             var (w0, w1) = LowBit.TL1.PairOf(e);
-            entries.Add(new LookupEntry(e, [w0, w1], (short)(t[e] | t[16 + e] << 8), w0 * b0 + w1 * b1));
+            // V512 keeps one int16 per entry (twice over); the other paths split low and high bytes.
+            entries.Add(new LookupEntry(e, [w0, w1], words ? tw[e] : (short)(t[e] | t[16 + e] << 8), w0 * b0 + w1 * b1));
         }
         return new LookupTableView(LowBitFormat.TL1, pair, [b0, b1], entries);
     }

@@ -18,7 +18,8 @@ public static class Isa
     /// and Vector256 is accelerated exactly then. V512 needs AVX-512BW (F is implied) with Vector512 accelerated
     /// (DOTNET_PreferredVectorBitWidth=256 turns Vector512 off while leaving the AVX-512 classes on). .NET 10 exposes no
     /// 512-bit VNNI class (AvxVnni is 128/256-bit only and needs the separate AVX-VNNI CPUID bit; Avx10v1 needs AVX10),
-    /// so the 512-bit integer kernels use vpmaddubsw + vpmaddwd. The runtime's switches narrow these:
+    /// so the 512-bit integer kernels use vpmaddubsw + vpmaddwd (checked on the Zen 4 VM of issue 14: AvxVnni, Avx10v1
+    /// and AvxVnniInt8 report false although the CPU lists avx512_vnni; Avx512Vbmi and Avx512Vbmi2 report true). The runtime's switches narrow these:
     /// DOTNET_EnableAVX512=0 (V256), DOTNET_EnableAVX2=0 (V128), DOTNET_EnableHWIntrinsic=0 (scalar).
     /// </summary>
     public static bool Supported(IsaPath path) => path switch

@@ -5,6 +5,15 @@ namespace Workbench.Engine.Tensors;
 /// the caller runs part 0 and <c>threads - 1</c> parked workers run the rest. Parallel.For would allocate
 /// and wake pool threads on every token; a decode step is only ~100 us, so that overhead matters.
 /// </summary>
+/// <remarks>
+/// The waits are ManualResetEventSlim's (spin 2000, yielding the core between spins after the first few, then
+/// block), and measurement kept them: on the shared 2-core VM at load 25, replacing them with a pure pause-spin
+/// (no yield, 200 us, then block; what OpenMP's GOMP_SPINCOUNT does in the reference kernels) made 2-thread
+/// 4096x4096 GEMVs 2-4x slower (i2s 244 -> 636 us, tl2 335 -> 1497 us median wall time, interleaved in one process):
+/// with more runnable threads than cores, a thread spinning for its partner can hold the very core the partner is
+/// queued on until the time slice ends, while a yield lets it run. The same oversubscription is why the reference's
+/// 2-thread cells swing by 5-20x under load.
+/// </remarks>
 internal sealed class WorkerTeam : IDisposable
 {
     private readonly Thread[] _threads;
