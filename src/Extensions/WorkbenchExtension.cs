@@ -61,6 +61,7 @@ public static class WorkbenchExtension
         Charts.RedundancyCharts.RegisterFormatters();
         Charts.LowBitCharts.RegisterFormatters();
         Charts.TokenDropCharts.RegisterFormatters();
+        Charts.TrainingCharts.RegisterFormatters();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -71,5 +72,6 @@ public static class WorkbenchExtension
         RedundancyDirectives.Add(kernel);
         LowBitDirectives.Add(kernel);
         TokenDropDirectives.Add(kernel);
+        TrainingDirectives.Add(kernel);
     }
 }

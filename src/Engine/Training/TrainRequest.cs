@@ -136,7 +136,13 @@ public sealed class TrainRequest : IRequest<TrainResult>
         };
     }
 
-    public TrainResult Run(IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
+    public TrainResult Run(IProgress<RunProgress>? progress = null, CancellationToken cancel = default) => Run(progress, null, cancel);
+
+    /// <summary>
+    /// As <see cref="Run(IProgress{RunProgress}?, CancellationToken)"/>, calling <paramref name="onStep"/> after every
+    /// optimizer step with the step just logged and, for a pyramid run, the baseline's step (else null): what a live loss chart draws.
+    /// </summary>
+    public TrainResult Run(IProgress<RunProgress>? progress, Action<TrainStep, TrainStep?>? onStep, CancellationToken cancel = default)
     {
         Validate();
         var total = Stopwatch.StartNew();
@@ -188,6 +194,7 @@ public sealed class TrainRequest : IRequest<TrainResult>
             double lr = AdamW.CosineLr(LearningRate, step, Steps, warmup);
             // interleaved, the order alternating step by step, so the two times see the same load
             for (int k = 0; k < runs.Count; k++) runs[(k + step) % runs.Count].Step(step, batch, lr, Clip);
+            onStep?.Invoke(runs[0].Log[^1], runs.Count > 1 ? runs[1].Log[^1] : null);
             progress?.Report(new RunProgress("train", step, Steps, $"loss {runs[0].Log[^1].Loss:F4}"));
         }
         double trainSeconds = train.Elapsed.TotalSeconds;
