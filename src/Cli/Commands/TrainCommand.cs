@@ -90,7 +90,7 @@ public static class TrainCommand
         var inv = CultureInfo.InvariantCulture;
         string start = r.Qat ? "post-training-quantized" : r.Drop is not null ? "pruned, before training" : "before training";
         Console.Out.WriteLine(string.Create(inv, $"{r.Model}: {r.Steps} steps x {r.Batch} x {r.Seq} tokens{(r.Qat ? ", BitNet b1.58 QAT" : "")}{(r.Drop is null ? "" : $", dropped {r.Drop}")}: loss {r.Loss[0].Loss:F4} -> {r.Loss[^1].Loss:F4}"));
-        Console.Out.WriteLine(string.Create(inv, $"held-out perplexity ({r.EvalSequences} x {r.Seq} tokens): fp32 {r.PerplexityFp32:F3}, {start} {r.PerplexityStart:F3}, trained {r.Perplexity:F3} ({r.GapClosed:P1} of the log gap closed)"));
+        Console.Out.WriteLine(string.Create(inv, $"held-out perplexity ({r.EvalSequences} x {r.Seq} tokens): fp32 {r.PerplexityFp32:F3}, {start} {r.PerplexityStart:F3}, trained {r.Perplexity:F3}{(r.GapClosed is { } g ? $" ({g:P1} of the log gap closed)" : "")}"));
         if (r.Drop is not null || r.Qat)
             Console.Out.WriteLine(string.Create(inv, $"against the full fp32 model: KL {r.Start.Kl:F4} -> {r.After.Kl:F4}, top-1 agreement {r.Start.Top1Agreement:P1} -> {r.After.Top1Agreement:P1}"));
         if (r.Baseline is { } b)

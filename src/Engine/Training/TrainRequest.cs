@@ -40,13 +40,17 @@ public sealed record TrainResult(
     HeldOut Start, HeldOut After, string? Pyramid = null, int LossPositions = 0, IReadOnlyList<int>? RowsPerBlock = null,
     TrainBaseline? Baseline = null)
 {
-    /// <summary>Share of the log-perplexity gap (start vs fp32) that training closed: 1 = all of it.</summary>
-    public double GapClosed => (Math.Log(PerplexityStart) - Math.Log(Perplexity)) / (Math.Log(PerplexityStart) - Math.Log(PerplexityFp32));
+    /// <summary>Share of the log-perplexity gap (start vs fp32) that training closed: 1 = all of it; null when there is no gap (plain fine-tuning).</summary>
+    public double? GapClosed => PerplexityStart == PerplexityFp32 ? null
+        : (Math.Log(PerplexityStart) - Math.Log(Perplexity)) / (Math.Log(PerplexityStart) - Math.Log(PerplexityFp32));
 
     public double SecondsPerStep => TrainSeconds / Steps;
 
     /// <summary>Mean batch loss over the last tenth of the steps (at least one): the end of a noisy curve.</summary>
     public static double TailLoss(IReadOnlyList<TrainStep> log) => log.Skip(log.Count - Math.Max(1, log.Count / 10)).Average(s => s.Loss);
+
+    /// <summary>The trained model (fp32 latent weights; with QAT run it on the ternary kernels, e.g. TernaryModel.Quantize): for notebooks, never serialized.</summary>
+    public LlamaModel? Trained { get; init; }
 
     /// <summary>Pyramid runs: seconds per step with the drop over seconds per step without it (interleaved in one run).</summary>
     public double? PyramidTimeRatio => Baseline is null ? null : SecondsPerStep / Baseline.SecondsPerStep;
@@ -229,7 +233,7 @@ public sealed class TrainRequest : IRequest<TrainResult>
             total.Elapsed.TotalSeconds, trainSeconds, trainCpu, (double)Steps * Batch * Seq / trainSeconds, forwardTps,
             windows.Count, eval.Count, eval.Sum(e => (long)e.Length), Out, start, after,
             pyramid?.ToString(), pyramid is null ? 0 : Seq - pyramid.ContextEnd(Seq), pyramid is null ? null : main.Backprop.RowsPerSequence.ToArray(),
-            baseline);
+            baseline) { Trained = trained };
     }
 
     /// <summary>One model being trained: its parameters, gradients, backprop, optimizer, log and its own time.</summary>

@@ -74,8 +74,8 @@ public static class TrainingCharts
             ("held-out perplexity", string.Create(Inv, $"fp32 {r.PerplexityFp32:F3}, start {r.PerplexityStart:F3}, trained {r.Perplexity:F3}")),
             ("time", string.Create(Inv, $"{r.TrainSeconds:F1} s training ({r.SecondsPerStep * 1e3:F1} ms/step, {r.TokensPerSecond:F0} tokens/s; forward only {r.ForwardTokensPerSecond:F0} tokens/s), {r.Seconds:F1} s in all")),
         };
-        if (r.PerplexityStart != r.PerplexityFp32)
-            rows.Insert(3, ("log-perplexity gap closed", r.GapClosed.ToString("P1", Inv)));
+        if (r.GapClosed is { } gap)
+            rows.Insert(3, ("log-perplexity gap closed", gap.ToString("P1", Inv)));
         if (r.Baseline is { } b)
         {
             rows.Add(("pyramid", string.Create(Inv, $"{r.Pyramid}: rows per block {string.Join(" ", r.RowsPerBlock ?? [])} of {r.Seq}; loss on the last {r.LossPositions} positions")));
