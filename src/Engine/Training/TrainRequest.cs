@@ -30,7 +30,7 @@ public sealed record TrainBaseline(IReadOnlyList<TrainStep> Loss, HeldOut After,
 /// (a pyramid-trained model is evaluated on the full held-out windows, no token dropped). <see cref="Start"/> and
 /// <see cref="After"/> add KL and top-1 agreement against the untouched model (healing after a drop).
 /// With <see cref="Pyramid"/>: <see cref="Baseline"/> is the same training without the drop, <see cref="RowsPerBlock"/> the
-/// rows per window entering each block, <see cref="LossPositions"/> the suffix positions per window that carry the loss.
+/// rows per window entering each block (one more entry: the final state), <see cref="LossPositions"/> the suffix positions per window that carry the loss.
 /// </summary>
 public sealed record TrainResult(
     string Model, bool Qat, string? Drop, int Steps, int Seq, int Batch, double Lr, int Seed,
