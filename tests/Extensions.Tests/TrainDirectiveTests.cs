@@ -37,6 +37,9 @@ public class TrainDirectiveTests
             Assert.DoesNotContain("window.__workbenchDefine", lastHtml); // the frames stay small: plotly.js is shown once, apart
 
             var html = r.Html();
+            // the cell's first chart: plotly.js was shown once, as its own output before the chart, so the saved notebook renders
+            Assert.Single(r.Events.OfType<DisplayedValueProduced>(), e => e.Value is PlotlyScript);
+            Assert.Contains("window.__workbenchDefine", html);
             Assert.Contains($"trained {F(direct.Perplexity, 3)}", html);
             Assert.Contains($"start {F(direct.PerplexityStart, 3)}", html);
             Assert.Contains("start: post-training quantized", html);
