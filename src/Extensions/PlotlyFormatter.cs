@@ -33,6 +33,8 @@ public static class PlotlyFormatter
 
     internal static void Register()
     {
+        Formatter.Register<PlotlyScript>((_, writer) => writer.Write(PlotlyJsTag()), HtmlFormatter.MimeType);
+        Formatter.SetPreferredMimeTypesFor(typeof(PlotlyScript), HtmlFormatter.MimeType);
         Formatter.Register<GenericChart>((chart, writer) => writer.Write(ToHtml(chart)), HtmlFormatter.MimeType);
         Formatter.SetPreferredMimeTypesFor(typeof(GenericChart), HtmlFormatter.MimeType);
     }
@@ -75,6 +77,18 @@ public static class PlotlyFormatter
         return html.ToString();
     }
 
+    /// <summary>
+    /// Whether the next chart must bring plotly.js (as <see cref="ToHtml"/> decides, and claiming it like a chart would):
+    /// a chart updated in place shows this once, as its own output before the chart (see <see cref="PlotlyScript"/>),
+    /// so that the updates stay small and the saved notebook still has the script.
+    /// </summary>
+    internal static bool ClaimScript() => Embed switch
+    {
+        PlotlyEmbed.Always => true,
+        PlotlyEmbed.Never => false,
+        _ => FirstInSession(),
+    };
+
     /// <summary>True the first time a chart is formatted in the current kernel session (per root kernel).</summary>
     private static bool FirstInSession()
     {
@@ -96,3 +110,6 @@ public static class PlotlyFormatter
 
     internal static string Encode(string s) => WebUtility.HtmlEncode(s);
 }
+
+/// <summary>plotly.js on its own, displayed once before a chart that is updated in place (<see cref="PlotlyFormatter.ClaimScript"/>).</summary>
+public sealed record PlotlyScript;

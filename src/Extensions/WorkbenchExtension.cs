@@ -62,6 +62,7 @@ public static class WorkbenchExtension
         Charts.LowBitCharts.RegisterFormatters();
         Charts.TokenDropCharts.RegisterFormatters();
         Charts.StackCharts.RegisterFormatters();
+        Charts.TrainingCharts.RegisterFormatters();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -73,5 +74,6 @@ public static class WorkbenchExtension
         LowBitDirectives.Add(kernel);
         TokenDropDirectives.Add(kernel);
         StackDirective.Add(kernel);
+        TrainingDirectives.Add(kernel);
     }
 }

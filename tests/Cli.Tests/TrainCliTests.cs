@@ -18,13 +18,47 @@ public class TrainCliTests
         Assert.Equal(r.GetProperty("perplexity_fp32").GetDouble(), r.GetProperty("perplexity_start").GetDouble());
     }
 
+    [Fact]
+    public void Cli_train_pyramid_json_reports_the_schedule_the_interleaved_baseline_and_the_time_ratio()
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("train", "--model", "stories260K", "--pyramid", "2,3:0.5", "--steps", "3", "--seq", "32", "--batch", "2", "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var r = doc.RootElement;
+        Assert.Equal("2,3:0.5,0.5", r.GetProperty("pyramid").GetString());
+        Assert.Equal(8, r.GetProperty("loss_positions").GetInt32()); // 32 - round(0.75 * 32)
+        var rows = r.GetProperty("rows_per_block").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(32, rows[0]);
+        Assert.True(rows[^1] < 32, string.Join(",", rows));
+        var b = r.GetProperty("baseline");
+        Assert.Equal(3, b.GetProperty("loss").GetArrayLength());
+        double ratio = r.GetProperty("pyramid_time_ratio").GetDouble();
+        Assert.Equal(r.GetProperty("seconds_per_step").GetDouble() / b.GetProperty("seconds_per_step").GetDouble(), ratio, 1e-9);
+    }
+
+    [Fact]
+    public void Cli_train_drop_json_reports_kl_and_top1_against_the_full_model_before_and_after()
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("train", "--model", "stories260K", "--drop", "block:2", "--steps", "3", "--seq", "32", "--batch", "2", "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var r = doc.RootElement;
+        Assert.True(r.GetProperty("kl_start").GetDouble() > 0.01);
+        Assert.InRange(r.GetProperty("top1_start").GetDouble(), 0, 0.99);
+        Assert.True(r.GetProperty("kl").GetDouble() > 0);
+        Assert.True(r.GetProperty("perplexity_start").GetDouble() > r.GetProperty("perplexity_fp32").GetDouble());
+    }
+
     [Theory]
     [InlineData("--steps", "--steps", "0")]
     [InlineData("--steps", "--steps", "abc")]
     [InlineData("--lr", "--lr", "nan")]
     [InlineData("--seq", "--seq", "1")]
     [InlineData("--corpus", "--corpus", "/no/such/file.txt")]
-    [InlineData("--pyramid", "--pyramid", "2:0.5")]
+    [InlineData("--pyramid", "--pyramid", "9:0.5")]
+    [InlineData("--pyramid", "--pyramid", "2,3")]
+    [InlineData("--pyramid", "--pyramid", "2:1.5")]
+    [InlineData("--context", "--context", "0.5")]
     [InlineData("--qat", "--qat", "binary")]
     public void Cli_train_bad_values_are_one_line_naming_the_option_with_exit_2(string named, string option, string value)
     {

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using Workbench.Engine.Models;
 using Workbench.Engine.Tensors;
+using Workbench.Engine.TokenDrop;
 
 namespace Workbench.Engine.Training;
 
@@ -11,6 +12,10 @@ namespace Workbench.Engine.Training;
 /// the linear layers together ([B*T, in]); attention is per sequence. With <c>qat</c> every block linear runs BitNet
 /// b1.58 (ternary absmean weights, per-token int8 absmax inputs) forward and straight-through backward.
 /// Deterministic: every sum has a fixed order whatever the thread count.
+/// With a <see cref="TrainingPyramid"/>, each row keeps only part of its context from the schedule's boundaries on
+/// (PyramidDrop while training): later blocks run on fewer rows, and the loss is the mean over the window's suffix
+/// (<see cref="TrainingPyramid"/> says which rows are which). The choice of rows is a constant of the step; the
+/// gradients are exact for the computation performed with it (dropped rows get no gradient from the blocks they skip).
 /// </summary>
 public sealed class LlamaBackprop
 {
@@ -18,10 +23,24 @@ public sealed class LlamaBackprop
     public bool Qat { get; }
     public ModuleSkips Skips { get; }
     public int Threads { get; }
+    public TrainingPyramid? Pyramid { get; }
+
+    /// <summary>
+    /// Reuse the rows the last forward kept at each boundary instead of ranking again (same batch shape): makes the
+    /// loss a smooth function of the parameters, for a finite-difference check of the token-dropped backward.
+    /// </summary>
+    public bool FreezeSelection { get; set; }
 
     private readonly int _l, _d, _kv, _hd, _heads, _group, _mlp, _vocab;
-    private int _b, _t, _n;
+    private int _b, _t, _n, _nLoss;
     private int[] _inputs = [], _targets = [];
+    // rows per sequence entering block l (index _l: the final state), their original positions, and for a block that
+    // starts a pyramid stage the row of the previous stage each row came from (null: no drop before this block)
+    private int[] _rows = [];
+    private int[][] _pos = [];
+    private int[]?[] _from = [];
+    private int[]? _lossFrom; // final-state row of each loss row (null: every row carries the loss)
+    private float[] _xL = [], _dxL = [], _rankH = [], _rankHQ = [], _rRank = [], _rankK = [], _rankQH = [], _rankQ = [];
     private float[] _cos = [], _sin = [];
     // per layer: residual in, attention norm (1/rms), normed input, its quantized copy, q/k/v (rotated), probabilities,
     // attention output and its quantized copy, residual mid, MLP norm, normed input (+ quantized), gate, up, sigmoid(gate), product (+ quantized)
@@ -34,7 +53,7 @@ public sealed class LlamaBackprop
     private float[] _wq = [], _wk = [], _wv = [], _wo = [], _w1 = [], _w2 = [], _w3 = [];
     private bool _haveForward;
 
-    public LlamaBackprop(ModelConfig config, bool qat = false, ModuleSkips? skips = null, int threads = 0)
+    public LlamaBackprop(ModelConfig config, bool qat = false, ModuleSkips? skips = null, int threads = 0, TrainingPyramid? pyramid = null)
     {
         if (config.Family != ModelFamily.Llama) throw new ArgumentException($"training covers Llama decoders, not {config.Family}", nameof(config));
         Config = config;
@@ -44,10 +63,21 @@ public sealed class LlamaBackprop
         Threads = threads <= 0 ? Environment.ProcessorCount : threads;
         _l = config.Layers; _d = config.Dim; _kv = config.KvDim; _hd = config.HeadDim; _heads = config.Heads;
         _group = config.Heads / config.KvHeads; _mlp = config.MlpDim; _vocab = config.Vocab;
+        pyramid?.Schedule.Validate(config.Layers);
+        Pyramid = pyramid;
     }
 
-    /// <summary>Softmax of the last forward's logits, [B*T, vocab] (kept for the backward).</summary>
-    public ReadOnlySpan<float> Probabilities => _probs.AsSpan(0, _n * _vocab);
+    /// <summary>Softmax of the last forward's logits at the loss rows, [rows, vocab] (kept for the backward).</summary>
+    public ReadOnlySpan<float> Probabilities => _probs.AsSpan(0, _nLoss * _vocab);
+
+    /// <summary>Rows per sequence that entered each block in the last forward, and (last entry) the rows of the final state.</summary>
+    public IReadOnlyList<int> RowsPerSequence => _rows;
+
+    /// <summary>Original positions of the rows entering block <paramref name="layer"/> (<c>Config.Layers</c>: the final state), sequence after sequence.</summary>
+    public ReadOnlySpan<int> Positions(int layer) => _pos[layer].AsSpan(0, _b * _rows[layer]);
+
+    /// <summary>Rows that carry the loss in the last forward (all B*T without a pyramid, B times the suffix with one).</summary>
+    public int LossRows => _nLoss;
 
     /// <summary>Loss and gradients (written into <paramref name="grads"/>, which is cleared first) of one batch.</summary>
     public double LossAndGradients(LlamaParameters p, IReadOnlyList<int[]> batch, LlamaParameters grads)
@@ -65,7 +95,7 @@ public sealed class LlamaBackprop
     {
         if (p.Config != Config) throw new ArgumentException("parameters of another configuration", nameof(p));
         Prepare(batch);
-        int n = _n, d = _d;
+        int d = _d, n = _n;
         EffectiveWeights(p);
 
         for (int i = 0; i < n; i++)
@@ -73,6 +103,8 @@ public sealed class LlamaBackprop
 
         for (int l = 0; l < _l; l++)
         {
+            if (Pyramid is not null && l > 0) Stage(p, l);
+            n = _b * _rows[l];
             _x.AsSpan(0, n * d).CopyTo(_xIn[l]);
             if (!Skips.SkipsAttention(l))
             {
@@ -81,8 +113,8 @@ public sealed class LlamaBackprop
                 Linear(input, n, d, Layer(_wq, l), d, _q[l]);
                 Linear(input, n, d, Layer(_wk, l), _kv, _k[l]);
                 Linear(input, n, d, Layer(_wv, l), _kv, _v[l]);
-                Rope(_q[l], d, inverse: false);
-                Rope(_k[l], _kv, inverse: false);
+                Rope(_q[l], d, _pos[l], n, inverse: false);
+                Rope(_k[l], _kv, _pos[l], n, inverse: false);
                 AttentionForward(l);
                 Linear(Quantize(_o[l], _oQ[l], n, d), n, d, Layer(_wo, l), d, _tmp);
                 Add(_x, _tmp, n * d);
@@ -107,11 +139,20 @@ public sealed class LlamaBackprop
             }
         }
 
-        RmsNorm(_x, p.FinalNorm, _xf, _rFinal, n);
-        Linear(_xf, n, d, p.Output, _vocab, _probs);
+        // the final norm and the classifier run on the loss rows only
+        if (Pyramid is not null) GatherLossRows();
+        int nl = _nLoss;
+        var xl = _x;
+        if (_lossFrom is { } from)
+        {
+            xl = _xL;
+            for (int i = 0; i < nl; i++) _x.AsSpan(from[i] * d, d).CopyTo(xl.AsSpan(i * d, d));
+        }
+        RmsNorm(xl, p.FinalNorm, _xf, _rFinal, nl);
+        Linear(_xf, nl, d, p.Output, _vocab, _probs);
         // softmax per row (kept for the backward); the loss sums in double
         double loss = 0;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < nl; i++)
         {
             var row = _probs.AsSpan(i * _vocab, _vocab);
             float max = TensorPrimitives.Max(row), target = row[_targets[i]];
@@ -122,7 +163,98 @@ public sealed class LlamaBackprop
             TensorPrimitives.Multiply(row, 1f / sum, row);
         }
         _haveForward = true;
-        return loss / n;
+        return loss / nl;
+    }
+
+    /// <summary>
+    /// Before block <paramref name="layer"/>: if a schedule boundary falls here, rank each sequence's context rows by the
+    /// attention its query row (the window's last) pays them in this block, mean over heads (as PyramidDrop ranks at
+    /// inference, with the weights this forward runs), keep the top k (ties: the earlier row) and every protected row
+    /// in order, and gather the residual stream to those rows.
+    /// </summary>
+    private void Stage(LlamaParameters p, int layer)
+    {
+        int stage = -1;
+        var boundaries = Pyramid!.Schedule.Boundaries;
+        for (int i = 0; i < boundaries.Count; i++) if (boundaries[i] == layer) stage = i;
+        int tPrev = _rows[layer - 1];
+        if (stage < 0)
+        {
+            _rows[layer] = tPrev;
+            _pos[layer] = _pos[layer - 1];
+            _from[layer] = null;
+            return;
+        }
+        int contextEnd = Pyramid.ContextEnd(_t), d = _d;
+        var prevPos = _pos[layer - 1];
+        int candidates = 0;
+        for (int r = 0; r < tPrev; r++) if (TrainingPyramid.IsContext(prevPos[r], contextEnd)) candidates++;
+        int keep = Math.Min(candidates, PyramidSchedule.KeepCount(candidates, Pyramid.Schedule.KeepRatios[stage]));
+        if (keep == candidates)
+        {
+            // nothing to drop: no ranking, no gather (a keep-1 schedule is the undropped computation at its cost)
+            _rows[layer] = tPrev;
+            _pos[layer] = prevPos;
+            _from[layer] = null;
+            return;
+        }
+        int tNew = tPrev - candidates + keep;
+        if (!(FreezeSelection && _from[layer] is { } frozen && frozen.Length == _b * tNew))
+        {
+            var scores = RankScores(p, layer, tPrev);
+            var from = new int[_b * tNew];
+            var pos = new int[_b * tNew];
+            for (int b = 0; b < _b; b++)
+            {
+                var cand = new List<int>(candidates);
+                for (int r = 0; r < tPrev; r++) if (TrainingPyramid.IsContext(prevPos[b * tPrev + r], contextEnd)) cand.Add(r);
+                var kept = Enumerable.Range(0, cand.Count).OrderByDescending(i => scores[b * tPrev + cand[i]]).ThenBy(i => i)
+                    .Take(keep).Select(i => cand[i]).ToHashSet();
+                int o = b * tNew;
+                for (int r = 0; r < tPrev; r++)
+                {
+                    if (TrainingPyramid.IsContext(prevPos[b * tPrev + r], contextEnd) && !kept.Contains(r)) continue;
+                    from[o] = b * tPrev + r;
+                    pos[o] = prevPos[b * tPrev + r];
+                    o++;
+                }
+            }
+            _from[layer] = from;
+            _pos[layer] = pos;
+        }
+        _rows[layer] = tNew;
+        var f = _from[layer]!;
+        for (int i = 0; i < f.Length; i++) _x.AsSpan(f[i] * d, d).CopyTo(_tmp.AsSpan(i * d, d));
+        _tmp.AsSpan(0, f.Length * d).CopyTo(_x);
+    }
+
+    // Attention of each sequence's last row to all its rows in block `layer`, mean over heads: [B * rows].
+    private float[] RankScores(LlamaParameters p, int layer, int rows)
+    {
+        int d = _d, n = _b * rows, hd = _hd;
+        RmsNorm(_x, Layer(p.AttnNorm, layer), _rankH, _rRank, n);
+        var h = Quantize(_rankH, _rankHQ, n, d);
+        Linear(h, n, d, Layer(_wk, layer), _kv, _rankK);
+        Rope(_rankK, _kv, _pos[layer - 1], n, inverse: false);
+        for (int b = 0; b < _b; b++) h.AsSpan((b * rows + rows - 1) * d, d).CopyTo(_rankQH.AsSpan(b * d, d));
+        Linear(_rankQH, _b, d, Layer(_wq, layer), d, _rankQ);
+        var lastPos = new int[_b];
+        for (int b = 0; b < _b; b++) lastPos[b] = _pos[layer - 1][b * rows + rows - 1];
+        Rope(_rankQ, d, lastPos, _b, inverse: false);
+        var scores = new float[n];
+        float scale = 1f / MathF.Sqrt(hd);
+        var s = new float[rows];
+        for (int b = 0; b < _b; b++)
+            for (int head = 0; head < _heads; head++)
+            {
+                int kvh = head / _group;
+                var q = _rankQ.AsSpan(b * d + head * hd, hd);
+                for (int j = 0; j < rows; j++)
+                    s[j] = TensorPrimitives.Dot(q, _rankK.AsSpan((b * rows + j) * _kv + kvh * hd, hd)) * scale;
+                TensorPrimitives.SoftMax(s, s);
+                for (int j = 0; j < rows; j++) scores[b * rows + j] += s[j] / _heads;
+            }
+        return scores;
     }
 
     /// <summary>Gradients of the last <see cref="Forward"/>'s loss with respect to every parameter, into <paramref name="grads"/> (cleared first).</summary>
@@ -131,11 +263,11 @@ public sealed class LlamaBackprop
         if (!_haveForward) throw new InvalidOperationException("Backward needs a Forward first");
         if (grads.Config != Config || grads.SharedOutput != p.SharedOutput) throw new ArgumentException("gradients of another shape", nameof(grads));
         grads.Clear();
-        int n = _n, d = _d, m = _mlp;
+        int d = _d, m = _mlp, nl = _nLoss, n = _b * _rows[_l];
 
         // cross-entropy: dlogits = (softmax - onehot) / N
-        float inv = 1f / n;
-        for (int i = 0; i < n; i++)
+        float inv = 1f / nl;
+        for (int i = 0; i < nl; i++)
         {
             var src = _probs.AsSpan(i * _vocab, _vocab);
             var dst = _dLogits.AsSpan(i * _vocab, _vocab);
@@ -143,13 +275,20 @@ public sealed class LlamaBackprop
             dst[_targets[i]] -= inv;
         }
         // classifier (tied: into the embedding's gradient) and final norm
-        GemmBackward.InputGrad(_dLogits, n, _vocab, p.Output, d, _dh, Threads);
-        GemmBackward.WeightGrad(_dLogits, n, _vocab, _xf, d, grads.Output, _dyT, Threads);
+        GemmBackward.InputGrad(_dLogits, nl, _vocab, p.Output, d, _dh, Threads);
+        GemmBackward.WeightGrad(_dLogits, nl, _vocab, _xf, d, grads.Output, _dyT, Threads);
         Array.Clear(_dx, 0, n * d);
-        RmsNormBackward(_dh, _x, p.FinalNorm, _rFinal, _dx, grads.FinalNorm, n);
+        if (_lossFrom is { } lossFrom)
+        {
+            Array.Clear(_dxL, 0, nl * d);
+            RmsNormBackward(_dh, _xL, p.FinalNorm, _rFinal, _dxL, grads.FinalNorm, nl);
+            for (int i = 0; i < nl; i++) _dxL.AsSpan(i * d, d).CopyTo(_dx.AsSpan(lossFrom[i] * d, d));
+        }
+        else RmsNormBackward(_dh, _x, p.FinalNorm, _rFinal, _dx, grads.FinalNorm, n);
 
         for (int l = _l - 1; l >= 0; l--)
         {
+            n = _b * _rows[l];
             if (!Skips.SkipsMlp(l))
             {
                 // x += W2 (silu(W1 h) * W3 h), h = rmsnorm(x_mid)
@@ -175,8 +314,8 @@ public sealed class LlamaBackprop
                 GemmBackward.InputGrad(_dx, n, d, Layer(_wo, l), d, _dO, Threads);
                 GemmBackward.WeightGrad(_dx, n, d, _oQ[l], d, Layer(grads.Wo, l), _dyT, Threads);
                 AttentionBackward(l);
-                Rope(_dq, d, inverse: true);
-                Rope(_dk, _kv, inverse: true);
+                Rope(_dq, d, _pos[l], n, inverse: true);
+                Rope(_dk, _kv, _pos[l], n, inverse: true);
                 GemmBackward.InputGrad(_dq, n, d, Layer(_wq, l), d, _dh, Threads);
                 GemmBackward.InputGrad(_dk, n, _kv, Layer(_wk, l), d, _tmp, Threads);
                 Add(_dh, _tmp, n * d);
@@ -187,8 +326,17 @@ public sealed class LlamaBackprop
                 GemmBackward.WeightGrad(_dv, n, _kv, _hAttQ[l], d, Layer(grads.Wv, l), _dyT, Threads);
                 RmsNormBackward(_dh, _xIn[l], Layer(p.AttnNorm, l), _rAtt[l], _dx, Layer(grads.AttnNorm, l), n);
             }
+            if (_from[l] is { } from)
+            {
+                // the rows this block's stage dropped get no gradient from here up; the kept ones go back to their rows
+                int nPrev = _b * _rows[l - 1];
+                Array.Clear(_tmp, 0, nPrev * d);
+                for (int i = 0; i < n; i++) _dx.AsSpan(i * d, d).CopyTo(_tmp.AsSpan(from[i] * d, d));
+                _tmp.AsSpan(0, nPrev * d).CopyTo(_dx);
+            }
         }
         // embedding lookup, in row order
+        n = _n;
         for (int i = 0; i < n; i++)
             Add(grads.Embedding.AsSpan(_inputs[i] * d, d), _dx.AsSpan(i * d, d), d);
     }
@@ -260,12 +408,12 @@ public sealed class LlamaBackprop
     }
 
     // llama2.c rotary on interleaved pairs; angles in double, cast to float. The inverse rotation is the backward.
-    private void Rope(float[] v, int width, bool inverse)
+    private void Rope(float[] v, int width, int[] positions, int n, bool inverse)
     {
         int half = _hd / 2;
-        for (int i = 0; i < _n; i++)
+        for (int i = 0; i < n; i++)
         {
-            int t = i % _t;
+            int t = positions[i];
             for (int c = 0; c < width; c += 2)
             {
                 int f = (c % _hd) / 2;
@@ -282,7 +430,7 @@ public sealed class LlamaBackprop
     private unsafe void AttentionForward(int l)
     {
         float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], o = _o[l];
-        int T = _t, hd = _hd, d = _d, kvd = _kv;
+        int T = _rows[l], hd = _hd, d = _d, kvd = _kv;
         float scale = 1f / MathF.Sqrt(hd);
         Parallelism.For(_b * Config.KvHeads, Threads, task =>
         {
@@ -320,11 +468,11 @@ public sealed class LlamaBackprop
     private unsafe void AttentionBackward(int l)
     {
         float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], dO = _dO, dq = _dq, dk = _dk, dv = _dv;
-        int T = _t, hd = _hd, d = _d, kvd = _kv;
+        int T = _rows[l], hd = _hd, d = _d, kvd = _kv;
         float scale = 1f / MathF.Sqrt(hd);
-        Array.Clear(dq, 0, _n * d);
-        Array.Clear(dk, 0, _n * kvd);
-        Array.Clear(dv, 0, _n * kvd);
+        Array.Clear(dq, 0, _b * T * d);
+        Array.Clear(dk, 0, _b * T * kvd);
+        Array.Clear(dv, 0, _b * T * kvd);
         Parallelism.For(_b * Config.KvHeads, Threads, task =>
         {
             int b = task / Config.KvHeads, kvh = task % Config.KvHeads;
@@ -370,7 +518,10 @@ public sealed class LlamaBackprop
         if (len < 2) throw new ArgumentException("sequences need at least 2 tokens (an input and its target)", nameof(batch));
         if (len - 1 > Config.MaxSeq) throw new ArgumentException($"sequences of {len - 1} inputs exceed the model's {Config.MaxSeq} positions", nameof(batch));
         int b = batch.Count, t = len - 1;
+        if (Pyramid is not null && t < TrainingPyramid.MinWindow)
+            throw new ArgumentException($"a pyramid needs windows of at least {TrainingPyramid.MinWindow} inputs, not {t}", nameof(batch));
         if (b != _b || t != _t) Allocate(b, t);
+        int start = Pyramid is null ? 0 : Pyramid.ContextEnd(t);
         for (int r = 0; r < b; r++)
         {
             var row = batch[r];
@@ -378,16 +529,43 @@ public sealed class LlamaBackprop
             for (int i = 0; i < len; i++)
                 if ((uint)row[i] >= (uint)_vocab) throw new ArgumentOutOfRangeException(nameof(batch), row[i], $"token at row {r}, position {i} is outside the vocabulary of {_vocab}");
             Array.Copy(row, 0, _inputs, r * t, t);
-            Array.Copy(row, 1, _targets, r * t, t);
+            // the targets of the loss rows: every position, or the suffix [contextEnd, T) with a pyramid
+            Array.Copy(row, 1 + start, _targets, r * (t - start), t - start);
         }
+        _rows[0] = t;
+        if (Pyramid is null)
+            for (int l = 1; l <= _l; l++) { _rows[l] = t; _pos[l] = _pos[0]; }
         _haveForward = false;
+    }
+
+    // The loss rows sit at the end of each sequence's final rows (the suffix is protected, so always there).
+    private void GatherLossRows()
+    {
+        int tl = _rows[_l] = _rows[_l - 1], suffix = _t - Pyramid!.ContextEnd(_t);
+        _pos[_l] = _pos[_l - 1];
+        _lossFrom ??= new int[_nLoss];
+        for (int r = 0, i = 0; r < _b; r++)
+            for (int j = 0; j < suffix; j++) _lossFrom[i++] = r * tl + tl - suffix + j;
     }
 
     private void Allocate(int b, int t)
     {
         _b = b; _t = t; _n = b * t;
         int n = _n, d = _d, m = _mlp;
-        _inputs = new int[n]; _targets = new int[n];
+        _nLoss = Pyramid is null ? n : b * (t - Pyramid.ContextEnd(t));
+        _inputs = new int[n]; _targets = new int[_nLoss];
+        _rows = new int[_l + 1];
+        _pos = new int[_l + 1][];
+        _from = new int[]?[_l + 1];
+        _lossFrom = null;
+        _pos[0] = new int[n];
+        for (int i = 0; i < n; i++) _pos[0][i] = i % t;
+        if (Pyramid is not null)
+        {
+            _xL = new float[_nLoss * d]; _dxL = new float[_nLoss * d];
+            _rankH = new float[n * d]; _rankHQ = Qat ? new float[n * d] : _rankH; _rRank = new float[n];
+            _rankK = new float[n * _kv]; _rankQH = new float[b * d]; _rankQ = new float[b * d];
+        }
         int half = _hd / 2;
         _cos = new float[t * half]; _sin = new float[t * half];
         for (int pos = 0; pos < t; pos++)

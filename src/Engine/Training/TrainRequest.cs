@@ -12,18 +12,48 @@ namespace Workbench.Engine.Training;
 public sealed record TrainStep(int Step, double Loss, double Lr, double GradNorm);
 
 /// <summary>
+/// Held-out quality of a model against the untouched fp32 model on the same positions: perplexity, mean
+/// KL(full || this) of the next-token distributions, and the share of positions whose top-1 token agrees.
+/// </summary>
+public sealed record HeldOut(double Perplexity, double Kl, double Top1Agreement);
+
+/// <summary>
+/// The run a PyramidDrop training run is compared with: the same start, batches, seed and suffix loss, no token dropped,
+/// trained step for step interleaved with the pyramid run (so both times see the same machine load).
+/// </summary>
+public sealed record TrainBaseline(IReadOnlyList<TrainStep> Loss, HeldOut After, double TrainSeconds, double SecondsPerStep);
+
+/// <summary>
 /// What a training run measured. Perplexities are on the corpus's held-out split: <see cref="PerplexityFp32"/> of the
 /// untouched model, <see cref="PerplexityStart"/> of the model training starts from as it will run (pruned; with QAT
-/// post-training-quantized to ternary on the engine's kernels), <see cref="Perplexity"/> of the trained model run the same way.
+/// post-training-quantized to ternary on the engine's kernels), <see cref="Perplexity"/> of the trained model run the same way
+/// (a pyramid-trained model is evaluated on the full held-out windows, no token dropped). <see cref="Start"/> and
+/// <see cref="After"/> add KL and top-1 agreement against the untouched model (healing after a drop).
+/// With <see cref="Pyramid"/>: <see cref="Baseline"/> is the same training without the drop, <see cref="RowsPerBlock"/> the
+/// rows per window entering each block (one more entry: the final state), <see cref="LossPositions"/> the suffix positions per window that carry the loss.
 /// </summary>
 public sealed record TrainResult(
     string Model, bool Qat, string? Drop, int Steps, int Seq, int Batch, double Lr, int Seed,
     double PerplexityStart, double Perplexity, double PerplexityFp32, IReadOnlyList<TrainStep> Loss,
     double Seconds, double TrainSeconds, double TrainCpuSeconds, double TokensPerSecond, double ForwardTokensPerSecond,
-    int TrainWindows, int EvalSequences, long EvalTokens, string? OutDir)
+    int TrainWindows, int EvalSequences, long EvalTokens, string? OutDir,
+    HeldOut Start, HeldOut After, string? Pyramid = null, int LossPositions = 0, IReadOnlyList<int>? RowsPerBlock = null,
+    TrainBaseline? Baseline = null)
 {
-    /// <summary>Share of the log-perplexity gap (start vs fp32) that training closed: 1 = all of it.</summary>
-    public double GapClosed => (Math.Log(PerplexityStart) - Math.Log(Perplexity)) / (Math.Log(PerplexityStart) - Math.Log(PerplexityFp32));
+    /// <summary>Share of the log-perplexity gap (start vs fp32) that training closed: 1 = all of it; null when there is no gap (plain fine-tuning).</summary>
+    public double? GapClosed => PerplexityStart == PerplexityFp32 ? null
+        : (Math.Log(PerplexityStart) - Math.Log(Perplexity)) / (Math.Log(PerplexityStart) - Math.Log(PerplexityFp32));
+
+    public double SecondsPerStep => TrainSeconds / Steps;
+
+    /// <summary>Mean batch loss over the last tenth of the steps (at least one): the end of a noisy curve.</summary>
+    public static double TailLoss(IReadOnlyList<TrainStep> log) => log.Skip(log.Count - Math.Max(1, log.Count / 10)).Average(s => s.Loss);
+
+    /// <summary>The trained model (fp32 latent weights; with QAT run it on the ternary kernels, e.g. TernaryModel.Quantize): for notebooks, never serialized.</summary>
+    public LlamaModel? Trained { get; init; }
+
+    /// <summary>Pyramid runs: seconds per step with the drop over seconds per step without it (interleaved in one run).</summary>
+    public double? PyramidTimeRatio => Baseline is null ? null : SecondsPerStep / Baseline.SecondsPerStep;
 }
 
 /// <summary>The loss went NaN, infinite or exploded: training stops before the update, naming the step.</summary>
@@ -41,8 +71,13 @@ public sealed class TrainRequest : IRequest<TrainResult>
     public string? QatMode { get; init; }
     /// <summary>GRANULARITY:LIST, e.g. block:3 or attention:1,2 or mlp:4.</summary>
     public string? Drop { get; init; }
-    /// <summary>LAYERS:KEEP (PyramidDrop while training): not yet supported.</summary>
+    /// <summary>
+    /// LAYERS:KEEP, PyramidDrop while training (<see cref="TrainingPyramid"/>: which positions are context, which carry
+    /// the loss), e.g. 2,3,4:0.5. The run then also trains the undropped baseline, interleaved, for the time ratio.
+    /// </summary>
     public string? Pyramid { get; init; }
+    /// <summary>With <see cref="Pyramid"/>: the share of each window that is droppable context (the rest carries the loss).</summary>
+    public double Context { get; init; } = TrainingPyramid.DefaultContext;
     public int Steps { get; init; }
     public int Seq { get; init; } = 128;
     public int Batch { get; init; } = 8;
@@ -64,7 +99,6 @@ public sealed class TrainRequest : IRequest<TrainResult>
     {
         if (string.IsNullOrWhiteSpace(Model)) throw new OptionException("--model", "--model is required (a bundled name or a path)");
         if (QatMode is not (null or "ternary")) throw new OptionException("--qat", $"--qat '{QatMode}' is not supported (only 'ternary')");
-        if (Pyramid is not null) throw new OptionException("--pyramid", "--pyramid: token dropping while training is not yet supported");
         if (Steps < 1 || Steps > MaxSteps) throw new OptionException("--steps", $"--steps {Steps} must be in 1..{MaxSteps}");
         if (Seq < 2) throw new OptionException("--seq", $"--seq {Seq} must be at least 2");
         if (Batch < 1 || Batch > 4096) throw new OptionException("--batch", $"--batch {Batch} must be in 1..4096");
@@ -74,6 +108,12 @@ public sealed class TrainRequest : IRequest<TrainResult>
         if (EvalSequences < 1) throw new OptionException("--eval", $"--eval {EvalSequences} must be positive");
         if (Corpus is not null && !File.Exists(Corpus)) throw new OptionException("--corpus", $"--corpus '{Corpus}': no such file");
         if (Drop is not null) ParseDrop(Drop, int.MaxValue);
+        if (Pyramid is not null)
+        {
+            TrainingPyramid.Parse(Pyramid, int.MaxValue, Context);
+            if (Seq < TrainingPyramid.MinWindow) throw new OptionException("--seq", $"--seq {Seq} must be at least {TrainingPyramid.MinWindow} with --pyramid");
+        }
+        else if (Context != TrainingPyramid.DefaultContext) throw new OptionException("--context", "--context needs --pyramid");
     }
 
     /// <summary>GRANULARITY:LIST as module skips (block drops both halves of each listed layer).</summary>
@@ -100,7 +140,13 @@ public sealed class TrainRequest : IRequest<TrainResult>
         };
     }
 
-    public TrainResult Run(IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
+    public TrainResult Run(IProgress<RunProgress>? progress = null, CancellationToken cancel = default) => Run(progress, null, cancel);
+
+    /// <summary>
+    /// As <see cref="Run(IProgress{RunProgress}?, CancellationToken)"/>, calling <paramref name="onStep"/> after every
+    /// optimizer step with the step just logged and, for a pyramid run, the baseline's step (else null): what a live loss chart draws.
+    /// </summary>
+    public TrainResult Run(IProgress<RunProgress>? progress, Action<TrainStep, TrainStep?>? onStep, CancellationToken cancel = default)
     {
         Validate();
         var total = Stopwatch.StartNew();
@@ -118,23 +164,27 @@ public sealed class TrainRequest : IRequest<TrainResult>
             throw new OptionException("--corpus", $"--corpus '{corpus.Source}': the calibration split yields {windows.Count} windows of {Seq + 1} tokens, fewer than --batch {Batch}");
         var eval = split.Evaluation(Tokenize, EvalSequences, Seq, pack: true).Sequences;
 
+        var pyramid = Pyramid is null ? null : TrainingPyramid.Parse(Pyramid, config.Layers, Context);
+
         progress?.Report(new RunProgress("evaluate", 0, Steps, "perplexity before training"));
         var fw = Stopwatch.StartNew();
-        double pplFp32 = Perplexity(decoder.Model, eval, ModuleSkips.None, qat: false, threads);
+        var reference = new List<float[]>(eval.Count);
+        var fp32 = Evaluate(decoder.Model, eval, ModuleSkips.None, qat: false, threads, null, reference);
         double forwardTps = eval.Sum(e => (double)e.Length) / fw.Elapsed.TotalSeconds;
-        double pplStart = skips == ModuleSkips.None && !Qat ? pplFp32 : Perplexity(decoder.Model, eval, skips, Qat, threads);
+        var start = skips == ModuleSkips.None && !Qat ? fp32 : Evaluate(decoder.Model, eval, skips, Qat, threads, reference);
 
-        var p = LlamaParameters.From(decoder.Model);
-        var grads = new LlamaParameters(config, p.SharedOutput);
-        var bp = new LlamaBackprop(config, Qat, skips, threads);
-        var opt = new AdamW(p) { WeightDecay = WeightDecay };
+        var runs = new List<Trainee>
+        {
+            new(decoder.Model, config, Qat, skips, threads, pyramid, WeightDecay),
+        };
+        // the baseline of a pyramid run: the same suffix loss and batches, no token dropped (keep 1 drops nothing and ranks nothing)
+        if (pyramid is not null)
+            runs.Add(new(decoder.Model, config, Qat, skips, threads, pyramid with { Schedule = new([1], [1.0]) }, WeightDecay));
         var rng = new Random(Seed);
         var order = Enumerable.Range(0, windows.Count).ToArray();
         int cursor = order.Length;
         var batch = new int[Batch][];
-        var log = new List<TrainStep>(Steps);
         int warmup = Math.Min(20, Steps / 10);
-        double first = double.NaN;
         var train = Stopwatch.StartNew();
         var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         for (int step = 1; step <= Steps; step++)
@@ -145,24 +195,27 @@ public sealed class TrainRequest : IRequest<TrainResult>
                 if (cursor == order.Length) { rng.Shuffle(order); cursor = 0; }
                 batch[b] = windows[order[cursor++]];
             }
-            double loss = bp.LossAndGradients(p, batch, grads);
-            if (step == 1) first = loss;
-            double norm = AdamW.ClipGlobalNorm(grads, Clip);
-            if (!double.IsFinite(loss) || !double.IsFinite(norm))
-                throw new TrainingDivergedException($"training stopped at step {step}: the loss is {loss} (gradient norm {norm}); try a smaller --lr");
-            if (loss > 2 * first + 5)
-                throw new TrainingDivergedException($"training stopped at step {step}: the loss exploded to {loss:G4} from {first:G4} at step 1; try a smaller --lr");
             double lr = AdamW.CosineLr(LearningRate, step, Steps, warmup);
-            opt.Update(p, grads, lr);
-            log.Add(new TrainStep(step, loss, lr, norm));
-            progress?.Report(new RunProgress("train", step, Steps, $"loss {loss:F4}"));
+            // interleaved, the order alternating step by step, so the two times see the same load
+            for (int k = 0; k < runs.Count; k++) runs[(k + step) % runs.Count].Step(step, batch, lr, Clip);
+            onStep?.Invoke(runs[0].Log[^1], runs.Count > 1 ? runs[1].Log[^1] : null);
+            progress?.Report(new RunProgress("train", step, Steps, $"loss {runs[0].Log[^1].Loss:F4}"));
         }
         double trainSeconds = train.Elapsed.TotalSeconds;
         double trainCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds; // the machine is shared: CPU time is the load-free figure
+        var main = runs[0];
+        if (pyramid is not null) trainSeconds = main.Seconds; // the pyramid run's own share of the interleaved loop
 
         progress?.Report(new RunProgress("evaluate", Steps, Steps, "perplexity after training"));
-        var trained = p.ToModel(decoder.Card);
-        double ppl = Perplexity(trained, eval, skips, Qat, threads);
+        var trained = main.P.ToModel(decoder.Card);
+        var after = Evaluate(trained, eval, skips, Qat, threads, reference);
+        TrainBaseline? baseline = null;
+        if (pyramid is not null)
+        {
+            var b = runs[1];
+            baseline = new TrainBaseline(b.Log, Evaluate(b.P.ToModel(decoder.Card), eval, skips, Qat, threads, reference), b.Seconds, b.Seconds / Steps);
+        }
+        double ppl = after.Perplexity;
         if (Out is not null)
         {
             var extra = new Dictionary<string, object>
@@ -170,31 +223,72 @@ public sealed class TrainRequest : IRequest<TrainResult>
                 ["workbench_training"] = new Dictionary<string, object>
                 {
                     ["base_model"] = decoder.Name, ["steps"] = Steps, ["seq"] = Seq, ["batch"] = Batch, ["lr"] = LearningRate, ["seed"] = Seed,
-                    ["qat"] = QatMode ?? "none", ["perplexity"] = ppl,
+                    ["qat"] = QatMode ?? "none", ["perplexity"] = ppl, ["pyramid"] = pyramid?.ToString() ?? "none",
                 },
             };
             HuggingFaceExport.WriteLlama(trained, Out, extraConfig: extra, omitAttention: skips.Attention, omitMlp: skips.Mlp);
             CopyTokenizer(Model, Out);
         }
-        return new TrainResult(decoder.Name, Qat, Drop, Steps, Seq, Batch, LearningRate, Seed, pplStart, ppl, pplFp32, log,
+        return new TrainResult(decoder.Name, Qat, Drop, Steps, Seq, Batch, LearningRate, Seed, start.Perplexity, ppl, fp32.Perplexity, main.Log,
             total.Elapsed.TotalSeconds, trainSeconds, trainCpu, (double)Steps * Batch * Seq / trainSeconds, forwardTps,
-            windows.Count, eval.Count, eval.Sum(e => (long)e.Length), Out);
+            windows.Count, eval.Count, eval.Sum(e => (long)e.Length), Out, start, after,
+            pyramid?.ToString(), pyramid is null ? 0 : Seq - pyramid.ContextEnd(Seq), pyramid is null ? null : main.Backprop.RowsPerSequence.ToArray(),
+            baseline) { Trained = trained };
+    }
+
+    /// <summary>One model being trained: its parameters, gradients, backprop, optimizer, log and its own time.</summary>
+    private sealed class Trainee(LlamaModel model, ModelConfig config, bool qat, ModuleSkips skips, int threads, TrainingPyramid? pyramid, double weightDecay)
+    {
+        public LlamaParameters P { get; } = LlamaParameters.From(model);
+        public LlamaBackprop Backprop { get; } = new(config, qat, skips, threads, pyramid);
+        public List<TrainStep> Log { get; } = [];
+        public double Seconds { get; private set; }
+        private readonly LlamaParameters _grads = new(config, model.Weights.SharedOutput);
+        private AdamW? _opt;
+        private double _first = double.NaN;
+
+        public void Step(int step, int[][] batch, double lr, double clip)
+        {
+            _opt ??= new AdamW(P) { WeightDecay = weightDecay };
+            long t0 = Stopwatch.GetTimestamp();
+            double loss = Backprop.LossAndGradients(P, batch, _grads);
+            if (step == 1) _first = loss;
+            double norm = AdamW.ClipGlobalNorm(_grads, clip);
+            if (!double.IsFinite(loss) || !double.IsFinite(norm))
+                throw new TrainingDivergedException($"training stopped at step {step}: the loss is {loss} (gradient norm {norm}); try a smaller --lr");
+            if (loss > 2 * _first + 5)
+                throw new TrainingDivergedException($"training stopped at step {step}: the loss exploded to {loss:G4} from {_first:G4} at step 1; try a smaller --lr");
+            _opt.Update(P, _grads, lr);
+            Seconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            Log.Add(new TrainStep(step, loss, lr, norm));
+        }
     }
 
     /// <summary>
     /// Held-out perplexity of the model as it would run: the engine's forward with the skips, and with QAT on the
     /// ternary (I2S) kernels with per-token int8 activations, i.e. post-training quantization of these weights.
     /// </summary>
-    public static double Perplexity(LlamaModel model, IReadOnlyList<int[]> sequences, ModuleSkips skips, bool qat, int threads)
+    public static double Perplexity(LlamaModel model, IReadOnlyList<int[]> sequences, ModuleSkips skips, bool qat, int threads) =>
+        Evaluate(model, sequences, skips, qat, threads).Perplexity;
+
+    /// <summary>
+    /// <see cref="Perplexity"/> plus KL(reference || model) and top-1 agreement against <paramref name="reference"/>'s
+    /// log-probabilities (one array per sequence, [positions, vocab]); with <paramref name="keep"/> this run's
+    /// log-probabilities are added to it instead (and KL is 0, agreement 1: the model is its own reference).
+    /// </summary>
+    public static HeldOut Evaluate(LlamaModel model, IReadOnlyList<int[]> sequences, ModuleSkips skips, bool qat, int threads,
+        IReadOnlyList<float[]>? reference = null, List<float[]>? keep = null)
     {
         using var ternary = qat ? TernaryModel.Quantize(model, LowBitFormat.I2S, threads) : null;
         var ctx = new ForwardContext { Skips = skips, Linear = ternary, Threads = threads };
         int vocab = model.Config.Vocab;
-        double nll = 0;
-        long count = 0;
-        foreach (var seq in sequences)
+        double nll = 0, kl = 0;
+        long count = 0, agree = 0;
+        for (int s = 0; s < sequences.Count; s++)
         {
+            var seq = sequences[s];
             var (logits, _) = model.Forward(seq, 0, ctx);
+            var logp = new float[(seq.Length - 1) * vocab];
             for (int i = 0; i + 1 < seq.Length; i++)
             {
                 var row = logits.AsSpan(i * vocab, vocab);
@@ -202,11 +296,29 @@ public sealed class TrainRequest : IRequest<TrainResult>
                 foreach (var v in row) max = Math.Max(max, v);
                 double sum = 0;
                 foreach (var v in row) sum += Math.Exp(v - max);
-                nll += max + Math.Log(sum) - row[seq[i + 1]];
+                double lse = max + Math.Log(sum);
+                nll += lse - row[seq[i + 1]];
+                var lp = logp.AsSpan(i * vocab, vocab);
+                for (int j = 0; j < vocab; j++) lp[j] = (float)(row[j] - lse);
+                if (reference is not null)
+                {
+                    var rp = reference[s].AsSpan(i * vocab, vocab);
+                    int top = 0, refTop = 0;
+                    double k = 0;
+                    for (int j = 0; j < vocab; j++)
+                    {
+                        k += Math.Exp(rp[j]) * ((double)rp[j] - lp[j]);
+                        if (lp[j] > lp[top]) top = j;
+                        if (rp[j] > rp[refTop]) refTop = j;
+                    }
+                    kl += k;
+                    if (top == refTop) agree++;
+                }
                 count++;
             }
+            keep?.Add(logp);
         }
-        return Math.Exp(nll / count);
+        return new HeldOut(Math.Exp(nll / count), reference is null ? 0 : kl / count, reference is null ? 1 : (double)agree / count);
     }
 
     // Calibration documents (each with its BOS) packed end to end and cut into windows of `length` tokens, at most `max`.

@@ -111,4 +111,43 @@ public class TrainRequestTests
         Assert.Equal(1.0, AdamW.ClipGlobalNorm(g, 1.0), 5);
     }
 
+
+    [Fact]
+    public void Held_out_kl_and_top1_are_against_the_full_models_distributions_position_by_position()
+    {
+        var model = ModelHub.LoadDecoder("stories260K").Model;
+        var tok = ModelHub.LoadDecoder("stories260K").Tokenizer;
+        var seqs = new[] { tok.Encode("Once upon a time there was a little girl who liked to play in the park.", bos: true),
+                           tok.Encode("The dog ran to the tree and barked at the cat.", bos: true) };
+        var reference = new List<float[]>();
+        var self = TrainRequest.Evaluate(model, seqs, ModuleSkips.None, qat: false, threads: 1, keep: reference);
+        Assert.Equal(2, reference.Count);
+        var again = TrainRequest.Evaluate(model, seqs, ModuleSkips.None, qat: false, threads: 1, reference: reference);
+        Assert.Equal(0, again.Kl, 1e-6);
+        Assert.Equal(1, again.Top1Agreement);
+        Assert.Equal(self.Perplexity, again.Perplexity);
+
+        var skips = TrainRequest.ParseDrop("block:2", model.Config.Layers);
+        var pruned = TrainRequest.Evaluate(model, seqs, skips, qat: false, threads: 1, reference: reference);
+        // by hand, in double, from the two forwards' logits
+        double kl = 0, nll = 0;
+        int agree = 0, n = 0, v = model.Config.Vocab;
+        foreach (var seq in seqs)
+        {
+            var full = model.Forward(seq, 0, new ForwardContext()).Logits;
+            var cut = model.Forward(seq, 0, new ForwardContext { Skips = skips }).Logits;
+            for (int i = 0; i + 1 < seq.Length; i++, n++)
+            {
+                double[] P(float[] l) { var r = new double[v]; double m = l.Skip(i * v).Take(v).Max(), s = 0; for (int j = 0; j < v; j++) s += r[j] = Math.Exp(l[i * v + j] - m); for (int j = 0; j < v; j++) r[j] /= s; return r; }
+                var pf = P(full); var pc = P(cut);
+                for (int j = 0; j < v; j++) kl += pf[j] * Math.Log(pf[j] / pc[j]);
+                nll -= Math.Log(pc[seq[i + 1]]);
+                if (Array.IndexOf(pf, pf.Max()) == Array.IndexOf(pc, pc.Max())) agree++;
+            }
+        }
+        Assert.Equal(kl / n, pruned.Kl, 1e-4);
+        Assert.Equal(Math.Exp(nll / n), pruned.Perplexity, 1e-3);
+        Assert.Equal((double)agree / n, pruned.Top1Agreement);
+        Assert.True(pruned.Kl > 0.05);
+    }
 }
