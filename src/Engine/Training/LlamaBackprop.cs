@@ -53,7 +53,10 @@ public sealed class LlamaBackprop
     private float[] _wq = [], _wk = [], _wv = [], _wo = [], _w1 = [], _w2 = [], _w3 = [];
     private bool _haveForward;
 
-    public LlamaBackprop(ModelConfig config, bool qat = false, ModuleSkips? skips = null, int threads = 0, TrainingPyramid? pyramid = null)
+    /// <param name="ropeInvFreq">The model's rotary inverse frequencies (head_dim / 2, e.g. a Hugging Face config's default or
+    /// llama3-scaled ones, <see cref="DecoderSpec.RopeInvFreq"/>); null: theta^(-2i/head_dim) from the config.</param>
+    public LlamaBackprop(ModelConfig config, bool qat = false, ModuleSkips? skips = null, int threads = 0, TrainingPyramid? pyramid = null,
+        float[]? ropeInvFreq = null)
     {
         if (config.Family != ModelFamily.Llama) throw new ArgumentException($"training covers Llama decoders, not {config.Family}", nameof(config));
         Config = config;
@@ -65,7 +68,12 @@ public sealed class LlamaBackprop
         _group = config.Heads / config.KvHeads; _mlp = config.MlpDim; _vocab = config.Vocab;
         pyramid?.Schedule.Validate(config.Layers);
         Pyramid = pyramid;
+        if (ropeInvFreq is not null && ropeInvFreq.Length != config.HeadDim / 2)
+            throw new ArgumentException($"{ropeInvFreq.Length} rotary frequencies for a head of {config.HeadDim}", nameof(ropeInvFreq));
+        _ropeInvFreq = ropeInvFreq;
     }
+
+    private readonly float[]? _ropeInvFreq;
 
     /// <summary>Softmax of the last forward's logits at the loss rows, [rows, vocab] (kept for the backward).</summary>
     public ReadOnlySpan<float> Probabilities => _probs.AsSpan(0, _nLoss * _vocab);
@@ -571,7 +579,7 @@ public sealed class LlamaBackprop
         for (int pos = 0; pos < t; pos++)
             for (int i = 0; i < half; i++)
             {
-                double a = pos * Math.Pow(Config.RopeTheta, -2.0 * i / _hd);
+                double a = pos * (_ropeInvFreq is { } f ? f[i] : Math.Pow(Config.RopeTheta, -2.0 * i / _hd));
                 _cos[pos * half + i] = (float)Math.Cos(a);
                 _sin[pos * half + i] = (float)Math.Sin(a);
             }

@@ -58,6 +58,35 @@ public sealed class LlamaParameters
         Tensors = list;
     }
 
+    /// <summary>
+    /// Why the backprop, which implements the plain Llama block (RMSNorm, rotary with one set of frequencies, causal GQA attention
+    /// scaled by 1/sqrt(head_dim), SwiGLU, no biases), would not compute this model's loss, or null when it would. A
+    /// sliding window at least <paramref name="seq"/> long changes nothing, so it is allowed.
+    /// </summary>
+    public static string? Unsupported(LlamaModel model, int seq)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var s = model.Spec;
+        var c = model.Config;
+        if (s.Norm != NormKind.Rms || s.NormWeightOffset != 0) return $"its {s.Family} norms are not plain RMSNorm";
+        if (s.SandwichNorms) return "it has sandwich norms";
+        if (s.QkNorm) return "it norms q and k";
+        if (s.SubNorms) return "it has attention / MLP sub-norms";
+        if (s.Mlp != DecoderMlp.SwiGlu) return $"its MLP is {s.Mlp}, not SwiGLU";
+        if (s.EmbedScale != 1f) return "it scales its embeddings";
+        if (s.LearnedPositions) return "it learns absolute positions";
+        if (s.AttentionSoftCap != 0 || s.FinalSoftCap != 0) return "it soft-caps scores or logits";
+        if (s.AttentionScale != 0 && Math.Abs(s.AttentionScale - 1 / Math.Sqrt(c.HeadDim)) > 1e-6) return "its attention scale is not 1/sqrt(head_dim)";
+        if (s.QuantizedActivations) return "its linears are offline-quantized BitLinear layers";
+        for (int l = 0; l < c.Layers; l++)
+            if (s.WindowOf(l) is > 0 and var w && w < seq) return $"layer {l} attends through a sliding window of {w} < --seq {seq}";
+        foreach (var layer in model.Weights.Layers)
+            if (layer.Extras.Count() > 2) return "it has projection biases or extra norms";
+        if (s.RopeInvFreq is { } freq && freq.Any(f => !f.AsSpan().SequenceEqual(freq[0])))
+            return "its layers rotate with different frequencies";
+        return null;
+    }
+
     /// <summary>A copy of a model's weights (the model's own arrays are never written: its kernels cache packed copies of them).</summary>
     public static LlamaParameters From(LlamaModel model)
     {

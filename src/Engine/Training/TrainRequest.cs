@@ -153,6 +153,8 @@ public sealed class TrainRequest : IRequest<TrainResult>
         var decoder = ModelHub.LoadDecoder(Model);
         var config = decoder.Config;
         if (Seq > config.MaxSeq) throw new OptionException("--seq", $"--seq {Seq} exceeds {decoder.Name}'s {config.MaxSeq} positions");
+        if (LlamaParameters.Unsupported(decoder.Model, Seq) is { } why)
+            throw new OptionException("--model", $"--model {decoder.Name}: training covers the plain Llama block, and {why}");
         var skips = Drop is null ? decoder.Pruned : Union(decoder.Pruned, ParseDrop(Drop, config.Layers));
         int threads = Threads <= 0 ? Environment.ProcessorCount : Threads;
 
@@ -240,7 +242,7 @@ public sealed class TrainRequest : IRequest<TrainResult>
     private sealed class Trainee(LlamaModel model, ModelConfig config, bool qat, ModuleSkips skips, int threads, TrainingPyramid? pyramid, double weightDecay)
     {
         public LlamaParameters P { get; } = LlamaParameters.From(model);
-        public LlamaBackprop Backprop { get; } = new(config, qat, skips, threads, pyramid);
+        public LlamaBackprop Backprop { get; } = new(config, qat, skips, threads, pyramid, model.Spec.RopeInvFreq?[0]);
         public List<TrainStep> Log { get; } = [];
         public double Seconds { get; private set; }
         private readonly LlamaParameters _grads = new(config, model.Weights.SharedOutput);

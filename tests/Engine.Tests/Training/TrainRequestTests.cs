@@ -150,4 +150,59 @@ public class TrainRequestTests
         Assert.Equal((double)agree / n, pruned.Top1Agreement);
         Assert.True(pruned.Kl > 0.05);
     }
+
+    private static string Arch(string family) => Path.GetDirectoryName(Bundled.Path($"data/goldens/arch/{family}/config.json"))!;
+
+    [Theory]
+    [InlineData("llama_untied", 32, null)]
+    [InlineData("llama3_tied", 32, null)] // llama3 rope scaling: the backprop takes the model's frequencies
+    [InlineData("phi3", 32, null)]
+    [InlineData("mistral", 16, null)]
+    [InlineData("mistral", 32, "sliding window of 16")]
+    [InlineData("qwen2", 32, "biases")]
+    [InlineData("qwen3", 32, "norms q and k")]
+    [InlineData("gemma2", 32, "norms")]
+    [InlineData("gemma3_text", 32, "norms")]
+    [InlineData("gpt2", 32, "norms")]
+    [InlineData("bitnet_master", 32, "sub-norms")]
+    public void Training_takes_the_families_whose_blocks_it_implements_and_names_what_it_lacks_in_the_others(string family, int seq, string? why)
+    {
+        var reason = LlamaParameters.Unsupported(ModelHub.LoadDecoder(Arch(family)).Model, seq);
+        if (why is null) Assert.Null(reason);
+        else Assert.Contains(why, reason);
+    }
+
+    [Fact]
+    public void A_model_the_backprop_does_not_implement_is_refused_by_the_model_option_before_training()
+    {
+        var e = Assert.Throws<OptionException>(() => new TrainRequest { Model = Arch("qwen2"), Steps = 1, Seq = 16, Batch = 1, EvalSequences = 1 }.Run());
+        Assert.Equal("--model", e.Option);
+        Assert.Contains("biases", e.Message);
+        Assert.Null(LlamaParameters.Unsupported(ModelHub.LoadDecoder("austen-16L").Model, 128));
+    }
+
+    [Theory]
+    [InlineData("llama3_tied")] // llama3-scaled rotary frequencies: without them the loss differs by 4e-4
+    [InlineData("llama_untied")]
+    [InlineData("phi3")]
+    public void The_backprop_loss_of_a_hugging_face_family_equals_its_inference_forward(string family)
+    {
+        var model = ModelHub.LoadDecoder(Arch(family), storage: WeightStorage.Fp32).Model;
+        var c = model.Config;
+        var rng = new Random(7);
+        var seq = Enumerable.Range(0, 24).Select(_ => rng.Next(c.Vocab)).ToArray();
+        var (logits, _) = model.Forward(seq.AsSpan(0, seq.Length - 1), 0, new ForwardContext());
+        double nll = 0;
+        for (int t = 0; t < seq.Length - 1; t++)
+        {
+            var row = logits.AsSpan(t * c.Vocab, c.Vocab);
+            double max = double.NegativeInfinity, sum = 0;
+            foreach (var v in row) max = Math.Max(max, v);
+            foreach (var v in row) sum += Math.Exp(v - max);
+            nll -= row[seq[t + 1]] - max - Math.Log(sum);
+        }
+        var bp = new LlamaBackprop(c, ropeInvFreq: model.Spec.RopeInvFreq?[0]);
+        double loss = bp.Forward(LlamaParameters.From(model), [seq]);
+        Assert.Equal(nll / (seq.Length - 1), loss, 1e-5);
+    }
 }
