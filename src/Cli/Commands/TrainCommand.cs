@@ -23,7 +23,7 @@ public static class TrainCommand
         var batch = new Option<string?>("--batch") { Description = "Windows per step (default 8)." };
         var lr = new Option<string?>("--lr") { Description = "Peak learning rate (default 5e-3 with --qat, else 1e-3; warmup then cosine decay to a tenth)." };
         var seed = new Option<string?>("--seed") { Description = "Seed of the corpus split and the batch order (default 0)." };
-        var corpus = new Option<string?>("--corpus") { Description = "Text file to train on (default: bundled TinyStories)." };
+        var corpus = new Option<string?>("--corpus") { Description = "Text file to train on (documents separated by blank lines), or persuasion (the bundled held-out Austen novel); default: bundled TinyStories." };
         var output = new Option<string?>("--out") { Description = "Write the trained model here as a Hugging Face folder." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object for scripts." };
         var command = new Command("train", "Fine-tune a decoder on a corpus (optionally BitNet b1.58 quantization-aware or pruned) and report held-out perplexity.")

@@ -106,7 +106,7 @@ public sealed class TrainRequest : IRequest<TrainResult>
         if (!(WeightDecay >= 0 && WeightDecay < 1)) throw new OptionException("--weight-decay", $"--weight-decay {WeightDecay} must be in [0, 1)");
         if (Threads < 0) throw new OptionException("--threads", $"--threads {Threads} must be positive");
         if (EvalSequences < 1) throw new OptionException("--eval", $"--eval {EvalSequences} must be positive");
-        if (Corpus is not null && !File.Exists(Corpus)) throw new OptionException("--corpus", $"--corpus '{Corpus}': no such file");
+        if (Corpus is not null && !Text.Corpus.Exists(Corpus)) throw new OptionException("--corpus", $"--corpus '{Corpus}': no such file (nor a bundled corpus: {string.Join(", ", Text.Corpus.BundledNames)})");
         if (Drop is not null) ParseDrop(Drop, int.MaxValue);
         if (Pyramid is not null)
         {

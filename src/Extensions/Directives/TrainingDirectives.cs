@@ -55,7 +55,7 @@ internal static class TrainingDirectives
                 new KernelDirectiveParameter("--batch", "windows per step (default 8)") { TypeHint = "number" },
                 new KernelDirectiveParameter("--lr", "peak learning rate (default 5e-3 with --qat, else 1e-3)") { TypeHint = "number" },
                 new KernelDirectiveParameter("--seed", "seed of the corpus split and the batch order (default 0)") { TypeHint = "number" },
-                new KernelDirectiveParameter("--corpus", "text file to train on (default: bundled TinyStories)"),
+                new KernelDirectiveParameter("--corpus", "text file to train on (documents separated by blank lines), or persuasion (the bundled held-out Austen novel); default: bundled TinyStories"),
                 new KernelDirectiveParameter("--out", "write the trained model here as a Hugging Face folder"),
                 new KernelDirectiveParameter("--as", "C# variable for the TrainResult (default: train)"),
             },

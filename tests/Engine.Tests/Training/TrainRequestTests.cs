@@ -205,4 +205,17 @@ public class TrainRequestTests
         double loss = bp.Forward(LlamaParameters.From(model), [seq]);
         Assert.Equal(nll / (seq.Length - 1), loss, 1e-5);
     }
+
+    [Fact]
+    public void The_corpus_may_be_a_bundled_name_and_an_unknown_one_is_refused_by_the_corpus_option()
+    {
+        var r = new TrainRequest { Model = "stories260K", Corpus = "persuasion", Steps = 2, Seq = 16, Batch = 2, EvalSequences = 2 }.Run();
+        Assert.Equal(2, r.Loss.Count);
+        Assert.True(double.IsFinite(r.Perplexity) && r.Perplexity > 1);
+        // Persuasion is not TinyStories: the untouched model finds it much harder than its own held-out stories
+        Assert.True(r.PerplexityFp32 > 2 * Small().Run().PerplexityFp32);
+        var e = Assert.Throws<OptionException>(() => new TrainRequest { Model = "stories260K", Corpus = "no-such-corpus", Steps = 1 }.Run());
+        Assert.Equal("--corpus", e.Option);
+        Assert.Contains("persuasion", e.Message);
+    }
 }
