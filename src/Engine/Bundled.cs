@@ -28,6 +28,7 @@ public static class Bundled
         ["models/austen-16L/bitnet-b158/model.safetensors.index.json"] = "5e426f5ea47148682ec00c94f4dfa47d70d84a0a11d39df03466118712bea83b",
         ["models/austen-16L/bitnet-b158/tokenizer.model"] = "d0362994a03e682c531c116a2ec02f94f29f0e2c7bb29de1ba0b60a9a528e51f",
         ["data/text/austen/persuasion.txt"] = "0509db07233abe007abf9833d7f05871e35af9a1023a3b59241d59adab1f94d2",
+        ["data/text/austen/emma.txt"] = "0c59c31150a5053e59d926b2a6a0e429ee26f1518ff05bb3ff5ad54cf3a003f6",
     };
 
     private static readonly HashSet<string> Verified = [];
@@ -84,4 +85,7 @@ public static class Bundled
     public static string PrideAndPrejudice => Path("data/text/pride_and_prejudice.txt");
     /// <summary>Persuasion, the novel the austen-16L models never saw in training (one paragraph per line).</summary>
     public static string Persuasion => Path("data/text/austen/persuasion.txt");
+
+    /// <summary>Emma, one of the five novels the austen-16L models were trained on (one paragraph per line).</summary>
+    public static string Emma => Path("data/text/austen/emma.txt");
 }

@@ -94,7 +94,7 @@ public sealed record StackResult(string Model, string Ternary, string TernaryKin
 /// The ternary model: <see cref="Ternary"/>, by default austen-16L-ternary for austen-16L (trained ternary, stored
 /// scales) and the post-training quantization of <see cref="Model"/> otherwise. Held-out text: Persuasion for the
 /// austen-16L models (the novel they never saw), held-out TinyStories for the others, or <see cref="Corpus"/>.
-/// No heal step: a fine-tune after the drop (TrainRequest --drop) costs minutes, more than a notebook cell may.
+/// No heal step inside the stack: notebook 04 heals the dropped model separately (TrainRequest with --drop) and measures what that buys.
 /// </summary>
 public sealed record StackRequest : IRequest<StackResult>
 {

@@ -26,9 +26,10 @@ public sealed class Corpus
     private static readonly Dictionary<string, Func<string>> Named = new(StringComparer.OrdinalIgnoreCase)
     {
         ["persuasion"] = () => Bundled.Persuasion,
+        ["emma"] = () => Bundled.Emma,
     };
 
-    /// <summary>Corpora that may be named instead of given by path: <c>persuasion</c> (one paragraph per line).</summary>
+    /// <summary>Corpora that may be named instead of given by path: <c>persuasion</c> (held out from austen-16L) and <c>emma</c> (in its training data), one paragraph per line.</summary>
     public static IReadOnlyList<string> BundledNames { get; } = [.. Named.Keys];
 
     /// <summary>True for a bundled corpus name or an existing file.</summary>
