@@ -54,9 +54,9 @@ public class CommandTests
         var modules = JsonDocument.Parse(stdout).RootElement.GetProperty("modules").EnumerateArray().ToArray();
         Assert.Equal(want.Mlp, modules.Select(m => m.GetProperty("importance").GetDouble()));
 
-        var (bad, _, err) = Invoke("drop", "--model", "stories260K", "--granularity", "mlp", "--count", "1", "--corpus", "emma");
+        var (bad, _, err) = Invoke("drop", "--model", "stories260K", "--granularity", "mlp", "--count", "1", "--corpus", "middlemarch");
         Assert.Equal(2, bad);
-        Assert.Contains("--corpus 'emma' does not exist (a text file, or a bundled corpus: persuasion)", err);
+        Assert.Contains("--corpus 'middlemarch' does not exist (a text file, or a bundled corpus: persuasion, emma)", err);
         Assert.Single(err.Trim().Split('\n'));
     }
 

@@ -142,8 +142,8 @@ public class TokenDropDirectiveTests
         Assert.Equal(expected.Kl, await Value(k, "novel.Kl"));
         Assert.StartsWith("Persuasion", prompts[0].Context); // the novel's first page, not TinyStories
 
-        var bad = await k.SubmitAsync("#!fastv --model stories260K --layer 2 --keep 0.5 --data emma");
-        Assert.Contains("--data emma: no such file (a text file, or a bundled corpus: persuasion)", bad.Failure()!.Message);
+        var bad = await k.SubmitAsync("#!fastv --model stories260K --layer 2 --keep 0.5 --data middlemarch");
+        Assert.Contains("--data middlemarch: no such file (a text file, or a bundled corpus: persuasion, emma)", bad.Failure()!.Message);
     }
 
     [Fact]
