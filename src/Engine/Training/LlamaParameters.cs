@@ -81,7 +81,11 @@ public sealed class LlamaParameters
         for (int l = 0; l < c.Layers; l++)
             if (s.WindowOf(l) is > 0 and var w && w < seq) return $"layer {l} attends through a sliding window of {w} < --seq {seq}";
         foreach (var layer in model.Weights.Layers)
-            if (layer.Extras.Count() > 2) return "it has projection biases or extra norms";
+        {
+            if (new[] { layer.Bq, layer.Bk, layer.Bv, layer.Bo, layer.B1, layer.B2 }.Any(b => b is not null)) return "it has projection biases";
+            if (new[] { layer.AttnNormBias, layer.FfnNormBias, layer.QNorm, layer.KNorm, layer.PostAttnNorm, layer.PostFfnNorm,
+                    layer.AttnSubNorm, layer.FfnSubNorm }.Any(n => n is not null)) return "it has norm biases or extra norms";
+        }
         if (s.RopeInvFreq is { } freq && freq.Any(f => !f.AsSpan().SequenceEqual(freq[0])))
             return "its layers rotate with different frequencies";
         return null;
