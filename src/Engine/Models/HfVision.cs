@@ -42,8 +42,8 @@ public static class HfVision
         var cfgPath = Path.Combine(folder, "config.json");
         var c = HfConfig.Read(cfgPath);
         using var src = HfTensors.Open(folder);
-        var (mean, std) = Preprocessing(folder, VitMean, VitStd);
-        return Tower(c, src, "vit.", clip: false, mean, std, new DirectoryInfo(folder).Name, withHead: true);
+        var (mean, std, from) = Preprocessing(folder, VitMean, VitStd, "ViTImageProcessor's default mean/std (0.5)");
+        return Tower(c, src, "vit.", clip: false, (mean, std, from), new DirectoryInfo(folder).Name, withHead: true);
     }
 
     /// <summary>
@@ -51,7 +51,7 @@ public static class HfVision
     /// position_embeddings, layernorm_before/after, final layernorm and classifier) or the CLIP vision model (no conv bias,
     /// class_embedding, position_embedding, pre_layrnorm, layer_norm1/2, quick_gelu; its post_layernorm is not used by LLaVA).
     /// </summary>
-    internal static VitModel Tower(HfConfig c, ITensorSource src, string p, bool clip, double[] mean, double[] std, string name, bool withHead)
+    internal static VitModel Tower(HfConfig c, ITensorSource src, string p, bool clip, (double[] Mean, double[] Std, string From) norm, string name, bool withHead)
     {
         int d = c.Int("hidden_size"), layers = c.Int("num_hidden_layers"), heads = c.Int("num_attention_heads"), mlp = c.Int("intermediate_size");
         int image = c.Int("image_size"), patch = c.Int("patch_size"), channels = c.Int("num_channels", 3);
@@ -128,14 +128,14 @@ public static class HfVision
         var card = new ModelCard(name, src.Path, src.Format, config, tensors.Sum(t => t.ElementCount), tensors.Sum(t => t.ByteLength),
             tensors.Select(t => new TensorCardEntry(t.Name, t.DType.ToString(), t.Shape, t.ByteLength)).ToList());
         return new VitModel(src.Path, new VitModel.Parts(config, card, patch, patchW, patchB, cls, pos,
-            clip ? R("pre_layrnorm.weight", d) : null, clip ? R("pre_layrnorm.bias", d) : null, blocks, lnG, lnB, headW, headB, mean, std));
+            clip ? R("pre_layrnorm.weight", d) : null, clip ? R("pre_layrnorm.bias", d) : null, blocks, lnG, lnB, headW, headB, norm.Mean, norm.Std, norm.From));
     }
 
-    /// <summary>preprocessor_config.json's image_mean / image_std when the folder has them, else the given defaults.</summary>
-    public static (double[] Mean, double[] Std) Preprocessing(string folder, double[] mean, double[] std)
+    /// <summary>preprocessor_config.json's image_mean / image_std when the folder has them, else the given defaults; and which it was.</summary>
+    public static (double[] Mean, double[] Std, string From) Preprocessing(string folder, double[] mean, double[] std, string defaults)
     {
         var path = Path.Combine(folder, "preprocessor_config.json");
-        if (!File.Exists(path)) return (mean, std);
+        if (!File.Exists(path)) return (mean, std, defaults + " (no preprocessor_config.json)");
         var c = HfConfig.Read(path);
         double[] Three(string key, double[] fallback)
         {
@@ -146,7 +146,7 @@ public static class HfVision
             if (key == "image_std" && r.Any(x => !(x > 0))) throw new ModelFormatException(path, key, 0, "standard deviations must be positive");
             return r;
         }
-        return (Three("image_mean", mean), Three("image_std", std));
+        return (Three("image_mean", mean), Three("image_std", std), "preprocessor_config.json's image_mean/image_std");
     }
 
     /// <summary>
@@ -185,8 +185,8 @@ public static class HfVision
 
         var (cfg, spec) = HfDecoders.Describe(text, "llama");
         var textModel = HfDecoders.Build(lm, cfg, spec, text, "language_model", text.Bool("tie_word_embeddings", c.Bool("tie_word_embeddings")), storage);
-        var (mean, std) = Preprocessing(folder, ClipMean, ClipStd);
-        var tower = Tower(vision, src, vp, clip: true, mean, std, "vision_tower", withHead: false);
+        var norm = Preprocessing(folder, ClipMean, ClipStd, "CLIP's default mean/std");
+        var tower = Tower(vision, src, vp, clip: true, norm, "vision_tower", withHead: false);
 
         int vl = tower.Config.Layers;
         int run = featureLayer < 0 ? vl + 1 + featureLayer : featureLayer;  // hidden_states[k]: k = 0 embeddings, k = i + 1 output of layer i

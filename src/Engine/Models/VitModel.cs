@@ -51,7 +51,7 @@ public sealed class VitModel : ITransformerModel
     /// <summary>Everything a ViT-shaped model holds, in the engine's convention, whichever file it came from.</summary>
     internal sealed record Parts(ModelConfig Config, ModelCard Card, int Patch, float[] PatchW, float[]? PatchB, float[] Cls, float[] Pos,
         float[]? PreNormG, float[]? PreNormB, Block[] Blocks, float[]? FinalG, float[]? FinalB, float[]? HeadW, float[]? HeadB,
-        double[] Mean, double[] Std);
+        double[] Mean, double[] Std, string NormSource = "CIFAR-10's mean/std");
 
     private sealed record NpyArray(string Name, int[] Shape, float[] Data);
 
@@ -71,6 +71,7 @@ public sealed class VitModel : ITransformerModel
         _classes = p.HeadW is null ? 0 : p.Config.Vocab;
         (_patchW, _patchB, _cls, _pos, _preG, _preB, _blocks) = (p.PatchW, p.PatchB, p.Cls, p.Pos, p.PreNormG, p.PreNormB, p.Blocks);
         (_lnfG, _lnfB, _headW, _headB, _mean, _std) = (p.FinalG, p.FinalB, p.HeadW, p.HeadB, p.Mean, p.Std);
+        PixelNormSource = p.NormSource;
     }
 
     /// <summary>The npz layout: arrays in np.savez order (see the class summary); every size from the shapes.</summary>
@@ -221,6 +222,8 @@ public sealed class VitModel : ITransformerModel
     /// <summary>The channel means and standard deviations that turn uint8 pixels into this model's input.</summary>
     public IReadOnlyList<double> PixelMean => _mean;
     public IReadOnlyList<double> PixelStd => _std;
+    /// <summary>Where <see cref="PixelMean"/> and <see cref="PixelStd"/> come from (a file, or the defaults used).</summary>
+    public string PixelNormSource { get; }
 
     /// <summary>A uint8 HWC image of this model's size as its normalised CHW input: (x / 255 - mean) / std per channel.</summary>
     public PixelInput Normalize(ReadOnlySpan<byte> imageHwc)
