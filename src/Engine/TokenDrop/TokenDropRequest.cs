@@ -153,9 +153,9 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
                         $"{loaded.Name} is a vision-language model: it takes --image and --tokens, not --data / --prompts / --limit");
                 return result with { VisionLanguage = RunVisionLanguage(vlm.Model, schedule, ranking, cancel) };
             case Decoder or Encoder when Image is not null:
-                throw new OptionException("--image", $"--image works with image models (the ViT, LLaVA), not {loaded.Name}");
+                throw new OptionException("--image", $"--image works with the ViT and LLaVA, not {loaded.Name}");
             case Decoder or Encoder or ImageClassifier when Tokens is not null:
-                throw new OptionException("--tokens", $"--tokens works with vision-language models (LLaVA), not {loaded.Name}");
+                throw new OptionException("--tokens", $"--tokens works with LLaVA (vision-language models), not {loaded.Name}");
             case Decoder dec:
             {
                 var prompts = LanguageTokenDrop.TinyStoriesPrompts(Prompts ?? Limit ?? DefaultDecoderPrompts, DecoderContextChars, Data);
