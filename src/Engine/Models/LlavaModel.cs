@@ -17,7 +17,7 @@ public sealed class LlavaModel : ITransformerModel
     public sealed record Projector(float[] W1, float[]? B1, float[] W2, float[]? B2);
 
     public LlamaModel Text { get; }
-    public VitModel Vision { get; }
+    public VitModel Tower { get; }
     public Projector Projection { get; }
     /// <summary>config.json's image_token_index: the id whose positions take the image features.</summary>
     public int ImageTokenId { get; }
@@ -26,7 +26,7 @@ public sealed class LlavaModel : ITransformerModel
     /// <summary>The "default" strategy drops the tower's CLS row; "full" keeps it.</summary>
     public bool DropsCls { get; }
     /// <summary>Image tokens one image fills (the features' rows).</summary>
-    public int ImageTokens => Vision.PatchGrid * Vision.PatchGrid + (DropsCls ? 0 : 1);
+    public int ImageTokens => Tower.PatchGrid * Tower.PatchGrid + (DropsCls ? 0 : 1);
 
     public ModelConfig Config => Text.Config;
     public ModelCard Card { get; }
@@ -34,7 +34,7 @@ public sealed class LlavaModel : ITransformerModel
     public LlavaModel(LlamaModel text, VitModel vision, Projector projector, int imageTokenId, int featureBlocks, bool dropsCls, ModelCard card)
     {
         Text = text ?? throw new ArgumentNullException(nameof(text));
-        Vision = vision ?? throw new ArgumentNullException(nameof(vision));
+        Tower = vision ?? throw new ArgumentNullException(nameof(vision));
         Projection = projector ?? throw new ArgumentNullException(nameof(projector));
         ArgumentOutOfRangeException.ThrowIfNegative(featureBlocks);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(featureBlocks, vision.Config.Layers);
@@ -56,14 +56,14 @@ public sealed class LlavaModel : ITransformerModel
         var px = image switch
         {
             PixelInput p => p,
-            ImageInput i => Vision.Normalize(i.PixelsHwc),
+            ImageInput i => Tower.Normalize(i.PixelsHwc),
             _ => throw new ArgumentException($"an image is an ImageInput or PixelInput, not {image.GetType().Name}", nameof(image)),
         };
-        var tower = new ForwardContext { Linear = ctx.Linear, Threads = ctx.Threads, Cancellation = ctx.Cancellation };
-        var s = Vision.EmbedPixels(px, tower);
-        Vision.RunBlocks(s, tower, 0, FeatureBlocks);
+        var towerCtx = new ForwardContext { Linear = ctx.Linear, Threads = ctx.Threads, Cancellation = ctx.Cancellation };
+        var s = Tower.EmbedPixels(px, towerCtx);
+        Tower.RunBlocks(s, towerCtx, 0, FeatureBlocks);
         if (DropsCls) s.Keep(Enumerable.Range(1, s.Rows - 1).ToArray());
-        int n = s.Rows, vd = Vision.Config.Dim, td = Text.Config.Dim;
+        int n = s.Rows, vd = Tower.Config.Dim, td = Text.Config.Dim;
         var h = new float[n * td];
         ctx.RunLinear(s.Active, n, vd, Projection.W1, td, h, Projection.B1, gelu: true);
         var f = new float[n * td];
@@ -103,6 +103,6 @@ public sealed class LlavaModel : ITransformerModel
     /// <summary>The language model's block linears (layer indices are the text model's).</summary>
     public IReadOnlyList<NamedLinear> BlockLinears => Text.BlockLinears;
 
-    public IEnumerable<float[]> ParameterArrays => Text.ParameterArrays.Concat(Vision.ParameterArrays)
+    public IEnumerable<float[]> ParameterArrays => Text.ParameterArrays.Concat(Tower.ParameterArrays)
         .Concat(new[] { Projection.W1, Projection.B1, Projection.W2, Projection.B2 }.OfType<float[]>());
 }

@@ -217,9 +217,9 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
 
         var path = Image ?? Bundled.Path(DefaultVlmImage);
         if (!File.Exists(path)) throw new OptionException("--image", $"--image {path}: no such file (a PNG or JPEG)");
-        int side = model.Vision.Image;
+        int side = model.Tower.Image;
         var pixels = VitImage.LoadSquare(path, side);
-        var how = $"centre crop, resized to {side}x{side}, normalised with {model.Vision.PixelNormSource}";
+        var how = $"centre crop, resized to {side}x{side}, normalised with {model.Tower.PixelNormSource}";
         return VisionLanguageTokenDrop.Evaluate(model, tokens, ModelInput.Of(pixels), schedule, ranking, Seed, VlmGenerate,
             System.IO.Path.GetFileName(path), how, cancel);
     }
