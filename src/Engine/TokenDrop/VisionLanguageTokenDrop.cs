@@ -11,9 +11,10 @@ namespace Workbench.Engine.TokenDrop;
 /// model's prefill (the vision tower and projector run in full either way and are not counted).
 /// </summary>
 public sealed record VlmDropEvaluation(string Model, PyramidSchedule Schedule, DropRanking Ranking, string Image, string Preprocessing,
-    int PromptTokens, int ImageTokens, double Kl, int Top1Full, int Top1Dropped, int[] GeneratedFull, int[] GeneratedDropped,
+    int[] Prompt, int ImageTokens, double Kl, int Top1Full, int Top1Dropped, int[] GeneratedFull, int[] GeneratedDropped,
     double FlopsRatio, CostReport Cost, IReadOnlyList<DropStage> Stages)
 {
+    public int PromptTokens => Prompt.Length;
     public bool Top1Agrees => Top1Full == Top1Dropped;
     /// <summary>Leading greedy tokens the dropped run shares with the full run.</summary>
     public int GeneratedAgreeing => GeneratedFull.Zip(GeneratedDropped).TakeWhile(p => p.First == p.Second).Count();
@@ -67,7 +68,7 @@ public static class VisionLanguageTokenDrop
         var shape = TransformerShape.From(model.Config);
         int droppable = roles.Droppable(tokens.Length);
         var cost = schedule.Cost(shape, droppable, tokens.Length - droppable);
-        return new VlmDropEvaluation(model.Card.Name, schedule, ranking, imageName, preprocessing, tokens.Length, droppable, Math.Max(kl, 0),
+        return new VlmDropEvaluation(model.Card.Name, schedule, ranking, imageName, preprocessing, tokens, droppable, Math.Max(kl, 0),
             ArgMax(pFull), ArgMax(pDrop), genFull, genDrop, cost.RatioTo(Flops.Full(shape, tokens.Length)), cost, dropper.Stages.ToList());
     }
 
