@@ -137,6 +137,8 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
         var result = new TokenDropResult(loaded.Name, Method, schedule, ranking, Seed);
         switch (loaded)
         {
+            case ImageClassifier other when other.Model.Image != VitImage.Size:
+                throw new OptionException("--model", $"--model {Model}: the ViT takes {other.Model.Image}x{other.Model.Image} images; token dropping on images runs on the CIFAR-10 set and its 32x32 images (vit-cifar10)");
             case ImageClassifier vit when Image is not null:
                 return result with { Image = RunImage(vit.Model, schedule, ranking) };
             case ImageClassifier vit:
