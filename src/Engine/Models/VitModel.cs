@@ -32,7 +32,8 @@ public sealed class VitModel : ITransformerModel
     public int PatchGrid => Image / Patch;
 
     private readonly int _d, _heads, _headDim, _mlp, _patchVec, _classes;
-    private readonly float[] _patchW;  // [d out, patchVec in], patch vectors in (channel, dy, dx) order
+    private readonly float[] _patchW;  // [d out, patchVec in]: patch vectors in (channel, dy, dx) order, or (dy, dx, channel) when _channelsLast
+    private readonly bool _channelsLast; // the npz's own order (kept, so its numbers stay bit for bit what they were)
     private readonly float[]? _patchB; // HF ViT's conv bias; none in the npz and in CLIP
     private readonly float[] _cls;     // [d]
     private readonly float[] _pos;     // [tokens, d]
@@ -42,7 +43,7 @@ public sealed class VitModel : ITransformerModel
     private readonly double[] _mean, _std; // how uint8 pixels become the model's input: (x / 255 - mean) / std per channel
     private readonly Workspaces _work = new(Slot.Count);
 
-    private static class Slot { public const int H = 0, Q = 1, K = 2, V = 3, Cat = 4, O = 5, P = 6, M = 7, Patches = 8, Normed = 9, Pixels = 10, Count = 11; }
+    private static class Slot { public const int H = 0, Q = 1, K = 2, V = 3, Cat = 4, O = 5, P = 6, M = 7, Patches = 8, Normed = 9, Count = 10; }
 
     internal sealed record Block(
         float[] Ln1G, float[] Ln1B, float[] Wq, float[] Bq, float[] Wk, float[] Bk, float[] Wv, float[] Bv,
@@ -51,7 +52,7 @@ public sealed class VitModel : ITransformerModel
     /// <summary>Everything a ViT-shaped model holds, in the engine's convention, whichever file it came from.</summary>
     internal sealed record Parts(ModelConfig Config, ModelCard Card, int Patch, float[] PatchW, float[]? PatchB, float[] Cls, float[] Pos,
         float[]? PreNormG, float[]? PreNormB, Block[] Blocks, float[]? FinalG, float[]? FinalB, float[]? HeadW, float[]? HeadB,
-        double[] Mean, double[] Std, string NormSource = "CIFAR-10's mean/std");
+        double[] Mean, double[] Std, string NormSource = "CIFAR-10's mean/std", bool ChannelsLast = false);
 
     private sealed record NpyArray(string Name, int[] Shape, float[] Data);
 
@@ -72,6 +73,7 @@ public sealed class VitModel : ITransformerModel
         (_patchW, _patchB, _cls, _pos, _preG, _preB, _blocks) = (p.PatchW, p.PatchB, p.Cls, p.Pos, p.PreNormG, p.PreNormB, p.Blocks);
         (_lnfG, _lnfB, _headW, _headB, _mean, _std) = (p.FinalG, p.FinalB, p.HeadW, p.HeadB, p.Mean, p.Std);
         PixelNormSource = p.NormSource;
+        _channelsLast = p.ChannelsLast;
     }
 
     /// <summary>The npz layout: arrays in np.savez order (see the class summary); every size from the shapes.</summary>
@@ -108,16 +110,11 @@ public sealed class VitModel : ITransformerModel
         int tail = 3 + layers * perBlock;
         int classes = Dim(tail + 2, 0);
 
-        // (in, out) with in = (dy, dx, channel): transposed to [out, in] with in = (channel, dy, dx), the conv order.
+        // (in, out) with in = (dy, dx, channel): transposed to [out, in], the input order kept (ChannelsLast).
         var pw = Get(0, patchVec, d);
         var patchW = new float[d * patchVec];
-        for (int dy = 0; dy < patch; dy++)
-            for (int dx = 0; dx < patch; dx++)
-                for (int c = 0; c < Channels; c++)
-                {
-                    int j = (dy * patch + dx) * Channels + c, jc = (c * patch + dy) * patch + dx;
-                    for (int o = 0; o < d; o++) patchW[o * patchVec + jc] = pw[j * d + o];
-                }
+        for (int j = 0; j < patchVec; j++)
+            for (int o = 0; o < d; o++) patchW[o * patchVec + j] = pw[j * d + o];
         var blocks = new Block[layers];
         for (int l = 0; l < layers; l++)
         {
@@ -149,7 +146,7 @@ public sealed class VitModel : ITransformerModel
             parameters, parameters * sizeof(float),
             a.Select((x, i) => new TensorCardEntry($"arr_{i} {ParamName(i, layers, perBlock)}", "F32", x.Shape.Select(s => (long)s).ToArray(), 4L * x.Data.Length)).ToList());
         return new Parts(config, card, patch, patchW, null, Get(1, 1, 1, d), Get(2, 1, tokens, d), null, null, blocks,
-            Get(tail, d), Get(tail + 1, d), Get(tail + 2, classes, d), Get(tail + 3, 1, classes), CifarMean, CifarStd);
+            Get(tail, d), Get(tail + 1, d), Get(tail + 2, classes, d), Get(tail + 3, 1, classes), CifarMean, CifarStd, ChannelsLast: true);
     }
 
     /// <summary>Loads the npz (float32 arrays in np.savez order). Bad files throw ModelFormatException.</summary>
@@ -244,7 +241,7 @@ public sealed class VitModel : ITransformerModel
 
     /// <summary>
     /// Patch-embeds normalised CHW pixels (what a Hugging Face processor gives as pixel_values): each P x P patch, as a
-    /// (channel, dy, dx) vector, times the patch weights (+ bias) = the stride-P convolution; CLS first, patches row-major
+    /// (channel, dy, dx) vector (the npz's (dy, dx, channel)), times the patch weights (+ bias) = the stride-P convolution; CLS first, patches row-major
     /// over the grid, positions added to every row, then CLIP's pre-norm where the model has one. Fires "embed".
     /// </summary>
     public SequenceState EmbedPixels(PixelInput input, ForwardContext ctx)
@@ -261,7 +258,11 @@ public sealed class VitModel : ITransformerModel
                 var patch = x.Slice((py * grid + px) * _patchVec, _patchVec);
                 for (int c = 0; c < Channels; c++)
                     for (int dy = 0; dy < Patch; dy++)
-                        chw.AsSpan(c * plane + (py * Patch + dy) * Image + px * Patch, Patch).CopyTo(patch.Slice((c * Patch + dy) * Patch, Patch));
+                    {
+                        var src = chw.AsSpan(c * plane + (py * Patch + dy) * Image + px * Patch, Patch);
+                        if (!_channelsLast) src.CopyTo(patch.Slice((c * Patch + dy) * Patch, Patch));
+                        else for (int dx = 0; dx < Patch; dx++) patch[(dy * Patch + dx) * Channels + c] = src[dx];
+                    }
             }
         // Row 0 is CLS; the patch rows are one GEMM, then the positions are added to every row.
         _cls.AsSpan(0, _d).CopyTo(state.Row(0));

@@ -61,7 +61,6 @@ public sealed record VitImage
         ArgumentNullException.ThrowIfNull(encoded);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(size, 4096);
-        int Size = size;
         using var data = SKData.CreateCopy(encoded);
         using var codec = SKCodec.Create(data);
         if (codec is null)
@@ -88,15 +87,15 @@ public sealed record VitImage
         int side = Math.Min(info.Width, info.Height);
         var src = SKRectI.Create((info.Width - side) / 2, (info.Height - side) / 2, side, side);
         using var image = SKImage.FromBitmap(full);
-        var dstInfo = new SKImageInfo(Size, Size, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var surface = SKSurface.Create(dstInfo) ?? throw new InvalidOperationException($"could not create a {Size}x{Size} raster surface");
+        var dstInfo = new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var surface = SKSurface.Create(dstInfo) ?? throw new InvalidOperationException($"could not create a {size}x{size} raster surface");
         surface.Canvas.Clear(SKColors.Black);
-        surface.Canvas.DrawImage(image, src, SKRect.Create(Size, Size), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
-        var rgba = new byte[Size * Size * 4];
+        surface.Canvas.DrawImage(image, src, SKRect.Create(size, size), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
+        var rgba = new byte[size * size * 4];
         unsafe
         {
             fixed (byte* p = rgba)
-                if (!surface.ReadPixels(dstInfo, (IntPtr)p, Size * 4, 0, 0))
+                if (!surface.ReadPixels(dstInfo, (IntPtr)p, size * 4, 0, 0))
                     throw new InvalidOperationException("could not read back the resized pixels");
         }
         return RgbaToRgb(rgba);
