@@ -69,7 +69,7 @@ public static class VisionLanguageTokenDrop
         int droppable = roles.Droppable(tokens.Length);
         var cost = schedule.Cost(shape, droppable, tokens.Length - droppable);
         return new VlmDropEvaluation(model.Card.Name, schedule, ranking, imageName, preprocessing, tokens, droppable, Math.Max(kl, 0),
-            ArgMax(pFull), ArgMax(pDrop), genFull, genDrop, cost.RatioTo(Flops.Full(shape, tokens.Length)), cost, dropper.Stages.ToList());
+            LanguageTokenDrop.ArgMax(pFull), LanguageTokenDrop.ArgMax(pDrop), genFull, genDrop, cost.RatioTo(Flops.Full(shape, tokens.Length)), cost, dropper.Stages.ToList());
     }
 
     // Prefill (with the selector, if any) into a KV cache, then greedy decoding from that cache.
@@ -80,7 +80,7 @@ public static class VisionLanguageTokenDrop
         var state = model.Hidden(input, ctx);
         state.Keep([state.Rows - 1]);
         var logits = model.Readout(state, ctx);
-        var next = Softmax(logits);
+        var next = LanguageTokenDrop.Softmax(logits);
         var generated = new int[generate];
         var decode = new ForwardContext { Cache = ctx.Cache, Cancellation = cancellation };
         for (int k = 0; k < generate; k++)
@@ -89,22 +89,5 @@ public static class VisionLanguageTokenDrop
             if (k + 1 < generate) logits = model.Forward(ModelInput.Of([generated[k]], promptLength + k), decode).Output;
         }
         return (next, generated);
-    }
-
-    private static double[] Softmax(ReadOnlySpan<float> logits)
-    {
-        double max = TensorPrimitives.Max(logits);
-        var p = new double[logits.Length];
-        double sum = 0;
-        for (int i = 0; i < p.Length; i++) sum += p[i] = Math.Exp(logits[i] - max);
-        for (int i = 0; i < p.Length; i++) p[i] /= sum;
-        return p;
-    }
-
-    private static int ArgMax(double[] p)
-    {
-        int best = 0;
-        for (int i = 1; i < p.Length; i++) if (p[i] > p[best]) best = i;
-        return best;
     }
 }
