@@ -112,4 +112,49 @@ public class TokenDropCliErrorTests
         }
         finally { File.Delete(path); }
     }
+
+}
+
+public class TokenDropCliLlavaTests
+{
+    private static (int Code, string Out, string Err) Run(string verb, params string[] args) => CliRunner.Run([verb, .. args]);
+
+    private static string Llava => Path.GetDirectoryName(Bundled.Path("data/goldens/arch/llava/config.json"))!;
+
+    [Fact]
+    public void Pyramid_on_llava_drops_image_tokens_and_reports_kl_and_flops_of_the_engine()
+    {
+        var image = Bundled.Path("data/images/chelsea.png");
+        var prompt = JsonDocument.Parse(File.ReadAllText(Path.Combine(Llava, "gen.json"))).RootElement.GetProperty("prompt")
+            .EnumerateArray().Select(x => x.GetInt32()).ToArray();
+        var (code, output, err) = Run("pyramid-drop", "--model", Llava, "--layers", "1,2", "--keep", "0.5", "--image", image,
+            "--tokens", string.Join(",", prompt), "--json");
+        Assert.True(code == 0, err);
+        var j = JsonDocument.Parse(output).RootElement;
+        Assert.Equal([16, 8, 4], j.GetProperty("image_tokens_per_stage").EnumerateArray().Select(x => x.GetInt32()));
+        var e = VisionLanguageTokenDrop.Evaluate(((VisionLanguageModel)ModelHub.Load(Llava)).Model, prompt,
+            ModelInput.Of(VitImage.LoadSquare(image, 32)), PyramidSchedule.Pyramid([1, 2], 0.5));
+        Assert.Equal(e.Kl, j.GetProperty("kl").GetDouble(), 9);
+        Assert.Equal(e.FlopsRatio, j.GetProperty("flops_ratio").GetDouble(), 9);
+        Assert.Equal(e.GeneratedDropped, j.GetProperty("generated").EnumerateArray().Select(x => x.GetInt32()));
+
+        (code, output, err) = Run("fastv", "--model", Llava, "--layer", "2", "--keep", "1");
+        Assert.True(code == 0, err);
+        Assert.Contains("KL(full || dropped) 0.0000", output);
+        Assert.Contains("8 leading tokens agree", output);
+    }
+
+    [Theory]
+    [InlineData("--tokens", "1,2,3")]
+    [InlineData("--image", "/nonexistent/cat.png")]
+    [InlineData("--prompts", "3")]
+    public void Bad_llava_options_print_one_line_and_exit_2(string option, string value)
+    {
+        var (code, output, err) = Run("pyramid-drop", "--model", Llava, "--layers", "1,2", "--keep", "0.5", option, value);
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        Assert.Single(err.TrimEnd().Split('\n'));
+        Assert.StartsWith("workbench: error: ", err);
+        Assert.Contains(option, err);
+    }
 }

@@ -53,6 +53,21 @@ public class TokenDropDirectiveTests
     }
 
     [Fact]
+    public async Task Pyramid_drop_on_llava_drops_image_tokens_and_matches_the_engine()
+    {
+        var folder = Path.GetDirectoryName(Bundled.Path("data/goldens/arch/llava/config.json"))!;
+        var image = Bundled.Path("data/images/chelsea.png");
+        using var k = new TestKernel();
+        var r = await k.SubmitAsync($"#!pyramid-drop --model \"{folder}\" --layers 1,2 --keep 0.5 --image \"{image}\" --as vl");
+        r.AssertSucceeded();
+        var expected = new TokenDropRequest { Method = TokenDropMethod.Pyramid, Model = folder, Layers = "1,2", Keep = "0.5", Image = image }.Run().VisionLanguage!;
+        var html = r.Html();
+        Assert.Contains("16 → 8 → 4 of 28 prompt tokens", html);
+        Assert.Contains(expected.Kl.ToString("F4", CultureInfo.InvariantCulture) + " nats", html);
+        Assert.Equal(expected.FlopsRatio, await Value(k, "vl.FlopsRatio"));
+    }
+
+    [Fact]
     public async Task FastV_with_random_ranking_and_a_seed_matches_the_engine()
     {
         using var k = new TestKernel();

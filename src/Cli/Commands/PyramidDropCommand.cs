@@ -28,9 +28,11 @@ internal static class TokenDropCli
         var seed = new Option<int>("--seed") { Description = "seed for --rank random", DefaultValueFactory = _ => 0 };
         var data = new Option<string?>("--data") { Description = "ViT: a CIFAR-10 folder in the bundled layout (default: the bundled 1,000 test images); language models: a text file of blank-line-separated paragraphs, or persuasion (the novel austen-16L never saw; default: TinyStories)" };
         var limit = new Option<int?>("--limit") { Description = "ViT: N images spread evenly over the set (class-balanced); language models: N prompts" };
+        var image = new Option<string?>("--image") { Description = "one image: ViT, a PNG/JPEG or a CIFAR-10 index run stage by stage; LLaVA, a PNG/JPEG (default data/images/chelsea.png)" };
+        var tokens = new Option<string?>("--tokens") { Description = "LLaVA: the prompt's ids with the image tokens where the image goes (default: 4 + 8 seeded random ids around them)" };
         var json = CliHelpers.JsonOption();
         var cmd = new Command(name, description);
-        foreach (var o in new Option[] { model, method == TokenDropMethod.FastV ? layer : layers, keep, rank, seed, data, limit, json })
+        foreach (var o in new Option[] { model, method == TokenDropMethod.FastV ? layer : layers, keep, rank, seed, data, limit, image, tokens, json })
             cmd.Options.Add(o);
         cmd.SetAction(pr => CliHelpers.Run(() =>
         {
@@ -38,6 +40,7 @@ internal static class TokenDropCli
             {
                 Method = method, Model = pr.GetValue(model), Layers = pr.GetValue(layers), Layer = pr.GetValue(layer),
                 Keep = pr.GetValue(keep), Rank = pr.GetValue(rank), Seed = pr.GetValue(seed), Data = pr.GetValue(data), Limit = pr.GetValue(limit),
+                Image = pr.GetValue(image), Tokens = pr.GetValue(tokens),
             };
             request.Validate();
             var result = request.Run();
@@ -78,6 +81,20 @@ internal static class TokenDropCli
             json["perplexity"] = d.PerplexityDropped;
             json["flops_ratio"] = d.FlopsRatio;
         }
+        else if (r.VisionLanguage is { } m)
+        {
+            json["image"] = m.Image;
+            json["preprocessing"] = m.Preprocessing;
+            json["prompt_tokens"] = m.PromptTokens;
+            json["image_tokens_per_stage"] = m.ImageTokensPerStage;
+            json["kl"] = m.Kl;
+            json["top1_agrees"] = m.Top1Agrees;
+            json["generated_full"] = m.GeneratedFull;
+            json["generated"] = m.GeneratedDropped;
+            json["flops_ratio"] = m.FlopsRatio;
+            json["macs"] = m.Cost.TotalMacs;
+            json["ranking_macs"] = m.Cost.RankingMacs;
+        }
         else if (r.Encoder is { } e)
         {
             json["texts"] = e.Cosines.Length;
@@ -103,6 +120,14 @@ internal static class TokenDropCli
             return string.Format(ci,
                 "{0}, {1} prompts\n  KL(full || dropped) {2:F4} nats\n  top-1 agreement     {3:P1}\n  perplexity          {4:F3} (full {5:F3})\n  FLOPs ratio         {6:F4}",
                 head, d.PerPrompt.Count, d.Kl, d.Top1Agreement, d.PerplexityDropped, d.PerplexityFull, d.FlopsRatio);
+        if (r.VisionLanguage is { } m)
+            return string.Join("\n",
+                $"{head}, image {m.Image} ({m.Preprocessing})",
+                $"  image tokens      {string.Join(" -> ", m.ImageTokensPerStage)} of {m.PromptTokens} prompt tokens (text tokens are kept)",
+                string.Format(ci, "  KL(full || dropped) {0:F4} nats, next token", m.Kl),
+                $"  top-1             {(m.Top1Agrees ? "same" : "differs")} ({m.Top1Full} full, {m.Top1Dropped} dropped)",
+                $"  greedy {m.GeneratedFull.Length} tokens   {m.GeneratedAgreeing} leading tokens agree ({string.Join(",", m.GeneratedDropped)} vs {string.Join(",", m.GeneratedFull)})",
+                string.Format(ci, "  FLOPs ratio       {0:F4}  (language-model prefill, analytic; the vision tower runs in full)", m.FlopsRatio));
         var e = r.Encoder!;
         return string.Format(ci, "{0}, {1} texts\n  embedding cosine    {2:F4} (min {3:F4})\n  FLOPs ratio         {4:F4}",
             head, e.Cosines.Length, e.MeanCosine, e.MinCosine, e.FlopsRatio);

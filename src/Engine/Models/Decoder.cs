@@ -111,9 +111,17 @@ public sealed class Encoder(string name, BertModel model, WordPieceTokenizer tok
         v.Select(a => v.Select(b => TensorPrimitives.CosineSimilarity(a, b)).ToArray()).ToArray();
 }
 
-/// <summary>A vision transformer classifier (the bundled CIFAR-10 ViT, or a ViT-NumPy .npz in its layout).</summary>
+/// <summary>A vision transformer classifier (the bundled CIFAR-10 ViT, a ViT-NumPy .npz in its layout, or a Hugging Face ViTForImageClassification folder).</summary>
 public sealed class ImageClassifier(string name, VitModel model) : LoadedModel
 {
     public override string Name => name;
     public override VitModel Model => model;
+}
+
+/// <summary>A vision-language model (LLaVA): an image and token ids in, next-token logits out; the tokenizer may be absent.</summary>
+public sealed class VisionLanguageModel(string name, LlavaModel model, ITextTokenizer? tokenizer) : LoadedModel
+{
+    public override string Name => name;
+    public override LlavaModel Model => model;
+    public ITextTokenizer? Tokenizer => tokenizer;
 }

@@ -197,7 +197,7 @@ public static class HfDecoders
     }
 
     /// <summary>The Llama-layout families (llama, mistral, qwen2/3, gemma2/3, phi3, bitnet): model.layers.{i}.*</summary>
-    private static LlamaModel Build(ITensorSource src, ModelConfig cfg, DecoderSpec spec, HfConfig c, string name, bool tied, WeightStorage storage)
+    internal static LlamaModel Build(ITensorSource src, ModelConfig cfg, DecoderSpec spec, HfConfig c, string name, bool tied, WeightStorage storage)
     {
         int d = cfg.Dim, qd = cfg.QDim, kv = cfg.KvDim, h = cfg.MlpDim, hd = cfg.HeadDim;
         bool qkvBias = spec.Family == "qwen2" || c.Bool("attention_bias"), oBias = spec.Family != "qwen2" && c.Bool("attention_bias");
@@ -357,7 +357,14 @@ internal sealed class HfConfig
 {
     public string Path { get; }
     public JsonElement Root { get; }
-    private HfConfig(string path, JsonElement root) { Path = path; Root = root; }
+    /// <summary>How errors name this object's keys: "" for config.json's top level, "vision_config." for a nested one.</summary>
+    public string Prefix { get; }
+    private HfConfig(string path, JsonElement root, string prefix = "") { Path = path; Root = root; Prefix = prefix; }
+
+    /// <summary>A nested config object (LLaVA's text_config, vision_config); a missing one names the key.</summary>
+    public HfConfig Sub(string key) =>
+        Root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Object ? new HfConfig(Path, v, Prefix + key + ".")
+        : throw new ModelFormatException(Path, Prefix + key, 0, "required object is missing or not an object");
 
     public static HfConfig Read(string path)
     {
@@ -372,13 +379,13 @@ internal sealed class HfConfig
     {
         if (Root.TryGetProperty(key, out var v) && JsonFiles.TryInt32(v, out int i)) return i;
         if (fallback is { } f && (!Root.TryGetProperty(key, out v) || v.ValueKind == JsonValueKind.Null)) return f;
-        throw new ModelFormatException(Path, key, 0, "required integer key is missing or not an integer");
+        throw new ModelFormatException(Path, Prefix + key, 0, "required integer key is missing or not an integer");
     }
 
     public float Float(string key, float fallback)
     {
         if (!Root.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
-        return JsonFiles.TryFloat(v, out float x) ? x : throw new ModelFormatException(Path, key, 0, $"{v.GetRawText()} is not a finite float");
+        return JsonFiles.TryFloat(v, out float x) ? x : throw new ModelFormatException(Path, Prefix + key, 0, $"{v.GetRawText()} is not a finite float");
     }
 
     public bool Bool(string key, bool fallback = false) =>

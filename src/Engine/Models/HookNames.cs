@@ -16,6 +16,7 @@ namespace Workbench.Engine.Models;
 ///   blocks.{i}.mlp.out       [n, d]  output of the MLP module (before the residual add)
 ///   blocks.{i}.resid_post    [n, d]  residual stream leaving block i
 ///   ln_final                 [n, d]  after the final norm (pre-norm models)
+///   image_features           [m, d]  LLaVA: the projected image features that replace the m image-token embeddings
 ///
 /// In post-norm models (BERT) resid_mid = LN1(resid_pre + attn.out) and resid_post = LN2(resid_mid + mlp.out),
 /// and attn.in = resid_pre, mlp.in = resid_mid.
@@ -25,6 +26,7 @@ public static class HookNames
 {
     public const string Embed = "embed";
     public const string LnFinal = "ln_final";
+    public const string ImageFeatures = "image_features";
     public static string ResidPre(int layer) => Site(0, layer, "resid_pre");
     public static string AttnIn(int layer) => Site(1, layer, "attn.in");
     public static string AttnK(int layer) => Site(2, layer, "attn.k");

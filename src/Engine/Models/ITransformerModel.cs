@@ -1,11 +1,24 @@
 namespace Workbench.Engine.Models;
 
-/// <summary>What a model is fed: token ids (decoders, encoders) or an image (vision transformers).</summary>
+/// <summary>What a model is fed: token ids (decoders, encoders), an image (vision transformers), or both (LLaVA).</summary>
 public abstract record ModelInput
 {
     public static ModelInput Of(int[] tokens, int startPos = 0) => new TokenInput(tokens, startPos);
     public static ModelInput Of(byte[] imageHwc) => new ImageInput(imageHwc);
+    public static ModelInput Of(int[] tokens, ModelInput image, int startPos = 0) => new MultimodalInput(tokens, image, startPos);
 }
+
+/// <summary>
+/// Normalised pixels, channels first ([3, Height, Width] row-major): what a Hugging Face image processor hands the model
+/// as pixel_values (after resizing, rescaling and normalising).
+/// </summary>
+public sealed record PixelInput(float[] Chw, int Height, int Width) : ModelInput;
+
+/// <summary>
+/// Token ids with one image (<see cref="ImageInput"/> or <see cref="PixelInput"/>): the image's features replace the
+/// embeddings of the image-token positions, in order (LLaVA).
+/// </summary>
+public sealed record MultimodalInput(int[] Tokens, ModelInput Image, int StartPos = 0) : ModelInput;
 
 /// <summary>Token ids at positions startPos, startPos + 1, ... (no BOS is added).</summary>
 public sealed record TokenInput(int[] Tokens, int StartPos = 0) : ModelInput;

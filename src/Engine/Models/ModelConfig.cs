@@ -2,8 +2,8 @@ namespace Workbench.Engine.Models;
 
 public enum ModelFamily { Llama, Bert, Vit }
 
-/// <summary>The MLP of a block: SwiGLU (Llama: W2(silu(W1 x) * W3 x)) or a two-layer GELU MLP (BERT, ViT).</summary>
-public enum MlpKind { SwiGlu, GeluErf, GeluTanh }
+/// <summary>The MLP of a block: SwiGLU (Llama: W2(silu(W1 x) * W3 x)) or a two-layer GELU MLP (BERT, ViT; CLIP's quick_gelu x * sigmoid(1.702 x)).</summary>
+public enum MlpKind { SwiGlu, GeluErf, GeluTanh, QuickGelu }
 
 /// <summary>
 /// Architecture numbers of a transformer, enough for the forward pass, the FLOPs model and the KV-cache size.

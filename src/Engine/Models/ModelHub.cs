@@ -136,6 +136,8 @@ public static class ModelHub
                     var (pruned, skips) = PrunedModel.Load(path);
                     return new Decoder(pruned.Card.Name, pruned, tokPath is null ? null : DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
                 }
+                // ViTForImageClassification and LLaVA folders (HfVision); the tokenizer only matters to LLaVA's text side.
+                if (HfVision.TryLoad(path, vocab => tokPath is null ? null : DecoderTokenizer(tokPath, vocab), storage) is { } vision) return vision;
                 // The family from config.json's architectures / model_type (unsupported ones are named with the supported list).
                 var decoder = HfDecoders.Load(path, storage: storage);
                 return new Decoder(decoder.Card.Name, decoder, tokPath is null ? null : DecoderTokenizer(tokPath, decoder.Config.Vocab));

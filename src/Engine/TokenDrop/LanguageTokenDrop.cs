@@ -187,7 +187,7 @@ public static class LanguageTokenDrop
         return new EncoderDropEvaluation(encoder.Name, schedule, ranking, cos.Average(), cos.Min(), ratio / texts.Count, cos);
     }
 
-    private static double[] Softmax(ReadOnlySpan<float> logits)
+    internal static double[] Softmax(ReadOnlySpan<float> logits)
     {
         double max = double.NegativeInfinity;
         foreach (var l in logits) max = Math.Max(max, l);
@@ -198,7 +198,7 @@ public static class LanguageTokenDrop
         return p;
     }
 
-    private static int ArgMax(double[] p)
+    internal static int ArgMax(double[] p)
     {
         int best = 0;
         for (int i = 1; i < p.Length; i++) if (p[i] > p[best]) best = i;

@@ -18,9 +18,10 @@ public enum TokenDropMethod
 /// prompts, or of an encoder on texts; exactly one of them is set (<see cref="Value"/>).
 /// </summary>
 public sealed record TokenDropResult(string Model, TokenDropMethod Method, PyramidSchedule Schedule, DropRanking Ranking, int Seed,
-    VitDropEvaluation? Vit = null, VitImageDrop? Image = null, LmDropEvaluation? Decoder = null, EncoderDropEvaluation? Encoder = null)
+    VitDropEvaluation? Vit = null, VitImageDrop? Image = null, LmDropEvaluation? Decoder = null, EncoderDropEvaluation? Encoder = null,
+    VlmDropEvaluation? VisionLanguage = null)
 {
-    public object Value => (object?)Vit ?? (object?)Image ?? (object?)Decoder ?? Encoder!;
+    public object Value => (object?)Vit ?? (object?)Image ?? (object?)Decoder ?? (object?)VisionLanguage ?? Encoder!;
 }
 
 /// <summary>
@@ -54,8 +55,20 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
     public int? Images { get; init; }
     /// <summary><c>--prompts</c>: N prompts or texts (language models only).</summary>
     public int? Prompts { get; init; }
-    /// <summary><c>--image</c>: one image (PNG/JPEG path or an index into the CIFAR-10 set) to run stage by stage (ViT only).</summary>
+    /// <summary>
+    /// <c>--image</c>: one image to run stage by stage: a PNG/JPEG path or an index into the CIFAR-10 set (ViT); a PNG/JPEG
+    /// path (vision-language models; default data/images/chelsea.png).
+    /// </summary>
     public string? Image { get; init; }
+    /// <summary>
+    /// <c>--tokens</c> (vision-language models): the prompt's ids, with the image tokens where the image goes. Default: 4
+    /// seeded random ids, the image tokens, 8 seeded random ids (a folder without a tokenizer has no text to encode).
+    /// </summary>
+    public string? Tokens { get; init; }
+    /// <summary>Greedy tokens decoded from each KV cache (vision-language models).</summary>
+    public const int VlmGenerate = 8;
+    /// <summary>The image a vision-language run uses without <c>--image</c>.</summary>
+    public const string DefaultVlmImage = "data/images/chelsea.png";
 
     private string LayerOption => Method == TokenDropMethod.FastV ? "--layer" : "--layers";
     private string MethodName => Method == TokenDropMethod.FastV ? "fastv" : "pyramid";
@@ -102,7 +115,6 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
         bool vit = VitBundled.IsVit(Model);
         if (vit && Prompts is not null) throw new OptionException("--prompts", $"--prompts works with language models; for {Model} use --images");
         if (!vit && Images is not null) throw new OptionException("--images", $"--images works with the ViT (vit-cifar10); for {Model} use --prompts");
-        if (!vit && Image is not null) throw new OptionException("--image", $"--image works with the ViT (vit-cifar10), not {Model}");
         if (Data is not null)
         {
             // The ViT reads a CIFAR-10 folder, language models a text file: anything else is one line naming --data.
@@ -125,6 +137,8 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
         var result = new TokenDropResult(loaded.Name, Method, schedule, ranking, Seed);
         switch (loaded)
         {
+            case ImageClassifier other when other.Model.Image != VitImage.Size:
+                throw new OptionException("--model", $"--model {Model}: the ViT takes {other.Model.Image}x{other.Model.Image} images; token dropping on images runs on the CIFAR-10 set and its 32x32 images (vit-cifar10)");
             case ImageClassifier vit when Image is not null:
                 return result with { Image = RunImage(vit.Model, schedule, ranking) };
             case ImageClassifier vit:
@@ -135,6 +149,15 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
                     progress: Report(progress, $"{MethodName} on {set.Count} images", set.Count), cancellation: cancel);
                 return result with { Vit = eval };
             }
+            case VisionLanguageModel vlm:
+                if (Data is not null || Prompts is not null || Limit is not null)
+                    throw new OptionException(Data is not null ? "--data" : Prompts is not null ? "--prompts" : "--limit",
+                        $"{loaded.Name} is a vision-language model: it takes --image and --tokens, not --data / --prompts / --limit");
+                return result with { VisionLanguage = RunVisionLanguage(vlm.Model, schedule, ranking, cancel) };
+            case Decoder or Encoder when Image is not null:
+                throw new OptionException("--image", $"--image works with the ViT and LLaVA, not {loaded.Name}");
+            case Decoder or Encoder or ImageClassifier when Tokens is not null:
+                throw new OptionException("--tokens", $"--tokens works with LLaVA (vision-language models), not {loaded.Name}");
             case Decoder dec:
             {
                 var prompts = LanguageTokenDrop.TinyStoriesPrompts(Prompts ?? Limit ?? DefaultDecoderPrompts, DecoderContextChars, Data);
@@ -164,6 +187,43 @@ public sealed record TokenDropRequest : IRequest<TokenDropResult>
             return VitImageDrop.Run(vit, set.Image(index), schedule, ranking, Seed, $"CIFAR-10 #{index} ({Cifar10Set.ClassNames[set.Labels[index]]})");
         }
         return VitImageDrop.Run(vit, VitImage.FromFile(Image!), schedule, ranking, Seed, Path.GetFileName(Image!));
+    }
+
+    /// <summary>The prompt and image of a vision-language run, checked against the model; then the evaluation.</summary>
+    private VlmDropEvaluation RunVisionLanguage(LlavaModel model, PyramidSchedule schedule, DropRanking ranking, CancellationToken cancel)
+    {
+        int[] tokens;
+        if (Tokens is null)
+        {
+            // No tokenizer in the folder: text ids drawn as the goldens' prompts were (uniform, seeded), around the image.
+            var rng = new Random(Seed);
+            int Draw() { int t; do t = rng.Next(Math.Min(3, model.Config.Vocab - 1), model.Config.Vocab); while (t == model.ImageTokenId); return t; }
+            tokens = [.. Enumerable.Range(0, 4).Select(_ => Draw()), .. Enumerable.Repeat(model.ImageTokenId, model.ImageTokens), .. Enumerable.Range(0, 8).Select(_ => Draw())];
+        }
+        else
+        {
+            tokens = Parse.TokenIds(Tokens, "--tokens");
+            if (tokens.Length == 0) throw new OptionException("--tokens", "--tokens is empty");
+            foreach (var t in tokens)
+                if (t >= model.Config.Vocab) throw new OptionException("--tokens", $"--tokens: id {t} is outside the vocabulary of {model.Config.Vocab}");
+        }
+        int images = tokens.Count(t => t == model.ImageTokenId);
+        if (images == 0)
+            throw new OptionException("--tokens", $"--tokens has no image token (id {model.ImageTokenId}); put {model.ImageTokens} of them where the image goes");
+        if (images != model.ImageTokens)
+            throw new OptionException("--tokens", $"--tokens has {images} image tokens (id {model.ImageTokenId}); one image fills {model.ImageTokens}");
+        if (tokens[^1] == model.ImageTokenId)
+            throw new OptionException("--tokens", "--tokens ends with an image token; the last token is the query and must be text");
+        if (tokens.Length + VlmGenerate > model.Config.MaxSeq)
+            throw new OptionException("--tokens", $"--tokens: {tokens.Length} ids + {VlmGenerate} generated exceed the model's {model.Config.MaxSeq} positions");
+
+        var path = Image ?? Bundled.Path(DefaultVlmImage);
+        if (!File.Exists(path)) throw new OptionException("--image", $"--image {path}: no such file (a PNG or JPEG)");
+        int side = model.Tower.Image;
+        var pixels = VitImage.LoadSquare(path, side);
+        var how = $"centre crop, resized to {side}x{side}, normalised with {model.Tower.PixelNormSource}";
+        return VisionLanguageTokenDrop.Evaluate(model, tokens, ModelInput.Of(pixels), schedule, ranking, Seed, VlmGenerate,
+            System.IO.Path.GetFileName(path), how, cancel);
     }
 
     private static IProgress<int>? Report(IProgress<RunProgress>? progress, string stage, int total) =>

@@ -42,9 +42,25 @@ public sealed record VitImage
     /// (SKFilterMode.Linear + SKMipmapMode.Linear: a box-filtered mip pyramid, so large downscales average
     /// instead of aliasing). The image is drawn over black, so transparent pixels come out black.
     /// </summary>
-    public static VitImage FromEncoded(byte[] encoded, string name = "image")
+    public static VitImage FromEncoded(byte[] encoded, string name = "image") => new(DecodeSquare(encoded, Size, name));
+
+    /// <summary>Decodes a PNG or JPEG file into a <paramref name="size"/> x <paramref name="size"/> uint8 HWC RGB image, as <see cref="DecodeSquare"/>.</summary>
+    public static byte[] LoadSquare(string path, int size)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"image not found: {path}", path);
+        return DecodeSquare(File.ReadAllBytes(path), size, path);
+    }
+
+    /// <summary>
+    /// PNG/JPEG bytes as a <paramref name="size"/> x <paramref name="size"/> uint8 HWC RGB image: centre crop to a square,
+    /// then the resampling of <see cref="FromEncoded"/> (which is this at 32 x 32).
+    /// </summary>
+    public static byte[] DecodeSquare(byte[] encoded, int size, string name = "image")
     {
         ArgumentNullException.ThrowIfNull(encoded);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, 4096);
         using var data = SKData.CreateCopy(encoded);
         using var codec = SKCodec.Create(data);
         if (codec is null)
@@ -71,18 +87,18 @@ public sealed record VitImage
         int side = Math.Min(info.Width, info.Height);
         var src = SKRectI.Create((info.Width - side) / 2, (info.Height - side) / 2, side, side);
         using var image = SKImage.FromBitmap(full);
-        var dstInfo = new SKImageInfo(Size, Size, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var surface = SKSurface.Create(dstInfo) ?? throw new InvalidOperationException("could not create a 32x32 raster surface");
+        var dstInfo = new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var surface = SKSurface.Create(dstInfo) ?? throw new InvalidOperationException($"could not create a {size}x{size} raster surface");
         surface.Canvas.Clear(SKColors.Black);
-        surface.Canvas.DrawImage(image, src, SKRect.Create(Size, Size), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
-        var rgba = new byte[Size * Size * 4];
+        surface.Canvas.DrawImage(image, src, SKRect.Create(size, size), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
+        var rgba = new byte[size * size * 4];
         unsafe
         {
             fixed (byte* p = rgba)
-                if (!surface.ReadPixels(dstInfo, (IntPtr)p, Size * 4, 0, 0))
+                if (!surface.ReadPixels(dstInfo, (IntPtr)p, size * 4, 0, 0))
                     throw new InvalidOperationException("could not read back the resized pixels");
         }
-        return new VitImage(RgbaToRgb(rgba));
+        return RgbaToRgb(rgba);
     }
 
     /// <summary>Wraps raw pixels; they must already be 32x32x3 HWC.</summary>

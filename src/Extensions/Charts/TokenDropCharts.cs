@@ -45,6 +45,13 @@ public static class TokenDropCharts
                 ("perplexity", $"{e.PerplexityDropped.ToString("F3", Inv)} (full {e.PerplexityFull.ToString("F3", Inv)})"),
                 ("FLOPs ratio (prefill)", e.FlopsRatio.ToString("F3", Inv))])
             + Plot.Html(PromptKl(e)) + Html.Table(e.ToDataFrame()));
+        Html.Register<VlmDropEvaluation>(e => Html.Summary($"{(e.Schedule.Boundaries.Count == 1 ? "fastv" : "pyramid")} on {e.Model}'s image tokens", [
+                ("schedule", e.Schedule.ToString()), ("ranking", Rank(e.Ranking)), ("image", $"{e.Image} ({e.Preprocessing})"),
+                ("image tokens per stage", string.Join(" → ", e.ImageTokensPerStage) + $" of {e.PromptTokens} prompt tokens"),
+                ("KL(full ‖ dropped), next token", e.Kl.ToString("F4", Inv) + " nats"),
+                ("top-1", e.Top1Agrees ? "same" : $"differs ({e.Top1Dropped} vs {e.Top1Full})"),
+                ($"greedy {e.GeneratedFull.Length} tokens agreeing", e.GeneratedAgreeing.ToString(Inv)),
+                ("FLOPs ratio (language-model prefill)", e.FlopsRatio.ToString("F3", Inv))]));
         Html.Register<EncoderDropEvaluation>(e => Html.Summary($"token dropping on {e.Model}", [
                 ("schedule", e.Schedule.ToString()), ("ranking", Rank(e.Ranking)), ("texts", e.Cosines.Length.ToString(Inv)),
                 ("mean cosine to full embedding", e.MeanCosine.ToString("F4", Inv)), ("min cosine", e.MinCosine.ToString("F4", Inv)),

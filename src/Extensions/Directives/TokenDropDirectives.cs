@@ -33,6 +33,8 @@ public abstract class TokenDropCommand : KernelDirectiveCommand
     public string? Prompts { get; set; }
     /// <summary><c>--image</c>: one image (PNG/JPEG path, or an index into the CIFAR-10 set) to show stage by stage.</summary>
     public string? Image { get; set; }
+    /// <summary><c>--tokens</c>: LLaVA's prompt ids, with the image tokens where the image goes.</summary>
+    public string? Tokens { get; set; }
     /// <summary><c>--as</c>: the C# variable that receives the result.</summary>
     public string? As { get; set; }
 }
@@ -76,7 +78,8 @@ internal static class TokenDropDirectives
             d.Parameters.Add(new KernelDirectiveParameter("--data", "ViT: CIFAR-10 folder (default: the bundled 1,000 test images); language models: text file of paragraphs, or persuasion (the novel austen-16L never saw; default: TinyStories)"));
             d.Parameters.Add(new KernelDirectiveParameter("--images", "ViT: evaluate on N images spread evenly over the set (default: all)") { TypeHint = "number" });
             d.Parameters.Add(new KernelDirectiveParameter("--prompts", "language models: N prompts (decoders, default 8) or texts (encoders, default 16)") { TypeHint = "number" });
-            d.Parameters.Add(new KernelDirectiveParameter("--image", "ViT: show one image stage by stage instead: a PNG/JPEG path or an index into the CIFAR-10 set"));
+            d.Parameters.Add(new KernelDirectiveParameter("--image", "ViT: show one image stage by stage instead: a PNG/JPEG path or an index into the CIFAR-10 set; LLaVA: the PNG/JPEG (default data/images/chelsea.png)"));
+            d.Parameters.Add(new KernelDirectiveParameter("--tokens", "LLaVA: the prompt ids with the image tokens where the image goes (default: 4 + 8 seeded random ids around them)"));
             d.Parameters.Add(new KernelDirectiveParameter("--as", "C# variable for the result (default: pyramidDrop / fastV)"));
         }
         kernel.AddDirective<PyramidDropCommand>(pyramid, (command, context) => Handle(PyramidName, command, context));
@@ -101,7 +104,7 @@ internal static class TokenDropDirectives
             Model = Clean(c.Model), Layers = Clean(c.Layers), Layer = Clean(c.Layer), Keep = Clean(c.Keep), Rank = Clean(c.Rank),
             Seed = Workbench.Engine.Requests.Parse.Int(Clean(c.Seed), "--seed") ?? 0, Data = Clean(c.Data),
             Images = Workbench.Engine.Requests.Parse.Int(Clean(c.Images), "--images"),
-            Prompts = Workbench.Engine.Requests.Parse.Int(Clean(c.Prompts), "--prompts"), Image = Clean(c.Image),
+            Prompts = Workbench.Engine.Requests.Parse.Int(Clean(c.Prompts), "--prompts"), Image = Clean(c.Image), Tokens = Clean(c.Tokens),
         };
         request.Validate();
         var variable = Clean(c.As) ?? (name == FastVName ? "fastV" : "pyramidDrop");
@@ -115,7 +118,8 @@ internal static class TokenDropDirectives
         var progress = new SafeProgress(context);
         var result = request.Run(progress, token);
         progress.Complete(result.Vit is { } v ? string.Format(CultureInfo.InvariantCulture, "accuracy {0:P1}", v.Accuracy)
-            : result.Decoder is { } d ? string.Format(CultureInfo.InvariantCulture, "KL {0:F4} nats", d.Kl) : null);
+            : result.Decoder is { } d ? string.Format(CultureInfo.InvariantCulture, "KL {0:F4} nats", d.Kl)
+            : result.VisionLanguage is { } m ? string.Format(CultureInfo.InvariantCulture, "KL {0:F4} nats", m.Kl) : null);
         return result.Value;
     }
 
