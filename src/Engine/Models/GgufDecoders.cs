@@ -58,7 +58,7 @@ public static class GgufDecoders
         if (g.Metadata.ContainsKey($"{arch}.attention.scale")) spec = spec with { AttentionScale = g.GetFloat($"{arch}.attention.scale") };
         if (g.Contains("rope_freqs.weight")) spec = spec with { RopeInvFreq = RopeWithFactors(g, cfg, spec) };
         bool tied = !g.Contains("output.weight");
-        return family == "gpt2" ? HfDecoders.BuildGpt2(src, cfg, spec, name, conv1d: false)
+        return family == "gpt2" ? HfDecoders.BuildGpt2(src, cfg, spec, name, conv1d: false, storage, ternary)
             : HfDecoders.Build(src, cfg, spec, c, name, tied, storage, ternary, unpermute: arch != "llama");
     }
 

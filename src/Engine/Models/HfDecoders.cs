@@ -217,12 +217,7 @@ public static class HfDecoders
         float[] Lin(string n, long rows, long cols) => packed ? Ternary(src, n, rows, cols, storage, ternary) : StoredLinears.Read(src, n + ".weight", rows, cols, storage, ternary);
         // rotate-half rows (and their biases and q/k norm weights) back to llama2.c's interleaved pairs; GGUF's `llama`
         // tensors are already interleaved (convert_hf_to_gguf permutes them for ggml's NORM rope), then nothing is done
-        float[] Rot(float[] w, int heads)
-        {
-            if (!unpermute) return w;
-            int? rows = StoredLinears.Find(w)?.Rows ?? StoredLinears.FindTernary(w)?.Rows;
-            return rows is { } r ? StoredLinears.PermuteRows(w, LlamaLoader.UnpermutedRows(r, heads))! : LlamaLoader.UnpermuteRotary(w, heads, w.Length / (heads * hd));
-        }
+        float[] Rot(float[] w, int heads) => unpermute ? LlamaLoader.UnpermuteRotary(w, heads, w.Length / (heads * hd)) : w;
         // The layer count is config.json's word: checked against the tensors present before anything is sized by it.
         TensorReading.CheckLayerCount(src, cfg.Layers, i => $"model.layers.{i}.input_layernorm.weight", i => $"model.layers.{i}.mlp.down_proj.weight");
         var layers = new LlamaLayer[cfg.Layers];
@@ -233,9 +228,9 @@ public static class HfDecoders
             if (spec.Family == "phi3")
             {
                 // fused rows: q, k, v; gate, up
-                var qkv = StoredLinears.Read(src, a + "qkv_proj.weight", qd + 2 * kv, d, storage);
+                var qkv = StoredLinears.Read(src, a + "qkv_proj.weight", qd + 2 * kv, d, storage, ternary);
                 wq = StoredLinears.Rows(qkv, d, 0, qd); wk = StoredLinears.Rows(qkv, d, qd, qd + kv); wv = StoredLinears.Rows(qkv, d, qd + kv, qd + 2 * kv);
-                var gu = StoredLinears.Read(src, m + "gate_up_proj.weight", 2 * h, d, storage);
+                var gu = StoredLinears.Read(src, m + "gate_up_proj.weight", 2 * h, d, storage, ternary);
                 w1 = StoredLinears.Rows(gu, d, 0, h); w3 = StoredLinears.Rows(gu, d, h, 2 * h);
             }
             else
@@ -314,11 +309,13 @@ public static class HfDecoders
     }
 
     /// <summary>GPT-2: transformer.h.{i}.*, Conv1D weights [in, out] (transposed here unless <paramref name="conv1d"/> is false), c_attn's q, k, v split.</summary>
-    internal static LlamaModel BuildGpt2(ITensorSource src, ModelConfig cfg, DecoderSpec spec, string name, bool conv1d = true)
+    internal static LlamaModel BuildGpt2(ITensorSource src, ModelConfig cfg, DecoderSpec spec, string name, bool conv1d = true,
+        WeightStorage storage = WeightStorage.Fp32, LowBitFormat ternary = LowBitFormat.I2S)
     {
         int d = cfg.Dim, h = cfg.MlpDim;
-        // Conv1D [in, out] in a folder; GGUF stores them transposed to [out, in] (convert_hf_to_gguf's GPT2Model)
-        float[] Conv(string n, int inF, int outF) => conv1d ? Transpose(TensorReading.Read(src, n, inF, outF), inF, outF) : TensorReading.Read(src, n, outF, inF);
+        // Conv1D [in, out] in a folder; GGUF stores them transposed to [out, in] (convert_hf_to_gguf's GPT2Model), so
+        // there they can stay as stored
+        float[] Conv(string n, int inF, int outF) => conv1d ? Transpose(TensorReading.Read(src, n, inF, outF), inF, outF) : StoredLinears.Read(src, n, outF, inF, storage, ternary);
         float[] R(string n, int len) => TensorReading.Read(src, n, len);
         TensorReading.CheckLayerCount(src, cfg.Layers, i => $"transformer.h.{i}.ln_1.weight", i => $"transformer.h.{i}.ln_2.weight");
         var layers = new LlamaLayer[cfg.Layers];
@@ -330,7 +327,7 @@ public static class HfDecoders
             layers[i] = new LlamaLayer
             {
                 AttnNorm = R(p + "ln_1.weight", d), AttnNormBias = R(p + "ln_1.bias", d),
-                Wq = qkv[..(d * d)], Wk = qkv[(d * d)..(2 * d * d)], Wv = qkv[(2 * d * d)..],
+                Wq = StoredLinears.Rows(qkv, d, 0, d), Wk = StoredLinears.Rows(qkv, d, d, 2 * d), Wv = StoredLinears.Rows(qkv, d, 2 * d, 3 * d),
                 Bq = b[..d], Bk = b[d..(2 * d)], Bv = b[(2 * d)..],
                 Wo = Conv(p + "attn.c_proj.weight", d, d), Bo = R(p + "attn.c_proj.bias", d),
                 FfnNorm = R(p + "ln_2.weight", d), FfnNormBias = R(p + "ln_2.bias", d),

@@ -69,6 +69,24 @@ public sealed class GgufFamilyTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("qwen3")]
+    [InlineData("phi3")]
+    [InlineData("gpt2")]
+    [InlineData("gemma2")]
+    public void F16_linears_stay_stored_and_compute_what_their_fp32_copy_does(string family)
+    {
+        var path = Gguf(family, new HfToGguf.Options(F16Linears: true));
+        var stored = GgufDecoders.Load(path);
+        Assert.All(stored.BlockLinears, l => Assert.Equal(Workbench.Engine.LowBit.StoredType.F16, StoredLinears.Find(l.Weight)!.Type));
+        var fp32 = GgufDecoders.Load(path, storage: WeightStorage.Fp32);
+        Assert.All(fp32.BlockLinears, l => Assert.Null(StoredLinears.Find(l.Weight)));
+        var ids = Json(family, "b", "prompt");
+        double d = MaxAbs(stored.Forward(ids, 0, new ForwardContext()).Logits, fp32.Forward(ids, 0, new ForwardContext()).Logits);
+        output.WriteLine($"{family} F16 stored vs its fp32 copy: {d:E2}");
+        Assert.True(d <= Tol, $"{family}: F16 kernels vs fp32 of the same values: {d}");
+    }
+
     [Fact]
     public void Llama_qk_rows_are_stored_permuted_for_ggml_rope_and_loaded_as_they_are()
     {

@@ -27,7 +27,7 @@ namespace Workbench.Engine.Tests.Models;
 internal static class HfToGguf
 {
     /// <summary>What to get wrong on purpose (the tests that show a wrong convention fails); Stock: only the converter's own keys.</summary>
-    public sealed record Options(bool PermuteLlamaQk = true, bool GemmaNormPlusOne = true, bool Stock = false);
+    public sealed record Options(bool PermuteLlamaQk = true, bool GemmaNormPlusOne = true, bool Stock = false, bool F16Linears = false);
 
     public static string Convert(string folder, string outPath, Options? options = null)
     {
@@ -100,7 +100,8 @@ internal static class HfToGguf
         }
         if (arch == "llama" && rope.ValueKind == JsonValueKind.Object && rope.TryGetProperty("rope_type", out var rt) && rt.GetString() == "llama3")
             tensors.Add(("rope_freqs.weight", [headDim / 2], Llama3Factors(rope, headDim)));
-        Write(outPath, kv, tensors);
+        // llama.cpp's --outtype f16 keeps 1-D tensors (norms, biases) in F32 and writes matrices in F16
+        Write(outPath, kv, tensors, options.F16Linears ? t => t.Shape.Length == 2 && t.Name != "token_embd.weight" && t.Name != "position_embd.weight" : null);
         return outPath;
     }
 
@@ -169,8 +170,9 @@ internal static class HfToGguf
         return $"blk.{n}.{g}.{suffix}";
     }
 
-    /// <summary>GGUF v3: header, typed key/values, tensor infos (ne = shape reversed, F32), data aligned to 32.</summary>
-    public static void Write(string path, IReadOnlyList<(string Key, object Value)> kv, IReadOnlyList<(string Name, long[] Shape, float[] Data)> tensors)
+    /// <summary>GGUF v3: header, typed key/values, tensor infos (ne = shape reversed; F32, or F16 where asked), data aligned to 32.</summary>
+    public static void Write(string path, IReadOnlyList<(string Key, object Value)> kv, IReadOnlyList<(string Name, long[] Shape, float[] Data)> tensors,
+        Func<(string Name, long[] Shape, float[] Data), bool>? f16 = null)
     {
         using var f = File.Create(path);
         using var w = new BinaryWriter(f);
@@ -189,18 +191,20 @@ internal static class HfToGguf
             }
         }
         long offset = 0;
-        foreach (var (name, shape, data) in tensors)
+        foreach (var t in tensors)
         {
-            Str(name); w.Write((uint)shape.Length);
-            foreach (var d in shape.Reverse()) w.Write((ulong)d);
-            w.Write(0u); // F32
+            bool half = f16?.Invoke(t) ?? false;
+            Str(t.Name); w.Write((uint)t.Shape.Length);
+            foreach (var d in t.Shape.Reverse()) w.Write((ulong)d);
+            w.Write(half ? 1u : 0u); // F16 : F32
             w.Write((ulong)offset);
-            offset += (4L * data.Length + 31) / 32 * 32;
+            offset += ((half ? 2L : 4L) * t.Data.Length + 31) / 32 * 32;
         }
         while (f.Position % 32 != 0) w.Write((byte)0);
-        foreach (var (_, _, data) in tensors)
+        foreach (var t in tensors)
         {
-            foreach (var v in data) w.Write(v);
+            bool half = f16?.Invoke(t) ?? false;
+            foreach (var v in t.Data) { if (half) w.Write((Half)v); else w.Write(v); }
             while (f.Position % 32 != 0) w.Write((byte)0);
         }
     }

@@ -12,7 +12,7 @@ namespace Workbench.Engine.Tests.Models;
 /// its block linears straight into the packed ternary kernels (I2S, TL1 / TL2 on request), never through fp32, and
 /// computes transformers' BitLinear: per-token absmax int8 activations, y = x_int code^T / (s_x * weight_scale).
 /// </summary>
-public class TernaryCheckpointTests
+public class TernaryCheckpointTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const double Tol = 1e-4;
     private static string Folder => Path.GetDirectoryName(Bundled.Path("data/goldens/arch/bitnet_packed/config.json"))!;
@@ -54,6 +54,7 @@ public class TernaryCheckpointTests
             var prompt = Json(which, "prompt");
             double d = MaxAbs(model.Forward(prompt, 0, new ForwardContext()).Logits, golden.ReadF32($"logits_{which}"));
             Assert.True(d <= Tol, $"{format} {which}: max |logit - transformers| = {d}");
+            output.WriteLine($"bitnet_packed on {format} {which}: max |logit - transformers| {d:E2}");
 
             var want = Json(which, "generated");
             var ctx = new ForwardContext { Cache = KvCache.For(model.Config, prompt.Length + want.Length) };
@@ -107,6 +108,7 @@ public class TernaryCheckpointTests
         Assert.All(fp32.BlockLinears, l => Assert.Equal((long)l.Rows * l.Cols, l.Weight.Length));
         var ids = Json("b", "prompt");
         double d = MaxAbs(packed.Forward(ids, 0, new ForwardContext()).Logits, fp32.Forward(ids, 0, new ForwardContext()).Logits);
+        output.WriteLine($"packed I2S vs fp32 codes: {d:E2}");
         Assert.True(d <= 1e-4, $"packed vs fp32 codes: {d}");
     }
 
