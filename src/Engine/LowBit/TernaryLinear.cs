@@ -12,11 +12,12 @@ namespace Workbench.Engine.LowBit;
 /// non-ternary values) give one matrix per column block of <c>scaleBlock</c> values with a scale per row; each block's
 /// activations are quantized on their own, as ggml quantizes activations per 256 values (Q8_K) for these types.
 /// </para>
-/// Not thread-safe inside; calls are serialized by a lock (a model may be run from several threads).
+/// Every ternary linear shares one team of threads (one per core), so calls from any model are serialized by its lock.
 /// </summary>
 public sealed class TernaryLinear
 {
     private const int ChunkTokens = 16;
+    private static readonly Lazy<WorkerTeam> Team = new(() => new WorkerTeam(Math.Max(1, Environment.ProcessorCount)));
     private readonly LowBitWorkspace[] _workspaces;
     private readonly float[] _xPart, _yPart;
 
@@ -31,7 +32,7 @@ public sealed class TernaryLinear
     private TernaryLinear(int rows, int cols, LowBitFormat format, TernaryMatrix[] parts, int partCols)
     {
         Rows = rows; Cols = cols; Format = format; Parts = parts; PartCols = partCols;
-        _workspaces = parts.Select(p => p.CreateWorkspace(1, ChunkTokens)).ToArray();
+        _workspaces = parts.Select(p => p.CreateWorkspace(Team.Value, ChunkTokens)).ToArray();
         _xPart = parts.Length > 1 ? new float[ChunkTokens * partCols] : [];
         _yPart = parts.Length > 1 ? new float[ChunkTokens * rows] : [];
     }
@@ -147,7 +148,7 @@ public sealed class TernaryLinear
     {
         if (x.Length < (long)n * Cols || y.Length < (long)n * Rows)
             throw new ArgumentException($"a {Rows} x {Cols} ternary linear got x of {x.Length} and y of {y.Length} for {n} tokens");
-        lock (_workspaces)
+        lock (Team.Value)
             for (int t0 = 0; t0 < n; t0 += ChunkTokens)
             {
                 int count = Math.Min(ChunkTokens, n - t0);
