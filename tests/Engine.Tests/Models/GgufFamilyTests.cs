@@ -79,6 +79,9 @@ public sealed class GgufFamilyTests(ITestOutputHelper output) : IDisposable
         var path = Gguf(family, new HfToGguf.Options(F16Linears: true));
         var stored = GgufDecoders.Load(path);
         Assert.All(stored.BlockLinears, l => Assert.Equal(Workbench.Engine.LowBit.StoredType.F16, StoredLinears.Find(l.Weight)!.Type));
+        // the card (inspect) names each tensor by its GGUF name and stored type
+        Assert.Equal("F16", stored.Card.Tensors.Single(t => t.Name == "blk.0.ffn_down.weight").DType);
+        Assert.Equal("F32", stored.Card.Tensors.Single(t => t.Name == "output_norm.weight").DType);
         var fp32 = GgufDecoders.Load(path, storage: WeightStorage.Fp32);
         Assert.All(fp32.BlockLinears, l => Assert.Null(StoredLinears.Find(l.Weight)));
         var ids = Json(family, "b", "prompt");
