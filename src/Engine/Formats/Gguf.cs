@@ -19,7 +19,7 @@ public sealed record GgufTensorInfo(string Name, GgmlType Type, long[] Ne, long 
 /// <see cref="TensorEntry.Shape"/> is row-major (ggml dims reversed). Block-quantized tensors are listed with
 /// DType U8 and their logical shape; <see cref="GgmlTypeOf"/> gives the real type. Memory-mapped.
 /// </summary>
-public sealed class GgufFile : ITensorSource
+public sealed class GgufFile : ITensorSource, ITernaryTensors
 {
     public const uint Magic = 0x46554747; // "GGUF" little-endian
     private readonly MappedFile _file;

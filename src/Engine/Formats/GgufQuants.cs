@@ -21,6 +21,13 @@ public sealed record GgmlTypeTraits(GgmlType Type, int BlockSize, int BlockBytes
 /// </summary>
 public sealed record GgufTernary(GgmlType Type, sbyte[] Values, int Rows, int Cols, float[] Scales, int ScaleBlock);
 
+/// <summary>A tensor source that can hand out ternary tensors as codes and scales (GGUF TQ1_0, TQ2_0, I2_S).</summary>
+public interface ITernaryTensors
+{
+    /// <summary>The codes and scales of a ternary-typed tensor; false for every other type.</summary>
+    bool TryReadTernary(string name, out GgufTernary? ternary);
+}
+
 /// <summary>
 /// ggml's tensor types in one table, in the spirit of ggml.c's type_traits, with dequantizers that give what ggml's
 /// reference <c>to_float</c> (ggml-quants.c, compiled without FMA) gives, bit for bit: fp16 scales are widened exactly,

@@ -216,10 +216,21 @@ public abstract class TernaryMatrix : PackedMatrix
     {
         Scale = other.Scale;
         _data = other._data.Clone();
+        RowScales = other.RowScales;
     }
 
-    public override float RowScale(int row) => Scale;
-    internal override void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y) => DequantizeUniform(acc, Scale, invA, y);
+    /// <summary>
+    /// One scale per row instead of the tensor's (a column block of a GGUF TQ1_0 / TQ2_0 tensor, whose fp16 scales are per
+    /// 256 values): set once, right after packing, by <see cref="TernaryLinear"/>; null = <see cref="Scale"/> for every row.
+    /// </summary>
+    internal float[]? RowScales { get; set; }
+
+    public override float RowScale(int row) => RowScales is { } s ? s[row] : Scale;
+    internal override void Dequantize(ReadOnlySpan<int> acc, int rowStart, float invA, Span<float> y)
+    {
+        if (RowScales is null) DequantizeUniform(acc, Scale, invA, y);
+        else base.Dequantize(acc, rowStart, invA, y);
+    }
 
     /// <summary>A packer's input check: rows x cols values, each -1, 0 or 1.</summary>
     private protected static void CheckTernary(ReadOnlySpan<sbyte> ternary, int rows, int cols)

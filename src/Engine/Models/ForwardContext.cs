@@ -55,7 +55,8 @@ public sealed class ForwardContext
 
     /// <summary>
     /// A linear layer, Y[n, m] = X[n, k] W[m, k]^T, through the override if it takes this weight, else the stored-type
-    /// kernel of a weight kept as stored (<see cref="StoredLinears"/>), else the fp32 kernel;
+    /// kernel of a weight kept as stored or the packed ternary kernels of a checkpoint stored ternary (<see cref="StoredLinears"/>),
+    /// which quantize each input row to int8 (absmax) inside, else the fp32 kernel;
     /// then + bias (m values; empty for none) and exact GELU when <paramref name="gelu"/>. The fp32 kernel applies
     /// both as each tile finishes; after an override they run as passes over Y. <paramref name="fallback"/> (the model's
     /// own kernels, <see cref="LlamaModel.LinearOverride"/>) takes the weights this context's <see cref="Linear"/> does not.
@@ -65,6 +66,14 @@ public sealed class ForwardContext
     {
         if ((Linear?.TryLinear(w, x, n, k, m, y) ?? false) || (fallback?.TryLinear(w, x, n, k, m, y) ?? false))
         {
+            Tensors.Ops.AddBias(y, n, m, bias, gelu);
+            return;
+        }
+        if (StoredLinears.FindTernary(w) is { } ternary)
+        {
+            if (ternary.Rows != m || ternary.Cols != k)
+                throw new ArgumentException($"the ternary weight is {ternary.Rows} x {ternary.Cols}, the layer asks for {m} x {k}", nameof(w));
+            ternary.Gemm(x[..(n * k)], n, y[..(n * m)]);
             Tensors.Ops.AddBias(y, n, m, bias, gelu);
             return;
         }

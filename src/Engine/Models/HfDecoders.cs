@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Workbench.Engine.Formats;
+using Workbench.Engine.LowBit;
 
 namespace Workbench.Engine.Models;
 
@@ -35,7 +36,11 @@ public static class HfDecoders
             : throw new ModelFormatException(configPath, "model_type", 0, $"'{type}' is not a supported decoder; supported: {SupportedList}");
     }
 
-    public static LlamaModel Load(string folder, string? name = null, WeightStorage storage = WeightStorage.Stored)
+    /// <summary>
+    /// Loads a folder. Linears a checkpoint stores ternary (BitNet's packed uint8) go code for code into the packed kernels
+    /// of <paramref name="ternary"/> (I2S, TL1 or TL2), never through fp32, unless <paramref name="storage"/> is Fp32.
+    /// </summary>
+    public static LlamaModel Load(string folder, string? name = null, WeightStorage storage = WeightStorage.Stored, LowBitFormat ternary = LowBitFormat.I2S)
     {
         var cfgPath = Path.Combine(folder, "config.json");
         var family = Family(cfgPath);
@@ -48,7 +53,7 @@ public static class HfDecoders
         var (cfg, spec) = Describe(c, family);
         bool tied = c.Bool("tie_word_embeddings", family is "gemma2" or "gemma3_text" or "gpt2");
         return family == "gpt2" ? BuildGpt2(src, cfg, spec, name ?? new DirectoryInfo(folder).Name)
-            : Build(src, cfg, spec, c, name ?? new DirectoryInfo(folder).Name, tied, storage);
+            : Build(src, cfg, spec, c, name ?? new DirectoryInfo(folder).Name, tied, storage, ternary);
     }
 
     /// <summary>The architecture numbers and the block description of a family's config.json.</summary>
@@ -197,26 +202,22 @@ public static class HfDecoders
     }
 
     /// <summary>The Llama-layout families (llama, mistral, qwen2/3, gemma2/3, phi3, bitnet): model.layers.{i}.*</summary>
-    internal static LlamaModel Build(ITensorSource src, ModelConfig cfg, DecoderSpec spec, HfConfig c, string name, bool tied, WeightStorage storage)
+    internal static LlamaModel Build(ITensorSource src, ModelConfig cfg, DecoderSpec spec, HfConfig c, string name, bool tied, WeightStorage storage,
+        LowBitFormat ternary = LowBitFormat.I2S, bool unpermute = true)
     {
         int d = cfg.Dim, qd = cfg.QDim, kv = cfg.KvDim, h = cfg.MlpDim, hd = cfg.HeadDim;
         bool qkvBias = spec.Family == "qwen2" || c.Bool("attention_bias"), oBias = spec.Family != "qwen2" && c.Bool("attention_bias");
-        var scales = spec.QuantizedActivations ? new Dictionary<float[], float>(ReferenceEqualityComparer.Instance) : null;
+        bool packed = spec.QuantizedActivations;
         float[] Norm(string n, int len)
         {
             var w = TensorReading.Read(src, n, len);
             if (spec.NormWeightOffset != 0) for (int i = 0; i < w.Length; i++) w[i] += spec.NormWeightOffset;
             return w;
         }
-        float[] Lin(string n, long rows, long cols) => scales is null ? StoredLinears.Read(src, n + ".weight", rows, cols, storage) : Ternary(src, n, rows, cols, scales);
-        // rotate-half rows (and their biases and q/k norm weights) back to llama2.c's interleaved pairs
-        float[] Rot(float[] w, int heads)
-        {
-            if (StoredLinears.Find(w) is { } stored) return StoredLinears.PermuteRows(w, LlamaLoader.UnpermutedRows(stored.Rows, heads))!;
-            var r = LlamaLoader.UnpermuteRotary(w, heads, w.Length / (heads * hd));
-            if (scales is not null && scales.Remove(w, out var sc)) scales[r] = sc;  // a ternary matrix's scale follows its rows
-            return r;
-        }
+        float[] Lin(string n, long rows, long cols) => packed ? Ternary(src, n, rows, cols, storage, ternary) : StoredLinears.Read(src, n + ".weight", rows, cols, storage, ternary);
+        // rotate-half rows (and their biases and q/k norm weights) back to llama2.c's interleaved pairs; GGUF's `llama`
+        // tensors are already interleaved (convert_hf_to_gguf permutes them for ggml's NORM rope), then nothing is done
+        float[] Rot(float[] w, int heads) => unpermute ? LlamaLoader.UnpermuteRotary(w, heads, w.Length / (heads * hd)) : w;
         // The layer count is config.json's word: checked against the tensors present before anything is sized by it.
         TensorReading.CheckLayerCount(src, cfg.Layers, i => $"model.layers.{i}.input_layernorm.weight", i => $"model.layers.{i}.mlp.down_proj.weight");
         var layers = new LlamaLayer[cfg.Layers];
@@ -227,9 +228,9 @@ public static class HfDecoders
             if (spec.Family == "phi3")
             {
                 // fused rows: q, k, v; gate, up
-                var qkv = StoredLinears.Read(src, a + "qkv_proj.weight", qd + 2 * kv, d, storage);
+                var qkv = StoredLinears.Read(src, a + "qkv_proj.weight", qd + 2 * kv, d, storage, ternary);
                 wq = StoredLinears.Rows(qkv, d, 0, qd); wk = StoredLinears.Rows(qkv, d, qd, qd + kv); wv = StoredLinears.Rows(qkv, d, qd + kv, qd + 2 * kv);
-                var gu = StoredLinears.Read(src, m + "gate_up_proj.weight", 2 * h, d, storage);
+                var gu = StoredLinears.Read(src, m + "gate_up_proj.weight", 2 * h, d, storage, ternary);
                 w1 = StoredLinears.Rows(gu, d, 0, h); w3 = StoredLinears.Rows(gu, d, h, 2 * h);
             }
             else
@@ -264,43 +265,57 @@ public static class HfDecoders
             Layers = layers,
             FinalNorm = Norm("model.norm.weight", d),
             Output = tied || !src.Contains("lm_head.weight") ? emb : StoredLinears.Read(src, "lm_head.weight", cfg.Vocab, d, storage),
-            WeightScales = scales,
         };
         return new LlamaModel(cfg, weights, TensorReading.Card(name, src, cfg), spec);
     }
 
     /// <summary>
     /// BitNet's packed form: uint8 [rows / 4, cols], 2-bit codes + 1 in row blocks (code[i * rows/4 + r, c] in bits 2i of
-    /// byte [r, c]), and weight_scale [1]. Returns the codes in {-1, 0, 1} as float rows and records the scale.
+    /// byte [r, c]), and weight_scale [1]; transformers' BitLinear computes y = (x_int code^T) / (s_x * weight_scale), so the
+    /// weights are code / weight_scale. The codes go straight into the packed kernels of <paramref name="format"/> with the
+    /// scale 1 / weight_scale (one byte per code in between, never fp32); Fp32 storage gives code * (1 / weight_scale).
     /// </summary>
-    private static float[] Ternary(ITensorSource src, string n, long rows, long cols, Dictionary<float[], float> scales)
+    private static float[] Ternary(ITensorSource src, string n, long rows, long cols, WeightStorage storage, LowBitFormat format)
     {
         string wn = n + ".weight";
         if (!src.Contains(wn)) throw new ModelFormatException(src.Path, wn, 0, "tensor is missing");
         var e = src.Get(wn);
         if (e.DType != DType.U8) throw new ModelFormatException(src.Path, $"{wn}.dtype", e.ByteOffset, $"{e.DType} is not the packed ternary U8 of a bitnet checkpoint");
         long p = rows / 4;
-        if (rows % 4 != 0 || e.Shape.Length != 2 || e.Shape[0] != p || e.Shape[1] != cols)
+        if (rows % 4 != 0 || e.Shape.Length != 2 || e.Shape[0] != p || e.Shape[1] != cols || rows > int.MaxValue || cols > int.MaxValue)
             throw new ModelFormatException(src.Path, wn, e.ByteOffset, $"shape [{string.Join(", ", e.Shape)}] does not match the packed [{p}, {cols}] of a [{rows}, {cols}] matrix");
+        var s = TensorReading.Read(src, n + ".weight_scale", 1);
+        if (!(s[0] > 0) || !float.IsFinite(s[0]) || !float.IsFinite(1f / s[0]))
+            throw new ModelFormatException(src.Path, n + ".weight_scale", src.Get(n + ".weight_scale").ByteOffset, $"{s[0]} is not a positive scale");
         var bytes = RawBytes(src, e);
-        var w = new float[rows * cols];
+        var codes = new sbyte[rows * cols];
         for (long r = 0; r < p; r++)
             for (long col = 0; col < cols; col++)
             {
                 int b = bytes[r * cols + col];
-                for (int i = 0; i < 4; i++) w[(i * p + r) * cols + col] = ((b >> (2 * i)) & 3) - 1;
+                for (int i = 0; i < 4; i++)
+                {
+                    int code = ((b >> (2 * i)) & 3) - 1;
+                    if (code > 1) throw new ModelFormatException(src.Path, wn, e.ByteOffset + r * cols + col, $"byte {b} holds the 2-bit value 3, which is no ternary code (0, 1, 2 are -1, 0, +1)");
+                    codes[(i * p + r) * cols + col] = (sbyte)code;
+                }
             }
-        var s = TensorReading.Read(src, n + ".weight_scale", 1);
-        if (!(s[0] > 0) || !float.IsFinite(s[0])) throw new ModelFormatException(src.Path, n + ".weight_scale", src.Get(n + ".weight_scale").ByteOffset, $"{s[0]} is not a positive scale");
-        scales[w] = s[0];
+        float scale = 1f / s[0];
+        if (storage == WeightStorage.Stored)
+            return StoredLinears.Register(TernaryLinear.Pack(codes, (int)rows, (int)cols, [scale], (int)(rows * cols), format));
+        var w = new float[codes.Length];
+        for (long i = 0; i < w.LongLength; i++) w[i] = codes[i] * scale;
         return w;
     }
 
-    /// <summary>GPT-2: transformer.h.{i}.*, Conv1D weights [in, out] (transposed here), c_attn's q, k, v column blocks split.</summary>
-    private static LlamaModel BuildGpt2(ITensorSource src, ModelConfig cfg, DecoderSpec spec, string name)
+    /// <summary>GPT-2: transformer.h.{i}.*, Conv1D weights [in, out] (transposed here unless <paramref name="conv1d"/> is false), c_attn's q, k, v split.</summary>
+    internal static LlamaModel BuildGpt2(ITensorSource src, ModelConfig cfg, DecoderSpec spec, string name, bool conv1d = true,
+        WeightStorage storage = WeightStorage.Fp32, LowBitFormat ternary = LowBitFormat.I2S)
     {
         int d = cfg.Dim, h = cfg.MlpDim;
-        float[] Conv(string n, int inF, int outF) => Transpose(TensorReading.Read(src, n, inF, outF), inF, outF);
+        // Conv1D [in, out] in a folder; GGUF stores them transposed to [out, in] (convert_hf_to_gguf's GPT2Model), so
+        // there they can stay as stored
+        float[] Conv(string n, int inF, int outF) => conv1d ? Transpose(TensorReading.Read(src, n, inF, outF), inF, outF) : StoredLinears.Read(src, n, outF, inF, storage, ternary);
         float[] R(string n, int len) => TensorReading.Read(src, n, len);
         TensorReading.CheckLayerCount(src, cfg.Layers, i => $"transformer.h.{i}.ln_1.weight", i => $"transformer.h.{i}.ln_2.weight");
         var layers = new LlamaLayer[cfg.Layers];
@@ -312,7 +327,7 @@ public static class HfDecoders
             layers[i] = new LlamaLayer
             {
                 AttnNorm = R(p + "ln_1.weight", d), AttnNormBias = R(p + "ln_1.bias", d),
-                Wq = qkv[..(d * d)], Wk = qkv[(d * d)..(2 * d * d)], Wv = qkv[(2 * d * d)..],
+                Wq = StoredLinears.Rows(qkv, d, 0, d), Wk = StoredLinears.Rows(qkv, d, d, 2 * d), Wv = StoredLinears.Rows(qkv, d, 2 * d, 3 * d),
                 Bq = b[..d], Bk = b[d..(2 * d)], Bv = b[(2 * d)..],
                 Wo = Conv(p + "attn.c_proj.weight", d, d), Bo = R(p + "attn.c_proj.bias", d),
                 FfnNorm = R(p + "ln_2.weight", d), FfnNormBias = R(p + "ln_2.bias", d),
@@ -365,6 +380,9 @@ internal sealed class HfConfig
     public HfConfig Sub(string key) =>
         Root.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Object ? new HfConfig(Path, v, Prefix + key + ".")
         : throw new ModelFormatException(Path, Prefix + key, 0, "required object is missing or not an object");
+
+    /// <summary>A config read from elsewhere (a GGUF file's metadata under config.json's keys); errors name <paramref name="path"/>.</summary>
+    internal static HfConfig FromJson(string path, JsonElement root) => new(path, root);
 
     public static HfConfig Read(string path)
     {

@@ -27,20 +27,6 @@ public static class LlamaLoader
         _ => throw new ArgumentException(n),
     });
 
-    private static readonly Names Gguf = new("token_embd.weight", "output_norm.weight", "output.weight", (i, n) => n switch
-    {
-        "attn_norm" => $"blk.{i}.attn_norm.weight",
-        "wq" => $"blk.{i}.attn_q.weight",
-        "wk" => $"blk.{i}.attn_k.weight",
-        "wv" => $"blk.{i}.attn_v.weight",
-        "wo" => $"blk.{i}.attn_output.weight",
-        "ffn_norm" => $"blk.{i}.ffn_norm.weight",
-        "w1" => $"blk.{i}.ffn_gate.weight",
-        "w2" => $"blk.{i}.ffn_down.weight",
-        "w3" => $"blk.{i}.ffn_up.weight",
-        _ => throw new ArgumentException(n),
-    });
-
     private static readonly Names HuggingFace = new("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", (i, n) => n switch
     {
         "attn_norm" => $"model.layers.{i}.input_layernorm.weight",
@@ -64,37 +50,9 @@ public static class LlamaLoader
         return Build(ck, cfg, Meta, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: h.SharedClassifier);
     }
 
-    public static LlamaModel FromGguf(string path, string? name = null, WeightStorage storage = WeightStorage.Stored)
-    {
-        using var g = GgufFile.Open(path);
-        string arch = g.TryGet<string>("general.architecture", out var a) ? a : "";
-        if (arch != "llama")
-            throw new ModelFormatException(path, "general.architecture", 0, $"architecture '{arch}' is not supported (only llama)");
-        int Int(string key, int? fallback = null)
-        {
-            if (g.Metadata.ContainsKey(key))
-            {
-                long v = g.GetInt64(key);
-                return v is >= int.MinValue and <= int.MaxValue ? (int)v
-                    : throw new ModelFormatException(path, key, 0, $"{v} does not fit a 32-bit integer");
-            }
-            return fallback ?? throw new ModelFormatException(path, key, 0, "required metadata key is missing");
-        }
-        float Float(string key, float fallback) => g.Metadata.ContainsKey(key) ? g.GetFloat(key) : fallback;
-        int heads = Int("llama.attention.head_count");
-        if (!g.Contains(Gguf.Embedding)) throw new ModelFormatException(path, Gguf.Embedding, 0, "tensor is missing");
-        var emb = g.Get(Gguf.Embedding);
-        if (emb.Shape.Length != 2 || emb.Shape[0] > int.MaxValue)
-            throw new ModelFormatException(path, Gguf.Embedding, emb.ByteOffset, $"shape [{string.Join(", ", emb.Shape)}] is not [vocab, dim]");
-        int vocab = (int)emb.Shape[0];
-        var cfg = new ModelConfig(ModelFamily.Llama,
-            Int("llama.block_count"), Int("llama.embedding_length"), Int("llama.feed_forward_length"),
-            heads, Int("llama.attention.head_count_kv", heads), vocab, Int("llama.context_length"),
-            PreNorm: true, MlpKind.SwiGlu,
-            NormEps: Float("llama.attention.layer_norm_rms_epsilon", 1e-5f),
-            RopeTheta: Float("llama.rope.freq_base", 10000f));
-        return Build(g, cfg, Gguf, name ?? System.IO.Path.GetFileNameWithoutExtension(path), unpermute: false, shared: !g.Contains(Gguf.Output), storage: storage);
-    }
+    /// <summary>A GGUF decoder of any family llama.cpp names that the engine runs (<see cref="GgufDecoders"/>).</summary>
+    public static LlamaModel FromGguf(string path, string? name = null, WeightStorage storage = WeightStorage.Stored) =>
+        GgufDecoders.Load(path, name, storage);
 
     /// <summary>
     /// A Hugging Face LlamaForCausalLM folder: config.json and model.safetensors or model.safetensors.index.json.
@@ -200,7 +158,7 @@ public static class LlamaLoader
     /// </summary>
     public static float[] UnpermuteRotary(float[] w, int heads, int cols)
     {
-        if (StoredLinears.Find(w) is { } stored) return StoredLinears.PermuteRows(w, UnpermutedRows(stored.Rows, heads))!;
+        if ((StoredLinears.Find(w)?.Rows ?? StoredLinears.FindTernary(w)?.Rows) is int stored) return StoredLinears.PermuteRows(w, UnpermutedRows(stored, heads))!;
         int rows = w.Length / cols, hd = rows / heads, half = hd / 2;
         var r = new float[w.Length];
         for (int h = 0; h < heads; h++)
@@ -266,13 +224,13 @@ internal static class TensorReading
     /// <summary>Reads a tensor as float32 after checking its shape, naming the tensor when it is wrong or missing.</summary>
     public static float[] Read(ITensorSource src, string name, params long[] shape)
     {
-        if (!src.Contains(name)) throw new ModelFormatException(src.Path, name, 0, "tensor is missing");
+        if (!src.Contains(name)) throw new ModelFormatException(src.Path, src is GgufNames g ? g.ToGguf(name) : name, 0, "tensor is missing");
         var e = src.Get(name);
         // Singleton dimensions (e.g. [1, 64] biases, [1, 1, 64] tokens) do not change the layout.
         var got = e.Shape.Where(s => s != 1).ToArray();
         var want = shape.Where(s => s != 1).ToArray();
         if (!got.SequenceEqual(want))
-            throw new ModelFormatException(src.Path, name, e.ByteOffset, $"shape [{string.Join(", ", e.Shape)}] does not match the expected [{string.Join(", ", shape)}]");
+            throw new ModelFormatException(src.Path, e.Name, e.ByteOffset, $"shape [{string.Join(", ", e.Shape)}] does not match the expected [{string.Join(", ", shape)}]");
         return src.ReadF32(name);
     }
 
@@ -284,5 +242,5 @@ internal static class TensorReading
 
     // GGUF lists block-quantized tensors as U8 bytes; the card names the type they are stored in (Q4_K, Q8_0, ...).
     private static string StoredType(ITensorSource src, TensorEntry t) =>
-        src is GgufFile g ? g.GgmlTypeOf(t.Name).ToString() : t.DType.ToString();
+        (src as GgufFile ?? (src as GgufNames)?.File) is { } g ? g.GgmlTypeOf(t.Name).ToString() : t.DType.ToString();
 }

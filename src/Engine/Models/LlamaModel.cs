@@ -59,8 +59,6 @@ public sealed class LlamaWeights
     public float[]? FinalNormBias { get; init; }
     /// <summary>Learned position embeddings [max positions, dim] (GPT-2).</summary>
     public float[]? PositionEmbedding { get; init; }
-    /// <summary>Ternary block linears' weight_scale, keyed by the code array (BitNet's packed checkpoint).</summary>
-    public IReadOnlyDictionary<float[], float>? WeightScales { get; init; }
 }
 
 /// <summary>
@@ -249,11 +247,15 @@ public sealed class LlamaModel : ITransformerModel
 
     /// <summary>
     /// A block linear through the context (so overrides reach it). With BitNet's quantized activations each input row is
-    /// rounded to int8 at absmax 127 first and the integer products are divided by (s_x * weight_scale), as BitLinear does.
+    /// rounded to int8 at absmax 127 (s_x = 127 / max |x|, round half to even as torch.round, clamp to [-128, 127]) and the
+    /// integer products are divided by s_x, as transformers' BitLinear does; the weights hold code / weight_scale. A linear
+    /// on the packed ternary kernels (the checkpoint's codes, <see cref="StoredLinears.FindTernary"/>) takes x as it is:
+    /// the kernels quantize it the same way inside (AbsMaxInt8) and compute acc * (1 / weight_scale) / s_x.
+    /// One measured difference: transformers floors max |x| at 1e-5, AbsMaxInt8 gives an all-zero row a = 1 (both give 0 there).
     /// </summary>
     private void Linear(ForwardContext ctx, Workspace ws, ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, float[]? bias = null)
     {
-        if (!Spec.QuantizedActivations)
+        if (!Spec.QuantizedActivations || StoredLinears.FindTernary(w) is not null)
         {
             ctx.RunLinear(x, n, k, w, m, y, bias, fallback: LinearOverride);
             return;
@@ -268,9 +270,7 @@ public sealed class LlamaModel : ITransformerModel
             for (int j = 0; j < k; j++) qi[j] = Math.Clamp(MathF.Round(xi[j] * sx[i]), -128f, 127f);
         }
         ctx.RunLinear(xq, n, k, w, m, y, fallback: LinearOverride);
-        float wScale = Weights.WeightScales is { } scales && scales.TryGetValue(w, out var sc) ? sc
-            : throw new InvalidOperationException($"{Card.Name}: a quantized linear [{m}, {k}] has no weight_scale");
-        for (int i = 0; i < n; i++) TensorPrimitives.Divide(y.Slice(i * m, m), sx[i] * wScale, y.Slice(i * m, m));
+        for (int i = 0; i < n; i++) TensorPrimitives.Divide(y.Slice(i * m, m), sx[i], y.Slice(i * m, m));
         Ops.AddBias(y, n, m, bias, gelu: false);
     }
 

@@ -34,6 +34,7 @@ public static class WeightStorageOption
 public static class StoredLinears
 {
     private static readonly ConditionalWeakTable<float[], StoredMatrix> Table = new();
+    private static readonly ConditionalWeakTable<float[], TernaryLinear> Ternaries = new();
 
     /// <summary>A new placeholder array standing for <paramref name="m"/>.</summary>
     public static float[] Register(StoredMatrix m)
@@ -44,14 +45,26 @@ public static class StoredLinears
         return key;
     }
 
+    /// <summary>A new placeholder array standing for the packed ternary linear <paramref name="m"/>.</summary>
+    public static float[] Register(TernaryLinear m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        var key = new float[0];
+        Ternaries.Add(key, m);
+        return key;
+    }
+
     /// <summary>The stored matrix a placeholder stands for; null for an fp32 array.</summary>
     public static StoredMatrix? Find(float[] w) => w.Length == 0 && Table.TryGetValue(w, out var m) ? m : null;
 
-    /// <summary>The weights as fp32 values: the array itself, or a dequantized copy of a stored matrix.</summary>
-    public static float[] Fp32(float[] w) => Find(w)?.ToFloat() ?? w;
+    /// <summary>The packed ternary linear a placeholder stands for (a checkpoint stored ternary); null otherwise.</summary>
+    public static TernaryLinear? FindTernary(float[] w) => w.Length == 0 && Ternaries.TryGetValue(w, out var m) ? m : null;
+
+    /// <summary>The weights as fp32 values: the array itself, or a dequantized copy of a stored or packed ternary matrix.</summary>
+    public static float[] Fp32(float[] w) => Find(w)?.ToFloat() ?? FindTernary(w)?.ToFloat() ?? w;
 
     /// <summary>Bytes the weights occupy: 4 a value for fp32, the stored bytes otherwise.</summary>
-    public static long Bytes(float[] w) => Find(w)?.WeightBytes ?? 4L * w.Length;
+    public static long Bytes(float[] w) => Find(w)?.WeightBytes ?? FindTernary(w)?.WeightBytes ?? 4L * w.Length;
 
     /// <summary>The kernel type of a ggml / safetensors stored type; null when it has none (then it is read as fp32).</summary>
     public static StoredType? KernelType(GgmlType t) => t switch
@@ -62,16 +75,25 @@ public static class StoredLinears
 
     /// <summary>
     /// A [rows, cols] linear weight: stored (a placeholder) when <paramref name="storage"/> asks for it and the file keeps
-    /// it in a type with kernels, else fp32. The shape is checked either way, naming the tensor.
+    /// it in a type with kernels (GGUF ternary types: packed in <paramref name="ternary"/>), else fp32. The shape is checked either way, naming the tensor.
     /// </summary>
-    internal static float[] Read(ITensorSource src, string name, long rows, long cols, WeightStorage storage)
+    internal static float[] Read(ITensorSource src, string name, long rows, long cols, WeightStorage storage, LowBitFormat ternary = LowBitFormat.I2S)
     {
+        // GGUF TQ1_0 / TQ2_0 / I2_S: codes straight into the packed ternary kernels (never through fp32)
+        if (storage == WeightStorage.Stored && src is ITernaryTensors tt && src.Contains(name) && tt.TryReadTernary(name, out var tern) && tern is { } t3)
+        {
+            var e = src.Get(name);
+            if (t3.Rows != rows || t3.Cols != cols)
+                throw new ModelFormatException(src.Path, e.Name, e.ByteOffset, $"shape [{string.Join(", ", e.Shape)}] does not match the expected [{rows}, {cols}]");
+            try { return Register(TernaryLinear.Pack(t3.Values, t3.Rows, t3.Cols, t3.Scales, t3.ScaleBlock, ternary)); }
+            catch (ArgumentException x) { throw new ModelFormatException(src.Path, $"{e.Name}.scale", e.ByteOffset, x.Message, x); }
+        }
         if (storage == WeightStorage.Stored && src.Contains(name) && src.Map(name) is { } t && KernelType(t.Type) is { } type
             && rows <= int.MaxValue && cols <= int.MaxValue)
         {
             var got = t.Entry.Shape.Where(s => s != 1).ToArray();
             if (!got.SequenceEqual(new[] { rows, cols }.Where(s => s != 1)))
-                throw new ModelFormatException(src.Path, name, t.Entry.ByteOffset, $"shape [{string.Join(", ", t.Entry.Shape)}] does not match the expected [{rows}, {cols}]");
+                throw new ModelFormatException(src.Path, t.Entry.Name, t.Entry.ByteOffset, $"shape [{string.Join(", ", t.Entry.Shape)}] does not match the expected [{rows}, {cols}]");
             unsafe
             {
                 return Register(StoredMatrix.Map(type, (int)rows, (int)cols, t.Pointer, t.Length, t));
@@ -82,8 +104,9 @@ public static class StoredLinears
 
     /// <summary>Rows [r0, r1) of a [*, cols] weight (a fused tensor's part): a view of a stored matrix, a copy of fp32.</summary>
     internal static float[] Rows(float[] w, int cols, int r0, int r1) =>
-        Find(w) is { } m ? Register(m.WithRows(Enumerable.Range(r0, r1 - r0).ToArray())) : w[(r0 * cols)..(r1 * cols)];
+        PermuteRows(w, Enumerable.Range(r0, r1 - r0).ToArray()) ?? w[(r0 * cols)..(r1 * cols)];
 
-    /// <summary>Row r of the result is row <paramref name="map"/>[r] of w (a view of a stored matrix).</summary>
-    internal static float[]? PermuteRows(float[] w, int[] map) => Find(w) is { } m ? Register(m.WithRows(map)) : null;
+    /// <summary>Row r of the result is row <paramref name="map"/>[r] of w (a view of a stored matrix, repacked codes of a ternary one).</summary>
+    internal static float[]? PermuteRows(float[] w, int[] map) =>
+        Find(w) is { } m ? Register(m.WithRows(map)) : FindTernary(w) is { } t ? Register(t.WithRows(map)) : null;
 }

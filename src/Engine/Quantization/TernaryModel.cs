@@ -69,9 +69,22 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
         {
             var (name, _, w, rows, cols) = linear;
             if (_byWeight.ContainsKey(w)) continue; // a tied weight is quantized once
-            // a weight kept as stored (bf16, Q8_0, ...) is quantized from its fp32 values, one layer at a time
-            var t = read is null ? AbsMeanTernary.Quantize(StoredLinears.Fp32(w), rows, cols) : read(linear with { Weight = StoredLinears.Fp32(w) });
-            var m = t.Pack(format);
+            TernaryWeights t;
+            PackedMatrix m;
+            if (read is not null && StoredLinears.FindTernary(w) is { Parts.Count: 1 } stored)
+            {
+                // the checkpoint's own codes, already packed at load (BitNet packed, GGUF ternary): reused, or repacked
+                // code for code into the asked format; never through fp32
+                var matrix = stored.Repack(format).Parts[0];
+                t = new TernaryWeights(matrix.Unpack(), rows, cols, matrix.Scale);
+                m = matrix;
+            }
+            else
+            {
+                // a weight kept as stored (bf16, Q8_0, ...) is quantized from its fp32 values, one layer at a time
+                t = read is null ? AbsMeanTernary.Quantize(StoredLinears.Fp32(w), rows, cols) : read(linear with { Weight = StoredLinears.Fp32(w) });
+                m = t.Pack(format);
+            }
             int zeros = 0;
             foreach (var v in t.Values) if (v == 0) zeros++;
             var info = new TernaryLayer(name, rows, cols, t.Scale, zeros / (double)t.Values.Length, 4L * rows * cols, m.WeightBytes);

@@ -107,7 +107,7 @@ public sealed class HostileInputTests : IDisposable
         Assert.Equal(4u, BinaryPrimitives.ReadUInt32LittleEndian(g.AsSpan(at))); // uint32 value follows
         BinaryPrimitives.WriteUInt32LittleEndian(g.AsSpan(at + 4), int.MaxValue);
         string p = Write("layers.gguf", g);
-        Names(() => LlamaLoader.FromGguf(p), p, "layers");
+        Names(() => LlamaLoader.FromGguf(p), p, "llama.block_count"); // the GGUF key itself
     }
 
     [Fact]

@@ -35,6 +35,7 @@ public sealed class DecoderFileFuzzTests(ITestOutputHelper output) : FuzzTestBas
     [Fact] public void Config_json() => Check(FuzzTargets.LlamaConfig);
     [Fact] public void Safetensors_index() => Check(FuzzTargets.SafetensorsIndex);
     [Fact] public void Gguf_q8_0_kept_as_stored() => Check(FuzzTargets.GgufQ8);
+    [Fact] public void Gguf_other_families() => Check(FuzzTargets.GgufFamilies);
     [Fact] public void Safetensors_bf16_kept_as_stored() => Check(FuzzTargets.SafetensorsBf16);
 }
 

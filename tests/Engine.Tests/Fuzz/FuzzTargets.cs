@@ -30,6 +30,21 @@ internal static class FuzzTargets
         t.Decode(Enumerable.Range(0, t.VocabSize).Prepend(t.BosId).ToArray());
     }
 
+    // A GGUF decoder of another family: a forward pass over a few ids (no tokenizer in these files).
+    private static void UseGgufDecoder(object? o) => ((LlamaModel)o!).Forward([1, 2, 3, 4], 0, new ForwardContext());
+
+    /// <summary>A goldens folder converted to GGUF the way convert_hf_to_gguf.py does (Models.HfToGguf), as seed bytes.</summary>
+    private static byte[] GgufOf(string family, bool f16 = false)
+    {
+        var dir = Directory.CreateTempSubdirectory("wb-fuzz-gguf-").FullName;
+        try
+        {
+            var folder = Path.GetDirectoryName(Bundled.Path($"data/goldens/arch/{family}/config.json"))!;
+            return File.ReadAllBytes(Models.HfToGguf.Convert(folder, Path.Combine(dir, "m.gguf"), new Models.HfToGguf.Options(F16Linears: f16)));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     private static readonly Lazy<byte[]> CifarImage = new(() => Cifar10Set.LoadBundled().Pixels(0).ToArray());
 
     public static FuzzTarget Llama2c => new("llama2c", "model.bin", [Repo("models/stories260K/stories260K.bin")],
@@ -171,6 +186,9 @@ internal static class FuzzTargets
 
     public static FuzzTarget SafetensorsBf16 => HfTarget("safetensors-bf16", HfBf16, "model.safetensors",
         (s, r) => r.Next(2) == 0 ? Mutator.Bytes(s, r, 8 + (int)BitConverter.ToUInt64(s)) : SafetensorsHeaderJson(s, r), 500);
+
+    public static FuzzTarget GgufFamilies => new("gguf-families", "model.gguf", [GgufOf("gemma3_text"), GgufOf("phi3", f16: true), GgufOf("gpt2")],
+        GgufMutator.Mutate, p => GgufDecoders.Load(p), UseGgufDecoder, 500);
 
     public static FuzzTarget SafetensorsIndex => HfTarget("index.json", HfSharded, "model.safetensors.index.json", Mutator.Json, 1000);
 }
