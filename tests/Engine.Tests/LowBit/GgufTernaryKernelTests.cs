@@ -121,6 +121,90 @@ public class GgufTernaryKernelTests
         Assert.Equal(codes, two.Codes());
     }
 
+    /// <summary>
+    /// ggml's TQ2_0 block (ggml-common.h block_tq2_0: uint8 qs[64], ggml_half d): the 256 values in two groups of 128,
+    /// value 128 j' + 32 l + m at bits 2l of qs[32 j' + m], stored as code + 1; d = max |x| (quantize_row_tq2_0_ref).
+    /// </summary>
+    private static byte[] Tq2_0(float[] x)
+    {
+        var bytes = new byte[x.Length / 256 * 66];
+        for (int b = 0; b < x.Length / 256; b++)
+        {
+            var v = x.AsSpan(b * 256, 256);
+            float d = MaxMagnitude(v);
+            var o = bytes.AsSpan(b * 66, 66);
+            for (int j = 0; j < 2; j++)
+                for (int l = 0; l < 4; l++)
+                    for (int m = 0; m < 32; m++)
+                    {
+                        int q = d == 0 ? 0 : (int)MathF.Round(v[128 * j + 32 * l + m] / d);
+                        o[32 * j + m] |= (byte)((q + 1) << (2 * l));
+                    }
+            BitConverter.TryWriteBytes(o[64..], (Half)d);
+        }
+        return bytes;
+    }
+
+    private static float MaxMagnitude(ReadOnlySpan<float> v) { float m = 0; foreach (var a in v) m = MathF.Max(m, MathF.Abs(a)); return m; }
+
+    [Fact]
+    public void A_llama_GGUF_with_TQ2_0_linears_runs_on_the_packed_kernels_as_its_dequantized_twin_does()
+    {
+        // A seeded 1-layer llama-arch file whose block linears are ternary {-s, 0, +s} (s = 1/16, exact in fp16) in TQ2_0:
+        // the loaded linears are packed I2S / TL2 matrices straight from the blocks, and the model computes what its fp32
+        // dequantization does on the same kernels through TernaryModel.FromStored (values read back as {-s, 0, +s}).
+        var rng = new Random(11);
+        int dim = 256, heads = 4, kvHeads = 2, ff = 256, vocab = 32, kvDim = dim / heads * kvHeads;
+        float[] Normal(int n, float scale) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1) * scale).ToArray();
+        float[] Ternary(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(-1, 2) / 16f).ToArray();
+        var tensors = new List<(string Name, long[] Shape, float[] Data)>
+        {
+            ("token_embd.weight", [vocab, dim], Normal(vocab * dim, 1)), ("output_norm.weight", [dim], Normal(dim, 0.1f).Select(v => v + 1).ToArray()),
+            ("blk.0.attn_norm.weight", [dim], Normal(dim, 0.1f).Select(v => v + 1).ToArray()), ("blk.0.ffn_norm.weight", [dim], Normal(dim, 0.1f).Select(v => v + 1).ToArray()),
+            ("blk.0.attn_q.weight", [dim, dim], Ternary(dim * dim)), ("blk.0.attn_k.weight", [kvDim, dim], Ternary(kvDim * dim)),
+            ("blk.0.attn_v.weight", [kvDim, dim], Ternary(kvDim * dim)), ("blk.0.attn_output.weight", [dim, dim], Ternary(dim * dim)),
+            ("blk.0.ffn_gate.weight", [ff, dim], Ternary(ff * dim)), ("blk.0.ffn_up.weight", [ff, dim], Ternary(ff * dim)),
+            ("blk.0.ffn_down.weight", [dim, ff], Ternary(dim * ff)),
+        };
+        var kv = new List<(string, object)>
+        {
+            ("general.architecture", "llama"), ("llama.block_count", 1u), ("llama.context_length", 64u), ("llama.embedding_length", (uint)dim),
+            ("llama.feed_forward_length", (uint)ff), ("llama.attention.head_count", (uint)heads), ("llama.attention.head_count_kv", (uint)kvHeads),
+            ("llama.attention.layer_norm_rms_epsilon", 1e-5f),
+        };
+        var dir = Directory.CreateTempSubdirectory("wb-tq2-").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "tq2.gguf");
+            Models.HfToGguf.Write(path, kv, tensors, encode: t => t.Name.StartsWith("blk.0.attn_") && !t.Name.Contains("norm") || t.Name.StartsWith("blk.0.ffn_") && !t.Name.Contains("norm")
+                ? ((uint)GgmlType.TQ2_0, Tq2_0(t.Data)) : null);
+            using (var g = GgufFile.Open(path)) Assert.Equal(GgmlType.TQ2_0, g.GgmlTypeOf("blk.0.ffn_down.weight"));
+            int[] ids = [3, 17, 5, 29, 0, 11];
+            float[]? first = null;
+            foreach (var format in new[] { LowBitFormat.I2S, LowBitFormat.TL2 })
+            {
+                var packed = GgufDecoders.Load(path, ternary: format);
+                Assert.Equal(7, packed.BlockLinears.Count);
+                Assert.All(packed.BlockLinears, l =>
+                {
+                    Assert.Empty(l.Weight);
+                    var t = StoredLinears.FindTernary(l.Weight)!;
+                    Assert.Equal(format, t.Format);
+                    Assert.Equal(1f / 16, Assert.Single(t.Parts).Scale); // one tensor scale from 256-value blocks that agree
+                });
+                var logits = packed.Forward(ids, 0, new ForwardContext()).Logits;
+                first ??= logits;
+                Assert.Equal(first, logits); // same codes, same int32 sums, same float epilogue in every format
+
+                var fp32 = GgufDecoders.Load(path, storage: WeightStorage.Fp32);
+                using var twin = Workbench.Engine.Quantization.TernaryModel.FromStored(fp32, format);
+                var want = fp32.Forward(ids, 0, twin.Context()).Logits;
+                Assert.Equal(want, logits);
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Fact]
     public void A_GGUF_ternary_linear_is_loaded_onto_the_packed_kernels_not_fp32()
     {

@@ -172,7 +172,7 @@ internal static class HfToGguf
 
     /// <summary>GGUF v3: header, typed key/values, tensor infos (ne = shape reversed; F32, or F16 where asked), data aligned to 32.</summary>
     public static void Write(string path, IReadOnlyList<(string Key, object Value)> kv, IReadOnlyList<(string Name, long[] Shape, float[] Data)> tensors,
-        Func<(string Name, long[] Shape, float[] Data), bool>? f16 = null)
+        Func<(string Name, long[] Shape, float[] Data), bool>? f16 = null, Func<(string Name, long[] Shape, float[] Data), (uint Type, byte[] Bytes)?>? encode = null)
     {
         using var f = File.Create(path);
         using var w = new BinaryWriter(f);
@@ -190,21 +190,25 @@ internal static class HfToGguf
                 default: throw new NotSupportedException(value.GetType().Name);
             }
         }
+        var encoded = tensors.Select(t => encode?.Invoke(t)).ToArray();
         long offset = 0;
-        foreach (var t in tensors)
+        for (int i = 0; i < tensors.Count; i++)
         {
+            var t = tensors[i];
             bool half = f16?.Invoke(t) ?? false;
             Str(t.Name); w.Write((uint)t.Shape.Length);
             foreach (var d in t.Shape.Reverse()) w.Write((ulong)d);
-            w.Write(half ? 1u : 0u); // F16 : F32
+            w.Write(encoded[i]?.Type ?? (half ? 1u : 0u)); // an encoded type, F16 or F32
             w.Write((ulong)offset);
-            offset += ((half ? 2L : 4L) * t.Data.Length + 31) / 32 * 32;
+            offset += ((encoded[i]?.Bytes.LongLength ?? (half ? 2L : 4L) * t.Data.Length) + 31) / 32 * 32;
         }
         while (f.Position % 32 != 0) w.Write((byte)0);
-        foreach (var t in tensors)
+        for (int i = 0; i < tensors.Count; i++)
         {
+            var t = tensors[i];
             bool half = f16?.Invoke(t) ?? false;
-            foreach (var v in t.Data) { if (half) w.Write((Half)v); else w.Write(v); }
+            if (encoded[i] is { } e) w.Write(e.Bytes);
+            else foreach (var v in t.Data) { if (half) w.Write((Half)v); else w.Write(v); }
             while (f.Position % 32 != 0) w.Write((byte)0);
         }
     }
