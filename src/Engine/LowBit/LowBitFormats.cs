@@ -94,6 +94,10 @@ public static class LowBitFormats
         new(LowBitFormat.BF16, "bf16", (r, c) => StoredMatrix.BytesFor(StoredType.BF16, r, c), null, null, StoredType.BF16),
         new(LowBitFormat.Q8_0, "q8_0", (r, c) => StoredMatrix.BytesFor(StoredType.Q8_0, r, c), null, null, StoredType.Q8_0),
         new(LowBitFormat.Q4_0, "q4_0", (r, c) => StoredMatrix.BytesFor(StoredType.Q4_0, r, c), null, null, StoredType.Q4_0),
+        new(LowBitFormat.Q5_0, "q5_0", (r, c) => StoredMatrix.BytesFor(StoredType.Q5_0, r, c), null, null, StoredType.Q5_0),
+        new(LowBitFormat.Q4_K, "q4_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q4_K, r, c), null, null, StoredType.Q4_K),
+        new(LowBitFormat.Q5_K, "q5_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q5_K, r, c), null, null, StoredType.Q5_K),
+        new(LowBitFormat.Q6_K, "q6_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q6_K, r, c), null, null, StoredType.Q6_K),
     ];
 
     public static IReadOnlyList<LowBitFormatInfo> Ternary { get; } = All.Where(f => f.IsTernary).ToArray();
