@@ -223,91 +223,226 @@ internal static unsafe class StoredKernelsK
         a1 = Vector256.FusedMultiplyAdd(S8(Sse2.ShiftRightLogical128BitLane(q, 8)) * d, Vector256.Load(x + 8), a1);
     }
 
-    private static float V256(StoredType t, byte* row, float* x, int cols)
+    // One block's contribution on the 256-bit path, per type (a struct so the row loops below are specialised by the JIT).
+    private interface IBlock256 { static abstract void Run(byte* b, float* x, ref Vector256<float> a0, ref Vector256<float> a1); }
+    private interface IBlock512 { static abstract Vector512<float> Run(byte* b, float* x, Vector512<float> acc); }
+
+    private struct Q4K : IBlock256, IBlock512
     {
-        Vector256<float> a0 = default, a1 = default;
-        var nib = Vector128.Create((byte)0xF);
-        switch (t)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Run(byte* b, float* x, ref Vector256<float> a0, ref Vector256<float> a1) => Q4or5K256(b, x, false, ref a0, ref a1);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Run(byte* b, float* x, Vector512<float> acc) => Q4or5K512(b, x, false, acc);
+    }
+
+    private struct Q5K : IBlock256, IBlock512
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Run(byte* b, float* x, ref Vector256<float> a0, ref Vector256<float> a1) => Q4or5K256(b, x, true, ref a0, ref a1);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Run(byte* b, float* x, Vector512<float> acc) => Q4or5K512(b, x, true, acc);
+    }
+
+    private struct Q6K : IBlock256, IBlock512
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Run(byte* b, float* x, ref Vector256<float> a0, ref Vector256<float> a1)
         {
-            case StoredType.Q4_K or StoredType.Q5_K:
+            float d = F16(b + 208);
+            for (int n = 0; n < 2; n++)
             {
-                bool q5 = t == StoredType.Q5_K;
-                int bb = q5 ? 176 : 144;
-                var one = Vector128.Create((byte)1);
-                for (int i = 0; i < cols; i += 256, row += bb)
-                {
-                    float d = F16(row), min = F16(row + 2);
-                    byte* sc = row + 4, qh = row + 16, ql = row + (q5 ? 48 : 16);
-                    Vector128<byte> h0 = q5 ? Vector128.Load(qh) : default, h1 = q5 ? Vector128.Load(qh + 16) : default;
-                    for (int j = 0; j < 4; j++, ql += 32)
-                    {
-                        var (s1, m1) = ScaleMin(2 * j, sc);
-                        var (s2, m2) = ScaleMin(2 * j + 1, sc);
-                        Vector256<float> d1 = Vector256.Create(d * s1), n1 = Vector256.Create(min * m1), d2 = Vector256.Create(d * s2), n2 = Vector256.Create(min * m2);
-                        var c0 = Vector128.Load(ql);
-                        var c1 = Vector128.Load(ql + 16);
-                        Vector128<byte> lo0 = c0 & nib, lo1 = c1 & nib, hi0 = Vector128.ShiftRightLogical(c0, 4), hi1 = Vector128.ShiftRightLogical(c1, 4);
-                        if (q5)
-                        {
-                            lo0 |= (Vector128.ShiftRightLogical(h0, 2 * j) & one) << 4;
-                            lo1 |= (Vector128.ShiftRightLogical(h1, 2 * j) & one) << 4;
-                            hi0 |= (Vector128.ShiftRightLogical(h0, 2 * j + 1) & one) << 4;
-                            hi1 |= (Vector128.ShiftRightLogical(h1, 2 * j + 1) & one) << 4;
-                        }
-                        float* xj = x + i + 64 * j;
-                        Fma16(lo0, d1, n1, xj, ref a0, ref a1);
-                        Fma16(lo1, d1, n1, xj + 16, ref a0, ref a1);
-                        Fma16(hi0, d2, n2, xj + 32, ref a0, ref a1);
-                        Fma16(hi1, d2, n2, xj + 48, ref a0, ref a1);
-                    }
-                }
-                break;
+                byte* ql = b + 64 * n, qh = b + 128 + 32 * n;
+                sbyte* sc = (sbyte*)b + 192 + 8 * n;
+                float* xn = x + 128 * n;
+                var (p0, p1, p2, p3) = Q6Codes(Vector128.Load(ql), Vector128.Load(ql + 32), Vector128.Load(qh));           // values 0-15, 32-47, 64-79, 96-111
+                var (r0, r1, r2, r3) = Q6Codes(Vector128.Load(ql + 16), Vector128.Load(ql + 48), Vector128.Load(qh + 16)); // 16-31, 48-63, 80-95, 112-127
+                // in element order (each lane's accumulation order): group k covers values 16k .. 16k + 15, scale sc[k]
+                Fma16(p0, Vector256.Create(d * sc[0]), xn + 0 * 16, ref a0, ref a1);
+                Fma16(r0, Vector256.Create(d * sc[1]), xn + 1 * 16, ref a0, ref a1);
+                Fma16(p1, Vector256.Create(d * sc[2]), xn + 2 * 16, ref a0, ref a1);
+                Fma16(r1, Vector256.Create(d * sc[3]), xn + 3 * 16, ref a0, ref a1);
+                Fma16(p2, Vector256.Create(d * sc[4]), xn + 4 * 16, ref a0, ref a1);
+                Fma16(r2, Vector256.Create(d * sc[5]), xn + 5 * 16, ref a0, ref a1);
+                Fma16(p3, Vector256.Create(d * sc[6]), xn + 6 * 16, ref a0, ref a1);
+                Fma16(r3, Vector256.Create(d * sc[7]), xn + 7 * 16, ref a0, ref a1);
             }
-            case StoredType.Q6_K:
-            {
-                for (int i = 0; i < cols; i += 256, row += 210)
-                {
-                    float d = F16(row + 208);
-                    for (int n = 0; n < 2; n++)
-                    {
-                        byte* ql = row + 64 * n, qh = row + 128 + 32 * n;
-                        sbyte* sc = (sbyte*)row + 192 + 8 * n;
-                        float* xn = x + i + 128 * n;
-                        // in element order (lane accumulation order): 16-value groups 0, 16, ..., 112 of this half
-                        for (int g = 0; g < 4; g++)
-                            for (int h = 0; h < 2; h++)
-                            {
-                                var q = Q6Codes(Vector128.Load(ql + 32 * (g & 1) + 16 * h), Vector128.Load(qh + 16 * h), g);
-                                float ds = d * sc[h + 2 * g];
-                                float* xg = xn + 32 * g + 16 * h;
-                                Fma16(q, Vector256.Create(ds), xg, ref a0, ref a1);
-                            }
-                    }
-                }
-                break;
-            }
-            default: // Q5_0
-                for (int i = 0; i < cols; i += 32, row += 22)
-                {
-                    var d = Vector256.Create(F16(row));
-                    var (hLo, hHi) = Q5Bits(*(uint*)(row + 2));
-                    var qs = Vector128.Load(row + 6);
-                    Fma16(((qs & nib) | hLo).AsSByte() - Vector128.Create((sbyte)16), d, x + i, ref a0, ref a1);
-                    Fma16((Vector128.ShiftRightLogical(qs, 4) | hHi).AsSByte() - Vector128.Create((sbyte)16), d, x + i + 16, ref a0, ref a1);
-                }
-                break;
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Run(byte* b, float* x, Vector512<float> acc)
+        {
+            float d = F16(b + 208);
+            for (int n = 0; n < 2; n++)
+            {
+                byte* ql = b + 64 * n, qh = b + 128 + 32 * n;
+                sbyte* sc = (sbyte*)b + 192 + 8 * n;
+                float* xn = x + 128 * n;
+                var (p0, p1, p2, p3) = Q6Codes(Vector128.Load(ql), Vector128.Load(ql + 32), Vector128.Load(qh));           // values 0-15, 32-47, 64-79, 96-111
+                var (r0, r1, r2, r3) = Q6Codes(Vector128.Load(ql + 16), Vector128.Load(ql + 48), Vector128.Load(qh + 16)); // 16-31, 48-63, 80-95, 112-127
+                // in element order (each lane's accumulation order): group k covers values 16k .. 16k + 15, scale sc[k]
+                acc = Vector512.FusedMultiplyAdd(S8x16(p0) * Vector512.Create(d * sc[0]), Vector512.Load(xn + 0 * 16), acc);
+                acc = Vector512.FusedMultiplyAdd(S8x16(r0) * Vector512.Create(d * sc[1]), Vector512.Load(xn + 1 * 16), acc);
+                acc = Vector512.FusedMultiplyAdd(S8x16(p1) * Vector512.Create(d * sc[2]), Vector512.Load(xn + 2 * 16), acc);
+                acc = Vector512.FusedMultiplyAdd(S8x16(r1) * Vector512.Create(d * sc[3]), Vector512.Load(xn + 3 * 16), acc);
+                acc = Vector512.FusedMultiplyAdd(S8x16(p2) * Vector512.Create(d * sc[4]), Vector512.Load(xn + 4 * 16), acc);
+                acc = Vector512.FusedMultiplyAdd(S8x16(r2) * Vector512.Create(d * sc[5]), Vector512.Load(xn + 5 * 16), acc);
+                acc = Vector512.FusedMultiplyAdd(S8x16(p3) * Vector512.Create(d * sc[6]), Vector512.Load(xn + 6 * 16), acc);
+                acc = Vector512.FusedMultiplyAdd(S8x16(r3) * Vector512.Create(d * sc[7]), Vector512.Load(xn + 7 * 16), acc);
+            }
+            return acc;
+        }
+    }
+
+    private struct Q50 : IBlock256, IBlock512
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Run(byte* b, float* x, ref Vector256<float> a0, ref Vector256<float> a1)
+        {
+            var d = Vector256.Create(F16(b));
+            var (hLo, hHi) = Q5Bits(*(uint*)(b + 2));
+            var qs = Vector128.Load(b + 6);
+            Fma16(((qs & Vector128.Create((byte)0xF)) | hLo).AsSByte() - Vector128.Create((sbyte)16), d, x, ref a0, ref a1);
+            Fma16((Vector128.ShiftRightLogical(qs, 4) | hHi).AsSByte() - Vector128.Create((sbyte)16), d, x + 16, ref a0, ref a1);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Run(byte* b, float* x, Vector512<float> acc)
+        {
+            var d = Vector512.Create(F16(b));
+            var (hLo, hHi) = Q5Bits(*(uint*)(b + 2));
+            var qs = Vector128.Load(b + 6);
+            acc = Vector512.FusedMultiplyAdd(S8x16(((qs & Vector128.Create((byte)0xF)) | hLo).AsSByte() - Vector128.Create((sbyte)16)) * d, Vector512.Load(x), acc);
+            return Vector512.FusedMultiplyAdd(S8x16((Vector128.ShiftRightLogical(qs, 4) | hHi).AsSByte() - Vector128.Create((sbyte)16)) * d, Vector512.Load(x + 16), acc);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q4or5K256(byte* b, float* x, bool q5, ref Vector256<float> a0, ref Vector256<float> a1)
+    {
+        var nib = Vector128.Create((byte)0xF);
+        Vector128<byte> one = Vector128.Create((byte)1), two = Vector128.Create((byte)2);
+        float d = F16(b), min = F16(b + 2);
+        byte* sc = b + 4, qh = b + 16, ql = b + (q5 ? 48 : 16);
+        Vector128<byte> h0 = q5 ? Vector128.Load(qh) : default, h1 = q5 ? Vector128.Load(qh + 16) : default;
+        for (int j = 0; j < 4; j++, ql += 32)
+        {
+            var (s1, m1) = ScaleMin(2 * j, sc);
+            var (s2, m2) = ScaleMin(2 * j + 1, sc);
+            Vector256<float> d1 = Vector256.Create(d * s1), n1 = Vector256.Create(min * m1), d2 = Vector256.Create(d * s2), n2 = Vector256.Create(min * m2);
+            var c0 = Vector128.Load(ql);
+            var c1 = Vector128.Load(ql + 16);
+            Vector128<byte> lo0 = c0 & nib, lo1 = c1 & nib, hi0 = Vector128.ShiftRightLogical(c0, 4), hi1 = Vector128.ShiftRightLogical(c1, 4);
+            if (q5)
+            {
+                // bits 2j, 2j + 1 of qh (shifted down 2 a round below: constant byte shifts only)
+                lo0 |= (h0 & one) << 4;
+                lo1 |= (h1 & one) << 4;
+                hi0 |= (h0 & two) << 3;
+                hi1 |= (h1 & two) << 3;
+                h0 = Vector128.ShiftRightLogical(h0, 2);
+                h1 = Vector128.ShiftRightLogical(h1, 2);
+            }
+            float* xj = x + 64 * j;
+            Fma16(lo0, d1, n1, xj, ref a0, ref a1);
+            Fma16(lo1, d1, n1, xj + 16, ref a0, ref a1);
+            Fma16(hi0, d2, n2, xj + 32, ref a0, ref a1);
+            Fma16(hi1, d2, n2, xj + 48, ref a0, ref a1);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q4or5K512(byte* b, float* x, bool q5, Vector512<float> acc)
+    {
+        var nib = Vector128.Create((byte)0xF);
+        Vector128<byte> one = Vector128.Create((byte)1), two = Vector128.Create((byte)2);
+        float d = F16(b), min = F16(b + 2);
+        byte* sc = b + 4, qh = b + 16, ql = b + (q5 ? 48 : 16);
+        Vector128<byte> h0 = q5 ? Vector128.Load(qh) : default, h1 = q5 ? Vector128.Load(qh + 16) : default;
+        for (int j = 0; j < 4; j++, ql += 32)
+        {
+            var (s1, m1) = ScaleMin(2 * j, sc);
+            var (s2, m2) = ScaleMin(2 * j + 1, sc);
+            Vector512<float> d1 = Vector512.Create(d * s1), n1 = Vector512.Create(min * m1), d2 = Vector512.Create(d * s2), n2 = Vector512.Create(min * m2);
+            var c0 = Vector128.Load(ql);
+            var c1 = Vector128.Load(ql + 16);
+            Vector128<byte> lo0 = c0 & nib, lo1 = c1 & nib, hi0 = Vector128.ShiftRightLogical(c0, 4), hi1 = Vector128.ShiftRightLogical(c1, 4);
+            if (q5)
+            {
+                // bits 2j, 2j + 1 of qh (shifted down 2 a round below: constant byte shifts only)
+                lo0 |= (h0 & one) << 4;
+                lo1 |= (h1 & one) << 4;
+                hi0 |= (h0 & two) << 3;
+                hi1 |= (h1 & two) << 3;
+                h0 = Vector128.ShiftRightLogical(h0, 2);
+                h1 = Vector128.ShiftRightLogical(h1, 2);
+            }
+            float* xj = x + 64 * j;
+            acc = Vector512.FusedMultiplyAdd(d1 * U8x16(lo0) - n1, Vector512.Load(xj), acc);
+            acc = Vector512.FusedMultiplyAdd(d1 * U8x16(lo1) - n1, Vector512.Load(xj + 16), acc);
+            acc = Vector512.FusedMultiplyAdd(d2 * U8x16(hi0) - n2, Vector512.Load(xj + 32), acc);
+            acc = Vector512.FusedMultiplyAdd(d2 * U8x16(hi1) - n2, Vector512.Load(xj + 48), acc);
+        }
+        return acc;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Sum(Vector256<float> a0, Vector256<float> a1)
+    {
         var l = stackalloc float[Lanes];
         a0.Store(l);
         a1.Store(l + 8);
         return StoredKernels.Reduce(l);
     }
 
-    /// <summary>Q6_K's 16 codes q - 32 of group g (0..3) from 16 bytes of ql and 16 of qh: ql's low (g even) or high nibble, qh's bits 2g, 2g + 1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<sbyte> Q6Codes(Vector128<byte> ql, Vector128<byte> qh, int g) =>
-        ((Vector128.ShiftRightLogical(ql, 4 * (g >> 1)) & Vector128.Create((byte)0xF)) | ((Vector128.ShiftRightLogical(qh, 2 * g) & Vector128.Create((byte)3)) << 4)).AsSByte()
-        - Vector128.Create((sbyte)32);
+    private static float Sum(Vector512<float> acc)
+    {
+        var l = stackalloc float[Lanes];
+        acc.Store(l);
+        return StoredKernels.Reduce(l);
+    }
+
+    private static float V256(StoredType t, byte* row, float* x, int cols) => t switch
+    {
+        StoredType.Q4_K => Row256<Q4K>(row, x, cols, 144, 256),
+        StoredType.Q5_K => Row256<Q5K>(row, x, cols, 176, 256),
+        StoredType.Q6_K => Row256<Q6K>(row, x, cols, 210, 256),
+        _ => Row256<Q50>(row, x, cols, 22, 32),
+    };
+
+    private static float V512(StoredType t, byte* row, float* x, int cols) => t switch
+    {
+        StoredType.Q4_K => Row512<Q4K>(row, x, cols, 144, 256),
+        StoredType.Q5_K => Row512<Q5K>(row, x, cols, 176, 256),
+        StoredType.Q6_K => Row512<Q6K>(row, x, cols, 210, 256),
+        _ => Row512<Q50>(row, x, cols, 22, 32),
+    };
+
+    private static float Row256<T>(byte* row, float* x, int cols, int bb, int bv) where T : struct, IBlock256
+    {
+        Vector256<float> a0 = default, a1 = default;
+        for (int i = 0; i < cols; i += bv, row += bb) T.Run(row, x + i, ref a0, ref a1);
+        return Sum(a0, a1);
+    }
+
+    private static float Row512<T>(byte* row, float* x, int cols, int bb, int bv) where T : struct, IBlock512
+    {
+        var acc = Vector512<float>.Zero;
+        for (int i = 0; i < cols; i += bv, row += bb) acc = T.Run(row, x + i, acc);
+        return Sum(acc);
+    }
+
+    /// <summary>
+    /// Q6_K's codes q - 32 for the four 16-value groups g = 0..3 that share 16 bytes of qh (bits 2g, 2g + 1) and of ql:
+    /// g = 0 / 2 take the low / high nibbles of <paramref name="ql0"/>, g = 1 / 3 those of <paramref name="ql1"/> (32 bytes on).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector128<sbyte>, Vector128<sbyte>, Vector128<sbyte>, Vector128<sbyte>) Q6Codes(Vector128<byte> ql0, Vector128<byte> ql1, Vector128<byte> qh)
+    {
+        var nib = Vector128.Create((byte)0xF);
+        var hi2 = Vector128.Create((byte)0x30);
+        var bias = Vector128.Create((sbyte)32);
+        return (((ql0 & nib) | ((qh << 4) & hi2)).AsSByte() - bias,
+                ((ql1 & nib) | ((qh << 2) & hi2)).AsSByte() - bias,
+                (Vector128.ShiftRightLogical(ql0, 4) | (qh & hi2)).AsSByte() - bias,
+                (Vector128.ShiftRightLogical(ql1, 4) | (Vector128.ShiftRightLogical(qh, 2) & hi2)).AsSByte() - bias);
+    }
 
     /// <summary>Q5_0's 32 fifth bits as bytes 0x10 / 0: bits 0-15 (weights 0-15), bits 16-31 (weights 16-31).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -328,85 +463,6 @@ internal static unsafe class StoredKernelsK
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> S8x16(Vector128<sbyte> b) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(b));
-
-    private static float V512(StoredType t, byte* row, float* x, int cols)
-    {
-        var acc = Vector512<float>.Zero;
-        var nib = Vector128.Create((byte)0xF);
-        switch (t)
-        {
-            case StoredType.Q4_K or StoredType.Q5_K:
-            {
-                bool q5 = t == StoredType.Q5_K;
-                int bb = q5 ? 176 : 144;
-                var one = Vector128.Create((byte)1);
-                for (int i = 0; i < cols; i += 256, row += bb)
-                {
-                    float d = F16(row), min = F16(row + 2);
-                    byte* sc = row + 4, qh = row + 16, ql = row + (q5 ? 48 : 16);
-                    Vector128<byte> h0 = q5 ? Vector128.Load(qh) : default, h1 = q5 ? Vector128.Load(qh + 16) : default;
-                    for (int j = 0; j < 4; j++, ql += 32)
-                    {
-                        var (s1, m1) = ScaleMin(2 * j, sc);
-                        var (s2, m2) = ScaleMin(2 * j + 1, sc);
-                        Vector512<float> d1 = Vector512.Create(d * s1), n1 = Vector512.Create(min * m1), d2 = Vector512.Create(d * s2), n2 = Vector512.Create(min * m2);
-                        var c0 = Vector128.Load(ql);
-                        var c1 = Vector128.Load(ql + 16);
-                        Vector128<byte> lo0 = c0 & nib, lo1 = c1 & nib, hi0 = Vector128.ShiftRightLogical(c0, 4), hi1 = Vector128.ShiftRightLogical(c1, 4);
-                        if (q5)
-                        {
-                            lo0 |= (Vector128.ShiftRightLogical(h0, 2 * j) & one) << 4;
-                            lo1 |= (Vector128.ShiftRightLogical(h1, 2 * j) & one) << 4;
-                            hi0 |= (Vector128.ShiftRightLogical(h0, 2 * j + 1) & one) << 4;
-                            hi1 |= (Vector128.ShiftRightLogical(h1, 2 * j + 1) & one) << 4;
-                        }
-                        float* xj = x + i + 64 * j;
-                        acc = Vector512.FusedMultiplyAdd(d1 * U8x16(lo0) - n1, Vector512.Load(xj), acc);
-                        acc = Vector512.FusedMultiplyAdd(d1 * U8x16(lo1) - n1, Vector512.Load(xj + 16), acc);
-                        acc = Vector512.FusedMultiplyAdd(d2 * U8x16(hi0) - n2, Vector512.Load(xj + 32), acc);
-                        acc = Vector512.FusedMultiplyAdd(d2 * U8x16(hi1) - n2, Vector512.Load(xj + 48), acc);
-                    }
-                }
-                break;
-            }
-            case StoredType.Q6_K:
-            {
-                for (int i = 0; i < cols; i += 256, row += 210)
-                {
-                    float d = F16(row + 208);
-                    for (int n = 0; n < 2; n++)
-                    {
-                        byte* ql = row + 64 * n, qh = row + 128 + 32 * n;
-                        sbyte* sc = (sbyte*)row + 192 + 8 * n;
-                        float* xn = x + i + 128 * n;
-                        // in element order (lane accumulation order): 16-value groups 0, 16, ..., 112 of this half
-                        for (int g = 0; g < 4; g++)
-                            for (int h = 0; h < 2; h++)
-                            {
-                                var q = Q6Codes(Vector128.Load(ql + 32 * (g & 1) + 16 * h), Vector128.Load(qh + 16 * h), g);
-                                float ds = d * sc[h + 2 * g];
-                                float* xg = xn + 32 * g + 16 * h;
-                                acc = Vector512.FusedMultiplyAdd(S8x16(q) * Vector512.Create(ds), Vector512.Load(xg), acc);
-                            }
-                    }
-                }
-                break;
-            }
-            default: // Q5_0
-                for (int i = 0; i < cols; i += 32, row += 22)
-                {
-                    var d = Vector512.Create(F16(row));
-                    var (hLo, hHi) = Q5Bits(*(uint*)(row + 2));
-                    var qs = Vector128.Load(row + 6);
-                    acc = Vector512.FusedMultiplyAdd(S8x16(((qs & nib) | hLo).AsSByte() - Vector128.Create((sbyte)16)) * d, Vector512.Load(x + i), acc);
-                    acc = Vector512.FusedMultiplyAdd(S8x16((Vector128.ShiftRightLogical(qs, 4) | hHi).AsSByte() - Vector128.Create((sbyte)16)) * d, Vector512.Load(x + i + 16), acc);
-                }
-                break;
-        }
-        var l = stackalloc float[Lanes];
-        acc.Store(l);
-        return StoredKernels.Reduce(l);
-    }
 
     // ---- V128 (portable Vector128): lanes 0-3, 4-7, 8-11, 12-15 in a0..a3 ----
 
@@ -443,7 +499,7 @@ internal static unsafe class StoredKernelsK
             {
                 bool q5 = t == StoredType.Q5_K;
                 int bb = q5 ? 176 : 144;
-                var one = Vector128.Create((byte)1);
+                Vector128<byte> one = Vector128.Create((byte)1), two = Vector128.Create((byte)2);
                 for (int i = 0; i < cols; i += 256, row += bb)
                 {
                     float d = F16(row), min = F16(row + 2);
@@ -459,10 +515,13 @@ internal static unsafe class StoredKernelsK
                         Vector128<byte> lo0 = c0 & nib, lo1 = c1 & nib, hi0 = Vector128.ShiftRightLogical(c0, 4), hi1 = Vector128.ShiftRightLogical(c1, 4);
                         if (q5)
                         {
-                            lo0 |= (Vector128.ShiftRightLogical(h0, 2 * j) & one) << 4;
-                            lo1 |= (Vector128.ShiftRightLogical(h1, 2 * j) & one) << 4;
-                            hi0 |= (Vector128.ShiftRightLogical(h0, 2 * j + 1) & one) << 4;
-                            hi1 |= (Vector128.ShiftRightLogical(h1, 2 * j + 1) & one) << 4;
+                            // bits 2j, 2j + 1 of qh (shifted down 2 a round below: constant byte shifts only)
+                            lo0 |= (h0 & one) << 4;
+                            lo1 |= (h1 & one) << 4;
+                            hi0 |= (h0 & two) << 3;
+                            hi1 |= (h1 & two) << 3;
+                            h0 = Vector128.ShiftRightLogical(h0, 2);
+                            h1 = Vector128.ShiftRightLogical(h1, 2);
                         }
                         float* xj = x + i + 64 * j;
                         // codes are 0..31: as sbyte they are the same non-negative values
@@ -484,15 +543,17 @@ internal static unsafe class StoredKernelsK
                         byte* ql = row + 64 * n, qh = row + 128 + 32 * n;
                         sbyte* sc = (sbyte*)row + 192 + 8 * n;
                         float* xn = x + i + 128 * n;
-                        // in element order (lane accumulation order): 16-value groups 0, 16, ..., 112 of this half
-                        for (int g = 0; g < 4; g++)
-                            for (int h = 0; h < 2; h++)
-                            {
-                                var q = Q6Codes(Vector128.Load(ql + 32 * (g & 1) + 16 * h), Vector128.Load(qh + 16 * h), g);
-                                float ds = d * sc[h + 2 * g];
-                                float* xg = xn + 32 * g + 16 * h;
-                                Fma16(q, Vector128.Create(ds), default, false, xg, ref a);
-                            }
+                        var (p0, p1, p2, p3) = Q6Codes(Vector128.Load(ql), Vector128.Load(ql + 32), Vector128.Load(qh));           // values 0-15, 32-47, 64-79, 96-111
+                        var (r0, r1, r2, r3) = Q6Codes(Vector128.Load(ql + 16), Vector128.Load(ql + 48), Vector128.Load(qh + 16)); // 16-31, 48-63, 80-95, 112-127
+                        // in element order (each lane's accumulation order): group k covers values 16k .. 16k + 15, scale sc[k]
+                        Fma16(p0, Vector128.Create(d * sc[0]), default, false, xn + 0 * 16, ref a);
+                        Fma16(r0, Vector128.Create(d * sc[1]), default, false, xn + 1 * 16, ref a);
+                        Fma16(p1, Vector128.Create(d * sc[2]), default, false, xn + 2 * 16, ref a);
+                        Fma16(r1, Vector128.Create(d * sc[3]), default, false, xn + 3 * 16, ref a);
+                        Fma16(p2, Vector128.Create(d * sc[4]), default, false, xn + 4 * 16, ref a);
+                        Fma16(r2, Vector128.Create(d * sc[5]), default, false, xn + 5 * 16, ref a);
+                        Fma16(p3, Vector128.Create(d * sc[6]), default, false, xn + 6 * 16, ref a);
+                        Fma16(r3, Vector128.Create(d * sc[7]), default, false, xn + 7 * 16, ref a);
                     }
                 }
                 break;
