@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace Workbench.Engine.LowBit;
 
 /// <summary>
-/// The dot products of <see cref="StoredMatrix"/> for ggml's K types (Q4_K, Q5_K, Q6_K: super-blocks of 256) and Q5_0
+/// The dot products of <see cref="StoredMatrix"/> for ggml's K types (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K: super-blocks of 256) and Q5_0
 /// (the type llama-quantize's Q4_K_M falls back to when rows are not whole super-blocks), computed from the stored blocks.
 ///
 /// <para>The arithmetic: each weight is dequantized on the fly to exactly ggml's value (its reference to_float: fp16
@@ -31,13 +31,15 @@ internal static unsafe class StoredKernelsK
     internal static int BlockBytes(StoredType t) => t switch
     {
         StoredType.Q5_0 => 22,
+        StoredType.Q2_K => 84,
+        StoredType.Q3_K => 110,
         StoredType.Q4_K => 144,
         StoredType.Q5_K => 176,
         StoredType.Q6_K => 210,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "not a K-family stored type"),
     };
 
-    internal static bool Handles(StoredType t) => t is StoredType.Q5_0 or StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K;
+    internal static bool Handles(StoredType t) => t is StoredType.Q5_0 or StoredType.Q2_K or StoredType.Q3_K or StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float F16(byte* p) => StoredKernels.F16ToF32(*(ushort*)p);
@@ -109,8 +111,97 @@ internal static unsafe class StoredKernelsK
                 }
                 break;
             }
+            case StoredType.Q2_K:
+            {
+                // 16 scale bytes (low nibble scale, high nibble min), 64 bytes of 2-bit codes, fp16 d, fp16 dmin; each
+                // 32 bytes of codes cover 128 values: 4 shifts x (16 values with one scale + 16 with the next).
+                float d = F16(b + 80), min = F16(b + 82);
+                int sc = 0;
+                for (int n = 0; n < 2; n++)
+                {
+                    byte* q = b + 16 + 32 * n;
+                    for (int shift = 0; shift < 8; shift += 2)
+                        for (int half = 0; half < 2; half++)
+                        {
+                            byte s = b[sc++];
+                            float dl = d * (s & 0xF), ml = min * (s >> 4);
+                            for (int l = 0; l < 16; l++) *y++ = dl * ((q[16 * half + l] >> shift) & 3) - ml;
+                        }
+                }
+                break;
+            }
+            case StoredType.Q3_K:
+            {
+                // 32 bytes of high bits (hmask), 64 bytes of 2-bit codes, 12 bytes of 6-bit scales, fp16 d.
+                float dAll = F16(b + 108);
+                byte* hm = b;
+                uint a0 = *(uint*)(b + 96), a1 = *(uint*)(b + 100), tmp = *(uint*)(b + 104);
+                const uint k1 = 0x03030303, k2 = 0x0f0f0f0f;
+                uint* aux = stackalloc uint[4];
+                aux[0] = (a0 & k2) | ((tmp & k1) << 4);
+                aux[1] = (a1 & k2) | (((tmp >> 2) & k1) << 4);
+                aux[2] = ((a0 >> 4) & k2) | (((tmp >> 4) & k1) << 4);
+                aux[3] = ((a1 >> 4) & k2) | (((tmp >> 6) & k1) << 4);
+                sbyte* scales = (sbyte*)aux;
+                int sc = 0, m = 1;
+                for (int n = 0; n < 2; n++)
+                {
+                    byte* q = b + 32 + 32 * n;
+                    for (int shift = 0; shift < 8; shift += 2, m <<= 1)
+                        for (int half = 0; half < 2; half++)
+                        {
+                            float dl = dAll * (scales[sc++] - 32);
+                            for (int l = 0; l < 16; l++)
+                            {
+                                int at = 16 * half + l;
+                                *y++ = dl * (((q[at] >> shift) & 3) - ((hm[at] & m) != 0 ? 0 : 4));
+                            }
+                        }
+                }
+                break;
+            }
             default: throw new ArgumentOutOfRangeException(nameof(t), t, "not a K-family stored type");
         }
+    }
+
+    /// <summary>
+    /// Q2_K / Q3_K on the SIMD paths: the block decoded by the scalar decoder into a buffer, then the lane FMAs
+    /// vectorised (the same values and operations as the scalar twin; the decode is not vectorised yet).
+    /// </summary>
+    private static float Buffered(StoredType t, byte* row, float* x, int cols, Tensors.IsaPath p)
+    {
+        var w = stackalloc float[256];
+        int bb = BlockBytes(t);
+        Vector512<float> v = default;
+        Vector256<float> a0 = default, a1 = default;
+        Vector128<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        for (int i = 0; i < cols; i += 256, row += bb)
+        {
+            DecodeBlock(t, row, w);
+            float* xi = x + i;
+            for (int k = 0; k < 256; k += 16)
+                switch (p)
+                {
+                    case Tensors.IsaPath.V512:
+                        v = Vector512.FusedMultiplyAdd(Vector512.Load(w + k), Vector512.Load(xi + k), v);
+                        break;
+                    case Tensors.IsaPath.V256:
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + k), Vector256.Load(xi + k), a0);
+                        a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w + k + 8), Vector256.Load(xi + k + 8), a1);
+                        break;
+                    default:
+                        c0 = Vector128.FusedMultiplyAdd(Vector128.Load(w + k), Vector128.Load(xi + k), c0);
+                        c1 = Vector128.FusedMultiplyAdd(Vector128.Load(w + k + 4), Vector128.Load(xi + k + 4), c1);
+                        c2 = Vector128.FusedMultiplyAdd(Vector128.Load(w + k + 8), Vector128.Load(xi + k + 8), c2);
+                        c3 = Vector128.FusedMultiplyAdd(Vector128.Load(w + k + 12), Vector128.Load(xi + k + 12), c3);
+                        break;
+                }
+        }
+        var l = stackalloc float[Lanes];
+        if (p == Tensors.IsaPath.V512) v.Store(l);
+        else if (p == Tensors.IsaPath.V256) { a0.Store(l); a1.Store(l + 8); }
+        else { c0.Store(l); c1.Store(l + 4); c2.Store(l + 8); c3.Store(l + 12); }
+        return StoredKernels.Reduce(l);
     }
 
     /// <summary>A whole row (cols a multiple of the block) as ggml's fp32 values.</summary>
@@ -138,6 +229,7 @@ internal static unsafe class StoredKernelsK
     /// <summary>Row dot product on path p (every path gives the scalar twin's bits).</summary>
     public static float Dot(StoredType t, byte* row, float* x, int cols, Tensors.IsaPath p) => p switch
     {
+        not Tensors.IsaPath.Scalar when t is StoredType.Q2_K or StoredType.Q3_K => Buffered(t, row, x, cols, p),
         Tensors.IsaPath.V512 => V512(t, row, x, cols),
         Tensors.IsaPath.V256 => V256(t, row, x, cols),
         Tensors.IsaPath.V128 => V128(t, row, x, cols),
@@ -167,6 +259,13 @@ internal static unsafe class StoredKernelsK
                     break;
                 case StoredType.Q6_K:
                     WriteF16(blk, 208, u / (128 * 32));
+                    break;
+                case StoredType.Q2_K:
+                    WriteF16(blk, 80, 2 * u / (15 * 3));
+                    WriteF16(blk, 82, u / 15);
+                    break;
+                case StoredType.Q3_K:
+                    WriteF16(blk, 108, u / (32 * 4));
                     break;
             }
         }

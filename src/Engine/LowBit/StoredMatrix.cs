@@ -6,8 +6,8 @@ using Workbench.Engine.Tensors;
 namespace Workbench.Engine.LowBit;
 
 /// <summary>The stored weight types the engine computes from directly (a checkpoint's bytes, no fp32 copy).</summary>
-/// <remarks>Q5_0, Q4_K, Q5_K and Q6_K run <see cref="StoredKernelsK"/> (the types llama-quantize's Q4_K_M / Q5_K_M / Q6_K mix).</remarks>
-public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K }
+/// <remarks>Q5_0 and the K types Q2_K ... Q6_K run <see cref="StoredKernelsK"/> (the types llama-quantize's Q4_K_M / Q5_K_M / Q6_K mix).</remarks>
+public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K }
 
 /// <summary>
 /// A weight matrix [rows = out, cols = in] kept in the type its file stores, row-major as ggml and safetensors store
@@ -26,6 +26,10 @@ public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K }
 /// lanes in one register, V256 in two, V128 in four, the scalar twin in an array: every path gives the same bits (Q8_0 /
 /// Q4_0 on the V512 path take the 256-bit kernel, measured faster on Zen 4). The GEMM (prefill) widens rows once and
 /// runs the same lane layout from fp32 rows, so a token's output equals its GEMV's bit for bit.</para>
+///
+/// <para>Q5_0 and the K types (Q4_K, Q5_K, Q6_K: super-blocks of 256 weights with 6-bit or int8 sub-block scales) run
+/// <see cref="StoredKernelsK"/>: each weight dequantized on the fly to exactly ggml's value, then the f16 layout
+/// (lane += w x, fused); their GEMM decodes a row once to those values and takes the f16 GEMM's dots.</para>
 /// </summary>
 public sealed unsafe class StoredMatrix
 {
@@ -142,7 +146,7 @@ public sealed unsafe class StoredMatrix
     {
         var rng = new Random(seed);
         var bytes = new byte[BytesFor(type, rows, cols)];
-        if (type is StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K)
+        if (type is StoredType.Q2_K or StoredType.Q3_K or StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K)
         {
             StoredKernelsK.RandomBlocks(type, bytes, rng);
             return FromBytes(type, rows, cols, bytes);

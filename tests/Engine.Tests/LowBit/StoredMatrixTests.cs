@@ -94,6 +94,8 @@ public class StoredMatrixTests
     [InlineData("q4_k", StoredType.Q4_K)]
     [InlineData("q5_k", StoredType.Q5_K)]
     [InlineData("q6_k", StoredType.Q6_K)]
+    [InlineData("q2_k", StoredType.Q2_K)]
+    [InlineData("q3_k", StoredType.Q3_K)]
     [InlineData("f16", StoredType.F16)]
     [InlineData("bf16", StoredType.BF16)]
     public void Mapped_golden_tensors_compute_the_product_of_ggml_dequantized_values(string stem, StoredType type)
