@@ -143,18 +143,18 @@ internal static unsafe class StoredKernelsK
                 aux[2] = ((a0 >> 4) & k2) | (((tmp >> 4) & k1) << 4);
                 aux[3] = ((a1 >> 4) & k2) | (((tmp >> 6) & k1) << 4);
                 sbyte* scales = (sbyte*)aux;
-                int sc = 0, m = 1;
+                int sc = 0, k = 0; // k: the hmask bit of these 32 values
                 for (int n = 0; n < 2; n++)
                 {
                     byte* q = b + 32 + 32 * n;
-                    for (int shift = 0; shift < 8; shift += 2, m <<= 1)
+                    for (int shift = 0; shift < 8; shift += 2, k++)
                         for (int half = 0; half < 2; half++)
                         {
                             float dl = dAll * (scales[sc++] - 32);
                             for (int l = 0; l < 16; l++)
                             {
                                 int at = 16 * half + l;
-                                *y++ = dl * (((q[at] >> shift) & 3) - ((hm[at] & m) != 0 ? 0 : 4));
+                                *y++ = dl * (((q[at] >> shift) & 3) - (4 - (((hm[at] >> k) & 1) << 2))); // ggml: bit set ? 0 : 4, branch-free
                             }
                         }
                 }
