@@ -165,7 +165,7 @@ internal static unsafe class StoredKernelsK
     }
 
     /// <summary>
-    /// Q2_K / Q3_K on the SIMD paths: the block decoded by the scalar decoder into a buffer, then the lane FMAs
+    /// Q3_K on the SIMD paths: the block decoded by the scalar decoder into a buffer, then the lane FMAs
     /// vectorised (the same values and operations as the scalar twin; the decode is not vectorised yet).
     /// </summary>
     private static float Buffered(StoredType t, byte* row, float* x, int cols, Tensors.IsaPath p)
@@ -229,7 +229,7 @@ internal static unsafe class StoredKernelsK
     /// <summary>Row dot product on path p (every path gives the scalar twin's bits).</summary>
     public static float Dot(StoredType t, byte* row, float* x, int cols, Tensors.IsaPath p) => p switch
     {
-        not Tensors.IsaPath.Scalar when t is StoredType.Q2_K or StoredType.Q3_K => Buffered(t, row, x, cols, p),
+        not Tensors.IsaPath.Scalar when t is StoredType.Q3_K => Buffered(t, row, x, cols, p),
         Tensors.IsaPath.V512 => V512(t, row, x, cols),
         Tensors.IsaPath.V256 => V256(t, row, x, cols),
         Tensors.IsaPath.V128 => V128(t, row, x, cols),
@@ -388,6 +388,50 @@ internal static unsafe class StoredKernelsK
         }
     }
 
+    private struct Q2K : IBlock256, IBlock512
+    {
+        // 16 scale bytes (low nibble scale, high nibble min), 64 bytes of 2-bit codes, fp16 d, fp16 dmin: per 32 code
+        // bytes, shifts 0, 2, 4, 6 each give 2 x 16 values (scale k, then k + 1), in element order.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Run(byte* b, float* x, ref Vector256<float> a0, ref Vector256<float> a1)
+        {
+            float d = F16(b + 80), min = F16(b + 82);
+            var three = Vector128.Create((byte)3);
+            for (int n = 0, k = 0; n < 2; n++)
+            {
+                Vector128<byte> q0 = Vector128.Load(b + 16 + 32 * n), q1 = Vector128.Load(b + 32 + 32 * n);
+                for (int s = 0; s < 4; s++, k += 2, x += 32)
+                {
+                    byte s0 = b[k], s1 = b[k + 1];
+                    Fma16(q0 & three, Vector256.Create(d * (s0 & 0xF)), Vector256.Create(min * (s0 >> 4)), x, ref a0, ref a1);
+                    Fma16(q1 & three, Vector256.Create(d * (s1 & 0xF)), Vector256.Create(min * (s1 >> 4)), x + 16, ref a0, ref a1);
+                    q0 = Vector128.ShiftRightLogical(q0, 2);
+                    q1 = Vector128.ShiftRightLogical(q1, 2);
+                }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Run(byte* b, float* x, Vector512<float> acc)
+        {
+            float d = F16(b + 80), min = F16(b + 82);
+            var three = Vector128.Create((byte)3);
+            for (int n = 0, k = 0; n < 2; n++)
+            {
+                Vector128<byte> q0 = Vector128.Load(b + 16 + 32 * n), q1 = Vector128.Load(b + 32 + 32 * n);
+                for (int s = 0; s < 4; s++, k += 2, x += 32)
+                {
+                    byte s0 = b[k], s1 = b[k + 1];
+                    acc = Vector512.FusedMultiplyAdd(Vector512.Create(d * (s0 & 0xF)) * U8x16(q0 & three) - Vector512.Create(min * (s0 >> 4)), Vector512.Load(x), acc);
+                    acc = Vector512.FusedMultiplyAdd(Vector512.Create(d * (s1 & 0xF)) * U8x16(q1 & three) - Vector512.Create(min * (s1 >> 4)), Vector512.Load(x + 16), acc);
+                    q0 = Vector128.ShiftRightLogical(q0, 2);
+                    q1 = Vector128.ShiftRightLogical(q1, 2);
+                }
+            }
+            return acc;
+        }
+    }
+
     private struct Q50 : IBlock256, IBlock512
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -502,6 +546,7 @@ internal static unsafe class StoredKernelsK
         StoredType.Q4_K => Row256<Q4K>(row, x, cols, 144, 256),
         StoredType.Q5_K => Row256<Q5K>(row, x, cols, 176, 256),
         StoredType.Q6_K => Row256<Q6K>(row, x, cols, 210, 256),
+        StoredType.Q2_K => Row256<Q2K>(row, x, cols, 84, 256),
         _ => Row256<Q50>(row, x, cols, 22, 32),
     };
 
@@ -510,6 +555,7 @@ internal static unsafe class StoredKernelsK
         StoredType.Q4_K => Row512<Q4K>(row, x, cols, 144, 256),
         StoredType.Q5_K => Row512<Q5K>(row, x, cols, 176, 256),
         StoredType.Q6_K => Row512<Q6K>(row, x, cols, 210, 256),
+        StoredType.Q2_K => Row512<Q2K>(row, x, cols, 84, 256),
         _ => Row512<Q50>(row, x, cols, 22, 32),
     };
 
@@ -594,6 +640,28 @@ internal static unsafe class StoredKernelsK
         var nib = Vector128.Create((byte)0xF);
         switch (t)
         {
+            case StoredType.Q2_K:
+            {
+                var three = Vector128.Create((byte)3);
+                for (int i = 0; i < cols; i += 256, row += 84)
+                {
+                    float d = F16(row + 80), min = F16(row + 82);
+                    float* xb = x + i;
+                    for (int n = 0, k = 0; n < 2; n++)
+                    {
+                        Vector128<byte> q0 = Vector128.Load(row + 16 + 32 * n), q1 = Vector128.Load(row + 32 + 32 * n);
+                        for (int s = 0; s < 4; s++, k += 2, xb += 32)
+                        {
+                            byte s0 = row[k], s1 = row[k + 1];
+                            Fma16((q0 & three).AsSByte(), Vector128.Create(d * (s0 & 0xF)), Vector128.Create(min * (s0 >> 4)), true, xb, ref a);
+                            Fma16((q1 & three).AsSByte(), Vector128.Create(d * (s1 & 0xF)), Vector128.Create(min * (s1 >> 4)), true, xb + 16, ref a);
+                            q0 = Vector128.ShiftRightLogical(q0, 2);
+                            q1 = Vector128.ShiftRightLogical(q1, 2);
+                        }
+                    }
+                }
+                break;
+            }
             case StoredType.Q4_K or StoredType.Q5_K:
             {
                 bool q5 = t == StoredType.Q5_K;

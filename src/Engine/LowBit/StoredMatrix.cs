@@ -7,7 +7,7 @@ namespace Workbench.Engine.LowBit;
 
 /// <summary>The stored weight types the engine computes from directly (a checkpoint's bytes, no fp32 copy).</summary>
 /// <remarks>Q5_0 and the K types Q2_K ... Q6_K run <see cref="StoredKernelsK"/> (the types llama-quantize's Q4_K_M / Q5_K_M / Q6_K
-/// mix); Q2_K / Q3_K decode each block with the scalar decoder on every path, so models do not keep them stored yet.</remarks>
+/// mix); Q3_K decodes each block with the scalar decoder on every path, so models do not keep it stored yet.</remarks>
 public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K }
 
 /// <summary>
