@@ -57,8 +57,8 @@ public class StoredWeightsTests
 
     /// <summary>
     /// A one-layer llama GGUF written here with whole super-blocks (dim 256, FFN 512, vocab 40) and llama-quantize's
-    /// Q4_K_M assignment (attention q / k / output and ffn gate / up Q4_K, attn_v and ffn_down Q6_K, the head Q6_K),
-    /// one Q5_K (ffn_up), F32 embeddings and norms; the K blocks are seeded random codes and scales.
+    /// Q4_K_M assignment (attention q / output and ffn gate Q4_K, attn_v and ffn_down Q6_K, the head Q6_K),
+    /// one Q5_K (ffn_up) and one Q2_K (attn_k), F32 embeddings and norms; the K blocks are seeded random codes and scales.
     /// </summary>
     private static string WriteKQuantGguf(string dir, out Dictionary<string, GgmlType> types)
     {
@@ -89,7 +89,7 @@ public class StoredWeightsTests
         Add("token_embd.weight", vocab, dim, GgmlType.F32);
         Add("blk.0.attn_norm.weight", dim, 0, GgmlType.F32);
         Add("blk.0.attn_q.weight", dim, dim, GgmlType.Q4_K);
-        Add("blk.0.attn_k.weight", dim / 2, dim, GgmlType.Q4_K);
+        Add("blk.0.attn_k.weight", dim / 2, dim, GgmlType.Q2_K);
         Add("blk.0.attn_v.weight", dim / 2, dim, GgmlType.Q6_K);
         Add("blk.0.attn_output.weight", dim, dim, GgmlType.Q4_K);
         Add("blk.0.ffn_norm.weight", dim, 0, GgmlType.F32);
