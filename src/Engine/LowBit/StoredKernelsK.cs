@@ -9,7 +9,7 @@ namespace Workbench.Engine.LowBit;
 /// (the type llama-quantize's Q4_K_M falls back to when rows are not whole super-blocks), computed from the stored blocks.
 ///
 /// <para>The arithmetic: each weight is dequantized on the fly to exactly ggml's value (its reference to_float: fp16
-/// scales widened exactly; Q4_K / Q5_K <c>(d * sc) * q - dmin * m</c>, Q6_K <c>(d * sc) * (q - 32)</c>, Q5_0
+/// scales widened exactly; Q2_K / Q4_K / Q5_K <c>(d * sc) * q - dmin * m</c>, Q3_K <c>(d * (sc - 32)) * q</c>, Q6_K <c>(d * sc) * (q - 32)</c>, Q5_0
 /// <c>(q - 16) * d</c>, no fused multiply-add), then fused into the f16 layout of <see cref="StoredMatrix"/>:
 /// element i of a row goes to lane i mod 16, <c>lane = fma(w_i, x_i, lane)</c>, and the fixed 16-lane tree sums them.
 /// So a row's output is the fp32 dot product of ggml's dequantized weights with x (only accumulation rounding), the
@@ -18,7 +18,8 @@ namespace Workbench.Engine.LowBit;
 /// <see cref="StoredKernels.PlainScalar"/>'s operations, equal to the GEMV token by token.</para>
 ///
 /// <para>The scalar twin (<see cref="Scalar"/>) decodes a block with <see cref="DecodeBlock"/> and runs the lane loop;
-/// V512 holds the 16 lanes in one register, V256 in two, V128 in four, and every path gives its bits.</para>
+/// V512 holds the 16 lanes in one register, V256 in two, V128 in four, and every path gives its bits. Q3_K's SIMD paths
+/// still decode with the scalar decoder (only the FMAs are vectorised), so models dequantize Q3_K at load.</para>
 /// </summary>
 internal static unsafe class StoredKernelsK
 {
@@ -208,7 +209,7 @@ internal static unsafe class StoredKernelsK
     internal static void DecodeRow(StoredType t, byte* row, float* y, int cols)
     {
         int bv = BlockValues(t), bb = BlockBytes(t);
-        for (int i = 0; i < cols; i += bv, row += bb) DecodeBlock(t, row + 0, y + i);
+        for (int i = 0; i < cols; i += bv, row += bb) DecodeBlock(t, row, y + i);
     }
 
     /// <summary>The scalar twin: each block decoded, then lane i mod 16 += w_i x_i (fused), the 16-lane tree.</summary>
