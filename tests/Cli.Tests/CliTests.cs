@@ -40,6 +40,23 @@ public sealed class CliTests : IDisposable
         Assert.Equal(median / floor, r.GetProperty("x_floor").GetDouble(), 6);
     }
 
+    [Theory]
+    [InlineData("q4_k", 144)]
+    [InlineData("q6_k", 210)]
+    public void Bench_gemv_times_the_k_quant_kernels_from_their_super_blocks(string format, int blockBytes)
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("bench", "gemv", "--format", format, "--rows", "64", "--cols", "512", "--runs", "3", "--bandwidth", "20", "--json");
+        Assert.True(exit == 0, stderr);
+        var r = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(format, r.GetProperty("format").GetString());
+        Assert.Equal(64L * 512 / 256 * blockBytes, r.GetProperty("weight_bytes").GetInt64());
+        Assert.True(r.GetProperty("median_us").GetDouble() > 0);
+        // rows are whole super-blocks of 256: anything else is one line naming the option, exit 2
+        var (bad, _, badErr) = CliRunner.Run("bench", "gemv", "--format", format, "--rows", "64", "--cols", "96");
+        Assert.Equal(2, bad);
+        Assert.Contains("--cols 96: " + format + " stores rows in blocks of 256 weights", badErr);
+    }
+
     [Fact]
     public void Bench_decode_json_reports_the_tokens_generate_makes_and_a_rate()
     {

@@ -29,7 +29,7 @@ public sealed class LowBitFormatInfo
     public string Name { get; }
     /// <summary>Holds ternary weights (absmean-quantized, one scale per tensor): I2S, TL1, TL2.</summary>
     public bool IsTernary => _packTernary is not null;
-    /// <summary>A checkpoint type computed from as stored (f16, bf16, q8_0, q4_0): <see cref="StoredMatrix"/>'s kernels.</summary>
+    /// <summary>A checkpoint type computed from as stored (f16, bf16, q8_0, q4_0, q5_0, the K types): <see cref="StoredMatrix"/>'s kernels.</summary>
     public StoredType? Stored { get; }
     public bool IsStored => Stored is not null;
     /// <summary>Has a packed integer layout and the low-bit kernels (int8 and the ternary formats).</summary>
@@ -94,6 +94,12 @@ public static class LowBitFormats
         new(LowBitFormat.BF16, "bf16", (r, c) => StoredMatrix.BytesFor(StoredType.BF16, r, c), null, null, StoredType.BF16),
         new(LowBitFormat.Q8_0, "q8_0", (r, c) => StoredMatrix.BytesFor(StoredType.Q8_0, r, c), null, null, StoredType.Q8_0),
         new(LowBitFormat.Q4_0, "q4_0", (r, c) => StoredMatrix.BytesFor(StoredType.Q4_0, r, c), null, null, StoredType.Q4_0),
+        new(LowBitFormat.Q5_0, "q5_0", (r, c) => StoredMatrix.BytesFor(StoredType.Q5_0, r, c), null, null, StoredType.Q5_0),
+        new(LowBitFormat.Q4_K, "q4_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q4_K, r, c), null, null, StoredType.Q4_K),
+        new(LowBitFormat.Q5_K, "q5_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q5_K, r, c), null, null, StoredType.Q5_K),
+        new(LowBitFormat.Q6_K, "q6_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q6_K, r, c), null, null, StoredType.Q6_K),
+        new(LowBitFormat.Q2_K, "q2_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q2_K, r, c), null, null, StoredType.Q2_K),
+        new(LowBitFormat.Q3_K, "q3_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q3_K, r, c), null, null, StoredType.Q3_K),
     ];
 
     public static IReadOnlyList<LowBitFormatInfo> Ternary { get; } = All.Where(f => f.IsTernary).ToArray();
@@ -108,7 +114,7 @@ public static class LowBitFormats
         return string.IsNullOrEmpty(n) ? null : All.FirstOrDefault(f => f.Name.Equals(n, StringComparison.OrdinalIgnoreCase));
     }
 
-    /// <summary>The registered names for messages: "f32, int8, i2s, tl1, tl2, f16, bf16, q8_0 or q4_0" (or only the ternary ones).</summary>
+    /// <summary>The registered names for messages: "f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, ... or q3_k" (or only the ternary ones).</summary>
     public static string NameList(bool ternaryOnly = false)
     {
         var names = (ternaryOnly ? Ternary : All).Select(f => f.Name).ToArray();

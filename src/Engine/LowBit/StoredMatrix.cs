@@ -6,7 +6,9 @@ using Workbench.Engine.Tensors;
 namespace Workbench.Engine.LowBit;
 
 /// <summary>The stored weight types the engine computes from directly (a checkpoint's bytes, no fp32 copy).</summary>
-public enum StoredType { F16, BF16, Q8_0, Q4_0 }
+/// <remarks>Q5_0 and the K types Q2_K ... Q6_K run <see cref="StoredKernelsK"/> (the types llama-quantize's Q4_K_M / Q5_K_M / Q6_K
+/// mix); Q3_K decodes each block with the scalar decoder on every path, so models do not keep it stored yet.</remarks>
+public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K }
 
 /// <summary>
 /// A weight matrix [rows = out, cols = in] kept in the type its file stores, row-major as ggml and safetensors store
@@ -25,6 +27,10 @@ public enum StoredType { F16, BF16, Q8_0, Q4_0 }
 /// lanes in one register, V256 in two, V128 in four, the scalar twin in an array: every path gives the same bits (Q8_0 /
 /// Q4_0 on the V512 path take the 256-bit kernel, measured faster on Zen 4). The GEMM (prefill) widens rows once and
 /// runs the same lane layout from fp32 rows, so a token's output equals its GEMV's bit for bit.</para>
+///
+/// <para>Q5_0 and the K types (Q4_K, Q5_K, Q6_K: super-blocks of 256 weights with 6-bit or int8 sub-block scales) run
+/// <see cref="StoredKernelsK"/>: each weight dequantized on the fly to exactly ggml's value, then the f16 layout
+/// (lane += w x, fused); their GEMM decodes a row once to those values and takes the f16 GEMM's dots.</para>
 /// </summary>
 public sealed unsafe class StoredMatrix
 {
@@ -55,17 +61,26 @@ public sealed unsafe class StoredMatrix
         _rowMap = rowMap;
     }
 
-    /// <summary>Bytes of a rows x cols matrix in <paramref name="type"/>; Q8_0 / Q4_0 need cols a multiple of 32.</summary>
+    /// <summary>Weights per stored block: 1 (f16 / bf16), 32 (Q8_0, Q4_0, Q5_0), 256 (the K types); cols must be a multiple.</summary>
+    public static int BlockOf(StoredType type) => type switch
+    {
+        StoredType.F16 or StoredType.BF16 => 1,
+        StoredType.Q8_0 or StoredType.Q4_0 => Block,
+        _ => StoredKernelsK.BlockValues(type),
+    };
+
+    /// <summary>Bytes of a rows x cols matrix in <paramref name="type"/>; the block types need cols a multiple of <see cref="BlockOf"/>.</summary>
     public static long BytesFor(StoredType type, int rows, int cols)
     {
-        if (type is StoredType.Q8_0 or StoredType.Q4_0 && cols % Block != 0)
-            throw new ArgumentException($"{type} stores rows in blocks of {Block} weights; cols = {cols} is not a multiple of {Block}.", nameof(cols));
+        int block = BlockOf(type);
+        if (cols % block != 0)
+            throw new ArgumentException($"{type} stores rows in blocks of {block} weights; cols = {cols} is not a multiple of {block}.", nameof(cols));
         return (long)rows * type switch
         {
             StoredType.F16 or StoredType.BF16 => 2L * cols,
             StoredType.Q8_0 => cols / Block * 34L,
             StoredType.Q4_0 => cols / Block * 18L,
-            _ => throw new ArgumentOutOfRangeException(nameof(type), type, "not a stored type"),
+            _ => (long)cols / block * StoredKernelsK.BlockBytes(type),
         };
     }
 
@@ -124,11 +139,19 @@ public sealed unsafe class StoredMatrix
     private byte* RowPtr(int r) => _data + (_rowMap?[r] ?? r) * RowBytes;
     private ReadOnlySpan<byte> RowSpan(int r) => new(RowPtr(r), checked((int)RowBytes));
 
-    /// <summary>Seeded synthetic weights (benchmarks, tests): uniform in [-1, 1) stored in the type (Q types quantized as ggml does).</summary>
+    /// <summary>
+    /// Seeded synthetic weights (benchmarks, tests): uniform in [-1, 1) stored in the type (Q types quantized as ggml
+    /// does); the K types get uniform random codes and scales instead (see <see cref="StoredKernelsK.RandomBlocks"/>).
+    /// </summary>
     public static StoredMatrix Random(StoredType type, int rows, int cols, int seed)
     {
         var rng = new Random(seed);
         var bytes = new byte[BytesFor(type, rows, cols)];
+        if (type is StoredType.Q2_K or StoredType.Q3_K or StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K)
+        {
+            StoredKernelsK.RandomBlocks(type, bytes, rng);
+            return FromBytes(type, rows, cols, bytes);
+        }
         var w = new float[cols];
         long rowBytes = BytesFor(type, 1, cols);
         for (int r = 0; r < rows; r++)
@@ -187,7 +210,10 @@ public sealed unsafe class StoredMatrix
                     }
                 }
                 break;
-            default: throw new ArgumentOutOfRangeException(nameof(type), type, "not a stored type");
+            case StoredType.Q5_0:
+                StoredKernelsK.QuantizeQ5_0(x, dst);
+                break;
+            default: throw new ArgumentOutOfRangeException(nameof(type), type, "no quantizer for this stored type (ggml's K quantizers are not reproduced)");
         }
     }
 
@@ -223,6 +249,9 @@ public sealed unsafe class StoredMatrix
                         dst[b * Block + 16 + j] = ((q >> 4) - 8) * d;
                     }
                 }
+                break;
+            default:
+                fixed (float* pd = dst) StoredKernelsK.DecodeRow(Type, RowPtr(r), pd, Cols);
                 break;
         }
     }
@@ -331,6 +360,9 @@ public sealed unsafe class StoredMatrix
                     }
                 }
                 break;
+            default: // the K family: ggml's values, dotted with the f16 layout (DotPlain), as their GEMV does
+                StoredKernelsK.DecodeRow(Type, s, w, Cols);
+                break;
         }
     }
 
@@ -342,7 +374,8 @@ public sealed unsafe class StoredMatrix
         // Q8_0 / Q4_0 on the V512 path run the 256-bit kernels: on Zen 4 (512-bit ops split in two) the 512-bit
         // widening chain measured slower (4096 x 4096 Q8_0, one thread: 1.23 ms against 1.75-1.83 ms); same bits either way.
         StoredType.Q8_0 => p switch { IsaPath.V512 or IsaPath.V256 => StoredKernels.Q8V256(row, x, Cols), IsaPath.V128 => StoredKernels.Q8V128(row, x, Cols), _ => StoredKernels.QScalar(row, x, Cols, q4: false) },
-        _ => p switch { IsaPath.V512 or IsaPath.V256 => StoredKernels.Q4V256(row, x, Cols), IsaPath.V128 => StoredKernels.Q4V128(row, x, Cols), _ => StoredKernels.QScalar(row, x, Cols, q4: true) },
+        StoredType.Q4_0 => p switch { IsaPath.V512 or IsaPath.V256 => StoredKernels.Q4V256(row, x, Cols), IsaPath.V128 => StoredKernels.Q4V128(row, x, Cols), _ => StoredKernels.QScalar(row, x, Cols, q4: true) },
+        _ => StoredKernelsK.Dot(Type, row, x, Cols, p),
     };
 
     private static float DotPlain(float* w, float* x, int cols, IsaPath p) => p switch

@@ -7,7 +7,7 @@ namespace Workbench.Engine.Models;
 /// <summary>How a loader keeps a checkpoint's block linears and untied output head.</summary>
 public enum WeightStorage
 {
-    /// <summary>In the type the file stores (bf16, f16, Q8_0, Q4_0), memory-mapped, run by the stored-type kernels; other types as fp32.</summary>
+    /// <summary>In the type the file stores (bf16, f16, Q8_0, Q4_0, Q5_0, Q2_K, Q4_K, Q5_K, Q6_K), memory-mapped, run by the stored-type kernels; other types as fp32.</summary>
     Stored,
     /// <summary>Every weight copied into fp32 arrays (what analyses that change weights, like training, need).</summary>
     Fp32,
@@ -70,6 +70,10 @@ public static class StoredLinears
     public static StoredType? KernelType(GgmlType t) => t switch
     {
         GgmlType.F16 => StoredType.F16, GgmlType.BF16 => StoredType.BF16, GgmlType.Q8_0 => StoredType.Q8_0, GgmlType.Q4_0 => StoredType.Q4_0,
+        GgmlType.Q5_0 => StoredType.Q5_0, GgmlType.Q4_K => StoredType.Q4_K, GgmlType.Q5_K => StoredType.Q5_K, GgmlType.Q6_K => StoredType.Q6_K,
+        GgmlType.Q2_K => StoredType.Q2_K,
+        // Q3_K has kernels (StoredKernelsK) but its SIMD paths decode each block with the scalar decoder, ~35x slower
+        // than Q4_K's: until that is vectorised, its linears are dequantized at load as before.
         _ => null,
     };
 

@@ -42,8 +42,8 @@ public sealed record GemvRequest : IRequest<GemvComparison>
         var formats = hasFormat ? [FormatOption.Parse(Format, "--format")] : FormatOption.ParseList(Compare!, "--compare");
         int rows = Required(Rows, "--rows", MaxRows), cols = Required(Cols, "--cols", Shapes.MaxCols);
         foreach (var f in formats)
-            if (LowBitFormats.Get(f).Stored is StoredType.Q8_0 or StoredType.Q4_0 && cols % 32 != 0)
-                throw new OptionException("--cols", $"--cols {cols}: {f.Name()} stores rows in blocks of 32 weights; give a multiple of 32.");
+            if (LowBitFormats.Get(f).Stored is { } st && cols % StoredMatrix.BlockOf(st) is not 0)
+                throw new OptionException("--cols", $"--cols {cols}: {f.Name()} stores rows in blocks of {StoredMatrix.BlockOf(st)} weights; give a multiple of {StoredMatrix.BlockOf(st)}.");
         FormatOption.CheckRange(Threads, "--threads", 1, Environment.ProcessorCount);
         FormatOption.CheckRange(Runs, "--runs", 1, MaxRuns);
         if (Bandwidth is { } bw && !(bw > 0 && bw <= 10_000))

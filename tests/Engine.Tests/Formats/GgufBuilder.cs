@@ -7,6 +7,7 @@ namespace Workbench.Engine.Tests.Formats;
 internal sealed class GgufBuilder
 {
     public readonly List<(string key, string value)> Kv = [("general.architecture", "llama")];
+    public readonly List<(string key, uint value)> UInts = []; // uint32 metadata (GGUF value type 4), after the strings
     public readonly List<(string name, ulong[] ne, uint type, ulong offset)> Tensors = [];
     public int DataBytes = 64;
     public uint Version = 3;
@@ -19,8 +20,9 @@ internal sealed class GgufBuilder
         void U32(uint v) => b.AddRange(BitConverter.GetBytes(v));
         void U64(ulong v) => b.AddRange(BitConverter.GetBytes(v));
         void Str(string s) { U64((ulong)Encoding.UTF8.GetByteCount(s)); b.AddRange(Encoding.UTF8.GetBytes(s)); }
-        U32(GgufFile.Magic); U32(Version); U64((ulong)Tensors.Count); U64((ulong)Kv.Count);
+        U32(GgufFile.Magic); U32(Version); U64((ulong)Tensors.Count); U64((ulong)(Kv.Count + UInts.Count));
         foreach (var (k, v) in Kv) { At[$"kv:{k}"] = b.Count; Str(k); U32(8); Str(v); }
+        foreach (var (k, v) in UInts) { At[$"kv:{k}"] = b.Count; Str(k); U32(4); U32(v); }
         foreach (var (name, ne, type, off) in Tensors)
         {
             Str(name); U32((uint)ne.Length);

@@ -21,8 +21,8 @@ public class FormatRegistryTests
         Assert.Equal(info.Name, format.Name());
         if (info.IsStored)
         {
-            // A stored type: its own bytes (2 a weight, or ggml's 34 / 18 bytes a block of 32) and its kernels on every path
-            foreach (var (rows, cols) in new[] { (3, 64), (65, 256) })
+            // A stored type: its own bytes (2 a weight, or ggml's block bytes: 34 / 18 / 22 a block of 32, 144 / 176 / 210 a super-block of 256) and its kernels on every path
+            foreach (var (rows, cols) in new[] { (3, 256), (65, 512) })
             {
                 var sm = info.RandomStored(rows, cols, rows);
                 Assert.Equal(info.WeightBytes(rows, cols), sm.WeightBytes);
@@ -83,7 +83,7 @@ public class FormatRegistryTests
     {
         Assert.Equal(Enum.GetValues<LowBitFormat>(), LowBitFormats.All.Select(f => f.Format).Order());
         Assert.Equal(LowBitFormats.All.Count, LowBitFormats.All.Select(f => f.Name).Distinct().Count());
-        Assert.Equal("f32, int8, i2s, tl1, tl2, f16, bf16, q8_0 or q4_0", LowBitFormats.NameList());
+        Assert.Equal("f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k or q3_k", LowBitFormats.NameList());
         Assert.Equal("i2s, tl1 or tl2", LowBitFormats.NameList(ternaryOnly: true));
         Assert.Null(LowBitFormats.Find("q4"));
         Assert.Null(LowBitFormats.Find(""));

@@ -176,13 +176,14 @@ public class TernaryModelTests
         new BitNetRequest { Model = "stories260K", Format = "TL2" }.Validate();
 
         Assert.Contains("--compare 'i2s,I2S' names a format twice", Error(() => new GemvRequest { Compare = "i2s,I2S", Rows = 8, Cols = 8 }.Validate()));
-        Assert.Equal("--format 'q8' is not one of f32, int8, i2s, tl1, tl2, f16, bf16, q8_0 or q4_0.", Error(() => new GemvRequest { Format = "q8", Rows = 8, Cols = 8 }.Validate()));
+        Assert.Equal("--format 'q8' is not one of f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k or q3_k.", Error(() => new GemvRequest { Format = "q8", Rows = 8, Cols = 8 }.Validate()));
         Assert.Equal("--rows is required (an integer in 1..1048576).", Error(() => new GemvRequest { Format = "i2s", Cols = 8 }.Validate()));
         Assert.Equal("--cols '65537' must be an integer in 1..65536.", Error(() => new GemvRequest { Format = "i2s", Rows = 8, Cols = 65537 }.Validate()));
         Assert.Equal("--isa 'avx9' is not one of scalar, v128, v256, v512.", Error(() => new GemvRequest { Format = "i2s", Rows = 8, Cols = 8, Isa = "avx9" }.Validate()));
         Assert.StartsWith("--bandwidth '0' must be", Error(() => new GemvRequest { Format = "i2s", Rows = 8, Cols = 8, Bandwidth = 0 }.Validate()));
-        Assert.Equal(LowBitFormats.All.Count + 1, new GemvRequest { Compare = "all", Rows = 8, Cols = 32 }.Steps);
+        Assert.Equal(LowBitFormats.All.Count + 1, new GemvRequest { Compare = "all", Rows = 8, Cols = 256 }.Steps);
         Assert.Equal("--cols 8: q8_0 stores rows in blocks of 32 weights; give a multiple of 32.", Error(() => new GemvRequest { Compare = "all", Rows = 8, Cols = 8 }.Validate()));
+        Assert.Equal("--cols 96: q4_k stores rows in blocks of 256 weights; give a multiple of 256.", Error(() => new GemvRequest { Format = "q4_k", Rows = 8, Cols = 96 }.Validate()));
 
         var g = new GemvRequest { Compare = "tl1,int8", Rows = 64, Cols = 96, Runs = 2, Bandwidth = 27 }.Run();
         Assert.Equal([LowBitFormat.TL1, LowBitFormat.Int8], g.Results.Select(r => r.Format));

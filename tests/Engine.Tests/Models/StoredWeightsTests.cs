@@ -26,6 +26,7 @@ public class StoredWeightsTests
     [Theory]
     [InlineData("q8_0", StoredType.Q8_0)]
     [InlineData("q4_0", StoredType.Q4_0)]
+    [InlineData("q4_k_m", StoredType.Q5_0)] // llama-quantize's Q4_K_M of 64-wide rows: Q5_0 / Q8_0 / F16, no K type fits
     public void Quantized_gguf_runs_from_its_blocks_with_the_logits_of_the_fp32_copy(string q, StoredType type)
     {
         string path = RepoFiles.Data("goldens", "gguf-quants", $"stories260K-{q}.gguf");
@@ -39,7 +40,7 @@ public class StoredWeightsTests
         Assert.Contains(stored.BlockLinears, l => StoredLinears.Find(l.Weight)?.Type == type);
         Assert.All(stored.BlockLinears, l => Assert.NotNull(StoredLinears.Find(l.Weight)));
         Assert.All(fp32.BlockLinears, l => Assert.Null(StoredLinears.Find(l.Weight)));
-        // resident bytes: the block linears at 8.5 / 4.5 / 16 bits instead of 32
+        // resident bytes: the block linears at 8.5 / 4.5 / 5.5 / 16 bits instead of 32
         var kept = stored.BlockLinears.Select(l => l.Weight).Append(stored.Weights.Output).Select(w => StoredLinears.Find(w)!).ToList(); // untied head too
         Assert.Equal(fp32.ParameterBytes() - kept.Sum(m => 4L * m.Rows * m.Cols - m.WeightBytes), stored.ParameterBytes());
         var ids = Prompt(stored.Config.Vocab, 24);
@@ -52,6 +53,86 @@ public class StoredWeightsTests
         var last = stored.Forward(ids[^1..], ids.Length - 1, new ForwardContext { Cache = cache }).Logits;
         int v = stored.Config.Vocab;
         Assert.True(MaxAbs(last, a[^v..]) <= 1e-4);
+    }
+
+    /// <summary>
+    /// A one-layer llama GGUF written here with whole super-blocks (dim 256, FFN 512, vocab 40) and llama-quantize's
+    /// Q4_K_M assignment (attention q / output and ffn gate Q4_K, attn_v and ffn_down Q6_K, the head Q6_K),
+    /// one Q5_K (ffn_up) and one Q2_K (attn_k), F32 embeddings and norms; the K blocks are seeded random codes and scales.
+    /// </summary>
+    private static string WriteKQuantGguf(string dir, out Dictionary<string, GgmlType> types)
+    {
+        const int dim = 256, ffn = 512, vocab = 40;
+        var gb = new GgufBuilder();
+        gb.UInts.AddRange([("llama.block_count", 1), ("llama.embedding_length", dim), ("llama.feed_forward_length", ffn),
+            ("llama.attention.head_count", 4), ("llama.attention.head_count_kv", 2), ("llama.context_length", 64)]);
+        var data = new List<byte>();
+        var kinds = new Dictionary<string, GgmlType>();
+        types = kinds;
+        var rng = new Random(7);
+        void Add(string name, int rows, int cols, GgmlType type)
+        {
+            while (data.Count % 32 != 0) data.Add(0);
+            gb.Tensors.Add((name, cols == 0 ? [(ulong)rows] : [(ulong)cols, (ulong)rows], (uint)type, (ulong)data.Count));
+            kinds[name] = type;
+            if (type == GgmlType.F32)
+            {
+                int n = rows * Math.Max(cols, 1);
+                for (int i = 0; i < n; i++) data.AddRange(BitConverter.GetBytes(cols == 0 ? 1f + 0.1f * (float)(rng.NextDouble() - 0.5) : (float)(rng.NextDouble() * 2 - 1)));
+                return;
+            }
+            var st = StoredLinears.KernelType(type)!.Value;
+            var bytes = new byte[StoredMatrix.BytesFor(st, rows, cols)];
+            StoredKernelsK.RandomBlocks(st, bytes, rng);
+            data.AddRange(bytes);
+        }
+        Add("token_embd.weight", vocab, dim, GgmlType.F32);
+        Add("blk.0.attn_norm.weight", dim, 0, GgmlType.F32);
+        Add("blk.0.attn_q.weight", dim, dim, GgmlType.Q4_K);
+        Add("blk.0.attn_k.weight", dim / 2, dim, GgmlType.Q2_K);
+        Add("blk.0.attn_v.weight", dim / 2, dim, GgmlType.Q6_K);
+        Add("blk.0.attn_output.weight", dim, dim, GgmlType.Q4_K);
+        Add("blk.0.ffn_norm.weight", dim, 0, GgmlType.F32);
+        Add("blk.0.ffn_gate.weight", ffn, dim, GgmlType.Q4_K);
+        Add("blk.0.ffn_up.weight", ffn, dim, GgmlType.Q5_K);
+        Add("blk.0.ffn_down.weight", dim, ffn, GgmlType.Q6_K);
+        Add("output_norm.weight", dim, 0, GgmlType.F32);
+        Add("output.weight", vocab, dim, GgmlType.Q6_K);
+        gb.Data = [.. data];
+        string path = Path.Combine(dir, "k.gguf");
+        File.WriteAllBytes(path, gb.Build());
+        return path;
+    }
+
+    [Fact]
+    public void K_quantized_gguf_runs_from_its_super_blocks_with_the_logits_of_the_fp32_copy()
+    {
+        using var tmp = new TempDir();
+        string path = WriteKQuantGguf(tmp.Path, out var types);
+        var stored = LlamaLoader.FromGguf(path);
+        var fp32 = LlamaLoader.FromGguf(path, storage: WeightStorage.Fp32);
+        var l0 = stored.Weights.Layers[0];
+        foreach (var (n, w) in new[] { ("attn_q", l0.Wq), ("attn_k", l0.Wk), ("attn_v", l0.Wv), ("attn_output", l0.Wo), ("ffn_gate", l0.W1), ("ffn_down", l0.W2), ("ffn_up", l0.W3) })
+            Assert.Equal(StoredLinears.KernelType(types[$"blk.0.{n}.weight"]), StoredLinears.Find(w)?.Type);
+        Assert.Equal(StoredType.Q6_K, StoredLinears.Find(stored.Weights.Output!)?.Type);
+        Assert.All(fp32.BlockLinears, l => Assert.Null(StoredLinears.Find(l.Weight)));
+        // the card (what inspect prints) names the stored K types; resident bytes are the blocks', not 4 a weight
+        var card = stored.Card.Tensors.ToDictionary(t => t.Name, t => t.DType);
+        Assert.Equal("Q4_K", card["blk.0.attn_q.weight"]);
+        Assert.Equal("Q6_K", card["blk.0.ffn_down.weight"]);
+        var kept = stored.BlockLinears.Select(l => l.Weight).Append(stored.Weights.Output).Select(w => StoredLinears.Find(w)!).ToList();
+        Assert.Equal(fp32.ParameterBytes() - kept.Sum(m => 4L * m.Rows * m.Cols - m.WeightBytes), stored.ParameterBytes());
+        // the fp32 copy holds ggml's dequantized values, so the two runs differ by accumulation rounding only
+        var ids = Prompt(stored.Config.Vocab, 11);
+        var a = stored.Forward(ids, 0, new ForwardContext()).Logits;
+        var b = fp32.Forward(ids, 0, new ForwardContext()).Logits;
+        Assert.True(b.Max(Math.Abs) > 0.1, "the logits are not degenerate");
+        Assert.True(MaxAbs(a, b) <= 1e-4 * Math.Max(1, b.Max(Math.Abs)), $"stored vs fp32 logits differ by {MaxAbs(a, b)} (max |logit| {b.Max(Math.Abs)})");
+        // decode through the KV cache (GEMV) gives the prefill's (GEMM's) last row
+        var cache = new KvCache(stored.Config.Layers, ids.Length, stored.Config.KvDim);
+        stored.Forward(ids[..^1], 0, new ForwardContext { Cache = cache });
+        var last = stored.Forward(ids[^1..], ids.Length - 1, new ForwardContext { Cache = cache }).Logits;
+        Assert.True(MaxAbs(last, a[^stored.Config.Vocab..]) <= 1e-4 * Math.Max(1, b.Max(Math.Abs)));
     }
 
     public static TheoryData<string, DType> Families => new()

@@ -1,0 +1,70 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using Workbench.Engine.LowBit;
+
+namespace Workbench.Bench.LowBit;
+
+/// <summary>
+/// Cold-weight GEMV of the stored checkpoint types (weights read as stored, fp32 activations and accumulation): a pool of
+/// weight copies (~160 MB, five times the last-level cache), a different copy per call round robin. Q8_0 is the
+/// baseline; the K types (Q4_K, Q5_K, Q6_K, what llama-quantize's Q4_K_M mixes) beside it. Shapes are compare.sh's.
+/// Run: dotnet run -c Release --project bench/Workbench.Bench -- --filter '*StoredGemv*'
+/// </summary>
+[Config(typeof(Config))]
+public class StoredGemvBenchmarks
+{
+    private sealed class Config : ManualConfig
+    {
+        public Config()
+        {
+            AddColumn(new RateColumn("GOPS", weightBytes: false), new RateColumn("Weight GB/s", weightBytes: true));
+            Orderer = new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared);
+        }
+    }
+
+    [Params("6912x2560", "2560x6912", "4096x4096", "11008x4096", "4096x11008")]
+    public string Shape { get; set; } = "4096x4096";
+
+    [Params(1, 2)]
+    public int Threads { get; set; } = 1;
+
+    private int Rows => int.Parse(Shape.Split('x')[0]);
+    private int Cols => int.Parse(Shape.Split('x')[1]);
+
+    private StoredMatrix[] _pool = [];
+    private float[] _x = [], _y = [];
+    private int _next;
+
+    private void Setup(StoredType type)
+    {
+        var rng = new Random(1);
+        _x = new float[Cols];
+        for (int i = 0; i < _x.Length; i++) _x[i] = (float)(rng.NextDouble() * 2 - 1);
+        _y = new float[Rows];
+        var first = StoredMatrix.Random(type, Rows, Cols, 1);
+        int copies = (int)Math.Max(2, (GemvProbe.DefaultPoolBytes + first.WeightBytes - 1) / first.WeightBytes);
+        _pool = new StoredMatrix[copies];
+        _pool[0] = first;
+        for (int i = 1; i < copies; i++) _pool[i] = first.CloneWeights();
+    }
+
+    [GlobalSetup(Target = nameof(Q8_0))] public void SetupQ8_0() => Setup(StoredType.Q8_0);
+    [GlobalSetup(Target = nameof(Q4_0))] public void SetupQ4_0() => Setup(StoredType.Q4_0);
+    [GlobalSetup(Target = nameof(Q4_K))] public void SetupQ4_K() => Setup(StoredType.Q4_K);
+    [GlobalSetup(Target = nameof(Q5_K))] public void SetupQ5_K() => Setup(StoredType.Q5_K);
+    [GlobalSetup(Target = nameof(Q6_K))] public void SetupQ6_K() => Setup(StoredType.Q6_K);
+
+    [GlobalCleanup] public void Cleanup() => _pool = [];
+
+    private void Run()
+    {
+        _pool[_next].Gemv(_x, _y, Threads);
+        _next = (_next + 1) % _pool.Length;
+    }
+
+    [Benchmark(Baseline = true)] public void Q8_0() => Run();
+    [Benchmark] public void Q4_0() => Run();
+    [Benchmark] public void Q4_K() => Run();
+    [Benchmark] public void Q5_K() => Run();
+    [Benchmark] public void Q6_K() => Run();
+}
