@@ -1,0 +1,66 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using Workbench.Engine.LowBit;
+
+namespace Workbench.Bench.LowBit;
+
+/// <summary>
+/// Cold-weight GEMV of the stored-type kernels (weights as a checkpoint stores them: f16, bf16, Q8_0, Q4_0), the same
+/// pool discipline and shapes as <see cref="GemvBenchmarks"/>; Q8_0 / Q4_0 quantize the activations to Q8_0 blocks
+/// inside the timed call (as llama.cpp does). f16 is the baseline.
+/// Run: dotnet run -c Release --project bench/Workbench.Bench -- --filter '*StoredGemv*'
+/// </summary>
+[Config(typeof(Config))]
+public class StoredGemvBenchmarks
+{
+    private sealed class Config : ManualConfig
+    {
+        public Config()
+        {
+            AddColumn(new RateColumn("GOPS", weightBytes: false), new RateColumn("Weight GB/s", weightBytes: true));
+            Orderer = new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared);
+        }
+    }
+
+    [Params("6912x2560", "2560x6912", "4096x4096", "11008x4096", "4096x11008")]
+    public string Shape { get; set; } = "4096x4096";
+
+    [Params(1, 2)]
+    public int Threads { get; set; } = 1;
+
+    private StoredMatrix[] _pool = [];
+    private float[] _x = [], _y = [];
+    private int _next;
+
+    private void Setup(StoredType type)
+    {
+        int rows = int.Parse(Shape.Split('x')[0]), cols = int.Parse(Shape.Split('x')[1]);
+        var rng = new Random(1);
+        _x = new float[cols];
+        for (int i = 0; i < cols; i++) _x[i] = (float)(rng.NextDouble() * 2 - 1);
+        _y = new float[rows];
+        var first = StoredMatrix.Random(type, rows, cols, 1);
+        int copies = (int)Math.Max(2, (GemvProbe.DefaultPoolBytes + first.WeightBytes - 1) / first.WeightBytes);
+        _pool = new StoredMatrix[copies];
+        _pool[0] = first;
+        for (int i = 1; i < copies; i++) _pool[i] = first.CloneWeights();
+    }
+
+    [GlobalSetup(Target = nameof(F16))] public void SetupF16() => Setup(StoredType.F16);
+    [GlobalSetup(Target = nameof(BF16))] public void SetupBF16() => Setup(StoredType.BF16);
+    [GlobalSetup(Target = nameof(Q8_0))] public void SetupQ8() => Setup(StoredType.Q8_0);
+    [GlobalSetup(Target = nameof(Q4_0))] public void SetupQ4() => Setup(StoredType.Q4_0);
+
+    [GlobalCleanup] public void Cleanup() => _pool = [];
+
+    private void Run()
+    {
+        _pool[_next].Gemv(_x, _y, Threads);
+        _next = (_next + 1) % _pool.Length;
+    }
+
+    [Benchmark(Baseline = true)] public void F16() => Run();
+    [Benchmark] public void BF16() => Run();
+    [Benchmark] public void Q8_0() => Run();
+    [Benchmark] public void Q4_0() => Run();
+}
