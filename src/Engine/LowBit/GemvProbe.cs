@@ -62,7 +62,7 @@ public static class GemvProbe
                 // Q8_0 / Q4_0 quantize the activations inside the timed call (once, on this thread), as llama.cpp does
                 StoredMatrix.Activations act = default;
                 Action<int> part = t => current.RowRange(act, (float*)ay, bounds[t], bounds[t + 1], p);
-                Measure(times, warmup, copies, i => { current = pool[i]; act = current.Prepare((float*)ax, 1); team.Run(part); });
+                Measure(times, warmup, copies, i => { current = pool[i]; act = current.Prepare((float*)ax, 1, p); team.Run(part); });
             }
         }
         else if (!info.IsPacked)

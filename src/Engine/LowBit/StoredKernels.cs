@@ -81,20 +81,41 @@ internal static unsafe class StoredKernels
     private static Vector128<float> F16Fast(Vector128<int> s) =>
         ((s << 13) & Vector128.Create(unchecked((int)0x8FFFFFFF))).AsSingle() * Vector128.Create(Two112);
 
-    public static float F16V512(byte* row, float* x, int cols)
+    // With x already times 2^112 (xs, see StoredMatrix.Prepare: exact while every |x| < 2^16), the widened weight
+    // w 2^-112 needs no multiply: fma(w 2^-112, x 2^112, acc) rounds the same real product w x, so the same bits.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> F16Shifted(Vector256<ushort> h) =>
+        ((Avx512F.ConvertToVector512Int32(h.AsInt16()) << 13) & Vector512.Create(unchecked((int)0x8FFFFFFF))).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> F16Shifted(short* h) =>
+        ((Avx2.ConvertToVector256Int32(h) << 13) & Vector256.Create(unchecked((int)0x8FFFFFFF))).AsSingle();
+
+    /// <param name="xs">x times 2^112, or null (then each widened weight is multiplied by 2^112).</param>
+    public static float F16V512(byte* row, float* x, float* xs, int cols)
     {
         var h = (ushort*)row;
         Vector512<float> a0 = default, a1 = default;
         var mx = Vector256<ushort>.Zero;
         int i = 0;
-        for (; i + HalfLanes <= cols; i += HalfLanes)
-        {
-            var r0 = Vector256.Load(h + i);
-            var r1 = Vector256.Load(h + i + 16);
-            mx = Vector256.Max(mx, Vector256.Max(r0 << 1, r1 << 1));
-            a0 = Vector512.FusedMultiplyAdd(F16Fast(r0), Vector512.Load(x + i), a0);
-            a1 = Vector512.FusedMultiplyAdd(F16Fast(r1), Vector512.Load(x + i + 16), a1);
-        }
+        if (xs != null)
+            for (; i + HalfLanes <= cols; i += HalfLanes)
+            {
+                var r0 = Vector256.Load(h + i);
+                var r1 = Vector256.Load(h + i + 16);
+                mx = Vector256.Max(mx, Vector256.Max(r0 << 1, r1 << 1));
+                a0 = Vector512.FusedMultiplyAdd(F16Shifted(r0), Vector512.Load(xs + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(F16Shifted(r1), Vector512.Load(xs + i + 16), a1);
+            }
+        else
+            for (; i + HalfLanes <= cols; i += HalfLanes)
+            {
+                var r0 = Vector256.Load(h + i);
+                var r1 = Vector256.Load(h + i + 16);
+                mx = Vector256.Max(mx, Vector256.Max(r0 << 1, r1 << 1));
+                a0 = Vector512.FusedMultiplyAdd(F16Fast(r0), Vector512.Load(x + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(F16Fast(r1), Vector512.Load(x + i + 16), a1);
+            }
         if (Vector256.GreaterThanOrEqualAny(mx, Vector256.Create((ushort)SpecialShifted))) return HalfScalar(row, x, cols, bf16: false);
         var l = stackalloc float[HalfLanes];
         a0.Store(l);
@@ -118,21 +139,33 @@ internal static unsafe class StoredKernels
         return HalfTail(l, h, x, i, cols, bf16: true);
     }
 
-    public static float F16V256(byte* row, float* x, int cols)
+    /// <param name="xs">x times 2^112, or null.</param>
+    public static float F16V256(byte* row, float* x, float* xs, int cols)
     {
         var h = (ushort*)row;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         var mx = Vector256<ushort>.Zero;
         int i = 0;
-        for (; i + HalfLanes <= cols; i += HalfLanes)
-        {
-            mx = Vector256.Max(mx, Vector256.Max(Vector256.Load(h + i) << 1, Vector256.Load(h + i + 16) << 1));
-            var s = (short*)h + i;
-            a0 = Vector256.FusedMultiplyAdd(F16Fast(s), Vector256.Load(x + i), a0);
-            a1 = Vector256.FusedMultiplyAdd(F16Fast(s + 8), Vector256.Load(x + i + 8), a1);
-            a2 = Vector256.FusedMultiplyAdd(F16Fast(s + 16), Vector256.Load(x + i + 16), a2);
-            a3 = Vector256.FusedMultiplyAdd(F16Fast(s + 24), Vector256.Load(x + i + 24), a3);
-        }
+        if (xs != null)
+            for (; i + HalfLanes <= cols; i += HalfLanes)
+            {
+                mx = Vector256.Max(mx, Vector256.Max(Vector256.Load(h + i) << 1, Vector256.Load(h + i + 16) << 1));
+                var s = (short*)h + i;
+                a0 = Vector256.FusedMultiplyAdd(F16Shifted(s), Vector256.Load(xs + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(F16Shifted(s + 8), Vector256.Load(xs + i + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(F16Shifted(s + 16), Vector256.Load(xs + i + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(F16Shifted(s + 24), Vector256.Load(xs + i + 24), a3);
+            }
+        else
+            for (; i + HalfLanes <= cols; i += HalfLanes)
+            {
+                mx = Vector256.Max(mx, Vector256.Max(Vector256.Load(h + i) << 1, Vector256.Load(h + i + 16) << 1));
+                var s = (short*)h + i;
+                a0 = Vector256.FusedMultiplyAdd(F16Fast(s), Vector256.Load(x + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(F16Fast(s + 8), Vector256.Load(x + i + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(F16Fast(s + 16), Vector256.Load(x + i + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(F16Fast(s + 24), Vector256.Load(x + i + 24), a3);
+            }
         if (Vector256.GreaterThanOrEqualAny(mx, Vector256.Create((ushort)SpecialShifted))) return HalfScalar(row, x, cols, bf16: false);
         var l = stackalloc float[HalfLanes];
         a0.Store(l);
@@ -140,6 +173,29 @@ internal static unsafe class StoredKernels
         a2.Store(l + 16);
         a3.Store(l + 24);
         return HalfTail(l, h, x, i, cols, bf16: false);
+    }
+
+    /// <summary>
+    /// x times 2^112 into xs for <see cref="F16V512"/> / <see cref="F16V256"/>; false (xs unusable) when some |x| is at
+    /// least 2^16, where the product would overflow.
+    /// </summary>
+    public static bool ScaleForF16(float* x, float* xs, int cols)
+    {
+        var big = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 8 <= cols; i += 8)
+        {
+            var v = Vector256.Load(x + i);
+            big |= Vector256.GreaterThanOrEqual(Vector256.Abs(v), Vector256.Create(65536f));
+            (v * Vector256.Create(Two112)).Store(xs + i);
+        }
+        bool ok = big == Vector256<float>.Zero;
+        for (; i < cols; i++)
+        {
+            ok &= !(MathF.Abs(x[i]) >= 65536f);
+            xs[i] = x[i] * Two112;
+        }
+        return ok;
     }
 
     public static float Bf16V256(byte* row, float* x, int cols)

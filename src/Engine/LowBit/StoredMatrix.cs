@@ -260,7 +260,7 @@ public sealed unsafe class StoredMatrix
         int chunks = Math.Min(threads, (Rows + 15) / 16);
         fixed (float* px = x, py = y)
         {
-            var a = Prepare(px, n);
+            var a = Prepare(px, n, p);
             if (chunks <= 1) { RowRange(a, py, 0, Rows, p); GC.KeepAlive(_owner); return; }
             nint ay = (nint)py;
             Parallelism.For(chunks, chunks, t =>
@@ -276,13 +276,19 @@ public sealed unsafe class StoredMatrix
     [ThreadStatic] private static sbyte[]? _xq;
     [ThreadStatic] private static float[]? _xd;
 
-    /// <summary>The activations of one product: x itself, and for Q8_0 / Q4_0 its Q8_0 blocks (values q, scales d).</summary>
-    internal readonly struct Activations(float* x, int n, sbyte* q, float* d)
+    [ThreadStatic] private static float[]? _xs;
+
+    /// <summary>
+    /// The activations of one product: x itself; for Q8_0 / Q4_0 its Q8_0 blocks (values q, scales d); for an f16 GEMV
+    /// on the V512 / V256 paths x times 2^112 (xs, null when some |x| reaches 2^16).
+    /// </summary>
+    internal readonly struct Activations(float* x, int n, sbyte* q, float* d, float* xs = null)
     {
         public readonly float* X = x;
         public readonly int N = n;
         public readonly sbyte* Q = q;
         public readonly float* D = d;
+        public readonly float* XS = xs;
     }
 
     private bool QuantizesActivations => Type is StoredType.Q8_0 or StoredType.Q4_0;
@@ -291,8 +297,14 @@ public sealed unsafe class StoredMatrix
     /// The n tokens of x as the kernels read them: Q8_0 / Q4_0 quantize each token to Q8_0 blocks (in this thread's
     /// pinned scratch, valid until its next call), as llama.cpp does inside its product.
     /// </summary>
-    internal Activations Prepare(float* x, int n)
+    internal Activations Prepare(float* x, int n, IsaPath p)
     {
+        if (Type == StoredType.F16 && n == 1 && p is IsaPath.V512 or IsaPath.V256)
+        {
+            if (_xs is null || _xs.Length < Cols) _xs = GC.AllocateArray<float>(Cols, pinned: true);
+            var xs = (float*)Unsafe.AsPointer(ref _xs[0]);
+            return new Activations(x, n, null, null, StoredKernels.ScaleForF16(x, xs, Cols) ? xs : null);
+        }
         if (!QuantizesActivations) return new Activations(x, n, null, null);
         int len = checked(n * Cols);
         if (_xq is null || _xq.Length < len) { _xq = GC.AllocateArray<sbyte>(len, pinned: true); _xd = GC.AllocateArray<float>(len / Block, pinned: true); }
@@ -320,7 +332,10 @@ public sealed unsafe class StoredMatrix
         float* x = a.X;
         if (n == 1)
         {
-            for (int r = r0; r < r1; r++) y[r] = Dot(RowPtr(r), x, p);
+            if (Type == StoredType.F16 && p is IsaPath.V512 or IsaPath.V256)
+                for (int r = r0; r < r1; r++) y[r] = p == IsaPath.V512 ? StoredKernels.F16V512(RowPtr(r), x, a.XS, Cols) : StoredKernels.F16V256(RowPtr(r), x, a.XS, Cols);
+            else
+                for (int r = r0; r < r1; r++) y[r] = Dot(RowPtr(r), x, p);
             return;
         }
         // Rows are widened four at a time into per-thread scratch (grown once, no allocation per call); each token's
@@ -354,7 +369,7 @@ public sealed unsafe class StoredMatrix
     /// <summary>One row's dot product with x from the stored bytes, on path p (every path gives the same bits).</summary>
     internal float Dot(byte* row, float* x, IsaPath p) => Type switch
     {
-        StoredType.F16 => p switch { IsaPath.V512 => StoredKernels.F16V512(row, x, Cols), IsaPath.V256 => StoredKernels.F16V256(row, x, Cols), IsaPath.V128 => StoredKernels.F16V128(row, x, Cols), _ => StoredKernels.HalfScalar(row, x, Cols, bf16: false) },
+        StoredType.F16 => p switch { IsaPath.V512 => StoredKernels.F16V512(row, x, null, Cols), IsaPath.V256 => StoredKernels.F16V256(row, x, null, Cols), IsaPath.V128 => StoredKernels.F16V128(row, x, Cols), _ => StoredKernels.HalfScalar(row, x, Cols, bf16: false) },
         StoredType.BF16 => p switch { IsaPath.V512 => StoredKernels.Bf16V512(row, x, Cols), IsaPath.V256 => StoredKernels.Bf16V256(row, x, Cols), IsaPath.V128 => StoredKernels.Bf16V128(row, x, Cols), _ => StoredKernels.HalfScalar(row, x, Cols, bf16: true) },
         _ => throw new InvalidOperationException($"{Type} runs through {nameof(QDot)}."),
     };
@@ -384,7 +399,8 @@ public sealed unsafe class StoredMatrix
         Isa.Require(path);
         fixed (float* px = x)
         {
-            var a = Prepare(px, 1);
+            var a = Prepare(px, 1, path);
+            if (a.XS != null) return path == IsaPath.V512 ? StoredKernels.F16V512(RowPtr(r), px, a.XS, Cols) : StoredKernels.F16V256(RowPtr(r), px, a.XS, Cols);
             return QuantizesActivations ? QDot(RowPtr(r), a.Q, a.D, path) : Dot(RowPtr(r), px, path);
         }
     }

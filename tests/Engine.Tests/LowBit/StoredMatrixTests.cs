@@ -166,12 +166,19 @@ public class StoredMatrixTests
         var x = RandomX(1024, 5);
         var want = new float[64];
         m.Gemv(x, want, 1, IsaPath.Scalar);
+        var large = (float[])x.Clone();
+        large[700] = 70000f; // at or above 2^16 the wide paths keep x unscaled (x 2^112 would overflow)
+        var wantLarge = new float[64];
+        m.Gemv(large, wantLarge, 1, IsaPath.Scalar);
         foreach (var path in Isa.SupportedPaths)
         {
             var y = new float[64];
             m.Gemv(x, y, 1, path);
             Assert.True(Bits(want).SequenceEqual(Bits(y)), $"{path}: differs from the scalar twin");
+            m.Gemv(large, y, 1, path);
+            Assert.True(Bits(wantLarge).SequenceEqual(Bits(y)), $"{path}, |x| >= 2^16: differs from the scalar twin");
         }
+        Assert.NotEqual(Bits(want), Bits(wantLarge));
         Assert.True(float.IsNaN(want[31]) && float.IsNaN(want[63]));
         var w = m.ToFloat();
         foreach (int r in new[] { 0, 5, 32, 40 })
