@@ -275,7 +275,6 @@ public sealed unsafe class StoredMatrix
     [ThreadStatic] private static float[]? _rowScratch;
     [ThreadStatic] private static sbyte[]? _xq;
     [ThreadStatic] private static float[]? _xd;
-
     [ThreadStatic] private static float[]? _xs;
 
     /// <summary>
@@ -320,12 +319,14 @@ public sealed unsafe class StoredMatrix
         int n = a.N;
         if (QuantizesActivations)
         {
-            // the integer dots from the stored blocks; with n tokens each row is read once and stays in L1 for all of them
+            // the integer dots from the stored blocks; with n tokens four rows at a time stay in L1 while each token's
+            // quantized x is read once for the four
             int nb = Cols / Block;
-            for (int r = r0; r < r1; r++)
+            for (int r = r0; r < r1; r += 4)
             {
-                byte* row = RowPtr(r);
-                for (int t = 0; t < n; t++) y[(long)t * Rows + r] = QDot(row, a.Q + (long)t * Cols, a.D + (long)t * nb, p);
+                int g = Math.Min(4, r1 - r);
+                for (int t = 0; t < n; t++)
+                    for (int i = 0; i < g; i++) y[(long)t * Rows + r + i] = QDot(RowPtr(r + i), a.Q + (long)t * Cols, a.D + (long)t * nb, p);
             }
             return;
         }
