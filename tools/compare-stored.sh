@@ -2,7 +2,7 @@
 # The stored-type GEMV kernels beside llama.cpp's, interleaved in one run on this machine, the way
 # ../shared/tools/refgemv/compare.sh pairs the low-bit ones (cold weights, each call on another copy of the weights).
 # Pairs (reference kernel : project format): f16 : f16 (llama.cpp F16 vec_dot), q8_0 : q8_0 (llama.cpp Q8_0, which
-# quantizes the activations to Q8_0 inside the timed call; ours dequantizes the weights on the fly with fp32 FMA).
+# quantizes the activations to Q8_0 inside the timed call, as ours does: both take int8 dots per 32-weight block).
 # Run from the repository root after `dotnet build src/Cli -c Release`:
 #   tools/compare-stored.sh [out.jsonl]        # ROUNDS, RUNS, THREADS, SHAPES, PAIRS may be set
 set -uo pipefail

@@ -5,9 +5,9 @@ using Workbench.Engine.LowBit;
 namespace Workbench.Bench.LowBit;
 
 /// <summary>
-/// Cold-weight GEMV of the stored checkpoint types (weights read as stored, fp32 activations and accumulation): a pool of
-/// weight copies (~160 MB, five times the last-level cache), a different copy per call round robin. Q8_0 is the
-/// baseline; the K types (Q4_K, Q5_K, Q6_K, what llama-quantize's Q4_K_M mixes) beside it. Shapes are compare.sh's.
+/// Cold-weight GEMV of the stored-type kernels (weights as a checkpoint stores them: f16, bf16, Q8_0, Q4_0 and the K types Q4_K, Q5_K, Q6_K that llama-quantize's Q4_K_M mixes), the same
+/// pool discipline and shapes as <see cref="GemvBenchmarks"/>; Q8_0 / Q4_0 quantize the activations to Q8_0 blocks
+/// inside the timed call (as llama.cpp does). f16 is the baseline.
 /// Run: dotnet run -c Release --project bench/Workbench.Bench -- --filter '*StoredGemv*'
 /// </summary>
 [Config(typeof(Config))]
@@ -28,28 +28,28 @@ public class StoredGemvBenchmarks
     [Params(1, 2)]
     public int Threads { get; set; } = 1;
 
-    private int Rows => int.Parse(Shape.Split('x')[0]);
-    private int Cols => int.Parse(Shape.Split('x')[1]);
-
     private StoredMatrix[] _pool = [];
     private float[] _x = [], _y = [];
     private int _next;
 
     private void Setup(StoredType type)
     {
+        int rows = int.Parse(Shape.Split('x')[0]), cols = int.Parse(Shape.Split('x')[1]);
         var rng = new Random(1);
-        _x = new float[Cols];
-        for (int i = 0; i < _x.Length; i++) _x[i] = (float)(rng.NextDouble() * 2 - 1);
-        _y = new float[Rows];
-        var first = StoredMatrix.Random(type, Rows, Cols, 1);
+        _x = new float[cols];
+        for (int i = 0; i < cols; i++) _x[i] = (float)(rng.NextDouble() * 2 - 1);
+        _y = new float[rows];
+        var first = StoredMatrix.Random(type, rows, cols, 1);
         int copies = (int)Math.Max(2, (GemvProbe.DefaultPoolBytes + first.WeightBytes - 1) / first.WeightBytes);
         _pool = new StoredMatrix[copies];
         _pool[0] = first;
         for (int i = 1; i < copies; i++) _pool[i] = first.CloneWeights();
     }
 
-    [GlobalSetup(Target = nameof(Q8_0))] public void SetupQ8_0() => Setup(StoredType.Q8_0);
-    [GlobalSetup(Target = nameof(Q4_0))] public void SetupQ4_0() => Setup(StoredType.Q4_0);
+    [GlobalSetup(Target = nameof(F16))] public void SetupF16() => Setup(StoredType.F16);
+    [GlobalSetup(Target = nameof(BF16))] public void SetupBF16() => Setup(StoredType.BF16);
+    [GlobalSetup(Target = nameof(Q8_0))] public void SetupQ8() => Setup(StoredType.Q8_0);
+    [GlobalSetup(Target = nameof(Q4_0))] public void SetupQ4() => Setup(StoredType.Q4_0);
     [GlobalSetup(Target = nameof(Q4_K))] public void SetupQ4_K() => Setup(StoredType.Q4_K);
     [GlobalSetup(Target = nameof(Q5_K))] public void SetupQ5_K() => Setup(StoredType.Q5_K);
     [GlobalSetup(Target = nameof(Q6_K))] public void SetupQ6_K() => Setup(StoredType.Q6_K);
@@ -62,7 +62,9 @@ public class StoredGemvBenchmarks
         _next = (_next + 1) % _pool.Length;
     }
 
-    [Benchmark(Baseline = true)] public void Q8_0() => Run();
+    [Benchmark(Baseline = true)] public void F16() => Run();
+    [Benchmark] public void BF16() => Run();
+    [Benchmark] public void Q8_0() => Run();
     [Benchmark] public void Q4_0() => Run();
     [Benchmark] public void Q4_K() => Run();
     [Benchmark] public void Q5_K() => Run();

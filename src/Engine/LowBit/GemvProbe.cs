@@ -59,8 +59,10 @@ public static class GemvProbe
                 float* px = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref xp[0]);
                 float* py = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref yp[0]);
                 nint ax = (nint)px, ay = (nint)py;
-                Action<int> part = t => current.RowRange((float*)ax, 1, (float*)ay, bounds[t], bounds[t + 1], p);
-                Measure(times, warmup, copies, i => { current = pool[i]; team.Run(part); });
+                // Q8_0 / Q4_0 quantize the activations inside the timed call (once, on this thread), as llama.cpp does
+                StoredMatrix.Activations act = default;
+                Action<int> part = t => current.RowRange(act, (float*)ay, bounds[t], bounds[t + 1], p);
+                Measure(times, warmup, copies, i => { current = pool[i]; act = current.Prepare((float*)ax, 1, p); team.Run(part); });
             }
         }
         else if (!info.IsPacked)

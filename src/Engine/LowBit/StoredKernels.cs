@@ -5,11 +5,11 @@ using System.Runtime.Intrinsics.X86;
 namespace Workbench.Engine.LowBit;
 
 /// <summary>
-/// The dot products of <see cref="StoredMatrix"/>, one per stored type and path, all computing the one lane layout
-/// documented there (16 fp32 lanes, element i in lane i mod 16, a fixed reduction tree), so every path returns the same
-/// bits as its scalar twin (<see cref="HalfScalar"/>, <see cref="QScalar"/>, <see cref="PlainScalar"/>,
-/// <see cref="BlocksScalar"/>). The f16 widening is done with integer operations and one exact multiply by 2^112
-/// (.NET exposes no F16C conversion), identical to <see cref="F16ToF32"/>.
+/// The dot products of <see cref="StoredMatrix"/>, one per stored type and path, each path computing the lane layout
+/// documented there (f16 / bf16: 32 fp32 lanes; Q8_0 / Q4_0: integer block dots into 16 fp32 lanes; fixed reduction
+/// trees), so every path returns the same bits as its scalar twin (<see cref="HalfScalar"/>, <see cref="QDotScalar"/>,
+/// <see cref="PlainScalar"/>). .NET 10 exposes no F16C conversion (and its own Half to float is integer code): the f16
+/// widening is a sign-extension, a shift, a mask and one exact multiply by 2^112, exact for every finite value.
 /// </summary>
 internal static unsafe class StoredKernels
 {
@@ -25,39 +25,6 @@ internal static unsafe class StoredKernels
         return BitConverter.UInt32BitsToSingle(bits | sign);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> F16ToF32(Vector512<uint> h)
-    {
-        var em = h & Vector512.Create(0x7FFFu);
-        var shifted = em << 13;
-        var normal = (shifted.AsSingle() * Vector512.Create(Two112)).AsUInt32();
-        var special = shifted | Vector512.Create(0x7F800000u);
-        var bits = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(em, Vector512.Create(0x7C00u)), special, normal);
-        return (bits | ((h & Vector512.Create(0x8000u)) << 16)).AsSingle();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> F16ToF32(Vector256<uint> h)
-    {
-        var em = h & Vector256.Create(0x7FFFu);
-        var shifted = em << 13;
-        var normal = (shifted.AsSingle() * Vector256.Create(Two112)).AsUInt32();
-        var special = shifted | Vector256.Create(0x7F800000u);
-        var bits = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(em, Vector256.Create(0x7C00u)), special, normal);
-        return (bits | ((h & Vector256.Create(0x8000u)) << 16)).AsSingle();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> F16ToF32(Vector128<uint> h)
-    {
-        var em = h & Vector128.Create(0x7FFFu);
-        var shifted = em << 13;
-        var normal = (shifted.AsSingle() * Vector128.Create(Two112)).AsUInt32();
-        var special = shifted | Vector128.Create(0x7F800000u);
-        var bits = Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(em, Vector128.Create(0x7C00u)), special, normal);
-        return (bits | ((h & Vector128.Create(0x8000u)) << 16)).AsSingle();
-    }
-
     /// <summary>The fixed reduction of 16 lanes: 8 + 8, 4 + 4, 2 + 2, 1 + 1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Reduce(float* l)
@@ -69,79 +36,185 @@ internal static unsafe class StoredKernels
         return l[0] + l[1];
     }
 
-    // ---- f16 / bf16 from stored bytes ----
+    // ---- f16 / bf16 from stored bytes: 32 lanes (element i in lane i mod 32), folded 32 -> 16 then Reduce ----
+
+    private const int HalfLanes = 32;
+    private const uint SpecialShifted = 0xF800; // (h << 1) at or above this: f16 infinity or NaN
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Reduce32(float* l)
+    {
+        for (int j = 0; j < 16; j++) l[j] += l[j + 16];
+        return Reduce(l);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Widen(ushort h, bool bf16) => bf16 ? BitConverter.Int32BitsToSingle(h << 16) : F16ToF32(h);
 
     public static float HalfScalar(byte* row, float* x, int cols, bool bf16)
     {
-        var l = stackalloc float[Lanes];
-        for (int j = 0; j < Lanes; j++) l[j] = 0;
-        var h = (ushort*)row;
-        for (int i = 0; i < cols; i++) l[i & 15] = MathF.FusedMultiplyAdd(Widen(h[i], bf16), x[i], l[i & 15]);
-        return Reduce(l);
+        var l = stackalloc float[HalfLanes];
+        for (int j = 0; j < HalfLanes; j++) l[j] = 0;
+        return HalfTail(l, (ushort*)row, x, 0, cols, bf16);
     }
 
     private static float HalfTail(float* l, ushort* h, float* x, int from, int cols, bool bf16)
     {
-        for (int i = from; i < cols; i++) l[i & 15] = MathF.FusedMultiplyAdd(Widen(h[i], bf16), x[i], l[i & 15]);
-        return Reduce(l);
+        for (int i = from; i < cols; i++) l[i & 31] = MathF.FusedMultiplyAdd(Widen(h[i], bf16), x[i], l[i & 31]);
+        return Reduce32(l);
     }
 
-    public static float F16V512(byte* row, float* x, int cols)
+    // The fast f16 widening (no F16C in .NET): sign-extend the 16 bits to 32 (vpmovsxwd), shift left by 13 and keep
+    // bit 31 and bits 27..0: the sign lands on bit 31 and exponent + mantissa on bits 27..13, so the float is the f16
+    // value times 2^-112, exactly (subnormals included); one multiply by 2^112 rebases it. Three operations instead of
+    // the exact conversion's nine; wrong only for infinity / NaN, which a running max of (h << 1) detects: a row
+    // holding one is recomputed by the scalar twin (same bits by definition).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> F16Fast(Vector256<ushort> h) =>
+        ((Avx512F.ConvertToVector512Int32(h.AsInt16()) << 13) & Vector512.Create(unchecked((int)0x8FFFFFFF))).AsSingle() * Vector512.Create(Two112);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> F16Fast(short* h) =>
+        ((Avx2.ConvertToVector256Int32(h) << 13) & Vector256.Create(unchecked((int)0x8FFFFFFF))).AsSingle() * Vector256.Create(Two112);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> F16Fast(Vector128<int> s) =>
+        ((s << 13) & Vector128.Create(unchecked((int)0x8FFFFFFF))).AsSingle() * Vector128.Create(Two112);
+
+    // With x already times 2^112 (xs, see StoredMatrix.Prepare: exact while every |x| < 2^16), the widened weight
+    // w 2^-112 needs no multiply: fma(w 2^-112, x 2^112, acc) rounds the same real product w x, so the same bits.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> F16Shifted(Vector256<ushort> h) =>
+        ((Avx512F.ConvertToVector512Int32(h.AsInt16()) << 13) & Vector512.Create(unchecked((int)0x8FFFFFFF))).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> F16Shifted(short* h) =>
+        ((Avx2.ConvertToVector256Int32(h) << 13) & Vector256.Create(unchecked((int)0x8FFFFFFF))).AsSingle();
+
+    /// <param name="xs">x times 2^112, or null (then each widened weight is multiplied by 2^112).</param>
+    public static float F16V512(byte* row, float* x, float* xs, int cols)
     {
         var h = (ushort*)row;
-        var acc = Vector512<float>.Zero;
+        Vector512<float> a0 = default, a1 = default;
+        var mx = Vector256<ushort>.Zero;
         int i = 0;
-        for (; i + Lanes <= cols; i += Lanes)
-            acc = Vector512.FusedMultiplyAdd(F16ToF32(Avx512F.ConvertToVector512UInt32(Vector256.Load(h + i))), Vector512.Load(x + i), acc);
-        var l = stackalloc float[Lanes];
-        acc.Store(l);
+        if (xs != null)
+            for (; i + HalfLanes <= cols; i += HalfLanes)
+            {
+                var r0 = Vector256.Load(h + i);
+                var r1 = Vector256.Load(h + i + 16);
+                mx = Vector256.Max(mx, Vector256.Max(r0 << 1, r1 << 1));
+                a0 = Vector512.FusedMultiplyAdd(F16Shifted(r0), Vector512.Load(xs + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(F16Shifted(r1), Vector512.Load(xs + i + 16), a1);
+            }
+        else
+            for (; i + HalfLanes <= cols; i += HalfLanes)
+            {
+                var r0 = Vector256.Load(h + i);
+                var r1 = Vector256.Load(h + i + 16);
+                mx = Vector256.Max(mx, Vector256.Max(r0 << 1, r1 << 1));
+                a0 = Vector512.FusedMultiplyAdd(F16Fast(r0), Vector512.Load(x + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(F16Fast(r1), Vector512.Load(x + i + 16), a1);
+            }
+        if (Vector256.GreaterThanOrEqualAny(mx, Vector256.Create((ushort)SpecialShifted))) return HalfScalar(row, x, cols, bf16: false);
+        var l = stackalloc float[HalfLanes];
+        a0.Store(l);
+        a1.Store(l + 16);
         return HalfTail(l, h, x, i, cols, bf16: false);
     }
 
     public static float Bf16V512(byte* row, float* x, int cols)
     {
         var h = (ushort*)row;
-        var acc = Vector512<float>.Zero;
+        Vector512<float> a0 = default, a1 = default;
         int i = 0;
-        for (; i + Lanes <= cols; i += Lanes)
-            acc = Vector512.FusedMultiplyAdd((Avx512F.ConvertToVector512UInt32(Vector256.Load(h + i)) << 16).AsSingle(), Vector512.Load(x + i), acc);
-        var l = stackalloc float[Lanes];
-        acc.Store(l);
+        for (; i + HalfLanes <= cols; i += HalfLanes)
+        {
+            a0 = Vector512.FusedMultiplyAdd((Avx512F.ConvertToVector512UInt32(Vector256.Load(h + i)) << 16).AsSingle(), Vector512.Load(x + i), a0);
+            a1 = Vector512.FusedMultiplyAdd((Avx512F.ConvertToVector512UInt32(Vector256.Load(h + i + 16)) << 16).AsSingle(), Vector512.Load(x + i + 16), a1);
+        }
+        var l = stackalloc float[HalfLanes];
+        a0.Store(l);
+        a1.Store(l + 16);
         return HalfTail(l, h, x, i, cols, bf16: true);
     }
 
-    public static float F16V256(byte* row, float* x, int cols)
+    /// <param name="xs">x times 2^112, or null.</param>
+    public static float F16V256(byte* row, float* x, float* xs, int cols)
     {
         var h = (ushort*)row;
-        Vector256<float> a0 = default, a1 = default;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var mx = Vector256<ushort>.Zero;
         int i = 0;
-        for (; i + Lanes <= cols; i += Lanes)
-        {
-            a0 = Vector256.FusedMultiplyAdd(F16ToF32(Avx2.ConvertToVector256Int32(h + i).AsUInt32()), Vector256.Load(x + i), a0);
-            a1 = Vector256.FusedMultiplyAdd(F16ToF32(Avx2.ConvertToVector256Int32(h + i + 8).AsUInt32()), Vector256.Load(x + i + 8), a1);
-        }
-        var l = stackalloc float[Lanes];
+        if (xs != null)
+            for (; i + HalfLanes <= cols; i += HalfLanes)
+            {
+                mx = Vector256.Max(mx, Vector256.Max(Vector256.Load(h + i) << 1, Vector256.Load(h + i + 16) << 1));
+                var s = (short*)h + i;
+                a0 = Vector256.FusedMultiplyAdd(F16Shifted(s), Vector256.Load(xs + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(F16Shifted(s + 8), Vector256.Load(xs + i + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(F16Shifted(s + 16), Vector256.Load(xs + i + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(F16Shifted(s + 24), Vector256.Load(xs + i + 24), a3);
+            }
+        else
+            for (; i + HalfLanes <= cols; i += HalfLanes)
+            {
+                mx = Vector256.Max(mx, Vector256.Max(Vector256.Load(h + i) << 1, Vector256.Load(h + i + 16) << 1));
+                var s = (short*)h + i;
+                a0 = Vector256.FusedMultiplyAdd(F16Fast(s), Vector256.Load(x + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(F16Fast(s + 8), Vector256.Load(x + i + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(F16Fast(s + 16), Vector256.Load(x + i + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(F16Fast(s + 24), Vector256.Load(x + i + 24), a3);
+            }
+        if (Vector256.GreaterThanOrEqualAny(mx, Vector256.Create((ushort)SpecialShifted))) return HalfScalar(row, x, cols, bf16: false);
+        var l = stackalloc float[HalfLanes];
         a0.Store(l);
         a1.Store(l + 8);
+        a2.Store(l + 16);
+        a3.Store(l + 24);
         return HalfTail(l, h, x, i, cols, bf16: false);
+    }
+
+    /// <summary>
+    /// x times 2^112 into xs for <see cref="F16V512"/> / <see cref="F16V256"/>; false (xs unusable) when some |x| is at
+    /// least 2^16, where the product would overflow.
+    /// </summary>
+    public static bool ScaleForF16(float* x, float* xs, int cols)
+    {
+        var big = Vector256<float>.Zero;
+        int i = 0;
+        for (; i + 8 <= cols; i += 8)
+        {
+            var v = Vector256.Load(x + i);
+            big |= Vector256.GreaterThanOrEqual(Vector256.Abs(v), Vector256.Create(65536f));
+            (v * Vector256.Create(Two112)).Store(xs + i);
+        }
+        bool ok = big == Vector256<float>.Zero;
+        for (; i < cols; i++)
+        {
+            ok &= !(MathF.Abs(x[i]) >= 65536f);
+            xs[i] = x[i] * Two112;
+        }
+        return ok;
     }
 
     public static float Bf16V256(byte* row, float* x, int cols)
     {
         var h = (ushort*)row;
-        Vector256<float> a0 = default, a1 = default;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int i = 0;
-        for (; i + Lanes <= cols; i += Lanes)
+        for (; i + HalfLanes <= cols; i += HalfLanes)
         {
             a0 = Vector256.FusedMultiplyAdd((Avx2.ConvertToVector256Int32(h + i).AsUInt32() << 16).AsSingle(), Vector256.Load(x + i), a0);
             a1 = Vector256.FusedMultiplyAdd((Avx2.ConvertToVector256Int32(h + i + 8).AsUInt32() << 16).AsSingle(), Vector256.Load(x + i + 8), a1);
+            a2 = Vector256.FusedMultiplyAdd((Avx2.ConvertToVector256Int32(h + i + 16).AsUInt32() << 16).AsSingle(), Vector256.Load(x + i + 16), a2);
+            a3 = Vector256.FusedMultiplyAdd((Avx2.ConvertToVector256Int32(h + i + 24).AsUInt32() << 16).AsSingle(), Vector256.Load(x + i + 24), a3);
         }
-        var l = stackalloc float[Lanes];
+        var l = stackalloc float[HalfLanes];
         a0.Store(l);
         a1.Store(l + 8);
+        a2.Store(l + 16);
+        a3.Store(l + 24);
         return HalfTail(l, h, x, i, cols, bf16: true);
     }
 
@@ -151,126 +224,201 @@ internal static unsafe class StoredKernels
     private static float HalfV128(byte* row, float* x, int cols, bool bf16)
     {
         var h = (ushort*)row;
-        Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var a = stackalloc Vector128<float>[8];
+        for (int j = 0; j < 8; j++) a[j] = default;
+        var mx = Vector128<ushort>.Zero;
         int i = 0;
-        for (; i + Lanes <= cols; i += Lanes)
-        {
-            var v0 = Vector128.Load(h + i);
-            var v1 = Vector128.Load(h + i + 8);
-            a0 = Vector128.FusedMultiplyAdd(Half4(Vector128.WidenLower(v0), bf16), Vector128.Load(x + i), a0);
-            a1 = Vector128.FusedMultiplyAdd(Half4(Vector128.WidenUpper(v0), bf16), Vector128.Load(x + i + 4), a1);
-            a2 = Vector128.FusedMultiplyAdd(Half4(Vector128.WidenLower(v1), bf16), Vector128.Load(x + i + 8), a2);
-            a3 = Vector128.FusedMultiplyAdd(Half4(Vector128.WidenUpper(v1), bf16), Vector128.Load(x + i + 12), a3);
-        }
-        var l = stackalloc float[Lanes];
-        a0.Store(l);
-        a1.Store(l + 4);
-        a2.Store(l + 8);
-        a3.Store(l + 12);
+        for (; i + HalfLanes <= cols; i += HalfLanes)
+            for (int k = 0; k < 4; k++)
+            {
+                var v = Vector128.Load(h + i + 8 * k);
+                if (!bf16) mx = Vector128.Max(mx, v << 1);
+                var (lo, hi) = Vector128.Widen(v.AsInt16());
+                a[2 * k] = Vector128.FusedMultiplyAdd(Half4(lo, bf16), Vector128.Load(x + i + 8 * k), a[2 * k]);
+                a[2 * k + 1] = Vector128.FusedMultiplyAdd(Half4(hi, bf16), Vector128.Load(x + i + 8 * k + 4), a[2 * k + 1]);
+            }
+        if (!bf16 && Vector128.GreaterThanOrEqualAny(mx, Vector128.Create((ushort)SpecialShifted))) return HalfScalar(row, x, cols, bf16: false);
+        var l = stackalloc float[HalfLanes];
+        for (int j = 0; j < 8; j++) a[j].Store(l + 4 * j);
         return HalfTail(l, h, x, i, cols, bf16);
     }
 
+    /// <summary>Four sign-extended halves to fp32: bf16 by a shift (the sign-extension bits shift out), f16 as above.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Half4(Vector128<uint> h, bool bf16) => bf16 ? (h << 16).AsSingle() : F16ToF32(h);
+    private static Vector128<float> Half4(Vector128<int> s, bool bf16) => bf16 ? (s << 16).AsSingle() : F16Fast(s);
 
-    // ---- Q8_0 / Q4_0 from stored blocks ----
+    // ---- Q8_0 / Q4_0 against activations quantized to Q8_0 blocks (llama.cpp's vec_dot_q8_0_q8_0 / q4_0_q8_0) ----
 
-    public static float QScalar(byte* row, float* x, int cols, bool q4)
+    /// <summary>
+    /// x (cols a multiple of 32) to Q8_0 blocks as llama.cpp quantizes activations: per block amax, q = round-to-even
+    /// (x 127 / amax) (0 where amax = 0), the block scale amax / 127 rounded to f16 (ggml stores it as f16) and kept
+    /// here widened and times 2^112 (for <see cref="BlockScale"/>). The same code on every path, so every path sees the
+    /// same activations.
+    /// </summary>
+    public static void QuantizeQ8(float* x, int cols, sbyte* q, float* d)
+    {
+        for (int b = 0; b < cols / 32; b++, x += 32, q += 32)
+        {
+            float amax;
+            if (Avx2.IsSupported)
+            {
+                // the same values as the loop below: an exact max, one fp32 product, cvtps2dq's round-to-even
+                var m = Vector256.Max(Vector256.Max(Vector256.Abs(Vector256.Load(x)), Vector256.Abs(Vector256.Load(x + 8))),
+                                      Vector256.Max(Vector256.Abs(Vector256.Load(x + 16)), Vector256.Abs(Vector256.Load(x + 24))));
+                var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
+                m4 = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(2, 3, 0, 1)));
+                amax = MathF.Max(m4.ToScalar(), m4.GetElement(1));
+                float idv = amax != 0 ? 127f / amax : 0f;
+                var id = Vector256.Create(idv);
+                var i0 = Avx.ConvertToVector256Int32(Vector256.Load(x) * id);
+                var i1 = Avx.ConvertToVector256Int32(Vector256.Load(x + 8) * id);
+                var i2 = Avx.ConvertToVector256Int32(Vector256.Load(x + 16) * id);
+                var i3 = Avx.ConvertToVector256Int32(Vector256.Load(x + 24) * id);
+                Vector256.Narrow(Vector256.Narrow(i0, i1), Vector256.Narrow(i2, i3)).Store(q);
+            }
+            else
+            {
+                amax = 0;
+                for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
+                float id = amax != 0 ? 127f / amax : 0f;
+                for (int j = 0; j < 32; j++) q[j] = (sbyte)(int)MathF.Round(x[j] * id);
+            }
+            d[b] = (float)(Half)(amax / 127f) * Two112; // exact: an f16 value times 2^112 stays below 2^128
+        }
+    }
+
+    /// <summary>
+    /// d_w d_x of one block: the weight block's f16 scale at <paramref name="blk"/> times the activation scale (kept times
+    /// 2^112). The f16 bits are widened by the shift-and-mask of <see cref="F16Fast(short*)"/> (the value times 2^-112, exactly), and
+    /// the 2^112 already in <paramref name="xdScaled"/> rebases it: one rounding of the same real product as F16ToF32(d_w) d_x,
+    /// so the same bits, in four scalar operations instead of a dozen (the scalar twin and every path call this).
+    /// Infinity / NaN scales take the exact conversion.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float BlockScale(byte* blk, float xdScaled)
+    {
+        int h = *(short*)blk;
+        if ((h & 0x7C00) == 0x7C00) return F16ToF32((ushort)h) * (xdScaled * (1 / Two112));
+        return BitConverter.Int32BitsToSingle((h << 13) & unchecked((int)0x8FFFFFFF)) * xdScaled;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int StoredQ(byte* row, int j, bool q4) => q4 ? (j < 16 ? row[2 + j] & 0xF : row[2 + j - 16] >> 4) - 8 : (sbyte)row[2 + j];
+
+    /// <summary>
+    /// The scalar twin of the integer dots. Block b of a row against block b of the quantized activations: for
+    /// k = 0..7 the exact integer s_k = sum of w_i q_i over i = 4k..4k+3 (what vpmaddubsw + vpmaddwd leave in int32 lane
+    /// k), then lane (b mod 2) 8 + k = fma(d_w d_x, s_k, lane) in fp32; the 16 lanes summed by <see cref="Reduce"/>.
+    /// </summary>
+    public static float QDotScalar(byte* row, sbyte* xq, float* xd, int cols, bool q4)
     {
         var l = stackalloc float[Lanes];
         for (int j = 0; j < Lanes; j++) l[j] = 0;
         int blockBytes = q4 ? 18 : 34;
-        for (int b = 0; b < cols / 32; b++, row += blockBytes, x += 32)
+        for (int b = 0; b < cols / 32; b++, row += blockBytes, xq += 32)
         {
-            float d = F16ToF32(*(ushort*)row);
-            byte* q = row + 2;
-            for (int j = 0; j < Lanes; j++)
+            float d = BlockScale(row, xd[b]);
+            for (int k = 0; k < 8; k++)
             {
-                float w0, w1;
-                if (q4) { w0 = (q[j] & 0xF) - 8; w1 = (q[j] >> 4) - 8; }
-                else { w0 = (sbyte)q[j]; w1 = (sbyte)q[16 + j]; }
-                float p = w0 * x[j];
-                p = MathF.FusedMultiplyAdd(w1, x[16 + j], p);
-                l[j] = MathF.FusedMultiplyAdd(d, p, l[j]);
+                int s = 0;
+                for (int i = 4 * k; i < 4 * k + 4; i++) s += StoredQ(row, i, q4) * xq[i];
+                int lane = (b & 1) * 8 + k;
+                l[lane] = MathF.FusedMultiplyAdd(d, s, l[lane]);
             }
         }
         return Reduce(l);
     }
 
-    public static float Q8V256(byte* row, float* x, int cols)
+    /// <summary>Eight int32 sums of four w q products each (signed w by signed q through |w| and sign(q, w)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Dot32(Vector256<sbyte> w, Vector256<sbyte> q) =>
+        Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(q, w)), Vector256.Create((short)1)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Q4Weights(byte* row)
     {
-        Vector256<float> a0 = default, a1 = default;
-        for (int b = 0; b < cols / 32; b++, row += 34, x += 32)
+        var qs = Vector128.Load(row + 2);
+        var m = Vector128.Create((byte)0xF);
+        return (Vector256.Create(qs & m, Vector128.ShiftRightLogical(qs, 4) & m).AsSByte() - Vector256.Create((sbyte)8));
+    }
+
+    public static float Q8DotV256(byte* row, sbyte* xq, float* xd, int cols) => QDotV256<Q8Kind>(row, xq, xd, cols);
+    public static float Q4DotV256(byte* row, sbyte* xq, float* xd, int cols) => QDotV256<Q4Kind>(row, xq, xd, cols);
+
+    // Block kinds as type arguments: the JIT compiles one loop per kind with the kind's branch folded away.
+    private struct Q8Kind;
+    private struct Q4Kind;
+
+    private static float QDotV256<TKind>(byte* row, sbyte* xq, float* xd, int cols) where TKind : struct
+    {
+        bool q4 = typeof(TKind) == typeof(Q4Kind);
+        Vector256<float> a0 = default, a1 = default; // even blocks: lanes 0-7, odd: 8-15
+        int nb = cols / 32, bb = q4 ? 18 : 34, b = 0;
+        for (; b + 2 <= nb; b += 2, row += 2 * bb, xq += 64)
         {
-            var d = Vector256.Create(F16ToF32(*(ushort*)row));
-            sbyte* q = (sbyte*)row + 2;
-            var p0 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q + 16)), Vector256.Load(x + 16),
-                Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q)) * Vector256.Load(x));
-            var p1 = Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q + 24)), Vector256.Load(x + 24),
-                Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q + 8)) * Vector256.Load(x + 8));
-            a0 = Vector256.FusedMultiplyAdd(d, p0, a0);
-            a1 = Vector256.FusedMultiplyAdd(d, p1, a1);
+            var w0 = q4 ? Q4Weights(row) : Vector256.Load((sbyte*)row + 2);
+            var w1 = q4 ? Q4Weights(row + bb) : Vector256.Load((sbyte*)row + bb + 2);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(BlockScale(row, xd[b])), Dot32(w0, Vector256.Load(xq)), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(BlockScale(row + bb, xd[b + 1])), Dot32(w1, Vector256.Load(xq + 32)), a1);
         }
+        if (b < nb)
+        {
+            var w0 = q4 ? Q4Weights(row) : Vector256.Load((sbyte*)row + 2);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(BlockScale(row, xd[b])), Dot32(w0, Vector256.Load(xq)), a0);
+        }
+        return Reduce(a0, a1);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float Reduce(Vector256<float> a0, Vector256<float> a1)
+    {
         var l = stackalloc float[Lanes];
         a0.Store(l);
         a1.Store(l + 8);
         return Reduce(l);
     }
 
-    public static float Q4V256(byte* row, float* x, int cols)
+    public static float Q8DotV128(byte* row, sbyte* xq, float* xd, int cols) => QDotV128<Q8Kind>(row, xq, xd, cols);
+    public static float Q4DotV128(byte* row, sbyte* xq, float* xd, int cols) => QDotV128<Q4Kind>(row, xq, xd, cols);
+
+    /// <summary>Four int32 sums of four w q products each, as <see cref="Dot32"/> (SSSE3; elsewhere the same integers lane by lane).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Dot16(Vector128<sbyte> w, Vector128<sbyte> q)
     {
-        Vector256<float> a0 = default, a1 = default;
-        var eight = Vector256.Create(8);
-        var mask = Vector128.Create((byte)0xF);
-        for (int b = 0; b < cols / 32; b++, row += 18, x += 32)
-        {
-            var d = Vector256.Create(F16ToF32(*(ushort*)row));
-            var qs = Vector128.Load(row + 2);
-            var lo = qs & mask;
-            var hi = Vector128.ShiftRightLogical(qs, 4);
-            var w0 = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(lo) - eight);
-            var w1 = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(lo, 8)) - eight);
-            var w2 = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(hi) - eight);
-            var w3 = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(hi, 8)) - eight);
-            var p0 = Vector256.FusedMultiplyAdd(w2, Vector256.Load(x + 16), w0 * Vector256.Load(x));
-            var p1 = Vector256.FusedMultiplyAdd(w3, Vector256.Load(x + 24), w1 * Vector256.Load(x + 8));
-            a0 = Vector256.FusedMultiplyAdd(d, p0, a0);
-            a1 = Vector256.FusedMultiplyAdd(d, p1, a1);
-        }
-        var l = stackalloc float[Lanes];
-        a0.Store(l);
-        a1.Store(l + 8);
-        return Reduce(l);
+        if (Ssse3.IsSupported)
+            return Sse2.ConvertToVector128Single(Sse2.MultiplyAddAdjacent(Ssse3.MultiplyAddAdjacent(Ssse3.Abs(w), Ssse3.Sign(q, w)), Vector128.Create((short)1)));
+        var (wl, wh) = Vector128.Widen(w);
+        var (ql, qh) = Vector128.Widen(q);
+        var (p0, p1) = Vector128.Widen(wl * ql);
+        var (p2, p3) = Vector128.Widen(wh * qh);
+        return Vector128.ConvertToSingle(Vector128.Create(Vector128.Sum(p0), Vector128.Sum(p1), Vector128.Sum(p2), Vector128.Sum(p3)));
     }
 
-    public static float Q8V128(byte* row, float* x, int cols) => QV128(row, x, cols, q4: false);
-    public static float Q4V128(byte* row, float* x, int cols) => QV128(row, x, cols, q4: true);
-
-    private static float QV128(byte* row, float* x, int cols, bool q4)
+    private static float QDotV128<TKind>(byte* row, sbyte* xq, float* xd, int cols) where TKind : struct
     {
+        bool q4 = typeof(TKind) == typeof(Q4Kind);
         Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        int blockBytes = q4 ? 18 : 34;
-        for (int b = 0; b < cols / 32; b++, row += blockBytes, x += 32)
+        int bb = q4 ? 18 : 34;
+        for (int b = 0; b < cols / 32; b++, row += bb, xq += 32)
         {
-            var d = Vector128.Create(F16ToF32(*(ushort*)row));
-            Vector128<short> s0, s1, s2, s3; // weights 0-7, 8-15, 16-23, 24-31 as int16
+            var d = Vector128.Create(BlockScale(row, xd[b]));
+            Vector128<sbyte> w0, w1;
             if (q4)
             {
                 var qs = Vector128.Load(row + 2);
-                var lo = (qs & Vector128.Create((byte)0xF)).AsSByte() - Vector128.Create((sbyte)8);
-                var hi = Vector128.ShiftRightLogical(qs, 4).AsSByte() - Vector128.Create((sbyte)8);
-                (s0, s1) = Vector128.Widen(lo);
-                (s2, s3) = Vector128.Widen(hi);
+                var m = Vector128.Create((byte)0xF);
+                w0 = (qs & m).AsSByte() - Vector128.Create((sbyte)8);
+                w1 = (Vector128.ShiftRightLogical(qs, 4) & m).AsSByte() - Vector128.Create((sbyte)8);
             }
             else
             {
-                (s0, s1) = Vector128.Widen(Vector128.Load((sbyte*)row + 2));
-                (s2, s3) = Vector128.Widen(Vector128.Load((sbyte*)row + 18));
+                w0 = Vector128.Load((sbyte*)row + 2);
+                w1 = Vector128.Load((sbyte*)row + 18);
             }
-            a0 = Block4(d, Vector128.WidenLower(s0), Vector128.WidenLower(s2), x, 0, a0);
-            a1 = Block4(d, Vector128.WidenUpper(s0), Vector128.WidenUpper(s2), x, 4, a1);
-            a2 = Block4(d, Vector128.WidenLower(s1), Vector128.WidenLower(s3), x, 8, a2);
-            a3 = Block4(d, Vector128.WidenUpper(s1), Vector128.WidenUpper(s3), x, 12, a3);
+            var s0 = Dot16(w0, Vector128.Load(xq));
+            var s1 = Dot16(w1, Vector128.Load(xq + 16));
+            if ((b & 1) == 0) { a0 = Vector128.FusedMultiplyAdd(d, s0, a0); a1 = Vector128.FusedMultiplyAdd(d, s1, a1); }
+            else { a2 = Vector128.FusedMultiplyAdd(d, s0, a2); a3 = Vector128.FusedMultiplyAdd(d, s1, a3); }
         }
         var l = stackalloc float[Lanes];
         a0.Store(l);
@@ -278,133 +426,66 @@ internal static unsafe class StoredKernels
         a2.Store(l + 8);
         a3.Store(l + 12);
         return Reduce(l);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Block4(Vector128<float> d, Vector128<int> w0, Vector128<int> w1, float* x, int j, Vector128<float> acc)
-    {
-        var p = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(w1), Vector128.Load(x + 16 + j), Vector128.ConvertToSingle(w0) * Vector128.Load(x + j));
-        return Vector128.FusedMultiplyAdd(d, p, acc);
     }
 
     // ---- the GEMM's dots from a row already widened to fp32 (same operations as above) ----
 
     public static float PlainScalar(float* w, float* x, int cols)
     {
-        var l = stackalloc float[Lanes];
-        for (int j = 0; j < Lanes; j++) l[j] = 0;
-        for (int i = 0; i < cols; i++) l[i & 15] = MathF.FusedMultiplyAdd(w[i], x[i], l[i & 15]);
-        return Reduce(l);
+        var l = stackalloc float[HalfLanes];
+        for (int j = 0; j < HalfLanes; j++) l[j] = 0;
+        return PlainTail(l, w, x, 0, cols);
     }
 
     private static float PlainTail(float* l, float* w, float* x, int from, int cols)
     {
-        for (int i = from; i < cols; i++) l[i & 15] = MathF.FusedMultiplyAdd(w[i], x[i], l[i & 15]);
-        return Reduce(l);
+        for (int i = from; i < cols; i++) l[i & 31] = MathF.FusedMultiplyAdd(w[i], x[i], l[i & 31]);
+        return Reduce32(l);
     }
 
     public static float PlainV512(float* w, float* x, int cols)
     {
-        var acc = Vector512<float>.Zero;
+        Vector512<float> a0 = default, a1 = default;
         int i = 0;
-        for (; i + Lanes <= cols; i += Lanes) acc = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), acc);
-        var l = stackalloc float[Lanes];
-        acc.Store(l);
+        for (; i + HalfLanes <= cols; i += HalfLanes)
+        {
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 16), Vector512.Load(x + i + 16), a1);
+        }
+        var l = stackalloc float[HalfLanes];
+        a0.Store(l);
+        a1.Store(l + 16);
         return PlainTail(l, w, x, i, cols);
     }
 
     public static float PlainV256(float* w, float* x, int cols)
     {
-        Vector256<float> a0 = default, a1 = default;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int i = 0;
-        for (; i + Lanes <= cols; i += Lanes)
+        for (; i + HalfLanes <= cols; i += HalfLanes)
         {
             a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i), Vector256.Load(x + i), a0);
             a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i + 8), Vector256.Load(x + i + 8), a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i + 16), Vector256.Load(x + i + 16), a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.Load(w + i + 24), Vector256.Load(x + i + 24), a3);
         }
-        var l = stackalloc float[Lanes];
+        var l = stackalloc float[HalfLanes];
         a0.Store(l);
         a1.Store(l + 8);
+        a2.Store(l + 16);
+        a3.Store(l + 24);
         return PlainTail(l, w, x, i, cols);
     }
 
     public static float PlainV128(float* w, float* x, int cols)
     {
-        Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var a = stackalloc Vector128<float>[8];
+        for (int j = 0; j < 8; j++) a[j] = default;
         int i = 0;
-        for (; i + Lanes <= cols; i += Lanes)
-        {
-            a0 = Vector128.FusedMultiplyAdd(Vector128.Load(w + i), Vector128.Load(x + i), a0);
-            a1 = Vector128.FusedMultiplyAdd(Vector128.Load(w + i + 4), Vector128.Load(x + i + 4), a1);
-            a2 = Vector128.FusedMultiplyAdd(Vector128.Load(w + i + 8), Vector128.Load(x + i + 8), a2);
-            a3 = Vector128.FusedMultiplyAdd(Vector128.Load(w + i + 12), Vector128.Load(x + i + 12), a3);
-        }
-        var l = stackalloc float[Lanes];
-        a0.Store(l);
-        a1.Store(l + 4);
-        a2.Store(l + 8);
-        a3.Store(l + 12);
+        for (; i + HalfLanes <= cols; i += HalfLanes)
+            for (int j = 0; j < 8; j++) a[j] = Vector128.FusedMultiplyAdd(Vector128.Load(w + i + 4 * j), Vector128.Load(x + i + 4 * j), a[j]);
+        var l = stackalloc float[HalfLanes];
+        for (int j = 0; j < 8; j++) a[j].Store(l + 4 * j);
         return PlainTail(l, w, x, i, cols);
-    }
-
-    public static float BlocksScalar(float* w, float* d, float* x, int cols)
-    {
-        var l = stackalloc float[Lanes];
-        for (int j = 0; j < Lanes; j++) l[j] = 0;
-        for (int b = 0; b < cols / 32; b++, w += 32, x += 32)
-            for (int j = 0; j < Lanes; j++)
-            {
-                float p = w[j] * x[j];
-                p = MathF.FusedMultiplyAdd(w[16 + j], x[16 + j], p);
-                l[j] = MathF.FusedMultiplyAdd(d[b], p, l[j]);
-            }
-        return Reduce(l);
-    }
-
-    public static float BlocksV512(float* w, float* d, float* x, int cols)
-    {
-        var acc = Vector512<float>.Zero;
-        for (int b = 0; b < cols / 32; b++, w += 32, x += 32)
-        {
-            var p = Vector512.FusedMultiplyAdd(Vector512.Load(w + 16), Vector512.Load(x + 16), Vector512.Load(w) * Vector512.Load(x));
-            acc = Vector512.FusedMultiplyAdd(Vector512.Create(d[b]), p, acc);
-        }
-        var l = stackalloc float[Lanes];
-        acc.Store(l);
-        return Reduce(l);
-    }
-
-    public static float BlocksV256(float* w, float* d, float* x, int cols)
-    {
-        Vector256<float> a0 = default, a1 = default;
-        for (int b = 0; b < cols / 32; b++, w += 32, x += 32)
-        {
-            var db = Vector256.Create(d[b]);
-            a0 = Vector256.FusedMultiplyAdd(db, Vector256.FusedMultiplyAdd(Vector256.Load(w + 16), Vector256.Load(x + 16), Vector256.Load(w) * Vector256.Load(x)), a0);
-            a1 = Vector256.FusedMultiplyAdd(db, Vector256.FusedMultiplyAdd(Vector256.Load(w + 24), Vector256.Load(x + 24), Vector256.Load(w + 8) * Vector256.Load(x + 8)), a1);
-        }
-        var l = stackalloc float[Lanes];
-        a0.Store(l);
-        a1.Store(l + 8);
-        return Reduce(l);
-    }
-
-    public static float BlocksV128(float* w, float* d, float* x, int cols)
-    {
-        Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < cols / 32; b++, w += 32, x += 32)
-        {
-            var db = Vector128.Create(d[b]);
-            a0 = Vector128.FusedMultiplyAdd(db, Vector128.FusedMultiplyAdd(Vector128.Load(w + 16), Vector128.Load(x + 16), Vector128.Load(w) * Vector128.Load(x)), a0);
-            a1 = Vector128.FusedMultiplyAdd(db, Vector128.FusedMultiplyAdd(Vector128.Load(w + 20), Vector128.Load(x + 20), Vector128.Load(w + 4) * Vector128.Load(x + 4)), a1);
-            a2 = Vector128.FusedMultiplyAdd(db, Vector128.FusedMultiplyAdd(Vector128.Load(w + 24), Vector128.Load(x + 24), Vector128.Load(w + 8) * Vector128.Load(x + 8)), a2);
-            a3 = Vector128.FusedMultiplyAdd(db, Vector128.FusedMultiplyAdd(Vector128.Load(w + 28), Vector128.Load(x + 28), Vector128.Load(w + 12) * Vector128.Load(x + 12)), a3);
-        }
-        var l = stackalloc float[Lanes];
-        a0.Store(l);
-        a1.Store(l + 4);
-        a2.Store(l + 8);
-        a3.Store(l + 12);
-        return Reduce(l);
     }
 }

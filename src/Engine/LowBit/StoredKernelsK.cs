@@ -205,6 +205,49 @@ internal static unsafe class StoredKernelsK
         return StoredKernels.Reduce(l);
     }
 
+    /// <summary>
+    /// A row already decoded to ggml's values (the GEMM's), dotted the way every K GEMV path does: lane i mod 16 +=
+    /// w_i x_i (fused), in row order, then the 16-lane tree; so the GEMM equals the GEMV bit for bit.
+    /// </summary>
+    internal static float DotDecoded(float* w, float* x, int cols, Tensors.IsaPath p)
+    {
+        var l = stackalloc float[Lanes];
+        if (p == Tensors.IsaPath.V512)
+        {
+            Vector512<float> v = default;
+            for (int k = 0; k < cols; k += 16) v = Vector512.FusedMultiplyAdd(Vector512.Load(w + k), Vector512.Load(x + k), v);
+            v.Store(l);
+        }
+        else if (p == Tensors.IsaPath.V256)
+        {
+            Vector256<float> a0 = default, a1 = default;
+            for (int k = 0; k < cols; k += 16)
+            {
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w + k), Vector256.Load(x + k), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w + k + 8), Vector256.Load(x + k + 8), a1);
+            }
+            a0.Store(l); a1.Store(l + 8);
+        }
+        else if (p == Tensors.IsaPath.V128)
+        {
+            Vector128<float> c0 = default, c1 = default, c2 = default, c3 = default;
+            for (int k = 0; k < cols; k += 16)
+            {
+                c0 = Vector128.FusedMultiplyAdd(Vector128.Load(w + k), Vector128.Load(x + k), c0);
+                c1 = Vector128.FusedMultiplyAdd(Vector128.Load(w + k + 4), Vector128.Load(x + k + 4), c1);
+                c2 = Vector128.FusedMultiplyAdd(Vector128.Load(w + k + 8), Vector128.Load(x + k + 8), c2);
+                c3 = Vector128.FusedMultiplyAdd(Vector128.Load(w + k + 12), Vector128.Load(x + k + 12), c3);
+            }
+            c0.Store(l); c1.Store(l + 4); c2.Store(l + 8); c3.Store(l + 12);
+        }
+        else
+        {
+            for (int j = 0; j < Lanes; j++) l[j] = 0;
+            for (int k = 0; k < cols; k++) l[k & 15] = MathF.FusedMultiplyAdd(w[k], x[k], l[k & 15]);
+        }
+        return StoredKernels.Reduce(l);
+    }
+
     /// <summary>A whole row (cols a multiple of the block) as ggml's fp32 values.</summary>
     internal static void DecodeRow(StoredType t, byte* row, float* y, int cols)
     {

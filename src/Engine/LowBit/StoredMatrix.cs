@@ -17,20 +17,23 @@ public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3
 /// The bytes are a memory-mapped file's (see <see cref="Map"/>) or the matrix's own; an optional row map makes a view
 /// (rows reordered or a slice of a fused tensor) without copying.
 ///
-/// <para>The kernels compute from the stored type with fp32 accumulation, the weights dequantized on the fly (exactly
-/// ggml's values: f16 and bf16 widen exactly, q * d is formed as the product below). Q8_0 / Q4_0 do not quantize the
-/// activations (llama.cpp does, to Q8_0 blocks): the output is then the fp32 product with ggml's dequantized weights
-/// within fp32 rounding, not within an 8-bit activation error. One dot product is defined lane by lane, the same on
-/// every path: 16 fp32 lanes; element i of a row goes to lane i mod 16. For f16 / bf16, lane += w x (fused). For a
-/// Q block b (32 weights), p = q[0..15] x[0..15] (rounded products), p = fma(q[16..31], x[16..31], p), then
-/// lane = fma(d_b, p, lane). The 16 lanes are summed as a fixed tree (8 + 8, 4 + 4, 2 + 2, 1 + 1). V512 holds the 16
-/// lanes in one register, V256 in two, V128 in four, the scalar twin in an array: every path gives the same bits (Q8_0 /
-/// Q4_0 on the V512 path take the 256-bit kernel, measured faster on Zen 4). The GEMM (prefill) widens rows once and
-/// runs the same lane layout from fp32 rows, so a token's output equals its GEMV's bit for bit.</para>
+/// <para>The kernels compute from the stored type. f16 / bf16: the weights widened exactly on the fly, fp32
+/// accumulation; one dot product has 32 fp32 lanes, element i in lane i mod 32, lane += w x (fused), the lanes folded
+/// 32 -> 16 and summed as a fixed tree (8 + 8, 4 + 4, 2 + 2, 1 + 1). Q8_0 / Q4_0 do as llama.cpp's vec_dot_q8_0_q8_0 /
+/// q4_0_q8_0: the activations are quantized to Q8_0 blocks inside the product (<see cref="StoredKernels.QuantizeQ8"/>)
+/// and each block is an integer dot: for k = 0..7 the exact int32 sum s_k of w q over elements 4k..4k+3 (what
+/// vpmaddubsw + vpmaddwd leave), then lane (b mod 2) 8 + k = fma(d_w d_x, s_k, lane), the 16 lanes summed by the same
+/// tree. So the output carries the activations' 8-bit rounding, as llama.cpp's does, not only fp32 rounding. V512 holds
+/// the lanes in two registers, V256 in four (f16) or two (Q), V128 in eight or four, the scalar twin in an array: every
+/// path gives the same bits (Q8_0 / Q4_0 on the V512 path take the 256-bit kernel: no 512-bit VNNI in .NET 10 here, and
+/// Zen 4 splits 512-bit integer multiplies). The GEMM (prefill) widens f16 / bf16 rows once and runs the same lane
+/// layout from fp32 rows, and runs the Q dots per token from the stored row, so a token's output equals its GEMV's bit
+/// for bit.</para>
 ///
-/// <para>Q5_0 and the K types (Q4_K, Q5_K, Q6_K: super-blocks of 256 weights with 6-bit or int8 sub-block scales) run
-/// <see cref="StoredKernelsK"/>: each weight dequantized on the fly to exactly ggml's value, then the f16 layout
-/// (lane += w x, fused); their GEMM decodes a row once to those values and takes the f16 GEMM's dots.</para>
+/// <para>Q5_0 and the K types (Q2_K ... Q6_K: super-blocks of 256 weights with 6-bit or int8 sub-block scales) run
+/// <see cref="StoredKernelsK"/>: each weight dequantized on the fly to exactly ggml's value, then lane i mod 16 += w x
+/// (fused), the 16-lane tree; their GEMM decodes a row once to those values and runs the same 16-lane dots
+/// (<see cref="StoredKernelsK.DotDecoded"/>), so a token's output equals its GEMV's bit for bit.</para>
 /// </summary>
 public sealed unsafe class StoredMatrix
 {
@@ -287,95 +290,130 @@ public sealed unsafe class StoredMatrix
         int chunks = Math.Min(threads, (Rows + 15) / 16);
         fixed (float* px = x, py = y)
         {
-            if (chunks <= 1) { RowRange(px, n, py, 0, Rows, p); GC.KeepAlive(_owner); return; }
-            nint ax = (nint)px, ay = (nint)py;
+            var a = Prepare(px, n, p);
+            if (chunks <= 1) { RowRange(a, py, 0, Rows, p); GC.KeepAlive(_owner); return; }
+            nint ay = (nint)py;
             Parallelism.For(chunks, chunks, t =>
             {
                 int r0 = (int)((long)Rows * t / chunks / 16 * 16), r1 = t == chunks - 1 ? Rows : (int)((long)Rows * (t + 1) / chunks / 16 * 16);
-                RowRange((float*)ax, n, (float*)ay, r0, r1, p);
+                RowRange(a, (float*)ay, r0, r1, p);
             });
         }
         GC.KeepAlive(_owner); // the mapping stays while the kernels read it
     }
 
     [ThreadStatic] private static float[]? _rowScratch;
+    [ThreadStatic] private static sbyte[]? _xq;
+    [ThreadStatic] private static float[]? _xd;
+    [ThreadStatic] private static float[]? _xs;
 
-    /// <summary>Rows [r0, r1) of Y for all n tokens on this thread.</summary>
-    internal void RowRange(float* x, int n, float* y, int r0, int r1, IsaPath p)
+    /// <summary>
+    /// The activations of one product: x itself; for Q8_0 / Q4_0 its Q8_0 blocks (values q, scales d); for an f16 GEMV
+    /// on the V512 / V256 paths x times 2^112 (xs, null when some |x| reaches 2^16).
+    /// </summary>
+    internal readonly struct Activations(float* x, int n, sbyte* q, float* d, float* xs = null)
     {
-        if (n == 1)
+        public readonly float* X = x;
+        public readonly int N = n;
+        public readonly sbyte* Q = q;
+        public readonly float* D = d;
+        public readonly float* XS = xs;
+    }
+
+    private bool QuantizesActivations => Type is StoredType.Q8_0 or StoredType.Q4_0;
+
+    /// <summary>
+    /// The n tokens of x as the kernels read them: Q8_0 / Q4_0 quantize each token to Q8_0 blocks (in this thread's
+    /// pinned scratch, valid until its next call), as llama.cpp does inside its product.
+    /// </summary>
+    internal Activations Prepare(float* x, int n, IsaPath p)
+    {
+        if (Type == StoredType.F16 && n == 1 && p is IsaPath.V512 or IsaPath.V256)
         {
-            for (int r = r0; r < r1; r++) y[r] = Dot(RowPtr(r), x, p);
+            if (_xs is null || _xs.Length < Cols) _xs = GC.AllocateArray<float>(Cols, pinned: true);
+            var xs = (float*)Unsafe.AsPointer(ref _xs[0]);
+            return new Activations(x, n, null, null, StoredKernels.ScaleForF16(x, xs, Cols) ? xs : null);
+        }
+        if (!QuantizesActivations) return new Activations(x, n, null, null);
+        int len = checked(n * Cols);
+        if (_xq is null || _xq.Length < len) { _xq = GC.AllocateArray<sbyte>(len, pinned: true); _xd = GC.AllocateArray<float>(len / Block, pinned: true); }
+        var q = (sbyte*)Unsafe.AsPointer(ref _xq[0]);
+        var d = (float*)Unsafe.AsPointer(ref _xd![0]);
+        for (int t = 0; t < n; t++) StoredKernels.QuantizeQ8(x + (long)t * Cols, Cols, q + (long)t * Cols, d + (long)t * (Cols / Block));
+        return new Activations(x, n, q, d);
+    }
+
+    /// <summary>Rows [r0, r1) of Y for all tokens of <paramref name="a"/> on this thread.</summary>
+    internal void RowRange(in Activations a, float* y, int r0, int r1, IsaPath p)
+    {
+        int n = a.N;
+        if (QuantizesActivations)
+        {
+            // the integer dots from the stored blocks; with n tokens four rows at a time stay in L1 while each token's
+            // quantized x is read once for the four
+            int nb = Cols / Block;
+            for (int r = r0; r < r1; r += 4)
+            {
+                int g = Math.Min(4, r1 - r);
+                for (int t = 0; t < n; t++)
+                    for (int i = 0; i < g; i++) y[(long)t * Rows + r + i] = QDot(RowPtr(r + i), a.Q + (long)t * Cols, a.D + (long)t * nb, p);
+            }
             return;
         }
-        bool blocked = Type is StoredType.Q8_0 or StoredType.Q4_0;
+        float* x = a.X;
+        if (n == 1)
+        {
+            if (Type == StoredType.F16 && p is IsaPath.V512 or IsaPath.V256)
+                for (int r = r0; r < r1; r++) y[r] = p == IsaPath.V512 ? StoredKernels.F16V512(RowPtr(r), x, a.XS, Cols) : StoredKernels.F16V256(RowPtr(r), x, a.XS, Cols);
+            else
+                for (int r = r0; r < r1; r++) y[r] = Dot(RowPtr(r), x, p);
+            return;
+        }
         // Rows are widened four at a time into per-thread scratch (grown once, no allocation per call); each token's
         // x row is then read once from the outer caches for four dots (it stays in L1 between them).
         const int Group = 4;
-        int stride = Cols + (blocked ? Cols / Block : 0);
+        int stride = Cols;
         if (_rowScratch is null || _rowScratch.Length < Group * stride) _rowScratch = new float[Group * stride];
         fixed (float* pw = _rowScratch)
             for (int r = r0; r < r1; r += Group)
             {
                 int g = Math.Min(Group, r1 - r);
-                for (int i = 0; i < g; i++) DecodeUnscaled(RowPtr(r + i), pw + i * stride, pw + i * stride + Cols);
+                for (int i = 0; i < g; i++) Widen(RowPtr(r + i), pw + i * stride);
                 for (int t = 0; t < n; t++)
                 {
                     float* xt = x + (long)t * Cols, yt = y + (long)t * Rows + r;
                     for (int i = 0; i < g; i++)
                     {
-                        float* wi = pw + i * stride;
-                        yt[i] = blocked ? DotBlocks(wi, wi + Cols, xt, Cols, p) : DotPlain(wi, xt, Cols, p);
+                        yt[i] = StoredKernelsK.Handles(Type) ? StoredKernelsK.DotDecoded(pw + i * stride, xt, Cols, p) : DotPlain(pw + i * stride, xt, Cols, p);
                     }
                 }
             }
     }
 
-    /// <summary>A row as fp32 for the GEMM: f16 / bf16 widened; Q types as q (exact small integers) and d per block.</summary>
-    private void DecodeUnscaled(byte* s, float* w, float* d)
+    /// <summary>A row as fp32 for the GEMM: f16 / bf16 widened; Q5_0 and the K types as ggml's dequantized values.</summary>
+    private void Widen(byte* s, float* w)
     {
-        switch (Type)
-        {
-            case StoredType.F16:
-                for (int i = 0; i < Cols; i++) w[i] = F16(((ushort*)s)[i]);
-                break;
-            case StoredType.BF16:
-                for (int i = 0; i < Cols; i++) w[i] = BitConverter.Int32BitsToSingle(((ushort*)s)[i] << 16);
-                break;
-            case StoredType.Q8_0:
-                for (int b = 0; b < Cols / Block; b++, s += 34)
-                {
-                    d[b] = F16(*(ushort*)s);
-                    for (int j = 0; j < Block; j++) w[b * Block + j] = (sbyte)s[2 + j];
-                }
-                break;
-            case StoredType.Q4_0:
-                for (int b = 0; b < Cols / Block; b++, s += 18)
-                {
-                    d[b] = F16(*(ushort*)s);
-                    for (int j = 0; j < 16; j++)
-                    {
-                        w[b * Block + j] = (s[2 + j] & 0xF) - 8;
-                        w[b * Block + 16 + j] = (s[2 + j] >> 4) - 8;
-                    }
-                }
-                break;
-            default: // the K family: ggml's values, dotted with the f16 layout (DotPlain), as their GEMV does
-                StoredKernelsK.DecodeRow(Type, s, w, Cols);
-                break;
-        }
+        if (Type == StoredType.F16) for (int i = 0; i < Cols; i++) w[i] = F16(((ushort*)s)[i]);
+        else if (Type == StoredType.BF16) for (int i = 0; i < Cols; i++) w[i] = BitConverter.Int32BitsToSingle(((ushort*)s)[i] << 16);
+        else StoredKernelsK.DecodeRow(Type, s, w, Cols);
     }
 
     /// <summary>One row's dot product with x from the stored bytes, on path p (every path gives the same bits).</summary>
     internal float Dot(byte* row, float* x, IsaPath p) => Type switch
     {
-        StoredType.F16 => p switch { IsaPath.V512 => StoredKernels.F16V512(row, x, Cols), IsaPath.V256 => StoredKernels.F16V256(row, x, Cols), IsaPath.V128 => StoredKernels.F16V128(row, x, Cols), _ => StoredKernels.HalfScalar(row, x, Cols, bf16: false) },
+        StoredType.F16 => p switch { IsaPath.V512 => StoredKernels.F16V512(row, x, null, Cols), IsaPath.V256 => StoredKernels.F16V256(row, x, null, Cols), IsaPath.V128 => StoredKernels.F16V128(row, x, Cols), _ => StoredKernels.HalfScalar(row, x, Cols, bf16: false) },
         StoredType.BF16 => p switch { IsaPath.V512 => StoredKernels.Bf16V512(row, x, Cols), IsaPath.V256 => StoredKernels.Bf16V256(row, x, Cols), IsaPath.V128 => StoredKernels.Bf16V128(row, x, Cols), _ => StoredKernels.HalfScalar(row, x, Cols, bf16: true) },
-        // Q8_0 / Q4_0 on the V512 path run the 256-bit kernels: on Zen 4 (512-bit ops split in two) the 512-bit
-        // widening chain measured slower (4096 x 4096 Q8_0, one thread: 1.23 ms against 1.75-1.83 ms); same bits either way.
-        StoredType.Q8_0 => p switch { IsaPath.V512 or IsaPath.V256 => StoredKernels.Q8V256(row, x, Cols), IsaPath.V128 => StoredKernels.Q8V128(row, x, Cols), _ => StoredKernels.QScalar(row, x, Cols, q4: false) },
-        StoredType.Q4_0 => p switch { IsaPath.V512 or IsaPath.V256 => StoredKernels.Q4V256(row, x, Cols), IsaPath.V128 => StoredKernels.Q4V128(row, x, Cols), _ => StoredKernels.QScalar(row, x, Cols, q4: true) },
+        StoredType.Q8_0 or StoredType.Q4_0 => throw new InvalidOperationException($"{Type} runs through {nameof(QDot)}."),
         _ => StoredKernelsK.Dot(Type, row, x, Cols, p),
+    };
+
+    /// <summary>One Q8_0 / Q4_0 row against one token's Q8_0 activation blocks (every path gives the same bits).</summary>
+    private float QDot(byte* row, sbyte* xq, float* xd, IsaPath p) => Type switch
+    {
+        // The V512 path runs the 256-bit kernels: .NET 10 exposes no 512-bit VNNI here (see Isa), and Zen 4 splits
+        // 512-bit vpmaddubsw / vpmaddwd in two; same bits either way.
+        StoredType.Q8_0 => p switch { IsaPath.V512 or IsaPath.V256 => StoredKernels.Q8DotV256(row, xq, xd, Cols), IsaPath.V128 => StoredKernels.Q8DotV128(row, xq, xd, Cols), _ => StoredKernels.QDotScalar(row, xq, xd, Cols, q4: false) },
+        _ => p switch { IsaPath.V512 or IsaPath.V256 => StoredKernels.Q4DotV256(row, xq, xd, Cols), IsaPath.V128 => StoredKernels.Q4DotV128(row, xq, xd, Cols), _ => StoredKernels.QDotScalar(row, xq, xd, Cols, q4: true) },
     };
 
     private static float DotPlain(float* w, float* x, int cols, IsaPath p) => p switch
@@ -386,21 +424,18 @@ public sealed unsafe class StoredMatrix
         _ => StoredKernels.PlainScalar(w, x, cols),
     };
 
-    private static float DotBlocks(float* w, float* d, float* x, int cols, IsaPath p) => p switch
-    {
-        IsaPath.V512 => StoredKernels.BlocksV512(w, d, x, cols),
-        IsaPath.V256 => StoredKernels.BlocksV256(w, d, x, cols),
-        IsaPath.V128 => StoredKernels.BlocksV128(w, d, x, cols),
-        _ => StoredKernels.BlocksScalar(w, d, x, cols),
-    };
-
     /// <summary>Row r's dot with x on one path (tests: every path against the scalar twin).</summary>
     public float RowDot(int r, ReadOnlySpan<float> x, IsaPath path)
     {
         if ((uint)r >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(r));
         if (x.Length != Cols) throw new ArgumentException($"x has {x.Length} elements, cols = {Cols}.", nameof(x));
         Isa.Require(path);
-        fixed (float* px = x) return Dot(RowPtr(r), px, path);
+        fixed (float* px = x)
+        {
+            var a = Prepare(px, 1, path);
+            if (a.XS != null) return path == IsaPath.V512 ? StoredKernels.F16V512(RowPtr(r), px, a.XS, Cols) : StoredKernels.F16V256(RowPtr(r), px, a.XS, Cols);
+            return QuantizesActivations ? QDot(RowPtr(r), a.Q, a.D, path) : Dot(RowPtr(r), px, path);
+        }
     }
 
     public override string ToString() => $"{Type} {Rows} x {Cols}";

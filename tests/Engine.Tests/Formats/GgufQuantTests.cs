@@ -212,39 +212,45 @@ public class GgufQuantTests(ITestOutputHelper output)
         return MemoryMarshal.Cast<byte, float>(data).ToArray();
     }
 
-    // The loader's default keeps the linears stored (Q8_0, Q4_0, and q4_k_m's Q5_0 fallback on the stored kernels; F16
-    // ffn_down). Measured: max |engine - llama.cpp dequant-f32| is 6.7e-6 (q8_0), 6.0e-6 (q4_0), 6.2e-6 (q4_k_m); max |engine -
-    // llama.cpp's quantized run| is 0.1726, 0.1974, 0.2179, as large as the README's dequant-f32 vs quantized gap (0.173,
-    // 0.197, 0.218): llama.cpp's integer dot products round the activations to Q8_0, the engine (like its F32 kernels)
-    // does not. The tolerances are those gaps plus 5 %; they bound the activation rounding, not a weight error.
+    // The loader's default runs Q8_0 / Q4_0 linears as llama.cpp does, integer dots against activations quantized to
+    // Q8_0 blocks; with the linears copied to fp32 it is llama.cpp's dequant-f32 run (measured 9.5e-6, 1.25e-5, 1.29e-5:
+    // the 1e-4 below). The integer path's logits measured 0.248 (q8_0), 0.219 (q4_0), 0.287 (q4_k_m, whose Q8_0 tensors
+    // take it) from llama.cpp's quantized run and 0.184, 0.171, 0.124 from its dequant-f32 run: not closer to the quantized
+    // run than the float path was (0.173, 0.197, 0.218), since llama.cpp's -march=native run also rounds the F16 tensors'
+    // activations to f16 and its result "depends on the machine's SIMD code" (the goldens' README, which gives about 0.3
+    // for a reader that mimics the activation quantization). Bounds: the README's 0.3, and 0.2 to dequant-f32.
     [Theory]
-    [InlineData("q8_0", 0.18)]
-    [InlineData("q4_0", 0.21)]
-    [InlineData("q4_k_m", 0.23)]
-    public void Stories260K_logits_match_llama_cpp_on_dequantized_weights(string q, double quantizedTolerance)
+    [InlineData("q8_0")]
+    [InlineData("q4_0")]
+    [InlineData("q4_k_m")]
+    public void Stories260K_logits_match_llama_cpp_on_dequantized_weights(string q)
     {
         var (te, td) = Npy(Golden("stories260K.tokens.npy"));
         Assert.Equal(DType.I32, te.DType);
         int[] tokens = MemoryMarshal.Cast<byte, int>(td).ToArray();
         Assert.Equal([1, 403, 407, 261, 378], tokens);
-        var model = LlamaLoader.FromGguf(Golden($"stories260K-{q}.gguf"));
-        var (logits, _) = model.Forward(tokens, 0, new ForwardContext());
         var dequant = NpyF32(Golden($"stories260K-{q}.dequant-f32.logits.npy"));
         var quantized = NpyF32(Golden($"stories260K-{q}.logits.npy"));
         Assert.Equal(tokens.Length * 512, dequant.Length);
-        Assert.Equal(dequant.Length, logits.Length);
-        double toDequant = 0, toQuantized = 0;
-        for (int i = 0; i < logits.Length; i++)
+        foreach (var storage in new[] { WeightStorage.Fp32, WeightStorage.Stored })
         {
-            toDequant = Math.Max(toDequant, Math.Abs(logits[i] - dequant[i]));
-            toQuantized = Math.Max(toQuantized, Math.Abs(logits[i] - quantized[i]));
+            var model = LlamaLoader.FromGguf(Golden($"stories260K-{q}.gguf"), storage: storage);
+            var (logits, _) = model.Forward(tokens, 0, new ForwardContext());
+            Assert.Equal(dequant.Length, logits.Length);
+            double toDequant = 0, toQuantized = 0;
+            for (int i = 0; i < logits.Length; i++)
+            {
+                toDequant = Math.Max(toDequant, Math.Abs(logits[i] - dequant[i]));
+                toQuantized = Math.Max(toQuantized, Math.Abs(logits[i] - quantized[i]));
+            }
+            output.WriteLine($"{q} {storage}: max |engine - llama.cpp dequant-f32| = {toDequant:G4}, max |engine - llama.cpp quantized| = {toQuantized:G4}");
+            if (storage == WeightStorage.Fp32) Assert.True(toDequant <= 1e-4, $"{q}: max |logit - dequant-f32 golden| = {toDequant}");
+            else Assert.True(toDequant <= 0.2, $"{q}: max |logit - dequant-f32 golden| = {toDequant}");
+            Assert.True(toQuantized <= 0.3, $"{q} {storage}: max |logit - quantized golden| = {toQuantized}");
+            // Every run in the goldens agrees on the greedy token at every position.
+            int[] argmax = [.. Enumerable.Range(0, tokens.Length).Select(p => TensorPrimitives.IndexOfMax(logits.AsSpan(p * 512, 512)))];
+            Assert.Equal([403, 407, 261, 378, 432], argmax);
         }
-        output.WriteLine($"{q}: max |engine - llama.cpp dequant-f32| = {toDequant:G4}, max |engine - llama.cpp quantized| = {toQuantized:G4}");
-        Assert.True(toDequant <= 1e-4, $"{q}: max |logit - dequant-f32 golden| = {toDequant}");
-        Assert.True(toQuantized <= quantizedTolerance, $"{q}: max |logit - quantized golden| = {toQuantized}");
-        // Every run in the goldens agrees on the greedy token at every position.
-        int[] argmax = [.. Enumerable.Range(0, tokens.Length).Select(p => TensorPrimitives.IndexOfMax(logits.AsSpan(p * 512, 512)))];
-        Assert.Equal([403, 407, 261, 378, 432], argmax);
     }
 
     [Fact]

@@ -5,8 +5,9 @@ using Workbench.Engine.Tensors;
 namespace Workbench.Engine.Tests.LowBit;
 
 /// <summary>
-/// The stored-type kernels (bf16, f16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K with fp32 accumulation): every path bit for bit against the scalar
-/// twin, the GEMM equal to the GEMV token by token, and the products against ggml's own dequantized values
+/// The stored-type kernels (bf16, f16, Q5_0, Q2_K ... Q6_K with fp32 accumulation; Q8_0, Q4_0 as integer dots against
+/// activations quantized to Q8_0 blocks, as llama.cpp computes them): every path bit for bit against the scalar twin, the
+/// GEMM equal to the GEMV token by token, and the products against ggml's own dequantized values
 /// (data/goldens/gguf-quants, made by ggml's C code).
 /// </summary>
 public class StoredMatrixTests
@@ -65,12 +66,14 @@ public class StoredMatrixTests
                     }
                 }
             }
-            // and the scalar twin is the fp32 product of the dequantized weights (to fp32 rounding)
+            // and the scalar twin is the fp32 product of the dequantized weights with x (Q8_0 / Q4_0: with x quantized to
+            // Q8_0 blocks as llama.cpp does), to fp32 rounding
             var w = m.ToFloat();
+            var xr = ReferenceActivations(type, x.AsSpan(0, cols));
             for (int r = 0; r < rows; r++)
             {
                 double exact = 0, mag = 0;
-                for (int c = 0; c < cols; c++) { exact += (double)w[r * cols + c] * x[c]; mag += Math.Abs((double)w[r * cols + c] * x[c]); }
+                for (int c = 0; c < cols; c++) { exact += (double)w[r * cols + c] * xr[c]; mag += Math.Abs((double)w[r * cols + c] * xr[c]); }
                 Assert.True(Math.Abs(scalar[r] - exact) <= 4e-6 * mag + 1e-30, $"{type} {rows}x{cols} row {r}: {scalar[r]} vs {exact}");
             }
         }
@@ -123,6 +126,7 @@ public class StoredMatrixTests
                 Assert.Equal(Bits(w[(r * cols)..((r + 1) * cols)]), Bits(row)); // ggml's values, bit for bit
             }
             var x = RandomX(2 * cols, ++seed);
+            double[][] xr = [ReferenceActivations(type, x.AsSpan(0, cols)), ReferenceActivations(type, x.AsSpan(cols, cols))];
             foreach (var path in Isa.SupportedPaths)
             {
                 var y = new float[2 * rows];
@@ -131,9 +135,85 @@ public class StoredMatrixTests
                     for (int r = 0; r < rows; r++)
                     {
                         double exact = 0, mag = 0;
-                        for (int c = 0; c < cols; c++) { double p = (double)w[r * cols + c] * x[t * cols + c]; exact += p; mag += Math.Abs(p); }
+                        for (int c = 0; c < cols; c++) { double p = (double)w[r * cols + c] * xr[t][c]; exact += p; mag += Math.Abs(p); }
                         Assert.True(Math.Abs(y[t * rows + r] - exact) <= 4e-6 * mag + 1e-30, $"{stem} {rows}x{cols} {path} token {t} row {r}: {y[t * rows + r]} vs {exact}");
                     }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The activations a product sees: x itself for f16 / bf16; for Q8_0 / Q4_0 x as llama.cpp's quantize_row_q8_0
+    /// leaves it (per 32-block d = amax / 127 stored as f16, q = round-to-nearest-even(x 127 / amax)), i.e. q d.
+    /// </summary>
+    private static double[] ReferenceActivations(StoredType type, ReadOnlySpan<float> x)
+    {
+        var r = new double[x.Length];
+        if (type is not (StoredType.Q8_0 or StoredType.Q4_0)) { for (int i = 0; i < x.Length; i++) r[i] = x[i]; return r; }
+        for (int b = 0; b < x.Length / 32; b++)
+        {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.Max(amax, Math.Abs(x[32 * b + j]));
+            float id = amax == 0 ? 0 : 127f / amax, d = (float)(Half)(amax / 127f);
+            for (int j = 0; j < 32; j++)
+            {
+                float q = MathF.Round(x[32 * b + j] * id, MidpointRounding.ToEven);
+                Assert.InRange(q, -127, 127);
+                r[32 * b + j] = (double)q * d;
+            }
+        }
+        return r;
+    }
+
+    [Fact, Trait("Category", "Simd")]
+    public void F16_rows_of_every_bit_pattern_give_the_scalar_twins_bits_on_every_path()
+    {
+        // 64 rows x 1024: row r holds the f16 patterns r * 1024 .. r * 1024 + 1023 (subnormals in rows 0 and 32,
+        // infinities and NaN in rows 31 and 63: those rows leave the fast widening for the exact one)
+        var bytes = new byte[65536 * 2];
+        for (int h = 0; h < 65536; h++) { bytes[2 * h] = (byte)h; bytes[2 * h + 1] = (byte)(h >> 8); }
+        var m = StoredMatrix.FromBytes(StoredType.F16, 64, 1024, bytes);
+        var x = RandomX(1024, 5);
+        var want = new float[64];
+        m.Gemv(x, want, 1, IsaPath.Scalar);
+        var large = (float[])x.Clone();
+        large[700] = 70000f; // at or above 2^16 the wide paths keep x unscaled (x 2^112 would overflow)
+        var wantLarge = new float[64];
+        m.Gemv(large, wantLarge, 1, IsaPath.Scalar);
+        foreach (var path in Isa.SupportedPaths)
+        {
+            var y = new float[64];
+            m.Gemv(x, y, 1, path);
+            Assert.True(Bits(want).SequenceEqual(Bits(y)), $"{path}: differs from the scalar twin");
+            m.Gemv(large, y, 1, path);
+            Assert.True(Bits(wantLarge).SequenceEqual(Bits(y)), $"{path}, |x| >= 2^16: differs from the scalar twin");
+        }
+        Assert.NotEqual(Bits(want), Bits(wantLarge));
+        Assert.True(float.IsNaN(want[31]) && float.IsNaN(want[63]));
+        var w = m.ToFloat();
+        foreach (int r in new[] { 0, 5, 32, 40 })
+        {
+            double exact = 0, mag = 0;
+            for (int c = 0; c < 1024; c++) { double p = (double)w[r * 1024 + c] * x[c]; exact += p; mag += Math.Abs(p); }
+            Assert.True(Math.Abs(want[r] - exact) <= 4e-6 * mag + 1e-30, $"row {r}: {want[r]} vs {exact}");
+        }
+    }
+
+    [Fact]
+    public unsafe void Block_scales_widen_to_ggmls_values_for_every_f16_pattern()
+    {
+        // d_w d_x from the f16 bits by the shift-and-mask widening and an activation scale kept times 2^112
+        var blk = stackalloc byte[2];
+        foreach (float xd in new[] { 1f, 0.00787f, 3.1e-5f, 65504f, 6e-8f, 0f })
+        {
+            float scaled = xd * 5.192296858534828e33f;
+            for (int h = 0; h < 65536; h++)
+            {
+                blk[0] = (byte)h;
+                blk[1] = (byte)(h >> 8);
+                float want = StoredKernels.F16ToF32((uint)h) * xd, got = StoredKernels.BlockScale(blk, scaled);
+                if (float.IsNaN(want)) Assert.True(float.IsNaN(got), $"0x{h:X4} x {xd}");
+                else Assert.True(BitConverter.SingleToUInt32Bits(want) == BitConverter.SingleToUInt32Bits(got), $"0x{h:X4} x {xd}: {got} vs {want}");
             }
         }
     }

@@ -23,11 +23,13 @@ public class StoredWeightsTests
 
     private static int[] Prompt(int vocab, int n) => Enumerable.Range(0, n).Select(i => (i * 37 + 1) % vocab).ToArray();
 
+    // The stored Q8_0 / Q4_0 linears quantize their activations to Q8_0 blocks (as llama.cpp does), the fp32 copy does
+    // not: measured 0.183 (q8_0) and 0.263 (q4_0) apart, the size of llama.cpp's own quantized vs dequant-f32 gap.
     [Theory]
-    [InlineData("q8_0", StoredType.Q8_0)]
-    [InlineData("q4_0", StoredType.Q4_0)]
-    [InlineData("q4_k_m", StoredType.Q5_0)] // llama-quantize's Q4_K_M of 64-wide rows: Q5_0 / Q8_0 / F16, no K type fits
-    public void Quantized_gguf_runs_from_its_blocks_with_the_logits_of_the_fp32_copy(string q, StoredType type)
+    [InlineData("q8_0", StoredType.Q8_0, 0.2)]
+    [InlineData("q4_0", StoredType.Q4_0, 0.3)]
+    [InlineData("q4_k_m", StoredType.Q5_0, 0.3)] // llama-quantize's Q4_K_M of 64-wide rows: Q5_0 / Q8_0 / F16, no K type fits
+    public void Quantized_gguf_runs_from_its_blocks_with_the_logits_of_the_fp32_copy(string q, StoredType type, double tolerance)
     {
         string path = RepoFiles.Data("goldens", "gguf-quants", $"stories260K-{q}.gguf");
         var stored = LlamaLoader.FromGguf(path);
@@ -46,7 +48,8 @@ public class StoredWeightsTests
         var ids = Prompt(stored.Config.Vocab, 24);
         var a = stored.Forward(ids, 0, new ForwardContext()).Logits;
         var b = fp32.Forward(ids, 0, new ForwardContext()).Logits;
-        Assert.True(MaxAbs(a, b) <= 1e-4, $"{q}: stored vs fp32 logits differ by {MaxAbs(a, b)}");
+        Assert.True(MaxAbs(a, b) <= tolerance, $"{q}: stored vs fp32 logits differ by {MaxAbs(a, b)}");
+        Assert.True(MaxAbs(a, b) > 0); // the activations are quantized
         // decode through the KV cache (the GEMV) gives the prefill's (GEMM's) last row
         var cache = new KvCache(stored.Config.Layers, ids.Length, stored.Config.KvDim);
         stored.Forward(ids[..^1], 0, new ForwardContext { Cache = cache });
@@ -179,8 +182,9 @@ public class StoredWeightsTests
         using var b = TernaryModel.Quantize(fp32, LowBitFormat.I2S);
         Assert.Equal(b.Layers.Select(l => l.Scale), a.Layers.Select(l => l.Scale));
         var ids = Prompt(stored.Config.Vocab, 9);
-        // (the untied head runs from its stored bytes in one and as fp32 in the other: equal to fp32 rounding)
-        Assert.True(MaxAbs(fp32.Forward(ids, 0, b.Context()).Logits, stored.Forward(ids, 0, a.Context()).Logits) <= 1e-4);
+        // (the untied Q8_0 head runs from its stored bytes, activations quantized to Q8_0, in one and as fp32 in the other)
+        double gap = MaxAbs(fp32.Forward(ids, 0, b.Context()).Logits, stored.Forward(ids, 0, a.Context()).Logits);
+        Assert.True(gap <= 0.1, $"stored vs fp32 head: {gap}");
         // training copies: the parameters equal the fp32 copy's
         Assert.Equal(Workbench.Engine.Training.LlamaParameters.From(fp32).Wq, Workbench.Engine.Training.LlamaParameters.From(stored).Wq);
         Assert.Throws<Workbench.Engine.Requests.OptionException>(() => WeightStorageOption.Parse("int4"));
