@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Workbench.Engine.TokenDrop;
 
 namespace Workbench.Cli.Commands;
@@ -41,7 +40,7 @@ internal static class TokenDropCli
             };
             request.Validate();
             var result = request.Run();
-            Console.Out.WriteLine(pr.GetValue(json) ? JsonSerializer.Serialize(Json(result), CliHelpers.Json) : Text(result));
+            Console.Out.WriteLine(pr.GetValue(json) ? CliHelpers.JsonText(CliHelpers.Node(Json(result))!) : Text(result));
             return 0;
         }));
         return cmd;
