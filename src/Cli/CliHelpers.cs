@@ -1,9 +1,5 @@
-using System.Collections;
 using System.CommandLine;
-using System.Diagnostics.CodeAnalysis;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.Json.Serialization;
 using Workbench.Engine.Formats;
 using Workbench.Engine.Requests;
 
@@ -14,77 +10,14 @@ public static class CliHelpers
 {
     public const int ExitBadInput = 2;
 
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     /// <summary>
-    /// Prints an object built with <see cref="Obj"/> (no reflection: the native binary prints it as the JIT build does,
-    /// same names, number formats and escaping as <see cref="Json"/>).
+    /// Prints an object built with <see cref="Obj"/>: no reflection, so the native binary prints what the JIT build
+    /// prints (names, number formats and escaping as the reflection serializer wrote them before).
     /// </summary>
-    public static void PrintJson(JsonNode value) => Console.Out.WriteLine(JsonText(value));
+    public static void PrintJson(JsonNode value) => Console.Out.WriteLine(JsonOut.Text(value));
 
-    /// <summary>The indented text of a node, as <c>JsonSerializer.Serialize(value, Json)</c> writes it.</summary>
-    public static string JsonText(JsonNode value)
-    {
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true })) value.WriteTo(w);
-        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
-    }
-
-    /// <summary>
-    /// Reflection-based JSON of an anonymous object (verbs whose reports nest engine records). The native binary has
-    /// no reflection serializer: there this is one clear line (exit 2) pointing to the JIT build.
-    /// </summary>
-    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "not reached in the native binary: guarded by IsReflectionEnabledByDefault")]
-    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "not reached in the native binary: guarded by IsReflectionEnabledByDefault")]
-    public static void PrintJson(object value)
-    {
-        if (!JsonSerializer.IsReflectionEnabledByDefault)
-            throw new NotSupportedException("--json of this verb is not in the native binary yet (its report needs reflection); run it with the JIT build: dotnet src/Cli/bin/Release/net10.0/workbench.dll");
-        Console.Out.WriteLine(JsonSerializer.Serialize(value, Json));
-    }
-
-    /// <summary>A JSON object from (name, value) pairs, the values converted by <see cref="Node"/>.</summary>
-    public static JsonObject Obj(params (string Name, object? Value)[] properties)
-    {
-        var o = new JsonObject();
-        foreach (var (name, value) in properties) o[name] = Node(value);
-        return o;
-    }
-
-    /// <summary>
-    /// A value as JSON without reflection, as the reflection serializer with <see cref="Json"/> writes it: numbers as
-    /// numbers (NaN and infinities as the strings "NaN", "Infinity", "-Infinity"), enums as their numbers, sequences
-    /// as arrays, nodes as they are.
-    /// </summary>
-    public static JsonNode? Node(object? value) => value switch
-    {
-        null => null,
-        JsonNode n => n,
-        string s => JsonValue.Create(s),
-        bool b => JsonValue.Create(b),
-        int i => JsonValue.Create(i),
-        long l => JsonValue.Create(l),
-        float f => float.IsFinite(f) ? JsonValue.Create(f) : JsonValue.Create(NamedLiteral(f)),
-        double d => double.IsFinite(d) ? JsonValue.Create(d) : JsonValue.Create(NamedLiteral(d)),
-        Enum e => JsonValue.Create(Convert.ToInt64(e, System.Globalization.CultureInfo.InvariantCulture)),
-        IDictionary dict => Dict(dict),
-        IEnumerable seq => new JsonArray([.. seq.Cast<object?>().Select(Node)]),
-        _ => throw new NotSupportedException($"CliHelpers.Node: no JSON form for {value.GetType().Name}"),
-    };
-
-    private static JsonObject Dict(IDictionary dict)
-    {
-        var o = new JsonObject();
-        foreach (DictionaryEntry e in dict) o[(string)e.Key] = Node(e.Value);
-        return o;
-    }
-
-    private static string NamedLiteral(double x) => double.IsNaN(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity";
+    /// <summary>A JSON object from (name, value) pairs (<see cref="JsonOut.Node"/> converts the values).</summary>
+    public static JsonObject Obj(params (string Name, object? Value)[] properties) => JsonOut.Object(properties);
 
     /// <summary>
     /// Runs a verb under the one error contract of every verb: bad input (a bad option, a missing, unreadable or

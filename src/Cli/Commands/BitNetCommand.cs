@@ -66,23 +66,13 @@ public static class BitNetCommand
         var failed = lossless.Layers.Where(l => !l.Passed).ToList();
         if (asJson)
         {
-            CliHelpers.PrintJson(new
-            {
-                model = r.Model, kind = r.Kind, format = format.Name(), isa = r.Path.ToString(), threads,
-                lossless = lossless.Lossless,
-                lossless_layers = lossless.Layers.Count,
-                lossless_failed = failed.Select(l => l.Name).ToArray(),
-                lossless_max_rel_error = lossless.Layers.Max(l => l.MaxRelativeError),
-                lossless_paths = lossless.Layers.FirstOrDefault()?.Paths,
-                quality = CliHelpers.Obj(quality),
-                linear_layers = r.Layers.Count,
-                weight_bytes_fp32 = r.Fp32LinearBytes,
-                weight_bytes_packed = r.PackedLinearBytes,
-                kept_fp32_bytes = r.KeptFp32Bytes,
-                model_bytes_fp32 = r.ModelBytesFp32,
-                model_bytes_packed = r.ModelBytesPacked,
-                zero_fraction = r.ZeroFraction,
-            });
+            CliHelpers.PrintJson(CliHelpers.Obj(
+                ("model", r.Model), ("kind", r.Kind), ("format", format.Name()), ("isa", r.Path.ToString()), ("threads", threads),
+                ("lossless", lossless.Lossless), ("lossless_layers", lossless.Layers.Count),
+                ("lossless_failed", failed.Select(l => l.Name).ToArray()), ("lossless_max_rel_error", lossless.Layers.Max(l => l.MaxRelativeError)),
+                ("lossless_paths", lossless.Layers.FirstOrDefault()?.Paths), ("quality", CliHelpers.Obj(quality)), ("linear_layers", r.Layers.Count),
+                ("weight_bytes_fp32", r.Fp32LinearBytes), ("weight_bytes_packed", r.PackedLinearBytes), ("kept_fp32_bytes", r.KeptFp32Bytes),
+                ("model_bytes_fp32", r.ModelBytesFp32), ("model_bytes_packed", r.ModelBytesPacked), ("zero_fraction", r.ZeroFraction)));
         }
         else
         {

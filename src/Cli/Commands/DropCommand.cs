@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Workbench.Engine.Formats;
 using System.Globalization;
 using Microsoft.Data.Analysis;
 using Workbench.Engine.Requests;
@@ -61,7 +62,7 @@ public static class DropCommand
             var (plan, rep) = (run.Plan, run.Report);
             if (r.GetValue(o.Json))
             {
-                CliHelpers.PrintJson(CliHelpers.Node(Merge(Report(rep), run, calibration))!);
+                CliHelpers.PrintJson(JsonOut.Node(Merge(Report(rep), run, calibration))!);
                 return 0;
             }
             Console.Out.WriteLine($"{run.Model}: dropped {Names.Of(plan.Granularity)} {string.Join(", ", plan.Dropped)} ({Names.Of(plan.Strategy)})");

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Workbench.Engine.Formats;
 using System.Globalization;
 using Workbench.Engine.TokenDrop;
 
@@ -40,7 +41,7 @@ internal static class TokenDropCli
             };
             request.Validate();
             var result = request.Run();
-            Console.Out.WriteLine(pr.GetValue(json) ? CliHelpers.JsonText(CliHelpers.Node(Json(result))!) : Text(result));
+            Console.Out.WriteLine(pr.GetValue(json) ? JsonOut.Text(JsonOut.Node(Json(result))!) : Text(result));
             return 0;
         }));
         return cmd;
