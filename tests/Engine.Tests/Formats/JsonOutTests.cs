@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Workbench.Engine.Formats;
 
 namespace Workbench.Engine.Tests.Formats;
 
