@@ -1,7 +1,7 @@
 using System.CommandLine;
-using Workbench.Engine.Formats;
 using System.Globalization;
 using Microsoft.Data.Analysis;
+using Workbench.Engine.Formats;
 using Workbench.Engine.Requests;
 using Workbench.Engine.Redundancy;
 

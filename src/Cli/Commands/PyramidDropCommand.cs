@@ -1,6 +1,6 @@
 using System.CommandLine;
-using Workbench.Engine.Formats;
 using System.Globalization;
+using Workbench.Engine.Formats;
 using Workbench.Engine.TokenDrop;
 
 namespace Workbench.Cli.Commands;
