@@ -1,6 +1,5 @@
 using System.CommandLine;
-using System.Text.Json;
-using System.Text.Json.Serialization;
+using System.Text.Json.Nodes;
 using Workbench.Engine.Formats;
 using Workbench.Engine.Requests;
 
@@ -11,14 +10,14 @@ public static class CliHelpers
 {
     public const int ExitBadInput = 2;
 
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
+    /// <summary>
+    /// Prints an object built with <see cref="Obj"/>: no reflection, so the native binary prints what the JIT build
+    /// prints (names, number formats and escaping as the reflection serializer wrote them before).
+    /// </summary>
+    public static void PrintJson(JsonNode value) => Console.Out.WriteLine(JsonOut.Text(value));
 
-    public static void PrintJson(object value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Json));
+    /// <summary>A JSON object from (name, value) pairs (<see cref="JsonOut.Node"/> converts the values).</summary>
+    public static JsonObject Obj(params (string Name, object? Value)[] properties) => JsonOut.Object(properties);
 
     /// <summary>
     /// Runs a verb under the one error contract of every verb: bad input (a bad option, a missing, unreadable or

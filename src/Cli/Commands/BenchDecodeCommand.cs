@@ -35,14 +35,12 @@ public static class BenchDecodeCommand
             Array.Sort(rates);
             double median = reps % 2 == 1 ? rates[reps / 2] : (rates[reps / 2 - 1] + rates[reps / 2]) / 2;
             if (r.GetValue(json))
-                CliHelpers.PrintJson(new
-                {
-                    model = dec.Name,
-                    tokens = first.Tokens.Length,
-                    runs = reps,
-                    decode_tokens_per_s = median,
-                    first_run_decode_tokens_per_s = first.DecodeTokensPerSecond,
-                });
+                CliHelpers.PrintJson(CliHelpers.Obj(
+                    ("model", dec.Name),
+                    ("tokens", first.Tokens.Length),
+                    ("runs", reps),
+                    ("decode_tokens_per_s", median),
+                    ("first_run_decode_tokens_per_s", first.DecodeTokensPerSecond)));
             else
                 Console.Out.WriteLine($"{dec.Name}: {first.Tokens.Length} tokens; decode {median:F0} tok/s (median of {reps} runs after a warm-up run at {first.DecodeTokensPerSecond:F0} tok/s)");
             return 0;

@@ -75,13 +75,11 @@ public static class BenchGemvCommand
             // The memory floor of this shape on this machine: packed bytes at the read bandwidth.
             double floorUs = g.FloorUs(r.WeightBytes);
             if (asJson)
-                CliHelpers.PrintJson(new
-                {
-                    format = r.Format.Name(), rows = r.Rows, cols = r.Cols, threads = r.Threads, isa = r.Path.ToString(),
-                    runs = r.Runs, median_us = r.MedianUs, min_us = r.MinUs, gops = r.Gops, weight_gbps = r.WeightGBps,
-                    weight_bytes = r.WeightBytes, bits_per_weight = r.BitsPerWeight, pool_copies = r.PoolCopies, pool_bytes = r.PoolBytes,
-                    bandwidth_gbps = g.ReadGBps, floor_us = floorUs, x_floor = r.MedianUs / floorUs,
-                });
+                CliHelpers.PrintJson(CliHelpers.Obj(
+                    ("format", r.Format.Name()), ("rows", r.Rows), ("cols", r.Cols), ("threads", r.Threads), ("isa", r.Path.ToString()),
+                    ("runs", r.Runs), ("median_us", r.MedianUs), ("min_us", r.MinUs), ("gops", r.Gops), ("weight_gbps", r.WeightGBps),
+                    ("weight_bytes", r.WeightBytes), ("bits_per_weight", r.BitsPerWeight), ("pool_copies", r.PoolCopies), ("pool_bytes", r.PoolBytes),
+                    ("bandwidth_gbps", g.ReadGBps), ("floor_us", floorUs), ("x_floor", r.MedianUs / floorUs)));
             else
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{r.Format.Name()} {r.Rows}x{r.Cols} threads={r.Threads} isa={r.Path}: median {r.MedianUs:F1} us (min {r.MinUs:F1}), {r.Gops:F1} GOPS, weights {r.WeightGBps:F1} GB/s, {r.BitsPerWeight:F2} bits/weight, pool {r.PoolCopies} x {r.WeightBytes / 1e6:F1} MB; memory floor {floorUs:F0} us at {g.ReadGBps:F1} GB/s {(g.BandwidthMeasured ? "read here" : "given")} (x{r.MedianUs / floorUs:F2})"));

@@ -57,32 +57,22 @@ public static class BitNetCommand
     {
         var format = r.Format;
         int threads = r.Threads;
-        object quality = r.Decoder is { } q
-            ? new { kl = q.MeanKl, top1_agreement = q.Top1Agreement, perplexity = q.Perplexity, perplexity_fp32 = q.PerplexityFp32, positions = q.Positions, sequences = q.Sequences }
+        (string Name, object? Value)[] quality = r.Decoder is { } q
+            ? [("kl", q.MeanKl), ("top1_agreement", q.Top1Agreement), ("perplexity", q.Perplexity), ("perplexity_fp32", q.PerplexityFp32), ("positions", q.Positions), ("sequences", q.Sequences)]
             : r.Classifier is { } c
-                ? new { accuracy = c.Accuracy, accuracy_fp32 = c.AccuracyFp32, agreement = c.Agreement, images = c.Images }
-                : new { embedding_cosine = r.Encoder!.MeanCosine, embedding_cosine_min = r.Encoder.MinCosine, sentences = r.Encoder.Sentences };
+                ? [("accuracy", c.Accuracy), ("accuracy_fp32", c.AccuracyFp32), ("agreement", c.Agreement), ("images", c.Images)]
+                : [("embedding_cosine", r.Encoder!.MeanCosine), ("embedding_cosine_min", r.Encoder.MinCosine), ("sentences", r.Encoder.Sentences)];
         var lossless = r.Lossless;
         var failed = lossless.Layers.Where(l => !l.Passed).ToList();
         if (asJson)
         {
-            CliHelpers.PrintJson(new
-            {
-                model = r.Model, kind = r.Kind, format = format.Name(), isa = r.Path.ToString(), threads,
-                lossless = lossless.Lossless,
-                lossless_layers = lossless.Layers.Count,
-                lossless_failed = failed.Select(l => l.Name).ToArray(),
-                lossless_max_rel_error = lossless.Layers.Max(l => l.MaxRelativeError),
-                lossless_paths = lossless.Layers.FirstOrDefault()?.Paths,
-                quality,
-                linear_layers = r.Layers.Count,
-                weight_bytes_fp32 = r.Fp32LinearBytes,
-                weight_bytes_packed = r.PackedLinearBytes,
-                kept_fp32_bytes = r.KeptFp32Bytes,
-                model_bytes_fp32 = r.ModelBytesFp32,
-                model_bytes_packed = r.ModelBytesPacked,
-                zero_fraction = r.ZeroFraction,
-            });
+            CliHelpers.PrintJson(CliHelpers.Obj(
+                ("model", r.Model), ("kind", r.Kind), ("format", format.Name()), ("isa", r.Path.ToString()), ("threads", threads),
+                ("lossless", lossless.Lossless), ("lossless_layers", lossless.Layers.Count),
+                ("lossless_failed", failed.Select(l => l.Name).ToArray()), ("lossless_max_rel_error", lossless.Layers.Max(l => l.MaxRelativeError)),
+                ("lossless_paths", lossless.Layers.FirstOrDefault()?.Paths), ("quality", CliHelpers.Obj(quality)), ("linear_layers", r.Layers.Count),
+                ("weight_bytes_fp32", r.Fp32LinearBytes), ("weight_bytes_packed", r.PackedLinearBytes), ("kept_fp32_bytes", r.KeptFp32Bytes),
+                ("model_bytes_fp32", r.ModelBytesFp32), ("model_bytes_packed", r.ModelBytesPacked), ("zero_fraction", r.ZeroFraction)));
         }
         else
         {
@@ -98,6 +88,6 @@ public static class BitNetCommand
         return lossless.Lossless ? 0 : 1;
     }
 
-    private static string Describe(object o) => string.Join(", ", o.GetType().GetProperties().Select(p =>
-        $"{p.Name} {(p.GetValue(o) is double d ? d.ToString("G4", CultureInfo.InvariantCulture) : p.GetValue(o))}"));
+    private static string Describe((string Name, object? Value)[] properties) => string.Join(", ", properties.Select(p =>
+        $"{p.Name} {(p.Value is double d ? d.ToString("G4", CultureInfo.InvariantCulture) : p.Value)}"));
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Microsoft.Data.Analysis;
+using Workbench.Engine.Formats;
 using Workbench.Engine.Requests;
 using Workbench.Engine.Redundancy;
 
@@ -42,16 +43,14 @@ public static class DropCommand
                 var df = sw.ToDataFrame();
                 if (r.GetValue(csv) is { } path) DataFrame.SaveCsv(df, path, cultureInfo: CultureInfo.InvariantCulture);
                 if (r.GetValue(o.Json))
-                    CliHelpers.PrintJson(new
-                    {
-                        model = sw.Model,
-                        granularity = Names.Of(sw.Granularity),
-                        strategy = Names.Of(sw.Strategy),
-                        order = sw.Plan.Dropped.Select(m => RedundancyCommand.ModuleJson(m)),
-                        rows = sw.Rows.Select(Report),
-                        calibration,
-                        evaluation = sw.Evaluation?.ToString(),
-                    });
+                    CliHelpers.PrintJson(CliHelpers.Obj(
+                        ("model", sw.Model),
+                        ("granularity", Names.Of(sw.Granularity)),
+                        ("strategy", Names.Of(sw.Strategy)),
+                        ("order", sw.Plan.Dropped.Select(m => RedundancyCommand.ModuleJson(m))),
+                        ("rows", sw.Rows.Select(Report)),
+                        ("calibration", calibration),
+                        ("evaluation", sw.Evaluation?.ToString())));
                 else
                 {
                     Console.Out.WriteLine($"{sw.Model}, {Names.Of(sw.Granularity)}, {Names.Of(sw.Strategy)}: drop order {string.Join(" ", sw.Plan.Dropped)}");
@@ -63,7 +62,7 @@ public static class DropCommand
             var (plan, rep) = (run.Plan, run.Report);
             if (r.GetValue(o.Json))
             {
-                CliHelpers.PrintJson(Merge(Report(rep), run, calibration));
+                CliHelpers.PrintJson(JsonOut.Node(Merge(Report(rep), run, calibration))!);
                 return 0;
             }
             Console.Out.WriteLine($"{run.Model}: dropped {Names.Of(plan.Granularity)} {string.Join(", ", plan.Dropped)} ({Names.Of(plan.Strategy)})");

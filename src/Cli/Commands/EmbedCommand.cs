@@ -19,7 +19,7 @@ public static class EmbedCommand
             var cos = Encoder.CosineMatrix(vectors);
             if (r.GetValue(json))
             {
-                CliHelpers.PrintJson(new { model = enc.Name, dim = enc.Config.Dim, texts = sentences, embeddings = vectors, cosine = cos });
+                CliHelpers.PrintJson(CliHelpers.Obj(("model", enc.Name), ("dim", enc.Config.Dim), ("texts", sentences), ("embeddings", vectors), ("cosine", cos)));
                 return 0;
             }
             for (int i = 0; i < sentences.Length; i++)

@@ -30,15 +30,13 @@ public static class GenerateCommand
             var result = dec.Generate(r.GetValue(prompt) ?? "", n, t, r.GetValue(seed),
                 progress: progress is null ? null : new Progress<int>(i => progress.Report((Math.Min(i, n), n))));
             if (r.GetValue(json))
-                CliHelpers.PrintJson(new
-                {
-                    model = dec.Name,
-                    text = result.Text,
-                    tokens = result.Tokens,
-                    prompt_tokens = result.PromptTokens,
-                    prefill_tokens_per_s = result.PrefillTokensPerSecond,
-                    decode_tokens_per_s = result.DecodeTokensPerSecond,
-                });
+                CliHelpers.PrintJson(CliHelpers.Obj(
+                    ("model", dec.Name),
+                    ("text", result.Text),
+                    ("tokens", result.Tokens),
+                    ("prompt_tokens", result.PromptTokens),
+                    ("prefill_tokens_per_s", result.PrefillTokensPerSecond),
+                    ("decode_tokens_per_s", result.DecodeTokensPerSecond)));
             else
                 Console.Out.WriteLine(result.Text);
             return 0;

@@ -25,22 +25,18 @@ public static class InspectCommand
                 string family = m.Model is LlamaModel lm ? lm.Spec.Family : c.Family.ToString().ToLowerInvariant();
                 long resident = m.Model.ParameterBytes();
                 var kernels = BundledTernary.Kernels(m);
-                CliHelpers.PrintJson(new
-                {
-                    name = card.Name, source = card.Source, format = card.Format,
-                    family, layers = c.Layers, hidden = c.Dim, vocab = c.Vocab,
-                    resident_bytes = resident,
-                    architecture = new
-                    {
-                        family = c.Family.ToString(), layers = c.Layers, dim = c.Dim, mlp_dim = c.MlpDim, heads = c.Heads,
-                        kv_heads = c.KvHeads, head_dim = c.HeadDim, vocab = c.Vocab, max_seq = c.MaxSeq,
-                        norm = c.PreNorm ? "pre" : "post", mlp = c.Mlp.ToString(), norm_eps = c.NormEps, rope_theta = c.HasRotary ? c.RopeTheta : (float?)null,
-                    },
-                    parameters = card.Parameters, weight_bytes = card.WeightBytes,
+                CliHelpers.PrintJson(CliHelpers.Obj(
+                    ("name", card.Name), ("source", card.Source), ("format", card.Format),
+                    ("family", family), ("layers", c.Layers), ("hidden", c.Dim), ("vocab", c.Vocab),
+                    ("resident_bytes", resident),
+                    ("architecture", CliHelpers.Obj(
+                        ("family", c.Family.ToString()), ("layers", c.Layers), ("dim", c.Dim), ("mlp_dim", c.MlpDim), ("heads", c.Heads),
+                        ("kv_heads", c.KvHeads), ("head_dim", c.HeadDim), ("vocab", c.Vocab), ("max_seq", c.MaxSeq),
+                        ("norm", c.PreNorm ? "pre" : "post"), ("mlp", c.Mlp.ToString()), ("norm_eps", c.NormEps), ("rope_theta", c.HasRotary ? c.RopeTheta : (float?)null))),
+                    ("parameters", card.Parameters), ("weight_bytes", card.WeightBytes),
                     // A model whose block linears run on packed kernels (austen-16L-ternary): the format and its bytes.
-                    packed_kernels = kernels is null ? null : new { format = kernels.Format.Name(), layers = kernels.Layers.Count, packed_bytes = kernels.PackedLinearBytes },
-                    tensors = card.Tensors.Select(t => new { name = t.Name, type = t.DType, dtype = t.DType, shape = t.Shape, bytes = t.Bytes }),
-                });
+                    ("packed_kernels", kernels is null ? null : CliHelpers.Obj(("format", kernels.Format.Name()), ("layers", kernels.Layers.Count), ("packed_bytes", kernels.PackedLinearBytes))),
+                    ("tensors", card.Tensors.Select(t => CliHelpers.Obj(("name", t.Name), ("type", t.DType), ("dtype", t.DType), ("shape", t.Shape), ("bytes", t.Bytes))))));
                 return 0;
             }
             Console.Out.WriteLine($"{card.Name}  ({card.Format}: {card.Source})");

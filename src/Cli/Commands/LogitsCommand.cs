@@ -41,7 +41,7 @@ public static class LogitsCommand
             var rows = Enumerable.Range(0, ids.Length).Select(i => flat.AsSpan(i * vocab, vocab).ToArray()).ToArray();
             if (r.GetValue(json))
             {
-                CliHelpers.PrintJson(new { model = dec.Name, family = dec.Model.Spec.Family, tokens = ids, vocab, logits = rows });
+                CliHelpers.PrintJson(CliHelpers.Obj(("model", dec.Name), ("family", dec.Model.Spec.Family), ("tokens", ids), ("vocab", vocab), ("logits", rows)));
                 return 0;
             }
             for (int i = 0; i < ids.Length; i++)

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
+using Workbench.Engine.Formats;
 using Workbench.Engine.TokenDrop;
 
 namespace Workbench.Cli.Commands;
@@ -44,7 +44,7 @@ internal static class TokenDropCli
             };
             request.Validate();
             var result = request.Run();
-            Console.Out.WriteLine(pr.GetValue(json) ? JsonSerializer.Serialize(Json(result), CliHelpers.Json) : Text(result));
+            Console.Out.WriteLine(pr.GetValue(json) ? JsonOut.Text(JsonOut.Node(Json(result))!) : Text(result));
             return 0;
         }));
         return cmd;

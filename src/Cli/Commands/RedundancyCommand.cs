@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using Workbench.Engine.Redundancy;
 using Workbench.Engine.Text;
 
@@ -24,15 +25,13 @@ public static class RedundancyCommand
             var ranked = run.Ranked.Select(x => ModuleJson(x.Module, x.Importance)).ToArray();
             if (r.GetValue(o.Json))
             {
-                CliHelpers.PrintJson(new
-                {
-                    model = run.Model,
-                    granularity = Names.Of(run.Granularity),
-                    modules,
-                    ranked,
-                    table = Enumerable.Range(0, scores.Layers).Select(l => new { layer = l, block = scores.Block[l], attention = scores.Attention[l], mlp = scores.Mlp[l] }),
-                    calibration = RedundancyOptions.CalibrationJson(run.Split, run.Calibration),
-                });
+                CliHelpers.PrintJson(CliHelpers.Obj(
+                    ("model", run.Model),
+                    ("granularity", Names.Of(run.Granularity)),
+                    ("modules", modules),
+                    ("ranked", ranked),
+                    ("table", Enumerable.Range(0, scores.Layers).Select(l => CliHelpers.Obj(("layer", l), ("block", scores.Block[l]), ("attention", scores.Attention[l]), ("mlp", scores.Mlp[l])))),
+                    ("calibration", RedundancyOptions.CalibrationJson(run.Split, run.Calibration))));
                 return 0;
             }
             Console.Out.WriteLine($"{run.Model}: importance = 1 - cos(input, output), mean over {scores.Tokens} calibration tokens");
@@ -49,9 +48,9 @@ public static class RedundancyCommand
         return cmd;
     }
 
-    internal static object ModuleJson(ModuleRef m, double? importance = null) => importance is { } x
-        ? new { layer = m.Layer, kind = Names.Kind(m.Kind), importance = x }
-        : new { layer = m.Layer, kind = Names.Kind(m.Kind) };
+    internal static JsonObject ModuleJson(ModuleRef m, double? importance = null) => importance is { } x
+        ? CliHelpers.Obj(("layer", m.Layer), ("kind", Names.Kind(m.Kind)), ("importance", x))
+        : CliHelpers.Obj(("layer", m.Layer), ("kind", Names.Kind(m.Kind)));
 }
 
 /// <summary>The options `redundancy` and `drop` share (the magics #!redundancy and #!drop declare the same names).</summary>
@@ -79,16 +78,14 @@ internal sealed class RedundancyOptions
     }
 
     /// <summary>Where the calibration text came from, as the JSON output lists it.</summary>
-    public static object CalibrationJson(CorpusSplit split, TokenSamples calibration) => new
-    {
-        corpus = split.Corpus.Source,
-        seed = split.Seed,
-        documents = split.Corpus.Documents.Count,
-        calibration_documents = split.CalibrationDocuments.Length,
-        evaluation_documents = split.EvaluationDocuments.Length,
-        calibration_ranges = CorpusSplit.Ranges(split.CalibrationDocuments),
-        sequences = calibration.Sequences.Count,
-        tokens = calibration.Tokens,
-        documents_used = calibration.Documents,
-    };
+    public static JsonObject CalibrationJson(CorpusSplit split, TokenSamples calibration) => CliHelpers.Obj(
+        ("corpus", split.Corpus.Source),
+        ("seed", split.Seed),
+        ("documents", split.Corpus.Documents.Count),
+        ("calibration_documents", split.CalibrationDocuments.Length),
+        ("evaluation_documents", split.EvaluationDocuments.Length),
+        ("calibration_ranges", CorpusSplit.Ranges(split.CalibrationDocuments)),
+        ("sequences", calibration.Sequences.Count),
+        ("tokens", calibration.Tokens),
+        ("documents_used", calibration.Documents));
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using System.Globalization;
 using Workbench.Engine.LowBit;
 using Workbench.Engine.Stacking;
@@ -40,25 +41,20 @@ public static class StackCommand
         return cmd;
     }
 
-    public static object Json(StackResult r) => new
-    {
-        model = r.Model, ternary = r.Ternary, ternary_kind = r.TernaryKind, format = r.Format.Name(),
-        dropped_attention = r.Dropped.Select(m => m.Layer).ToArray(), attention_importance = r.AttentionImportance,
-        pyramid = r.Schedule?.Boundaries, keep = r.Schedule?.KeepRatios,
-        held_out = r.HeldOut, windows = r.Windows, prompt_tokens = r.Prompt, continuation_tokens = r.Continuation,
-        decode_tokens = r.Decode, runs = r.Runs, threads = r.Threads,
-        compounded_measured_speedup = r.CompoundedMeasured, compounded_predicted_speedup = r.CompoundedPredicted,
-        steps = r.Steps.Select(s => new
-        {
-            name = s.Name, perplexity = s.Perplexity, kl = s.Kl, top1 = s.Top1,
-            prefill_tokens_per_s = s.PrefillTokensPerSecond, decode_tokens_per_s = s.DecodeTokensPerSecond,
-            flops_per_token = s.FlopsPerToken, weight_bytes = s.WeightBytesPerToken, bytes_per_token = s.BytesPerToken,
-            kv_cache_bytes = s.KvCacheBytes, kv_cache_bytes_predicted = s.KvCacheBytesPredicted,
-            energy_j_per_token = s.EnergyJPerToken, prefill_flops = s.PrefillFlops,
-            measured_speedup = s.MeasuredSpeedup, predicted_speedup = s.PredictedSpeedup, predicted_flops_speedup = s.PredictedFlopsSpeedup,
-            measured_prefill_speedup = s.MeasuredPrefillSpeedup, predicted_prefill_speedup = s.PredictedPrefillSpeedup,
-        }).ToArray(),
-    };
+    public static JsonObject Json(StackResult r) => CliHelpers.Obj(
+        ("model", r.Model), ("ternary", r.Ternary), ("ternary_kind", r.TernaryKind), ("format", r.Format.Name()),
+        ("dropped_attention", r.Dropped.Select(m => m.Layer).ToArray()), ("attention_importance", r.AttentionImportance),
+        ("pyramid", r.Schedule?.Boundaries), ("keep", r.Schedule?.KeepRatios), ("held_out", r.HeldOut), ("windows", r.Windows),
+        ("prompt_tokens", r.Prompt), ("continuation_tokens", r.Continuation), ("decode_tokens", r.Decode), ("runs", r.Runs), ("threads", r.Threads),
+        ("compounded_measured_speedup", r.CompoundedMeasured), ("compounded_predicted_speedup", r.CompoundedPredicted),
+        ("steps", r.Steps.Select(s => CliHelpers.Obj(
+            ("name", s.Name), ("perplexity", s.Perplexity), ("kl", s.Kl), ("top1", s.Top1),
+            ("prefill_tokens_per_s", s.PrefillTokensPerSecond), ("decode_tokens_per_s", s.DecodeTokensPerSecond),
+            ("flops_per_token", s.FlopsPerToken), ("weight_bytes", s.WeightBytesPerToken), ("bytes_per_token", s.BytesPerToken),
+            ("kv_cache_bytes", s.KvCacheBytes), ("kv_cache_bytes_predicted", s.KvCacheBytesPredicted),
+            ("energy_j_per_token", s.EnergyJPerToken), ("prefill_flops", s.PrefillFlops),
+            ("measured_speedup", s.MeasuredSpeedup), ("predicted_speedup", s.PredictedSpeedup), ("predicted_flops_speedup", s.PredictedFlopsSpeedup),
+            ("measured_prefill_speedup", s.MeasuredPrefillSpeedup), ("predicted_prefill_speedup", s.PredictedPrefillSpeedup))).ToArray()));
 
     public static string Text(StackResult r)
     {

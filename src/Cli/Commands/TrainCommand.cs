@@ -66,25 +66,21 @@ public static class TrainCommand
     {
         if (asJson)
         {
-            CliHelpers.PrintJson(new
-            {
-                model = r.Model, qat = r.Qat ? "ternary" : null, drop = r.Drop, steps = r.Steps, seq = r.Seq, batch = r.Batch, lr = r.Lr, seed = r.Seed,
-                perplexity_start = r.PerplexityStart, perplexity = r.Perplexity, perplexity_fp32 = r.PerplexityFp32, gap_closed = r.GapClosed,
-                loss = r.Loss.Select(s => s.Loss).ToArray(),
-                lr_schedule = r.Loss.Select(s => s.Lr).ToArray(),
-                grad_norm = r.Loss.Select(s => s.GradNorm).ToArray(),
-                seconds = r.Seconds, train_seconds = r.TrainSeconds, train_cpu_seconds = r.TrainCpuSeconds, tokens_per_s = r.TokensPerSecond, forward_tokens_per_s = r.ForwardTokensPerSecond,
-                train_windows = r.TrainWindows, eval_sequences = r.EvalSequences, eval_tokens = r.EvalTokens, @out = r.OutDir,
-                seconds_per_step = r.SecondsPerStep,
-                kl_start = r.Start.Kl, top1_start = r.Start.Top1Agreement, kl = r.After.Kl, top1 = r.After.Top1Agreement,
-                pyramid = r.Pyramid, loss_positions = r.Pyramid is null ? (int?)null : r.LossPositions, rows_per_block = r.RowsPerBlock,
-                pyramid_time_ratio = r.PyramidTimeRatio, loss_tail = TrainResult.TailLoss(r.Loss),
-                baseline = r.Baseline is not { } bl ? null : new
-                {
-                    loss = bl.Loss.Select(s => s.Loss).ToArray(), loss_tail = TrainResult.TailLoss(bl.Loss), perplexity = bl.After.Perplexity, kl = bl.After.Kl, top1 = bl.After.Top1Agreement,
-                    train_seconds = bl.TrainSeconds, seconds_per_step = bl.SecondsPerStep,
-                },
-            });
+            CliHelpers.PrintJson(CliHelpers.Obj(
+                ("model", r.Model), ("qat", r.Qat ? "ternary" : null), ("drop", r.Drop), ("steps", r.Steps), ("seq", r.Seq), ("batch", r.Batch), ("lr", r.Lr), ("seed", r.Seed),
+                ("perplexity_start", r.PerplexityStart), ("perplexity", r.Perplexity), ("perplexity_fp32", r.PerplexityFp32), ("gap_closed", r.GapClosed),
+                ("loss", r.Loss.Select(s => s.Loss).ToArray()),
+                ("lr_schedule", r.Loss.Select(s => s.Lr).ToArray()),
+                ("grad_norm", r.Loss.Select(s => s.GradNorm).ToArray()),
+                ("seconds", r.Seconds), ("train_seconds", r.TrainSeconds), ("train_cpu_seconds", r.TrainCpuSeconds), ("tokens_per_s", r.TokensPerSecond), ("forward_tokens_per_s", r.ForwardTokensPerSecond),
+                ("train_windows", r.TrainWindows), ("eval_sequences", r.EvalSequences), ("eval_tokens", r.EvalTokens), ("out", r.OutDir),
+                ("seconds_per_step", r.SecondsPerStep),
+                ("kl_start", r.Start.Kl), ("top1_start", r.Start.Top1Agreement), ("kl", r.After.Kl), ("top1", r.After.Top1Agreement),
+                ("pyramid", r.Pyramid), ("loss_positions", r.Pyramid is null ? (int?)null : r.LossPositions), ("rows_per_block", r.RowsPerBlock),
+                ("pyramid_time_ratio", r.PyramidTimeRatio), ("loss_tail", TrainResult.TailLoss(r.Loss)),
+                ("baseline", r.Baseline is not { } bl ? null : CliHelpers.Obj(
+                    ("loss", bl.Loss.Select(s => s.Loss).ToArray()), ("loss_tail", TrainResult.TailLoss(bl.Loss)), ("perplexity", bl.After.Perplexity), ("kl", bl.After.Kl), ("top1", bl.After.Top1Agreement),
+                    ("train_seconds", bl.TrainSeconds), ("seconds_per_step", bl.SecondsPerStep)))));
             return;
         }
         var inv = CultureInfo.InvariantCulture;

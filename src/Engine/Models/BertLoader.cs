@@ -21,7 +21,7 @@ public static class BertLoader
         var cfg = new ModelConfig(ModelFamily.Bert, 6, 384, 1536, 12, 12, 30522, 512, PreNorm: false, MlpKind.GeluErf, 1e-12f);
         var model = FromOnnx(onnx, cfg, "all-MiniLM-L6-v2");
         using var vocab = asm.GetManifestResourceStream(MiniLmResourcePrefix + "vocab.txt")
-            ?? throw new FileNotFoundException($"resource {MiniLmResourcePrefix}vocab.txt is missing from {asm.Location}");
+            ?? throw new FileNotFoundException($"resource {MiniLmResourcePrefix}vocab.txt is missing from assembly {asm.GetName().Name}");
         return (model, new Text.WordPieceTokenizer(vocab, maxTokens: 256));
     }
 

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Workbench.Engine.Formats;
 
 namespace Workbench.Engine.Models;
@@ -65,6 +64,6 @@ public static class HuggingFaceExport
             ["eos_token_id"] = 2,
         };
         if (extraConfig is not null) foreach (var (k, v) in extraConfig) config[k] = v;
-        File.WriteAllText(Path.Combine(folder, "config.json"), JsonSerializer.Serialize(config, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(folder, "config.json"), JsonOut.Text(JsonOut.Node(config)!));
     }
 }
