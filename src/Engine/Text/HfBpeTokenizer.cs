@@ -5,10 +5,16 @@ using Workbench.Engine.Formats;
 namespace Workbench.Engine.Text;
 
 /// <summary>
-/// A Hugging Face tokenizer.json of the SentencePiece-BPE kind Llama checkpoints ship: model.type "BPE" with vocab,
-/// ranked merges and byte fallback (&lt;0xXX&gt; pieces); spaces as U+2581 with a prepended one. Encoding merges the
-/// adjacent pair of lowest rank until none is left, as the tokenizers library does for this model type.
-/// (Microsoft.ML.Tokenizers' BpeTokenizer has no byte fallback, hence this reader.)
+/// A Hugging Face tokenizer.json of the SentencePiece-BPE kind Llama 2, Mistral and Gemma checkpoints ship: model.type
+/// "BPE" with vocab, ranked merges and byte fallback (&lt;0xXX&gt; pieces), spaces as U+2581 (a Replace normalizer or a
+/// Metaspace pre-tokenizer), with a prepended one where a Prepend normalizer or the Metaspace prepend_scheme asks.
+/// Encoding merges the adjacent pair of lowest rank until none is left, as the tokenizers library does for this model
+/// type (and is checked against it on real text). Hand-written because Microsoft.ML.Tokenizers has no reader for it:
+/// its BpeTokenizer (2.0.1 and 3.0.0) has no byte fallback (a character outside the vocabulary becomes the unknown
+/// token, not its UTF-8 bytes); its LlamaTokenizer / SentencePieceTokenizer read only the protobuf tokenizer.model,
+/// whose BPE merges by piece score rather than by this file's ranked merge list; and 3.0.0's
+/// SentencePieceTokenizer.CreateFromTokenizerJson reads only Unigram tokenizer.json files.
+/// Byte-level tokenizer.json files (GPT-2, Llama 3, Qwen2) go to <see cref="ByteLevelBpeTokenizer"/>, which is the library's.
 /// </summary>
 public sealed class HfBpeTokenizer : ITextTokenizer
 {
@@ -17,7 +23,7 @@ public sealed class HfBpeTokenizer : ITextTokenizer
     private readonly string[] _pieces;
     private readonly Dictionary<(string, string), int> _ranks = new();
     private readonly int[] _byteIds = new int[256];
-    private readonly bool _prependSpace;
+    private readonly bool _prependSpace, _replaceSpace, _splitAtSpace;
 
     public int VocabSize => _pieces.Length;
     public int BosId { get; }
@@ -29,6 +35,8 @@ public sealed class HfBpeTokenizer : ITextTokenizer
         if (root.ValueKind != JsonValueKind.Object) throw new ModelFormatException(path, "json", 0, "tokenizer.json is not a JSON object");
         return new HfBpeTokenizer(path, root, expectedVocab);
     }
+
+    internal static HfBpeTokenizer Load(string path, JsonElement root, int? expectedVocab) => new(path, root, expectedVocab);
 
     private HfBpeTokenizer(string path, JsonElement root, int? expectedVocab)
     {
@@ -86,8 +94,43 @@ public sealed class HfBpeTokenizer : ITextTokenizer
         for (int b = 0; b < 256; b++) _byteIds[b] = _vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
         BosId = _vocab.TryGetValue("<s>", out int bos) ? bos : 1;
         EosId = _vocab.TryGetValue("</s>", out int eos) ? eos : 2;
-        // Llama's tokenizer.json prepends U+2581 (a Prepend normalizer or a Metaspace pre-tokenizer); so do we unless told otherwise.
-        _prependSpace = !root.GetRawText().Contains("\"prepend_scheme\":\"never\"", StringComparison.Ordinal);
+        (_prependSpace, _replaceSpace, _splitAtSpace) = Spaces(path, root);
+    }
+
+    /// <summary>
+    /// Where spaces become U+2581: legacy Llama files use normalizers Prepend("▁") and Replace(" ", "▁"); newer ones
+    /// a Metaspace pre-tokenizer (prepend_scheme always / first / never, split); Gemma a Replace alone.
+    /// </summary>
+    private static (bool prepend, bool replace, bool split) Spaces(string path, JsonElement root)
+    {
+        bool prepend = false, replace = false, split = false;
+        if (root.TryGetProperty("normalizer", out var norm))
+            foreach (var n in TokenizerJson.Steps(norm, "normalizers"))
+                switch (TokenizerJson.TypeOf(n))
+                {
+                    case "Prepend" when n.TryGetProperty("prepend", out var pp) && JsonFiles.Str(pp) == Space.ToString(): prepend = true; break;
+                    case "Replace" when n.TryGetProperty("pattern", out var pat) && pat.ValueKind == JsonValueKind.Object
+                        && pat.TryGetProperty("String", out var from) && JsonFiles.Str(from) == " "
+                        && n.TryGetProperty("content", out var to) && JsonFiles.Str(to) == Space.ToString(): replace = true; break;
+                    default: throw new ModelFormatException(path, "normalizer", 0, $"'{TokenizerJson.TypeOf(n)}' {n.GetRawText()} is not supported (Prepend \"▁\", Replace \" \" with \"▁\")");
+                }
+        if (root.TryGetProperty("pre_tokenizer", out var pre))
+            foreach (var p in TokenizerJson.Steps(pre, "pretokenizers"))
+                switch (TokenizerJson.TypeOf(p))
+                {
+                    case "Metaspace":
+                        replace = true;
+                        string scheme = p.TryGetProperty("prepend_scheme", out var ps) ? JsonFiles.Str(ps) ?? "always"
+                            : p.TryGetProperty("add_prefix_space", out var ap) && ap.ValueKind == JsonValueKind.False ? "never" : "always";
+                        // "first" differs from "always" only after added tokens split the text, which this reader does not do.
+                        prepend |= scheme is "always" or "first";
+                        split = !(p.TryGetProperty("split", out var sp) && sp.ValueKind == JsonValueKind.False);
+                        break;
+                    // Gemma's Split(" ", MergedWithPrevious) runs after the normalizer turned every space into U+2581: a no-op.
+                    case "Split" when replace: break;
+                    default: throw new ModelFormatException(path, "pre_tokenizer", 0, $"'{TokenizerJson.TypeOf(p)}' is not supported for SentencePiece-style BPE (Metaspace)");
+                }
+        return (prepend, replace, split);
     }
 
     // Ids beyond vocab + added_tokens entries would leave holes in the piece table (and let a number allocate it).
@@ -101,7 +144,20 @@ public sealed class HfBpeTokenizer : ITextTokenizer
         var ids = new List<int>();
         if (bos) ids.Add(BosId);
         if (text.Length == 0) return [.. ids];
-        string s = (_prependSpace ? Space.ToString() : "") + text.Replace(' ', Space);
+        string s = (_prependSpace ? Space.ToString() : "") + (_replaceSpace ? text.Replace(' ', Space) : text);
+        // Metaspace's split: every U+2581 starts a word, and merges stay inside words.
+        int start = 0;
+        for (int i = 1; i <= s.Length; i++)
+            if (i == s.Length || (_splitAtSpace && s[i] == Space))
+            {
+                EncodeWord(s[start..i], ids);
+                start = i;
+            }
+        return [.. ids];
+    }
+
+    private void EncodeWord(string s, List<int> ids)
+    {
         // Start from single characters (code points), falling back to bytes.
         var parts = new List<string>();
         for (int i = 0; i < s.Length; i += char.IsSurrogatePair(s, i) ? 2 : 1)
@@ -121,7 +177,6 @@ public sealed class HfBpeTokenizer : ITextTokenizer
         }
         foreach (var p in parts)
             ids.Add(_vocab.TryGetValue(p, out int id) ? id : _vocab.GetValueOrDefault("<unk>", 0));
-        return [.. ids];
     }
 
     public string Decode(IReadOnlyList<int> ids)
@@ -138,7 +193,8 @@ public sealed class HfBpeTokenizer : ITextTokenizer
                 continue;
             }
             p = p.Replace(Space, ' ');
-            if (ids[i - 1] == BosId && p.StartsWith(' ')) p = p[1..];
+            // The decoder's Strip(" ", 1) undoes the prepended space.
+            if (_prependSpace && ids[i - 1] == BosId && p.StartsWith(' ')) p = p[1..];
             bytes.AddRange(Encoding.UTF8.GetBytes(p));
         }
         return Encoding.UTF8.GetString([.. bytes]);
