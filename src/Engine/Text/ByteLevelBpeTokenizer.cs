@@ -58,16 +58,16 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
         Pattern = pattern;
     }
 
-    /// <summary>BOS (when asked) then the library's ids.</summary>
+    /// <summary>BOS (when asked and the tokenizer has one: -1 when it has none, as a bare byte vocabulary) then the library's ids.</summary>
     public int[] Encode(string text, bool bos = true)
     {
         var ids = _tok.EncodeToIds(text);
-        return bos ? [BosId, .. ids] : [.. ids];
+        return bos && BosId >= 0 ? [BosId, .. ids] : [.. ids];
     }
 
-    /// <summary>Every token after the first (the interface's convention: the first is the BOS), special tokens skipped.</summary>
+    /// <summary>The text of every token after the BOS (the interface's convention), special tokens skipped.</summary>
     public string Decode(IReadOnlyList<int> ids) =>
-        ids.Count <= 1 ? "" : _tok.Decode(ids.Skip(1).Where(i => !_special.Contains(i)), considerSpecialTokens: false) ?? "";
+        _tok.Decode(ids.Skip(BosId >= 0 && ids.Count > 0 ? 1 : 0).Where(i => !_special.Contains(i)), considerSpecialTokens: false) ?? "";
 
     /// <summary>
     /// The first of <paramref name="names"/> present (Llama 3's &lt;|begin_of_text|&gt;, GPT-2 and Qwen's
