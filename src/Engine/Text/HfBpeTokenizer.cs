@@ -21,7 +21,9 @@ public sealed class HfBpeTokenizer : ITextTokenizer
     private const char Space = '\u2581';
     private readonly Dictionary<string, int> _vocab;
     private readonly string[] _pieces;
-    private readonly Dictionary<(string, string), int> _ranks = new();
+    private readonly Dictionary<(int, int), (int Rank, int Id)> _merges = new();
+    private readonly int _unkId;
+    private readonly bool _fuseUnk;
     private readonly int[] _byteIds = new int[256];
     private readonly bool _prependSpace, _replaceSpace, _splitAtSpace;
 
@@ -88,10 +90,17 @@ public sealed class HfBpeTokenizer : ITextTokenizer
                     JsonValueKind.Array when m.GetArrayLength() == 2 && JsonFiles.Str(m[0]) is { } x && JsonFiles.Str(m[1]) is { } y => (x, y),
                     _ => throw new ModelFormatException(path, $"model.merges[{rank}]", 0, "not a pair of strings"),
                 };
-                _ranks.TryAdd(pair, rank++);
+                // The tokenizers library refuses a merge of or into a piece outside the vocabulary when it loads the file.
+                if (!_vocab.TryGetValue(pair.a, out int l) || !_vocab.TryGetValue(pair.b, out int r) || !_vocab.TryGetValue(pair.a + pair.b, out int merged))
+                    throw new ModelFormatException(path, $"model.merges[{rank}]", 0, $"'{pair.a} {pair.b}' merges pieces that are not in model.vocab");
+                _merges.TryAdd((l, r), (rank, merged));
+                rank++;
             }
         }
         for (int b = 0; b < 256; b++) _byteIds[b] = _vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
+        string unk = model.TryGetProperty("unk_token", out var u) ? JsonFiles.Str(u) ?? "<unk>" : "<unk>";
+        _unkId = _vocab.TryGetValue(unk, out int unkId) ? unkId : -1;
+        _fuseUnk = model.TryGetProperty("fuse_unk", out var fu) && fu.ValueKind == JsonValueKind.True;
         BosId = _vocab.TryGetValue("<s>", out int bos) ? bos : 1;
         EosId = _vocab.TryGetValue("</s>", out int eos) ? eos : 2;
         (_prependSpace, _replaceSpace, _splitAtSpace) = Spaces(path, root);
@@ -158,25 +167,45 @@ public sealed class HfBpeTokenizer : ITextTokenizer
 
     private void EncodeWord(string s, List<int> ids)
     {
-        // Start from single characters (code points), falling back to bytes.
-        var parts = new List<string>();
+        // Start from single characters (code points); one outside the vocabulary becomes its UTF-8 byte pieces when all
+        // of them exist (byte fallback), else the unknown piece (consecutive ones fused when fuse_unk says so).
+        var sym = new List<int>(s.Length);
         for (int i = 0; i < s.Length; i += char.IsSurrogatePair(s, i) ? 2 : 1)
         {
             string ch = char.IsSurrogatePair(s, i) ? s.Substring(i, 2) : s[i].ToString();
-            if (_vocab.ContainsKey(ch)) parts.Add(ch);
-            else foreach (byte b in Encoding.UTF8.GetBytes(ch)) parts.Add($"<0x{b:X2}>");
+            if (_vocab.TryGetValue(ch, out int id)) { sym.Add(id); continue; }
+            var bytes = Encoding.UTF8.GetBytes(ch);
+            if (bytes.All(b => _byteIds[b] >= 0)) { foreach (byte b in bytes) sym.Add(_byteIds[b]); continue; }
+            if (_unkId < 0) continue; // no unknown piece: the character is dropped, as the library does
+            if (!(_fuseUnk && sym.Count > 0 && sym[^1] == _unkId)) sym.Add(_unkId);
         }
-        while (parts.Count > 1)
+        // Lowest-rank pair first, leftmost among equals (the library's priority queue of (rank, position)), on a linked
+        // list of symbols with stale queue entries skipped: O(n log n) rather than a rescan per merge.
+        int n = sym.Count;
+        var next = new int[n];
+        var prev = new int[n];
+        for (int i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
+        var queue = new PriorityQueue<(int Left, int Right, int Merged), (int Rank, int Pos)>();
+        void Push(int left)
         {
-            int best = -1, bestRank = int.MaxValue;
-            for (int i = 0; i + 1 < parts.Count; i++)
-                if (_ranks.TryGetValue((parts[i], parts[i + 1]), out int r) && r < bestRank) { bestRank = r; best = i; }
-            if (best < 0) break;
-            parts[best] += parts[best + 1];
-            parts.RemoveAt(best + 1);
+            int right = left < 0 ? -1 : next[left];
+            if (right >= 0 && _merges.TryGetValue((sym[left], sym[right]), out var m)) queue.Enqueue((left, right, m.Id), (m.Rank, left));
         }
-        foreach (var p in parts)
-            ids.Add(_vocab.TryGetValue(p, out int id) ? id : _vocab.GetValueOrDefault("<unk>", 0));
+        for (int i = 0; i + 1 < n; i++) Push(i);
+        while (queue.TryDequeue(out var e, out _))
+        {
+            // Stale: either side merged away or changed since the entry was queued.
+            if (sym[e.Left] < 0 || next[e.Left] != e.Right || sym[e.Right] < 0
+                || !_merges.TryGetValue((sym[e.Left], sym[e.Right]), out var m) || m.Id != e.Merged) continue;
+            sym[e.Left] = e.Merged;
+            sym[e.Right] = -1;
+            next[e.Left] = next[e.Right];
+            if (next[e.Left] >= 0) prev[next[e.Left]] = e.Left;
+            Push(prev[e.Left]);
+            Push(e.Left);
+        }
+        foreach (int id in sym)
+            if (id >= 0) ids.Add(id);
     }
 
     public string Decode(IReadOnlyList<int> ids)
