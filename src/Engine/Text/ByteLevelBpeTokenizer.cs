@@ -39,18 +39,27 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
     /// <param name="vocab">piece (in GPT-2's byte-to-character form) to id</param>
     /// <param name="merges">ranked merges, "left right"</param>
     /// <param name="special">added / control tokens, matched in the text before splitting (as the tokenizers library does)</param>
-    public ByteLevelBpeTokenizer(IReadOnlyDictionary<string, int> vocab, IEnumerable<string> merges, string pattern,
+    /// <param name="path">the file, and <paramref name="field"/> where in it the vocabulary lives, for errors</param>
+    public ByteLevelBpeTokenizer(string path, string field, IReadOnlyDictionary<string, int> vocab, IEnumerable<string> merges, string pattern,
         IReadOnlyDictionary<string, int> special, int bosId, int eosId, bool addPrefixSpace = false, bool nfc = false)
     {
         var specials = special.Count == 0 ? null : new Dictionary<string, int>(special, StringComparer.Ordinal);
-        _tok = BpeTokenizer.Create(new BpeOptions(vocab.Where(kv => !special.ContainsKey(kv.Key)))
+        try
         {
-            Merges = merges,
-            ByteLevel = true,
-            PreTokenizer = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), specials),
-            Normalizer = addPrefixSpace || nfc ? new PrefixNfcNormalizer(addPrefixSpace, nfc) : null,
-            SpecialTokens = specials,
-        });
+            _tok = BpeTokenizer.Create(new BpeOptions(vocab.Where(kv => !special.ContainsKey(kv.Key)))
+            {
+                Merges = merges,
+                ByteLevel = true,
+                PreTokenizer = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), specials),
+                Normalizer = addPrefixSpace || nfc ? new PrefixNfcNormalizer(addPrefixSpace, nfc) : null,
+                SpecialTokens = specials,
+            });
+        }
+        // The readers check what they can name; whatever else the library refuses is still the file's fault.
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new ModelFormatException(path, field, 0, $"not a byte-level BPE vocabulary the tokenizer library accepts ({e.GetType().Name}: {e.Message.Split('\n')[0]})", e);
+        }
         _special = [.. special.Values];
         VocabSize = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max(), special.Count == 0 ? 0 : special.Values.Max()) + 1;
         BosId = bosId;
@@ -117,7 +126,7 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
         if (expectedVocab is { } v && tokens.Length > v)
             throw new ModelFormatException(path, "tokenizer.ggml.tokens", g.OffsetOf("tokenizer.ggml.tokens"), $"{tokens.Length} tokens for a model vocabulary of {v}");
         bool prefix = g.TryGet("tokenizer.ggml.add_space_prefix", out bool sp) && sp;
-        return new ByteLevelBpeTokenizer(vocab, merges, pattern, special, bos, eos, addPrefixSpace: prefix);
+        return new ByteLevelBpeTokenizer(path, "tokenizer.ggml.tokens", vocab, merges, pattern, special, bos, eos, addPrefixSpace: prefix);
     }
 
     /// <summary>A token id key, or null when absent (or llama.cpp's "none", 0xFFFFFFFF); an id beyond the tokens is refused.</summary>

@@ -15,6 +15,7 @@ namespace Workbench.Engine.Text;
 /// whose BPE merges by piece score rather than by this file's ranked merge list; and 3.0.0's
 /// SentencePieceTokenizer.CreateFromTokenizerJson reads only Unigram tokenizer.json files.
 /// Byte-level tokenizer.json files (GPT-2, Llama 3, Qwen2) go to <see cref="ByteLevelBpeTokenizer"/>, which is the library's.
+/// Not done: added tokens written inside the text ("&lt;s&gt;", chat markers) are encoded as text, not matched as tokens.
 /// </summary>
 public sealed class HfBpeTokenizer : ITextTokenizer
 {

@@ -132,7 +132,7 @@ public static class TokenizerJson
         }
         int bos = TemplateBos(root, special) ?? ByteLevelBpeTokenizer.Find(vocab, special, ByteLevelBpeTokenizer.BosNames);
         int eos = ByteLevelBpeTokenizer.Find(vocab, special, ByteLevelBpeTokenizer.EosNames);
-        var tok = new ByteLevelBpeTokenizer(vocab, merges, pattern, special, bos, eos, prefix, nfc);
+        var tok = new ByteLevelBpeTokenizer(path, "model", vocab, merges, pattern, special, bos, eos, prefix, nfc);
         // Checkpoints may pad their embedding past the tokenizer (Qwen2.5: 151,936 rows for 151,665 tokens), never the reverse.
         if (expectedVocab is { } v && tok.VocabSize > v)
             throw new ModelFormatException(path, "model.vocab", 0, $"{tok.VocabSize} tokens for a model vocabulary of {v}");
