@@ -80,24 +80,8 @@ public sealed class HfBpeTokenizer : ITextTokenizer
             _pieces[id] = piece;
         }
         for (int i = 0; i < size; i++) _pieces[i] ??= "";
-        if (model.TryGetProperty("merges", out var merges) && merges.ValueKind == JsonValueKind.Array)
-        {
-            int rank = 0;
-            foreach (var m in merges.EnumerateArray())
-            {
-                (string a, string b) pair = m.ValueKind switch
-                {
-                    JsonValueKind.String when JsonFiles.Str(m)?.Split(' ') is [var x, var y] => (x, y),
-                    JsonValueKind.Array when m.GetArrayLength() == 2 && JsonFiles.Str(m[0]) is { } x && JsonFiles.Str(m[1]) is { } y => (x, y),
-                    _ => throw new ModelFormatException(path, $"model.merges[{rank}]", 0, "not a pair of strings"),
-                };
-                // The tokenizers library refuses a merge of or into a piece outside the vocabulary when it loads the file.
-                if (!_vocab.TryGetValue(pair.a, out int l) || !_vocab.TryGetValue(pair.b, out int r) || !_vocab.TryGetValue(pair.a + pair.b, out int merged))
-                    throw new ModelFormatException(path, $"model.merges[{rank}]", 0, $"'{pair.a} {pair.b}' merges pieces that are not in model.vocab");
-                _merges.TryAdd((l, r), (rank, merged));
-                rank++;
-            }
-        }
+        int rank = 0;
+        foreach (var m in TokenizerJson.Merges(path, model, _vocab)) _merges.TryAdd((m.LeftId, m.RightId), (rank++, m.MergedId));
         for (int b = 0; b < 256; b++) _byteIds[b] = _vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
         string unk = model.TryGetProperty("unk_token", out var u) ? JsonFiles.Str(u) ?? "<unk>" : "<unk>";
         _unkId = _vocab.TryGetValue(unk, out int unkId) ? unkId : -1;

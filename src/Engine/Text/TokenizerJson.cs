@@ -112,24 +112,7 @@ public static class TokenizerJson
                 k++;
             }
         }
-        var merges = new List<string>();
-        if (model.TryGetProperty("merges", out var ms) && ms.ValueKind == JsonValueKind.Array)
-        {
-            int r = 0;
-            foreach (var m in ms.EnumerateArray())
-            {
-                (string a, string b) pair = m.ValueKind switch
-                {
-                    JsonValueKind.String when JsonFiles.Str(m)?.Split(' ') is [var x, var y] => (x, y),
-                    JsonValueKind.Array when m.GetArrayLength() == 2 && JsonFiles.Str(m[0]) is { } x && JsonFiles.Str(m[1]) is { } y => (x, y),
-                    _ => throw new ModelFormatException(path, $"model.merges[{r}]", 0, "not a pair of strings"),
-                };
-                if (!vocab.ContainsKey(pair.a) || !vocab.ContainsKey(pair.b) || !vocab.ContainsKey(pair.a + pair.b))
-                    throw new ModelFormatException(path, $"model.merges[{r}]", 0, $"'{pair.a} {pair.b}' merges pieces that are not in model.vocab");
-                merges.Add(pair.a + " " + pair.b);
-                r++;
-            }
-        }
+        var merges = Merges(path, model, vocab).Select(m => m.Left + " " + m.Right).ToList();
         int bos = TemplateBos(root, special) ?? ByteLevelBpeTokenizer.Find(vocab, special, ByteLevelBpeTokenizer.BosNames);
         int eos = ByteLevelBpeTokenizer.Find(vocab, special, ByteLevelBpeTokenizer.EosNames);
         var tok = new ByteLevelBpeTokenizer(path, "model", vocab, merges, pattern, special, bos, eos, prefix, nfc);
@@ -137,6 +120,29 @@ public static class TokenizerJson
         if (expectedVocab is { } v && tok.VocabSize > v)
             throw new ModelFormatException(path, "model.vocab", 0, $"{tok.VocabSize} tokens for a model vocabulary of {v}");
         return tok;
+    }
+
+    /// <summary>
+    /// model.merges in rank order ("a b" strings or [a, b] pairs), with the ids of both sides and of the merged piece:
+    /// the tokenizers library refuses a merge of or into a piece outside the vocabulary when it loads the file.
+    /// </summary>
+    internal static IEnumerable<(string Left, string Right, int LeftId, int RightId, int MergedId)> Merges(string path, JsonElement model, IReadOnlyDictionary<string, int> vocab)
+    {
+        if (!model.TryGetProperty("merges", out var ms) || ms.ValueKind != JsonValueKind.Array) yield break;
+        int rank = 0;
+        foreach (var m in ms.EnumerateArray())
+        {
+            (string a, string b) = m.ValueKind switch
+            {
+                JsonValueKind.String when JsonFiles.Str(m)?.Split(' ') is [var x, var y] => (x, y),
+                JsonValueKind.Array when m.GetArrayLength() == 2 && JsonFiles.Str(m[0]) is { } x && JsonFiles.Str(m[1]) is { } y => (x, y),
+                _ => throw new ModelFormatException(path, $"model.merges[{rank}]", 0, "not a pair of strings"),
+            };
+            if (!vocab.TryGetValue(a, out int l) || !vocab.TryGetValue(b, out int r) || !vocab.TryGetValue(a + b, out int merged))
+                throw new ModelFormatException(path, $"model.merges[{rank}]", 0, $"'{a} {b}' merges pieces that are not in model.vocab");
+            yield return (a, b, l, r, merged);
+            rank++;
+        }
     }
 
     /// <summary>The special token a TemplateProcessing post-processor puts first for a single sequence (Llama 3's BOS).</summary>
