@@ -23,8 +23,8 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
     /// <summary>llama.cpp's tokenizer.ggml.pre names this reader knows, with their split regex.</summary>
     public static readonly IReadOnlyDictionary<string, string> GgufPreTokenizers = new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        ["default"] = Gpt2Pattern, ["gpt-2"] = Gpt2Pattern, ["gpt2"] = Gpt2Pattern,
-        ["llama-bpe"] = Llama3Pattern, ["llama3"] = Llama3Pattern, ["smollm"] = Gpt2Pattern,
+        ["default"] = Gpt2Pattern, ["gpt-2"] = Gpt2Pattern,
+        ["llama-bpe"] = Llama3Pattern, ["llama3"] = Llama3Pattern,
         ["qwen2"] = Qwen2Pattern,
     };
 
