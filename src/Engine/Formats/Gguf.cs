@@ -236,6 +236,9 @@ public sealed class GgufFile : ITensorSource, ITernaryTensors
         return false;
     }
 
+    /// <summary>Where a metadata key's record starts in the file (0 when absent), for errors that name an offset.</summary>
+    public long OffsetOf(string key) => _kvAt.GetValueOrDefault(key);
+
     public string GetString(string key) => Typed<string>(key);
     public bool GetBool(string key) => Typed<bool>(key);
     public string[] GetStringArray(string key) => Typed<string[]>(key);

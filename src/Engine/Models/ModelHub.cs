@@ -115,7 +115,8 @@ public static class ModelHub
             case ModelFileKind.Gguf:
             {
                 var model = LlamaLoader.FromGguf(path, storage: storage);
-                var tok = tokenizerPath is not null ? DecoderTokenizer(tokenizerPath, model.Config.Vocab) : Llama2cTokenizer.FromGguf(path, model.Config.Vocab);
+                // The embedded tokenizer (llama or gpt2 kind) when the file has one; without one the model runs on --tokens.
+                var tok = tokenizerPath is not null ? DecoderTokenizer(tokenizerPath, model.Config.Vocab) : GgufTokenizer.TryLoad(path, model.Config.Vocab);
                 return new Decoder(model.Card.Name, model, tok);
             }
             case ModelFileKind.HuggingFaceFolder:
@@ -167,11 +168,13 @@ public static class ModelHub
         return Directory.EnumerateFiles(dir, "tok*.bin").Concat(Directory.EnumerateFiles(dir, "tok*.model")).FirstOrDefault();
     }
 
-    /// <summary>A SentencePiece model (protobuf) or a llama2.c tokenizer.bin, told apart by content.</summary>
+    /// <summary>A tokenizer.json, a GGUF's embedded tokenizer, a SentencePiece model (protobuf) or a llama2.c tokenizer.bin.</summary>
     public static ITextTokenizer DecoderTokenizer(string path, int vocab)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer file {path} does not exist", path);
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HfBpeTokenizer.Load(path, vocab);
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return TokenizerJson.Load(path, vocab);
+        if (path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+            return GgufTokenizer.TryLoad(path, vocab) ?? throw new ModelFormatException(path, "tokenizer.ggml.tokens", 0, "the GGUF file carries no tokenizer");
         // A llama2.c tokenizer.bin is checked strictly (every length must fit the file exactly); anything else is
         // tried as a SentencePiece model, whose reader names its own problem.
         try { return new Llama2cTokenizer(path, vocab); }

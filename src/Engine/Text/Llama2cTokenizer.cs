@@ -61,34 +61,6 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             throw Bad("vocab", pos, $"{data.Length - pos} bytes remain after {expectedVocabSize} tokens: the tokenizer holds more tokens than the model's vocabulary");
     }
 
-    private Llama2cTokenizer(string path, byte[][] pieces, float[] scores)
-    {
-        Path = path;
-        _pieces = pieces;
-        _scores = scores;
-        MaxTokenLength = pieces.Max(p => p.Length);
-        for (int i = 0; i < pieces.Length; i++) _lookup.TryAdd(Encoding.Latin1.GetString(pieces[i]), i);
-    }
-
-    /// <summary>
-    /// The same tokenizer from a GGUF file's metadata (tokenizer.ggml.tokens and .scores, SentencePiece-style with
-    /// U+2581 for spaces): llama.cpp's conversion of a llama2.c / SentencePiece vocabulary.
-    /// </summary>
-    public static Llama2cTokenizer FromGguf(string path, int expectedVocabSize)
-    {
-        using var g = GgufFile.Open(path);
-        if (!g.Metadata.ContainsKey("tokenizer.ggml.tokens"))
-            throw new ModelFormatException(path, "tokenizer.ggml.tokens", 0, "the GGUF file carries no tokenizer; pass --tokenizer PATH");
-        var tokens = g.GetStringArray("tokenizer.ggml.tokens");
-        var scores = g.Metadata.ContainsKey("tokenizer.ggml.scores") ? g.GetFloatArray("tokenizer.ggml.scores") : new float[tokens.Length];
-        if (tokens.Length != expectedVocabSize)
-            throw new ModelFormatException(path, "tokenizer.ggml.tokens", 0, $"{tokens.Length} tokens for a model vocabulary of {expectedVocabSize}");
-        if (scores.Length != tokens.Length)
-            throw new ModelFormatException(path, "tokenizer.ggml.scores", 0, $"{scores.Length} scores for {tokens.Length} tokens");
-        var pieces = tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToArray();
-        return new Llama2cTokenizer(path, pieces, scores);
-    }
-
     private int CheckId(int id) =>
         (uint)id < (uint)_pieces.Length ? id : throw new ArgumentOutOfRangeException(nameof(id), id, $"token id outside 0..{_pieces.Length - 1}");
 

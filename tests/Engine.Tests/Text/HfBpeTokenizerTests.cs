@@ -35,7 +35,7 @@ public sealed class HfBpeTokenizerTests : IDisposable
         var json = new
         {
             version = "1.0",
-            added_tokens = new[] { new { id = 0, content = "<unk>", special = true }, new { id = 1, content = "<s>", special = true }, new { id = 2, content = "</s>", special = true } },
+            added_tokens = new[] { new { id = 0, content = "<unk>", single_word = false, lstrip = false, rstrip = false, normalized = false, special = true }, new { id = 1, content = "<s>", single_word = false, lstrip = false, rstrip = false, normalized = false, special = true }, new { id = 2, content = "</s>", single_word = false, lstrip = false, rstrip = false, normalized = false, special = true } },
             normalizer = new { type = "Sequence", normalizers = new object[] { new { type = "Prepend", prepend = "\u2581" }, new { type = "Replace", pattern = new { String = " " }, content = "\u2581" } } },
             model = new { type = "BPE", vocab = index, merges, byte_fallback = true, unk_token = "<unk>", fuse_unk = true },
         };
@@ -48,12 +48,15 @@ public sealed class HfBpeTokenizerTests : IDisposable
     public void Tokenizer_json_encodes_and_decodes_like_the_llama2c_tokenizer()
     {
         var llama = new Llama2cTokenizer(Bundled.Path("models/stories260K/tok512.bin"), 512);
-        var hf = HfBpeTokenizer.Load(WriteTokenizerJson(llama), 512);
+        var json = WriteTokenizerJson(llama);
+        var hf = HfBpeTokenizer.Load(json, 512);
+        using var rust = new Tokenizers.DotNet.Tokenizer(json); // Hugging Face's own tokenizers library on the same file
         var lines = File.ReadLines(Bundled.TinyStories).Where(l => l.Length > 20).Take(60).Append("Zoë's café — naïve 🙂!").ToList();
         foreach (var line in lines)
         {
             var want = llama.Encode(line);
             Assert.Equal(want, hf.Encode(line));
+            Assert.Equal(want.Skip(1), rust.Encode(line).Select(i => (int)i));
             // run.c's safe_printf drops lone bytes of byte-fallback characters; tokenizer.json decoding keeps them.
             Assert.Equal(line.All(char.IsAscii) ? llama.Decode(want) : line, hf.Decode(want));
         }
