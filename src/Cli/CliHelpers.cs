@@ -18,6 +18,16 @@ public static class CliHelpers
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
+    /// <summary>This process's peak resident memory (VmHWM of /proc/self/status) in bytes; null where the system has none.</summary>
+    public static long? PeakResidentBytes()
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal)
+                && long.TryParse(line[6..].Trim().Split(' ')[0], out long kb)) return kb * 1024;
+        return null;
+    }
+
     public static void PrintJson(object value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Json));
 
     /// <summary>

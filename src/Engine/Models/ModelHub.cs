@@ -115,7 +115,9 @@ public static class ModelHub
             case ModelFileKind.Gguf:
             {
                 var model = LlamaLoader.FromGguf(path, storage: storage);
-                var tok = tokenizerPath is not null ? DecoderTokenizer(tokenizerPath, model.Config.Vocab) : Llama2cTokenizer.FromGguf(path, model.Config.Vocab);
+                // A GGUF without tokenizer metadata (e.g. bench make-model's random weights) still runs on token ids.
+                var tok = tokenizerPath is not null ? DecoderTokenizer(tokenizerPath, model.Config.Vocab)
+                    : GgufHasTokenizer(path) ? Llama2cTokenizer.FromGguf(path, model.Config.Vocab) : null;
                 return new Decoder(model.Card.Name, model, tok);
             }
             case ModelFileKind.HuggingFaceFolder:
@@ -151,6 +153,12 @@ public static class ModelHub
             default:
                 throw new ModelFormatException(path, "format", 0, $"a {kind} file is not a model the engine runs (Llama: .bin, .gguf, HF folder; BERT: HF folder or minilm)");
         }
+    }
+
+    private static bool GgufHasTokenizer(string path)
+    {
+        using var g = GgufFile.Open(path);
+        return g.Metadata.ContainsKey("tokenizer.ggml.tokens");
     }
 
     private static string FindTokenizerBeside(string modelPath) => TryFindTokenizerBeside(modelPath)
