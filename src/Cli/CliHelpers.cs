@@ -19,6 +19,16 @@ public static class CliHelpers
     /// <summary>A JSON object from (name, value) pairs (<see cref="JsonOut.Node"/> converts the values).</summary>
     public static JsonObject Obj(params (string Name, object? Value)[] properties) => JsonOut.Object(properties);
 
+    /// <summary>This process's peak resident memory (VmHWM of /proc/self/status) in bytes; null where the system has none.</summary>
+    public static long? PeakResidentBytes()
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal)
+                && long.TryParse(line[6..].Trim().Split(' ')[0], out long kb)) return kb * 1024;
+        return null;
+    }
+
     /// <summary>
     /// Runs a verb under the one error contract of every verb: bad input (a bad option, a missing, unreadable or
     /// malformed file) ends in exactly one line on <paramref name="error"/> (stderr by default) and exit code 2;

@@ -87,7 +87,7 @@ public static class BenchGemvCommand
     }
 
     /// <summary>A <c>bench</c> command holding <c>gemv</c>, for a Program.cs that has no bench group yet.</summary>
-    public static Command CreateBenchGroup() => new("bench", "Micro-benchmarks.") { Create(), BenchDecodeCommand.Create() };
+    public static Command CreateBenchGroup() => new("bench", "Micro-benchmarks.") { Create(), BenchDecodeCommand.Create(), BenchMakeModelCommand.Create() };
 
     private static int Fail(string message)
     {

@@ -15,11 +15,14 @@ public static class RedundancyCommand
         o.AddTo(cmd);
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var run = new RedundancyRequest
             {
                 Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!, Weights = r.GetValue(o.Weights),
                 Samples = r.GetValue(o.Samples), Seq = r.GetValue(o.Seq), Seed = r.GetValue(o.Seed), Corpus = r.GetValue(o.Corpus),
             }.Run();
+            double seconds = clock.Elapsed.TotalSeconds;
+            long? peak = CliHelpers.PeakResidentBytes();
             var scores = run.Scores;
             var modules = scores.Of(run.Granularity).Select(x => ModuleJson(x.Module, x.Importance)).ToArray();
             var ranked = run.Ranked.Select(x => ModuleJson(x.Module, x.Importance)).ToArray();
@@ -31,18 +34,23 @@ public static class RedundancyCommand
                     ("modules", modules),
                     ("ranked", ranked),
                     ("table", Enumerable.Range(0, scores.Layers).Select(l => CliHelpers.Obj(("layer", l), ("block", scores.Block[l]), ("attention", scores.Attention[l]), ("mlp", scores.Mlp[l])))),
-                    ("calibration", RedundancyOptions.CalibrationJson(run.Split, run.Calibration))));
+                    ("calibration", run.Split is { } split ? RedundancyOptions.CalibrationJson(split, run.Calibration)
+                        : CliHelpers.Obj(("source", "random_token_ids"), ("seed", r.GetValue(o.Seed)), ("sequences", run.Calibration.Sequences.Count),
+                            ("tokens", run.Calibration.Tokens), ("description", run.RandomTokens))),
+                    // the whole verb: loading, calibration, importance (and this process's peak resident memory, VmHWM)
+                    ("seconds", seconds),
+                    ("peak_rss_bytes", peak)));
                 return 0;
             }
             Console.Out.WriteLine($"{run.Model}: importance = 1 - cos(input, output), mean over {scores.Tokens} calibration tokens");
-            Console.Out.WriteLine(run.Split.ToString());
-            Console.Out.WriteLine(run.Calibration.ToString());
+            Console.Out.WriteLine(run.CalibrationSource);
             Console.Out.WriteLine();
             Console.Out.WriteLine("layer      block  attention        mlp");
             for (int l = 0; l < scores.Layers; l++)
                 Console.Out.WriteLine($"{l,5} {scores.Block[l],10:F5} {scores.Attention[l],10:F5} {scores.Mlp[l],10:F5}");
             Console.Out.WriteLine();
             Console.Out.WriteLine($"{Names.Of(run.Granularity)} modules, least important first: {string.Join(", ", run.Ranked.Select(x => $"{x.Module} {x.Importance:F4}"))}");
+            Console.Out.WriteLine($"{seconds:F1} s{(peak is { } p ? $", peak resident memory {p / (1024.0 * 1024 * 1024):F2} GiB" : "")}");
             return 0;
         }, r));
         return cmd;
@@ -79,6 +87,7 @@ internal sealed class RedundancyOptions
 
     /// <summary>Where the calibration text came from, as the JSON output lists it.</summary>
     public static JsonObject CalibrationJson(CorpusSplit split, TokenSamples calibration) => CliHelpers.Obj(
+        ("source", "text"),
         ("corpus", split.Corpus.Source),
         ("seed", split.Seed),
         ("documents", split.Corpus.Documents.Count),

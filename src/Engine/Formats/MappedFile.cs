@@ -121,6 +121,32 @@ public sealed unsafe class MappedTensor
 
     // (null when the constructor threw before the lease was taken)
     ~MappedTensor() => _file?.Release();
+
+    /// <summary>
+    /// Drops this tensor's pages from the process's resident memory (madvise MADV_DONTNEED on the read-only file
+    /// mapping): the mapping stays valid and a later read faults the pages back in from the file (the page cache or the
+    /// disk), so values never change. What lets an analysis that streams layer by layer keep one layer resident.
+    /// Linux only; a no-op elsewhere.
+    /// </summary>
+    public void ReleasePages() => Advise(MadvDontNeed);
+
+    /// <summary>Asks the kernel to read this tensor's pages ahead (MADV_WILLNEED) while other work runs; Linux only.</summary>
+    public void Prefetch() => Advise(MadvWillNeed);
+
+    private const int MadvWillNeed = 3, MadvDontNeed = 4;
+
+    private void Advise(int advice)
+    {
+        if (!OperatingSystem.IsLinux() || Length == 0) return;
+        // Whole pages covering the tensor: a page shared with a neighbour is dropped too and simply faults back.
+        long page = Environment.SystemPageSize;
+        long start = (long)Pointer & ~(page - 1), end = ((long)Pointer + Length + page - 1) & ~(page - 1);
+        _ = Madvise((void*)start, (nuint)(end - start), advice); // advice only: a failure changes nothing
+        GC.KeepAlive(this);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise")]
+    private static extern int Madvise(void* addr, nuint length, int advice);
 }
 
 /// <summary>Sequential little-endian reader over a mapped file; every read names its field on failure.</summary>

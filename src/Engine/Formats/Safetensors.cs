@@ -74,7 +74,7 @@ public sealed class SafetensorsFile : ITensorSource
         if (p.Value.ValueKind != JsonValueKind.Object) throw Bad(f, 8, "entry is not an object");
         if (!p.Value.TryGetProperty("dtype", out var dt) || JsonFiles.Str(dt) is not { } dts)
             throw Bad($"{f}.dtype", 8, "missing or not a string");
-        var dtype = ParseDType(dts) ?? throw Bad($"{f}.dtype", 8, $"unknown dtype '{dts}'");
+        var dtype = ParseDType(dts) ?? throw Bad($"{f}.dtype", 8, $"unknown dtype '{dts}' (supported: F32, F16, BF16, F64, I8, U8, I16, I32, I64)");
         if (!p.Value.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw Bad($"{f}.shape", 8, "missing or not an array");
         var shape = new long[sh.GetArrayLength()];

@@ -46,6 +46,8 @@ public sealed unsafe class StoredMatrix
     public int Rows { get; }
     public int Cols { get; }
     public StoredType Type { get; }
+    /// <summary>What keeps the bytes alive: a memory-mapped tensor (Formats.MappedTensor) or the matrix's own buffer.</summary>
+    internal object? Owner => _owner;
     /// <summary>Bytes of one stored row.</summary>
     public long RowBytes { get; }
     /// <summary>Bytes the kernels stream for one product (the rows this matrix or view reads).</summary>

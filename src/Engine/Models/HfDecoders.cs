@@ -258,7 +258,8 @@ public static class HfDecoders
                 FfnSubNorm = spec.SubNorms ? Norm(m + "ffn_sub_norm.weight", h) : null,
             };
         }
-        var emb = TensorReading.Read(src, "model.embed_tokens.weight", cfg.Vocab, d);
+        // Kept as stored like the linears: the embedding lookup decodes only the rows of the tokens it is given.
+        var emb = StoredLinears.Read(src, "model.embed_tokens.weight", cfg.Vocab, d, storage);
         var weights = new LlamaWeights
         {
             TokenEmbedding = emb,

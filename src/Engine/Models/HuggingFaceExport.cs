@@ -18,7 +18,7 @@ public static class HuggingFaceExport
         var w = model.Weights;
         var noAttn = new HashSet<int>(omitAttention ?? []);
         var noMlp = new HashSet<int>(omitMlp ?? []);
-        var tensors = new List<(string, int[], float[])> { ("model.embed_tokens.weight", [c.Vocab, c.Dim], w.TokenEmbedding) };
+        var tensors = new List<(string, int[], float[])> { ("model.embed_tokens.weight", [c.Vocab, c.Dim], StoredLinears.Fp32(w.TokenEmbedding)) };
         for (int i = 0; i < c.Layers; i++)
         {
             var l = w.Layers[i];

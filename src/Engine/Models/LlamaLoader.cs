@@ -111,7 +111,8 @@ public static class LlamaLoader
             : n <= present ? zeros[n] = new float[n]
             : throw new ModelFormatException(src.Path, "config", 0, $"a module of {n} weights is larger than all {present} weights in the file");
         int d = cfg.Dim, kv = cfg.KvDim, h = cfg.MlpDim;
-        var emb = TensorReading.Read(src, names.Embedding, cfg.Vocab, d);
+        // Kept as stored like the linears: the embedding lookup decodes only the rows of the tokens it is given.
+        var emb = StoredLinears.Read(src, names.Embedding, cfg.Vocab, d, storage);
         TensorReading.CheckLayerCount(src, cfg.Layers, i => names.Layer(i, "attn_norm"), i => names.Layer(i, "ffn_norm"), absent);
         var layers = new LlamaLayer[cfg.Layers];
         for (int i = 0; i < cfg.Layers; i++)

@@ -53,6 +53,7 @@ public sealed class LlamaWeights
     public required LlamaLayer[] Layers { get; init; }
     public required float[] FinalNorm { get; init; }
     /// <summary>Classifier [vocab, dim]; the same array as the embedding when they are shared.</summary>
+    /// <remarks>Both may be stored placeholders (<see cref="StoredLinears"/>): read values through StoredLinears.Fp32.</remarks>
     public required float[] Output { get; init; }
     public bool SharedOutput => ReferenceEquals(Output, TokenEmbedding);
     /// <summary>Final LayerNorm bias (GPT-2).</summary>
@@ -100,12 +101,14 @@ public sealed class LlamaModel : ITransformerModel
         var positions = new int[tokens.Length];
         for (int i = 0; i < positions.Length; i++) positions[i] = startPos + i;
         var s = new SequenceState(tokens.Length, d, positions);
+        var stored = StoredLinears.Find(Weights.TokenEmbedding); // an embedding kept as stored: only these rows are read
         for (int i = 0; i < tokens.Length; i++)
         {
             int t = tokens[i];
             if ((uint)t >= (uint)Config.Vocab) throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id at {i} is outside the vocabulary of {Config.Vocab}");
             var row = s.Row(i);
-            Weights.TokenEmbedding.AsSpan(t * d, d).CopyTo(row);
+            if (stored is not null) stored.DecodeRow(t, row);
+            else Weights.TokenEmbedding.AsSpan(t * d, d).CopyTo(row);
             if (Spec.EmbedScale != 1f) TensorPrimitives.Multiply(row, Spec.EmbedScale, row);
             if (Weights.PositionEmbedding is { } wpe)
             {

@@ -66,6 +66,18 @@ public static class StoredLinears
     /// <summary>Bytes the weights occupy: 4 a value for fp32, the stored bytes otherwise.</summary>
     public static long Bytes(float[] w) => Find(w)?.WeightBytes ?? FindTernary(w)?.WeightBytes ?? 4L * w.Length;
 
+    /// <summary>Releases the resident pages of a memory-mapped stored matrix (see <see cref="MappedTensor.ReleasePages"/>); nothing for fp32.</summary>
+    public static void ReleasePages(float[] w)
+    {
+        if (Find(w)?.Owner is MappedTensor t) t.ReleasePages();
+    }
+
+    /// <summary>Starts reading a memory-mapped stored matrix's pages ahead (see <see cref="MappedTensor.Prefetch"/>); nothing for fp32.</summary>
+    public static void Prefetch(float[] w)
+    {
+        if (Find(w)?.Owner is MappedTensor t) t.Prefetch();
+    }
+
     /// <summary>The kernel type of a ggml / safetensors stored type; null when it has none (then it is read as fp32).</summary>
     public static StoredType? KernelType(GgmlType t) => t switch
     {

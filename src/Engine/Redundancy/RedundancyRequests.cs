@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using Workbench.Engine.Models;
 using Workbench.Engine.Requests;
+using Workbench.Engine.Text;
 
 namespace Workbench.Engine.Redundancy;
 
@@ -20,32 +22,64 @@ public abstract record CalibrationRequest
     /// <summary>--weights: stored (default) or fp32.</summary>
     public string? Weights { get; init; }
 
-    /// <summary>The checked options: the parsed granularity and the model with its calibration options.</summary>
-    private protected (Granularity Granularity, RedundancyInputs.Checked Inputs) CheckCalibration()
+    /// <summary>The options checked before any model is loaded: the granularity, --weights, --samples, --seq, --corpus, and that --model names something.</summary>
+    private protected (Granularity Granularity, WeightStorage Storage) CheckOptions()
     {
         var g = Names.ParseGranularity(Granularity, "--granularity");
         if (string.IsNullOrWhiteSpace(Model)) throw new OptionException("--model", "--model is required");
         var storage = WeightStorageOption.Parse(Weights);
-        return (g, RedundancyInputs.Check(ModelHub.Load(Model, storage: storage), Samples, Seq, Corpus));
+        RedundancyInputs.CheckOptions(Samples, Seq, Corpus);
+        if (!ModelHub.BundledNames.Contains(Model, StringComparer.OrdinalIgnoreCase) && !File.Exists(Model) && !Directory.Exists(Model))
+            throw new OptionException("--model", $"--model '{Model}' is neither a bundled model ({string.Join(", ", ModelHub.BundledNames)}) nor an existing file or folder");
+        return (g, storage);
+    }
+
+    // The model a request's Validate loaded, reused by the same request's Run (keyed by reference: a `with` copy, whose
+    // options may differ, loads its own), so Validate then Run loads a checkpoint once.
+    private static readonly ConditionalWeakTable<CalibrationRequest, LoadedModel> Loaded = new();
+
+    /// <summary>The checked options with the model loaded (once per request): the parsed granularity and the model with its calibration options.</summary>
+    private protected (Granularity Granularity, RedundancyInputs.Checked Inputs) CheckCalibration()
+    {
+        var (g, storage) = CheckOptions();
+        var model = Loaded.TryGetValue(this, out var m) ? m : ModelHub.Load(Model, storage: storage);
+        var check = RedundancyInputs.Check(model, Samples, Seq, Corpus);
+        Loaded.AddOrUpdate(this, model);
+        return (g, check);
     }
 }
 
 /// <summary>
 /// `redundancy`: the importance (1 - cos(input, output)) of every block, attention and MLP layer on calibration text
 /// (He et al. 2024), ranked at <see cref="CalibrationRequest.Granularity"/>.
+/// <para>A decoder without a tokenizer (a random-weight checkpoint from <c>bench make-model</c>, a Hugging Face folder of
+/// weights only) is calibrated on seeded random token ids uniform over its vocabulary (said so in the result's
+/// <see cref="RedundancyAnalysis.RandomTokens"/>); asking it for text (--corpus) is refused, naming the option. The
+/// blocks run layer by layer (<see cref="Importance"/>), so a model kept as stored has about one layer resident.</para>
 /// </summary>
 public sealed record RedundancyRequest : CalibrationRequest, IRequest<RedundancyAnalysis>
 {
-    public void Validate() => CheckCalibration();
+    /// <summary>Checks the options (those that need no model first), loading the model once for this request's Run.</summary>
+    public void Validate() => Check();
+
+    private (Granularity G, RedundancyInputs.Checked Inputs) Check()
+    {
+        var (g, check) = CheckCalibration();
+        if (check.Task.Loaded is Decoder { HasTokenizer: false } d && Corpus is not null)
+            throw new OptionException("--corpus", $"--corpus '{Corpus}': '{d.Name}' has no tokenizer (no tokenizer.json, tokenizer.model or GGUF tokenizer metadata), so text cannot be turned into its token ids; leave --corpus out to calibrate on seeded random token ids");
+        return (g, check);
+    }
 
     public RedundancyAnalysis Run(IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
     {
-        var (g, check) = CheckCalibration();
-        var inputs = check.Prepare(Seed);
-        progress?.Report(new RunProgress("calibration", 1, 2, inputs.Calibration.ToString()));
-        var scores = Importance.Measure(inputs.Model.Model, inputs.Calibration.Sequences, cancel: cancel);
+        var (g, check) = Check();
+        var (loaded, split, calibration, random) = check.Task.Loaded is Decoder { HasTokenizer: false } d
+            ? (d, null, RedundancyInputs.RandomTokens(d.Config.Vocab, check.Samples, check.Seq, Seed), $"calibration: {check.Samples} x {check.Seq} seeded random token ids, uniform over the vocabulary of {d.Config.Vocab} (seed {Seed}): '{d.Name}' has no tokenizer")
+            : check.Prepare(Seed) is var inputs ? ((LoadedModel)inputs.Model, (CorpusSplit?)inputs.Split, inputs.Calibration, (string?)null) : default;
+        progress?.Report(new RunProgress("calibration", 1, 2, random ?? calibration.ToString()));
+        var scores = Importance.Measure(loaded.Model, calibration.Sequences, cancel: cancel);
         progress?.Report(new RunProgress("importance", 2, 2, $"{scores.Tokens} tokens"));
-        return new RedundancyAnalysis(inputs.Model.Name, g, scores, inputs.Split, inputs.Calibration);
+        return new RedundancyAnalysis(loaded.Name, g, scores, split, calibration) { RandomTokens = random };
     }
 }
 
@@ -68,11 +102,14 @@ public sealed record DropRequest : CalibrationRequest, IRequest<DropResult>
     /// <summary>Sizes of the held-out evaluation (not an option of the CLI or the magic).</summary>
     public EvaluationOptions? Evaluation { get; init; }
 
+    /// <summary>Checks every option, loading the model once for this request's Run.</summary>
     public void Validate() => Check();
 
     private (Granularity G, DropStrategy Strategy, int[] Never, int Count, RedundancyInputs.Checked Inputs) Check()
     {
         var (g, inputs) = CheckCalibration();
+        if (inputs.Task.Loaded is Decoder { HasTokenizer: false } d)
+            throw new OptionException("--model", $"--model '{d.Name}' has no tokenizer: drop measures quality on held-out text (redundancy alone runs on seeded random token ids)");
         var strategy = Names.ParseStrategy(Strategy, "--strategy");
         var never = Parse.Layers(Never, "--never");
         var config = inputs.Task.Model.Config;

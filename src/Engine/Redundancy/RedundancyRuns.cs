@@ -32,20 +32,50 @@ public sealed record RedundancyInputs(LoadedModel Model, CorpusSplit Split, Toke
     {
         ArgumentNullException.ThrowIfNull(model);
         var task = TextTask.Of(model);
+        CheckOptions(samples, seqLen, corpusPath);
         int n = samples ?? (task.NextToken ? 8 : 16);
         int seq = seqLen ?? (task.NextToken ? 128 : 64);
-        if (n <= 0) throw new OptionException("--samples", $"--samples {n} must be positive");
-        if (seq < 2) throw new OptionException("--seq", $"--seq {seq} must be at least 2");
         if (seq > model.Config.MaxSeq) throw new OptionException("--seq", $"--seq {seq}: '{model.Name}' holds at most {model.Config.MaxSeq} positions");
+        return new Checked(task, n, seq, corpusPath ?? (task.NextToken ? Bundled.TinyStories : Bundled.PrideAndPrejudice));
+    }
+
+    /// <summary>The checks that need no model: --samples positive, --seq at least 2, --corpus an existing file or bundled name.</summary>
+    internal static void CheckOptions(int? samples, int? seqLen, string? corpusPath)
+    {
+        if (samples is { } n && n <= 0) throw new OptionException("--samples", $"--samples {n} must be positive");
+        if (seqLen is { } seq && seq < 2) throw new OptionException("--seq", $"--seq {seq} must be at least 2");
         if (corpusPath is not null && !Text.Corpus.Exists(corpusPath))
             throw new OptionException("--corpus", $"--corpus '{corpusPath}' does not exist (a text file, or a bundled corpus: {string.Join(", ", Text.Corpus.BundledNames)})");
-        return new Checked(task, n, seq, corpusPath ?? (task.NextToken ? Bundled.TinyStories : Bundled.PrideAndPrejudice));
+    }
+
+    /// <summary>
+    /// Calibration for a decoder without a tokenizer: <paramref name="samples"/> sequences of <paramref name="seq"/> token
+    /// ids drawn uniformly from [0, vocab) by System.Random(seed) (no BOS), the same for every run of a seed.
+    /// </summary>
+    public static TokenSamples RandomTokens(int vocab, int samples, int seq, int seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocab);
+        var rng = new Random(seed);
+        var seqs = Enumerable.Range(0, samples).Select(_ => Enumerable.Range(0, seq).Select(_ => rng.Next(vocab)).ToArray()).ToArray();
+        return new TokenSamples("calibration (seeded random token ids)", seqs, [], (long)samples * seq);
     }
 }
 
-/// <summary>Importance scores of one model with where they came from, and the ranking of one granularity.</summary>
-public sealed record RedundancyAnalysis(string Model, Granularity Granularity, ImportanceScores Scores, CorpusSplit Split, TokenSamples Calibration)
+/// <summary>
+/// Importance scores of one model with where they came from, and the ranking of one granularity. <see cref="Split"/> is
+/// null when the calibration is seeded random token ids (<see cref="RandomTokens"/>: the model has no tokenizer).
+/// </summary>
+public sealed record RedundancyAnalysis(string Model, Granularity Granularity, ImportanceScores Scores, CorpusSplit? Split, TokenSamples Calibration)
 {
+    /// <summary>
+    /// Set when the calibration sequences are seeded random token ids rather than text (a decoder without a tokenizer):
+    /// the line that says so (how many, from which vocabulary, the seed); null for text calibration.
+    /// </summary>
+    public string? RandomTokens { get; init; }
+
+    /// <summary>Where the calibration tokens came from: the split and sequences of the text, or the random-id line.</summary>
+    public string CalibrationSource => RandomTokens ?? $"{Split}\n{Calibration}";
+
     /// <summary>Modules of <see cref="Granularity"/>, least important (first to drop) first.</summary>
     public IReadOnlyList<(ModuleRef Module, double Importance)> Ranked => Scores.Ranked(Granularity);
 }

@@ -96,7 +96,7 @@ public sealed class LlamaParameters
     {
         var w = model.Weights;
         var p = new LlamaParameters(model.Config, w.SharedOutput);
-        w.TokenEmbedding.CopyTo(p.Embedding, 0);
+        StoredLinears.Fp32(w.TokenEmbedding).CopyTo(p.Embedding, 0);
         w.FinalNorm.CopyTo(p.FinalNorm, 0);
         if (!w.SharedOutput) StoredLinears.Fp32(w.Output).CopyTo(p.Output, 0);
         for (int i = 0; i < w.Layers.Length; i++)

@@ -25,8 +25,8 @@ public static class RedundancyCharts
             + Plot.Html(Heatmap(s)) + Html.Table(s.ToDataFrame()));
         Html.Register<RedundancyAnalysis>(a => Html.Summary($"Redundancy of {a.Model}", [
                 ("importance", "1 - cos(input, output), mean over calibration tokens"),
-                ("calibration", a.Calibration.ToString()),
-                ("split", a.Split.ToString()),
+                ("calibration", a.RandomTokens ?? a.Calibration.ToString()),
+                ("split", a.Split?.ToString() ?? "none: seeded random token ids"),
                 ($"{Names.Of(a.Granularity)}, least important first", string.Join(", ", a.Ranked.Select(x => $"{x.Module} {F(x.Importance, 4)}")))])
             + Plot.Html(Heatmap(a.Scores, $"{a.Model}: importance per layer (low = redundant)")) + Html.Table(a.ToDataFrame()));
         Html.Register<DropRun>(r => Html.Summary($"{r.Model}: dropped {r.Plan.Dropped.Count} {Names.Of(r.Plan.Granularity)} module(s), {Names.Of(r.Plan.Strategy)}", DropRows(r))

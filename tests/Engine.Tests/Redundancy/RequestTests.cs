@@ -113,7 +113,7 @@ public class RequestTests
         var want = Importance.Measure(Shared.Stories.Model,
             Corpus.Load("persuasion").Split(0).Calibration(t => Shared.Stories.Tokenizer.Encode(t), 2, 64, pack: true).Sequences);
         Assert.Equal(want.Block, a.Scores.Block);
-        Assert.Equal(Bundled.Persuasion, a.Split.Corpus.Source);
+        Assert.Equal(Bundled.Persuasion, a.Split!.Corpus.Source);
         var e = Assert.Throws<OptionException>(new DropRequest { Model = "stories260K", Granularity = "block", Count = 1, Corpus = "middlemarch" }.Validate);
         Assert.Equal("--corpus", e.Option);
         Assert.Contains("persuasion", e.Message);
