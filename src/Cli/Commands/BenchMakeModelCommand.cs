@@ -31,12 +31,10 @@ public static class BenchMakeModelCommand
             var written = RandomCheckpoint.Write(s, r.GetValue(type)!, r.GetValue(seed), r.GetValue(output)!);
             double seconds = sw.Elapsed.TotalSeconds;
             if (r.GetValue(json))
-                CliHelpers.PrintJson(new
-                {
-                    path = written.Path, type = written.Type, shape = s.Name, layers = s.Layers, hidden = s.Hidden, heads = s.Heads,
-                    kv_heads = s.KvHeads, ffn = s.Ffn, vocab = s.Vocab, seed = written.Seed, parameters = written.Parameters,
-                    bytes = written.Bytes, files = written.Files, seconds, peak_rss_bytes = CliHelpers.PeakResidentBytes(),
-                });
+                CliHelpers.PrintJson(CliHelpers.Obj(
+                    ("path", written.Path), ("type", written.Type), ("shape", s.Name), ("layers", s.Layers), ("hidden", s.Hidden), ("heads", s.Heads),
+                    ("kv_heads", s.KvHeads), ("ffn", s.Ffn), ("vocab", s.Vocab), ("seed", written.Seed), ("parameters", written.Parameters),
+                    ("bytes", written.Bytes), ("files", written.Files), ("seconds", seconds), ("peak_rss_bytes", CliHelpers.PeakResidentBytes())));
             else
                 Console.Out.WriteLine($"{written.Path}: {s.Name} ({s.Layers} layers, hidden {s.Hidden}), {written.Type}, seed {written.Seed}: " +
                     $"{written.Parameters:N0} parameters, {written.Bytes:N0} bytes in {written.Files.Count} files, {seconds:F1} s");
