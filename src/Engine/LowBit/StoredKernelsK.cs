@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Workbench.Engine.Formats;
 
 namespace Workbench.Engine.LowBit;
 
@@ -14,8 +15,8 @@ namespace Workbench.Engine.LowBit;
 /// element i of a row goes to lane i mod 16, <c>lane = fma(w_i, x_i, lane)</c>, and the fixed 16-lane tree sums them.
 /// So a row's output is the fp32 dot product of ggml's dequantized weights with x (only accumulation rounding), the
 /// activations are not quantized (llama.cpp quantizes them to Q8_K / Q8_0 and takes integer dots, about 0.2 off in
-/// stories260K's logits, see GgufQuantTests), and the GEMM can take its dots from a row decoded once to fp32 with
-/// <see cref="StoredKernels.PlainScalar"/>'s operations, equal to the GEMV token by token.</para>
+/// stories260K's logits, see GgufQuantTests), and the GEMM takes its dots from a row decoded once to fp32 with the
+/// same lane operations (<see cref="DotDecoded"/>), equal to the GEMV token by token.</para>
 ///
 /// <para>The scalar twin (<see cref="Scalar"/>) decodes a block with <see cref="DecodeBlock"/> and runs the lane loop;
 /// V512 holds the 16 lanes in one register, V256 in two, V128 in four, and every path gives its bits. Q3_K's SIMD paths
@@ -51,119 +52,17 @@ internal static unsafe class StoredKernelsK
         ? (q[j] & 63, q[j + 4] & 63)
         : ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4));
 
-    // ---- the scalar decoders (ggml's dequantize_row_*, value for value) ----
+    // ---- the scalar decoder: Formats.GgufQuants, the load-time dequantizer (ggml's dequantize_row_*, value for value) ----
 
-    /// <summary>One block's values, exactly as ggml's reference to_float gives them.</summary>
-    internal static void DecodeBlock(StoredType t, byte* b, float* y)
+    private static GgmlType Ggml(StoredType t) => t switch
     {
-        switch (t)
-        {
-            case StoredType.Q5_0:
-            {
-                float d = F16(b);
-                uint qh = *(uint*)(b + 2);
-                byte* qs = b + 6;
-                for (int j = 0; j < 16; j++)
-                {
-                    int h0 = (int)((qh >> j) << 4) & 0x10, h1 = (int)(qh >> (j + 12)) & 0x10;
-                    y[j] = (((qs[j] & 0xF) | h0) - 16) * d;
-                    y[j + 16] = (((qs[j] >> 4) | h1) - 16) * d;
-                }
-                break;
-            }
-            case StoredType.Q4_K or StoredType.Q5_K:
-            {
-                bool q5 = t == StoredType.Q5_K;
-                float d = F16(b), min = F16(b + 2);
-                byte* sc = b + 4, qh = b + 16, ql = b + (q5 ? 48 : 16);
-                for (int j = 0; j < 4; j++, ql += 32, y += 64)
-                {
-                    var (s1, m1i) = ScaleMin(2 * j, sc);
-                    var (s2, m2i) = ScaleMin(2 * j + 1, sc);
-                    float d1 = d * s1, m1 = min * m1i, d2 = d * s2, m2 = min * m2i;
-                    for (int l = 0; l < 32; l++)
-                    {
-                        int h1 = q5 ? ((qh[l] >> (2 * j)) & 1) << 4 : 0, h2 = q5 ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0;
-                        y[l] = d1 * ((ql[l] & 0xF) | h1) - m1;
-                        y[32 + l] = d2 * ((ql[l] >> 4) | h2) - m2;
-                    }
-                }
-                break;
-            }
-            case StoredType.Q6_K:
-            {
-                float d = F16(b + 208);
-                for (int n = 0; n < 2; n++, y += 128)
-                {
-                    byte* ql = b + 64 * n, qh = b + 128 + 32 * n;
-                    sbyte* sc = (sbyte*)b + 192 + 8 * n;
-                    for (int l = 0; l < 32; l++)
-                    {
-                        int at = l / 16;
-                        int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                        int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                        int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                        int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                        y[l] = d * sc[at] * q1;
-                        y[l + 32] = d * sc[at + 2] * q2;
-                        y[l + 64] = d * sc[at + 4] * q3;
-                        y[l + 96] = d * sc[at + 6] * q4;
-                    }
-                }
-                break;
-            }
-            case StoredType.Q2_K:
-            {
-                // 16 scale bytes (low nibble scale, high nibble min), 64 bytes of 2-bit codes, fp16 d, fp16 dmin; each
-                // 32 bytes of codes cover 128 values: 4 shifts x (16 values with one scale + 16 with the next).
-                float d = F16(b + 80), min = F16(b + 82);
-                int sc = 0;
-                for (int n = 0; n < 2; n++)
-                {
-                    byte* q = b + 16 + 32 * n;
-                    for (int shift = 0; shift < 8; shift += 2)
-                        for (int half = 0; half < 2; half++)
-                        {
-                            byte s = b[sc++];
-                            float dl = d * (s & 0xF), ml = min * (s >> 4);
-                            for (int l = 0; l < 16; l++) *y++ = dl * ((q[16 * half + l] >> shift) & 3) - ml;
-                        }
-                }
-                break;
-            }
-            case StoredType.Q3_K:
-            {
-                // 32 bytes of high bits (hmask), 64 bytes of 2-bit codes, 12 bytes of 6-bit scales, fp16 d.
-                float dAll = F16(b + 108);
-                byte* hm = b;
-                uint a0 = *(uint*)(b + 96), a1 = *(uint*)(b + 100), tmp = *(uint*)(b + 104);
-                const uint k1 = 0x03030303, k2 = 0x0f0f0f0f;
-                uint* aux = stackalloc uint[4];
-                aux[0] = (a0 & k2) | ((tmp & k1) << 4);
-                aux[1] = (a1 & k2) | (((tmp >> 2) & k1) << 4);
-                aux[2] = ((a0 >> 4) & k2) | (((tmp >> 4) & k1) << 4);
-                aux[3] = ((a1 >> 4) & k2) | (((tmp >> 6) & k1) << 4);
-                sbyte* scales = (sbyte*)aux;
-                int sc = 0, k = 0; // k: the hmask bit of these 32 values
-                for (int n = 0; n < 2; n++)
-                {
-                    byte* q = b + 32 + 32 * n;
-                    for (int shift = 0; shift < 8; shift += 2, k++)
-                        for (int half = 0; half < 2; half++)
-                        {
-                            float dl = dAll * (scales[sc++] - 32);
-                            for (int l = 0; l < 16; l++)
-                            {
-                                int at = 16 * half + l;
-                                *y++ = dl * (((q[at] >> shift) & 3) - (4 - (((hm[at] >> k) & 1) << 2))); // ggml: bit set ? 0 : 4, branch-free
-                            }
-                        }
-                }
-                break;
-            }
-            default: throw new ArgumentOutOfRangeException(nameof(t), t, "not a K-family stored type");
-        }
-    }
+        StoredType.Q5_0 => GgmlType.Q5_0, StoredType.Q2_K => GgmlType.Q2_K, StoredType.Q3_K => GgmlType.Q3_K,
+        StoredType.Q4_K => GgmlType.Q4_K, StoredType.Q5_K => GgmlType.Q5_K, StoredType.Q6_K => GgmlType.Q6_K,
+        _ => throw new ArgumentOutOfRangeException(nameof(t), t, "not a K-family stored type"),
+    };
+
+    /// <summary>One block's values, exactly as ggml's reference to_float gives them (<see cref="GgufQuants.Dequantize"/>).</summary>
+    internal static void DecodeBlock(StoredType t, byte* b, float* y) => DecodeRow(t, b, y, BlockValues(t));
 
     /// <summary>
     /// Q3_K on the SIMD paths: the block decoded by the scalar decoder into a buffer, then the lane FMAs
@@ -249,11 +148,8 @@ internal static unsafe class StoredKernelsK
     }
 
     /// <summary>A whole row (cols a multiple of the block) as ggml's fp32 values.</summary>
-    internal static void DecodeRow(StoredType t, byte* row, float* y, int cols)
-    {
-        int bv = BlockValues(t), bb = BlockBytes(t);
-        for (int i = 0; i < cols; i += bv, row += bb) DecodeBlock(t, row, y + i);
-    }
+    internal static void DecodeRow(StoredType t, byte* row, float* y, int cols) =>
+        GgufQuants.Dequantize(Ggml(t), new ReadOnlySpan<byte>(row, checked((int)((long)cols / BlockValues(t) * BlockBytes(t)))), new Span<float>(y, cols));
 
     /// <summary>The scalar twin: each block decoded, then lane i mod 16 += w_i x_i (fused), the 16-lane tree.</summary>
     public static float Scalar(StoredType t, byte* row, float* x, int cols)
