@@ -35,7 +35,7 @@ public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3
 /// (fused), the 16-lane tree; their GEMM decodes a row once to those values and runs the same 16-lane dots
 /// (<see cref="StoredKernelsK.DotDecoded"/>), so a token's output equals its GEMV's bit for bit.</para>
 /// </summary>
-public sealed unsafe class StoredMatrix
+public sealed unsafe class StoredMatrix : IStoredLinear
 {
     private const int Lanes = 16, Block = 32;
     private readonly byte* _data;
@@ -260,6 +260,9 @@ public sealed unsafe class StoredMatrix
                 break;
         }
     }
+
+    IStoredLinear IStoredLinear.WithRows(int[] rowMap) => WithRows(rowMap);
+    void IStoredLinear.Gemm(ReadOnlySpan<float> x, int n, Span<float> y, int threads) => Gemm(x, n, y, threads);
 
     /// <summary>The whole matrix as fp32 [rows, cols] (where a user or an analysis asks for fp32).</summary>
     public float[] ToFloat()

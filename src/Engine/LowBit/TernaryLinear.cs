@@ -14,7 +14,7 @@ namespace Workbench.Engine.LowBit;
 /// </para>
 /// Every ternary linear shares one team of threads (one per core), so calls from any model are serialized by its lock.
 /// </summary>
-public sealed class TernaryLinear
+public sealed class TernaryLinear : IStoredLinear
 {
     private const int ChunkTokens = 16;
     private static readonly Lazy<WorkerTeam> Team = new(() => new WorkerTeam(Math.Max(1, Environment.ProcessorCount)));
@@ -142,6 +142,10 @@ public sealed class TernaryLinear
             }
         return w;
     }
+
+    IStoredLinear IStoredLinear.WithRows(int[] rowMap) => WithRows(rowMap);
+    // the ternary linears share one team of threads (one per core): the count asked for does not apply
+    void IStoredLinear.Gemm(ReadOnlySpan<float> x, int n, Span<float> y, int threads) => Gemm(x, n, y);
 
     /// <summary>Y[n, rows] = X[n, cols] W^T on the packed kernels (activations int8-quantized per token inside).</summary>
     public void Gemm(ReadOnlySpan<float> x, int n, Span<float> y, IsaPath? path = null)

@@ -69,15 +69,7 @@ public sealed class ForwardContext
             Tensors.Ops.AddBias(y, n, m, bias, gelu);
             return;
         }
-        if (StoredLinears.FindTernary(w) is { } ternary)
-        {
-            if (ternary.Rows != m || ternary.Cols != k)
-                throw new ArgumentException($"the ternary weight is {ternary.Rows} x {ternary.Cols}, the layer asks for {m} x {k}", nameof(w));
-            ternary.Gemm(x[..(n * k)], n, y[..(n * m)]);
-            Tensors.Ops.AddBias(y, n, m, bias, gelu);
-            return;
-        }
-        if (StoredLinears.Find(w) is { } stored)
+        if (StoredLinears.Linear(w) is { } stored)
         {
             if (stored.Rows != m || stored.Cols != k)
                 throw new ArgumentException($"the stored weight is {stored.Rows} x {stored.Cols}, the layer asks for {m} x {k}", nameof(w));

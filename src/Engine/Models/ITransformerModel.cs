@@ -83,7 +83,7 @@ public static class TransformerExtensions
     /// <summary>Bytes every distinct parameter array would take as fp32 (what <c>--weights fp32</c> holds resident), stored ones included at 4 bytes a value.</summary>
     public static long Fp32ParameterBytes(this ITransformerModel model) =>
         model.ParameterArrays.Distinct(ReferenceEqualityComparer.Instance).Cast<float[]>()
-            .Sum(a => StoredLinears.Find(a) is { } m ? 4L * m.Rows * m.Cols : 4L * a.Length);
+            .Sum(a => StoredLinears.Linear(a) is { } m ? 4L * m.Rows * m.Cols : 4L * a.Length);
 
     /// <summary>Embeds the input and runs every block (no readout): the final state, with the context's hooks fired.</summary>
     public static SequenceState Hidden(this ITransformerModel model, ModelInput input, ForwardContext ctx)

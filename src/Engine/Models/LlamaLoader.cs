@@ -159,7 +159,7 @@ public static class LlamaLoader
     /// </summary>
     public static float[] UnpermuteRotary(float[] w, int heads, int cols)
     {
-        if ((StoredLinears.Find(w)?.Rows ?? StoredLinears.FindTernary(w)?.Rows) is int stored) return StoredLinears.PermuteRows(w, UnpermutedRows(stored, heads))!;
+        if (StoredLinears.Linear(w)?.Rows is int stored) return StoredLinears.PermuteRows(w, UnpermutedRows(stored, heads))!;
         int rows = w.Length / cols, hd = rows / heads, half = hd / 2;
         var r = new float[w.Length];
         for (int h = 0; h < heads; h++)

@@ -33,11 +33,10 @@ public static class WeightStorageOption
 /// </summary>
 public static class StoredLinears
 {
-    private static readonly ConditionalWeakTable<float[], StoredMatrix> Table = new();
-    private static readonly ConditionalWeakTable<float[], TernaryLinear> Ternaries = new();
+    private static readonly ConditionalWeakTable<float[], IStoredLinear> Table = new();
 
-    /// <summary>A new placeholder array standing for <paramref name="m"/>.</summary>
-    public static float[] Register(StoredMatrix m)
+    /// <summary>A new placeholder array standing for <paramref name="m"/> (a stored-type matrix or packed ternary codes).</summary>
+    public static float[] Register(IStoredLinear m)
     {
         ArgumentNullException.ThrowIfNull(m);
         var key = new float[0];
@@ -45,26 +44,20 @@ public static class StoredLinears
         return key;
     }
 
-    /// <summary>A new placeholder array standing for the packed ternary linear <paramref name="m"/>.</summary>
-    public static float[] Register(TernaryLinear m)
-    {
-        ArgumentNullException.ThrowIfNull(m);
-        var key = new float[0];
-        Ternaries.Add(key, m);
-        return key;
-    }
+    /// <summary>The linear a placeholder stands for, in whichever form the checkpoint keeps it; null for an fp32 array.</summary>
+    public static IStoredLinear? Linear(float[] w) => w.Length == 0 && Table.TryGetValue(w, out var m) ? m : null;
 
-    /// <summary>The stored matrix a placeholder stands for; null for an fp32 array.</summary>
-    public static StoredMatrix? Find(float[] w) => w.Length == 0 && Table.TryGetValue(w, out var m) ? m : null;
+    /// <summary>The stored-type matrix a placeholder stands for; null for an fp32 array or packed ternary codes.</summary>
+    public static StoredMatrix? Find(float[] w) => Linear(w) as StoredMatrix;
 
     /// <summary>The packed ternary linear a placeholder stands for (a checkpoint stored ternary); null otherwise.</summary>
-    public static TernaryLinear? FindTernary(float[] w) => w.Length == 0 && Ternaries.TryGetValue(w, out var m) ? m : null;
+    public static TernaryLinear? FindTernary(float[] w) => Linear(w) as TernaryLinear;
 
     /// <summary>The weights as fp32 values: the array itself, or a dequantized copy of a stored or packed ternary matrix.</summary>
-    public static float[] Fp32(float[] w) => Find(w)?.ToFloat() ?? FindTernary(w)?.ToFloat() ?? w;
+    public static float[] Fp32(float[] w) => Linear(w)?.ToFloat() ?? w;
 
     /// <summary>Bytes the weights occupy: 4 a value for fp32, the stored bytes otherwise.</summary>
-    public static long Bytes(float[] w) => Find(w)?.WeightBytes ?? FindTernary(w)?.WeightBytes ?? 4L * w.Length;
+    public static long Bytes(float[] w) => Linear(w)?.WeightBytes ?? 4L * w.Length;
 
     /// <summary>Releases the resident pages of a memory-mapped stored matrix (see <see cref="MappedTensor.ReleasePages"/>); nothing for fp32.</summary>
     public static void ReleasePages(float[] w)
@@ -123,6 +116,5 @@ public static class StoredLinears
         PermuteRows(w, Enumerable.Range(r0, r1 - r0).ToArray()) ?? w[(r0 * cols)..(r1 * cols)];
 
     /// <summary>Row r of the result is row <paramref name="map"/>[r] of w (a view of a stored matrix, repacked codes of a ternary one).</summary>
-    internal static float[]? PermuteRows(float[] w, int[] map) =>
-        Find(w) is { } m ? Register(m.WithRows(map)) : FindTernary(w) is { } t ? Register(t.WithRows(map)) : null;
+    internal static float[]? PermuteRows(float[] w, int[] map) => Linear(w) is { } m ? Register(m.WithRows(map)) : null;
 }

@@ -82,7 +82,7 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
             else
             {
                 // a weight kept as stored (bf16, Q8_0, ...) is quantized from its fp32 values, one layer at a time
-                t = read is null ? AbsMeanTernary.Quantize(StoredLinears.Fp32(w), rows, cols) : read(linear with { Weight = StoredLinears.Fp32(w) });
+                t = read is null ? AbsMeanTernary.Quantize(StoredLinears.Fp32(w), rows, cols) : read(linear);
                 m = t.Pack(format);
             }
             int zeros = 0;
@@ -120,8 +120,27 @@ public sealed class TernaryModel : ILinearOverride, IDisposable
     public static TernaryModel FromStored(ITransformerModel model, LowBitFormat format, int threads = 1, IsaPath? path = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return new TernaryModel(format, model.BlockLinears, KeptBytes(model), threads, path, l => StoredTernary.TryRead(l.Weight, l.Rows, l.Cols)
+        return new TernaryModel(format, model.BlockLinears, KeptBytes(model), threads, path, l => StoredTernary.TryRead(StoredLinears.Fp32(l.Weight), l.Rows, l.Cols)
             ?? throw new ArgumentException($"{model.Card.Name}: block linear {l.Name} holds values other than -s, 0, +s; it was not trained ternary (use Quantize for post-training quantization)", nameof(model)));
+    }
+
+    /// <summary>
+    /// The model's own ternary codes and scales when every block linear holds them (as <see cref="FromStored"/>), else
+    /// post-training quantization of every block linear (as <see cref="Quantize(ITransformerModel, LowBitFormat, int, IsaPath?)"/>);
+    /// <paramref name="stored"/> says which. Each linear is read (and a stored one dequantized) once.
+    /// </summary>
+    public static TernaryModel FromStoredOrQuantize(ITransformerModel model, LowBitFormat format, int threads, out bool stored)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var codes = new Dictionary<float[], TernaryWeights>(ReferenceEqualityComparer.Instance);
+        foreach (var l in model.BlockLinears)
+        {
+            if (StoredLinears.FindTernary(l.Weight) is { Parts.Count: 1 } || codes.ContainsKey(l.Weight)) continue;
+            if (StoredTernary.TryRead(StoredLinears.Fp32(l.Weight), l.Rows, l.Cols) is not { } t) { stored = false; return Quantize(model, format, threads); }
+            codes[l.Weight] = t;
+        }
+        stored = true;
+        return new TernaryModel(format, model.BlockLinears, KeptBytes(model), threads, null, l => codes[l.Weight]);
     }
 
     /// <summary>Quantizes the model of a loaded decoder, encoder or image classifier.</summary>

@@ -174,9 +174,8 @@ public sealed record StackRequest : IRequest<StackResult>
         var tc = tDecoder.Config;
         if (tc.Layers != config.Layers || tc.Dim != config.Dim || tc.Vocab != config.Vocab || tc.Heads != config.Heads || tc.KvDim != config.KvDim || tc.MlpDim != config.MlpDim)
             throw new OptionException("--ternary", $"--ternary {tDecoder.Name} is not shaped like {fp.Name} ({tc.Layers} layers x {tc.Dim}, vocabulary {tc.Vocab}; want {config.Layers} x {config.Dim}, {config.Vocab})");
-        bool stored = tDecoder.Model.BlockLinears.All(l => StoredLinears.FindTernary(l.Weight) is { Parts.Count: 1 } || StoredTernary.TryRead(StoredLinears.Fp32(l.Weight), l.Rows, l.Cols) is not null);
+        using var kernels = TernaryModel.FromStoredOrQuantize(tDecoder.Model, format, Threads, out bool stored);
         progress?.Report(new RunProgress("ternary kernels", 0, stages, stored ? $"{tDecoder.Name}: stored scales" : $"{tDecoder.Name}: post-training quantization"));
-        using var kernels = stored ? TernaryModel.FromStored(tDecoder.Model, format, Threads) : TernaryModel.Quantize(tDecoder.Model, format, Threads);
         var ternaryModel = tDecoder.Model.WithLinear(kernels);
 
         var (calibration, windows, heldOut) = Texts(fp);
