@@ -6,9 +6,9 @@ using Workbench.Engine.Tensors;
 namespace Workbench.Engine.LowBit;
 
 /// <summary>The stored weight types the engine computes from directly (a checkpoint's bytes, no fp32 copy).</summary>
-/// <remarks>Q5_0 and the K types Q2_K ... Q6_K run <see cref="StoredKernelsK"/> (the types llama-quantize's Q4_K_M / Q5_K_M / Q6_K
-/// mix); Q3_K decodes each block with the scalar decoder on every path, so models do not keep it stored yet.</remarks>
-public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K }
+/// <remarks>Q5_0, Q4_1, Q5_1 and the K types Q2_K ... Q6_K run <see cref="StoredKernelsK"/> (the types llama-quantize's
+/// Q4_K_M / Q5_K_M / Q6_K / Q3_K_M mix, and the older Q4_1 / Q5_1 files).</remarks>
+public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, Q4_1, Q5_1 }
 
 /// <summary>
 /// A weight matrix [rows = out, cols = in] kept in the type its file stores, row-major as ggml and safetensors store
@@ -66,7 +66,7 @@ public sealed unsafe class StoredMatrix
         _rowMap = rowMap;
     }
 
-    /// <summary>Weights per stored block: 1 (f16 / bf16), 32 (Q8_0, Q4_0, Q5_0), 256 (the K types); cols must be a multiple.</summary>
+    /// <summary>Weights per stored block: 1 (f16 / bf16), 32 (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1), 256 (the K types); cols must be a multiple.</summary>
     public static int BlockOf(StoredType type) => type switch
     {
         StoredType.F16 or StoredType.BF16 => 1,
@@ -146,13 +146,13 @@ public sealed unsafe class StoredMatrix
 
     /// <summary>
     /// Seeded synthetic weights (benchmarks, tests): uniform in [-1, 1) stored in the type (Q types quantized as ggml
-    /// does); the K types get uniform random codes and scales instead (see <see cref="StoredKernelsK.RandomBlocks"/>).
+    /// does); the K types, Q4_1 and Q5_1 get uniform random codes and scales instead (see <see cref="StoredKernelsK.RandomBlocks"/>).
     /// </summary>
     public static StoredMatrix Random(StoredType type, int rows, int cols, int seed)
     {
         var rng = new Random(seed);
         var bytes = new byte[BytesFor(type, rows, cols)];
-        if (type is StoredType.Q2_K or StoredType.Q3_K or StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K)
+        if (type is StoredType.Q2_K or StoredType.Q3_K or StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K or StoredType.Q4_1 or StoredType.Q5_1)
         {
             StoredKernelsK.RandomBlocks(type, bytes, rng);
             return FromBytes(type, rows, cols, bytes);
