@@ -74,6 +74,21 @@ internal static unsafe class StoredKernelsK
     internal static void DecodeRow(StoredType t, byte* row, float* y, int cols) =>
         GgufQuants.Dequantize(Ggml(t), new ReadOnlySpan<byte>(row, checked((int)((long)cols / BlockValues(t) * BlockBytes(t)))), new Span<float>(y, cols));
 
+    /// <summary>
+    /// A whole row as ggml's fp32 values on path p (the GEMM's rows): the SIMD block decoders storing the weights they
+    /// form for the dots, so the values are the scalar decoder's bit for bit (tests check every path).
+    /// </summary>
+    internal static void DecodeRow(StoredType t, byte* row, float* y, int cols, Tensors.IsaPath p)
+    {
+        switch (p)
+        {
+            case Tensors.IsaPath.V512: Row<W512<Store>>(t, row, y, cols); break;
+            case Tensors.IsaPath.V256: Row<W256<Store>>(t, row, y, cols); break;
+            case Tensors.IsaPath.V128: Row<W128<Store>>(t, row, y, cols); break;
+            default: DecodeRow(t, row, y, cols); break;
+        }
+    }
+
     /// <summary>The scalar twin: each block decoded, then lane i mod 16 += w_i x_i (fused), the 16-lane tree.</summary>
     public static float Scalar(StoredType t, byte* row, float* x, int cols)
     {
@@ -92,9 +107,9 @@ internal static unsafe class StoredKernelsK
     /// <summary>Row dot product on path p (every path gives the scalar twin's bits).</summary>
     public static float Dot(StoredType t, byte* row, float* x, int cols, Tensors.IsaPath p) => p switch
     {
-        Tensors.IsaPath.V512 => Row<W512>(t, row, x, cols),
-        Tensors.IsaPath.V256 => Row<W256>(t, row, x, cols),
-        Tensors.IsaPath.V128 => Row<W128>(t, row, x, cols),
+        Tensors.IsaPath.V512 => Row<W512<Fuse>>(t, row, x, cols),
+        Tensors.IsaPath.V256 => Row<W256<Fuse>>(t, row, x, cols),
+        Tensors.IsaPath.V128 => Row<W128<Fuse>>(t, row, x, cols),
         _ => Scalar(t, row, x, cols),
     };
 
@@ -106,9 +121,9 @@ internal static unsafe class StoredKernelsK
     {
         switch (p)
         {
-            case Tensors.IsaPath.V512: return Plain<W512>(w, x, cols);
-            case Tensors.IsaPath.V256: return Plain<W256>(w, x, cols);
-            case Tensors.IsaPath.V128: return Plain<W128>(w, x, cols);
+            case Tensors.IsaPath.V512: return Plain<W512<Fuse>>(w, x, cols);
+            case Tensors.IsaPath.V256: return Plain<W256<Fuse>>(w, x, cols);
+            case Tensors.IsaPath.V128: return Plain<W128<Fuse>>(w, x, cols);
         }
         var l = stackalloc float[Lanes];
         for (int j = 0; j < Lanes; j++) l[j] = 0;
@@ -167,10 +182,27 @@ internal static unsafe class StoredKernelsK
         static abstract float Sum(TSelf a); // by value: a ref to the accumulators would keep them in memory
     }
 
+    /// <summary>What a width does with the weights it forms: fuse them into the lanes (<see cref="Fuse"/>) or store them (<see cref="Store"/>).</summary>
+    private interface IMode { static abstract bool Stores { get; } }
+
+    /// <summary>The dot product: lane += w x.</summary>
+    private struct Fuse : IMode { public static bool Stores => false; }
+
+    /// <summary>The GEMM's row decode: the weights stored where x points (the row's fp32 scratch), exactly ggml's values.</summary>
+    private struct Store : IMode { public static bool Stores => true; }
+
     /// <summary>AVX-512: the 16 lanes in one register.</summary>
-    private struct W512 : IWidth<W512>
+    private struct W512<M> : IWidth<W512<M>> where M : struct, IMode
     {
         private Vector512<float> _v;
+
+        /// <summary>16 weights w at x: lane += w x (Fuse), or stored at x (Store).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Put(ref Vector512<float> acc, Vector512<float> w, float* x)
+        {
+            if (M.Stores) w.Store(x);
+            else acc = Vector512.FusedMultiplyAdd(w, Vector512.Load(x), acc);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Vector512<float> U(Vector128<byte> b) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(b));
@@ -179,41 +211,41 @@ internal static unsafe class StoredKernelsK
         private static Vector512<float> S(Vector128<sbyte> b) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(b));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScaleMinus(ref W512 a, Vector128<byte> q, float d, float m, float* x) =>
-            a._v = Vector512.FusedMultiplyAdd(Vector512.Create(d) * U(q) - Vector512.Create(m), Vector512.Load(x), a._v);
+        public static void ScaleMinus(ref W512<M> a, Vector128<byte> q, float d, float m, float* x) =>
+            Put(ref a._v, Vector512.Create(d) * U(q) - Vector512.Create(m), x);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScaleMinus(ref W512 a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
+        public static void ScaleMinus(ref W512<M> a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
         {
             Vector512<float> vd = Vector512.Create(d), vm = Vector512.Create(m);
-            a._v = Vector512.FusedMultiplyAdd(vd * U(q0) - vm, Vector512.Load(x), a._v);
-            a._v = Vector512.FusedMultiplyAdd(vd * U(q1) - vm, Vector512.Load(x + 16), a._v);
+            Put(ref a._v, vd * U(q0) - vm, x);
+            Put(ref a._v, vd * U(q1) - vm, x + 16);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScalePlus(ref W512 a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
+        public static void ScalePlus(ref W512<M> a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
         {
             Vector512<float> vd = Vector512.Create(d), vm = Vector512.Create(m);
-            a._v = Vector512.FusedMultiplyAdd(U(q0) * vd + vm, Vector512.Load(x), a._v);
-            a._v = Vector512.FusedMultiplyAdd(U(q1) * vd + vm, Vector512.Load(x + 16), a._v);
+            Put(ref a._v, U(q0) * vd + vm, x);
+            Put(ref a._v, U(q1) * vd + vm, x + 16);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scale(ref W512 a, Vector128<sbyte> q, float d, float* x) =>
-            a._v = Vector512.FusedMultiplyAdd(S(q) * Vector512.Create(d), Vector512.Load(x), a._v);
+        public static void Scale(ref W512<M> a, Vector128<sbyte> q, float d, float* x) =>
+            Put(ref a._v, S(q) * Vector512.Create(d), x);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scale(ref W512 a, Vector128<sbyte> q0, Vector128<sbyte> q1, float d, float* x)
+        public static void Scale(ref W512<M> a, Vector128<sbyte> q0, Vector128<sbyte> q1, float d, float* x)
         {
             var vd = Vector512.Create(d);
-            a._v = Vector512.FusedMultiplyAdd(S(q0) * vd, Vector512.Load(x), a._v);
-            a._v = Vector512.FusedMultiplyAdd(S(q1) * vd, Vector512.Load(x + 16), a._v);
+            Put(ref a._v, S(q0) * vd, x);
+            Put(ref a._v, S(q1) * vd, x + 16);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Fma(ref W512 a, float* w, float* x) => a._v = Vector512.FusedMultiplyAdd(Vector512.Load(w), Vector512.Load(x), a._v);
+        public static void Fma(ref W512<M> a, float* w, float* x) => Put(ref a._v, Vector512.Load(w), x);
 
-        public static float Sum(W512 a)
+        public static float Sum(W512<M> a)
         {
             var l = stackalloc float[Lanes];
             a._v.Store(l);
@@ -222,9 +254,16 @@ internal static unsafe class StoredKernelsK
     }
 
     /// <summary>AVX2: lanes 0-7 in one register, 8-15 in the other.</summary>
-    private struct W256 : IWidth<W256>
+    private struct W256<M> : IWidth<W256<M>> where M : struct, IMode
     {
         private Vector256<float> _a0, _a1;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Put(ref Vector256<float> acc, Vector256<float> w, float* x)
+        {
+            if (M.Stores) w.Store(x);
+            else acc = Vector256.FusedMultiplyAdd(w, Vector256.Load(x), acc);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Vector256<float> U(Vector128<byte> b) => Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(b));
@@ -239,59 +278,59 @@ internal static unsafe class StoredKernelsK
         private static Vector128<sbyte> Hi(Vector128<sbyte> b) => Sse2.ShiftRightLogical128BitLane(b, 8);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScaleMinus(ref W256 a, Vector128<byte> q, float d, float m, float* x)
+        public static void ScaleMinus(ref W256<M> a, Vector128<byte> q, float d, float m, float* x)
         {
             Vector256<float> vd = Vector256.Create(d), vm = Vector256.Create(m);
-            a._a0 = Vector256.FusedMultiplyAdd(vd * U(q) - vm, Vector256.Load(x), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(vd * U(Hi(q)) - vm, Vector256.Load(x + 8), a._a1);
+            Put(ref a._a0, vd * U(q) - vm, x);
+            Put(ref a._a1, vd * U(Hi(q)) - vm, x + 8);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScaleMinus(ref W256 a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
+        public static void ScaleMinus(ref W256<M> a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
         {
             Vector256<float> vd = Vector256.Create(d), vm = Vector256.Create(m);
-            a._a0 = Vector256.FusedMultiplyAdd(vd * U(q0) - vm, Vector256.Load(x), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(vd * U(Hi(q0)) - vm, Vector256.Load(x + 8), a._a1);
-            a._a0 = Vector256.FusedMultiplyAdd(vd * U(q1) - vm, Vector256.Load(x + 16), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(vd * U(Hi(q1)) - vm, Vector256.Load(x + 24), a._a1);
+            Put(ref a._a0, vd * U(q0) - vm, x);
+            Put(ref a._a1, vd * U(Hi(q0)) - vm, x + 8);
+            Put(ref a._a0, vd * U(q1) - vm, x + 16);
+            Put(ref a._a1, vd * U(Hi(q1)) - vm, x + 24);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScalePlus(ref W256 a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
+        public static void ScalePlus(ref W256<M> a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
         {
             Vector256<float> vd = Vector256.Create(d), vm = Vector256.Create(m);
-            a._a0 = Vector256.FusedMultiplyAdd(U(q0) * vd + vm, Vector256.Load(x), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(U(Hi(q0)) * vd + vm, Vector256.Load(x + 8), a._a1);
-            a._a0 = Vector256.FusedMultiplyAdd(U(q1) * vd + vm, Vector256.Load(x + 16), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(U(Hi(q1)) * vd + vm, Vector256.Load(x + 24), a._a1);
+            Put(ref a._a0, U(q0) * vd + vm, x);
+            Put(ref a._a1, U(Hi(q0)) * vd + vm, x + 8);
+            Put(ref a._a0, U(q1) * vd + vm, x + 16);
+            Put(ref a._a1, U(Hi(q1)) * vd + vm, x + 24);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scale(ref W256 a, Vector128<sbyte> q, float d, float* x)
+        public static void Scale(ref W256<M> a, Vector128<sbyte> q, float d, float* x)
         {
             var vd = Vector256.Create(d);
-            a._a0 = Vector256.FusedMultiplyAdd(S(q) * vd, Vector256.Load(x), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(S(Hi(q)) * vd, Vector256.Load(x + 8), a._a1);
+            Put(ref a._a0, S(q) * vd, x);
+            Put(ref a._a1, S(Hi(q)) * vd, x + 8);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scale(ref W256 a, Vector128<sbyte> q0, Vector128<sbyte> q1, float d, float* x)
+        public static void Scale(ref W256<M> a, Vector128<sbyte> q0, Vector128<sbyte> q1, float d, float* x)
         {
             var vd = Vector256.Create(d);
-            a._a0 = Vector256.FusedMultiplyAdd(S(q0) * vd, Vector256.Load(x), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(S(Hi(q0)) * vd, Vector256.Load(x + 8), a._a1);
-            a._a0 = Vector256.FusedMultiplyAdd(S(q1) * vd, Vector256.Load(x + 16), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(S(Hi(q1)) * vd, Vector256.Load(x + 24), a._a1);
+            Put(ref a._a0, S(q0) * vd, x);
+            Put(ref a._a1, S(Hi(q0)) * vd, x + 8);
+            Put(ref a._a0, S(q1) * vd, x + 16);
+            Put(ref a._a1, S(Hi(q1)) * vd, x + 24);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Fma(ref W256 a, float* w, float* x)
+        public static void Fma(ref W256<M> a, float* w, float* x)
         {
-            a._a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w), Vector256.Load(x), a._a0);
-            a._a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w + 8), Vector256.Load(x + 8), a._a1);
+            Put(ref a._a0, Vector256.Load(w), x);
+            Put(ref a._a1, Vector256.Load(w + 8), x + 8);
         }
 
-        public static float Sum(W256 a)
+        public static float Sum(W256<M> a)
         {
             var l = stackalloc float[Lanes];
             a._a0.Store(l);
@@ -301,9 +340,16 @@ internal static unsafe class StoredKernelsK
     }
 
     /// <summary>Portable Vector128 (SSE, NEON): lanes 0-3, 4-7, 8-11, 12-15 in four registers.</summary>
-    private struct W128 : IWidth<W128>
+    private struct W128<M> : IWidth<W128<M>> where M : struct, IMode
     {
         private Vector128<float> _a0, _a1, _a2, _a3;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Put(ref Vector128<float> acc, Vector128<float> w, float* x)
+        {
+            if (M.Stores) w.Store(x);
+            else acc = Vector128.FusedMultiplyAdd(w, Vector128.Load(x), acc);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static (Vector128<float>, Vector128<float>, Vector128<float>, Vector128<float>) U(Vector128<byte> b)
@@ -322,16 +368,16 @@ internal static unsafe class StoredKernelsK
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Add(ref W128 a, Vector128<float> w0, Vector128<float> w1, Vector128<float> w2, Vector128<float> w3, float* x)
+        private static void Add(ref W128<M> a, Vector128<float> w0, Vector128<float> w1, Vector128<float> w2, Vector128<float> w3, float* x)
         {
-            a._a0 = Vector128.FusedMultiplyAdd(w0, Vector128.Load(x), a._a0);
-            a._a1 = Vector128.FusedMultiplyAdd(w1, Vector128.Load(x + 4), a._a1);
-            a._a2 = Vector128.FusedMultiplyAdd(w2, Vector128.Load(x + 8), a._a2);
-            a._a3 = Vector128.FusedMultiplyAdd(w3, Vector128.Load(x + 12), a._a3);
+            Put(ref a._a0, w0, x);
+            Put(ref a._a1, w1, x + 4);
+            Put(ref a._a2, w2, x + 8);
+            Put(ref a._a3, w3, x + 12);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScaleMinus(ref W128 a, Vector128<byte> q, float d, float m, float* x)
+        public static void ScaleMinus(ref W128<M> a, Vector128<byte> q, float d, float m, float* x)
         {
             Vector128<float> vd = Vector128.Create(d), vm = Vector128.Create(m);
             var (q0, q1, q2, q3) = U(q);
@@ -339,7 +385,7 @@ internal static unsafe class StoredKernelsK
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScaleMinus(ref W128 a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
+        public static void ScaleMinus(ref W128<M> a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
         {
             Vector128<float> vd = Vector128.Create(d), vm = Vector128.Create(m);
             var (w0, w1, w2, w3) = U(q0);
@@ -349,7 +395,7 @@ internal static unsafe class StoredKernelsK
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void ScalePlus(ref W128 a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
+        public static void ScalePlus(ref W128<M> a, Vector128<byte> q0, Vector128<byte> q1, float d, float m, float* x)
         {
             Vector128<float> vd = Vector128.Create(d), vm = Vector128.Create(m);
             var (w0, w1, w2, w3) = U(q0);
@@ -359,7 +405,7 @@ internal static unsafe class StoredKernelsK
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scale(ref W128 a, Vector128<sbyte> q, float d, float* x)
+        public static void Scale(ref W128<M> a, Vector128<sbyte> q, float d, float* x)
         {
             var vd = Vector128.Create(d);
             var (q0, q1, q2, q3) = S(q);
@@ -367,7 +413,7 @@ internal static unsafe class StoredKernelsK
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scale(ref W128 a, Vector128<sbyte> q0, Vector128<sbyte> q1, float d, float* x)
+        public static void Scale(ref W128<M> a, Vector128<sbyte> q0, Vector128<sbyte> q1, float d, float* x)
         {
             var vd = Vector128.Create(d);
             var (w0, w1, w2, w3) = S(q0);
@@ -377,9 +423,9 @@ internal static unsafe class StoredKernelsK
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Fma(ref W128 a, float* w, float* x) => Add(ref a, Vector128.Load(w), Vector128.Load(w + 4), Vector128.Load(w + 8), Vector128.Load(w + 12), x);
+        public static void Fma(ref W128<M> a, float* w, float* x) => Add(ref a, Vector128.Load(w), Vector128.Load(w + 4), Vector128.Load(w + 8), Vector128.Load(w + 12), x);
 
-        public static float Sum(W128 a)
+        public static float Sum(W128<M> a)
         {
             var l = stackalloc float[Lanes];
             a._a0.Store(l);

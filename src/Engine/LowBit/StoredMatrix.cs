@@ -142,6 +142,8 @@ public sealed unsafe class StoredMatrix
     }
 
     private byte* RowPtr(int r) => _data + (_rowMap?[r] ?? r) * RowBytes;
+    /// <summary>Row r's stored bytes (tests: the kernels called on one row directly).</summary>
+    internal byte* RowAddress(int r) => RowPtr(r);
     private ReadOnlySpan<byte> RowSpan(int r) => new(RowPtr(r), checked((int)RowBytes));
 
     /// <summary>
@@ -380,7 +382,7 @@ public sealed unsafe class StoredMatrix
             for (int r = r0; r < r1; r += Group)
             {
                 int g = Math.Min(Group, r1 - r);
-                for (int i = 0; i < g; i++) Widen(RowPtr(r + i), pw + i * stride);
+                for (int i = 0; i < g; i++) Widen(RowPtr(r + i), pw + i * stride, p);
                 for (int t = 0; t < n; t++)
                 {
                     float* xt = x + (long)t * Cols, yt = y + (long)t * Rows + r;
@@ -393,11 +395,11 @@ public sealed unsafe class StoredMatrix
     }
 
     /// <summary>A row as fp32 for the GEMM: f16 / bf16 widened; Q5_0 and the K types as ggml's dequantized values.</summary>
-    private void Widen(byte* s, float* w)
+    private void Widen(byte* s, float* w, IsaPath p)
     {
         if (Type == StoredType.F16) for (int i = 0; i < Cols; i++) w[i] = F16(((ushort*)s)[i]);
         else if (Type == StoredType.BF16) for (int i = 0; i < Cols; i++) w[i] = BitConverter.Int32BitsToSingle(((ushort*)s)[i] << 16);
-        else StoredKernelsK.DecodeRow(Type, s, w, Cols);
+        else StoredKernelsK.DecodeRow(Type, s, w, Cols, p); // the SIMD block decoders on path p, ggml's values
     }
 
     /// <summary>One row's dot product with x from the stored bytes, on path p (every path gives the same bits).</summary>

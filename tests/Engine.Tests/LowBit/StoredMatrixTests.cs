@@ -126,6 +126,18 @@ public class StoredMatrixTests
                 m.DecodeRow(r, row);
                 Assert.Equal(Bits(w[(r * cols)..((r + 1) * cols)]), Bits(row)); // ggml's values, bit for bit
             }
+            if (StoredKernelsK.Handles(type))
+                foreach (var path in Isa.SupportedPaths)
+                {
+                    // the GEMM's row decode on each path: the SIMD block decoders give ggml's values too
+                    var all = new float[rows * cols];
+                    unsafe
+                    {
+                        fixed (float* pa = all)
+                            for (int r = 0; r < rows; r++) StoredKernelsK.DecodeRow(type, m.RowAddress(r), pa + r * cols, cols, path);
+                    }
+                    Assert.True(Bits(w).SequenceEqual(Bits(all)), $"{stem} {path}: the SIMD row decode differs from ggml's values");
+                }
             var x = RandomX(2 * cols, ++seed);
             double[][] xr = [ReferenceActivations(type, x.AsSpan(0, cols)), ReferenceActivations(type, x.AsSpan(cols, cols))];
             foreach (var path in Isa.SupportedPaths)
