@@ -17,7 +17,8 @@ namespace Workbench.Engine.LowBit;
 /// 16-lane tree sums them. So a row's output is the fp32 dot product of ggml's dequantized weights with x (only
 /// accumulation rounding), the activations are not quantized (llama.cpp quantizes them to Q8_K / Q8_0 / Q8_1 and takes
 /// integer dots, about 0.2 off in stories260K's logits, see GgufQuantTests), and the GEMM takes its dots from a row
-/// decoded once to fp32 with the same lane operations (<see cref="DotDecoded"/>), equal to the GEMV token by token.</para>
+/// decoded once to fp32 (by the same SIMD block decoders, storing the weights instead of fusing them) with the same lane
+/// operations (<see cref="DotDecoded"/>), equal to the GEMV token by token.</para>
 ///
 /// <para>The scalar twin (<see cref="Scalar"/>) decodes a block with <see cref="DecodeBlock"/> (the load-time
 /// dequantizer) and runs the lane loop. Each type's SIMD decode is written once (<see cref="IBlock"/>), generic over the
