@@ -394,7 +394,7 @@ public sealed unsafe class StoredMatrix
             }
     }
 
-    /// <summary>A row as fp32 for the GEMM: f16 / bf16 widened; Q5_0 and the K types as ggml's dequantized values.</summary>
+    /// <summary>A row as fp32 for the GEMM: f16 / bf16 widened; Q5_0, Q4_1, Q5_1 and the K types as ggml's dequantized values.</summary>
     private void Widen(byte* s, float* w, IsaPath p)
     {
         if (Type == StoredType.F16) for (int i = 0; i < Cols; i++) w[i] = F16(((ushort*)s)[i]);
