@@ -66,6 +66,21 @@ public class StoredMatrixTests
                     }
                 }
             }
+            // the GEMM's SIMD row decode on every path gives the scalar decoder's values for these random codes and scales
+            if (StoredKernelsK.Handles(type))
+            {
+                var want = m.ToFloat();
+                foreach (var path in Isa.SupportedPaths)
+                {
+                    var got = new float[rows * cols];
+                    unsafe
+                    {
+                        fixed (float* pg = got)
+                            for (int r = 0; r < rows; r++) StoredKernelsK.DecodeRow(type, m.RowAddress(r), pg + r * cols, cols, path);
+                    }
+                    Assert.True(Bits(want).SequenceEqual(Bits(got)), $"{type} {rows}x{cols} {path}: the SIMD row decode differs from the scalar decoder");
+                }
+            }
             // and the scalar twin is the fp32 product of the dequantized weights with x (Q8_0 / Q4_0: with x quantized to
             // Q8_0 blocks as llama.cpp does), to fp32 rounding
             var w = m.ToFloat();
