@@ -140,9 +140,9 @@ public class LowBitDirectiveTests
         using var k = new TestKernel();
         (string Magic, string Message)[] cases =
         [
-            ("#!gemv --rows 64 --cols 64", "--format (f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k or q3_k) or --compare"),
+            ("#!gemv --rows 64 --cols 64", "--format (f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k, q3_k, q4_1 or q5_1) or --compare"),
             ("#!gemv --format i2s --compare tl2 --rows 64 --cols 64", "not both"),
-            ("#!gemv --format q8 --rows 64 --cols 64", "--format 'q8' is not one of f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k or q3_k"),
+            ("#!gemv --format q8 --rows 64 --cols 64", "--format 'q8' is not one of f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k, q3_k, q4_1 or q5_1"),
             ("#!gemv --compare i2s,i2s --rows 64 --cols 64", "names a format twice"),
             ("#!gemv --format i2s --rows 0 --cols 64", "--rows '0' must be an integer in 1..1048576"),
             ("#!gemv --format i2s --rows 64 --cols 70000", "--cols '70000' must be an integer in 1..65536"),

@@ -100,6 +100,8 @@ public static class LowBitFormats
         new(LowBitFormat.Q6_K, "q6_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q6_K, r, c), null, null, StoredType.Q6_K),
         new(LowBitFormat.Q2_K, "q2_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q2_K, r, c), null, null, StoredType.Q2_K),
         new(LowBitFormat.Q3_K, "q3_k", (r, c) => StoredMatrix.BytesFor(StoredType.Q3_K, r, c), null, null, StoredType.Q3_K),
+        new(LowBitFormat.Q4_1, "q4_1", (r, c) => StoredMatrix.BytesFor(StoredType.Q4_1, r, c), null, null, StoredType.Q4_1),
+        new(LowBitFormat.Q5_1, "q5_1", (r, c) => StoredMatrix.BytesFor(StoredType.Q5_1, r, c), null, null, StoredType.Q5_1),
     ];
 
     public static IReadOnlyList<LowBitFormatInfo> Ternary { get; } = All.Where(f => f.IsTernary).ToArray();

@@ -6,9 +6,9 @@ using Workbench.Engine.Tensors;
 namespace Workbench.Engine.LowBit;
 
 /// <summary>The stored weight types the engine computes from directly (a checkpoint's bytes, no fp32 copy).</summary>
-/// <remarks>Q5_0 and the K types Q2_K ... Q6_K run <see cref="StoredKernelsK"/> (the types llama-quantize's Q4_K_M / Q5_K_M / Q6_K
-/// mix); Q3_K decodes each block with the scalar decoder on every path, so models do not keep it stored yet.</remarks>
-public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K }
+/// <remarks>Q5_0, Q4_1, Q5_1 and the K types Q2_K ... Q6_K run <see cref="StoredKernelsK"/> (the types llama-quantize's
+/// Q4_K_M / Q5_K_M / Q6_K / Q3_K_M mix, and the older Q4_1 / Q5_1 files).</remarks>
+public enum StoredType { F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, Q4_1, Q5_1 }
 
 /// <summary>
 /// A weight matrix [rows = out, cols = in] kept in the type its file stores, row-major as ggml and safetensors store
@@ -66,7 +66,7 @@ public sealed unsafe class StoredMatrix : IStoredLinear
         _rowMap = rowMap;
     }
 
-    /// <summary>Weights per stored block: 1 (f16 / bf16), 32 (Q8_0, Q4_0, Q5_0), 256 (the K types); cols must be a multiple.</summary>
+    /// <summary>Weights per stored block: 1 (f16 / bf16), 32 (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1), 256 (the K types); cols must be a multiple.</summary>
     public static int BlockOf(StoredType type) => type switch
     {
         StoredType.F16 or StoredType.BF16 => 1,
@@ -142,17 +142,19 @@ public sealed unsafe class StoredMatrix : IStoredLinear
     }
 
     private byte* RowPtr(int r) => _data + (_rowMap?[r] ?? r) * RowBytes;
+    /// <summary>Row r's stored bytes (tests: the kernels called on one row directly).</summary>
+    internal byte* RowAddress(int r) => RowPtr(r);
     private ReadOnlySpan<byte> RowSpan(int r) => new(RowPtr(r), checked((int)RowBytes));
 
     /// <summary>
     /// Seeded synthetic weights (benchmarks, tests): uniform in [-1, 1) stored in the type (Q types quantized as ggml
-    /// does); the K types get uniform random codes and scales instead (see <see cref="StoredKernelsK.RandomBlocks"/>).
+    /// does); the K types, Q4_1 and Q5_1 get uniform random codes and scales instead (see <see cref="StoredKernelsK.RandomBlocks"/>).
     /// </summary>
     public static StoredMatrix Random(StoredType type, int rows, int cols, int seed)
     {
         var rng = new Random(seed);
         var bytes = new byte[BytesFor(type, rows, cols)];
-        if (type is StoredType.Q2_K or StoredType.Q3_K or StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K)
+        if (type is StoredType.Q2_K or StoredType.Q3_K or StoredType.Q4_K or StoredType.Q5_K or StoredType.Q6_K or StoredType.Q4_1 or StoredType.Q5_1)
         {
             StoredKernelsK.RandomBlocks(type, bytes, rng);
             return FromBytes(type, rows, cols, bytes);
@@ -383,7 +385,7 @@ public sealed unsafe class StoredMatrix : IStoredLinear
             for (int r = r0; r < r1; r += Group)
             {
                 int g = Math.Min(Group, r1 - r);
-                for (int i = 0; i < g; i++) Widen(RowPtr(r + i), pw + i * stride);
+                for (int i = 0; i < g; i++) Widen(RowPtr(r + i), pw + i * stride, p);
                 for (int t = 0; t < n; t++)
                 {
                     float* xt = x + (long)t * Cols, yt = y + (long)t * Rows + r;
@@ -395,12 +397,12 @@ public sealed unsafe class StoredMatrix : IStoredLinear
             }
     }
 
-    /// <summary>A row as fp32 for the GEMM: f16 / bf16 widened; Q5_0 and the K types as ggml's dequantized values.</summary>
-    private void Widen(byte* s, float* w)
+    /// <summary>A row as fp32 for the GEMM: f16 / bf16 widened; Q5_0, Q4_1, Q5_1 and the K types as ggml's dequantized values.</summary>
+    private void Widen(byte* s, float* w, IsaPath p)
     {
         if (Type == StoredType.F16) for (int i = 0; i < Cols; i++) w[i] = F16(((ushort*)s)[i]);
         else if (Type == StoredType.BF16) for (int i = 0; i < Cols; i++) w[i] = BitConverter.Int32BitsToSingle(((ushort*)s)[i] << 16);
-        else StoredKernelsK.DecodeRow(Type, s, w, Cols);
+        else StoredKernelsK.DecodeRow(Type, s, w, Cols, p); // the SIMD block decoders on path p, ggml's values
     }
 
     /// <summary>One row's dot product with x from the stored bytes, on path p (every path gives the same bits).</summary>

@@ -76,9 +76,7 @@ public static class StoredLinears
     {
         GgmlType.F16 => StoredType.F16, GgmlType.BF16 => StoredType.BF16, GgmlType.Q8_0 => StoredType.Q8_0, GgmlType.Q4_0 => StoredType.Q4_0,
         GgmlType.Q5_0 => StoredType.Q5_0, GgmlType.Q4_K => StoredType.Q4_K, GgmlType.Q5_K => StoredType.Q5_K, GgmlType.Q6_K => StoredType.Q6_K,
-        GgmlType.Q2_K => StoredType.Q2_K,
-        // Q3_K has kernels (StoredKernelsK) but its SIMD paths decode each block with the scalar decoder, ~35x slower
-        // than Q4_K's: until that is vectorised, its linears are dequantized at load as before.
+        GgmlType.Q2_K => StoredType.Q2_K, GgmlType.Q3_K => StoredType.Q3_K, GgmlType.Q4_1 => StoredType.Q4_1, GgmlType.Q5_1 => StoredType.Q5_1,
         _ => null,
     };
 

@@ -83,7 +83,7 @@ public class FormatRegistryTests
     {
         Assert.Equal(Enum.GetValues<LowBitFormat>(), LowBitFormats.All.Select(f => f.Format).Order());
         Assert.Equal(LowBitFormats.All.Count, LowBitFormats.All.Select(f => f.Name).Distinct().Count());
-        Assert.Equal("f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k or q3_k", LowBitFormats.NameList());
+        Assert.Equal("f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k, q3_k, q4_1 or q5_1", LowBitFormats.NameList());
         Assert.Equal("i2s, tl1 or tl2", LowBitFormats.NameList(ternaryOnly: true));
         Assert.Null(LowBitFormats.Find("q4"));
         Assert.Null(LowBitFormats.Find(""));

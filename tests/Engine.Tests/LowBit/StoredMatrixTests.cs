@@ -5,7 +5,7 @@ using Workbench.Engine.Tensors;
 namespace Workbench.Engine.Tests.LowBit;
 
 /// <summary>
-/// The stored-type kernels (bf16, f16, Q5_0, Q2_K ... Q6_K with fp32 accumulation; Q8_0, Q4_0 as integer dots against
+/// The stored-type kernels (bf16, f16, Q5_0, Q4_1, Q5_1, Q2_K ... Q6_K with fp32 accumulation; Q8_0, Q4_0 as integer dots against
 /// activations quantized to Q8_0 blocks, as llama.cpp computes them): every path bit for bit against the scalar twin, the
 /// GEMM equal to the GEMV token by token, and the products against ggml's own dequantized values
 /// (data/goldens/gguf-quants, made by ggml's C code).
@@ -66,6 +66,21 @@ public class StoredMatrixTests
                     }
                 }
             }
+            // the GEMM's SIMD row decode on every path gives the scalar decoder's values for these random codes and scales
+            if (StoredKernelsK.Handles(type))
+            {
+                var want = m.ToFloat();
+                foreach (var path in Isa.SupportedPaths)
+                {
+                    var got = new float[rows * cols];
+                    unsafe
+                    {
+                        fixed (float* pg = got)
+                            for (int r = 0; r < rows; r++) StoredKernelsK.DecodeRow(type, m.RowAddress(r), pg + r * cols, cols, path);
+                    }
+                    Assert.True(Bits(want).SequenceEqual(Bits(got)), $"{type} {rows}x{cols} {path}: the SIMD row decode differs from the scalar decoder");
+                }
+            }
             // and the scalar twin is the fp32 product of the dequantized weights with x (Q8_0 / Q4_0: with x quantized to
             // Q8_0 blocks as llama.cpp does), to fp32 rounding
             var w = m.ToFloat();
@@ -99,6 +114,8 @@ public class StoredMatrixTests
     [InlineData("q6_k", StoredType.Q6_K)]
     [InlineData("q2_k", StoredType.Q2_K)]
     [InlineData("q3_k", StoredType.Q3_K)]
+    [InlineData("q4_1", StoredType.Q4_1)]
+    [InlineData("q5_1", StoredType.Q5_1)]
     [InlineData("f16", StoredType.F16)]
     [InlineData("bf16", StoredType.BF16)]
     public void Mapped_golden_tensors_compute_the_product_of_ggml_dequantized_values(string stem, StoredType type)
@@ -110,8 +127,7 @@ public class StoredMatrixTests
             foreach (var e in g.Tensors)
             {
                 var t = g.Map(e.Name)!;
-                // (Q3_K has kernels but models still dequantize it at load: its decode is not vectorised)
-                Assert.Equal(type is StoredType.Q3_K ? null : type, Workbench.Engine.Models.StoredLinears.KernelType(t.Type));
+                Assert.Equal(type, Workbench.Engine.Models.StoredLinears.KernelType(t.Type)); // models keep the type as stored
                 unsafe { matrices.Add((StoredMatrix.Map(type, (int)e.Shape[0], (int)e.Shape[1], t.Pointer, t.Length, t), npz.ReadF32(e.Name))); }
             }
         // the reader is disposed: the mapped tensors keep the file mapped
@@ -125,6 +141,18 @@ public class StoredMatrixTests
                 m.DecodeRow(r, row);
                 Assert.Equal(Bits(w[(r * cols)..((r + 1) * cols)]), Bits(row)); // ggml's values, bit for bit
             }
+            if (StoredKernelsK.Handles(type))
+                foreach (var path in Isa.SupportedPaths)
+                {
+                    // the GEMM's row decode on each path: the SIMD block decoders give ggml's values too
+                    var all = new float[rows * cols];
+                    unsafe
+                    {
+                        fixed (float* pa = all)
+                            for (int r = 0; r < rows; r++) StoredKernelsK.DecodeRow(type, m.RowAddress(r), pa + r * cols, cols, path);
+                    }
+                    Assert.True(Bits(w).SequenceEqual(Bits(all)), $"{stem} {path}: the SIMD row decode differs from ggml's values");
+                }
             var x = RandomX(2 * cols, ++seed);
             double[][] xr = [ReferenceActivations(type, x.AsSpan(0, cols)), ReferenceActivations(type, x.AsSpan(cols, cols))];
             foreach (var path in Isa.SupportedPaths)

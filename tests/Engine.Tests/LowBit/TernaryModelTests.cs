@@ -176,7 +176,7 @@ public class TernaryModelTests
         new BitNetRequest { Model = "stories260K", Format = "TL2" }.Validate();
 
         Assert.Contains("--compare 'i2s,I2S' names a format twice", Error(() => new GemvRequest { Compare = "i2s,I2S", Rows = 8, Cols = 8 }.Validate()));
-        Assert.Equal("--format 'q8' is not one of f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k or q3_k.", Error(() => new GemvRequest { Format = "q8", Rows = 8, Cols = 8 }.Validate()));
+        Assert.Equal("--format 'q8' is not one of f32, int8, i2s, tl1, tl2, f16, bf16, q8_0, q4_0, q5_0, q4_k, q5_k, q6_k, q2_k, q3_k, q4_1 or q5_1.", Error(() => new GemvRequest { Format = "q8", Rows = 8, Cols = 8 }.Validate()));
         Assert.Equal("--rows is required (an integer in 1..1048576).", Error(() => new GemvRequest { Format = "i2s", Cols = 8 }.Validate()));
         Assert.Equal("--cols '65537' must be an integer in 1..65536.", Error(() => new GemvRequest { Format = "i2s", Rows = 8, Cols = 65537 }.Validate()));
         Assert.Equal("--isa 'avx9' is not one of scalar, v128, v256, v512.", Error(() => new GemvRequest { Format = "i2s", Rows = 8, Cols = 8, Isa = "avx9" }.Validate()));

@@ -61,11 +61,31 @@ public class StoredWeightsTests
     }
 
     /// <summary>
-    /// A one-layer llama GGUF written here with whole super-blocks (dim 256, FFN 512, vocab 40) and llama-quantize's
-    /// Q4_K_M assignment (attention q / output and ffn gate Q4_K, attn_v and ffn_down Q6_K, the head Q6_K),
-    /// one Q5_K (ffn_up) and one Q2_K (attn_k), F32 embeddings and norms; the K blocks are seeded random codes and scales.
+    /// The linears' types of the test-written GGUFs: llama-quantize's Q4_K_M assignment (attention q / output and ffn gate
+    /// Q4_K, attn_v and ffn_down Q6_K, the head Q6_K) with one Q5_K (ffn_up) and one Q2_K (attn_k); and a mix of the
+    /// remaining block types, Q3_K (as Q3_K_M / Q3_K_S use it), Q4_1 and Q5_1.
     /// </summary>
-    private static string WriteKQuantGguf(string dir, out Dictionary<string, GgmlType> types)
+    public static TheoryData<string> Mixes => new() { "q4_k_m", "q3_k_q4_1_q5_1" };
+
+    private static Dictionary<string, GgmlType> MixTypes(string mix) => mix switch
+    {
+        "q4_k_m" => new()
+        {
+            ["attn_q"] = GgmlType.Q4_K, ["attn_k"] = GgmlType.Q2_K, ["attn_v"] = GgmlType.Q6_K, ["attn_output"] = GgmlType.Q4_K,
+            ["ffn_gate"] = GgmlType.Q4_K, ["ffn_up"] = GgmlType.Q5_K, ["ffn_down"] = GgmlType.Q6_K, ["output"] = GgmlType.Q6_K,
+        },
+        _ => new()
+        {
+            ["attn_q"] = GgmlType.Q3_K, ["attn_k"] = GgmlType.Q4_1, ["attn_v"] = GgmlType.Q5_1, ["attn_output"] = GgmlType.Q3_K,
+            ["ffn_gate"] = GgmlType.Q4_1, ["ffn_up"] = GgmlType.Q5_1, ["ffn_down"] = GgmlType.Q3_K, ["output"] = GgmlType.Q5_1,
+        },
+    };
+
+    /// <summary>
+    /// A one-layer llama GGUF written here with whole super-blocks (dim 256, FFN 512, vocab 40), the linears in the
+    /// mix's types (seeded random codes and scales, <see cref="StoredKernelsK.RandomBlocks"/>), F32 embeddings and norms.
+    /// </summary>
+    private static string WriteQuantGguf(string dir, Dictionary<string, GgmlType> mix, out Dictionary<string, GgmlType> types)
     {
         const int dim = 256, ffn = 512, vocab = 40;
         var gb = new GgufBuilder();
@@ -93,38 +113,43 @@ public class StoredWeightsTests
         }
         Add("token_embd.weight", vocab, dim, GgmlType.F32);
         Add("blk.0.attn_norm.weight", dim, 0, GgmlType.F32);
-        Add("blk.0.attn_q.weight", dim, dim, GgmlType.Q4_K);
-        Add("blk.0.attn_k.weight", dim / 2, dim, GgmlType.Q2_K);
-        Add("blk.0.attn_v.weight", dim / 2, dim, GgmlType.Q6_K);
-        Add("blk.0.attn_output.weight", dim, dim, GgmlType.Q4_K);
+        Add("blk.0.attn_q.weight", dim, dim, mix["attn_q"]);
+        Add("blk.0.attn_k.weight", dim / 2, dim, mix["attn_k"]);
+        Add("blk.0.attn_v.weight", dim / 2, dim, mix["attn_v"]);
+        Add("blk.0.attn_output.weight", dim, dim, mix["attn_output"]);
         Add("blk.0.ffn_norm.weight", dim, 0, GgmlType.F32);
-        Add("blk.0.ffn_gate.weight", ffn, dim, GgmlType.Q4_K);
-        Add("blk.0.ffn_up.weight", ffn, dim, GgmlType.Q5_K);
-        Add("blk.0.ffn_down.weight", dim, ffn, GgmlType.Q6_K);
+        Add("blk.0.ffn_gate.weight", ffn, dim, mix["ffn_gate"]);
+        Add("blk.0.ffn_up.weight", ffn, dim, mix["ffn_up"]);
+        Add("blk.0.ffn_down.weight", dim, ffn, mix["ffn_down"]);
         Add("output_norm.weight", dim, 0, GgmlType.F32);
-        Add("output.weight", vocab, dim, GgmlType.Q6_K);
+        Add("output.weight", vocab, dim, mix["output"]);
         gb.Data = [.. data];
         string path = Path.Combine(dir, "k.gguf");
         File.WriteAllBytes(path, gb.Build());
         return path;
     }
 
-    [Fact]
-    public void K_quantized_gguf_runs_from_its_super_blocks_with_the_logits_of_the_fp32_copy()
+    [Theory]
+    [MemberData(nameof(Mixes))]
+    public void Block_quantized_gguf_runs_from_its_blocks_with_the_logits_of_the_fp32_copy(string mix)
     {
         using var tmp = new TempDir();
-        string path = WriteKQuantGguf(tmp.Path, out var types);
+        var want = MixTypes(mix);
+        string path = WriteQuantGguf(tmp.Path, want, out var types);
         var stored = LlamaLoader.FromGguf(path);
         var fp32 = LlamaLoader.FromGguf(path, storage: WeightStorage.Fp32);
         var l0 = stored.Weights.Layers[0];
         foreach (var (n, w) in new[] { ("attn_q", l0.Wq), ("attn_k", l0.Wk), ("attn_v", l0.Wv), ("attn_output", l0.Wo), ("ffn_gate", l0.W1), ("ffn_down", l0.W2), ("ffn_up", l0.W3) })
+        {
             Assert.Equal(StoredLinears.KernelType(types[$"blk.0.{n}.weight"]), StoredLinears.Find(w)?.Type);
-        Assert.Equal(StoredType.Q6_K, StoredLinears.Find(stored.Weights.Output!)?.Type);
+            Assert.Equal(want[n].ToString(), StoredLinears.Find(w)?.Type.ToString()); // every one kept as stored
+        }
+        Assert.Equal(want["output"].ToString(), StoredLinears.Find(stored.Weights.Output!)?.Type.ToString());
         Assert.All(fp32.BlockLinears, l => Assert.Null(StoredLinears.Find(l.Weight)));
-        // the card (what inspect prints) names the stored K types; resident bytes are the blocks', not 4 a weight
+        // the card (what inspect prints) names the stored types; resident bytes are the blocks', not 4 a weight
         var card = stored.Card.Tensors.ToDictionary(t => t.Name, t => t.DType);
-        Assert.Equal("Q4_K", card["blk.0.attn_q.weight"]);
-        Assert.Equal("Q6_K", card["blk.0.ffn_down.weight"]);
+        foreach (var n in want.Keys.Where(k => k != "output"))
+            Assert.Equal(want[n].ToString(), card[$"blk.0.{n}.weight"]);
         var kept = stored.BlockLinears.Select(l => l.Weight).Append(stored.Weights.Output).Select(w => StoredLinears.Find(w)!).ToList();
         Assert.Equal(fp32.ParameterBytes() - kept.Sum(m => 4L * m.Rows * m.Cols - m.WeightBytes), stored.ParameterBytes());
         // the fp32 copy holds ggml's dequantized values, so the two runs differ by accumulation rounding only
@@ -132,7 +157,7 @@ public class StoredWeightsTests
         var a = stored.Forward(ids, 0, new ForwardContext()).Logits;
         var b = fp32.Forward(ids, 0, new ForwardContext()).Logits;
         Assert.True(b.Max(Math.Abs) > 0.1, "the logits are not degenerate");
-        Assert.True(MaxAbs(a, b) <= 1e-4 * Math.Max(1, b.Max(Math.Abs)), $"stored vs fp32 logits differ by {MaxAbs(a, b)} (max |logit| {b.Max(Math.Abs)})");
+        Assert.True(MaxAbs(a, b) <= 1e-4 * Math.Max(1, b.Max(Math.Abs)), $"{mix}: stored vs fp32 logits differ by {MaxAbs(a, b)} (max |logit| {b.Max(Math.Abs)})");
         // decode through the KV cache (GEMV) gives the prefill's (GEMM's) last row
         var cache = new KvCache(stored.Config.Layers, ids.Length, stored.Config.KvDim);
         stored.Forward(ids[..^1], 0, new ForwardContext { Cache = cache });
