@@ -11,6 +11,10 @@ namespace Workbench.Engine.Training;
 /// the backward needs; <see cref="Backward"/> walks the chain rule back from the loss. All rows of the batch go through
 /// the linear layers together ([B*T, in]); attention is per sequence. With <c>qat</c> every block linear runs BitNet
 /// b1.58 (ternary absmean weights, per-token int8 absmax inputs) forward and straight-through backward.
+/// The block is the one its <see cref="DecoderSpec"/> describes (<see cref="LlamaParameters.Covered"/>): q/k/v/o biases and
+/// q/k RMSNorm before the rotary (Qwen2, Qwen3), a sliding window by position (Mistral), BitNet's sub-norms before o_proj
+/// and down_proj with its squared-ReLU GLU, one set of rotary frequencies (default or llama3). Query width is
+/// heads x head_dim (which may differ from dim).
 /// Deterministic: every sum has a fixed order whatever the thread count.
 /// With a <see cref="TrainingPyramid"/>, each row keeps only part of its context from the schedule's boundaries on
 /// (PyramidDrop while training): later blocks run on fewer rows, and the loss is the mean over the window's suffix
@@ -24,6 +28,8 @@ public sealed class LlamaBackprop
     public ModuleSkips Skips { get; }
     public int Threads { get; }
     public TrainingPyramid? Pyramid { get; }
+    /// <summary>What the block does (the parameters must carry the same spec).</summary>
+    public DecoderSpec Spec { get; }
 
     /// <summary>
     /// Reuse the rows the last forward kept at each boundary instead of ranking again (same batch shape): makes the
@@ -31,7 +37,8 @@ public sealed class LlamaBackprop
     /// </summary>
     public bool FreezeSelection { get; set; }
 
-    private readonly int _l, _d, _kv, _hd, _heads, _group, _mlp, _vocab;
+    private readonly int _l, _d, _qd, _kv, _hd, _heads, _group, _mlp, _vocab;
+    private readonly bool _relu2;
     private int _b, _t, _n, _nLoss;
     private int[] _inputs = [], _targets = [];
     // rows per sequence entering block l (index _l: the final state), their original positions, and for a block that
@@ -46,17 +53,21 @@ public sealed class LlamaBackprop
     // attention output and its quantized copy, residual mid, MLP norm, normed input (+ quantized), gate, up, sigmoid(gate), product (+ quantized)
     private float[][] _xIn = [], _rAtt = [], _hAtt = [], _hAttQ = [], _q = [], _k = [], _v = [], _att = [], _o = [], _oQ = [],
         _xMid = [], _rFfn = [], _hFfn = [], _hFfnQ = [], _g = [], _u = [], _sig = [], _a = [], _aQ = [];
+    // q/k before their RMSNorm and its 1/rms per head (QkNorm); sub-normed attention output / MLP product and their 1/rms (SubNorms)
+    private float[][] _qPre = [], _kPre = [], _rQ = [], _rK = [], _oN = [], _rO = [], _aN = [], _rA = [];
     private float[] _x = [], _rFinal = [], _xf = [], _probs = [], _tmp = [];
     // backward scratch
     private float[] _dx = [], _dh = [], _dq = [], _dk = [], _dv = [], _dO = [], _dA = [], _dG = [], _dU = [], _dLogits = [], _dyT = [];
+    private float[] _dqPre = [], _dkPre = [], _dON = [], _dAN = [];
     // the weights the forward used: the parameters themselves, or their ternary STE values under QAT
     private float[] _wq = [], _wk = [], _wv = [], _wo = [], _w1 = [], _w2 = [], _w3 = [];
     private bool _haveForward;
 
-    /// <param name="ropeInvFreq">The model's rotary inverse frequencies (head_dim / 2, e.g. a Hugging Face config's default or
-    /// llama3-scaled ones, <see cref="DecoderSpec.RopeInvFreq"/>); null: theta^(-2i/head_dim) from the config.</param>
+    /// <param name="spec">The block (<see cref="LlamaModel.Spec"/>); null: llama2.c's Llama-2 block. Its rotary frequencies
+    /// (<see cref="DecoderSpec.RopeInvFreq"/>, e.g. llama3-scaled) are used with angles in float as the inference forward
+    /// computes them; without them theta^(-2i/head_dim) from the config, angles in double as llama2.c.</param>
     public LlamaBackprop(ModelConfig config, bool qat = false, ModuleSkips? skips = null, int threads = 0, TrainingPyramid? pyramid = null,
-        float[]? ropeInvFreq = null)
+        DecoderSpec? spec = null)
     {
         if (config.Family != ModelFamily.Llama) throw new ArgumentException($"training covers Llama decoders, not {config.Family}", nameof(config));
         Config = config;
@@ -64,19 +75,32 @@ public sealed class LlamaBackprop
         Skips = skips ?? ModuleSkips.None;
         Skips.Check(config, nameof(skips));
         Threads = threads <= 0 ? Environment.ProcessorCount : threads;
-        _l = config.Layers; _d = config.Dim; _kv = config.KvDim; _hd = config.HeadDim; _heads = config.Heads;
+        _l = config.Layers; _d = config.Dim; _qd = config.QDim; _kv = config.KvDim; _hd = config.HeadDim; _heads = config.Heads;
         _group = config.Heads / config.KvHeads; _mlp = config.MlpDim; _vocab = config.Vocab;
         pyramid?.Schedule.Validate(config.Layers);
         Pyramid = pyramid;
+        Spec = spec ?? DecoderSpec.Llama2;
+        if (LlamaParameters.UnsupportedSpec(Spec, config) is { } why) throw new ArgumentException($"the backprop covers {LlamaParameters.Covered}, and {why}", nameof(spec));
+        var ropeInvFreq = Spec.RopeInvFreq?[0];
         if (ropeInvFreq is not null && ropeInvFreq.Length != config.HeadDim / 2)
-            throw new ArgumentException($"{ropeInvFreq.Length} rotary frequencies for a head of {config.HeadDim}", nameof(ropeInvFreq));
+            throw new ArgumentException($"{ropeInvFreq.Length} rotary frequencies for a head of {config.HeadDim}", nameof(spec));
+        if (Spec.SlidingWindow is { } win && win.Length != config.Layers)
+            throw new ArgumentException($"{win.Length} sliding windows for {config.Layers} layers", nameof(spec));
         _ropeInvFreq = ropeInvFreq;
+        _relu2 = Spec.Mlp == DecoderMlp.Relu2Glu;
     }
 
     private readonly float[]? _ropeInvFreq;
 
     /// <summary>Softmax of the last forward's logits at the loss rows, [rows, vocab] (kept for the backward).</summary>
     public ReadOnlySpan<float> Probabilities => _probs.AsSpan(0, _nLoss * _vocab);
+
+    /// <summary>The last forward's logits at the loss rows, [rows, vocab], when <see cref="KeepLogits"/> was set (a copy before the softmax).</summary>
+    public ReadOnlySpan<float> Logits => _logits.AsSpan(0, KeepLogits ? _nLoss * _vocab : 0);
+
+    /// <summary>Keep a copy of the logits for <see cref="Logits"/> (for checking the training forward against inference).</summary>
+    public bool KeepLogits { get; set; }
+    private float[] _logits = [];
 
     /// <summary>Rows per sequence that entered each block in the last forward, and (last entry) the rows of the final state.</summary>
     public IReadOnlyList<int> RowsPerSequence => _rows;
@@ -102,8 +126,9 @@ public sealed class LlamaBackprop
     public double Forward(LlamaParameters p, IReadOnlyList<int[]> batch)
     {
         if (p.Config != Config) throw new ArgumentException("parameters of another configuration", nameof(p));
+        if (p.Spec != Spec) throw new ArgumentException($"parameters of another block ({p.Spec.Family} spec, the backprop runs {Spec.Family}'s)", nameof(p));
         Prepare(batch);
-        int d = _d, n = _n;
+        int d = _d, qd = _qd, kv = _kv, n = _n;
         EffectiveWeights(p);
 
         for (int i = 0; i < n; i++)
@@ -116,33 +141,54 @@ public sealed class LlamaBackprop
             _x.AsSpan(0, n * d).CopyTo(_xIn[l]);
             if (!Skips.SkipsAttention(l))
             {
-                RmsNorm(_x, Layer(p.AttnNorm, l), _hAtt[l], _rAtt[l], n);
+                RmsNorm(_x, Layer(p.AttnNorm, l), _hAtt[l], _rAtt[l], n, d);
                 var input = Quantize(_hAtt[l], _hAttQ[l], n, d);
-                Linear(input, n, d, Layer(_wq, l), d, _q[l]);
-                Linear(input, n, d, Layer(_wk, l), _kv, _k[l]);
-                Linear(input, n, d, Layer(_wv, l), _kv, _v[l]);
-                Rope(_q[l], d, _pos[l], n, inverse: false);
-                Rope(_k[l], _kv, _pos[l], n, inverse: false);
+                var (q, k) = p.QNorm is null ? (_q[l], _k[l]) : (_qPre[l], _kPre[l]);
+                Linear(input, n, d, Layer(_wq, l), qd, q);
+                Linear(input, n, d, Layer(_wk, l), kv, k);
+                Linear(input, n, d, Layer(_wv, l), kv, _v[l]);
+                AddBias(q, n, qd, p.Bq, l);
+                AddBias(k, n, kv, p.Bk, l);
+                AddBias(_v[l], n, kv, p.Bv, l);
+                if (p.QNorm is not null)
+                {
+                    // RMSNorm over head_dim of every head, before the rotary
+                    RmsNorm(q, Layer(p.QNorm, l), _q[l], _rQ[l], n * _heads, _hd);
+                    RmsNorm(k, Layer(p.KNorm!, l), _k[l], _rK[l], n * Config.KvHeads, _hd);
+                }
+                Rope(_q[l], qd, _pos[l], n, inverse: false);
+                Rope(_k[l], kv, _pos[l], n, inverse: false);
                 AttentionForward(l);
-                Linear(Quantize(_o[l], _oQ[l], n, d), n, d, Layer(_wo, l), d, _tmp);
+                if (p.AttnSubNorm is not null) RmsNorm(_o[l], Layer(p.AttnSubNorm, l), _oN[l], _rO[l], n, qd);
+                Linear(Quantize(_oN[l], _oQ[l], n, qd), n, qd, Layer(_wo, l), d, _tmp);
+                AddBias(_tmp, n, d, p.Bo, l);
                 Add(_x, _tmp, n * d);
             }
             _x.AsSpan(0, n * d).CopyTo(_xMid[l]);
             if (!Skips.SkipsMlp(l))
             {
-                RmsNorm(_x, Layer(p.FfnNorm, l), _hFfn[l], _rFfn[l], n);
+                RmsNorm(_x, Layer(p.FfnNorm, l), _hFfn[l], _rFfn[l], n, d);
                 var input = Quantize(_hFfn[l], _hFfnQ[l], n, d);
                 Linear(input, n, d, Layer(_w1, l), _mlp, _g[l]);
                 Linear(input, n, d, Layer(_w3, l), _mlp, _u[l]);
                 float[] g = _g[l], u = _u[l], a = _a[l], sig = _sig[l];
-                // silu(g) = g / (1 + exp(-g)) as torch computes it (QAT rounding flips follow every last bit)
-                for (int i = 0; i < n * _mlp; i++)
-                {
-                    float e = 1f + MathF.Exp(-g[i]);
-                    sig[i] = 1f / e;
-                    a[i] = g[i] / e * u[i];
-                }
-                Linear(Quantize(a, _aQ[l], n, _mlp), n, _mlp, Layer(_w2, l), d, _tmp);
+                if (_relu2)
+                    // BitNet: relu(g)^2 * u, as the inference forward multiplies
+                    for (int i = 0; i < n * _mlp; i++)
+                    {
+                        float r = MathF.Max(g[i], 0f);
+                        a[i] = r * r * u[i];
+                    }
+                else
+                    // silu(g) = g / (1 + exp(-g)) as torch computes it (QAT rounding flips follow every last bit)
+                    for (int i = 0; i < n * _mlp; i++)
+                    {
+                        float e = 1f + MathF.Exp(-g[i]);
+                        sig[i] = 1f / e;
+                        a[i] = g[i] / e * u[i];
+                    }
+                if (p.FfnSubNorm is not null) RmsNorm(a, Layer(p.FfnSubNorm, l), _aN[l], _rA[l], n, _mlp);
+                Linear(Quantize(_aN[l], _aQ[l], n, _mlp), n, _mlp, Layer(_w2, l), d, _tmp);
                 Add(_x, _tmp, n * d);
             }
         }
@@ -156,8 +202,13 @@ public sealed class LlamaBackprop
             xl = _xL;
             for (int i = 0; i < nl; i++) _x.AsSpan(from[i] * d, d).CopyTo(xl.AsSpan(i * d, d));
         }
-        RmsNorm(xl, p.FinalNorm, _xf, _rFinal, nl);
+        RmsNorm(xl, p.FinalNorm, _xf, _rFinal, nl, d);
         Linear(_xf, nl, d, p.Output, _vocab, _probs);
+        if (KeepLogits)
+        {
+            if (_logits.Length < nl * _vocab) _logits = new float[nl * _vocab];
+            _probs.AsSpan(0, nl * _vocab).CopyTo(_logits);
+        }
         // softmax per row (kept for the backward); the loss sums in double
         double loss = 0;
         for (int i = 0; i < nl; i++)
@@ -239,29 +290,40 @@ public sealed class LlamaBackprop
     // Attention of each sequence's last row to all its rows in block `layer`, mean over heads: [B * rows].
     private float[] RankScores(LlamaParameters p, int layer, int rows)
     {
-        int d = _d, n = _b * rows, hd = _hd;
-        RmsNorm(_x, Layer(p.AttnNorm, layer), _rankH, _rRank, n);
+        int d = _d, qd = _qd, n = _b * rows, hd = _hd;
+        RmsNorm(_x, Layer(p.AttnNorm, layer), _rankH, _rRank, n, d);
         var h = Quantize(_rankH, _rankHQ, n, d);
         Linear(h, n, d, Layer(_wk, layer), _kv, _rankK);
+        AddBias(_rankK, n, _kv, p.Bk, layer);
+        if (p.KNorm is not null) RmsNorm(_rankK, Layer(p.KNorm, layer), _rankK, new float[n * Config.KvHeads], n * Config.KvHeads, hd);
         Rope(_rankK, _kv, _pos[layer - 1], n, inverse: false);
         for (int b = 0; b < _b; b++) h.AsSpan((b * rows + rows - 1) * d, d).CopyTo(_rankQH.AsSpan(b * d, d));
-        Linear(_rankQH, _b, d, Layer(_wq, layer), d, _rankQ);
+        Linear(_rankQH, _b, d, Layer(_wq, layer), qd, _rankQ);
+        AddBias(_rankQ, _b, qd, p.Bq, layer);
+        if (p.QNorm is not null) RmsNorm(_rankQ, Layer(p.QNorm, layer), _rankQ, new float[_b * _heads], _b * _heads, hd);
         var lastPos = new int[_b];
         for (int b = 0; b < _b; b++) lastPos[b] = _pos[layer - 1][b * rows + rows - 1];
-        Rope(_rankQ, d, lastPos, _b, inverse: false);
+        Rope(_rankQ, qd, lastPos, _b, inverse: false);
         var scores = new float[n];
         float scale = 1f / MathF.Sqrt(hd);
+        int window = Spec.WindowOf(layer);
         var s = new float[rows];
         for (int b = 0; b < _b; b++)
+        {
+            // the query row sees the keys inside its window only (all of them without one)
+            int lo = 0;
+            if (window > 0) while (_pos[layer - 1][b * rows + lo] <= lastPos[b] - window) lo++;
+            var sv = s.AsSpan(lo, rows - lo);
             for (int head = 0; head < _heads; head++)
             {
                 int kvh = head / _group;
-                var q = _rankQ.AsSpan(b * d + head * hd, hd);
-                for (int j = 0; j < rows; j++)
+                var q = _rankQ.AsSpan(b * qd + head * hd, hd);
+                for (int j = lo; j < rows; j++)
                     s[j] = TensorPrimitives.Dot(q, _rankK.AsSpan((b * rows + j) * _kv + kvh * hd, hd)) * scale;
-                TensorPrimitives.SoftMax(s, s);
-                for (int j = 0; j < rows; j++) scores[b * rows + j] += s[j] / _heads;
+                TensorPrimitives.SoftMax(sv, sv);
+                for (int j = lo; j < rows; j++) scores[b * rows + j] += s[j] / _heads;
             }
+        }
         return scores;
     }
 
@@ -269,9 +331,10 @@ public sealed class LlamaBackprop
     public void Backward(LlamaParameters p, LlamaParameters grads)
     {
         if (!_haveForward) throw new InvalidOperationException("Backward needs a Forward first");
-        if (grads.Config != Config || grads.SharedOutput != p.SharedOutput) throw new ArgumentException("gradients of another shape", nameof(grads));
+        if (grads.Config != Config || grads.SharedOutput != p.SharedOutput || grads.Tensors.Count != p.Tensors.Count)
+            throw new ArgumentException("gradients of another shape", nameof(grads));
         grads.Clear();
-        int d = _d, m = _mlp, nl = _nLoss, n = _b * _rows[_l];
+        int d = _d, qd = _qd, kv = _kv, m = _mlp, nl = _nLoss, n = _b * _rows[_l];
 
         // cross-entropy: dlogits = (softmax - onehot) / N
         float inv = 1f / nl;
@@ -289,50 +352,85 @@ public sealed class LlamaBackprop
         if (_lossFrom is { } lossFrom)
         {
             Array.Clear(_dxL, 0, nl * d);
-            RmsNormBackward(_dh, _xL, p.FinalNorm, _rFinal, _dxL, grads.FinalNorm, nl);
+            RmsNormBackward(_dh, _xL, p.FinalNorm, _rFinal, _dxL, grads.FinalNorm, nl, d);
             for (int i = 0; i < nl; i++) _dxL.AsSpan(i * d, d).CopyTo(_dx.AsSpan(lossFrom[i] * d, d));
         }
-        else RmsNormBackward(_dh, _x, p.FinalNorm, _rFinal, _dx, grads.FinalNorm, n);
+        else RmsNormBackward(_dh, _x, p.FinalNorm, _rFinal, _dx, grads.FinalNorm, n, d);
 
         for (int l = _l - 1; l >= 0; l--)
         {
             n = _b * _rows[l];
             if (!Skips.SkipsMlp(l))
             {
-                // x += W2 (silu(W1 h) * W3 h), h = rmsnorm(x_mid)
-                GemmBackward.InputGrad(_dx, n, d, Layer(_w2, l), m, _dA, Threads);
+                // x += W2 subnorm(act(W1 h) * W3 h), h = rmsnorm(x_mid) (act: silu, or relu^2 with BitNet's sub-norm)
+                var dA = _dA;
+                GemmBackward.InputGrad(_dx, n, d, Layer(_w2, l), m, dA, Threads);
                 GemmBackward.WeightGrad(_dx, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
-                float[] g = _g[l], u = _u[l], sg = _sig[l];
-                for (int i = 0; i < n * m; i++)
+                if (p.FfnSubNorm is not null)
                 {
-                    float sig = sg[i];
-                    _dU[i] = _dA[i] * (g[i] * sig);
-                    _dG[i] = _dA[i] * u[i] * (sig * (1f + g[i] * (1f - sig)));
+                    Array.Clear(_dAN, 0, n * m);
+                    RmsNormBackward(dA, _a[l], Layer(p.FfnSubNorm, l), _rA[l], _dAN, Layer(grads.FfnSubNorm!, l), n, m);
+                    dA = _dAN;
                 }
+                float[] g = _g[l], u = _u[l], sg = _sig[l];
+                if (_relu2)
+                    for (int i = 0; i < n * m; i++)
+                    {
+                        float r = MathF.Max(g[i], 0f);
+                        _dU[i] = dA[i] * (r * r);
+                        _dG[i] = dA[i] * u[i] * (2f * r);
+                    }
+                else
+                    for (int i = 0; i < n * m; i++)
+                    {
+                        float sig = sg[i];
+                        _dU[i] = dA[i] * (g[i] * sig);
+                        _dG[i] = dA[i] * u[i] * (sig * (1f + g[i] * (1f - sig)));
+                    }
                 GemmBackward.InputGrad(_dG, n, m, Layer(_w1, l), d, _dh, Threads);
                 GemmBackward.InputGrad(_dU, n, m, Layer(_w3, l), d, _tmp, Threads);
                 Add(_dh, _tmp, n * d);
                 GemmBackward.WeightGrad(_dG, n, m, _hFfnQ[l], d, Layer(grads.W1, l), _dyT, Threads);
                 GemmBackward.WeightGrad(_dU, n, m, _hFfnQ[l], d, Layer(grads.W3, l), _dyT, Threads);
-                RmsNormBackward(_dh, _xMid[l], Layer(p.FfnNorm, l), _rFfn[l], _dx, Layer(grads.FfnNorm, l), n);
+                RmsNormBackward(_dh, _xMid[l], Layer(p.FfnNorm, l), _rFfn[l], _dx, Layer(grads.FfnNorm, l), n, d);
             }
             if (!Skips.SkipsAttention(l))
             {
-                // x += Wo attention(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x_in)
-                GemmBackward.InputGrad(_dx, n, d, Layer(_wo, l), d, _dO, Threads);
-                GemmBackward.WeightGrad(_dx, n, d, _oQ[l], d, Layer(grads.Wo, l), _dyT, Threads);
-                AttentionBackward(l);
-                Rope(_dq, d, _pos[l], n, inverse: true);
-                Rope(_dk, _kv, _pos[l], n, inverse: true);
-                GemmBackward.InputGrad(_dq, n, d, Layer(_wq, l), d, _dh, Threads);
-                GemmBackward.InputGrad(_dk, n, _kv, Layer(_wk, l), d, _tmp, Threads);
+                // x += Wo subnorm(attention(rope(norm(Wq h + bq)), rope(norm(Wk h + bk)), Wv h + bv)) + bo, h = rmsnorm(x_in)
+                BiasGrad(_dx, n, d, grads.Bo, l);
+                GemmBackward.InputGrad(_dx, n, d, Layer(_wo, l), qd, _dO, Threads);
+                GemmBackward.WeightGrad(_dx, n, d, _oQ[l], qd, Layer(grads.Wo, l), _dyT, Threads);
+                var dO = _dO;
+                if (p.AttnSubNorm is not null)
+                {
+                    Array.Clear(_dON, 0, n * qd);
+                    RmsNormBackward(_dO, _o[l], Layer(p.AttnSubNorm, l), _rO[l], _dON, Layer(grads.AttnSubNorm!, l), n, qd);
+                    dO = _dON;
+                }
+                AttentionBackward(l, dO);
+                Rope(_dq, qd, _pos[l], n, inverse: true);
+                Rope(_dk, kv, _pos[l], n, inverse: true);
+                var (dq, dk) = (_dq, _dk);
+                if (p.QNorm is not null)
+                {
+                    Array.Clear(_dqPre, 0, n * qd);
+                    Array.Clear(_dkPre, 0, n * kv);
+                    RmsNormBackward(_dq, _qPre[l], Layer(p.QNorm, l), _rQ[l], _dqPre, Layer(grads.QNorm!, l), n * _heads, _hd);
+                    RmsNormBackward(_dk, _kPre[l], Layer(p.KNorm!, l), _rK[l], _dkPre, Layer(grads.KNorm!, l), n * Config.KvHeads, _hd);
+                    (dq, dk) = (_dqPre, _dkPre);
+                }
+                BiasGrad(dq, n, qd, grads.Bq, l);
+                BiasGrad(dk, n, kv, grads.Bk, l);
+                BiasGrad(_dv, n, kv, grads.Bv, l);
+                GemmBackward.InputGrad(dq, n, qd, Layer(_wq, l), d, _dh, Threads);
+                GemmBackward.InputGrad(dk, n, kv, Layer(_wk, l), d, _tmp, Threads);
                 Add(_dh, _tmp, n * d);
-                GemmBackward.InputGrad(_dv, n, _kv, Layer(_wv, l), d, _tmp, Threads);
+                GemmBackward.InputGrad(_dv, n, kv, Layer(_wv, l), d, _tmp, Threads);
                 Add(_dh, _tmp, n * d);
-                GemmBackward.WeightGrad(_dq, n, d, _hAttQ[l], d, Layer(grads.Wq, l), _dyT, Threads);
-                GemmBackward.WeightGrad(_dk, n, _kv, _hAttQ[l], d, Layer(grads.Wk, l), _dyT, Threads);
-                GemmBackward.WeightGrad(_dv, n, _kv, _hAttQ[l], d, Layer(grads.Wv, l), _dyT, Threads);
-                RmsNormBackward(_dh, _xIn[l], Layer(p.AttnNorm, l), _rAtt[l], _dx, Layer(grads.AttnNorm, l), n);
+                GemmBackward.WeightGrad(dq, n, qd, _hAttQ[l], d, Layer(grads.Wq, l), _dyT, Threads);
+                GemmBackward.WeightGrad(dk, n, kv, _hAttQ[l], d, Layer(grads.Wk, l), _dyT, Threads);
+                GemmBackward.WeightGrad(_dv, n, kv, _hAttQ[l], d, Layer(grads.Wv, l), _dyT, Threads);
+                RmsNormBackward(_dh, _xIn[l], Layer(p.AttnNorm, l), _rAtt[l], _dx, Layer(grads.AttnNorm, l), n, d);
             }
             if (_from[l] is { } from)
             {
@@ -381,10 +479,26 @@ public sealed class LlamaBackprop
         for (int i = 0; i < count; i++) x[i] += y[i];
     }
 
-    // y = x / sqrt(mean(x^2) + eps) * w per row; keeps 1/rms for the backward.
-    private void RmsNorm(float[] x, ReadOnlySpan<float> w, float[] y, float[] rinv, int n)
+    // y[i, :] += layer `layer`'s bias (none: nothing).
+    private void AddBias(float[] y, int n, int width, float[]? bias, int layer)
     {
-        int d = _d;
+        if (bias is null) return;
+        var b = Layer(bias, layer);
+        for (int i = 0; i < n; i++) Add(y.AsSpan(i * width, width), b, width);
+    }
+
+    // db += sum over rows of dy, rows in order.
+    private void BiasGrad(float[] dy, int n, int width, float[]? grad, int layer)
+    {
+        if (grad is null) return;
+        var db = Layer(grad, layer);
+        for (int i = 0; i < n; i++) Add(db, dy.AsSpan(i * width, width), width);
+    }
+
+    // y = x / sqrt(mean(x^2) + eps) * w per row of `width`; keeps 1/rms for the backward (y may be x).
+    private void RmsNorm(float[] x, ReadOnlySpan<float> w, float[] y, float[] rinv, int n, int width)
+    {
+        int d = width;
         for (int i = 0; i < n; i++)
         {
             var row = x.AsSpan(i * d, d);
@@ -397,9 +511,9 @@ public sealed class LlamaBackprop
     }
 
     // dx += r w dy - r^3 / d x sum(dy w x); dw += dy x r.
-    private void RmsNormBackward(float[] dy, float[] x, ReadOnlySpan<float> w, float[] rinv, float[] dx, Span<float> dw, int n)
+    private void RmsNormBackward(float[] dy, float[] x, ReadOnlySpan<float> w, float[] rinv, float[] dx, Span<float> dw, int n, int width)
     {
-        int d = _d;
+        int d = width;
         for (int i = 0; i < n; i++)
         {
             float r = rinv[i];
@@ -433,12 +547,24 @@ public sealed class LlamaBackprop
         }
     }
 
+    // The first row of sequence b (rows T) that row t sees in layer l: 0, or with a sliding window w the first whose
+    // position is above pos_t - w (rows are in position order, also after a pyramid stage).
+    private int WindowStart(int l, int b, int T, int t)
+    {
+        int w = Spec.WindowOf(l);
+        if (w <= 0) return 0;
+        var pos = _pos[l];
+        int lo = 0, limit = pos[b * T + t] - w;
+        while (pos[b * T + lo] <= limit) lo++;
+        return lo;
+    }
+
     // One task per (sequence, kv head): its query heads run in order, so shared key/value gradients sum in a fixed order.
     // Pointers: head_dim is small (8 here) and bounds checks would cost as much as the arithmetic.
     private unsafe void AttentionForward(int l)
     {
         float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], o = _o[l];
-        int T = _rows[l], hd = _hd, d = _d, kvd = _kv;
+        int T = _rows[l], hd = _hd, d = _qd, kvd = _kv;
         float scale = 1f / MathF.Sqrt(hd);
         Parallelism.For(_b * Config.KvHeads, Threads, task =>
         {
@@ -451,7 +577,8 @@ public sealed class LlamaBackprop
                         float* p = pa + ((b * _heads + h) * T + t) * T;
                         float* kb = pk + b * T * kvd + kvh * hd, vb = pv + b * T * kvd + kvh * hd;
                         float max = float.NegativeInfinity;
-                        for (int j = 0; j <= t; j++)
+                        int lo = WindowStart(l, b, T, t);
+                        for (int j = lo; j <= t; j++)
                         {
                             float* kj = kb + j * kvd;
                             float s = 0;
@@ -460,10 +587,10 @@ public sealed class LlamaBackprop
                             max = Math.Max(max, p[j]);
                         }
                         float sum = 0;
-                        for (int j = 0; j <= t; j++) { p[j] = MathF.Exp(p[j] - max); sum += p[j]; }
-                        for (int j = 0; j <= t; j++) p[j] /= sum;
+                        for (int j = lo; j <= t; j++) { p[j] = MathF.Exp(p[j] - max); sum += p[j]; }
+                        for (int j = lo; j <= t; j++) p[j] /= sum;
                         for (int c = 0; c < hd; c++) ot[c] = 0;
-                        for (int j = 0; j <= t; j++)
+                        for (int j = lo; j <= t; j++)
                         {
                             float* vj = vb + j * kvd;
                             float pj = p[j];
@@ -473,10 +600,10 @@ public sealed class LlamaBackprop
         });
     }
 
-    private unsafe void AttentionBackward(int l)
+    private unsafe void AttentionBackward(int l, float[] dO)
     {
-        float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], dO = _dO, dq = _dq, dk = _dk, dv = _dv;
-        int T = _rows[l], hd = _hd, d = _d, kvd = _kv;
+        float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], dq = _dq, dk = _dk, dv = _dv;
+        int T = _rows[l], hd = _hd, d = _qd, kvd = _kv;
         float scale = 1f / MathF.Sqrt(hd);
         Array.Clear(dq, 0, _b * T * d);
         Array.Clear(dk, 0, _b * T * kvd);
@@ -493,7 +620,8 @@ public sealed class LlamaBackprop
                         float* qt = pq + qi, dot_ = pdo + qi, dqt = pdq + qi;
                         float* p = pa + ((b * _heads + h) * T + t) * T;
                         float dot = 0;
-                        for (int j = 0; j <= t; j++)
+                        int lo = WindowStart(l, b, T, t);
+                        for (int j = lo; j <= t; j++)
                         {
                             float* vj = pv + kb + j * kvd, dvj = pdv + kb + j * kvd;
                             float s = 0, pj = p[j];
@@ -505,7 +633,7 @@ public sealed class LlamaBackprop
                             dp[j] = s;
                             dot += pj * s;
                         }
-                        for (int j = 0; j <= t; j++)
+                        for (int j = lo; j <= t; j++)
                         {
                             float ds = p[j] * (dp[j] - dot) * scale;
                             float* kj = pk + kb + j * kvd, dkj = pdk + kb + j * kvd;
@@ -559,7 +687,7 @@ public sealed class LlamaBackprop
     private void Allocate(int b, int t)
     {
         _b = b; _t = t; _n = b * t;
-        int n = _n, d = _d, m = _mlp;
+        int n = _n, d = _d, qd = _qd, kv = _kv, m = _mlp;
         _nLoss = Pyramid is null ? n : b * (t - Pyramid.ContextEnd(t));
         _inputs = new int[n]; _targets = new int[_nLoss];
         _rows = new int[_l + 1];
@@ -572,26 +700,43 @@ public sealed class LlamaBackprop
         {
             _xL = new float[_nLoss * d]; _dxL = new float[_nLoss * d];
             _rankH = new float[n * d]; _rankHQ = Qat ? new float[n * d] : _rankH; _rRank = new float[n];
-            _rankK = new float[n * _kv]; _rankQH = new float[b * d]; _rankQ = new float[b * d];
+            _rankK = new float[n * _kv]; _rankQH = new float[b * d]; _rankQ = new float[b * qd];
         }
         int half = _hd / 2;
         _cos = new float[t * half]; _sin = new float[t * half];
         for (int pos = 0; pos < t; pos++)
             for (int i = 0; i < half; i++)
             {
-                double a = pos * (_ropeInvFreq is { } f ? f[i] : Math.Pow(Config.RopeTheta, -2.0 * i / _hd));
+                if (_ropeInvFreq is { } f)
+                {
+                    // the model's own frequencies: the angle in float, as the inference forward (and transformers) computes it
+                    float val = pos * f[i];
+                    _cos[pos * half + i] = MathF.Cos(val);
+                    _sin[pos * half + i] = MathF.Sin(val);
+                    continue;
+                }
+                double a = pos * Math.Pow(Config.RopeTheta, -2.0 * i / _hd);
                 _cos[pos * half + i] = (float)Math.Cos(a);
                 _sin[pos * half + i] = (float)Math.Sin(a);
             }
         float[][] Per(int size) => Enumerable.Range(0, _l).Select(_ => new float[size]).ToArray();
         float[][] PerQ(int size, float[][] plain) => Qat ? Per(size) : plain;
         _xIn = Per(n * d); _rAtt = Per(n); _hAtt = Per(n * d); _hAttQ = PerQ(n * d, _hAtt);
-        _q = Per(n * d); _k = Per(n * _kv); _v = Per(n * _kv); _att = Per(b * _heads * t * t); _o = Per(n * d); _oQ = PerQ(n * d, _o);
+        bool qkNorm = Spec.QkNorm, sub = Spec.SubNorms;
+        float[][] None() => new float[_l][];
+        _q = Per(n * qd); _k = Per(n * kv); _v = Per(n * kv); _att = Per(b * _heads * t * t); _o = Per(n * qd);
+        (_qPre, _kPre, _rQ, _rK) = qkNorm ? (Per(n * qd), Per(n * kv), Per(n * _heads), Per(n * Config.KvHeads)) : (None(), None(), None(), None());
+        (_oN, _rO) = sub ? (Per(n * qd), Per(n)) : (_o, None());
+        _oQ = PerQ(n * qd, _oN);
         _xMid = Per(n * d); _rFfn = Per(n); _hFfn = Per(n * d); _hFfnQ = PerQ(n * d, _hFfn);
-        _g = Per(n * m); _u = Per(n * m); _sig = Per(n * m); _a = Per(n * m); _aQ = PerQ(n * m, _a);
-        _x = new float[n * d]; _rFinal = new float[n]; _xf = new float[n * d]; _probs = new float[n * _vocab]; _tmp = new float[n * Math.Max(d, m)];
-        _dx = new float[n * d]; _dh = new float[n * d]; _dq = new float[n * d]; _dk = new float[n * _kv]; _dv = new float[n * _kv];
-        _dO = new float[n * d]; _dA = new float[n * m]; _dG = new float[n * m]; _dU = new float[n * m]; _dLogits = new float[n * _vocab];
-        _dyT = new float[n * Math.Max(Math.Max(d, m), _vocab)];
+        _g = Per(n * m); _u = Per(n * m); _sig = _relu2 ? None() : Per(n * m); _a = Per(n * m);
+        (_aN, _rA) = sub ? (Per(n * m), Per(n)) : (_a, None());
+        _aQ = PerQ(n * m, _aN);
+        _x = new float[n * d]; _rFinal = new float[n]; _xf = new float[n * d]; _probs = new float[n * _vocab]; _tmp = new float[n * Math.Max(Math.Max(d, qd), m)];
+        _dx = new float[n * d]; _dh = new float[n * d]; _dq = new float[n * qd]; _dk = new float[n * kv]; _dv = new float[n * kv];
+        _dO = new float[n * qd]; _dA = new float[n * m]; _dG = new float[n * m]; _dU = new float[n * m]; _dLogits = new float[n * _vocab];
+        (_dqPre, _dkPre) = qkNorm ? (new float[n * qd], new float[n * kv]) : ([], []);
+        (_dON, _dAN) = sub ? (new float[n * qd], new float[n * m]) : ([], []);
+        _dyT = new float[n * Math.Max(Math.Max(Math.Max(d, qd), m), _vocab)];
     }
 }
