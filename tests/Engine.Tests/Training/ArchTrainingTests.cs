@@ -90,7 +90,7 @@ public class ArchTrainingTests(ITestOutputHelper output)
     /// <summary>
     /// Float32 analytic gradients against central differences (h = 1e-3) of the float64 forward at the same parameters,
     /// on ids_a (24 tokens: longer than Mistral's window of 16). Per tensor: its 3 largest entries and 3 seeded random
-    /// ones; |analytic - fd| must be within 1e-3 of max(|fd|, 1e-2 x the tensor's largest gradient).
+    /// ones; |analytic - fd| must be within 2e-4 of max(|fd|, 1e-2 x the tensor's largest gradient) (measured: at most 3.6e-5, BitNet's wo).
     /// </summary>
     [Theory]
     [MemberData(nameof(Families))]
@@ -125,7 +125,7 @@ public class ArchTrainingTests(ITestOutputHelper output)
                 double fd = (lp - lm) / (2 * h);
                 double rel = Math.Abs(gt.Data[i] - fd) / Math.Max(Math.Abs(fd), 1e-2 * top);
                 if (rel > worstRel) (worstRel, worstAt) = (rel, $"{t.Name}[{i}]: analytic {gt.Data[i]:E4}, fd {fd:E4}");
-                Assert.True(rel <= 1e-3, $"{family} {t.Name}[{i}]: analytic {gt.Data[i]:E6}, central difference {fd:E6} (relative {rel:E2})");
+                Assert.True(rel <= 2e-4, $"{family} {t.Name}[{i}]: analytic {gt.Data[i]:E6}, central difference {fd:E6} (relative {rel:E2})");
             }
         }
         output.WriteLine($"{family}: {p.Tensors.Count} tensors ({string.Join(", ", p.Tensors.Select(t => t.Name))}); worst relative error {worstRel:E2} at {worstAt}");
