@@ -43,8 +43,8 @@ public sealed record TrainResult(
     /// <summary>What the model was trained and evaluated on: a corpus and the tokenizer that made its ids, an id file, or seeded random ids (no tokenizer).</summary>
     public string Data { get; init; } = "";
 
-    /// <summary>Share of the log-perplexity gap (start vs fp32) that training closed: 1 = all of it; null when there is no gap (plain fine-tuning).</summary>
-    public double? GapClosed => PerplexityStart == PerplexityFp32 ? null
+    /// <summary>Share of the log-perplexity gap (start vs fp32) that training closed: 1 = all of it; null when there is no gap (plain fine-tuning, or a start no worse than fp32).</summary>
+    public double? GapClosed => PerplexityStart <= PerplexityFp32 ? null
         : (Math.Log(PerplexityStart) - Math.Log(Perplexity)) / (Math.Log(PerplexityStart) - Math.Log(PerplexityFp32));
 
     public double SecondsPerStep => TrainSeconds / Steps;
@@ -279,7 +279,7 @@ public sealed class TrainRequest : IRequest<TrainResult>
             int count = Math.Min(Steps * Batch, MaxRandomWindows);
             var train = RedundancyInputs.RandomTokens(vocab, count, Seq + 1, Seed).Sequences.ToList();
             var eval = RedundancyInputs.RandomTokens(vocab, EvalSequences, Seq, Seed + 1).Sequences;
-            return (train, eval, $"seeded random token ids uniform over the vocabulary of {vocab} (seed {Seed} to train, {Seed + 1} held out): '{decoder.Name}' has no tokenizer (--tokenizer PATH or --tokens FILE give it text or ids)");
+            return (train, eval, $"seeded random token ids uniform over the vocabulary of {vocab} (seed {Seed} to train, {Seed + 1} held out): '{decoder.Name}' has no tokenizer (--tokenizer PATH or --tokens FILE give it text or ids); no model beats perplexity {vocab} on them");
         }
         var corpus = Text.Corpus.Load(Corpus ?? Bundled.TinyStories);
         var split = corpus.Split(Seed);
