@@ -48,13 +48,16 @@ public sealed class LlamaBackprop
     private int[]?[] _from = [];
     private int[]? _lossFrom; // final-state row of each loss row (null: every row carries the loss)
     private float[] _xL = [], _dxL = [], _rankH = [], _rankHQ = [], _rRank = [], _rankK = [], _rankQH = [], _rankQ = [];
-    private float[] _cos = [], _sin = [];
+    private float[][] _cos = [], _sin = []; // per layer (layers of the same frequencies share one table)
     // per layer: residual in, attention norm (1/rms), normed input, its quantized copy, q/k/v (rotated), probabilities,
     // attention output and its quantized copy, residual mid, MLP norm, normed input (+ quantized), gate, up, sigmoid(gate), product (+ quantized)
     private float[][] _xIn = [], _rAtt = [], _hAtt = [], _hAttQ = [], _q = [], _k = [], _v = [], _att = [], _o = [], _oQ = [],
         _xMid = [], _rFfn = [], _hFfn = [], _hFfnQ = [], _g = [], _u = [], _sig = [], _a = [], _aQ = [];
     // q/k before their RMSNorm and its 1/rms per head (QkNorm); sub-normed attention output / MLP product and their 1/rms (SubNorms)
     private float[][] _qPre = [], _kPre = [], _rQ = [], _rK = [], _oN = [], _rO = [], _aN = [], _rA = [];
+    // the attention / MLP outputs before Gemma's post-norms and their 1/rms (SandwichNorms); the final soft-cap's tanh
+    private float[][] _attnOut = [], _rPostA = [], _mlpOut = [], _rPostF = [];
+    private float[] _capT = [], _dPost = [];
     private float[] _x = [], _rFinal = [], _xf = [], _probs = [], _tmp = [];
     // backward scratch
     private float[] _dx = [], _dh = [], _dq = [], _dk = [], _dv = [], _dO = [], _dA = [], _dG = [], _dU = [], _dLogits = [], _dyT = [];
@@ -81,16 +84,17 @@ public sealed class LlamaBackprop
         Pyramid = pyramid;
         Spec = spec ?? DecoderSpec.Llama2;
         if (LlamaParameters.UnsupportedSpec(Spec, config) is { } why) throw new ArgumentException($"the backprop covers {LlamaParameters.Covered}, and {why}", nameof(spec));
-        var ropeInvFreq = Spec.RopeInvFreq?[0];
-        if (ropeInvFreq is not null && ropeInvFreq.Length != config.HeadDim / 2)
-            throw new ArgumentException($"{ropeInvFreq.Length} rotary frequencies for a head of {config.HeadDim}", nameof(spec));
+        if (Spec.RopeInvFreq is { } ropeInvFreq && (ropeInvFreq.Length != config.Layers || ropeInvFreq.Any(f => f.Length != config.HeadDim / 2)))
+            throw new ArgumentException($"rotary frequencies for {ropeInvFreq.Length} layers, {ropeInvFreq[0].Length} each, for {config.Layers} layers of head {config.HeadDim}", nameof(spec));
         if (Spec.SlidingWindow is { } win && win.Length != config.Layers)
             throw new ArgumentException($"{win.Length} sliding windows for {config.Layers} layers", nameof(spec));
-        _ropeInvFreq = ropeInvFreq;
         _relu2 = Spec.Mlp == DecoderMlp.Relu2Glu;
+        _gelu = Spec.Mlp == DecoderMlp.GeGluTanh;
+        _scale = Spec.AttentionScale > 0 ? Spec.AttentionScale : 1f / MathF.Sqrt(_hd);
     }
 
-    private readonly float[]? _ropeInvFreq;
+    private readonly bool _gelu;
+    private readonly float _scale; // attention scores are q.k times this
 
     /// <summary>Softmax of the last forward's logits at the loss rows, [rows, vocab] (kept for the backward).</summary>
     public ReadOnlySpan<float> Probabilities => _probs.AsSpan(0, _nLoss * _vocab);
@@ -132,7 +136,10 @@ public sealed class LlamaBackprop
         EffectiveWeights(p);
 
         for (int i = 0; i < n; i++)
+        {
             p.Embedding.AsSpan(_inputs[i] * d, d).CopyTo(_x.AsSpan(i * d, d));
+            if (Spec.EmbedScale != 1f) TensorPrimitives.Multiply(_x.AsSpan(i * d, d), Spec.EmbedScale, _x.AsSpan(i * d, d));
+        }
 
         for (int l = 0; l < _l; l++)
         {
@@ -156,12 +163,18 @@ public sealed class LlamaBackprop
                     RmsNorm(q, Layer(p.QNorm, l), _q[l], _rQ[l], n * _heads, _hd);
                     RmsNorm(k, Layer(p.KNorm!, l), _k[l], _rK[l], n * Config.KvHeads, _hd);
                 }
-                Rope(_q[l], qd, _pos[l], n, inverse: false);
-                Rope(_k[l], kv, _pos[l], n, inverse: false);
+                Rope(_q[l], qd, _pos[l], n, inverse: false, l);
+                Rope(_k[l], kv, _pos[l], n, inverse: false, l);
                 AttentionForward(l);
                 if (p.AttnSubNorm is not null) RmsNorm(_o[l], Layer(p.AttnSubNorm, l), _oN[l], _rO[l], n, qd);
                 Linear(Quantize(_oN[l], _oQ[l], n, qd), n, qd, Layer(_wo, l), d, _tmp);
                 AddBias(_tmp, n, d, p.Bo, l);
+                if (p.PostAttnNorm is not null)
+                {
+                    // Gemma's sandwich: the attention output normed again before it joins the residual
+                    _tmp.AsSpan(0, n * d).CopyTo(_attnOut[l]);
+                    RmsNorm(_attnOut[l], Layer(p.PostAttnNorm, l), _tmp, _rPostA[l], n, d);
+                }
                 Add(_x, _tmp, n * d);
             }
             _x.AsSpan(0, n * d).CopyTo(_xMid[l]);
@@ -179,6 +192,14 @@ public sealed class LlamaBackprop
                         float r = MathF.Max(g[i], 0f);
                         a[i] = r * r * u[i];
                     }
+                else if (_gelu)
+                    // Gemma: gelu_tanh(g) * u, gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))); keeps the tanh
+                    for (int i = 0; i < n * _mlp; i++)
+                    {
+                        float th = MathF.Tanh((g[i] * (0.044715f * (g[i] * g[i]) + 1f)) * 0.7978845608028654f);
+                        sig[i] = th;
+                        a[i] = g[i] * (0.5f * (th + 1f)) * u[i];
+                    }
                 else
                     // silu(g) = g / (1 + exp(-g)) as torch computes it (QAT rounding flips follow every last bit)
                     for (int i = 0; i < n * _mlp; i++)
@@ -189,6 +210,11 @@ public sealed class LlamaBackprop
                     }
                 if (p.FfnSubNorm is not null) RmsNorm(a, Layer(p.FfnSubNorm, l), _aN[l], _rA[l], n, _mlp);
                 Linear(Quantize(_aN[l], _aQ[l], n, _mlp), n, _mlp, Layer(_w2, l), d, _tmp);
+                if (p.PostFfnNorm is not null)
+                {
+                    _tmp.AsSpan(0, n * d).CopyTo(_mlpOut[l]);
+                    RmsNorm(_mlpOut[l], Layer(p.PostFfnNorm, l), _tmp, _rPostF[l], n, d);
+                }
                 Add(_x, _tmp, n * d);
             }
         }
@@ -204,6 +230,12 @@ public sealed class LlamaBackprop
         }
         RmsNorm(xl, p.FinalNorm, _xf, _rFinal, nl, d);
         Linear(_xf, nl, d, p.Output, _vocab, _probs);
+        if (Spec.FinalSoftCap > 0)
+        {
+            // logits = cap tanh(z / cap) (Gemma 2); the tanh is kept for the backward
+            float cap = Spec.FinalSoftCap;
+            for (int i = 0; i < nl * _vocab; i++) _probs[i] = cap * (_capT[i] = MathF.Tanh(_probs[i] / cap));
+        }
         if (KeepLogits)
         {
             if (_logits.Length < nl * _vocab) _logits = new float[nl * _vocab];
@@ -296,16 +328,16 @@ public sealed class LlamaBackprop
         Linear(h, n, d, Layer(_wk, layer), _kv, _rankK);
         AddBias(_rankK, n, _kv, p.Bk, layer);
         if (p.KNorm is not null) RmsNorm(_rankK, Layer(p.KNorm, layer), _rankK, new float[n * Config.KvHeads], n * Config.KvHeads, hd);
-        Rope(_rankK, _kv, _pos[layer - 1], n, inverse: false);
+        Rope(_rankK, _kv, _pos[layer - 1], n, inverse: false, layer);
         for (int b = 0; b < _b; b++) h.AsSpan((b * rows + rows - 1) * d, d).CopyTo(_rankQH.AsSpan(b * d, d));
         Linear(_rankQH, _b, d, Layer(_wq, layer), qd, _rankQ);
         AddBias(_rankQ, _b, qd, p.Bq, layer);
         if (p.QNorm is not null) RmsNorm(_rankQ, Layer(p.QNorm, layer), _rankQ, new float[_b * _heads], _b * _heads, hd);
         var lastPos = new int[_b];
         for (int b = 0; b < _b; b++) lastPos[b] = _pos[layer - 1][b * rows + rows - 1];
-        Rope(_rankQ, qd, lastPos, _b, inverse: false);
+        Rope(_rankQ, qd, lastPos, _b, inverse: false, layer);
         var scores = new float[n];
-        float scale = 1f / MathF.Sqrt(hd);
+        float scale = _scale, cap = Spec.AttentionSoftCap;
         int window = Spec.WindowOf(layer);
         var s = new float[rows];
         for (int b = 0; b < _b; b++)
@@ -319,7 +351,10 @@ public sealed class LlamaBackprop
                 int kvh = head / _group;
                 var q = _rankQ.AsSpan(b * qd + head * hd, hd);
                 for (int j = lo; j < rows; j++)
+                {
                     s[j] = TensorPrimitives.Dot(q, _rankK.AsSpan((b * rows + j) * _kv + kvh * hd, hd)) * scale;
+                    if (cap > 0) s[j] = cap * MathF.Tanh(s[j] / cap);
+                }
                 TensorPrimitives.SoftMax(sv, sv);
                 for (int j = lo; j < rows; j++) scores[b * rows + j] += s[j] / _heads;
             }
@@ -345,6 +380,8 @@ public sealed class LlamaBackprop
             for (int j = 0; j < _vocab; j++) dst[j] = src[j] * inv;
             dst[_targets[i]] -= inv;
         }
+        if (Spec.FinalSoftCap > 0)
+            for (int i = 0; i < nl * _vocab; i++) _dLogits[i] *= 1f - _capT[i] * _capT[i];
         // classifier (tied: into the embedding's gradient) and final norm
         GemmBackward.InputGrad(_dLogits, nl, _vocab, p.Output, d, _dh, Threads);
         GemmBackward.WeightGrad(_dLogits, nl, _vocab, _xf, d, grads.Output, _dyT, Threads);
@@ -364,8 +401,15 @@ public sealed class LlamaBackprop
             {
                 // x += W2 subnorm(act(W1 h) * W3 h), h = rmsnorm(x_mid) (act: silu, or relu^2 with BitNet's sub-norm)
                 var dA = _dA;
-                GemmBackward.InputGrad(_dx, n, d, Layer(_w2, l), m, dA, Threads);
-                GemmBackward.WeightGrad(_dx, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
+                var dy = _dx;
+                if (p.PostFfnNorm is not null)
+                {
+                    Array.Clear(_dPost, 0, n * d);
+                    RmsNormBackward(_dx, _mlpOut[l], Layer(p.PostFfnNorm, l), _rPostF[l], _dPost, Layer(grads.PostFfnNorm!, l), n, d);
+                    dy = _dPost;
+                }
+                GemmBackward.InputGrad(dy, n, d, Layer(_w2, l), m, dA, Threads);
+                GemmBackward.WeightGrad(dy, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
                 if (p.FfnSubNorm is not null)
                 {
                     Array.Clear(_dAN, 0, n * m);
@@ -379,6 +423,14 @@ public sealed class LlamaBackprop
                         float r = MathF.Max(g[i], 0f);
                         _dU[i] = dA[i] * (r * r);
                         _dG[i] = dA[i] * u[i] * (2f * r);
+                    }
+                else if (_gelu)
+                    for (int i = 0; i < n * m; i++)
+                    {
+                        float th = sg[i], x = g[i];
+                        _dU[i] = dA[i] * (x * (0.5f * (th + 1f)));
+                        float dgelu = 0.5f * (th + 1f) + 0.5f * x * (1f - th * th) * 0.7978845608028654f * (1f + 3f * 0.044715f * x * x);
+                        _dG[i] = dA[i] * u[i] * dgelu;
                     }
                 else
                     for (int i = 0; i < n * m; i++)
@@ -397,9 +449,16 @@ public sealed class LlamaBackprop
             if (!Skips.SkipsAttention(l))
             {
                 // x += Wo subnorm(attention(rope(norm(Wq h + bq)), rope(norm(Wk h + bk)), Wv h + bv)) + bo, h = rmsnorm(x_in)
-                BiasGrad(_dx, n, d, grads.Bo, l);
-                GemmBackward.InputGrad(_dx, n, d, Layer(_wo, l), qd, _dO, Threads);
-                GemmBackward.WeightGrad(_dx, n, d, _oQ[l], qd, Layer(grads.Wo, l), _dyT, Threads);
+                var dy = _dx;
+                if (p.PostAttnNorm is not null)
+                {
+                    Array.Clear(_dPost, 0, n * d);
+                    RmsNormBackward(_dx, _attnOut[l], Layer(p.PostAttnNorm, l), _rPostA[l], _dPost, Layer(grads.PostAttnNorm!, l), n, d);
+                    dy = _dPost;
+                }
+                BiasGrad(dy, n, d, grads.Bo, l);
+                GemmBackward.InputGrad(dy, n, d, Layer(_wo, l), qd, _dO, Threads);
+                GemmBackward.WeightGrad(dy, n, d, _oQ[l], qd, Layer(grads.Wo, l), _dyT, Threads);
                 var dO = _dO;
                 if (p.AttnSubNorm is not null)
                 {
@@ -408,8 +467,8 @@ public sealed class LlamaBackprop
                     dO = _dON;
                 }
                 AttentionBackward(l, dO);
-                Rope(_dq, qd, _pos[l], n, inverse: true);
-                Rope(_dk, kv, _pos[l], n, inverse: true);
+                Rope(_dq, qd, _pos[l], n, inverse: true, l);
+                Rope(_dk, kv, _pos[l], n, inverse: true, l);
                 var (dq, dk) = (_dq, _dk);
                 if (p.QNorm is not null)
                 {
@@ -444,7 +503,12 @@ public sealed class LlamaBackprop
         // embedding lookup, in row order
         n = _n;
         for (int i = 0; i < n; i++)
-            Add(grads.Embedding.AsSpan(_inputs[i] * d, d), _dx.AsSpan(i * d, d), d);
+        {
+            var g = grads.Embedding.AsSpan(_inputs[i] * d, d);
+            var dxi = _dx.AsSpan(i * d, d);
+            if (Spec.EmbedScale == 1f) Add(g, dxi, d);
+            else for (int j = 0; j < d; j++) g[j] += dxi[j] * Spec.EmbedScale;
+        }
     }
 
     private Span<float> Layer(float[] stacked, int layer) => LlamaParameters.Slice(stacked, _l, layer);
@@ -530,8 +594,9 @@ public sealed class LlamaBackprop
     }
 
     // llama2.c rotary on interleaved pairs; angles in double, cast to float. The inverse rotation is the backward.
-    private void Rope(float[] v, int width, int[] positions, int n, bool inverse)
+    private void Rope(float[] v, int width, int[] positions, int n, bool inverse, int layer)
     {
+        float[] cosT = _cos[layer], sinT = _sin[layer];
         int half = _hd / 2;
         for (int i = 0; i < n; i++)
         {
@@ -539,7 +604,7 @@ public sealed class LlamaBackprop
             for (int c = 0; c < width; c += 2)
             {
                 int f = (c % _hd) / 2;
-                float cos = _cos[t * half + f], sin = inverse ? -_sin[t * half + f] : _sin[t * half + f];
+                float cos = cosT[t * half + f], sin = inverse ? -sinT[t * half + f] : sinT[t * half + f];
                 float a = v[i * width + c], b = v[i * width + c + 1];
                 v[i * width + c] = a * cos - b * sin;
                 v[i * width + c + 1] = a * sin + b * cos;
@@ -565,7 +630,7 @@ public sealed class LlamaBackprop
     {
         float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], o = _o[l];
         int T = _rows[l], hd = _hd, d = _qd, kvd = _kv;
-        float scale = 1f / MathF.Sqrt(hd);
+        float scale = _scale, cap = Spec.AttentionSoftCap;
         Parallelism.For(_b * Config.KvHeads, Threads, task =>
         {
             int b = task / Config.KvHeads, kvh = task % Config.KvHeads;
@@ -584,6 +649,7 @@ public sealed class LlamaBackprop
                             float s = 0;
                             for (int c = 0; c < hd; c++) s += qt[c] * kj[c];
                             p[j] = s * scale;
+                            if (cap > 0) p[j] = cap * MathF.Tanh(p[j] / cap); // Gemma 2's soft-capped scores
                             max = Math.Max(max, p[j]);
                         }
                         float sum = 0;
@@ -604,7 +670,7 @@ public sealed class LlamaBackprop
     {
         float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], dq = _dq, dk = _dk, dv = _dv;
         int T = _rows[l], hd = _hd, d = _qd, kvd = _kv;
-        float scale = 1f / MathF.Sqrt(hd);
+        float scale = _scale, cap = Spec.AttentionSoftCap;
         Array.Clear(dq, 0, _b * T * d);
         Array.Clear(dk, 0, _b * T * kvd);
         Array.Clear(dv, 0, _b * T * kvd);
@@ -637,6 +703,14 @@ public sealed class LlamaBackprop
                         {
                             float ds = p[j] * (dp[j] - dot) * scale;
                             float* kj = pk + kb + j * kvd, dkj = pdk + kb + j * kvd;
+                            if (cap > 0)
+                            {
+                                // through cap tanh(s / cap): the score recomputed as the forward did
+                                float sc = 0;
+                                for (int c = 0; c < hd; c++) sc += qt[c] * kj[c];
+                                float th = MathF.Tanh(sc * scale / cap);
+                                ds *= 1f - th * th;
+                            }
                             for (int c = 0; c < hd; c++)
                             {
                                 dqt[c] += ds * kj[c];
@@ -703,22 +777,31 @@ public sealed class LlamaBackprop
             _rankK = new float[n * _kv]; _rankQH = new float[b * d]; _rankQ = new float[b * qd];
         }
         int half = _hd / 2;
-        _cos = new float[t * half]; _sin = new float[t * half];
-        for (int pos = 0; pos < t; pos++)
-            for (int i = 0; i < half; i++)
-            {
-                if (_ropeInvFreq is { } f)
+        _cos = new float[_l][]; _sin = new float[_l][];
+        for (int l = 0; l < _l; l++)
+        {
+            var f = Spec.RopeInvFreq?[l];
+            int same = -1;
+            for (int j = 0; j < l && same < 0; j++)
+                if (f is null || Spec.RopeInvFreq![j].AsSpan().SequenceEqual(f)) same = j;
+            if (same >= 0) { _cos[l] = _cos[same]; _sin[l] = _sin[same]; continue; }
+            float[] cos = _cos[l] = new float[t * half], sin = _sin[l] = new float[t * half];
+            for (int pos = 0; pos < t; pos++)
+                for (int i = 0; i < half; i++)
                 {
-                    // the model's own frequencies: the angle in float, as the inference forward (and transformers) computes it
-                    float val = pos * f[i];
-                    _cos[pos * half + i] = MathF.Cos(val);
-                    _sin[pos * half + i] = MathF.Sin(val);
-                    continue;
+                    if (f is not null)
+                    {
+                        // the model's own frequencies: the angle in float, as the inference forward (and transformers) computes it
+                        float val = pos * f[i];
+                        cos[pos * half + i] = MathF.Cos(val);
+                        sin[pos * half + i] = MathF.Sin(val);
+                        continue;
+                    }
+                    double a = pos * Math.Pow(Config.RopeTheta, -2.0 * i / _hd);
+                    cos[pos * half + i] = (float)Math.Cos(a);
+                    sin[pos * half + i] = (float)Math.Sin(a);
                 }
-                double a = pos * Math.Pow(Config.RopeTheta, -2.0 * i / _hd);
-                _cos[pos * half + i] = (float)Math.Cos(a);
-                _sin[pos * half + i] = (float)Math.Sin(a);
-            }
+        }
         float[][] Per(int size) => Enumerable.Range(0, _l).Select(_ => new float[size]).ToArray();
         float[][] PerQ(int size, float[][] plain) => Qat ? Per(size) : plain;
         _xIn = Per(n * d); _rAtt = Per(n); _hAtt = Per(n * d); _hAttQ = PerQ(n * d, _hAtt);
@@ -737,6 +820,10 @@ public sealed class LlamaBackprop
         _dO = new float[n * qd]; _dA = new float[n * m]; _dG = new float[n * m]; _dU = new float[n * m]; _dLogits = new float[n * _vocab];
         (_dqPre, _dkPre) = qkNorm ? (new float[n * qd], new float[n * kv]) : ([], []);
         (_dON, _dAN) = sub ? (new float[n * qd], new float[n * m]) : ([], []);
+        bool sandwich = Spec.SandwichNorms;
+        (_attnOut, _rPostA, _mlpOut, _rPostF) = sandwich ? (Per(n * d), Per(n), Per(n * d), Per(n)) : (None(), None(), None(), None());
+        _dPost = sandwich ? new float[n * d] : [];
+        _capT = Spec.FinalSoftCap > 0 ? new float[n * _vocab] : [];
         _dyT = new float[n * Math.Max(Math.Max(Math.Max(d, qd), m), _vocab)];
     }
 }

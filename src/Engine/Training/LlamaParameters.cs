@@ -14,7 +14,8 @@ public sealed record ParameterTensor(string Name, int[] Shape, float[] Data)
 /// rms_final, and wcls when the classifier is not shared): the layout the optimizer walks and the PyTorch goldens use.
 /// A block that does more (<see cref="DecoderSpec"/>) adds its tensors after those, in the same stacked layout:
 /// bq, bk, bv (and bo) for projection biases (Qwen2), rms_q, rms_k [layers, head_dim] for q/k RMSNorm (Qwen3),
-/// rms_attn_sub [layers, q_dim] and rms_ffn_sub [layers, mlp] for BitNet's sub-norms.
+/// rms_attn_sub [layers, q_dim] and rms_ffn_sub [layers, mlp] for BitNet's sub-norms, rms_post_att and rms_post_ffn
+/// [layers, dim] for Gemma's sandwich norms.
 /// Gradients are held in a second instance of the same shapes.
 /// </summary>
 public sealed class LlamaParameters
@@ -45,6 +46,9 @@ public sealed class LlamaParameters
     /// <summary>BitNet's sub-norm weights over the attention output [layers, q_dim] and the gated product [layers, mlp] (spec SubNorms).</summary>
     public float[]? AttnSubNorm { get; }
     public float[]? FfnSubNorm { get; }
+    /// <summary>Gemma's post-attention and post-MLP norm weights [layers, dim] (spec SandwichNorms), stored with Gemma's 1 added like every norm of it.</summary>
+    public float[]? PostAttnNorm { get; }
+    public float[]? PostFfnNorm { get; }
     /// <summary>What the block does: the backprop reads it (MLP, window, rotary), the tensors above follow it.</summary>
     public DecoderSpec Spec { get; }
     public IReadOnlyList<ParameterTensor> Tensors { get; }
@@ -92,12 +96,18 @@ public sealed class LlamaParameters
             list.Add(new("rms_attn_sub", [l, qd], AttnSubNorm = new float[l * qd]));
             list.Add(new("rms_ffn_sub", [l, h], FfnSubNorm = new float[l * h]));
         }
+        if (Spec.SandwichNorms)
+        {
+            list.Add(new("rms_post_att", [l, d], PostAttnNorm = new float[l * d]));
+            list.Add(new("rms_post_ffn", [l, d], PostFfnNorm = new float[l * d]));
+        }
         Tensors = list;
     }
 
     /// <summary>What the backprop implements, for refusals.</summary>
-    public const string Covered = "RMSNorm decoders with SwiGLU or BitNet's squared-ReLU GLU, tied or untied heads, one set of rotary "
-        + "frequencies (default or llama3), sliding windows, q/k/v/o biases, q/k RMSNorm and BitNet's sub-norms (Llama, Mistral, Qwen2, Qwen3, Phi-3, BitNet master weights)";
+    public const string Covered = "RMSNorm decoders with a gated MLP (SwiGLU, GeGLU, BitNet's squared-ReLU GLU), tied or untied heads, rotary "
+        + "frequencies per layer (default or llama3), sliding windows, q/k/v/o biases, q/k RMSNorm, BitNet's sub-norms, Gemma's sandwich norms, "
+        + "embedding scale and soft-caps (Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 / 3, BitNet master weights)";
 
     /// <summary>
     /// Why the backprop (<see cref="Covered"/>) would not compute this model's loss, or null when it would: names the
@@ -116,7 +126,7 @@ public sealed class LlamaParameters
             if ((layer.Bq is null) != (l0.Bq is null) || (layer.Bk is null) != (l0.Bq is null) || (layer.Bv is null) != (l0.Bq is null) || (layer.Bo is null) != (l0.Bo is null))
                 return "its projection biases differ from layer to layer";
             if (layer.AttnNormBias is not null || layer.FfnNormBias is not null) return "it has norm biases";
-            if (layer.PostAttnNorm is not null || layer.PostFfnNorm is not null) return "it has post-attention / post-MLP norms";
+            if ((layer.PostAttnNorm is not null) != s.SandwichNorms || (layer.PostFfnNorm is not null) != s.SandwichNorms) return "its post-attention / post-MLP norm weights do not follow its spec";
             if ((layer.QNorm is not null) != s.QkNorm || (layer.KNorm is not null) != s.QkNorm) return "its q/k norm weights do not follow its spec";
             if ((layer.AttnSubNorm is not null) != s.SubNorms || (layer.FfnSubNorm is not null) != s.SubNorms) return "its sub-norm weights do not follow its spec";
         }
@@ -128,17 +138,12 @@ public sealed class LlamaParameters
     {
         ArgumentNullException.ThrowIfNull(s);
         ArgumentNullException.ThrowIfNull(c);
-        if (s.Norm != NormKind.Rms || s.NormWeightOffset != 0) return $"its {s.Family} norms are not plain RMSNorm (Norm {s.Norm}, NormWeightOffset {s.NormWeightOffset})";
-        if (s.SandwichNorms) return "it has sandwich norms (SandwichNorms)";
-        if (s.Mlp is not (DecoderMlp.SwiGlu or DecoderMlp.Relu2Glu)) return $"its MLP is {s.Mlp}, not SwiGLU or Relu2Glu";
-        if (s.EmbedScale != 1f) return "it scales its embeddings (EmbedScale)";
+        // (Gemma's norm weight offset is added at load time: the stored weight is the gain, its gradient the same)
+        if (s.Norm != NormKind.Rms) return $"its {s.Family} norms are {s.Norm}Norm with biases, not RMSNorm (Norm)";
+        if (s.Mlp is not (DecoderMlp.SwiGlu or DecoderMlp.GeGluTanh or DecoderMlp.Relu2Glu)) return $"its MLP is {s.Mlp}, not a gated one (Mlp)";
         if (s.LearnedPositions) return "it learns absolute positions (LearnedPositions)";
-        if (s.AttentionSoftCap != 0 || s.FinalSoftCap != 0) return "it soft-caps scores or logits (AttentionSoftCap, FinalSoftCap)";
-        if (s.AttentionScale != 0 && Math.Abs(s.AttentionScale - 1 / Math.Sqrt(c.HeadDim)) > 1e-6) return "its attention scale is not 1/sqrt(head_dim) (AttentionScale)";
         if (s.QuantizedActivations)
             return "its linears are offline-quantized BitLinear layers (QuantizedActivations: ternary codes without the latent weights; train the master weights with --qat ternary)";
-        if (s.RopeInvFreq is { } freq && freq.Any(f => !f.AsSpan().SequenceEqual(freq[0])))
-            return "its layers rotate with different frequencies (RopeInvFreq)";
         return null;
     }
 
@@ -158,7 +163,7 @@ public sealed class LlamaParameters
             p.Put(l.Wq, p.Wq, i); p.Put(l.Wk, p.Wk, i); p.Put(l.Wv, p.Wv, i); p.Put(l.Wo, p.Wo, i);
             p.Put(l.W1, p.W1, i); p.Put(l.W2, p.W2, i); p.Put(l.W3!, p.W3, i);
             foreach (var (src, dst) in new[] { (l.Bq, p.Bq), (l.Bk, p.Bk), (l.Bv, p.Bv), (l.Bo, p.Bo), (l.QNorm, p.QNorm), (l.KNorm, p.KNorm),
-                         (l.AttnSubNorm, p.AttnSubNorm), (l.FfnSubNorm, p.FfnSubNorm) })
+                         (l.AttnSubNorm, p.AttnSubNorm), (l.FfnSubNorm, p.FfnSubNorm), (l.PostAttnNorm, p.PostAttnNorm), (l.PostFfnNorm, p.PostFfnNorm) })
                 if (dst is not null) p.Put(src!, dst, i);
         }
         return p;
@@ -176,6 +181,7 @@ public sealed class LlamaParameters
                 Bq = TakeOrNull(Bq, i), Bk = TakeOrNull(Bk, i), Bv = TakeOrNull(Bv, i), Bo = TakeOrNull(Bo, i),
                 QNorm = TakeOrNull(QNorm, i), KNorm = TakeOrNull(KNorm, i),
                 AttnSubNorm = TakeOrNull(AttnSubNorm, i), FfnSubNorm = TakeOrNull(FfnSubNorm, i),
+                PostAttnNorm = TakeOrNull(PostAttnNorm, i), PostFfnNorm = TakeOrNull(PostFfnNorm, i),
             };
         var emb = (float[])Embedding.Clone();
         var weights = new LlamaWeights

@@ -16,7 +16,7 @@ namespace Workbench.Engine.Tests.Training;
 /// </summary>
 public class ArchTrainingTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Families => new() { "llama_untied", "llama3_tied", "mistral", "qwen2", "qwen3", "phi3", "bitnet_master" };
+    public static TheoryData<string> Families => new() { "llama_untied", "llama3_tied", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3_text", "bitnet_master" };
 
     private static string Folder(string family) => Path.GetDirectoryName(Bundled.Path($"data/goldens/arch/{family}/config.json"))!;
 
@@ -136,6 +136,8 @@ public class ArchTrainingTests(ITestOutputHelper output)
     [InlineData("qwen2", false)]
     [InlineData("qwen3", false)]
     [InlineData("llama3_tied", false)]
+    [InlineData("gemma2", false)]
+    [InlineData("gemma3_text", false)]
     [InlineData("bitnet_master", false)]
     [InlineData("bitnet_master", true)]
     public void A_few_adamw_steps_lower_the_loss(string family, bool qat)
@@ -199,7 +201,8 @@ public class ArchTrainingTests(ITestOutputHelper output)
     public void Parameters_carry_the_blocks_extra_tensors_and_give_them_back_to_a_model()
     {
         foreach (var (family, extra) in new[] { ("qwen2", new[] { "bq", "bk", "bv" }), ("qwen3", new[] { "rms_q", "rms_k" }),
-                     ("bitnet_master", new[] { "rms_attn_sub", "rms_ffn_sub" }), ("mistral", Array.Empty<string>()) })
+                     ("bitnet_master", new[] { "rms_attn_sub", "rms_ffn_sub" }), ("gemma3_text", new[] { "rms_q", "rms_k", "rms_post_att", "rms_post_ffn" }),
+                     ("mistral", Array.Empty<string>()) })
         {
             var model = Load(family);
             var p = LlamaParameters.From(model);
@@ -245,7 +248,9 @@ internal static class DoubleDecoder
         double[] L(string name, int layer, int size) => w[name].AsSpan(layer * size, size).ToArray();
         double[]? B(string name, int layer, int size) => w.ContainsKey(name) ? L(name, layer, size) : null;
         var x = new double[T * d];
-        for (int t = 0; t < T; t++) Array.Copy(w["token_embedding"], tokens[t] * d, x, t * d, d);
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < d; j++) x[t * d + j] = w["token_embedding"][tokens[t] * d + j] * s.EmbedScale;
+        double scale = s.AttentionScale > 0 ? s.AttentionScale : 1 / Math.Sqrt(hd), cap = s.AttentionSoftCap;
         for (int l = 0; l < c.Layers; l++)
         {
             var h = Norm(x, d, L("rms_att", l, d), eps);
@@ -273,7 +278,8 @@ internal static class DoubleDecoder
                     {
                         double dot = 0;
                         for (int e = 0; e < hd; e++) dot += q[t * qd + head * hd + e] * k[j * kv + kh * hd + e];
-                        p[j] = dot / Math.Sqrt(hd);
+                        p[j] = dot * scale;
+                        if (cap > 0) p[j] = cap * Math.Tanh(p[j] / cap);
                         max = Math.Max(max, p[j]);
                     }
                     for (int j = lo; j <= t; j++) sum += p[j] = Math.Exp(p[j] - max);
@@ -282,6 +288,7 @@ internal static class DoubleDecoder
                 }
             if (s.SubNorms) o = Norm(o, qd, L("rms_attn_sub", l, qd), eps);
             var attn = Linear(o, qd, L("wo", l, d * qd), d, B("bo", l, d));
+            if (s.SandwichNorms) attn = Norm(attn, d, L("rms_post_att", l, d), eps);
             for (int i = 0; i < x.Length; i++) x[i] += attn[i];
 
             var h2 = Norm(x, d, L("rms_ffn", l, d), eps);
@@ -289,13 +296,21 @@ internal static class DoubleDecoder
             var u = Linear(h2, d, L("w3", l, m * d), m, null);
             var a = new double[g.Length];
             for (int i = 0; i < a.Length; i++)
-                a[i] = s.Mlp == DecoderMlp.Relu2Glu ? Math.Pow(Math.Max(g[i], 0), 2) * u[i] : g[i] / (1 + Math.Exp(-g[i])) * u[i];
+                a[i] = s.Mlp switch
+                {
+                    DecoderMlp.Relu2Glu => Math.Pow(Math.Max(g[i], 0), 2) * u[i],
+                    DecoderMlp.GeGluTanh => 0.5 * g[i] * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (g[i] + 0.044715 * g[i] * g[i] * g[i]))) * u[i],
+                    _ => g[i] / (1 + Math.Exp(-g[i])) * u[i],
+                };
             if (s.SubNorms) a = Norm(a, m, L("rms_ffn_sub", l, m), eps);
             var down = Linear(a, m, L("w2", l, d * m), d, null);
+            if (s.SandwichNorms) down = Norm(down, d, L("rms_post_ffn", l, d), eps);
             for (int i = 0; i < x.Length; i++) x[i] += down[i];
         }
         var xf = Norm(x, d, w["rms_final"], eps);
-        return Linear(xf, d, w.TryGetValue("wcls", out var cls) ? cls : w["token_embedding"], c.Vocab, null);
+        var logits = Linear(xf, d, w.TryGetValue("wcls", out var cls) ? cls : w["token_embedding"], c.Vocab, null);
+        if (s.FinalSoftCap > 0) for (int i = 0; i < logits.Length; i++) logits[i] = s.FinalSoftCap * Math.Tanh(logits[i] / s.FinalSoftCap);
+        return logits;
     }
 
     private static double[] Norm(double[] x, int width, double[] g, double eps)
