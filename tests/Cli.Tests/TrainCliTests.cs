@@ -69,4 +69,59 @@ public class TrainCliTests
         var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains(named, line);
     }
+
+    private static string Arch(string family) => Path.GetDirectoryName(Bundled.Path($"data/goldens/arch/{family}/config.json"))!;
+
+    [Theory]
+    [InlineData("qwen2", null)]
+    [InlineData("qwen3", null)]
+    [InlineData("mistral", null)]
+    [InlineData("gemma2", null)]
+    [InlineData("bitnet_master", "ternary")]
+    public void Cli_train_takes_a_hugging_face_folder_without_tokenizer_on_seeded_random_ids(string family, string? qat)
+    {
+        string[] args = ["train", "--model", Arch(family), "--steps", "2", "--seq", "24", "--batch", "2", "--json"];
+        var (exit, stdout, stderr) = CliRunner.Run(qat is null ? args : [.. args, "--qat", qat]);
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var r = doc.RootElement;
+        Assert.Contains("seeded random token ids", r.GetProperty("data").GetString());
+        Assert.Contains("has no tokenizer", r.GetProperty("data").GetString());
+        Assert.Equal(2, r.GetProperty("loss").GetArrayLength());
+        Assert.Equal(qat, r.GetProperty("qat").GetString());
+        Assert.True(double.IsFinite(r.GetProperty("perplexity").GetDouble()) && r.GetProperty("perplexity").GetDouble() > 1);
+    }
+
+    [Fact]
+    public void Cli_train_takes_token_ids_from_a_file()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"wb-train-ids-{Environment.ProcessId}.txt");
+        var rng = new Random(5);
+        File.WriteAllText(file, string.Join(" ", Enumerable.Range(0, 40 * 17).Select(i => i % 17 == 0 ? 1 : rng.Next(256))));
+        try
+        {
+            var (exit, stdout, stderr) = CliRunner.Run("train", "--model", Arch("qwen3"), "--tokens", file, "--steps", "2", "--seq", "16", "--batch", "2", "--json");
+            Assert.True(exit == 0, stderr);
+            using var doc = JsonDocument.Parse(stdout);
+            var r = doc.RootElement;
+            Assert.StartsWith($"token ids from {file}: 680 ids, 36 windows to train on, the last 4 held out", r.GetProperty("data").GetString());
+            Assert.Equal(4, r.GetProperty("eval_sequences").GetInt32());
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("gpt2", "--model", new[] { "--steps", "1" }, "not RMSNorm")]
+    [InlineData("bitnet_packed", "--model", new[] { "--steps", "1" }, "offline-quantized")]
+    [InlineData("qwen2", "--corpus", new[] { "--steps", "1", "--corpus", "persuasion" }, "no tokenizer")]
+    [InlineData("qwen2", "--out", new[] { "--steps", "1", "--out", "/tmp/wb-never-written" }, "Llama-2-layout")]
+    public void Cli_train_refuses_what_it_does_not_cover_in_one_line_with_exit_2(string family, string option, string[] rest, string why)
+    {
+        var (exit, stdout, stderr) = CliRunner.Run(["train", "--model", Arch(family), .. rest]);
+        Assert.Equal(2, exit);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(option, line);
+        Assert.Contains(why, line);
+    }
 }

@@ -7,13 +7,15 @@ namespace Workbench.Cli.Commands;
 
 /// <summary>
 /// <c>workbench train --model NAME|PATH [--qat ternary] [--drop GRANULARITY:LIST] [--pyramid LAYERS:KEEP] --steps N [--seq L]
-/// [--batch B] [--lr X] [--seed S] [--corpus PATH] [--out DIR] [--json]</c>: builds a <see cref="TrainRequest"/> and renders its result.
+/// [--batch B] [--lr X] [--seed S] [--corpus PATH | --tokens FILE] [--tokenizer PATH] [--out DIR] [--json]</c>: builds a <see cref="TrainRequest"/> and renders its result.
 /// </summary>
 public static class TrainCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "A bundled decoder (stories260K, babyllama) or a path." };
+        var model = new Option<string?>("--model") { Description = "A bundled decoder (stories260K, babyllama) or a path (Llama, Mistral, Qwen2, Qwen3, Phi-3, BitNet master-weight folders train too)." };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file for a model without one beside it (the corpus is tokenized by it)." };
+        var tokens = new Option<string?>("--tokens") { Description = "Train on these token ids (a file of integers separated by spaces or commas) instead of a corpus; the last tenth is held out. A model without tokenizer and without --tokens trains on seeded random ids." };
         var qat = new Option<string?>("--qat") { Description = "Quantization-aware training: ternary (BitNet b1.58: ternary weights, int8 activations)." };
         var drop = new Option<string?>("--drop") { Description = "Train a pruned model: GRANULARITY:LIST, e.g. block:3 or attention:1,2 or mlp:4." };
         var pyramid = new Option<string?>("--pyramid") { Description = "PyramidDrop while training, LAYERS:KEEP (e.g. 2,3,4:0.5): the context tokens are dropped stage by stage, the loss is on the window's suffix; an undropped baseline trains interleaved for the time ratio." };
@@ -28,7 +30,7 @@ public static class TrainCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object for scripts." };
         var command = new Command("train", "Fine-tune a decoder on a corpus (optionally BitNet b1.58 quantization-aware or pruned) and report held-out perplexity.")
         {
-            model, qat, drop, pyramid, context, steps, seq, batch, lr, seed, corpus, output, json,
+            model, qat, drop, pyramid, context, steps, seq, batch, lr, seed, corpus, tokenizer, tokens, output, json,
         };
         command.TreatUnmatchedTokensAsErrors = false; // reported below as one line with exit code 2
         command.SetAction(parse =>
@@ -51,6 +53,8 @@ public static class TrainCommand
                     Lr = Parse.Double(parse.GetValue(lr), "--lr"),
                     Seed = Parse.Int(parse.GetValue(seed), "--seed") ?? 0,
                     Corpus = parse.GetValue(corpus),
+                    Tokenizer = parse.GetValue(tokenizer),
+                    Tokens = parse.GetValue(tokens),
                     Out = parse.GetValue(output),
                 };
                 request.Validate();
@@ -67,7 +71,7 @@ public static class TrainCommand
         if (asJson)
         {
             CliHelpers.PrintJson(CliHelpers.Obj(
-                ("model", r.Model), ("qat", r.Qat ? "ternary" : null), ("drop", r.Drop), ("steps", r.Steps), ("seq", r.Seq), ("batch", r.Batch), ("lr", r.Lr), ("seed", r.Seed),
+                ("model", r.Model), ("data", r.Data), ("qat", r.Qat ? "ternary" : null), ("drop", r.Drop), ("steps", r.Steps), ("seq", r.Seq), ("batch", r.Batch), ("lr", r.Lr), ("seed", r.Seed),
                 ("perplexity_start", r.PerplexityStart), ("perplexity", r.Perplexity), ("perplexity_fp32", r.PerplexityFp32), ("gap_closed", r.GapClosed),
                 ("loss", r.Loss.Select(s => s.Loss).ToArray()),
                 ("lr_schedule", r.Loss.Select(s => s.Lr).ToArray()),
@@ -86,6 +90,7 @@ public static class TrainCommand
         var inv = CultureInfo.InvariantCulture;
         string start = r.Qat ? "post-training-quantized" : r.Drop is not null ? "pruned, before training" : "before training";
         Console.Out.WriteLine(string.Create(inv, $"{r.Model}: {r.Steps} steps x {r.Batch} x {r.Seq} tokens{(r.Qat ? ", BitNet b1.58 QAT" : "")}{(r.Drop is null ? "" : $", dropped {r.Drop}")}: loss {r.Loss[0].Loss:F4} -> {r.Loss[^1].Loss:F4}"));
+        Console.Out.WriteLine($"data: {r.Data}");
         Console.Out.WriteLine(string.Create(inv, $"held-out perplexity ({r.EvalSequences} x {r.Seq} tokens): fp32 {r.PerplexityFp32:F3}, {start} {r.PerplexityStart:F3}, trained {r.Perplexity:F3}{(r.GapClosed is { } g ? $" ({g:P1} of the log gap closed)" : "")}"));
         if (r.Drop is not null || r.Qat)
             Console.Out.WriteLine(string.Create(inv, $"against the full fp32 model: KL {r.Start.Kl:F4} -> {r.After.Kl:F4}, top-1 agreement {r.Start.Top1Agreement:P1} -> {r.After.Top1Agreement:P1}"));

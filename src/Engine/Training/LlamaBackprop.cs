@@ -11,6 +11,10 @@ namespace Workbench.Engine.Training;
 /// the backward needs; <see cref="Backward"/> walks the chain rule back from the loss. All rows of the batch go through
 /// the linear layers together ([B*T, in]); attention is per sequence. With <c>qat</c> every block linear runs BitNet
 /// b1.58 (ternary absmean weights, per-token int8 absmax inputs) forward and straight-through backward.
+/// The block is the one its <see cref="DecoderSpec"/> describes (<see cref="LlamaParameters.Covered"/>): q/k/v/o biases and
+/// q/k RMSNorm before the rotary (Qwen2, Qwen3), a sliding window by position (Mistral), BitNet's sub-norms before o_proj
+/// and down_proj with its squared-ReLU GLU, one set of rotary frequencies (default or llama3). Query width is
+/// heads x head_dim (which may differ from dim).
 /// Deterministic: every sum has a fixed order whatever the thread count.
 /// With a <see cref="TrainingPyramid"/>, each row keeps only part of its context from the schedule's boundaries on
 /// (PyramidDrop while training): later blocks run on fewer rows, and the loss is the mean over the window's suffix
@@ -24,6 +28,8 @@ public sealed class LlamaBackprop
     public ModuleSkips Skips { get; }
     public int Threads { get; }
     public TrainingPyramid? Pyramid { get; }
+    /// <summary>What the block does (the parameters must carry the same spec).</summary>
+    public DecoderSpec Spec { get; }
 
     /// <summary>
     /// Reuse the rows the last forward kept at each boundary instead of ranking again (same batch shape): makes the
@@ -31,7 +37,8 @@ public sealed class LlamaBackprop
     /// </summary>
     public bool FreezeSelection { get; set; }
 
-    private readonly int _l, _d, _kv, _hd, _heads, _group, _mlp, _vocab;
+    private readonly int _l, _d, _qd, _kv, _hd, _heads, _group, _mlp, _vocab;
+    private readonly bool _relu2;
     private int _b, _t, _n, _nLoss;
     private int[] _inputs = [], _targets = [];
     // rows per sequence entering block l (index _l: the final state), their original positions, and for a block that
@@ -41,22 +48,29 @@ public sealed class LlamaBackprop
     private int[]?[] _from = [];
     private int[]? _lossFrom; // final-state row of each loss row (null: every row carries the loss)
     private float[] _xL = [], _dxL = [], _rankH = [], _rankHQ = [], _rRank = [], _rankK = [], _rankQH = [], _rankQ = [];
-    private float[] _cos = [], _sin = [];
+    private float[][] _cos = [], _sin = []; // per layer (layers of the same frequencies share one table)
     // per layer: residual in, attention norm (1/rms), normed input, its quantized copy, q/k/v (rotated), probabilities,
     // attention output and its quantized copy, residual mid, MLP norm, normed input (+ quantized), gate, up, sigmoid(gate), product (+ quantized)
     private float[][] _xIn = [], _rAtt = [], _hAtt = [], _hAttQ = [], _q = [], _k = [], _v = [], _att = [], _o = [], _oQ = [],
         _xMid = [], _rFfn = [], _hFfn = [], _hFfnQ = [], _g = [], _u = [], _sig = [], _a = [], _aQ = [];
+    // q/k before their RMSNorm and its 1/rms per head (QkNorm); sub-normed attention output / MLP product and their 1/rms (SubNorms)
+    private float[][] _qPre = [], _kPre = [], _rQ = [], _rK = [], _oN = [], _rO = [], _aN = [], _rA = [];
+    // the attention / MLP outputs before Gemma's post-norms and their 1/rms (SandwichNorms); the final soft-cap's tanh
+    private float[][] _attnOut = [], _rPostA = [], _mlpOut = [], _rPostF = [];
+    private float[] _capT = [], _dPost = [];
     private float[] _x = [], _rFinal = [], _xf = [], _probs = [], _tmp = [];
     // backward scratch
     private float[] _dx = [], _dh = [], _dq = [], _dk = [], _dv = [], _dO = [], _dA = [], _dG = [], _dU = [], _dLogits = [], _dyT = [];
+    private float[] _dqPre = [], _dkPre = [], _dON = [], _dAN = [];
     // the weights the forward used: the parameters themselves, or their ternary STE values under QAT
     private float[] _wq = [], _wk = [], _wv = [], _wo = [], _w1 = [], _w2 = [], _w3 = [];
     private bool _haveForward;
 
-    /// <param name="ropeInvFreq">The model's rotary inverse frequencies (head_dim / 2, e.g. a Hugging Face config's default or
-    /// llama3-scaled ones, <see cref="DecoderSpec.RopeInvFreq"/>); null: theta^(-2i/head_dim) from the config.</param>
+    /// <param name="spec">The block (<see cref="LlamaModel.Spec"/>); null: llama2.c's Llama-2 block. Its rotary frequencies
+    /// (<see cref="DecoderSpec.RopeInvFreq"/>, e.g. llama3-scaled) are used with angles in float as the inference forward
+    /// computes them; without them theta^(-2i/head_dim) from the config, angles in double as llama2.c.</param>
     public LlamaBackprop(ModelConfig config, bool qat = false, ModuleSkips? skips = null, int threads = 0, TrainingPyramid? pyramid = null,
-        float[]? ropeInvFreq = null)
+        DecoderSpec? spec = null)
     {
         if (config.Family != ModelFamily.Llama) throw new ArgumentException($"training covers Llama decoders, not {config.Family}", nameof(config));
         Config = config;
@@ -64,19 +78,33 @@ public sealed class LlamaBackprop
         Skips = skips ?? ModuleSkips.None;
         Skips.Check(config, nameof(skips));
         Threads = threads <= 0 ? Environment.ProcessorCount : threads;
-        _l = config.Layers; _d = config.Dim; _kv = config.KvDim; _hd = config.HeadDim; _heads = config.Heads;
+        _l = config.Layers; _d = config.Dim; _qd = config.QDim; _kv = config.KvDim; _hd = config.HeadDim; _heads = config.Heads;
         _group = config.Heads / config.KvHeads; _mlp = config.MlpDim; _vocab = config.Vocab;
         pyramid?.Schedule.Validate(config.Layers);
         Pyramid = pyramid;
-        if (ropeInvFreq is not null && ropeInvFreq.Length != config.HeadDim / 2)
-            throw new ArgumentException($"{ropeInvFreq.Length} rotary frequencies for a head of {config.HeadDim}", nameof(ropeInvFreq));
-        _ropeInvFreq = ropeInvFreq;
+        Spec = spec ?? DecoderSpec.Llama2;
+        if (LlamaParameters.UnsupportedSpec(Spec, config) is { } why) throw new ArgumentException($"the backprop covers {LlamaParameters.Covered}, and {why}", nameof(spec));
+        if (Spec.RopeInvFreq is { } ropeInvFreq && (ropeInvFreq.Length != config.Layers || ropeInvFreq.Any(f => f.Length != config.HeadDim / 2)))
+            throw new ArgumentException($"rotary frequencies for {ropeInvFreq.Length} layers, {ropeInvFreq[0].Length} each, for {config.Layers} layers of head {config.HeadDim}", nameof(spec));
+        if (Spec.SlidingWindow is { } win && win.Length != config.Layers)
+            throw new ArgumentException($"{win.Length} sliding windows for {config.Layers} layers", nameof(spec));
+        _relu2 = Spec.Mlp == DecoderMlp.Relu2Glu;
+        _gelu = Spec.Mlp == DecoderMlp.GeGluTanh;
+        _scale = Spec.AttentionScale > 0 ? Spec.AttentionScale : 1f / MathF.Sqrt(_hd);
     }
 
-    private readonly float[]? _ropeInvFreq;
+    private readonly bool _gelu;
+    private readonly float _scale; // attention scores are q.k times this
 
     /// <summary>Softmax of the last forward's logits at the loss rows, [rows, vocab] (kept for the backward).</summary>
     public ReadOnlySpan<float> Probabilities => _probs.AsSpan(0, _nLoss * _vocab);
+
+    /// <summary>The last forward's logits at the loss rows, [rows, vocab], when <see cref="KeepLogits"/> was set (a copy before the softmax).</summary>
+    public ReadOnlySpan<float> Logits => _logits.AsSpan(0, KeepLogits ? _nLoss * _vocab : 0);
+
+    /// <summary>Keep a copy of the logits for <see cref="Logits"/> (for checking the training forward against inference).</summary>
+    public bool KeepLogits { get; set; }
+    private float[] _logits = [];
 
     /// <summary>Rows per sequence that entered each block in the last forward, and (last entry) the rows of the final state.</summary>
     public IReadOnlyList<int> RowsPerSequence => _rows;
@@ -102,12 +130,16 @@ public sealed class LlamaBackprop
     public double Forward(LlamaParameters p, IReadOnlyList<int[]> batch)
     {
         if (p.Config != Config) throw new ArgumentException("parameters of another configuration", nameof(p));
+        if (p.Spec != Spec) throw new ArgumentException($"parameters of another block ({p.Spec.Family} spec, the backprop runs {Spec.Family}'s)", nameof(p));
         Prepare(batch);
-        int d = _d, n = _n;
+        int d = _d, qd = _qd, kv = _kv, n = _n;
         EffectiveWeights(p);
 
         for (int i = 0; i < n; i++)
+        {
             p.Embedding.AsSpan(_inputs[i] * d, d).CopyTo(_x.AsSpan(i * d, d));
+            if (Spec.EmbedScale != 1f) TensorPrimitives.Multiply(_x.AsSpan(i * d, d), Spec.EmbedScale, _x.AsSpan(i * d, d));
+        }
 
         for (int l = 0; l < _l; l++)
         {
@@ -116,33 +148,73 @@ public sealed class LlamaBackprop
             _x.AsSpan(0, n * d).CopyTo(_xIn[l]);
             if (!Skips.SkipsAttention(l))
             {
-                RmsNorm(_x, Layer(p.AttnNorm, l), _hAtt[l], _rAtt[l], n);
+                RmsNorm(_x, Layer(p.AttnNorm, l), _hAtt[l], _rAtt[l], n, d);
                 var input = Quantize(_hAtt[l], _hAttQ[l], n, d);
-                Linear(input, n, d, Layer(_wq, l), d, _q[l]);
-                Linear(input, n, d, Layer(_wk, l), _kv, _k[l]);
-                Linear(input, n, d, Layer(_wv, l), _kv, _v[l]);
-                Rope(_q[l], d, _pos[l], n, inverse: false);
-                Rope(_k[l], _kv, _pos[l], n, inverse: false);
+                var (q, k) = p.QNorm is null ? (_q[l], _k[l]) : (_qPre[l], _kPre[l]);
+                Linear(input, n, d, Layer(_wq, l), qd, q);
+                Linear(input, n, d, Layer(_wk, l), kv, k);
+                Linear(input, n, d, Layer(_wv, l), kv, _v[l]);
+                AddBias(q, n, qd, p.Bq, l);
+                AddBias(k, n, kv, p.Bk, l);
+                AddBias(_v[l], n, kv, p.Bv, l);
+                if (p.QNorm is not null)
+                {
+                    // RMSNorm over head_dim of every head, before the rotary
+                    RmsNorm(q, Layer(p.QNorm, l), _q[l], _rQ[l], n * _heads, _hd);
+                    RmsNorm(k, Layer(p.KNorm!, l), _k[l], _rK[l], n * Config.KvHeads, _hd);
+                }
+                Rope(_q[l], qd, _pos[l], n, inverse: false, l);
+                Rope(_k[l], kv, _pos[l], n, inverse: false, l);
                 AttentionForward(l);
-                Linear(Quantize(_o[l], _oQ[l], n, d), n, d, Layer(_wo, l), d, _tmp);
+                if (p.AttnSubNorm is not null) RmsNorm(_o[l], Layer(p.AttnSubNorm, l), _oN[l], _rO[l], n, qd);
+                Linear(Quantize(_oN[l], _oQ[l], n, qd), n, qd, Layer(_wo, l), d, _tmp);
+                AddBias(_tmp, n, d, p.Bo, l);
+                if (p.PostAttnNorm is not null)
+                {
+                    // Gemma's sandwich: the attention output normed again before it joins the residual
+                    _tmp.AsSpan(0, n * d).CopyTo(_attnOut[l]);
+                    RmsNorm(_attnOut[l], Layer(p.PostAttnNorm, l), _tmp, _rPostA[l], n, d);
+                }
                 Add(_x, _tmp, n * d);
             }
             _x.AsSpan(0, n * d).CopyTo(_xMid[l]);
             if (!Skips.SkipsMlp(l))
             {
-                RmsNorm(_x, Layer(p.FfnNorm, l), _hFfn[l], _rFfn[l], n);
+                RmsNorm(_x, Layer(p.FfnNorm, l), _hFfn[l], _rFfn[l], n, d);
                 var input = Quantize(_hFfn[l], _hFfnQ[l], n, d);
                 Linear(input, n, d, Layer(_w1, l), _mlp, _g[l]);
                 Linear(input, n, d, Layer(_w3, l), _mlp, _u[l]);
                 float[] g = _g[l], u = _u[l], a = _a[l], sig = _sig[l];
-                // silu(g) = g / (1 + exp(-g)) as torch computes it (QAT rounding flips follow every last bit)
-                for (int i = 0; i < n * _mlp; i++)
+                if (_relu2)
+                    // BitNet: relu(g)^2 * u, as the inference forward multiplies
+                    for (int i = 0; i < n * _mlp; i++)
+                    {
+                        float r = MathF.Max(g[i], 0f);
+                        a[i] = r * r * u[i];
+                    }
+                else if (_gelu)
+                    // Gemma: gelu_tanh(g) * u, gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))); keeps the tanh
+                    for (int i = 0; i < n * _mlp; i++)
+                    {
+                        float th = MathF.Tanh((g[i] * (0.044715f * (g[i] * g[i]) + 1f)) * 0.7978845608028654f);
+                        sig[i] = th;
+                        a[i] = g[i] * (0.5f * (th + 1f)) * u[i];
+                    }
+                else
+                    // silu(g) = g / (1 + exp(-g)) as torch computes it (QAT rounding flips follow every last bit)
+                    for (int i = 0; i < n * _mlp; i++)
+                    {
+                        float e = 1f + MathF.Exp(-g[i]);
+                        sig[i] = 1f / e;
+                        a[i] = g[i] / e * u[i];
+                    }
+                if (p.FfnSubNorm is not null) RmsNorm(a, Layer(p.FfnSubNorm, l), _aN[l], _rA[l], n, _mlp);
+                Linear(Quantize(_aN[l], _aQ[l], n, _mlp), n, _mlp, Layer(_w2, l), d, _tmp);
+                if (p.PostFfnNorm is not null)
                 {
-                    float e = 1f + MathF.Exp(-g[i]);
-                    sig[i] = 1f / e;
-                    a[i] = g[i] / e * u[i];
+                    _tmp.AsSpan(0, n * d).CopyTo(_mlpOut[l]);
+                    RmsNorm(_mlpOut[l], Layer(p.PostFfnNorm, l), _tmp, _rPostF[l], n, d);
                 }
-                Linear(Quantize(a, _aQ[l], n, _mlp), n, _mlp, Layer(_w2, l), d, _tmp);
                 Add(_x, _tmp, n * d);
             }
         }
@@ -156,8 +228,19 @@ public sealed class LlamaBackprop
             xl = _xL;
             for (int i = 0; i < nl; i++) _x.AsSpan(from[i] * d, d).CopyTo(xl.AsSpan(i * d, d));
         }
-        RmsNorm(xl, p.FinalNorm, _xf, _rFinal, nl);
+        RmsNorm(xl, p.FinalNorm, _xf, _rFinal, nl, d);
         Linear(_xf, nl, d, p.Output, _vocab, _probs);
+        if (Spec.FinalSoftCap > 0)
+        {
+            // logits = cap tanh(z / cap) (Gemma 2); the tanh is kept for the backward
+            float cap = Spec.FinalSoftCap;
+            for (int i = 0; i < nl * _vocab; i++) _probs[i] = cap * (_capT[i] = MathF.Tanh(_probs[i] / cap));
+        }
+        if (KeepLogits)
+        {
+            if (_logits.Length < nl * _vocab) _logits = new float[nl * _vocab];
+            _probs.AsSpan(0, nl * _vocab).CopyTo(_logits);
+        }
         // softmax per row (kept for the backward); the loss sums in double
         double loss = 0;
         for (int i = 0; i < nl; i++)
@@ -239,29 +322,43 @@ public sealed class LlamaBackprop
     // Attention of each sequence's last row to all its rows in block `layer`, mean over heads: [B * rows].
     private float[] RankScores(LlamaParameters p, int layer, int rows)
     {
-        int d = _d, n = _b * rows, hd = _hd;
-        RmsNorm(_x, Layer(p.AttnNorm, layer), _rankH, _rRank, n);
+        int d = _d, qd = _qd, n = _b * rows, hd = _hd;
+        RmsNorm(_x, Layer(p.AttnNorm, layer), _rankH, _rRank, n, d);
         var h = Quantize(_rankH, _rankHQ, n, d);
         Linear(h, n, d, Layer(_wk, layer), _kv, _rankK);
-        Rope(_rankK, _kv, _pos[layer - 1], n, inverse: false);
+        AddBias(_rankK, n, _kv, p.Bk, layer);
+        if (p.KNorm is not null) RmsNorm(_rankK, Layer(p.KNorm, layer), _rankK, new float[n * Config.KvHeads], n * Config.KvHeads, hd);
+        Rope(_rankK, _kv, _pos[layer - 1], n, inverse: false, layer);
         for (int b = 0; b < _b; b++) h.AsSpan((b * rows + rows - 1) * d, d).CopyTo(_rankQH.AsSpan(b * d, d));
-        Linear(_rankQH, _b, d, Layer(_wq, layer), d, _rankQ);
+        Linear(_rankQH, _b, d, Layer(_wq, layer), qd, _rankQ);
+        AddBias(_rankQ, _b, qd, p.Bq, layer);
+        if (p.QNorm is not null) RmsNorm(_rankQ, Layer(p.QNorm, layer), _rankQ, new float[_b * _heads], _b * _heads, hd);
         var lastPos = new int[_b];
         for (int b = 0; b < _b; b++) lastPos[b] = _pos[layer - 1][b * rows + rows - 1];
-        Rope(_rankQ, d, lastPos, _b, inverse: false);
+        Rope(_rankQ, qd, lastPos, _b, inverse: false, layer);
         var scores = new float[n];
-        float scale = 1f / MathF.Sqrt(hd);
+        float scale = _scale, cap = Spec.AttentionSoftCap;
+        int window = Spec.WindowOf(layer);
         var s = new float[rows];
         for (int b = 0; b < _b; b++)
+        {
+            // the query row sees the keys inside its window only (all of them without one)
+            int lo = 0;
+            if (window > 0) while (_pos[layer - 1][b * rows + lo] <= lastPos[b] - window) lo++;
+            var sv = s.AsSpan(lo, rows - lo);
             for (int head = 0; head < _heads; head++)
             {
                 int kvh = head / _group;
-                var q = _rankQ.AsSpan(b * d + head * hd, hd);
-                for (int j = 0; j < rows; j++)
+                var q = _rankQ.AsSpan(b * qd + head * hd, hd);
+                for (int j = lo; j < rows; j++)
+                {
                     s[j] = TensorPrimitives.Dot(q, _rankK.AsSpan((b * rows + j) * _kv + kvh * hd, hd)) * scale;
-                TensorPrimitives.SoftMax(s, s);
-                for (int j = 0; j < rows; j++) scores[b * rows + j] += s[j] / _heads;
+                    if (cap > 0) s[j] = cap * MathF.Tanh(s[j] / cap);
+                }
+                TensorPrimitives.SoftMax(sv, sv);
+                for (int j = lo; j < rows; j++) scores[b * rows + j] += s[j] / _heads;
             }
+        }
         return scores;
     }
 
@@ -269,9 +366,10 @@ public sealed class LlamaBackprop
     public void Backward(LlamaParameters p, LlamaParameters grads)
     {
         if (!_haveForward) throw new InvalidOperationException("Backward needs a Forward first");
-        if (grads.Config != Config || grads.SharedOutput != p.SharedOutput) throw new ArgumentException("gradients of another shape", nameof(grads));
+        if (grads.Config != Config || grads.SharedOutput != p.SharedOutput || grads.Tensors.Count != p.Tensors.Count)
+            throw new ArgumentException("gradients of another shape", nameof(grads));
         grads.Clear();
-        int d = _d, m = _mlp, nl = _nLoss, n = _b * _rows[_l];
+        int d = _d, qd = _qd, kv = _kv, m = _mlp, nl = _nLoss, n = _b * _rows[_l];
 
         // cross-entropy: dlogits = (softmax - onehot) / N
         float inv = 1f / nl;
@@ -282,6 +380,8 @@ public sealed class LlamaBackprop
             for (int j = 0; j < _vocab; j++) dst[j] = src[j] * inv;
             dst[_targets[i]] -= inv;
         }
+        if (Spec.FinalSoftCap > 0)
+            for (int i = 0; i < nl * _vocab; i++) _dLogits[i] *= 1f - _capT[i] * _capT[i];
         // classifier (tied: into the embedding's gradient) and final norm
         GemmBackward.InputGrad(_dLogits, nl, _vocab, p.Output, d, _dh, Threads);
         GemmBackward.WeightGrad(_dLogits, nl, _vocab, _xf, d, grads.Output, _dyT, Threads);
@@ -289,50 +389,107 @@ public sealed class LlamaBackprop
         if (_lossFrom is { } lossFrom)
         {
             Array.Clear(_dxL, 0, nl * d);
-            RmsNormBackward(_dh, _xL, p.FinalNorm, _rFinal, _dxL, grads.FinalNorm, nl);
+            RmsNormBackward(_dh, _xL, p.FinalNorm, _rFinal, _dxL, grads.FinalNorm, nl, d);
             for (int i = 0; i < nl; i++) _dxL.AsSpan(i * d, d).CopyTo(_dx.AsSpan(lossFrom[i] * d, d));
         }
-        else RmsNormBackward(_dh, _x, p.FinalNorm, _rFinal, _dx, grads.FinalNorm, n);
+        else RmsNormBackward(_dh, _x, p.FinalNorm, _rFinal, _dx, grads.FinalNorm, n, d);
 
         for (int l = _l - 1; l >= 0; l--)
         {
             n = _b * _rows[l];
             if (!Skips.SkipsMlp(l))
             {
-                // x += W2 (silu(W1 h) * W3 h), h = rmsnorm(x_mid)
-                GemmBackward.InputGrad(_dx, n, d, Layer(_w2, l), m, _dA, Threads);
-                GemmBackward.WeightGrad(_dx, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
-                float[] g = _g[l], u = _u[l], sg = _sig[l];
-                for (int i = 0; i < n * m; i++)
+                // x += W2 subnorm(act(W1 h) * W3 h), h = rmsnorm(x_mid) (act: silu, or relu^2 with BitNet's sub-norm)
+                var dA = _dA;
+                var dy = _dx;
+                if (p.PostFfnNorm is not null)
                 {
-                    float sig = sg[i];
-                    _dU[i] = _dA[i] * (g[i] * sig);
-                    _dG[i] = _dA[i] * u[i] * (sig * (1f + g[i] * (1f - sig)));
+                    Array.Clear(_dPost, 0, n * d);
+                    RmsNormBackward(_dx, _mlpOut[l], Layer(p.PostFfnNorm, l), _rPostF[l], _dPost, Layer(grads.PostFfnNorm!, l), n, d);
+                    dy = _dPost;
                 }
+                GemmBackward.InputGrad(dy, n, d, Layer(_w2, l), m, dA, Threads);
+                GemmBackward.WeightGrad(dy, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
+                if (p.FfnSubNorm is not null)
+                {
+                    Array.Clear(_dAN, 0, n * m);
+                    RmsNormBackward(dA, _a[l], Layer(p.FfnSubNorm, l), _rA[l], _dAN, Layer(grads.FfnSubNorm!, l), n, m);
+                    dA = _dAN;
+                }
+                float[] g = _g[l], u = _u[l], sg = _sig[l];
+                if (_relu2)
+                    for (int i = 0; i < n * m; i++)
+                    {
+                        float r = MathF.Max(g[i], 0f);
+                        _dU[i] = dA[i] * (r * r);
+                        _dG[i] = dA[i] * u[i] * (2f * r);
+                    }
+                else if (_gelu)
+                    for (int i = 0; i < n * m; i++)
+                    {
+                        float th = sg[i], x = g[i];
+                        _dU[i] = dA[i] * (x * (0.5f * (th + 1f)));
+                        float dgelu = 0.5f * (th + 1f) + 0.5f * x * (1f - th * th) * 0.7978845608028654f * (1f + 3f * 0.044715f * x * x);
+                        _dG[i] = dA[i] * u[i] * dgelu;
+                    }
+                else
+                    for (int i = 0; i < n * m; i++)
+                    {
+                        float sig = sg[i];
+                        _dU[i] = dA[i] * (g[i] * sig);
+                        _dG[i] = dA[i] * u[i] * (sig * (1f + g[i] * (1f - sig)));
+                    }
                 GemmBackward.InputGrad(_dG, n, m, Layer(_w1, l), d, _dh, Threads);
                 GemmBackward.InputGrad(_dU, n, m, Layer(_w3, l), d, _tmp, Threads);
                 Add(_dh, _tmp, n * d);
                 GemmBackward.WeightGrad(_dG, n, m, _hFfnQ[l], d, Layer(grads.W1, l), _dyT, Threads);
                 GemmBackward.WeightGrad(_dU, n, m, _hFfnQ[l], d, Layer(grads.W3, l), _dyT, Threads);
-                RmsNormBackward(_dh, _xMid[l], Layer(p.FfnNorm, l), _rFfn[l], _dx, Layer(grads.FfnNorm, l), n);
+                RmsNormBackward(_dh, _xMid[l], Layer(p.FfnNorm, l), _rFfn[l], _dx, Layer(grads.FfnNorm, l), n, d);
             }
             if (!Skips.SkipsAttention(l))
             {
-                // x += Wo attention(rope(Wq h), rope(Wk h), Wv h), h = rmsnorm(x_in)
-                GemmBackward.InputGrad(_dx, n, d, Layer(_wo, l), d, _dO, Threads);
-                GemmBackward.WeightGrad(_dx, n, d, _oQ[l], d, Layer(grads.Wo, l), _dyT, Threads);
-                AttentionBackward(l);
-                Rope(_dq, d, _pos[l], n, inverse: true);
-                Rope(_dk, _kv, _pos[l], n, inverse: true);
-                GemmBackward.InputGrad(_dq, n, d, Layer(_wq, l), d, _dh, Threads);
-                GemmBackward.InputGrad(_dk, n, _kv, Layer(_wk, l), d, _tmp, Threads);
+                // x += Wo subnorm(attention(rope(norm(Wq h + bq)), rope(norm(Wk h + bk)), Wv h + bv)) + bo, h = rmsnorm(x_in)
+                var dy = _dx;
+                if (p.PostAttnNorm is not null)
+                {
+                    Array.Clear(_dPost, 0, n * d);
+                    RmsNormBackward(_dx, _attnOut[l], Layer(p.PostAttnNorm, l), _rPostA[l], _dPost, Layer(grads.PostAttnNorm!, l), n, d);
+                    dy = _dPost;
+                }
+                BiasGrad(dy, n, d, grads.Bo, l);
+                GemmBackward.InputGrad(dy, n, d, Layer(_wo, l), qd, _dO, Threads);
+                GemmBackward.WeightGrad(dy, n, d, _oQ[l], qd, Layer(grads.Wo, l), _dyT, Threads);
+                var dO = _dO;
+                if (p.AttnSubNorm is not null)
+                {
+                    Array.Clear(_dON, 0, n * qd);
+                    RmsNormBackward(_dO, _o[l], Layer(p.AttnSubNorm, l), _rO[l], _dON, Layer(grads.AttnSubNorm!, l), n, qd);
+                    dO = _dON;
+                }
+                AttentionBackward(l, dO);
+                Rope(_dq, qd, _pos[l], n, inverse: true, l);
+                Rope(_dk, kv, _pos[l], n, inverse: true, l);
+                var (dq, dk) = (_dq, _dk);
+                if (p.QNorm is not null)
+                {
+                    Array.Clear(_dqPre, 0, n * qd);
+                    Array.Clear(_dkPre, 0, n * kv);
+                    RmsNormBackward(_dq, _qPre[l], Layer(p.QNorm, l), _rQ[l], _dqPre, Layer(grads.QNorm!, l), n * _heads, _hd);
+                    RmsNormBackward(_dk, _kPre[l], Layer(p.KNorm!, l), _rK[l], _dkPre, Layer(grads.KNorm!, l), n * Config.KvHeads, _hd);
+                    (dq, dk) = (_dqPre, _dkPre);
+                }
+                BiasGrad(dq, n, qd, grads.Bq, l);
+                BiasGrad(dk, n, kv, grads.Bk, l);
+                BiasGrad(_dv, n, kv, grads.Bv, l);
+                GemmBackward.InputGrad(dq, n, qd, Layer(_wq, l), d, _dh, Threads);
+                GemmBackward.InputGrad(dk, n, kv, Layer(_wk, l), d, _tmp, Threads);
                 Add(_dh, _tmp, n * d);
-                GemmBackward.InputGrad(_dv, n, _kv, Layer(_wv, l), d, _tmp, Threads);
+                GemmBackward.InputGrad(_dv, n, kv, Layer(_wv, l), d, _tmp, Threads);
                 Add(_dh, _tmp, n * d);
-                GemmBackward.WeightGrad(_dq, n, d, _hAttQ[l], d, Layer(grads.Wq, l), _dyT, Threads);
-                GemmBackward.WeightGrad(_dk, n, _kv, _hAttQ[l], d, Layer(grads.Wk, l), _dyT, Threads);
-                GemmBackward.WeightGrad(_dv, n, _kv, _hAttQ[l], d, Layer(grads.Wv, l), _dyT, Threads);
-                RmsNormBackward(_dh, _xIn[l], Layer(p.AttnNorm, l), _rAtt[l], _dx, Layer(grads.AttnNorm, l), n);
+                GemmBackward.WeightGrad(dq, n, qd, _hAttQ[l], d, Layer(grads.Wq, l), _dyT, Threads);
+                GemmBackward.WeightGrad(dk, n, kv, _hAttQ[l], d, Layer(grads.Wk, l), _dyT, Threads);
+                GemmBackward.WeightGrad(_dv, n, kv, _hAttQ[l], d, Layer(grads.Wv, l), _dyT, Threads);
+                RmsNormBackward(_dh, _xIn[l], Layer(p.AttnNorm, l), _rAtt[l], _dx, Layer(grads.AttnNorm, l), n, d);
             }
             if (_from[l] is { } from)
             {
@@ -346,7 +503,12 @@ public sealed class LlamaBackprop
         // embedding lookup, in row order
         n = _n;
         for (int i = 0; i < n; i++)
-            Add(grads.Embedding.AsSpan(_inputs[i] * d, d), _dx.AsSpan(i * d, d), d);
+        {
+            var g = grads.Embedding.AsSpan(_inputs[i] * d, d);
+            var dxi = _dx.AsSpan(i * d, d);
+            if (Spec.EmbedScale == 1f) Add(g, dxi, d);
+            else for (int j = 0; j < d; j++) g[j] += dxi[j] * Spec.EmbedScale;
+        }
     }
 
     private Span<float> Layer(float[] stacked, int layer) => LlamaParameters.Slice(stacked, _l, layer);
@@ -381,10 +543,26 @@ public sealed class LlamaBackprop
         for (int i = 0; i < count; i++) x[i] += y[i];
     }
 
-    // y = x / sqrt(mean(x^2) + eps) * w per row; keeps 1/rms for the backward.
-    private void RmsNorm(float[] x, ReadOnlySpan<float> w, float[] y, float[] rinv, int n)
+    // y[i, :] += layer `layer`'s bias (none: nothing).
+    private void AddBias(float[] y, int n, int width, float[]? bias, int layer)
     {
-        int d = _d;
+        if (bias is null) return;
+        var b = Layer(bias, layer);
+        for (int i = 0; i < n; i++) Add(y.AsSpan(i * width, width), b, width);
+    }
+
+    // db += sum over rows of dy, rows in order.
+    private void BiasGrad(float[] dy, int n, int width, float[]? grad, int layer)
+    {
+        if (grad is null) return;
+        var db = Layer(grad, layer);
+        for (int i = 0; i < n; i++) Add(db, dy.AsSpan(i * width, width), width);
+    }
+
+    // y = x / sqrt(mean(x^2) + eps) * w per row of `width`; keeps 1/rms for the backward (y may be x).
+    private void RmsNorm(float[] x, ReadOnlySpan<float> w, float[] y, float[] rinv, int n, int width)
+    {
+        int d = width;
         for (int i = 0; i < n; i++)
         {
             var row = x.AsSpan(i * d, d);
@@ -397,9 +575,9 @@ public sealed class LlamaBackprop
     }
 
     // dx += r w dy - r^3 / d x sum(dy w x); dw += dy x r.
-    private void RmsNormBackward(float[] dy, float[] x, ReadOnlySpan<float> w, float[] rinv, float[] dx, Span<float> dw, int n)
+    private void RmsNormBackward(float[] dy, float[] x, ReadOnlySpan<float> w, float[] rinv, float[] dx, Span<float> dw, int n, int width)
     {
-        int d = _d;
+        int d = width;
         for (int i = 0; i < n; i++)
         {
             float r = rinv[i];
@@ -416,8 +594,9 @@ public sealed class LlamaBackprop
     }
 
     // llama2.c rotary on interleaved pairs; angles in double, cast to float. The inverse rotation is the backward.
-    private void Rope(float[] v, int width, int[] positions, int n, bool inverse)
+    private void Rope(float[] v, int width, int[] positions, int n, bool inverse, int layer)
     {
+        float[] cosT = _cos[layer], sinT = _sin[layer];
         int half = _hd / 2;
         for (int i = 0; i < n; i++)
         {
@@ -425,7 +604,7 @@ public sealed class LlamaBackprop
             for (int c = 0; c < width; c += 2)
             {
                 int f = (c % _hd) / 2;
-                float cos = _cos[t * half + f], sin = inverse ? -_sin[t * half + f] : _sin[t * half + f];
+                float cos = cosT[t * half + f], sin = inverse ? -sinT[t * half + f] : sinT[t * half + f];
                 float a = v[i * width + c], b = v[i * width + c + 1];
                 v[i * width + c] = a * cos - b * sin;
                 v[i * width + c + 1] = a * sin + b * cos;
@@ -433,13 +612,25 @@ public sealed class LlamaBackprop
         }
     }
 
+    // The first row of sequence b (rows T) that row t sees in layer l: 0, or with a sliding window w the first whose
+    // position is above pos_t - w (rows are in position order, also after a pyramid stage).
+    private int WindowStart(int l, int b, int T, int t)
+    {
+        int w = Spec.WindowOf(l);
+        if (w <= 0) return 0;
+        var pos = _pos[l];
+        int lo = 0, limit = pos[b * T + t] - w;
+        while (pos[b * T + lo] <= limit) lo++;
+        return lo;
+    }
+
     // One task per (sequence, kv head): its query heads run in order, so shared key/value gradients sum in a fixed order.
     // Pointers: head_dim is small (8 here) and bounds checks would cost as much as the arithmetic.
     private unsafe void AttentionForward(int l)
     {
         float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], o = _o[l];
-        int T = _rows[l], hd = _hd, d = _d, kvd = _kv;
-        float scale = 1f / MathF.Sqrt(hd);
+        int T = _rows[l], hd = _hd, d = _qd, kvd = _kv;
+        float scale = _scale, cap = Spec.AttentionSoftCap;
         Parallelism.For(_b * Config.KvHeads, Threads, task =>
         {
             int b = task / Config.KvHeads, kvh = task % Config.KvHeads;
@@ -451,19 +642,21 @@ public sealed class LlamaBackprop
                         float* p = pa + ((b * _heads + h) * T + t) * T;
                         float* kb = pk + b * T * kvd + kvh * hd, vb = pv + b * T * kvd + kvh * hd;
                         float max = float.NegativeInfinity;
-                        for (int j = 0; j <= t; j++)
+                        int lo = WindowStart(l, b, T, t);
+                        for (int j = lo; j <= t; j++)
                         {
                             float* kj = kb + j * kvd;
                             float s = 0;
                             for (int c = 0; c < hd; c++) s += qt[c] * kj[c];
                             p[j] = s * scale;
+                            if (cap > 0) p[j] = cap * MathF.Tanh(p[j] / cap); // Gemma 2's soft-capped scores
                             max = Math.Max(max, p[j]);
                         }
                         float sum = 0;
-                        for (int j = 0; j <= t; j++) { p[j] = MathF.Exp(p[j] - max); sum += p[j]; }
-                        for (int j = 0; j <= t; j++) p[j] /= sum;
+                        for (int j = lo; j <= t; j++) { p[j] = MathF.Exp(p[j] - max); sum += p[j]; }
+                        for (int j = lo; j <= t; j++) p[j] /= sum;
                         for (int c = 0; c < hd; c++) ot[c] = 0;
-                        for (int j = 0; j <= t; j++)
+                        for (int j = lo; j <= t; j++)
                         {
                             float* vj = vb + j * kvd;
                             float pj = p[j];
@@ -473,11 +666,11 @@ public sealed class LlamaBackprop
         });
     }
 
-    private unsafe void AttentionBackward(int l)
+    private unsafe void AttentionBackward(int l, float[] dO)
     {
-        float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], dO = _dO, dq = _dq, dk = _dk, dv = _dv;
-        int T = _rows[l], hd = _hd, d = _d, kvd = _kv;
-        float scale = 1f / MathF.Sqrt(hd);
+        float[] q = _q[l], k = _k[l], v = _v[l], att = _att[l], dq = _dq, dk = _dk, dv = _dv;
+        int T = _rows[l], hd = _hd, d = _qd, kvd = _kv;
+        float scale = _scale, cap = Spec.AttentionSoftCap;
         Array.Clear(dq, 0, _b * T * d);
         Array.Clear(dk, 0, _b * T * kvd);
         Array.Clear(dv, 0, _b * T * kvd);
@@ -493,7 +686,8 @@ public sealed class LlamaBackprop
                         float* qt = pq + qi, dot_ = pdo + qi, dqt = pdq + qi;
                         float* p = pa + ((b * _heads + h) * T + t) * T;
                         float dot = 0;
-                        for (int j = 0; j <= t; j++)
+                        int lo = WindowStart(l, b, T, t);
+                        for (int j = lo; j <= t; j++)
                         {
                             float* vj = pv + kb + j * kvd, dvj = pdv + kb + j * kvd;
                             float s = 0, pj = p[j];
@@ -505,10 +699,18 @@ public sealed class LlamaBackprop
                             dp[j] = s;
                             dot += pj * s;
                         }
-                        for (int j = 0; j <= t; j++)
+                        for (int j = lo; j <= t; j++)
                         {
                             float ds = p[j] * (dp[j] - dot) * scale;
                             float* kj = pk + kb + j * kvd, dkj = pdk + kb + j * kvd;
+                            if (cap > 0)
+                            {
+                                // through cap tanh(s / cap): the score recomputed as the forward did
+                                float sc = 0;
+                                for (int c = 0; c < hd; c++) sc += qt[c] * kj[c];
+                                float th = MathF.Tanh(sc * scale / cap);
+                                ds *= 1f - th * th;
+                            }
                             for (int c = 0; c < hd; c++)
                             {
                                 dqt[c] += ds * kj[c];
@@ -559,7 +761,7 @@ public sealed class LlamaBackprop
     private void Allocate(int b, int t)
     {
         _b = b; _t = t; _n = b * t;
-        int n = _n, d = _d, m = _mlp;
+        int n = _n, d = _d, qd = _qd, kv = _kv, m = _mlp;
         _nLoss = Pyramid is null ? n : b * (t - Pyramid.ContextEnd(t));
         _inputs = new int[n]; _targets = new int[_nLoss];
         _rows = new int[_l + 1];
@@ -572,26 +774,56 @@ public sealed class LlamaBackprop
         {
             _xL = new float[_nLoss * d]; _dxL = new float[_nLoss * d];
             _rankH = new float[n * d]; _rankHQ = Qat ? new float[n * d] : _rankH; _rRank = new float[n];
-            _rankK = new float[n * _kv]; _rankQH = new float[b * d]; _rankQ = new float[b * d];
+            _rankK = new float[n * _kv]; _rankQH = new float[b * d]; _rankQ = new float[b * qd];
         }
         int half = _hd / 2;
-        _cos = new float[t * half]; _sin = new float[t * half];
-        for (int pos = 0; pos < t; pos++)
-            for (int i = 0; i < half; i++)
-            {
-                double a = pos * (_ropeInvFreq is { } f ? f[i] : Math.Pow(Config.RopeTheta, -2.0 * i / _hd));
-                _cos[pos * half + i] = (float)Math.Cos(a);
-                _sin[pos * half + i] = (float)Math.Sin(a);
-            }
+        _cos = new float[_l][]; _sin = new float[_l][];
+        for (int l = 0; l < _l; l++)
+        {
+            var f = Spec.RopeInvFreq?[l];
+            int same = -1;
+            for (int j = 0; j < l && same < 0; j++)
+                if (f is null || Spec.RopeInvFreq![j].AsSpan().SequenceEqual(f)) same = j;
+            if (same >= 0) { _cos[l] = _cos[same]; _sin[l] = _sin[same]; continue; }
+            float[] cos = _cos[l] = new float[t * half], sin = _sin[l] = new float[t * half];
+            for (int pos = 0; pos < t; pos++)
+                for (int i = 0; i < half; i++)
+                {
+                    if (f is not null)
+                    {
+                        // the model's own frequencies: the angle in float, as the inference forward (and transformers) computes it
+                        float val = pos * f[i];
+                        cos[pos * half + i] = MathF.Cos(val);
+                        sin[pos * half + i] = MathF.Sin(val);
+                        continue;
+                    }
+                    double a = pos * Math.Pow(Config.RopeTheta, -2.0 * i / _hd);
+                    cos[pos * half + i] = (float)Math.Cos(a);
+                    sin[pos * half + i] = (float)Math.Sin(a);
+                }
+        }
         float[][] Per(int size) => Enumerable.Range(0, _l).Select(_ => new float[size]).ToArray();
         float[][] PerQ(int size, float[][] plain) => Qat ? Per(size) : plain;
         _xIn = Per(n * d); _rAtt = Per(n); _hAtt = Per(n * d); _hAttQ = PerQ(n * d, _hAtt);
-        _q = Per(n * d); _k = Per(n * _kv); _v = Per(n * _kv); _att = Per(b * _heads * t * t); _o = Per(n * d); _oQ = PerQ(n * d, _o);
+        bool qkNorm = Spec.QkNorm, sub = Spec.SubNorms;
+        float[][] None() => new float[_l][];
+        _q = Per(n * qd); _k = Per(n * kv); _v = Per(n * kv); _att = Per(b * _heads * t * t); _o = Per(n * qd);
+        (_qPre, _kPre, _rQ, _rK) = qkNorm ? (Per(n * qd), Per(n * kv), Per(n * _heads), Per(n * Config.KvHeads)) : (None(), None(), None(), None());
+        (_oN, _rO) = sub ? (Per(n * qd), Per(n)) : (_o, None());
+        _oQ = PerQ(n * qd, _oN);
         _xMid = Per(n * d); _rFfn = Per(n); _hFfn = Per(n * d); _hFfnQ = PerQ(n * d, _hFfn);
-        _g = Per(n * m); _u = Per(n * m); _sig = Per(n * m); _a = Per(n * m); _aQ = PerQ(n * m, _a);
-        _x = new float[n * d]; _rFinal = new float[n]; _xf = new float[n * d]; _probs = new float[n * _vocab]; _tmp = new float[n * Math.Max(d, m)];
-        _dx = new float[n * d]; _dh = new float[n * d]; _dq = new float[n * d]; _dk = new float[n * _kv]; _dv = new float[n * _kv];
-        _dO = new float[n * d]; _dA = new float[n * m]; _dG = new float[n * m]; _dU = new float[n * m]; _dLogits = new float[n * _vocab];
-        _dyT = new float[n * Math.Max(Math.Max(d, m), _vocab)];
+        _g = Per(n * m); _u = Per(n * m); _sig = _relu2 ? None() : Per(n * m); _a = Per(n * m);
+        (_aN, _rA) = sub ? (Per(n * m), Per(n)) : (_a, None());
+        _aQ = PerQ(n * m, _aN);
+        _x = new float[n * d]; _rFinal = new float[n]; _xf = new float[n * d]; _probs = new float[n * _vocab]; _tmp = new float[n * Math.Max(Math.Max(d, qd), m)];
+        _dx = new float[n * d]; _dh = new float[n * d]; _dq = new float[n * qd]; _dk = new float[n * kv]; _dv = new float[n * kv];
+        _dO = new float[n * qd]; _dA = new float[n * m]; _dG = new float[n * m]; _dU = new float[n * m]; _dLogits = new float[n * _vocab];
+        (_dqPre, _dkPre) = qkNorm ? (new float[n * qd], new float[n * kv]) : ([], []);
+        (_dON, _dAN) = sub ? (new float[n * qd], new float[n * m]) : ([], []);
+        bool sandwich = Spec.SandwichNorms;
+        (_attnOut, _rPostA, _mlpOut, _rPostF) = sandwich ? (Per(n * d), Per(n), Per(n * d), Per(n)) : (None(), None(), None(), None());
+        _dPost = sandwich ? new float[n * d] : [];
+        _capT = Spec.FinalSoftCap > 0 ? new float[n * _vocab] : [];
+        _dyT = new float[n * Math.Max(Math.Max(Math.Max(d, qd), m), _vocab)];
     }
 }

@@ -40,8 +40,11 @@ public sealed record TrainResult(
     HeldOut Start, HeldOut After, string? Pyramid = null, int LossPositions = 0, IReadOnlyList<int>? RowsPerBlock = null,
     TrainBaseline? Baseline = null)
 {
-    /// <summary>Share of the log-perplexity gap (start vs fp32) that training closed: 1 = all of it; null when there is no gap (plain fine-tuning).</summary>
-    public double? GapClosed => PerplexityStart == PerplexityFp32 ? null
+    /// <summary>What the model was trained and evaluated on: a corpus and the tokenizer that made its ids, an id file, or seeded random ids (no tokenizer).</summary>
+    public string Data { get; init; } = "";
+
+    /// <summary>Share of the log-perplexity gap (start vs fp32) that training closed: 1 = all of it; null when there is no gap (plain fine-tuning, or a start no worse than fp32).</summary>
+    public double? GapClosed => PerplexityStart <= PerplexityFp32 ? null
         : (Math.Log(PerplexityStart) - Math.Log(Perplexity)) / (Math.Log(PerplexityStart) - Math.Log(PerplexityFp32));
 
     public double SecondsPerStep => TrainSeconds / Steps;
@@ -86,6 +89,14 @@ public sealed class TrainRequest : IRequest<TrainResult>
     public double LearningRate => Lr ?? (Qat ? 5e-3 : 1e-3);
     public int Seed { get; init; }
     public string? Corpus { get; init; }
+    /// <summary>A tokenizer file for a model that has none beside it (tokenizer.model, tokenizer.json, tokenizer.bin): the corpus is tokenized by it.</summary>
+    public string? Tokenizer { get; init; }
+    /// <summary>
+    /// A file of token ids (integers separated by whitespace or commas) to train on instead of a corpus: cut into windows of
+    /// --seq + 1 ids, the last tenth (at least one) held out for the perplexities. Without it and without a tokenizer the
+    /// model trains on seeded random ids uniform over its vocabulary (said so in <see cref="TrainResult.Data"/>).
+    /// </summary>
+    public string? Tokens { get; init; }
     public string? Out { get; init; }
     public int Threads { get; init; }
     public double WeightDecay { get; init; } = 0.01;
@@ -107,6 +118,9 @@ public sealed class TrainRequest : IRequest<TrainResult>
         if (Threads < 0) throw new OptionException("--threads", $"--threads {Threads} must be positive");
         if (EvalSequences < 1) throw new OptionException("--eval", $"--eval {EvalSequences} must be positive");
         if (Corpus is not null && !Text.Corpus.Exists(Corpus)) throw new OptionException("--corpus", $"--corpus '{Corpus}': no such file (nor a bundled corpus: {string.Join(", ", Text.Corpus.BundledNames)})");
+        if (Tokens is not null && Corpus is not null) throw new OptionException("--tokens", "--tokens and --corpus both name the training data: give one");
+        if (Tokens is not null && !File.Exists(Tokens)) throw new OptionException("--tokens", $"--tokens '{Tokens}': no such file");
+        if (Tokenizer is not null && !File.Exists(Tokenizer)) throw new OptionException("--tokenizer", $"--tokenizer '{Tokenizer}': no such file");
         if (Drop is not null) ParseDrop(Drop, int.MaxValue);
         if (Pyramid is not null)
         {
@@ -150,21 +164,21 @@ public sealed class TrainRequest : IRequest<TrainResult>
     {
         Validate();
         var total = Stopwatch.StartNew();
-        var decoder = ModelHub.LoadDecoder(Model);
+        Decoder decoder;
+        try { decoder = ModelHub.LoadDecoder(Model, Tokenizer); }
+        catch (ArgumentException e) when (e.ParamName == "--tokenizer") { throw new OptionException("--tokenizer", $"--tokenizer '{Tokenizer}': {e.Message}"); }
         var config = decoder.Config;
         if (Seq > config.MaxSeq) throw new OptionException("--seq", $"--seq {Seq} exceeds {decoder.Name}'s {config.MaxSeq} positions");
         if (LlamaParameters.Unsupported(decoder.Model, Seq) is { } why)
-            throw new OptionException("--model", $"--model {decoder.Name}: training covers the plain Llama block, and {why}");
+            throw new OptionException("--model", $"--model {decoder.Name}: {why}; training covers {LlamaParameters.Covered}");
+        if (Out is not null && decoder.Model.Spec != DecoderSpec.Llama2)
+            throw new OptionException("--out", $"--out: {decoder.Name} is a {decoder.Model.Spec.Family} decoder with its own block; only Llama-2-layout models are written back (train without --out)");
+        if (Corpus is not null && !decoder.HasTokenizer)
+            throw new OptionException("--corpus", $"--corpus '{Corpus}': '{decoder.Name}' has no tokenizer, so text cannot be turned into its token ids; pass --tokenizer PATH, or --tokens FILE, or leave both out to train on seeded random token ids");
         var skips = Drop is null ? decoder.Pruned : Union(decoder.Pruned, ParseDrop(Drop, config.Layers));
         int threads = Threads <= 0 ? Environment.ProcessorCount : Threads;
 
-        var corpus = Text.Corpus.Load(Corpus ?? Bundled.TinyStories);
-        var split = corpus.Split(Seed);
-        int[] Tokenize(string s) => decoder.Tokenizer.Encode(s, bos: true);
-        var windows = Windows(split, Tokenize, Seq + 1, Steps * Batch);
-        if (windows.Count < Batch)
-            throw new OptionException("--corpus", $"--corpus '{corpus.Source}': the calibration split yields {windows.Count} windows of {Seq + 1} tokens, fewer than --batch {Batch}");
-        var eval = split.Evaluation(Tokenize, EvalSequences, Seq, pack: true).Sequences;
+        var (windows, eval, data) = TrainingData(decoder);
 
         var pyramid = Pyramid is null ? null : TrainingPyramid.Parse(Pyramid, config.Layers, Context);
 
@@ -235,23 +249,74 @@ public sealed class TrainRequest : IRequest<TrainResult>
             total.Elapsed.TotalSeconds, trainSeconds, trainCpu, (double)Steps * Batch * Seq / trainSeconds, forwardTps,
             windows.Count, eval.Count, eval.Sum(e => (long)e.Length), Out, start, after,
             pyramid?.ToString(), pyramid is null ? 0 : Seq - pyramid.ContextEnd(Seq), pyramid is null ? null : main.Backprop.RowsPerSequence.ToArray(),
-            baseline) { Trained = trained };
+            baseline) { Trained = trained, Data = data };
+    }
+
+    /// <summary>Most windows of seeded random ids a run draws (the batches cycle through them as through a corpus's).</summary>
+    public const int MaxRandomWindows = 4096;
+
+    /// <summary>
+    /// The training windows (--seq + 1 ids), the held-out sequences and what they are: the corpus tokenized by the model's
+    /// tokenizer (or --tokenizer's), the ids of --tokens, or seeded random ids when the model has no tokenizer.
+    /// </summary>
+    private (List<int[]> Windows, IReadOnlyList<int[]> Eval, string Data) TrainingData(Decoder decoder)
+    {
+        int vocab = decoder.Config.Vocab;
+        if (Tokens is not null)
+        {
+            var ids = ReadIds(Tokens, vocab);
+            var all = new List<int[]>();
+            for (int i = 0; i + Seq + 1 <= ids.Length; i += Seq + 1) all.Add(ids[i..(i + Seq + 1)]);
+            int held = Math.Max(1, Math.Min(EvalSequences, all.Count / 10));
+            if (all.Count - held < Batch)
+                throw new OptionException("--tokens", $"--tokens '{Tokens}': {ids.Length} ids make {all.Count} windows of {Seq + 1}, fewer than --batch {Batch} plus {held} held out");
+            var eval = all.Skip(all.Count - held).Select(w => w[..Seq]).ToList();
+            var train = all.Take(all.Count - held).Take(Steps * Batch).ToList();
+            return (train, eval, $"token ids from {Tokens}: {ids.Length} ids, {all.Count - held} windows to train on, the last {held} held out");
+        }
+        if (!decoder.HasTokenizer)
+        {
+            int count = Math.Min(Steps * Batch, MaxRandomWindows);
+            var train = RedundancyInputs.RandomTokens(vocab, count, Seq + 1, Seed).Sequences.ToList();
+            var eval = RedundancyInputs.RandomTokens(vocab, EvalSequences, Seq, Seed + 1).Sequences;
+            return (train, eval, $"seeded random token ids uniform over the vocabulary of {vocab} (seed {Seed} to train, {Seed + 1} held out): '{decoder.Name}' has no tokenizer (--tokenizer PATH or --tokens FILE give it text or ids); no model beats perplexity {vocab} on them");
+        }
+        var corpus = Text.Corpus.Load(Corpus ?? Bundled.TinyStories);
+        var split = corpus.Split(Seed);
+        int[] Tokenize(string s) => decoder.Tokenizer.Encode(s, bos: true);
+        var windows = Windows(split, Tokenize, Seq + 1, Steps * Batch);
+        if (windows.Count < Batch)
+            throw new OptionException("--corpus", $"--corpus '{corpus.Source}': the calibration split yields {windows.Count} windows of {Seq + 1} tokens, fewer than --batch {Batch}");
+        var evalSeqs = split.Evaluation(Tokenize, EvalSequences, Seq, pack: true).Sequences;
+        return (windows, evalSeqs, $"{corpus.Source}, tokenized by {(Tokenizer is null ? $"{decoder.Name}'s tokenizer" : Tokenizer)}");
+    }
+
+    /// <summary>Token ids of a text file, separated by whitespace or commas; a bad one names the file and its place.</summary>
+    public static int[] ReadIds(string path, int vocab)
+    {
+        var parts = File.ReadAllText(path).Split([' ', '\t', '\r', '\n', ','], StringSplitOptions.RemoveEmptyEntries);
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ids[i]) || ids[i] >= vocab)
+                throw new OptionException("--tokens", $"--tokens '{path}': id {i} '{parts[i]}' is not a token id in 0..{vocab - 1}");
+        return ids;
     }
 
     /// <summary>One model being trained: its parameters, gradients, backprop, optimizer, log and its own time.</summary>
     private sealed class Trainee(LlamaModel model, ModelConfig config, bool qat, ModuleSkips skips, int threads, TrainingPyramid? pyramid, double weightDecay)
     {
         public LlamaParameters P { get; } = LlamaParameters.From(model);
-        public LlamaBackprop Backprop { get; } = new(config, qat, skips, threads, pyramid, model.Spec.RopeInvFreq?[0]);
+        public LlamaBackprop Backprop { get; } = new(config, qat, skips, threads, pyramid, model.Spec);
         public List<TrainStep> Log { get; } = [];
         public double Seconds { get; private set; }
-        private readonly LlamaParameters _grads = new(config, model.Weights.SharedOutput);
+        private LlamaParameters? _grads;
         private AdamW? _opt;
         private double _first = double.NaN;
 
         public void Step(int step, int[][] batch, double lr, double clip)
         {
             _opt ??= new AdamW(P) { WeightDecay = weightDecay };
+            _grads ??= P.ZerosLike();
             long t0 = Stopwatch.GetTimestamp();
             double loss = Backprop.LossAndGradients(P, batch, _grads);
             if (step == 1) _first = loss;
