@@ -258,7 +258,9 @@ public sealed unsafe class StoredMatrix : IStoredLinear
                 }
                 break;
             default:
-                fixed (float* pd = dst) StoredKernelsK.DecodeRow(Type, RowPtr(r), pd, Cols);
+                // the SIMD block decoders (the GEMM's), ggml's values on every path; GC.KeepAlive: the mapping stays while they read
+                fixed (float* pd = dst) StoredKernelsK.DecodeRow(Type, RowPtr(r), pd, Cols, Isa.Resolve(null));
+                GC.KeepAlive(_owner);
                 break;
         }
     }
