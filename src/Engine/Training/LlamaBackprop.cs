@@ -11,10 +11,11 @@ namespace Workbench.Engine.Training;
 /// the backward needs; <see cref="Backward"/> walks the chain rule back from the loss. All rows of the batch go through
 /// the linear layers together ([B*T, in]); attention is per sequence. With <c>qat</c> every block linear runs BitNet
 /// b1.58 (ternary absmean weights, per-token int8 absmax inputs) forward and straight-through backward.
-/// The block is the one its <see cref="DecoderSpec"/> describes (<see cref="LlamaParameters.Covered"/>): q/k/v/o biases and
-/// q/k RMSNorm before the rotary (Qwen2, Qwen3), a sliding window by position (Mistral), BitNet's sub-norms before o_proj
-/// and down_proj with its squared-ReLU GLU, one set of rotary frequencies (default or llama3). Query width is
-/// heads x head_dim (which may differ from dim).
+/// The block is the one its <see cref="DecoderSpec"/> describes (<see cref="LlamaParameters.Covered"/>), read from the spec
+/// and the parameters present, never from the family name: q/k/v/o biases and q/k RMSNorm before the rotary (Qwen2, Qwen3),
+/// a sliding window by position (Mistral, Gemma), BitNet's sub-norms before o_proj and down_proj with its squared-ReLU GLU,
+/// Gemma's sandwich norms, GeGLU, embedding scale, attention scale and soft-caps, GPT-2's LayerNorm, learned positions and
+/// ungated GELU MLP, rotary frequencies per layer (default or llama3). Query width is heads x head_dim (may differ from dim).
 /// Deterministic: every sum has a fixed order whatever the thread count.
 /// With a <see cref="TrainingPyramid"/>, each row keeps only part of its context from the schedule's boundaries on
 /// (PyramidDrop while training): later blocks run on fewer rows, and the loss is the mean over the window's suffix
