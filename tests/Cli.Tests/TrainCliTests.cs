@@ -77,6 +77,7 @@ public class TrainCliTests
     [InlineData("qwen3", null)]
     [InlineData("mistral", null)]
     [InlineData("gemma2", null)]
+    [InlineData("gpt2", null)]
     [InlineData("bitnet_master", "ternary")]
     public void Cli_train_takes_a_hugging_face_folder_without_tokenizer_on_seeded_random_ids(string family, string? qat)
     {
@@ -110,8 +111,20 @@ public class TrainCliTests
         finally { File.Delete(file); }
     }
 
+    [Fact]
+    public void Cli_train_tokenizes_the_corpus_with_a_given_tokenizer_and_says_so()
+    {
+        var tok = Bundled.Path("models/stories260K/tok512.bin");
+        var (exit, stdout, stderr) = CliRunner.Run("train", "--model", "stories260K", "--tokenizer", tok, "--steps", "1", "--seq", "16", "--batch", "2", "--json");
+        Assert.True(exit == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.EndsWith($"tokenized by {tok}", doc.RootElement.GetProperty("data").GetString());
+        var (bad, _, err) = CliRunner.Run("train", "--model", "stories260K", "--tokenizer", "/no/such/tokenizer.model", "--steps", "1");
+        Assert.Equal(2, bad);
+        Assert.Contains("--tokenizer", Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
     [Theory]
-    [InlineData("gpt2", "--model", new[] { "--steps", "1" }, "not RMSNorm")]
     [InlineData("bitnet_packed", "--model", new[] { "--steps", "1" }, "offline-quantized")]
     [InlineData("qwen2", "--corpus", new[] { "--steps", "1", "--corpus", "persuasion" }, "no tokenizer")]
     [InlineData("qwen2", "--out", new[] { "--steps", "1", "--out", "/tmp/wb-never-written" }, "Llama-2-layout")]

@@ -13,7 +13,7 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "A bundled decoder (stories260K, babyllama) or a path (Llama, Mistral, Qwen2, Qwen3, Phi-3, BitNet master-weight folders train too)." };
+        var model = new Option<string?>("--model") { Description = "A bundled decoder (stories260K, babyllama) or a path (Hugging Face Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2 / 3, GPT-2 and BitNet master-weight folders train too)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file for a model without one beside it (the corpus is tokenized by it)." };
         var tokens = new Option<string?>("--tokens") { Description = "Train on these token ids (a file of integers separated by spaces or commas) instead of a corpus; the last tenth is held out. A model without tokenizer and without --tokens trains on seeded random ids." };
         var qat = new Option<string?>("--qat") { Description = "Quantization-aware training: ternary (BitNet b1.58: ternary weights, int8 activations)." };

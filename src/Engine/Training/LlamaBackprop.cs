@@ -11,10 +11,11 @@ namespace Workbench.Engine.Training;
 /// the backward needs; <see cref="Backward"/> walks the chain rule back from the loss. All rows of the batch go through
 /// the linear layers together ([B*T, in]); attention is per sequence. With <c>qat</c> every block linear runs BitNet
 /// b1.58 (ternary absmean weights, per-token int8 absmax inputs) forward and straight-through backward.
-/// The block is the one its <see cref="DecoderSpec"/> describes (<see cref="LlamaParameters.Covered"/>): q/k/v/o biases and
-/// q/k RMSNorm before the rotary (Qwen2, Qwen3), a sliding window by position (Mistral), BitNet's sub-norms before o_proj
-/// and down_proj with its squared-ReLU GLU, one set of rotary frequencies (default or llama3). Query width is
-/// heads x head_dim (which may differ from dim).
+/// The block is the one its <see cref="DecoderSpec"/> describes (<see cref="LlamaParameters.Covered"/>), read from the spec
+/// and the parameters present, never from the family name: q/k/v/o biases and q/k RMSNorm before the rotary (Qwen2, Qwen3),
+/// a sliding window by position (Mistral, Gemma), BitNet's sub-norms before o_proj and down_proj with its squared-ReLU GLU,
+/// Gemma's sandwich norms, GeGLU, embedding scale, attention scale and soft-caps, GPT-2's LayerNorm, learned positions and
+/// ungated GELU MLP, rotary frequencies per layer (default or llama3). Query width is heads x head_dim (may differ from dim).
 /// Deterministic: every sum has a fixed order whatever the thread count.
 /// With a <see cref="TrainingPyramid"/>, each row keeps only part of its context from the schedule's boundaries on
 /// (PyramidDrop while training): later blocks run on fewer rows, and the loss is the mean over the window's suffix
@@ -89,11 +90,15 @@ public sealed class LlamaBackprop
         if (Spec.SlidingWindow is { } win && win.Length != config.Layers)
             throw new ArgumentException($"{win.Length} sliding windows for {config.Layers} layers", nameof(spec));
         _relu2 = Spec.Mlp == DecoderMlp.Relu2Glu;
-        _gelu = Spec.Mlp == DecoderMlp.GeGluTanh;
+        _gelu = Spec.Mlp is DecoderMlp.GeGluTanh or DecoderMlp.GeluTanh;
+        _layerNorm = Spec.Norm == NormKind.Layer;
         _scale = Spec.AttentionScale > 0 ? Spec.AttentionScale : 1f / MathF.Sqrt(_hd);
     }
 
-    private readonly bool _gelu;
+    private readonly bool _gelu, _layerNorm;
+    // LayerNorm's row means (GPT-2), beside the 1/std kept in the rms arrays
+    private float[][] _mAtt = [], _mFfn = [];
+    private float[] _mFinal = [], _mRank = [];
     private readonly float _scale; // attention scores are q.k times this
 
     /// <summary>Softmax of the last forward's logits at the loss rows, [rows, vocab] (kept for the backward).</summary>
@@ -139,6 +144,7 @@ public sealed class LlamaBackprop
         {
             p.Embedding.AsSpan(_inputs[i] * d, d).CopyTo(_x.AsSpan(i * d, d));
             if (Spec.EmbedScale != 1f) TensorPrimitives.Multiply(_x.AsSpan(i * d, d), Spec.EmbedScale, _x.AsSpan(i * d, d));
+            if (p.PositionEmbedding is { } wpe) Add(_x.AsSpan(i * d, d), wpe.AsSpan(_pos[0][i] * d, d), d);
         }
 
         for (int l = 0; l < _l; l++)
@@ -148,7 +154,7 @@ public sealed class LlamaBackprop
             _x.AsSpan(0, n * d).CopyTo(_xIn[l]);
             if (!Skips.SkipsAttention(l))
             {
-                RmsNorm(_x, Layer(p.AttnNorm, l), _hAtt[l], _rAtt[l], n, d);
+                BlockNorm(_x, Layer(p.AttnNorm, l), Opt(p.AttnNormBias, l), _hAtt[l], _rAtt[l], _mAtt[l], n);
                 var input = Quantize(_hAtt[l], _hAttQ[l], n, d);
                 var (q, k) = p.QNorm is null ? (_q[l], _k[l]) : (_qPre[l], _kPre[l]);
                 Linear(input, n, d, Layer(_wq, l), qd, q);
@@ -180,10 +186,12 @@ public sealed class LlamaBackprop
             _x.AsSpan(0, n * d).CopyTo(_xMid[l]);
             if (!Skips.SkipsMlp(l))
             {
-                RmsNorm(_x, Layer(p.FfnNorm, l), _hFfn[l], _rFfn[l], n, d);
+                BlockNorm(_x, Layer(p.FfnNorm, l), Opt(p.FfnNormBias, l), _hFfn[l], _rFfn[l], _mFfn[l], n);
                 var input = Quantize(_hFfn[l], _hFfnQ[l], n, d);
                 Linear(input, n, d, Layer(_w1, l), _mlp, _g[l]);
-                Linear(input, n, d, Layer(_w3, l), _mlp, _u[l]);
+                AddBias(_g[l], n, _mlp, p.B1, l);
+                if (p.W3 is not null) Linear(input, n, d, Layer(_w3, l), _mlp, _u[l]);
+                bool gated = p.W3 is not null;
                 float[] g = _g[l], u = _u[l], a = _a[l], sig = _sig[l];
                 if (_relu2)
                     // BitNet: relu(g)^2 * u, as the inference forward multiplies
@@ -193,12 +201,13 @@ public sealed class LlamaBackprop
                         a[i] = r * r * u[i];
                     }
                 else if (_gelu)
-                    // Gemma: gelu_tanh(g) * u, gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))); keeps the tanh
+                    // Gemma: gelu_tanh(g) * u, gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))); GPT-2: gelu_tanh(g)
+                    // alone; keeps the tanh
                     for (int i = 0; i < n * _mlp; i++)
                     {
                         float th = MathF.Tanh((g[i] * (0.044715f * (g[i] * g[i]) + 1f)) * 0.7978845608028654f);
                         sig[i] = th;
-                        a[i] = g[i] * (0.5f * (th + 1f)) * u[i];
+                        a[i] = gated ? g[i] * (0.5f * (th + 1f)) * u[i] : g[i] * (0.5f * (th + 1f));
                     }
                 else
                     // silu(g) = g / (1 + exp(-g)) as torch computes it (QAT rounding flips follow every last bit)
@@ -210,6 +219,7 @@ public sealed class LlamaBackprop
                     }
                 if (p.FfnSubNorm is not null) RmsNorm(a, Layer(p.FfnSubNorm, l), _aN[l], _rA[l], n, _mlp);
                 Linear(Quantize(_aN[l], _aQ[l], n, _mlp), n, _mlp, Layer(_w2, l), d, _tmp);
+                AddBias(_tmp, n, d, p.B2, l);
                 if (p.PostFfnNorm is not null)
                 {
                     _tmp.AsSpan(0, n * d).CopyTo(_mlpOut[l]);
@@ -228,7 +238,7 @@ public sealed class LlamaBackprop
             xl = _xL;
             for (int i = 0; i < nl; i++) _x.AsSpan(from[i] * d, d).CopyTo(xl.AsSpan(i * d, d));
         }
-        RmsNorm(xl, p.FinalNorm, _xf, _rFinal, nl, d);
+        BlockNorm(xl, p.FinalNorm, p.FinalNormBias, _xf, _rFinal, _mFinal, nl);
         Linear(_xf, nl, d, p.Output, _vocab, _probs);
         if (Spec.FinalSoftCap > 0)
         {
@@ -323,7 +333,7 @@ public sealed class LlamaBackprop
     private float[] RankScores(LlamaParameters p, int layer, int rows)
     {
         int d = _d, qd = _qd, n = _b * rows, hd = _hd;
-        RmsNorm(_x, Layer(p.AttnNorm, layer), _rankH, _rRank, n, d);
+        BlockNorm(_x, Layer(p.AttnNorm, layer), Opt(p.AttnNormBias, layer), _rankH, _rRank, _mRank, n);
         var h = Quantize(_rankH, _rankHQ, n, d);
         Linear(h, n, d, Layer(_wk, layer), _kv, _rankK);
         AddBias(_rankK, n, _kv, p.Bk, layer);
@@ -389,10 +399,10 @@ public sealed class LlamaBackprop
         if (_lossFrom is { } lossFrom)
         {
             Array.Clear(_dxL, 0, nl * d);
-            RmsNormBackward(_dh, _xL, p.FinalNorm, _rFinal, _dxL, grads.FinalNorm, nl, d);
+            BlockNormBackward(_dh, _xL, p.FinalNorm, _rFinal, _mFinal, _dxL, grads.FinalNorm, grads.FinalNormBias, nl);
             for (int i = 0; i < nl; i++) _dxL.AsSpan(i * d, d).CopyTo(_dx.AsSpan(lossFrom[i] * d, d));
         }
-        else RmsNormBackward(_dh, _x, p.FinalNorm, _rFinal, _dx, grads.FinalNorm, n, d);
+        else BlockNormBackward(_dh, _x, p.FinalNorm, _rFinal, _mFinal, _dx, grads.FinalNorm, grads.FinalNormBias, n);
 
         for (int l = _l - 1; l >= 0; l--)
         {
@@ -408,6 +418,7 @@ public sealed class LlamaBackprop
                     RmsNormBackward(_dx, _mlpOut[l], Layer(p.PostFfnNorm, l), _rPostF[l], _dPost, Layer(grads.PostFfnNorm!, l), n, d);
                     dy = _dPost;
                 }
+                BiasGrad(dy, n, d, grads.B2, l);
                 GemmBackward.InputGrad(dy, n, d, Layer(_w2, l), m, dA, Threads);
                 GemmBackward.WeightGrad(dy, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
                 if (p.FfnSubNorm is not null)
@@ -428,8 +439,9 @@ public sealed class LlamaBackprop
                     for (int i = 0; i < n * m; i++)
                     {
                         float th = sg[i], x = g[i];
-                        _dU[i] = dA[i] * (x * (0.5f * (th + 1f)));
                         float dgelu = 0.5f * (th + 1f) + 0.5f * x * (1f - th * th) * 0.7978845608028654f * (1f + 3f * 0.044715f * x * x);
+                        if (p.W3 is null) { _dG[i] = dA[i] * dgelu; continue; }
+                        _dU[i] = dA[i] * (x * (0.5f * (th + 1f)));
                         _dG[i] = dA[i] * u[i] * dgelu;
                     }
                 else
@@ -439,12 +451,16 @@ public sealed class LlamaBackprop
                         _dU[i] = dA[i] * (g[i] * sig);
                         _dG[i] = dA[i] * u[i] * (sig * (1f + g[i] * (1f - sig)));
                     }
+                BiasGrad(_dG, n, m, grads.B1, l);
                 GemmBackward.InputGrad(_dG, n, m, Layer(_w1, l), d, _dh, Threads);
-                GemmBackward.InputGrad(_dU, n, m, Layer(_w3, l), d, _tmp, Threads);
-                Add(_dh, _tmp, n * d);
                 GemmBackward.WeightGrad(_dG, n, m, _hFfnQ[l], d, Layer(grads.W1, l), _dyT, Threads);
-                GemmBackward.WeightGrad(_dU, n, m, _hFfnQ[l], d, Layer(grads.W3, l), _dyT, Threads);
-                RmsNormBackward(_dh, _xMid[l], Layer(p.FfnNorm, l), _rFfn[l], _dx, Layer(grads.FfnNorm, l), n, d);
+                if (p.W3 is not null)
+                {
+                    GemmBackward.InputGrad(_dU, n, m, Layer(_w3, l), d, _tmp, Threads);
+                    Add(_dh, _tmp, n * d);
+                    GemmBackward.WeightGrad(_dU, n, m, _hFfnQ[l], d, Layer(grads.W3!, l), _dyT, Threads);
+                }
+                BlockNormBackward(_dh, _xMid[l], Layer(p.FfnNorm, l), _rFfn[l], _mFfn[l], _dx, Layer(grads.FfnNorm, l), Opt(grads.FfnNormBias, l), n);
             }
             if (!Skips.SkipsAttention(l))
             {
@@ -489,7 +505,7 @@ public sealed class LlamaBackprop
                 GemmBackward.WeightGrad(dq, n, qd, _hAttQ[l], d, Layer(grads.Wq, l), _dyT, Threads);
                 GemmBackward.WeightGrad(dk, n, kv, _hAttQ[l], d, Layer(grads.Wk, l), _dyT, Threads);
                 GemmBackward.WeightGrad(_dv, n, kv, _hAttQ[l], d, Layer(grads.Wv, l), _dyT, Threads);
-                RmsNormBackward(_dh, _xIn[l], Layer(p.AttnNorm, l), _rAtt[l], _dx, Layer(grads.AttnNorm, l), n, d);
+                BlockNormBackward(_dh, _xIn[l], Layer(p.AttnNorm, l), _rAtt[l], _mAtt[l], _dx, Layer(grads.AttnNorm, l), Opt(grads.AttnNormBias, l), n);
             }
             if (_from[l] is { } from)
             {
@@ -508,6 +524,7 @@ public sealed class LlamaBackprop
             var dxi = _dx.AsSpan(i * d, d);
             if (Spec.EmbedScale == 1f) Add(g, dxi, d);
             else for (int j = 0; j < d; j++) g[j] += dxi[j] * Spec.EmbedScale;
+            if (grads.PositionEmbedding is { } gpe) Add(gpe.AsSpan(_pos[0][i] * d, d), dxi, d);
         }
     }
 
@@ -515,16 +532,18 @@ public sealed class LlamaBackprop
 
     private void EffectiveWeights(LlamaParameters p)
     {
+        var w3 = p.W3 ?? []; // none in an ungated MLP
         if (!Qat)
         {
-            (_wq, _wk, _wv, _wo, _w1, _w2, _w3) = (p.Wq, p.Wk, p.Wv, p.Wo, p.W1, p.W2, p.W3);
+            (_wq, _wk, _wv, _wo, _w1, _w2, _w3) = (p.Wq, p.Wk, p.Wv, p.Wo, p.W1, p.W2, w3);
             return;
         }
         if (_wq.Length != p.Wq.Length || ReferenceEquals(_wq, p.Wq))
             (_wq, _wk, _wv, _wo, _w1, _w2, _w3) = (new float[p.Wq.Length], new float[p.Wk.Length], new float[p.Wv.Length],
-                new float[p.Wo.Length], new float[p.W1.Length], new float[p.W2.Length], new float[p.W3.Length]);
-        foreach (var (src, dst) in new[] { (p.Wq, _wq), (p.Wk, _wk), (p.Wv, _wv), (p.Wo, _wo), (p.W1, _w1), (p.W2, _w2), (p.W3, _w3) })
-            for (int l = 0; l < _l; l++) BitNetQat.TernaryWeights(Layer(src, l), Layer(dst, l));
+                new float[p.Wo.Length], new float[p.W1.Length], new float[p.W2.Length], new float[w3.Length]);
+        foreach (var (src, dst) in new[] { (p.Wq, _wq), (p.Wk, _wk), (p.Wv, _wv), (p.Wo, _wo), (p.W1, _w1), (p.W2, _w2), (w3, _w3) })
+            if (src.Length > 0)
+                for (int l = 0; l < _l; l++) BitNetQat.TernaryWeights(Layer(src, l), Layer(dst, l));
     }
 
     private float[] Quantize(float[] x, float[] q, int n, int k)
@@ -541,6 +560,55 @@ public sealed class LlamaBackprop
     private static void Add(Span<float> x, ReadOnlySpan<float> y, int count)
     {
         for (int i = 0; i < count; i++) x[i] += y[i];
+    }
+
+    // Layer `layer`'s slice of a stacked optional tensor (empty when there is none).
+    private Span<float> Opt(float[]? stacked, int layer) => stacked is null ? default : Layer(stacked, layer);
+
+    // The block's norm over rows of dim: RMSNorm, or LayerNorm with its bias (keeps 1/std and the mean for the backward).
+    private void BlockNorm(float[] x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, float[] y, float[] rinv, float[] mean, int n)
+    {
+        if (!_layerNorm) { RmsNorm(x, w, y, rinv, n, _d); return; }
+        int d = _d;
+        for (int i = 0; i < n; i++)
+        {
+            var row = x.AsSpan(i * d, d);
+            double sum = 0;
+            foreach (var v in row) sum += v;
+            float mu = (float)(sum / d);
+            double ss = 0;
+            foreach (var v in row) ss += (double)(v - mu) * (v - mu);
+            float r = 1f / MathF.Sqrt((float)(ss / d) + Config.NormEps);
+            rinv[i] = r;
+            mean[i] = mu;
+            for (int j = 0; j < d; j++) y[i * d + j] = (row[j] - mu) * r * w[j] + bias[j];
+        }
+    }
+
+    // LayerNorm: dx += r (dxh - mean(dxh) - xh mean(dxh xh)), dxh = dy w, xh = (x - mu) r; dw += dy xh; db += dy.
+    private void BlockNormBackward(float[] dy, float[] x, ReadOnlySpan<float> w, float[] rinv, float[] mean, float[] dx, Span<float> dw, Span<float> db, int n)
+    {
+        if (!_layerNorm) { RmsNormBackward(dy, x, w, rinv, dx, dw, n, _d); return; }
+        int d = _d;
+        for (int i = 0; i < n; i++)
+        {
+            float r = rinv[i], mu = mean[i];
+            double sa = 0, sb = 0;
+            for (int j = 0; j < d; j++)
+            {
+                double dxh = (double)dy[i * d + j] * w[j];
+                sa += dxh;
+                sb += dxh * ((x[i * d + j] - mu) * r);
+            }
+            float ma = (float)(sa / d), mb = (float)(sb / d);
+            for (int j = 0; j < d; j++)
+            {
+                float g = dy[i * d + j], xh = (x[i * d + j] - mu) * r;
+                dx[i * d + j] += r * (g * w[j] - ma - xh * mb);
+                dw[j] += g * xh;
+                db[j] += g;
+            }
+        }
     }
 
     // y[i, :] += layer `layer`'s bias (none: nothing).
@@ -596,6 +664,7 @@ public sealed class LlamaBackprop
     // llama2.c rotary on interleaved pairs; angles in double, cast to float. The inverse rotation is the backward.
     private void Rope(float[] v, int width, int[] positions, int n, bool inverse, int layer)
     {
+        if (Spec.LearnedPositions) return; // GPT-2: no rotary
         float[] cosT = _cos[layer], sinT = _sin[layer];
         int half = _hd / 2;
         for (int i = 0; i < n; i++)
@@ -824,6 +893,7 @@ public sealed class LlamaBackprop
         (_attnOut, _rPostA, _mlpOut, _rPostF) = sandwich ? (Per(n * d), Per(n), Per(n * d), Per(n)) : (None(), None(), None(), None());
         _dPost = sandwich ? new float[n * d] : [];
         _capT = Spec.FinalSoftCap > 0 ? new float[n * _vocab] : [];
+        (_mAtt, _mFfn, _mFinal, _mRank) = _layerNorm ? (Per(n), Per(n), new float[n], new float[n]) : (None(), None(), [], []);
         _dyT = new float[n * Math.Max(Math.Max(Math.Max(d, qd), m), _vocab)];
     }
 }

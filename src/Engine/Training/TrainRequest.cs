@@ -63,7 +63,7 @@ public sealed record TrainResult(
 public sealed class TrainingDivergedException(string message) : InvalidOperationException(message);
 
 /// <summary>
-/// <c>workbench train</c> / <c>#!train</c>: fine-tune a Llama decoder (optionally BitNet b1.58 quantization-aware, optionally
+/// <c>workbench train</c> / <c>#!train</c>: fine-tune a decoder (any block <see cref="LlamaParameters.Covered"/> names; optionally BitNet b1.58 quantization-aware, optionally
 /// with modules dropped) on the calibration split of a corpus with AdamW, a warmup + cosine schedule and global-norm
 /// clipping, then evaluate perplexity on the held-out split. Seeded: the same request gives the same weights bit for bit.
 /// </summary>
@@ -171,8 +171,8 @@ public sealed class TrainRequest : IRequest<TrainResult>
         if (Seq > config.MaxSeq) throw new OptionException("--seq", $"--seq {Seq} exceeds {decoder.Name}'s {config.MaxSeq} positions");
         if (LlamaParameters.Unsupported(decoder.Model, Seq) is { } why)
             throw new OptionException("--model", $"--model {decoder.Name}: {why}; training covers {LlamaParameters.Covered}");
-        if (Out is not null && decoder.Model.Spec != DecoderSpec.Llama2)
-            throw new OptionException("--out", $"--out: {decoder.Name} is a {decoder.Model.Spec.Family} decoder with its own block; only Llama-2-layout models are written back (train without --out)");
+        if (Out is not null && (decoder.Model.Spec != DecoderSpec.Llama2 || decoder.Model.Weights.Layers[0] is { Bq: not null } or { Bo: not null }))
+            throw new OptionException("--out", $"--out: {decoder.Name} is a {decoder.Model.Spec.Family} decoder with its own block (or biases); only Llama-2-layout models are written back (train without --out)");
         if (Corpus is not null && !decoder.HasTokenizer)
             throw new OptionException("--corpus", $"--corpus '{Corpus}': '{decoder.Name}' has no tokenizer, so text cannot be turned into its token ids; pass --tokenizer PATH, or --tokens FILE, or leave both out to train on seeded random token ids");
         var skips = Drop is null ? decoder.Pruned : Union(decoder.Pruned, ParseDrop(Drop, config.Layers));

@@ -17,14 +17,30 @@ public class PyramidTrainingTests
     private static TrainingPyramid Schedule(int layers) =>
         TrainingPyramid.Parse(string.Join(",", Enumerable.Range(1, layers - 1).Where(l => l % 2 == 1 || l == layers - 1).Distinct()) + ":0.5", layers);
 
-    [Fact]
-    public void The_dropped_forward_keeps_the_tokens_inference_pyramid_drop_keeps_and_gives_its_loss()
+    private static (LlamaModel Model, int[][] Batch) Case(string name)
     {
-        var model = Model.Value;
+        if (name == "stories260K") return (Model.Value, TrainGoldens.Batch());
+        var model = ModelHub.LoadDecoder(Path.GetDirectoryName(Bundled.Path($"data/goldens/arch/{name}/config.json"))!, storage: WeightStorage.Fp32).Model;
+        var rng = new Random(11);
+        return (model, Enumerable.Range(0, 3).Select(_ => Enumerable.Range(0, 33).Select(_ => rng.Next(model.Config.Vocab)).ToArray()).ToArray());
+    }
+
+    // stories260K on the PyTorch golden batch; the Hugging Face families on 3 seeded random windows of 32 (Mistral's window
+    // of 16 and Gemma 2's of 8 then mask the ranking query's view, Qwen3 ranks through its q/k norms, Gemma soft-caps).
+    [Theory]
+    [InlineData("stories260K")]
+    [InlineData("mistral")]
+    [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("gemma2")]
+    [InlineData("gpt2")]
+    [InlineData("bitnet_master")]
+    public void The_dropped_forward_keeps_the_tokens_inference_pyramid_drop_keeps_and_gives_its_loss(string name)
+    {
+        var (model, batch) = Case(name);
         var pyramid = Schedule(model.Config.Layers);
-        var batch = TrainGoldens.Batch();
         var p = LlamaParameters.From(model);
-        var bp = new LlamaBackprop(model.Config, pyramid: pyramid);
+        var bp = new LlamaBackprop(model.Config, pyramid: pyramid, spec: model.Spec);
         double loss = bp.Forward(p, batch);
 
         int t = batch[0].Length - 1, c = pyramid.ContextEnd(t), vocab = model.Config.Vocab;
@@ -58,18 +74,20 @@ public class PyramidTrainingTests
         Assert.Equal(nll / bp.LossRows, loss, 2e-5);
 
         // and the drop changed the computation: the same suffix loss without dropping differs
-        var none = new LlamaBackprop(model.Config, pyramid: pyramid with { Schedule = new PyramidSchedule([1], [1.0]) });
+        var none = new LlamaBackprop(model.Config, pyramid: pyramid with { Schedule = new PyramidSchedule([1], [1.0]) }, spec: model.Spec);
         Assert.True(Math.Abs(none.Forward(p, batch) - loss) > 1e-4);
     }
 
-    [Fact]
-    public void The_dropped_backward_is_the_derivative_of_the_dropped_forward()
+    [Theory]
+    [InlineData("stories260K")]
+    [InlineData("mistral")]
+    [InlineData("gemma2")]
+    public void The_dropped_backward_is_the_derivative_of_the_dropped_forward(string name)
     {
-        var model = Model.Value;
-        var batch = TrainGoldens.Batch();
+        var (model, batch) = Case(name);
         var p = LlamaParameters.From(model);
-        var g = new LlamaParameters(p.Config, p.SharedOutput);
-        var bp = new LlamaBackprop(model.Config, pyramid: Schedule(model.Config.Layers));
+        var g = p.ZerosLike();
+        var bp = new LlamaBackprop(model.Config, pyramid: Schedule(model.Config.Layers), spec: model.Spec);
         bp.LossAndGradients(p, batch, g);
         bp.FreezeSelection = true; // the kept rows are a constant of the step
         const double h = 2e-3;
