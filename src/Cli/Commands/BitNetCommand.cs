@@ -93,6 +93,6 @@ public static class BitNetCommand
         return lossless.Lossless ? 0 : 1;
     }
 
-    private static string Describe((string Name, object? Value)[] properties) => string.Join(", ", properties.Select(p =>
+    private static string Describe((string Name, object? Value)[] properties) => string.Join(", ", properties.Where(p => p.Value is not null).Select(p =>
         $"{p.Name} {(p.Value is double d ? d.ToString("G4", CultureInfo.InvariantCulture) : p.Value)}"));
 }

@@ -77,7 +77,7 @@ public sealed record ImageInputs(ImageTask Task, ImageSamples Calibration, Image
     public ImageSamples Evaluation(int count)
     {
         if (HeldOut.Count == 0)
-            throw new OptionException("--images", $"--images '{HeldOut.Source}': a drop needs held-out images to judge it on, and one image leaves none (give two or more)");
+            throw new OptionException("--images", $"--images: a drop needs held-out images to judge it on, and {Calibration.Images.Count} image(s) leave none (give two or more)");
         var part = HeldOut.Subset(Enumerable.Range(0, Math.Min(count, HeldOut.Count)).ToArray());
         return ImageSamples.Of(Task, part, Seed, "evaluation (held out)", first: Calibration.Inputs.Count);
     }
