@@ -68,7 +68,7 @@ internal sealed class RedundancyOptions
 {
     public readonly Option<string> Model = CliHelpers.ModelOption("a bundled model (stories260K, babyllama, minilm, vit-cifar10) or a path (a ViT or LLaVA folder too)");
     public readonly Option<string> Granularity = new("--granularity") { Description = "block, attention, mlp or joint", Required = true };
-    public readonly Option<int?> Samples = new("--samples") { Description = "calibration sequences (default: 8 for decoders, 16 sentences for encoders)" };
+    public readonly Option<int?> Samples = new("--samples") { Description = "calibration sequences (default: 8 for decoders, 16 sentences for encoders, 16 images for image models)" };
     public readonly Option<int?> Seq = new("--seq") { Description = "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)" };
     public readonly Option<int> Seed = new("--seed") { Description = "seed of the calibration/evaluation split", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> Corpus = new("--corpus") { Description = "text file (documents separated by blank lines), or persuasion (the bundled novel austen-16L never saw, one paragraph per line); default TinyStories for decoders, Pride and Prejudice for encoders" };

@@ -10,7 +10,10 @@ namespace Workbench.Engine.Quantization;
 /// <c>workbench bitnet</c> and <c>#!bitnet</c>: ternary (BitNet b1.58) post-training quantization of a model's block
 /// linears, the lossless check of the packed kernels on real activations, and the quality cost against fp32
 /// (decoders: KL, top-1 agreement, perplexity on held-out TinyStories; encoders: embedding cosine on held-out
-/// Pride and Prejudice sentences; image classifiers: top-1 accuracy on held-out CIFAR-10 test images).
+/// Pride and Prejudice sentences; image classifiers: agreement, KL and, where the labels name their classes, top-1
+/// accuracy on held-out images (default 200 CIFAR-10 test images, resized to the model's side); vision-language models:
+/// KL and top-1 of the next token at the text positions of images with seeded prompts). The task is asked of the loaded
+/// model (<see cref="ModelTask"/>); LLaVA's quantized linears are its language model's (<see cref="ITransformerModel.BlockLinears"/>).
 /// </summary>
 public sealed record BitNetRequest : IRequest<TernaryReport>
 {

@@ -8,6 +8,8 @@ namespace Workbench.Engine.Redundancy;
 /// <summary>
 /// The options `redundancy` and `drop` share (named as the CLI and the magics name them): the model, the granularity,
 /// and the calibration set (--samples, default 8 for decoders / 16 for encoders; --seq, default 128 / 64; --seed; --corpus).
+/// Image classifiers and vision-language models are calibrated on images instead (--images, --samples default 16,
+/// --seed: <see cref="ImageInputs"/>); --seq and --corpus are refused for them, --images for text models.
 /// </summary>
 public abstract record CalibrationRequest
 {
@@ -45,7 +47,7 @@ public abstract record CalibrationRequest
     {
         var (g, task) = CheckTask();
         if (task is not TextTask)
-            throw new OptionException("--model", $"--model '{task.Loaded.Name}' is {task.Kind}: calibration here is text"); // the callers branch on the task first
+            throw new OptionException("--model", $"--model '{task.Loaded.Name}' ({task.Kind}): text calibration needs a decoder or encoder"); // the callers branch on the task first
         var check = RedundancyInputs.Check(task.Loaded, Samples, Seq, Corpus);
         return (g, check);
     }

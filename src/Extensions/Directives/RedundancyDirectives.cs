@@ -95,7 +95,7 @@ internal static class RedundancyDirectives
     {
         d.Parameters.Add(new KernelDirectiveParameter("--model", "a bundled model (stories260K, babyllama, minilm) or a path") { AllowImplicitName = true, Required = true });
         d.Parameters.Add(new KernelDirectiveParameter("--granularity", "block, attention, mlp or joint") { Required = true });
-        d.Parameters.Add(new KernelDirectiveParameter("--samples", "calibration sequences (default: 8 for decoders, 16 sentences for encoders)") { TypeHint = "number" });
+        d.Parameters.Add(new KernelDirectiveParameter("--samples", "calibration sequences (default: 8 for decoders, 16 sentences for encoders, 16 images for image models)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--seq", "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--seed", "seed of the calibration/evaluation split (default 0)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--corpus", "text file, documents separated by blank lines, or persuasion (the novel austen-16L never saw; default: TinyStories for decoders, Pride and Prejudice for encoders)"));
