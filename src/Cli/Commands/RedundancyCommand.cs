@@ -11,7 +11,7 @@ public static class RedundancyCommand
     public static Command Create()
     {
         var o = new RedundancyOptions();
-        var cmd = new Command("redundancy", "score every block, attention and MLP layer by 1 - cos(input, output) on calibration text (He et al. 2024)");
+        var cmd = new Command("redundancy", "score every block, attention and MLP layer by 1 - cos(input, output) on calibration text or images (He et al. 2024)");
         o.AddTo(cmd);
         cmd.SetAction(r => CliHelpers.Run(() =>
         {

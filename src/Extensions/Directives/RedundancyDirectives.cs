@@ -54,7 +54,7 @@ internal static class RedundancyDirectives
     {
         var redundancy = new KernelActionDirective(Redundancy)
         {
-            Description = "Score every block, attention and MLP layer by 1 - cos(input, output) on calibration text (He et al. 2024) and show the importance heatmap.",
+            Description = "Score every block, attention and MLP layer by 1 - cos(input, output) on calibration text or images (He et al. 2024) and show the importance heatmap.",
         };
         AddShared(redundancy, "redundancy");
         kernel.AddDirective<RedundancyCommand>(redundancy, (c, context) => Run(context, Redundancy, c.As, "redundancy", token =>
@@ -93,7 +93,7 @@ internal static class RedundancyDirectives
 
     private static void AddShared(KernelActionDirective d, string verb)
     {
-        d.Parameters.Add(new KernelDirectiveParameter("--model", "a bundled model (stories260K, babyllama, minilm) or a path") { AllowImplicitName = true, Required = true });
+        d.Parameters.Add(new KernelDirectiveParameter("--model", "a bundled model (stories260K, babyllama, minilm, vit-cifar10) or a path (a ViT or LLaVA folder too)") { AllowImplicitName = true, Required = true });
         d.Parameters.Add(new KernelDirectiveParameter("--granularity", "block, attention, mlp or joint") { Required = true });
         d.Parameters.Add(new KernelDirectiveParameter("--samples", "calibration sequences (default: 8 for decoders, 16 sentences for encoders, 16 images for image models)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--seq", "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)") { TypeHint = "number" });
