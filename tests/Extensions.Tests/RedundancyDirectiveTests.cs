@@ -53,6 +53,23 @@ public class RedundancyDirectiveTests
     }
 
     [Fact]
+    public async Task Redundancy_and_drop_run_on_an_image_classifier_with_images_named_as_the_verb_names_them()
+    {
+        using var k = new TestKernel();
+        string photos = Path.Combine(Bundled.Root, "data", "images");
+        var r = await k.SubmitAsync($"#!redundancy --model vit-cifar10 --granularity block --images {photos}");
+        r.AssertSucceeded();
+        var task = (ImageTask)ModelTask.Of(ModelHub.Load("vit-cifar10"));
+        var expected = Importance.Measure(task.Model, ImageInputs.Prepare(task, images: photos).Calibration.Inputs);
+        Assert.Equal(expected.Block, Last.Of<RedundancyAnalysis>("#!redundancy").Scores.Block);
+        Assert.Contains("2 images (130 tokens)", r.Html()); // the calibration half of the four photos, 65 rows each
+
+        var d = await k.SubmitAsync("#!drop --model vit-cifar10 --granularity block --count 1 --no-speed --samples 4");
+        d.AssertSucceeded();
+        Assert.Contains("accuracy", d.Html());
+    }
+
+    [Fact]
     public async Task Drop_reports_quality_against_the_engine_and_the_LLM_Drop_lists()
     {
         using var k = new TestKernel();
@@ -151,7 +168,10 @@ public class RedundancyDirectiveTests
     [InlineData("#!redundancy --model stories260K --granularity mlp --seq 600", "holds at most 512 positions")]
     [InlineData("#!redundancy --model stories260K --granularity mlp --samples 5000", "yields only")]
     [InlineData("#!redundancy --model nosuchmodel --granularity mlp", "neither a bundled model")]
-    [InlineData("#!redundancy --model vit-cifar10 --granularity mlp", "needs a text decoder or encoder")]
+    [InlineData("#!redundancy --model vit-cifar10 --granularity mlp --seq 16", "--seq 16: 'vit-cifar10' is an image classifier")]
+    [InlineData("#!drop --model vit-cifar10 --granularity mlp --count 1 --corpus persuasion", "--corpus 'persuasion': 'vit-cifar10' is an image classifier")]
+    [InlineData("#!redundancy --model stories260K --granularity mlp --images /nonexistent", "--images works with image classifiers")]
+    [InlineData("#!redundancy --model vit-cifar10 --granularity mlp --images /nonexistent", "--images /nonexistent: no such file or folder")]
     [InlineData("#!redundancy --model stories260K --granularity mlp --corpus /nonexistent.txt", "--corpus '/nonexistent.txt' does not exist")]
     [InlineData("#!redundancy --model stories260K --granularity mlp --as 3x", "--as '3x' is not a C# identifier")]
     public async Task Bad_options_fail_with_a_clear_message_and_the_kernel_stays_alive(string magic, string message)

@@ -20,10 +20,11 @@ public static class BitNetCommand
         var model = new Option<string?>("--model") { Description = "A bundled model (stories260K, babyllama, minilm, ...) or a path.", Arity = ArgumentArity.ZeroOrOne };
         var format = new Option<string?>("--format") { Description = $"Packed ternary format: {LowBitFormats.NameList(ternaryOnly: true)}.", Arity = ArgumentArity.ZeroOrOne };
         var threads = new Option<string?>("--threads") { Description = "Kernel threads (default 1).", Arity = ArgumentArity.ZeroOrOne };
+        var images = new Option<string?>("--images") { Description = "Image classifiers and LLaVA: evaluation images, PNG / JPEG files or folders (a CIFAR-10 folder too), comma-separated (default: 200 bundled CIFAR-10 test images).", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Print one JSON object for scripts." };
         var command = new Command("bitnet", "Ternary (BitNet b1.58) post-training quantization of a model: lossless kernel check and quality cost against fp32.")
         {
-            model, format, threads, json,
+            model, format, threads, images, json,
         };
         command.TreatUnmatchedTokensAsErrors = false; // reported below as one line with exit code 2
         command.SetAction(parse =>
@@ -38,6 +39,7 @@ public static class BitNetCommand
                     Model = parse.GetValue(model) ?? "",
                     Format = parse.GetValue(format) ?? "",
                     Threads = Parse.Int(parse.GetValue(threads), "--threads") ?? 1,
+                    Images = parse.GetValue(images),
                 };
                 request.Validate();
                 return CliHelpers.Run(() => Render(request.Run(), asJson));
@@ -60,8 +62,10 @@ public static class BitNetCommand
         (string Name, object? Value)[] quality = r.Decoder is { } q
             ? [("kl", q.MeanKl), ("top1_agreement", q.Top1Agreement), ("perplexity", q.Perplexity), ("perplexity_fp32", q.PerplexityFp32), ("positions", q.Positions), ("sequences", q.Sequences)]
             : r.Classifier is { } c
-                ? [("accuracy", c.Accuracy), ("accuracy_fp32", c.AccuracyFp32), ("agreement", c.Agreement), ("images", c.Images)]
-                : [("embedding_cosine", r.Encoder!.MeanCosine), ("embedding_cosine_min", r.Encoder.MinCosine), ("sentences", r.Encoder.Sentences)];
+                ? [("accuracy", c.Accuracy), ("accuracy_fp32", c.AccuracyFp32), ("agreement", c.Agreement), ("kl", c.MeanKl), ("images", c.Images)]
+                : r.VisionLanguage is { } v
+                    ? [("kl", v.MeanKl), ("top1_agreement", v.Top1Agreement), ("positions", v.Positions), ("prompts", v.Prompts)]
+                    : [("embedding_cosine", r.Encoder!.MeanCosine), ("embedding_cosine_min", r.Encoder.MinCosine), ("sentences", r.Encoder.Sentences)];
         var lossless = r.Lossless;
         var failed = lossless.Layers.Where(l => !l.Passed).ToList();
         if (asJson)
@@ -82,12 +86,13 @@ public static class BitNetCommand
             Console.Out.WriteLine(lossless.Lossless
                 ? string.Create(inv, $"lossless: yes: {lossless.Layers.Count} layers, int32 sums equal the scalar reference on {lossless.Layers[0].Paths}; outputs equal dequantized fp32 within {r.MaxRelativeError:E1} (relative)")
                 : $"lossless: NO: {string.Join(", ", failed.Select(l => $"{l.Name} ({l.IntegerMismatches} int mismatches, rel {l.MaxRelativeError:E1})"))}");
-            string held = r.Decoder is not null ? "held-out TinyStories" : r.Classifier is not null ? "held-out CIFAR-10 test images" : "Pride and Prejudice sentences";
+            string held = r.Decoder is not null ? "held-out TinyStories" : r.Classifier is not null ? "held-out images"
+                : r.VisionLanguage is not null ? "held-out images with seeded prompts, text positions" : "Pride and Prejudice sentences";
             Console.Out.WriteLine(string.Create(inv, $"quality vs fp32 ({held}): {Describe(quality)}"));
         }
         return lossless.Lossless ? 0 : 1;
     }
 
-    private static string Describe((string Name, object? Value)[] properties) => string.Join(", ", properties.Select(p =>
+    private static string Describe((string Name, object? Value)[] properties) => string.Join(", ", properties.Where(p => p.Value is not null).Select(p =>
         $"{p.Name} {(p.Value is double d ? d.ToString("G4", CultureInfo.InvariantCulture) : p.Value)}"));
 }

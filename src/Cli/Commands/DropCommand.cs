@@ -35,9 +35,10 @@ public static class DropCommand
                 Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!, Weights = r.GetValue(o.Weights),
                 Samples = r.GetValue(o.Samples), Seq = r.GetValue(o.Seq), Seed = r.GetValue(o.Seed), Corpus = r.GetValue(o.Corpus),
                 Count = r.GetValue(count), Strategy = r.GetValue(strategy)!, Never = r.GetValue(never),
-                Sweep = r.GetValue(sweep), NoSpeed = r.GetValue(noSpeed),
+                Sweep = r.GetValue(sweep), NoSpeed = r.GetValue(noSpeed), Images = r.GetValue(o.Images),
             }.Run();
-            var calibration = RedundancyOptions.CalibrationJson(result.Split!, result.Calibration!);
+            var calibration = result.CalibrationImages is { } ci ? RedundancyOptions.ImagesJson(ci) : RedundancyOptions.CalibrationJson(result.Split!, result.Calibration!);
+            var evaluation = result.EvaluationImages is { } ei ? (object)RedundancyOptions.ImagesJson(ei) : null;
             if (result is DropSweep sw)
             {
                 var df = sw.ToDataFrame();
@@ -50,7 +51,7 @@ public static class DropCommand
                         ("order", sw.Plan.Dropped.Select(m => RedundancyCommand.ModuleJson(m))),
                         ("rows", sw.Rows.Select(Report)),
                         ("calibration", calibration),
-                        ("evaluation", sw.Evaluation?.ToString())));
+                        ("evaluation", evaluation ?? sw.Evaluation?.ToString())));
                 else
                 {
                     Console.Out.WriteLine($"{sw.Model}, {Names.Of(sw.Granularity)}, {Names.Of(sw.Strategy)}: drop order {string.Join(" ", sw.Plan.Dropped)}");
@@ -62,14 +63,17 @@ public static class DropCommand
             var (plan, rep) = (run.Plan, run.Report);
             if (r.GetValue(o.Json))
             {
-                CliHelpers.PrintJson(JsonOut.Node(Merge(Report(rep), run, calibration))!);
+                CliHelpers.PrintJson(JsonOut.Node(Merge(Report(rep), run, calibration, evaluation))!);
                 return 0;
             }
             Console.Out.WriteLine($"{run.Model}: dropped {Names.Of(plan.Granularity)} {string.Join(", ", plan.Dropped)} ({Names.Of(plan.Strategy)})");
-            Console.Out.WriteLine(run.Split!.ToString());
-            Console.Out.WriteLine(run.Evaluation.ToString());
+            Console.Out.WriteLine(run.CalibrationImages?.ToString() ?? run.Split!.ToString());
+            Console.Out.WriteLine(run.EvaluationImages?.ToString() ?? run.Evaluation!.ToString());
             var q = rep.Quality;
-            if (q.Kl is { } kl)
+            if (run.EvaluationImages is not null)
+                Console.Out.WriteLine($"quality: KL(full || pruned) {q.Kl:F5} nats per judged position, top-1 agreement {q.Top1Agreement:P1} over {q.Positions}"
+                    + (q.Accuracy is { } acc ? $", accuracy {acc:P1} (full {q.AccuracyFull:P1})" : ""));
+            else if (q.Kl is { } kl)
                 Console.Out.WriteLine($"quality: KL(full || pruned) {kl:F5} nats/token, top-1 agreement {q.Top1Agreement:P1}, perplexity {q.Perplexity:F3} (full {q.PerplexityFull:F3})");
             else
                 Console.Out.WriteLine($"quality: embedding cosine {q.EmbeddingCosine:F5}, Spearman of pairwise similarities {q.Spearman:F4}");
@@ -86,7 +90,7 @@ public static class DropCommand
         return cmd;
     }
 
-    private static Dictionary<string, object?> Merge(Dictionary<string, object?> report, DropRun run, object calibration)
+    private static Dictionary<string, object?> Merge(Dictionary<string, object?> report, DropRun run, object calibration, object? evaluation)
     {
         var d = new Dictionary<string, object?>
         {
@@ -98,7 +102,7 @@ public static class DropCommand
         foreach (var (key, v) in report) d[key] = v;
         d["importance"] = run.Plan.Scores[0].Of(run.Plan.Granularity).Select(x => RedundancyCommand.ModuleJson(x.Module, x.Importance)).ToArray();
         d["calibration"] = calibration;
-        d["evaluation"] = run.Evaluation.ToString();
+        d["evaluation"] = evaluation ?? run.Evaluation?.ToString();
         return d;
     }
 
@@ -109,7 +113,14 @@ public static class DropCommand
         ["dropped"] = rep.Dropped.Select(m => RedundancyCommand.ModuleJson(m)).ToArray(),
         ["drop_attn_list"] = rep.Skips.Attention.Order().ToArray(),
         ["drop_mlp_list"] = rep.Skips.Mlp.Order().ToArray(),
-        ["quality"] = rep.Quality.Kl is not null
+        ["quality"] = rep.Quality.Kl is not null && rep.Quality.Perplexity is null
+            ? new Dictionary<string, object?>
+            {
+                // image tasks: class distributions (accuracy where labels name the classes), or next tokens at text positions
+                ["kl"] = rep.Quality.Kl, ["top1_agreement"] = rep.Quality.Top1Agreement, ["positions"] = rep.Quality.Positions,
+                ["accuracy"] = rep.Quality.Accuracy, ["accuracy_full"] = rep.Quality.AccuracyFull,
+            }
+            : rep.Quality.Kl is not null
             ? new Dictionary<string, object?>
             {
                 ["kl"] = rep.Quality.Kl, ["top1_agreement"] = rep.Quality.Top1Agreement,

@@ -11,7 +11,7 @@ public static class RedundancyCommand
     public static Command Create()
     {
         var o = new RedundancyOptions();
-        var cmd = new Command("redundancy", "score every block, attention and MLP layer by 1 - cos(input, output) on calibration text (He et al. 2024)");
+        var cmd = new Command("redundancy", "score every block, attention and MLP layer by 1 - cos(input, output) on calibration text or images (He et al. 2024)");
         o.AddTo(cmd);
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
@@ -20,6 +20,7 @@ public static class RedundancyCommand
             {
                 Model = r.GetValue(o.Model)!, Granularity = r.GetValue(o.Granularity)!, Weights = r.GetValue(o.Weights),
                 Samples = r.GetValue(o.Samples), Seq = r.GetValue(o.Seq), Seed = r.GetValue(o.Seed), Corpus = r.GetValue(o.Corpus),
+                Images = r.GetValue(o.Images),
             }.Run();
             double seconds = clock.Elapsed.TotalSeconds;
             long? peak = CliHelpers.PeakResidentBytes();
@@ -34,7 +35,8 @@ public static class RedundancyCommand
                     ("modules", modules),
                     ("ranked", ranked),
                     ("table", Enumerable.Range(0, scores.Layers).Select(l => CliHelpers.Obj(("layer", l), ("block", scores.Block[l]), ("attention", scores.Attention[l]), ("mlp", scores.Mlp[l])))),
-                    ("calibration", run.Split is { } split ? RedundancyOptions.CalibrationJson(split, run.Calibration)
+                    ("calibration", run.Images is { } images ? RedundancyOptions.ImagesJson(images)
+                        : run.Split is { } split ? RedundancyOptions.CalibrationJson(split, run.Calibration)
                         : CliHelpers.Obj(("source", "random_token_ids"), ("seed", r.GetValue(o.Seed)), ("sequences", run.Calibration.Sequences.Count),
                             ("tokens", run.Calibration.Tokens), ("description", run.RandomTokens))),
                     // the whole verb: loading, calibration, importance (and this process's peak resident memory, VmHWM)
@@ -64,13 +66,14 @@ public static class RedundancyCommand
 /// <summary>The options `redundancy` and `drop` share (the magics #!redundancy and #!drop declare the same names).</summary>
 internal sealed class RedundancyOptions
 {
-    public readonly Option<string> Model = CliHelpers.ModelOption("a bundled model (stories260K, babyllama, minilm) or a path");
+    public readonly Option<string> Model = CliHelpers.ModelOption("a bundled model (stories260K, babyllama, minilm, vit-cifar10) or a path (a ViT or LLaVA folder too)");
     public readonly Option<string> Granularity = new("--granularity") { Description = "block, attention, mlp or joint", Required = true };
-    public readonly Option<int?> Samples = new("--samples") { Description = "calibration sequences (default: 8 for decoders, 16 sentences for encoders)" };
+    public readonly Option<int?> Samples = new("--samples") { Description = "calibration sequences (default: 8 for decoders, 16 sentences for encoders, 16 images for image models)" };
     public readonly Option<int?> Seq = new("--seq") { Description = "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)" };
     public readonly Option<int> Seed = new("--seed") { Description = "seed of the calibration/evaluation split", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> Corpus = new("--corpus") { Description = "text file (documents separated by blank lines), or persuasion (the bundled novel austen-16L never saw, one paragraph per line); default TinyStories for decoders, Pride and Prejudice for encoders" };
     public readonly Option<string?> Weights = CliHelpers.WeightsOption();
+    public readonly Option<string?> Images = new("--images") { Description = "image classifiers and LLaVA: PNG / JPEG files or folders (a CIFAR-10 folder too), comma-separated; split by --seed into calibration and held-out halves (default: the bundled CIFAR-10 test images)" };
     public readonly Option<bool> Json = CliHelpers.JsonOption();
 
     public void AddTo(Command cmd)
@@ -82,8 +85,19 @@ internal sealed class RedundancyOptions
         cmd.Options.Add(Seed);
         cmd.Options.Add(Corpus);
         cmd.Options.Add(Weights);
+        cmd.Options.Add(Images);
         cmd.Options.Add(Json);
     }
+
+    /// <summary>Where the images came from (image classifiers, vision-language models), as the JSON output lists them.</summary>
+    public static JsonObject ImagesJson(ImageSamples images) => CliHelpers.Obj(
+        ("source", "images"),
+        ("images", images.Images.Source),
+        ("count", images.Inputs.Count),
+        ("tokens", images.Tokens),
+        ("labelled", images.Images.Labels is not null),
+        ("preprocessing", images.Preprocessing),
+        ("names", images.Images.Names.ToArray()));
 
     /// <summary>Where the calibration text came from, as the JSON output lists it.</summary>
     public static JsonObject CalibrationJson(CorpusSplit split, TokenSamples calibration) => CliHelpers.Obj(

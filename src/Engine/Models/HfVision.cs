@@ -128,7 +128,19 @@ public static class HfVision
         var card = new ModelCard(name, src.Path, src.Format, config, tensors.Sum(t => t.ElementCount), tensors.Sum(t => t.ByteLength),
             tensors.Select(t => new TensorCardEntry(t.Name, t.DType.ToString(), t.Shape, t.ByteLength)).ToList());
         return new VitModel(src.Path, new VitModel.Parts(config, card, patch, patchW, patchB, cls, pos,
-            clip ? R("pre_layrnorm.weight", d) : null, clip ? R("pre_layrnorm.bias", d) : null, blocks, lnG, lnB, headW, headB, norm.Mean, norm.Std, norm.From));
+            clip ? R("pre_layrnorm.weight", d) : null, clip ? R("pre_layrnorm.bias", d) : null, blocks, lnG, lnB, headW, headB, norm.Mean, norm.Std, norm.From,
+            Labels: withHead ? Labels(c, classes) : null));
+    }
+
+    /// <summary>config.json's id2label as a list indexed by class, or null when it is absent or does not name every class once.</summary>
+    private static string[]? Labels(HfConfig c, int classes)
+    {
+        if (!c.Root.TryGetProperty("id2label", out var map) || map.ValueKind != JsonValueKind.Object) return null;
+        var names = new string?[classes];
+        foreach (var p in map.EnumerateObject())
+            if (int.TryParse(p.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i) && i < classes && p.Value.ValueKind == JsonValueKind.String)
+                names[i] = p.Value.GetString();
+        return names.All(n => n is not null) ? names.Select(n => n!).ToArray() : null;
     }
 
     /// <summary>preprocessor_config.json's image_mean / image_std when the folder has them, else the given defaults; and which it was.</summary>

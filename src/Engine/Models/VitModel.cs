@@ -52,7 +52,7 @@ public sealed class VitModel : ITransformerModel
     /// <summary>Everything a ViT-shaped model holds, in the engine's convention, whichever file it came from.</summary>
     internal sealed record Parts(ModelConfig Config, ModelCard Card, int Patch, float[] PatchW, float[]? PatchB, float[] Cls, float[] Pos,
         float[]? PreNormG, float[]? PreNormB, Block[] Blocks, float[]? FinalG, float[]? FinalB, float[]? HeadW, float[]? HeadB,
-        double[] Mean, double[] Std, string NormSource = "CIFAR-10's mean/std", bool ChannelsLast = false);
+        double[] Mean, double[] Std, string NormSource = "CIFAR-10's mean/std", bool ChannelsLast = false, IReadOnlyList<string>? Labels = null);
 
     private sealed record NpyArray(string Name, int[] Shape, float[] Data);
 
@@ -74,7 +74,11 @@ public sealed class VitModel : ITransformerModel
         (_lnfG, _lnfB, _headW, _headB, _mean, _std) = (p.FinalG, p.FinalB, p.HeadW, p.HeadB, p.Mean, p.Std);
         PixelNormSource = p.NormSource;
         _channelsLast = p.ChannelsLast;
+        Labels = p.Labels is { } names && names.Count == _classes ? names : null;
     }
+
+    /// <summary>The name of each class the head scores (the npz: CIFAR-10's; a Hugging Face folder: config.json's id2label), or null for a tower or when the file names none.</summary>
+    public IReadOnlyList<string>? Labels { get; }
 
     /// <summary>The npz layout: arrays in np.savez order (see the class summary); every size from the shapes.</summary>
     private static Parts NpzParts(string path, List<NpyArray> a)
@@ -146,7 +150,7 @@ public sealed class VitModel : ITransformerModel
             parameters, parameters * sizeof(float),
             a.Select((x, i) => new TensorCardEntry($"arr_{i} {ParamName(i, layers, perBlock)}", "F32", x.Shape.Select(s => (long)s).ToArray(), 4L * x.Data.Length)).ToList());
         return new Parts(config, card, patch, patchW, null, Get(1, 1, 1, d), Get(2, 1, tokens, d), null, null, blocks,
-            Get(tail, d), Get(tail + 1, d), Get(tail + 2, classes, d), Get(tail + 3, 1, classes), CifarMean, CifarStd, ChannelsLast: true);
+            Get(tail, d), Get(tail + 1, d), Get(tail + 2, classes, d), Get(tail + 3, 1, classes), CifarMean, CifarStd, ChannelsLast: true, Labels: classes == Classes ? ClassNames : null);
     }
 
     /// <summary>Loads the npz (float32 arrays in np.savez order). Bad files throw ModelFormatException.</summary>

@@ -16,8 +16,17 @@ public sealed record DecoderQuality(string Model, LowBitFormat Format, int Seque
 /// <summary>Cosine of each sentence's ternary embedding with its fp32 embedding (mean pooled), mean and minimum.</summary>
 public sealed record EncoderQuality(string Model, LowBitFormat Format, int Sentences, double MeanCosine, double MinCosine);
 
-/// <summary>Top-1 accuracy of a ternary image classifier and of its fp32 original on the same labelled images, and how often they agree.</summary>
-public sealed record ClassifierQuality(string Model, LowBitFormat Format, int Images, double Accuracy, double AccuracyFp32, double Agreement);
+/// <summary>
+/// Top-1 accuracy of a ternary image classifier and of its fp32 original on the same images (null when the images carry
+/// no labels naming the model's classes), how often they agree, and the mean KL(fp32 || ternary) of the class distributions.
+/// </summary>
+public sealed record ClassifierQuality(string Model, LowBitFormat Format, int Images, double? Accuracy, double? AccuracyFp32, double Agreement)
+{
+    public double? MeanKl { get; init; }
+}
+
+/// <summary>A ternary vision-language model against fp32 on images with prompts: mean KL and top-1 agreement of the next-token distributions at the text positions.</summary>
+public sealed record VisionLanguageQuality(string Model, LowBitFormat Format, int Prompts, long Positions, double MeanKl, double Top1Agreement);
 
 /// <summary>The quality cost of ternary post-training quantization against the fp32 model.</summary>
 public static class TernaryQuality

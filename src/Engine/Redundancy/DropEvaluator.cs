@@ -10,6 +10,8 @@ namespace Workbench.Engine.Redundancy;
 public sealed record EvaluationOptions(int Samples = 4, int SeqLen = 128, int Sentences = 16,
     int SpeedPrompt = 16, int SpeedDecode = 48, int SpeedRuns = 3, int SpeedSentences = 4)
 {
+    /// <summary>Held-out images (image classifiers; vision-language models: images with their prompts).</summary>
+    public int Images { get; init; } = 100;
     public static EvaluationOptions Default { get; } = new();
 }
 
@@ -20,7 +22,12 @@ public sealed record EvaluationOptions(int Samples = 4, int SeqLen = 128, int Se
 /// correlation of the pruned model's pairwise sentence similarities with the full model's.
 /// </summary>
 public sealed record QualityReport(double? Kl, double? Top1Agreement, double? Perplexity, double? PerplexityFull,
-    double? EmbeddingCosine, double? Spearman, long Positions);
+    double? EmbeddingCosine, double? Spearman, long Positions)
+{
+    /// <summary>Image classifiers whose evaluation images carry labels naming their classes: top-1 accuracy, changed and full.</summary>
+    public double? Accuracy { get; init; }
+    public double? AccuracyFull { get; init; }
+}
 
 /// <summary>Measured speed (median of a few runs) and the KV cache a decode run allocated (0 for encoders).</summary>
 public sealed record SpeedReport(double PrefillTokensPerSecond, double? DecodeTokensPerSecond, long KvCacheBytes, int PromptTokens, int DecodeTokens);
@@ -47,11 +54,14 @@ public sealed record DropReport(IReadOnlyList<ModuleRef> Dropped, QualityReport 
 public sealed class DropEvaluator
 {
     public LoadedModel Model { get; }
-    /// <summary>What the drops are judged by: next-token distributions, or sentence embeddings.</summary>
-    public TextTask Task { get; }
+    /// <summary>What the drops are judged by: next-token distributions, sentence embeddings, class distributions, or next-token distributions at text positions.</summary>
+    public ModelTask Task { get; }
     public EvaluationOptions Options { get; }
-    /// <summary>Decoders: the held-out token sequences. Encoders: the held-out sentences, tokenized.</summary>
+    /// <summary>Decoders: the held-out token sequences. Encoders: the held-out sentences, tokenized. Image tasks: empty (see <see cref="Images"/>).</summary>
     public TokenSamples Evaluation { get; }
+    /// <summary>Image tasks: the held-out images and the full model's outputs on them; null for text.</summary>
+    public ImageEvaluation? Images { get; }
+    private readonly bool _nextToken; // decoders and vision-language models: prefill + decode speed
 
     private readonly float[][] _fullLogProbs = [];   // decoders: per sequence, [L, vocab] log-softmax
     private readonly double _fullPerplexity;
@@ -63,31 +73,51 @@ public sealed class DropEvaluator
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(split);
         Model = model;
-        Task = TextTask.Of(model, nameof(model));
+        var task = TextTask.Of(model, nameof(model));
+        Task = task;
+        _nextToken = task.NextToken;
         Options = options ?? EvaluationOptions.Default;
         int seq = Math.Min(Options.SeqLen, model.Config.MaxSeq);
-        if (Task.NextToken)
+        if (task.NextToken)
         {
-            Evaluation = split.Evaluation(Task.Tokenize, Options.Samples, seq, pack: true);
+            Evaluation = split.Evaluation(task.Tokenize, Options.Samples, seq, pack: true);
             _fullLogProbs = Evaluation.Sequences.Select(s => LogSoftmaxRows(Readout(s, ModuleSkips.None), model.Config.Vocab)).ToArray();
             _fullPerplexity = Perplexity(_fullLogProbs, Evaluation.Sequences, model.Config.Vocab);
         }
         else
         {
             if (Options.Sentences < 3) throw new ArgumentOutOfRangeException(nameof(options), Options.Sentences, "at least 3 sentences are needed for a rank correlation of similarities");
-            Evaluation = split.Evaluation(Task.Tokenize, Options.Sentences, seq, pack: false);
+            Evaluation = split.Evaluation(task.Tokenize, Options.Sentences, seq, pack: false);
             _fullEmbeddings = Embed(ModuleSkips.None);
             _fullSimilarities = PairwiseCosines(_fullEmbeddings);
         }
     }
 
-    public bool IsDecoder => Task.NextToken;
+    /// <summary>
+    /// An image task's evaluator: drops judged on held-out images (<see cref="ImageEvaluation"/>: KL and top-1 of the
+    /// class distribution, or of the next token at the text positions; accuracy where labels name the classes); speed
+    /// as tokens/s through the model (vision-language models: prefill with the image, then greedy decode).
+    /// </summary>
+    public DropEvaluator(ImageTask task, ImageSamples evaluation, EvaluationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(evaluation);
+        Model = task.Loaded;
+        Task = task;
+        _nextToken = task is VisionLanguageTask;
+        Options = options ?? EvaluationOptions.Default;
+        Images = new ImageEvaluation(task, evaluation);
+        Evaluation = new TokenSamples(evaluation.Part, [], [], evaluation.Tokens);
+    }
+
+    public bool IsDecoder => Task is TextTask { NextToken: true };
 
     public QualityReport Quality(ModuleSkips skips)
     {
         ArgumentNullException.ThrowIfNull(skips);
         Modules.CheckSkips(Model.Config, skips, nameof(skips));
-        if (Task.NextToken)
+        if (Images is not null) return Images.Quality(new ForwardContext { Skips = skips });
+        if (IsDecoder)
         {
             int v = Model.Config.Vocab;
             double kl = 0, agree = 0;
@@ -136,29 +166,28 @@ public sealed class DropEvaluator
         var prefill = Enumerable.Range(0, c).Select(_ => new List<double>()).ToArray();
         var decode = Enumerable.Range(0, c).Select(_ => new List<double>()).ToArray();
         var kv = new long[c];
-        if (Task.NextToken)
+        if (_nextToken)
         {
-            var seq = Evaluation.Sequences[0];
             var (p, n) = CostShape();
+            var prompt = Images is null ? ModelInput.Of(Evaluation.Sequences[0][..p]) : Images.Samples.Inputs[0];
             for (int r = -1; r < runs; r++)
                 for (int i = 0; i < c; i++)
                 {
-                    var (pf, dc, bytes) = DecodeRun(Model.Model, seq.AsSpan(0, p), n, configurations[i]);
+                    var (pf, dc, bytes) = DecodeRun(Model.Model, prompt, p, n, configurations[i]);
                     if (r < 0) continue; // warm-up
                     prefill[i].Add(pf); decode[i].Add(dc); kv[i] = bytes;
                 }
             return Enumerable.Range(0, c).Select(i => new SpeedReport(Median(prefill[i]), n == 0 ? null : Median(decode[i]), kv[i], p, n)).ToArray();
         }
-        var subset = Evaluation.Sequences.Take(Math.Max(1, Options.SpeedSentences)).ToArray();
-        int tokens = subset.Sum(s => s.Length);
+        var (subset, tokens) = EncodeSubset();
         for (int r = -1; r < runs; r++)
             for (int i = 0; i < c; i++)
             {
                 var sw = Stopwatch.StartNew();
-                foreach (var ids in subset) Model.Model.Hidden(ModelInput.Of(ids), new ForwardContext { Skips = configurations[i] });
+                foreach (var input in subset) Model.Model.Hidden(input, new ForwardContext { Skips = configurations[i] });
                 if (r >= 0) prefill[i].Add(tokens / sw.Elapsed.TotalSeconds);
             }
-        return Enumerable.Range(0, c).Select(i => new SpeedReport(Median(prefill[i]), null, 0, tokens, 0)).ToArray();
+        return Enumerable.Range(0, c).Select(i => new SpeedReport(Median(prefill[i]), null, 0, (int)tokens, 0)).ToArray();
     }
 
     /// <summary>Quality, and (when asked) measured speed beside the full model's, with predicted costs.</summary>
@@ -182,31 +211,49 @@ public sealed class DropEvaluator
     /// <summary>The prompt and decode lengths the speed run uses, for the cost prediction.</summary>
     public (int Prompt, int Decode) CostShape()
     {
-        if (Task.NextToken)
+        if (_nextToken)
         {
-            int p = Math.Clamp(Options.SpeedPrompt, 1, Evaluation.Sequences[0].Length);
+            int p = Images is null ? Math.Clamp(Options.SpeedPrompt, 1, Evaluation.Sequences[0].Length)
+                : ((MultimodalInput)Images.Samples.Inputs[0]).Tokens.Length; // the whole prompt: the image comes with it
             return (p, Math.Max(0, Math.Min(Options.SpeedDecode, Model.Config.MaxSeq - p)));
         }
-        // Encoders: one sequence of the mean length of the sentences the speed run embeds.
-        var subset = Evaluation.Sequences.Take(Math.Max(1, Options.SpeedSentences)).ToArray();
-        return (Math.Max(1, subset.Sum(s => s.Length) / subset.Length), 0);
+        // Encoders: one sequence of the mean length of the sentences the speed run embeds (images: the rows of one image).
+        var (subset, tokens) = EncodeSubset();
+        return (Math.Max(1, (int)(tokens / subset.Length)), 0);
+    }
+
+    // The inputs the encode-speed run passes through the model, and their tokens (rows).
+    private (ModelInput[] Inputs, long Tokens) EncodeSubset()
+    {
+        int n = Math.Max(1, Options.SpeedSentences);
+        if (Images is not null)
+        {
+            var inputs = Images.Samples.Inputs.Take(n).ToArray();
+            return (inputs, (long)inputs.Length * Model.Config.MaxSeq);
+        }
+        var seqs = Evaluation.Sequences.Take(n).ToArray();
+        return (seqs.Select(ids => ModelInput.Of(ids)).ToArray(), seqs.Sum(s => (long)s.Length));
     }
 
     /// <summary>One prefill + greedy decode run; returns prefill and decode tokens/s and the KV bytes allocated.</summary>
-    public static (double Prefill, double Decode, long KvBytes) DecodeRun(ITransformerModel model, ReadOnlySpan<int> prompt, int decodeTokens, ModuleSkips skips)
+    public static (double Prefill, double Decode, long KvBytes) DecodeRun(ITransformerModel model, ReadOnlySpan<int> prompt, int decodeTokens, ModuleSkips skips) =>
+        DecodeRun(model, ModelInput.Of(prompt.ToArray()), prompt.Length, decodeTokens, skips);
+
+    /// <summary>The same from any prompt input of <paramref name="promptLength"/> positions (an image with its prompt).</summary>
+    public static (double Prefill, double Decode, long KvBytes) DecodeRun(ITransformerModel model, ModelInput prompt, int promptLength, int decodeTokens, ModuleSkips skips)
     {
-        var cache = KvCache.For(model.Config, prompt.Length + decodeTokens);
+        var cache = KvCache.For(model.Config, promptLength + decodeTokens);
         var ctx = new ForwardContext { Cache = cache, Skips = skips };
         var sw = Stopwatch.StartNew();
-        var state = model.Hidden(ModelInput.Of(prompt.ToArray()), ctx);
+        var state = model.Hidden(prompt, ctx);
         state.Keep([state.Rows - 1]); // the prompt is in the cache; only the last row chooses the next token
         var logits = model.Readout(state, ctx);
-        double prefill = prompt.Length / sw.Elapsed.TotalSeconds;
+        double prefill = promptLength / sw.Elapsed.TotalSeconds;
         sw.Restart();
         for (int i = 0; i < decodeTokens; i++)
         {
             int next = TensorPrimitives.IndexOfMax(logits);
-            logits = model.Forward(ModelInput.Of([next], prompt.Length + i), ctx).Output;
+            logits = model.Forward(ModelInput.Of([next], promptLength + i), ctx).Output;
         }
         double decode = decodeTokens == 0 ? 0 : decodeTokens / sw.Elapsed.TotalSeconds;
         return (prefill, decode, cache.AllocatedBytes);

@@ -8,7 +8,7 @@ namespace Workbench.Engine.Redundancy;
 public sealed record DropSweep(string Model, Granularity Granularity, DropStrategy Strategy, DropPlan Plan, IReadOnlyList<DropReport> Rows)
     : DropResult(Model, Plan)
 {
-    /// <summary>The held-out text every row was evaluated on (set by <see cref="Run"/>).</summary>
+    /// <summary>The held-out text every row was evaluated on (set by <see cref="Run"/>; null for image tasks).</summary>
     public TokenSamples? Evaluation { get; init; }
 
     /// <summary>
@@ -16,6 +16,15 @@ public sealed record DropSweep(string Model, Granularity Granularity, DropStrate
     /// one plan of N drops is made and each prefix evaluated.
     /// </summary>
     public static DropSweep Run(DropEvaluator evaluator, IReadOnlyList<int[]> calibration, Granularity g, DropStrategy strategy,
+        int maxDrops = -1, IEnumerable<int>? never = null, bool measureSpeed = true, CancellationToken cancel = default,
+        IProgress<int>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(calibration);
+        return Run(evaluator, calibration.Select(ids => ModelInput.Of(ids)).ToArray(), g, strategy, maxDrops, never, measureSpeed, cancel, progress);
+    }
+
+    /// <summary>The sweep on any calibration inputs the model takes (images, an image with a prompt, token ids).</summary>
+    public static DropSweep Run(DropEvaluator evaluator, IReadOnlyList<ModelInput> calibration, Granularity g, DropStrategy strategy,
         int maxDrops = -1, IEnumerable<int>? never = null, bool measureSpeed = true, CancellationToken cancel = default,
         IProgress<int>? progress = null)
     {
@@ -34,7 +43,7 @@ public sealed record DropSweep(string Model, Granularity Granularity, DropStrate
             rows[k] = evaluator.Evaluate(plan.Dropped.Take(k).ToArray(), measureSpeed);
             progress?.Report(k + 1);
         }
-        return new DropSweep(evaluator.Model.Name, g, strategy, plan, rows) { Evaluation = evaluator.Evaluation };
+        return new DropSweep(evaluator.Model.Name, g, strategy, plan, rows) { Evaluation = evaluator.Images is null ? evaluator.Evaluation : null, EvaluationImages = evaluator.Images?.Samples };
     }
 
     /// <summary>One row per k, one column per measure, keyed as the CLI's JSON and CSV name them (data, not display labels).</summary>
@@ -54,6 +63,8 @@ public sealed record DropSweep(string Model, Granularity Granularity, DropStrate
         Add("perplexity", r => r.Quality.Perplexity);
         Add("perplexity_full", r => r.Quality.PerplexityFull);
         Add("embedding_cosine", r => r.Quality.EmbeddingCosine);
+        Add("accuracy", r => r.Quality.Accuracy);
+        Add("accuracy_full", r => r.Quality.AccuracyFull);
         Add("spearman", r => r.Quality.Spearman);
         Add("prefill_tokens_per_s", r => r.Speed?.PrefillTokensPerSecond);
         Add("decode_tokens_per_s", r => r.Speed?.DecodeTokensPerSecond);

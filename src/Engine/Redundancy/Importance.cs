@@ -50,7 +50,19 @@ public sealed record ImportanceScores(double[] Block, double[] Attention, double
 /// </summary>
 public static class Importance
 {
+    /// <summary>Token-id calibration sequences (no BOS added): <see cref="Measure(ITransformerModel, IReadOnlyList{ModelInput}, ModuleSkips?, int, CancellationToken, bool)"/> on <see cref="ModelInput.Of(int[], int)"/>.</summary>
     public static ImportanceScores Measure(ITransformerModel model, IReadOnlyList<int[]> calibration, ModuleSkips? skips = null,
+        int threads = 0, CancellationToken cancel = default, bool layerByLayer = true)
+    {
+        ArgumentNullException.ThrowIfNull(calibration);
+        return Measure(model, calibration.Select(ids => ModelInput.Of(ids)).ToArray(), skips, threads, cancel, layerByLayer);
+    }
+
+    /// <summary>
+    /// Importance over any calibration inputs the model takes (token ids, images, an image with a prompt). The mean runs
+    /// over every row of the residual stream entering block 0: tokens, image patches and CLS, image and text tokens.
+    /// </summary>
+    public static ImportanceScores Measure(ITransformerModel model, IReadOnlyList<ModelInput> calibration, ModuleSkips? skips = null,
         int threads = 0, CancellationToken cancel = default, bool layerByLayer = true)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -85,8 +97,8 @@ public static class Importance
         var ctx = new ForwardContext { Hooks = hooks, Skips = skips, Threads = threads > 0 ? threads : Environment.ProcessorCount, Cancellation = cancel };
         if (layerByLayer)
         {
-            var states = calibration.Select(ids => model.Embed(ModelInput.Of(ids), ctx)).ToArray();
-            tokens = calibration.Sum(ids => (long)ids.Length);
+            var states = calibration.Select(input => model.Embed(input, ctx)).ToArray();
+            tokens = states.Sum(s => (long)s.Rows);
             var weights = model.BlockLinears.ToLookup(w => w.Layer, w => w.Weight);
             foreach (var w in weights[0]) StoredLinears.Prefetch(w);
             for (int l = 0; l < layers; l++)
@@ -98,10 +110,11 @@ public static class Importance
             }
         }
         else
-            foreach (var ids in calibration)
+            foreach (var input in calibration)
             {
-                Hidden(model, ids, ctx);
-                tokens += ids.Length;
+                var s = model.Embed(input, ctx);
+                tokens += s.Rows;
+                model.RunBlocks(s, ctx);
             }
         for (int l = 0; l < layers; l++)
         {

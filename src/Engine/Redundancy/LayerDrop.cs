@@ -23,6 +23,14 @@ public static class LayerDropper
     public static DropPlan Plan(ITransformerModel model, IReadOnlyList<int[]> calibration, Granularity g, int count,
         DropStrategy strategy = DropStrategy.OneShot, IEnumerable<int>? never = null, CancellationToken cancel = default)
     {
+        ArgumentNullException.ThrowIfNull(calibration);
+        return Plan(model, calibration.Select(ids => ModelInput.Of(ids)).ToArray(), g, count, strategy, never, cancel);
+    }
+
+    /// <summary>The plan on any calibration inputs the model takes (images, an image with a prompt, token ids).</summary>
+    public static DropPlan Plan(ITransformerModel model, IReadOnlyList<ModelInput> calibration, Granularity g, int count,
+        DropStrategy strategy = DropStrategy.OneShot, IEnumerable<int>? never = null, CancellationToken cancel = default)
+    {
         ArgumentNullException.ThrowIfNull(model);
         if (!Enum.IsDefined(g)) throw new ArgumentException($"granularity {(int)g} is not defined", nameof(g));
         if (!Enum.IsDefined(strategy)) throw new ArgumentException($"strategy {(int)strategy} is not defined", nameof(strategy));

@@ -1,6 +1,7 @@
 using Workbench.Engine.Models;
 using Workbench.Engine.Requests;
 using Workbench.Engine.Text;
+using Workbench.Engine.Vision;
 
 namespace Workbench.Engine.Redundancy;
 
@@ -62,6 +63,50 @@ public sealed record RedundancyInputs(LoadedModel Model, CorpusSplit Split, Toke
 }
 
 /// <summary>
+/// The images an image task (image classifier, vision-language model) is calibrated and judged on: <c>--images</c>
+/// (PNG / JPEG files or folders, a CIFAR-10 folder) or by default the bundled CIFAR-10 test subset, split by the seed
+/// into a calibration half and a held-out half (<see cref="ImageSet.Split"/>); <c>--samples</c> calibration images
+/// (default 16) from the first, the evaluation images from the second. Every image is brought to the model's side by
+/// the model's own preprocessing (<see cref="ImageTask.Preprocessing"/>).
+/// </summary>
+public sealed record ImageInputs(ImageTask Task, ImageSamples Calibration, ImageSet HeldOut, int Seed)
+{
+    public const int DefaultSamples = 16;
+
+    /// <summary>The evaluation inputs: the first <paramref name="count"/> held-out images (prompts drawn after the calibration's).</summary>
+    public ImageSamples Evaluation(int count)
+    {
+        if (HeldOut.Count == 0)
+            throw new OptionException("--images", $"--images: a drop needs held-out images to judge it on, and {Calibration.Images.Count} image(s) leave none (give two or more)");
+        var part = HeldOut.Subset(Enumerable.Range(0, Math.Min(count, HeldOut.Count)).ToArray());
+        return ImageSamples.Of(Task, part, Seed, "evaluation (held out)", first: Calibration.Inputs.Count);
+    }
+
+    /// <summary>Checks the options (those that apply to text only are refused, naming them), then splits the images.</summary>
+    public static ImageInputs Prepare(ImageTask task, int? samples = null, int seed = 0, string? images = null)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var set = Check(task, samples, null, null, images);
+        var (cal, held) = set.Split(seed);
+        int n = Math.Min(samples ?? DefaultSamples, cal.Count);
+        var calibration = ImageSamples.Of(task, cal.Subset(Enumerable.Range(0, n).ToArray()), seed, "calibration");
+        return new ImageInputs(task, calibration, held, seed);
+    }
+
+    /// <summary>The one check of an image task's calibration options: --seq and --corpus are text options; --images must name images.</summary>
+    internal static ImageSet Check(ImageTask task, int? samples, int? seq, string? corpus, string? images)
+    {
+        string what = $"'{task.Loaded.Name}' is {(task is VisionLanguageTask ? "a vision-language model" : "an image classifier")}";
+        if (seq is not null)
+            throw new OptionException("--seq", $"--seq {seq}: {what}; its inputs are {task.Side}x{task.Side} images{(task is VisionLanguageTask v ? $" with a prompt of {v.PromptTokens} tokens" : "")}, so --seq does not apply");
+        if (corpus is not null)
+            throw new OptionException("--corpus", $"--corpus '{corpus}': {what}; give images with --images (default: the bundled CIFAR-10 test images)");
+        if (samples is { } s && s <= 0) throw new OptionException("--samples", $"--samples {s} must be positive");
+        return images is null ? ImageSet.Cifar10() : ImageSet.Load(images);
+    }
+}
+
+/// <summary>
 /// Importance scores of one model with where they came from, and the ranking of one granularity. <see cref="Split"/> is
 /// null when the calibration is seeded random token ids (<see cref="RandomTokens"/>: the model has no tokenizer).
 /// </summary>
@@ -73,8 +118,11 @@ public sealed record RedundancyAnalysis(string Model, Granularity Granularity, I
     /// </summary>
     public string? RandomTokens { get; init; }
 
-    /// <summary>Where the calibration tokens came from: the split and sequences of the text, or the random-id line.</summary>
-    public string CalibrationSource => RandomTokens ?? $"{Split}\n{Calibration}";
+    /// <summary>Image tasks: the calibration images (and prompts); null for text.</summary>
+    public ImageSamples? Images { get; init; }
+
+    /// <summary>Where the calibration tokens came from: the images, the split and sequences of the text, or the random-id line.</summary>
+    public string CalibrationSource => Images?.ToString() ?? RandomTokens ?? $"{Split}\n{Calibration}";
 
     /// <summary>Modules of <see cref="Granularity"/>, least important (first to drop) first.</summary>
     public IReadOnlyList<(ModuleRef Module, double Importance)> Ranked => Scores.Ranked(Granularity);
@@ -85,9 +133,12 @@ public abstract record DropResult(string Model, DropPlan Plan)
 {
     /// <summary>The split the calibration and evaluation text came from (set by <see cref="DropRequest"/>).</summary>
     public CorpusSplit? Split { get; init; }
-    /// <summary>The calibration sequences the plan was scored on (set by <see cref="DropRequest"/>).</summary>
+    /// <summary>The calibration sequences the plan was scored on (set by <see cref="DropRequest"/>; null for image tasks).</summary>
     public TokenSamples? Calibration { get; init; }
+    /// <summary>Image tasks: the calibration images the plan was scored on, and the held-out images it was judged on.</summary>
+    public ImageSamples? CalibrationImages { get; init; }
+    public ImageSamples? EvaluationImages { get; init; }
 }
 
-/// <summary>One drop: the plan (what was dropped and the scores it was chosen from) and its evaluation.</summary>
-public sealed record DropRun(string Model, DropPlan Plan, DropReport Report, TokenSamples Evaluation) : DropResult(Model, Plan);
+/// <summary>One drop: the plan (what was dropped and the scores it was chosen from) and its evaluation (held-out text; null for image tasks, see <see cref="DropResult.EvaluationImages"/>).</summary>
+public sealed record DropRun(string Model, DropPlan Plan, DropReport Report, TokenSamples? Evaluation) : DropResult(Model, Plan);

@@ -84,9 +84,41 @@ public sealed record VitImage
         if (result == SKCodecResult.IncompleteInput)
             throw new ModelFormatException(name, "image", encoded.Length, "image data is truncated");
 
+        using var image = SKImage.FromBitmap(full);
+        return CropAndResample(image, size);
+    }
+
+    /// <summary>
+    /// Raw uint8 HWC RGB pixels (<paramref name="width"/> x <paramref name="height"/>, a CIFAR-10 image for instance) as a
+    /// <paramref name="size"/> x <paramref name="size"/> image, by the centre crop and resampling of <see cref="DecodeSquare"/>;
+    /// a square image of that size already is returned as a copy.
+    /// </summary>
+    public static byte[] ResizeSquare(ReadOnlySpan<byte> hwc, int width, int height, int size)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, 4096);
+        if (hwc.Length != width * height * 3) throw new ArgumentException($"{hwc.Length} bytes for {width}x{height}x3", nameof(hwc));
+        if (width == size && height == size) return hwc.ToArray();
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        var rgba = new byte[width * height * 4];
+        for (int i = 0, j = 0; j < hwc.Length; i += 4, j += 3)
+        {
+            rgba[i] = hwc[j]; rgba[i + 1] = hwc[j + 1]; rgba[i + 2] = hwc[j + 2]; rgba[i + 3] = 255;
+        }
+        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
+        using var image = SKImage.FromBitmap(bitmap);
+        return CropAndResample(image, size);
+    }
+
+    // Centre crop to the short side, then trilinear mipmapped resampling to size x size over black; RGB out.
+    private static byte[] CropAndResample(SKImage image, int size)
+    {
+        var info = image.Info;
         int side = Math.Min(info.Width, info.Height);
         var src = SKRectI.Create((info.Width - side) / 2, (info.Height - side) / 2, side, side);
-        using var image = SKImage.FromBitmap(full);
         var dstInfo = new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var surface = SKSurface.Create(dstInfo) ?? throw new InvalidOperationException($"could not create a {size}x{size} raster surface");
         surface.Canvas.Clear(SKColors.Black);

@@ -224,9 +224,16 @@ public static class LowBitCharts
         }
         if (r.Classifier is { } c)
         {
-            rows.Add(("quality (held-out CIFAR-10 test images)", $"{c.Images} images, every class"));
-            rows.Add(("top-1 accuracy", $"{Pct(c.AccuracyFp32)} fp32 -> {Pct(c.Accuracy)} ternary"));
+            rows.Add(("quality (held-out images)", $"{c.Images} images"));
+            if (c.Accuracy is { } acc && c.AccuracyFp32 is { } fp) rows.Add(("top-1 accuracy", $"{Pct(fp)} fp32 -> {Pct(acc)} ternary"));
             rows.Add(("agreement with fp32", Pct(c.Agreement)));
+            if (c.MeanKl is { } ckl) rows.Add(("KL(fp32 || ternary)", $"{F(ckl, 4)} nats per image"));
+        }
+        if (r.VisionLanguage is { } v)
+        {
+            rows.Add(("quality (held-out images, seeded prompts)", $"{v.Prompts} prompts, {v.Positions} text positions"));
+            rows.Add(("KL(fp32 || ternary)", $"{F(v.MeanKl, 4)} nats per token"));
+            rows.Add(("top-1 agreement", Pct(v.Top1Agreement)));
         }
         if (r.Encoder is { } e)
         {

@@ -25,8 +25,8 @@ public static class RedundancyCharts
             + Plot.Html(Heatmap(s)) + Html.Table(s.ToDataFrame()));
         Html.Register<RedundancyAnalysis>(a => Html.Summary($"Redundancy of {a.Model}", [
                 ("importance", "1 - cos(input, output), mean over calibration tokens"),
-                ("calibration", a.RandomTokens ?? a.Calibration.ToString()),
-                ("split", a.Split?.ToString() ?? "none: seeded random token ids"),
+                ("calibration", a.Images?.ToString() ?? a.RandomTokens ?? a.Calibration.ToString()),
+                ("split", a.Split?.ToString() ?? (a.Images is not null ? "images: a seeded calibration half" : "none: seeded random token ids")),
                 ($"{Names.Of(a.Granularity)}, least important first", string.Join(", ", a.Ranked.Select(x => $"{x.Module} {F(x.Importance, 4)}")))])
             + Plot.Html(Heatmap(a.Scores, $"{a.Model}: importance per layer (low = redundant)")) + Html.Table(a.ToDataFrame()));
         Html.Register<DropRun>(r => Html.Summary($"{r.Model}: dropped {r.Plan.Dropped.Count} {Names.Of(r.Plan.Granularity)} module(s), {Names.Of(r.Plan.Strategy)}", DropRows(r))
@@ -252,7 +252,7 @@ public static class RedundancyCharts
         var (attn, mlp) = r.Report.Skips.Lists();
         yield return ("drop_attn_list / drop_mlp_list", $"[{string.Join(",", attn)}] / [{string.Join(",", mlp)}]");
         if (r.Plan.Never.Count > 0) yield return ("never dropped", string.Join(",", r.Plan.Never));
-        yield return ("evaluation", r.Evaluation.ToString());
+        yield return ("evaluation", r.EvaluationImages?.ToString() ?? r.Evaluation?.ToString() ?? "");
         foreach (var row in QualityRows(q)) yield return row;
         foreach (var row in SpeedRows(r.Report)) yield return row;
     }
@@ -276,7 +276,8 @@ public static class RedundancyCharts
         {
             yield return ("KL(full ‖ pruned)", F(kl, 4) + " nats/token");
             yield return ("top-1 agreement", Pct(q.Top1Agreement));
-            yield return ("perplexity", $"{F(q.Perplexity, 3)} (full {F(q.PerplexityFull, 3)})");
+            if (q.Perplexity is not null) yield return ("perplexity", $"{F(q.Perplexity, 3)} (full {F(q.PerplexityFull, 3)})");
+            if (q.Accuracy is not null) yield return ("accuracy", $"{Pct(q.Accuracy)} (full {Pct(q.AccuracyFull)})");
         }
         else
         {

@@ -9,12 +9,13 @@ using Workbench.Engine.Requests;
 
 namespace Workbench.Interactive.Directives;
 
-/// <summary><c>#!bitnet --model NAME|PATH --format i2s|tl1|tl2 [--threads T] [--as VAR]</c>, as <c>workbench bitnet</c>.</summary>
+/// <summary><c>#!bitnet --model NAME|PATH --format i2s|tl1|tl2 [--threads T] [--images PATHS] [--as VAR]</c>, as <c>workbench bitnet</c>.</summary>
 public sealed class BitNetDirectiveCommand : KernelDirectiveCommand
 {
     public string? Model { get; set; }
     public string? Format { get; set; }
     public string? Threads { get; set; }
+    public string? Images { get; set; }
     public string? As { get; set; }
 }
 
@@ -51,6 +52,7 @@ internal static class LowBitDirectives
                 new KernelDirectiveParameter("--model", $"bundled model ({string.Join(", ", ModelHub.BundledNames)}) or a path") { AllowImplicitName = true, Required = true },
                 new KernelDirectiveParameter("--format", $"packed ternary format: {LowBitFormats.NameList(ternaryOnly: true)}") { Required = true },
                 new KernelDirectiveParameter("--threads", $"kernel threads, 1..{Environment.ProcessorCount} (default 1)") { TypeHint = "number" },
+                new KernelDirectiveParameter("--images", "image classifiers and LLaVA: evaluation images, PNG / JPEG files or folders, comma-separated (default: 200 bundled CIFAR-10 test images)"),
                 new KernelDirectiveParameter("--as", "C# variable for the TernaryReport (default: bitnet)"),
             },
         };
@@ -81,6 +83,7 @@ internal static class LowBitDirectives
             Model = Clean(c.Model) ?? "",
             Format = Clean(c.Format) ?? "",
             Threads = Parse.Int(Clean(c.Threads), "--threads") ?? 1,
+            Images = Clean(c.Images),
         },
         (request, token) =>
         {

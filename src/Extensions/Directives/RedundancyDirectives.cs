@@ -7,7 +7,7 @@ using Workbench.Engine.Requests;
 namespace Workbench.Interactive.Directives;
 
 /// <summary>
-/// <c>#!redundancy --model NAME|PATH --granularity block|attention|mlp|joint [--samples N] [--seq L] [--seed S] [--corpus PATH] [--as VAR]</c>:
+/// <c>#!redundancy --model NAME|PATH --granularity block|attention|mlp|joint [--samples N] [--seq L] [--seed S] [--corpus PATH] [--images PATHS] [--as VAR]</c>:
 /// the importance (1 - cos) of every block, attention and MLP layer, as the CLI verb <c>workbench redundancy</c>.
 /// </summary>
 public sealed class RedundancyCommand : KernelDirectiveCommand
@@ -19,12 +19,13 @@ public sealed class RedundancyCommand : KernelDirectiveCommand
     public string? Seed { get; set; }
     public string? Corpus { get; set; }
     public string? Weights { get; set; }
+    public string? Images { get; set; }
     public string? As { get; set; }
 }
 
 /// <summary>
 /// <c>#!drop --model NAME|PATH --granularity G --count K [--strategy one-shot|iterative] [--never LIST] [--sweep] [--no-speed]
-/// [--samples N] [--seq L] [--seed S] [--corpus PATH] [--as VAR]</c>, as the CLI verb <c>workbench drop</c>.
+/// [--samples N] [--seq L] [--seed S] [--corpus PATH] [--images PATHS] [--as VAR]</c>, as the CLI verb <c>workbench drop</c>.
 /// </summary>
 public sealed class DropCommand : KernelDirectiveCommand
 {
@@ -40,6 +41,7 @@ public sealed class DropCommand : KernelDirectiveCommand
     public string? Seed { get; set; }
     public string? Corpus { get; set; }
     public string? Weights { get; set; }
+    public string? Images { get; set; }
     public string? As { get; set; }
 }
 
@@ -52,7 +54,7 @@ internal static class RedundancyDirectives
     {
         var redundancy = new KernelActionDirective(Redundancy)
         {
-            Description = "Score every block, attention and MLP layer by 1 - cos(input, output) on calibration text (He et al. 2024) and show the importance heatmap.",
+            Description = "Score every block, attention and MLP layer by 1 - cos(input, output) on calibration text or images (He et al. 2024) and show the importance heatmap.",
         };
         AddShared(redundancy, "redundancy");
         kernel.AddDirective<RedundancyCommand>(redundancy, (c, context) => Run(context, Redundancy, c.As, "redundancy", token =>
@@ -61,6 +63,7 @@ internal static class RedundancyDirectives
             {
                 Model = Text(c.Model)!, Granularity = Text(c.Granularity)!,
                 Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus), Weights = Text(c.Weights),
+                Images = Text(c.Images),
             };
             return request.Run(Magic.Bar(LiveProgress.Start(context, $"importance of {request.Model}", 2)), token);
         }));
@@ -90,12 +93,13 @@ internal static class RedundancyDirectives
 
     private static void AddShared(KernelActionDirective d, string verb)
     {
-        d.Parameters.Add(new KernelDirectiveParameter("--model", "a bundled model (stories260K, babyllama, minilm) or a path") { AllowImplicitName = true, Required = true });
+        d.Parameters.Add(new KernelDirectiveParameter("--model", "a bundled model (stories260K, babyllama, minilm, vit-cifar10) or a path (a ViT or LLaVA folder too)") { AllowImplicitName = true, Required = true });
         d.Parameters.Add(new KernelDirectiveParameter("--granularity", "block, attention, mlp or joint") { Required = true });
-        d.Parameters.Add(new KernelDirectiveParameter("--samples", "calibration sequences (default: 8 for decoders, 16 sentences for encoders)") { TypeHint = "number" });
+        d.Parameters.Add(new KernelDirectiveParameter("--samples", "calibration sequences (default: 8 for decoders, 16 sentences for encoders, 16 images for image models)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--seq", "tokens per calibration sequence (default: 128 for decoders, 64 for encoders)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--seed", "seed of the calibration/evaluation split (default 0)") { TypeHint = "number" });
         d.Parameters.Add(new KernelDirectiveParameter("--corpus", "text file, documents separated by blank lines, or persuasion (the novel austen-16L never saw; default: TinyStories for decoders, Pride and Prejudice for encoders)"));
+        d.Parameters.Add(new KernelDirectiveParameter("--images", "image classifiers and LLaVA: PNG / JPEG files or folders (a CIFAR-10 folder too), comma-separated, split by --seed into calibration and held-out halves (default: the bundled CIFAR-10 test images)"));
         d.Parameters.Add(new KernelDirectiveParameter("--weights", "stored (default: bf16 / f16 / Q8_0 / Q4_0 linears stay memory-mapped in their type) or fp32"));
         d.Parameters.Add(new KernelDirectiveParameter("--as", $"C# variable for the result (default: {(verb == "drop" ? "drop, or sweep with --sweep" : "redundancy")})"));
     }
@@ -105,7 +109,7 @@ internal static class RedundancyDirectives
         var request = new DropRequest
         {
             Model = Text(c.Model)!, Granularity = Text(c.Granularity)!,
-            Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus), Weights = Text(c.Weights),
+            Samples = Parse.Int(Text(c.Samples), "--samples"), Seq = Parse.Int(Text(c.Seq), "--seq"), Seed = Parse.Int(Text(c.Seed), "--seed") ?? 0, Corpus = Text(c.Corpus), Weights = Text(c.Weights), Images = Text(c.Images),
             Count = Parse.Int(Text(c.Count), "--count"), Strategy = Text(c.Strategy) ?? "one-shot", Never = Text(c.Never),
             Sweep = c.Sweep, NoSpeed = c.NoSpeed,
         };

@@ -80,7 +80,7 @@ public class ImportanceTests(ITestOutputHelper output)
     {
         var m = Shared.Stories;
         var cal = Shared.Calibration(m, 1, 16);
-        Assert.Equal("calibration", Assert.Throws<ArgumentException>(() => Importance.Measure(m.Model, [])).ParamName);
+        Assert.Equal("calibration", Assert.Throws<ArgumentException>(() => Importance.Measure(m.Model, Array.Empty<int[]>())).ParamName);
         Assert.Equal("skips", Assert.ThrowsAny<ArgumentException>(() => Importance.Measure(m.Model, cal, new ModuleSkips(new HashSet<int> { 5 }, new HashSet<int>()))).ParamName);
         Assert.Equal("granularity", Assert.Throws<ArgumentException>(() => Names.ParseGranularity("heads")).ParamName);
         Assert.Equal("strategy", Assert.Throws<ArgumentException>(() => Names.ParseStrategy("random")).ParamName);

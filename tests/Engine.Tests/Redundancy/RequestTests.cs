@@ -92,9 +92,10 @@ public class RequestTests
     }
 
     [Fact]
-    public void A_model_that_is_not_a_text_model_or_a_missing_corpus_is_refused_by_name()
+    public void Text_on_an_image_model_or_a_missing_corpus_is_refused_by_name()
     {
-        Assert.Equal("--model", Assert.Throws<OptionException>(new RedundancyRequest { Model = "vit-cifar10", Granularity = "block" }.Validate).Option);
+        new RedundancyRequest { Model = "vit-cifar10", Granularity = "block" }.Validate(); // images: its task's calibration
+        Assert.Equal("--corpus", Assert.Throws<OptionException>(new RedundancyRequest { Model = "vit-cifar10", Granularity = "block", Corpus = "persuasion" }.Validate).Option);
         Assert.Equal("--corpus", Assert.Throws<OptionException>(new RedundancyRequest { Model = "minilm", Granularity = "block", Corpus = "/nonexistent.txt" }.Validate).Option);
     }
 
