@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 
 namespace Workbench.Engine.Tensors;
 
-/// <summary>Row-wise operations of the forward passes, over spans, built on TensorPrimitives where it has the op.</summary>
+/// <summary>Row-wise operations of the forward passes, over spans, built on TensorPrimitives where it has the op, except those a decode step runs (plain loops that ReadyToRun precompiles: see RmsNorm).</summary>
 public static class Ops
 {
     /// <summary>
