@@ -6,7 +6,15 @@ public enum DType { F32, F16, BF16, F64, I8, U8, I16, I32, I64 }
 /// <summary>One tensor as a file describes it: shape in row-major order (outermost first), where its bytes are.</summary>
 public sealed record TensorEntry(string Name, DType DType, long[] Shape, long ByteOffset, long ByteLength)
 {
-    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+    public long ElementCount
+    {
+        get
+        {
+            long n = 1; // a loop, not Aggregate: LINQ over long is jitted at every model load (no precompiled code)
+            foreach (long d in Shape) n *= d;
+            return n;
+        }
+    }
 }
 
 /// <summary>

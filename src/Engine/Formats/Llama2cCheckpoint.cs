@@ -94,7 +94,8 @@ public sealed class Llama2cCheckpoint : ITensorSource
         long offset = Llama2cHeader.Bytes;
         void Add(string name, params long[] shape)
         {
-            long bytes = shape.Aggregate(4L, (a, b) => a * b);
+            long bytes = 4;
+            foreach (long s in shape) bytes *= s;
             if (offset + bytes > fileLength)
                 throw new ModelFormatException(path, name, offset,
                     $"tensor of {bytes} bytes runs past the end of the file ({fileLength} bytes; the layout needs {Llama2cHeader.Bytes + 4 * c.PayloadFloats(c.SharedClassifier)})");

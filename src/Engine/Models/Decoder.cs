@@ -80,7 +80,7 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer? token
 
     public static int Sample(ReadOnlySpan<float> logits, float temperature, Random rng)
     {
-        if (temperature == 0) return TensorPrimitives.IndexOfMax(logits);
+        if (temperature == 0) return Tensors.Ops.IndexOfMax(logits);
         var p = new float[logits.Length];
         TensorPrimitives.Divide(logits, temperature, p);
         Tensors.Ops.Softmax(p);

@@ -106,7 +106,8 @@ public static class LlamaLoader
         catch (ArgumentException e) { throw new ModelFormatException(src.Path, e.ParamName ?? "config", 0, e.Message, e); }
         // Sizes come from the header or config.json; buffers are sized only after the tensors confirm them, and zero
         // weights for absent modules never exceed what the file holds, so loading allocates O(file), not O(header).
-        long present = src.Tensors.Sum(t => t.ElementCount);
+        long present = 0;
+        foreach (var t in src.Tensors) present += t.ElementCount;
         float[] Zero(long n) => zeros.TryGetValue(n, out var z) ? z
             : n <= present ? zeros[n] = new float[n]
             : throw new ModelFormatException(src.Path, "config", 0, $"a module of {n} weights is larger than all {present} weights in the file");
@@ -228,18 +229,34 @@ internal static class TensorReading
         if (!src.Contains(name)) throw new ModelFormatException(src.Path, src is GgufNames g ? g.ToGguf(name) : name, 0, "tensor is missing");
         var e = src.Get(name);
         // Singleton dimensions (e.g. [1, 64] biases, [1, 1, 64] tokens) do not change the layout.
-        var got = e.Shape.Where(s => s != 1).ToArray();
-        var want = shape.Where(s => s != 1).ToArray();
-        if (!got.SequenceEqual(want))
+        if (!SameLayout(e.Shape, shape))
             throw new ModelFormatException(src.Path, e.Name, e.ByteOffset, $"shape [{string.Join(", ", e.Shape)}] does not match the expected [{string.Join(", ", shape)}]");
         return src.ReadF32(name);
     }
 
-    public static ModelCard Card(string name, ITensorSource src, ModelConfig cfg) =>
-        new(name, src.Path, src.Format, cfg,
-            src.Tensors.DistinctBy(t => t.ByteOffset).Sum(t => t.ElementCount),
-            src.Tensors.DistinctBy(t => t.ByteOffset).Sum(t => t.ByteLength),
+    // Loops rather than LINQ here and above: LINQ over long has no precompiled code, so it was jitted at every model load.
+    private static bool SameLayout(IReadOnlyList<long> got, IReadOnlyList<long> want)
+    {
+        int i = 0, j = 0;
+        while (true)
+        {
+            while (i < got.Count && got[i] == 1) i++;
+            while (j < want.Count && want[j] == 1) j++;
+            if (i == got.Count || j == want.Count) return i == got.Count && j == want.Count;
+            if (got[i++] != want[j++]) return false;
+        }
+    }
+
+    public static ModelCard Card(string name, ITensorSource src, ModelConfig cfg)
+    {
+        // Tensors sharing bytes (tied embeddings) count once.
+        var offsets = new HashSet<long>();
+        long count = 0, bytes = 0;
+        foreach (var t in src.Tensors)
+            if (offsets.Add(t.ByteOffset)) { count += t.ElementCount; bytes += t.ByteLength; }
+        return new(name, src.Path, src.Format, cfg, count, bytes,
             src.Tensors.Select(t => new TensorCardEntry(t.Name, StoredType(src, t), t.Shape, t.ByteLength)).ToList());
+    }
 
     // GGUF lists block-quantized tensors as U8 bytes; the card names the type they are stored in (Q4_K, Q8_0, ...).
     private static string StoredType(ITensorSource src, TensorEntry t) =>

@@ -194,7 +194,7 @@ public sealed class LlamaModel : ITransformerModel
             var o = Attention(layer, w, xb, s, ctx, ws);
             if (w.PostAttnNorm is { } post) NormRows(o, d, post, null, o);
             ctx.Fire(HookNames.AttnOut(layer), layer, o, n, d, s.TokenIndex);
-            TensorPrimitives.Add(x, o, x);
+            Ops.Add(x, o);
         }
         ctx.Fire(HookNames.ResidMid(layer), layer, x, n, d, s.TokenIndex);
 
@@ -217,7 +217,7 @@ public sealed class LlamaModel : ITransformerModel
             Linear(ctx, ws, h1, n, h, w.W2, d, o, w.B2);
             if (w.PostFfnNorm is { } post) NormRows(o, d, post, null, o);
             ctx.Fire(HookNames.MlpOut(layer), layer, o, n, d, s.TokenIndex);
-            TensorPrimitives.Add(x, o, x);
+            Ops.Add(x, o);
         }
         ctx.Fire(HookNames.ResidPost(layer), layer, x, n, d, s.TokenIndex);
     }
@@ -229,11 +229,15 @@ public sealed class LlamaModel : ITransformerModel
         {
             case DecoderMlp.SwiGlu: Ops.SwiGlu(gate, up); break;
             case DecoderMlp.GeGluTanh: Ops.GeluTanh(gate); TensorPrimitives.Multiply(gate, up, gate); break;
-            case DecoderMlp.Relu2Glu:
-                for (int i = 0; i < gate.Length; i++) { float r = MathF.Max(gate[i], 0f); gate[i] = r * r * up[i]; }
-                break;
+            case DecoderMlp.Relu2Glu: Relu2Glu(gate, up); break;
             default: throw new InvalidOperationException($"{Spec.Mlp} is not a gated MLP");
         }
+    }
+
+    // Its own method for the reason given at QuantizedLinear (MathF.Max), so Gate's precompiled code is kept.
+    private static void Relu2Glu(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        for (int i = 0; i < gate.Length; i++) { float r = MathF.Max(gate[i], 0f); gate[i] = r * r * up[i]; }
     }
 
     /// <summary>The block's norm over each <paramref name="width"/>-wide row (in place when x and y are the same).</summary>
@@ -259,10 +263,15 @@ public sealed class LlamaModel : ITransformerModel
     private void Linear(ForwardContext ctx, Workspace ws, ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, float[]? bias = null)
     {
         if (!Spec.QuantizedActivations || StoredLinears.FindTernary(w) is not null)
-        {
             ctx.RunLinear(x, n, k, w, m, y, bias, fallback: LinearOverride);
-            return;
-        }
+        else QuantizedLinear(ctx, ws, x, n, k, w, m, y, bias);
+    }
+
+    // Apart from Linear, which every decode step runs: on the Zen 4 VM of issue 14 the runtime rejects the ReadyToRun
+    // code of methods using MathF.Max / Math.Clamp (the JIT events flag them "ReadyToRun rejected precompiled code"; the
+    // instruction-set check of their float min/max code, it seems) and jits them, so they stay off the common path.
+    private void QuantizedLinear(ForwardContext ctx, Workspace ws, ReadOnlySpan<float> x, int n, int k, float[] w, int m, Span<float> y, float[]? bias)
+    {
         var xq = ws.Get(Slot.Xq, n * k);
         var sx = ws.Get(Slot.RowScale, n);
         for (int i = 0; i < n; i++)

@@ -25,8 +25,15 @@ public sealed class SequenceState
         Dim = dim;
         Hidden = new float[rows * dim];
         Positions = positions;
-        TokenIndex = tokenIndex ?? Enumerable.Range(0, rows).ToArray();
+        TokenIndex = tokenIndex ?? Identity(rows);
         Valid = valid;
+    }
+
+    private static int[] Identity(int rows)
+    {
+        var ids = new int[rows];
+        for (int i = 0; i < rows; i++) ids[i] = i;
+        return ids;
     }
 
     public Span<float> Row(int r) => Hidden.AsSpan(r * Dim, Dim);

@@ -78,9 +78,8 @@ public static class AttentionKernel
         if (!probs.IsEmpty) s.CopyTo(probs);
     }
 
-    // Dots and ScalarChains: fully optimised at first call, as MatMul.Rows (decode's hot loops; see there).
+    // Dots and ScalarChains: precompiled by ReadyToRun, as MatMul.Rows (decode's hot loops; see there).
     /// <summary>y[r] = a . rows[r] for <paramref name="count"/> rows <paramref name="stride"/> apart, as MatMul's row kernels form each sum.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Dots(IsaPath path, float* a, float* rows, long stride, int k, int count, float* y)
     {
         switch (path)
@@ -97,7 +96,6 @@ public static class AttentionKernel
     /// vectors), each sum the scalar chain ((0 + a0 b0) + a1 b1) + ... that a row kernel forms for k under one vector:
     /// TV.Count columns at a time, one lane per column.
     /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static unsafe void ScalarChains<TV>(float* a, float* cols, long stride, int k, int count, float* y) where TV : unmanaged, IVec<TV>
     {
         int w = TV.Count;
@@ -178,7 +176,8 @@ public static class AttentionKernel
         var s = sb.AsSpan(0, n * c); var oh = ob.AsSpan(0, n * hd);
         // The 1/sqrt(hd) scale is applied to Q as it is gathered (n x hd values instead of n x c scores).
         float scale = 1f / MathF.Sqrt(hd);
-        for (int i = 0; i < n; i++) System.Numerics.Tensors.TensorPrimitives.Multiply(q.Slice(i * qStride + qOff, hd), scale, qh.Slice(i * hd, hd));
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < hd; t++) qh[i * hd + t] = q[i * qStride + qOff + t] * scale;
         for (int j = 0; j < c; j++) keys.Slice(j * kvStride + kvOff, hd).CopyTo(kh.Slice(j * hd, hd));
         MatMul.Linear(qh, n, hd, kh, c, s, threads: 1, path: path); // temporaries: no cached packing
         Softmax(s, n, c, mask, path);

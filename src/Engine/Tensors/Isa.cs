@@ -49,8 +49,15 @@ public static class Isa
     }
 
     /// <summary>Every path usable here (ignoring scopes), for tests that hold each equal to the scalar twin.</summary>
-    public static IReadOnlyList<IsaPath> SupportedPaths { get; } =
-        new[] { IsaPath.Scalar, IsaPath.V128, IsaPath.V256, IsaPath.V512 }.Where(Supported).ToArray();
+    public static IReadOnlyList<IsaPath> SupportedPaths { get; } = Paths();
+
+    // A loop, not Where(...).ToArray(): LINQ over IsaPath has no precompiled code, and this runs in every process.
+    private static IsaPath[] Paths()
+    {
+        var all = new List<IsaPath>(4);
+        foreach (var p in new[] { IsaPath.Scalar, IsaPath.V128, IsaPath.V256, IsaPath.V512 }) if (Supported(p)) all.Add(p);
+        return all.ToArray();
+    }
 
     private static readonly AsyncLocal<IsaPath?> Scoped = new();
     private static int _openScopes;

@@ -142,9 +142,8 @@ public static unsafe class MatMul
     // From this many X rows on, packing a transposed panel of W pays for itself (prefill, encoders).
     private const int PanelMinRows = 4;
 
-    // Fully optimised at first call, never tiered: a decode step calls this ~36 times for tiny matrices, and its
-    // ReadyToRun code ran the stories260K decode ~3x slower than jitted code (tier 0 far slower still) until tier-up.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    // Precompiled by ReadyToRun (no JIT at start-up): its code equals tier-1 code since the IVec loads and stores are the
+    // non-generic intrinsics (Vec.cs); a decode step calls this ~36 times for tiny matrices.
     private static void Rows(float* x, int n, int k, float* w, int m, float* y, int r0, int r1, IsaPath p)
     {
         if (n >= PanelMinRows && p != IsaPath.Scalar)

@@ -132,25 +132,28 @@ internal static unsafe class PanelGemm
         }
     }
 
-    /// <summary>dst[c * ldd + r] = src[r * lds + c] * scale for an 8 x 8 block (the unpack / shuffle / lane-swap transpose).</summary>
+    /// <summary>
+    /// dst[c * ldd + r] = src[r * lds + c] * scale for an 8 x 8 block (the unpack / shuffle / lane-swap transpose).
+    /// Avx's own loads and stores, not Vector256.Load / Store: so ReadyToRun precompiles Pack (see Vec.cs).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose8(float* src, int lds, float scale, float* dst, int ldd)
     {
-        Vector256<float> r0 = Vector256.Load(src), r1 = Vector256.Load(src + lds), r2 = Vector256.Load(src + 2 * lds), r3 = Vector256.Load(src + 3 * lds),
-            r4 = Vector256.Load(src + 4 * lds), r5 = Vector256.Load(src + 5 * lds), r6 = Vector256.Load(src + 6 * lds), r7 = Vector256.Load(src + 7 * lds);
+        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + lds), r2 = Avx.LoadVector256(src + 2 * lds), r3 = Avx.LoadVector256(src + 3 * lds),
+            r4 = Avx.LoadVector256(src + 4 * lds), r5 = Avx.LoadVector256(src + 5 * lds), r6 = Avx.LoadVector256(src + 6 * lds), r7 = Avx.LoadVector256(src + 7 * lds);
         var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1); var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
         var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5); var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
         var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE); var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
         var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE); var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
         var sc = Vector256.Create(scale);
-        (Avx.Permute2x128(u0, u4, 0x20) * sc).Store(dst);
-        (Avx.Permute2x128(u1, u5, 0x20) * sc).Store(dst + ldd);
-        (Avx.Permute2x128(u2, u6, 0x20) * sc).Store(dst + 2 * ldd);
-        (Avx.Permute2x128(u3, u7, 0x20) * sc).Store(dst + 3 * ldd);
-        (Avx.Permute2x128(u0, u4, 0x31) * sc).Store(dst + 4 * ldd);
-        (Avx.Permute2x128(u1, u5, 0x31) * sc).Store(dst + 5 * ldd);
-        (Avx.Permute2x128(u2, u6, 0x31) * sc).Store(dst + 6 * ldd);
-        (Avx.Permute2x128(u3, u7, 0x31) * sc).Store(dst + 7 * ldd);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20) * sc);
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20) * sc);
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20) * sc);
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20) * sc);
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31) * sc);
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31) * sc);
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31) * sc);
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31) * sc);
     }
 
     /// <summary>

@@ -1,9 +1,15 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Workbench.Engine.Tensors;
 
-/// <summary>The few vector operations the fp32 kernels need, as static members so the JIT specialises it per width.</summary>
+/// <summary>
+/// The few vector operations the fp32 kernels need, as static members so the JIT specialises it per width. Loads and
+/// stores use the instruction sets' own non-generic forms (Avx512F.LoadVector512, Avx.Store, ...): ReadyToRun
+/// (crossgen2) compiles a call to the generic Vector512.Load&lt;T&gt; as an out-of-line call into jitted code, and refuses
+/// any method calling Vector*.Store&lt;T&gt;, so through those the precompiled decode kernels ran ~3x slower than jitted ones.
+/// </summary>
 internal unsafe interface IVec<TSelf> where TSelf : struct, IVec<TSelf>
 {
     static abstract int Count { get; }
@@ -20,12 +26,12 @@ internal unsafe struct V512 : IVec<V512>
 {
     private Vector512<float> _v;
     public static int Count => Vector512<float>.Count;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Load(float* p) => new() { _v = Vector512.Load(p) };
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Load(float* p) => new() { _v = Avx512F.LoadVector512(p) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Broadcast(float v) => new() { _v = Vector512.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Fma(V512 a, V512 b, V512 c) => new() { _v = Vector512.FusedMultiplyAdd(a._v, b._v, c._v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Add(V512 a, V512 b) => new() { _v = a._v + b._v };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Mul(V512 a, V512 b) => new() { _v = a._v * b._v };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V512 v, float* p) => v._v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V512 v, float* p) => Avx512F.Store(p, v._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 v) => Vector512.Sum(v._v);
 }
 
@@ -33,12 +39,12 @@ internal unsafe struct V256 : IVec<V256>
 {
     private Vector256<float> _v;
     public static int Count => Vector256<float>.Count;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Load(float* p) => new() { _v = Vector256.Load(p) };
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Load(float* p) => new() { _v = Avx.LoadVector256(p) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Broadcast(float v) => new() { _v = Vector256.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 a, V256 b, V256 c) => new() { _v = Vector256.FusedMultiplyAdd(a._v, b._v, c._v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Add(V256 a, V256 b) => new() { _v = a._v + b._v };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Mul(V256 a, V256 b) => new() { _v = a._v * b._v };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V256 v, float* p) => v._v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V256 v, float* p) => Avx.Store(p, v._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 v) => Vector256.Sum(v._v);
 }
 
@@ -46,12 +52,12 @@ internal unsafe struct V128 : IVec<V128>
 {
     private Vector128<float> _v;
     public static int Count => Vector128<float>.Count;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Load(float* p) => new() { _v = Vector128.Load(p) };
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Load(float* p) => new() { _v = Sse.IsSupported ? Sse.LoadVector128(p) : Vector128.Load(p) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Broadcast(float v) => new() { _v = Vector128.Create(v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 a, V128 b, V128 c) => new() { _v = Vector128.FusedMultiplyAdd(a._v, b._v, c._v) };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Add(V128 a, V128 b) => new() { _v = a._v + b._v };
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Mul(V128 a, V128 b) => new() { _v = a._v * b._v };
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V128 v, float* p) => v._v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V128 v, float* p) { if (Sse.IsSupported) Sse.Store(p, v._v); else v._v.Store(p); }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V128 v) => Vector128.Sum(v._v);
 }
 

@@ -94,16 +94,17 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             start = c + 1;
         }
         // Same O(n^2) greedy loop as run.c; only the pair -> merged-piece lookups are memoised.
-        var pairs = new Dictionary<(int, int), int>();
+        // Keyed by both ids in one long: a Dictionary<(int, int), int> has no precompiled code and was jitted at every start.
+        var pairs = new Dictionary<long, int>();
         while (true)
         {
             float bestScore = -1e10f;
             int bestId = -1, bestIdx = -1;
             for (int i = 0; i < tokens.Count - 1; i++)
             {
-                var key = (tokens[i], tokens[i + 1]);
+                long key = (long)tokens[i] << 32 | (uint)tokens[i + 1];
                 if (!pairs.TryGetValue(key, out int id))
-                    pairs[key] = id = Lookup(Encoding.Latin1.GetString(_pieces[key.Item1]) + Encoding.Latin1.GetString(_pieces[key.Item2]));
+                    pairs[key] = id = Lookup(Encoding.Latin1.GetString(_pieces[tokens[i]]) + Encoding.Latin1.GetString(_pieces[tokens[i + 1]]));
                 if (id != -1 && _scores[id] > bestScore) { bestScore = _scores[id]; bestId = id; bestIdx = i; }
             }
             if (bestIdx == -1) break;

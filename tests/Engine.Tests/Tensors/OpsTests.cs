@@ -214,4 +214,29 @@ public class SoftmaxTests
         Assert.Equal(e / (2 + e), x[2], 1e-6);
         Assert.Equal(0f, x[3]);
     }
+    /// <summary>Ops.IndexOfMax (the greedy pick) decides as TensorPrimitives.IndexOfMax: ties, signed zeros, NaN, infinities.</summary>
+    [Fact]
+    public void IndexOfMax_and_Max_pick_what_TensorPrimitives_picks()
+    {
+        var rng = new Random(7);
+        var cases = new List<float[]> { new float[0], new[] { 1f }, new[] { -0f, 0f }, new[] { 0f, -0f }, new[] { -0f, -0f, 0f, 0f },
+            new[] { 3f, float.NaN, 5f, float.NaN }, new[] { float.NaN, 1f }, new[] { float.NegativeInfinity, float.NegativeInfinity },
+            new[] { 2f, float.PositiveInfinity, 7f, float.PositiveInfinity }, new[] { 5f, 5f, 5f } };
+        foreach (int n in new[] { 3, 16, 17, 64, 100, 512, 1000 })
+            for (int rep = 0; rep < 20; rep++)
+            {
+                // Few distinct values, so ties (and ties of signed zeros) are common.
+                var x = Enumerable.Range(0, n).Select(_ => rng.Next(6) switch { 0 => 0f, 1 => -0f, 2 => float.NaN, _ => rng.Next(-3, 4) * 0.5f }).ToArray();
+                if (rep % 2 == 0) for (int i = 0; i < n; i++) if (float.IsNaN(x[i])) x[i] = 1.5f;
+                cases.Add(x);
+            }
+        foreach (var x in cases)
+        {
+            Assert.Equal(System.Numerics.Tensors.TensorPrimitives.IndexOfMax(x), Ops.IndexOfMax(x));
+            // Ops.Max (the softmax's row maximum) gives TensorPrimitives.Max's bits, NaN and signed zeros included.
+            if (x.Length > 0)
+                Assert.Equal(BitConverter.SingleToInt32Bits(System.Numerics.Tensors.TensorPrimitives.Max(x)), BitConverter.SingleToInt32Bits(Ops.Max(x)));
+        }
+    }
 }
+
