@@ -53,7 +53,7 @@ public static class LogitsCommand
                     if (!File.Exists(imagePath)) throw new OptionException("--image", $"--image {imagePath}: no such file (a PNG, a JPEG or an .npz with pixel_values)");
                     try { ids = vlm.WithImageTokens(ids); }
                     catch (ArgumentException e) { throw new OptionException(idText is null ? "--prompt" : "--tokens", $"{(idText is null ? "--prompt" : "--tokens")}: {e.Message}"); }
-                    (px, how) = vlm.ReadImage(imagePath);
+                    (px, how) = Workbench.Engine.Vision.LlavaImage.Read(vlm.Model, imagePath);
                 }
                 if (ids.Length > vlm.Config.MaxSeq) throw new OptionException(idText is null ? "--prompt" : "--tokens", $"{ids.Length} tokens exceed the model's {vlm.Config.MaxSeq} positions");
                 flat = vlm.Logits(ids, px);

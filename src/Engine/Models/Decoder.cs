@@ -149,28 +149,6 @@ public sealed class VisionLanguageModel(string name, LlavaModel model, ITextToke
     public ITextTokenizer? Tokenizer => tokenizer;
 
     /// <summary>
-    /// An image for the tower from a file, and how it was prepared: a PNG or JPEG is centre-cropped, resized to the tower's
-    /// side and normalised with the folder's preprocessor_config.json mean / std (<see cref="VitModel.PixelNormSource"/>);
-    /// an .npz holding <c>pixel_values</c> [1, channels, side, side] float32 (an image processor's output, as the goldens
-    /// store it) is the model input as it is.
-    /// </summary>
-    public (ModelInput Image, string How) ReadImage(string path)
-    {
-        int side = Model.Tower.Image;
-        if (!path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase))
-            return (ModelInput.Of(Vision.VitImage.LoadSquare(path, side)),
-                $"centre crop, resized to {side}x{side}, normalised with {Model.Tower.PixelNormSource}");
-        using var npz = Formats.NpzFile.Open(path);
-        if (!npz.Contains("pixel_values")) throw new Formats.ModelFormatException(path, "pixel_values", 0, "the .npz holds no pixel_values array");
-        var e = npz.Get("pixel_values");
-        long[] want = [1, VitModel.Channels, side, side];
-        if (!e.Shape.SequenceEqual(want))
-            throw new Formats.ModelFormatException(path, "pixel_values", e.ByteOffset,
-                $"shape [{string.Join(", ", e.Shape)}] is not the tower's input [{string.Join(", ", want)}]");
-        return (new PixelInput(npz.ReadF32("pixel_values"), side, side), "pixel_values as stored (no preprocessing)");
-    }
-
-    /// <summary>
     /// The ids with the image's placeholder filled: either exactly <see cref="LlavaModel.ImageTokens"/> ids of
     /// config.json's image_token_index, or one, which is expanded to that many (as LLaVA's processor expands &lt;image&gt;).
     /// </summary>

@@ -27,7 +27,7 @@ public sealed class LlavaInputTests : IDisposable
     {
         var m = Load();
         string npz = Path.Combine(Folder("llava"), "golden.npz");
-        var (image, how) = m.ReadImage(npz);
+        var (image, how) = Workbench.Engine.Vision.LlavaImage.Read(m.Model, npz);
         Assert.Contains("as stored", how);
         using var golden = NpzFile.Open(npz);
         Assert.Equal(golden.ReadF32("pixel_values"), Assert.IsType<PixelInput>(image).Chw);
@@ -69,14 +69,14 @@ public sealed class LlavaInputTests : IDisposable
     public void An_image_file_is_preprocessed_to_the_towers_input_and_a_wrong_pixel_values_shape_is_named()
     {
         var m = Load();
-        var (image, how) = m.ReadImage(Bundled.Path("data/images/chelsea.png"));
+        var (image, how) = Workbench.Engine.Vision.LlavaImage.Read(m.Model, Bundled.Path("data/images/chelsea.png"));
         Assert.Equal(m.Model.Tower.Image * m.Model.Tower.Image * 3, Assert.IsType<ImageInput>(image).PixelsHwc.Length);
         Assert.Contains($"{m.Model.Tower.Image}x{m.Model.Tower.Image}", how);
         var logits = m.Logits(Prompt(), image);
         Assert.Equal(Prompt().Length * m.Config.Vocab, logits.Length);
         Assert.All(logits, v => Assert.True(float.IsFinite(v)));
         // the ViT golden's pixel_values are 224 x 224: not this tower's input
-        var e = Assert.Throws<ModelFormatException>(() => m.ReadImage(Path.Combine(Folder("vit"), "golden.npz")));
+        var e = Assert.Throws<ModelFormatException>(() => Workbench.Engine.Vision.LlavaImage.Read(m.Model, Path.Combine(Folder("vit"), "golden.npz")));
         Assert.Equal("pixel_values", e.Field);
     }
 }
