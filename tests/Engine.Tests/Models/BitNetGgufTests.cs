@@ -142,4 +142,24 @@ public sealed class BitNetGgufTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("bitnet.hidden_activation", e.Field);
         Assert.Contains("'gelu'", e.Message);
     }
+
+    /// <summary>I2_S packs the flattened tensor in 128-value blocks: rows of 64 are fine (the goldens'), a count off the blocks is not.</summary>
+    [Fact]
+    public void An_i2s_tensor_needs_whole_blocks_over_the_tensor_not_per_row()
+    {
+        var ok = Path.Combine(_dir, "rows64.gguf");
+        HfToGguf.Write(ok, [("general.architecture", "gguf-quants-golden")], [("t", [6, 64], [])],
+            encode: _ => (36u, HfToGguf.I2S(Enumerable.Range(0, 384).Select(i => (sbyte)(i % 3 - 1)).ToArray(), 0.5f)));
+        using (var g = GgufFile.Open(ok))
+        {
+            Assert.True(g.TryReadTernary("t", out var t));
+            Assert.Equal((6, 64), (t!.Rows, t.Cols));
+            Assert.Equal(Enumerable.Range(0, 384).Select(i => (sbyte)(i % 3 - 1)), t.Values);
+        }
+        var bad = Path.Combine(_dir, "bad.gguf");
+        HfToGguf.Write(bad, [("general.architecture", "gguf-quants-golden")], [("t", [3, 40], [])], encode: _ => (36u, new byte[120 / 4 + 32]));
+        var e = Assert.Throws<ModelFormatException>(() => GgufFile.Open(bad));
+        Assert.Equal("tensor 't'.ne[0]", e.Field);
+        Assert.Contains("120 elements", e.Message);
+    }
 }
