@@ -48,13 +48,12 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer? token
         IProgress<int>? progress = null, CancellationToken cancel = default, bool ignoreEos = false)
     {
         var promptIds = Tokenizer.Encode(prompt, bos: true);
-        var r = Generate(promptIds, steps, temperature, seed, skips, progress, cancel, ignoreEos);
-        return r with { Text = Tokenizer.Decode(r.Tokens) };
+        return Generate(promptIds, steps, temperature, seed, skips, progress, cancel, ignoreEos);
     }
 
     /// <summary>
     /// <see cref="Generate(string, int, float, int, ModuleSkips?, IProgress{int}?, CancellationToken, bool)"/> from token
-    /// ids (nothing added), so a checkpoint without a tokenizer generates too; Text is empty then.
+    /// ids (nothing added), so a checkpoint without a tokenizer generates too (Text is empty then).
     /// </summary>
     public GenerationResult Generate(int[] promptIds, int steps, float temperature = 0f, int seed = 42, ModuleSkips? skips = null,
         IProgress<int>? progress = null, CancellationToken cancel = default, bool ignoreEos = false)
@@ -94,7 +93,7 @@ public sealed class Decoder(string name, LlamaModel model, ITextTokenizer? token
             }
         double decode = decoded == 0 ? 0 : decoded / sw.Elapsed.TotalSeconds;
         var ids = tokens.ToArray();
-        return new GenerationResult("", ids, promptIds.Length, prefill, decode, stop);
+        return new GenerationResult(HasTokenizer ? Tokenizer.Decode(ids) : "", ids, promptIds.Length, prefill, decode, stop);
     }
 
     /// <summary>Logits for every position of <paramref name="tokens"/> ([n, vocab]) in one prefill pass.</summary>
