@@ -45,4 +45,27 @@ public class InspectCliTests
         // Resident fp32 copies: every tensor once (the head is untied here, so nothing is shared).
         Assert.Equal(sum, j.GetProperty("resident_bytes").GetInt64());
     }
+
+    [Fact]
+    public void Inspect_names_the_bitnet_family_of_a_bitnet_cpp_gguf()
+    {
+        var dir = Directory.CreateTempSubdirectory("wb-inspect-bitnet-").FullName;
+        try
+        {
+            var path = Workbench.Engine.Tests.Models.HfToGguf.ConvertBitNet(RepoFiles.Data("goldens", "arch", "bitnet_packed"), Path.Combine(dir, "b.gguf"));
+            var (exit, stdout, stderr) = CliRunner.Run("inspect", "--model", path, "--json");
+            Assert.True(exit == 0, stderr);
+            var j = JsonDocument.Parse(stdout).RootElement;
+            Assert.Equal("bitnet", j.GetProperty("family").GetString());
+            var t = j.GetProperty("tensors").EnumerateArray().Single(e => e.GetProperty("name").GetString() == "blk.0.ffn_down.weight");
+            Assert.Equal("I2_S", t.GetProperty("dtype").GetString());
+            // the fork's ggml_nbytes: n / 4 codes + 32 bytes for the scale
+            Assert.Equal(64 * 128 / 4 + 32, t.GetProperty("bytes").GetInt64());
+            (exit, _, stderr) = CliRunner.Run("inspect", "--model",
+                Workbench.Engine.Tests.Models.HfToGguf.ConvertBitNet(RepoFiles.Data("goldens", "arch", "bitnet_packed"), Path.Combine(dir, "silu.gguf"), "bitnet"));
+            Assert.Equal(2, exit);
+            Assert.Contains("bitnet.hidden_activation", stderr);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

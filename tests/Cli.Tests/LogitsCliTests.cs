@@ -65,4 +65,63 @@ public sealed class LogitsCliTests
         Assert.Equal(tokens.GetArrayLength(), doc.RootElement.GetProperty("logits").GetArrayLength());
         Assert.Equal(512, doc.RootElement.GetProperty("logits")[0].GetArrayLength());
     }
+
+    private static int[] LlavaPrompt() => JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder("llava"), "gen.json"))).RootElement
+        .GetProperty("prompt").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+
+    /// <summary>The golden's pixel_values (its .npz) through the CLI: transformers' logits; one image token is expanded.</summary>
+    [Fact]
+    public void Logits_image_on_llava_with_the_goldens_pixel_values_matches_transformers()
+    {
+        var ids = LlavaPrompt();
+        string npz = Path.Combine(Folder("llava"), "golden.npz");
+        int[] one = [.. ids.TakeWhile(t => t != 255), 255, .. ids.SkipWhile(t => t != 255).SkipWhile(t => t == 255)];
+        using var golden = NpzFile.Open(npz);
+        var want = golden.ReadF32("logits");
+        foreach (var given in new[] { ids, one })
+        {
+            var (exit, stdout, stderr) = CliRunner.Run("logits", "--model", Folder("llava"), "--image", npz, "--tokens", string.Join(",", given), "--json");
+            Assert.True(exit == 0, stderr);
+            var j = JsonDocument.Parse(stdout).RootElement;
+            Assert.Equal("llava", j.GetProperty("family").GetString());
+            Assert.Equal(ids, j.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()));
+            var rows = j.GetProperty("logits");
+            int vocab = want.Length / ids.Length;
+            double worst = 0;
+            for (int i = 0; i < ids.Length; i++)
+                for (int v = 0; v < vocab; v++) worst = Math.Max(worst, Math.Abs(rows[i][v].GetSingle() - want[i * vocab + v]));
+            Assert.True(worst <= 1e-4, $"max |logit - transformers| = {worst}");
+        }
+    }
+
+    [Fact]
+    public void Logits_image_file_on_llava_gives_a_finite_row_per_position()
+    {
+        var ids = LlavaPrompt();
+        var (exit, stdout, stderr) = CliRunner.Run("logits", "--model", Folder("llava"), "--image", Bundled.Path("data/images/chelsea.png"),
+            "--tokens", string.Join(",", ids), "--json");
+        Assert.True(exit == 0, stderr);
+        var j = JsonDocument.Parse(stdout).RootElement;
+        Assert.Contains("resized", j.GetProperty("image").GetString());
+        var rows = j.GetProperty("logits");
+        Assert.Equal(ids.Length, rows.GetArrayLength());
+        foreach (var row in rows.EnumerateArray())
+        {
+            Assert.Equal(256, row.GetArrayLength());
+            Assert.All(row.EnumerateArray(), v => Assert.True(float.IsFinite(v.GetSingle())));
+        }
+    }
+
+    [Theory]
+    [InlineData("qwen2", "1,2,3", "--image", "text-only")]
+    [InlineData("llava", "1,255,255,3", "--tokens", "image tokens")]
+    public void Bad_image_use_exits_2_with_one_line_naming_the_option(string family, string tokens, string option, string says)
+    {
+        var (exit, stdout, stderr) = CliRunner.Run("logits", "--model", Folder(family), "--image", Path.Combine(Folder("llava"), "golden.npz"), "--tokens", tokens);
+        Assert.Equal(2, exit);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(option, line);
+        Assert.Contains(says, line);
+    }
 }

@@ -14,9 +14,10 @@ public static class GenerateCommand
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy; higher = more random", DefaultValueFactory = _ => 0f };
         var seed = new Option<int>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 42 };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer file (tokenizer.bin or a SentencePiece .model) when not beside the model" };
+        var ignoreEos = new Option<bool>("--ignore-eos") { Description = "do not stop at the model's end-of-sequence ids (llama2.c checkpoints: BOS)" };
         var weights = CliHelpers.WeightsOption();
         var json = CliHelpers.JsonOption();
-        var cmd = new Command("generate", "generate text with a Llama-family decoder") { model, prompt, steps, temperature, seed, tokenizer, weights, json };
+        var cmd = new Command("generate", "generate text with a Llama-family decoder") { model, prompt, steps, temperature, seed, tokenizer, ignoreEos, weights, json };
         cmd.SetAction(r => CliHelpers.Run(() =>
         {
             float t = r.GetValue(temperature);
@@ -28,13 +29,14 @@ public static class GenerateCommand
             var dec = ModelHub.LoadDecoder(r.GetValue(model)!, r.GetValue(tokenizer), WeightStorageOption.Parse(r.GetValue(weights)));
             var progress = CliHelpers.TerminalProgress("generating");
             var result = dec.Generate(r.GetValue(prompt) ?? "", n, t, r.GetValue(seed),
-                progress: progress is null ? null : new Progress<int>(i => progress.Report((Math.Min(i, n), n))));
+                progress: progress is null ? null : new Progress<int>(i => progress.Report((Math.Min(i, n), n))), ignoreEos: r.GetValue(ignoreEos));
             if (r.GetValue(json))
                 CliHelpers.PrintJson(CliHelpers.Obj(
                     ("model", dec.Name),
                     ("text", result.Text),
                     ("tokens", result.Tokens),
                     ("prompt_tokens", result.PromptTokens),
+                    ("stop", result.Stop),
                     ("prefill_tokens_per_s", result.PrefillTokensPerSecond),
                     ("decode_tokens_per_s", result.DecodeTokensPerSecond)));
             else

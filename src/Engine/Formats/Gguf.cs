@@ -111,8 +111,12 @@ public sealed class GgufFile : ITensorSource, ITernaryTensors
             long? count = DTypes.CheckedProduct(ne);
             if (count is null || count > file.Length * (long)block)
                 throw r.Error($"tensor '{name}'.ne", at, $"shape [{string.Join(", ", ne)}] has more elements than the file could hold");
-            if (ne[0] % block != 0)
-                throw r.Error($"tensor '{name}'.ne[0]", at, $"ne[0] = {ne[0]} is not a multiple of the {type} block size {block}");
+            // I2_S packs the flattened tensor in 128-value blocks (bitnet.cpp's quantize_i2_s over nrow * n_per_row), so
+            // only the element count must be whole blocks; every other type's blocks lie within a row
+            if (type == GgmlType.I2_S ? count.Value % block != 0 : ne[0] % block != 0)
+                throw r.Error($"tensor '{name}'.ne[0]", at, type == GgmlType.I2_S
+                    ? $"{count.Value} elements are not whole {type} blocks of {block}"
+                    : $"ne[0] = {ne[0]} is not a multiple of the {type} block size {block}");
             long byteLength = traits.ByteLength(count.Value);
             if (off > long.MaxValue) throw r.Error($"tensor '{name}'.offset", r.Position - 8, $"offset {off} is out of range");
             infos.Add(new GgufTensorInfo(name, type, ne, (long)off, byteLength));

@@ -8,7 +8,11 @@ namespace Workbench.Engine.Models;
 
 /// <summary>
 /// GGUF decoders of the families llama.cpp names (general.architecture): llama (and Mistral, which llama.cpp writes as
-/// llama), qwen2, qwen3, gemma2, gemma3, phi3, gpt2. Each file is read onto the same <see cref="DecoderSpec"/> /
+/// llama), qwen2, qwen3, gemma2, gemma3, phi3, gpt2, and bitnet.cpp's own BitNet architectures (its llama.cpp fork,
+/// src/llama.cpp LLM_ARCH_NAMES): bitnet-b1.58 and bitnet-25 (LLM_ARCH_BITNET_B158 / _25, microsoft/bitnet-b1.58-2B-4T as
+/// utils/convert-ms-to-gguf-bitnet.py writes it; build_bitnet_158: sub-norms, LLM_FFN_RELU_SQR) and bitnet
+/// (LLM_ARCH_BITNET, 1bitLLM's BitnetForCausalLM via convert-hf-to-gguf-bitnet.py; llama.cpp runs it with SiLU unless
+/// bitnet.hidden_activation says relu2, and only relu2 is supported here). Each file is read onto the same <see cref="DecoderSpec"/> /
 /// <see cref="HfDecoders"/> machinery as the Hugging Face folder it was converted from: the metadata is read as the
 /// config.json it came from, the tensors are found under the names convert_hf_to_gguf.py gave them, and what the
 /// converter changed is undone, as llama.cpp's own code defines it (gguf-py constants.py / tensor_mapping.py,
@@ -26,6 +30,10 @@ namespace Workbench.Engine.Models;
 /// 1/sqrt(key_length) (1/sqrt(embedding_length / head_count) for the 27B sizes: 46 gemma2 / 62 gemma3 layers), unless
 /// the file gives {arch}.attention.scale.</item>
 /// <item>Llama 3 rope scaling: the converter stores per-frequency divisors in rope_freqs.weight (ggml's freq_factors).</item>
+/// <item>BitNet: NEOX rope, q/k not permuted by bitnet.cpp's converters (unpermuted here as a folder is); blk.N.attn_sub_norm
+/// and blk.N.ffn_sub_norm; the LM head is token_embd (tied). Its I2_S linears run on the packed kernels, which quantize
+/// each activation row to int8 at absmax 127 as bitnet.cpp's I2_S matmul does; with --weights fp32 the block linears
+/// quantize their input the same way (DecoderSpec.QuantizedActivations), so both storages compute one function.</item>
 /// </list>
 /// Linears in F16 / BF16 / Q8_0 / Q4_0 stay mapped (<see cref="StoredLinears"/>); TQ1_0 / TQ2_0 / I2_S go code for code into
 /// the packed ternary kernels.
@@ -37,6 +45,7 @@ public static class GgufDecoders
     {
         ["llama"] = "llama", ["qwen2"] = "qwen2", ["qwen3"] = "qwen3", ["gemma2"] = "gemma2", ["gemma3"] = "gemma3_text",
         ["phi3"] = "phi3", ["gpt2"] = "gpt2",
+        ["bitnet-b1.58"] = "bitnet", ["bitnet-25"] = "bitnet", ["bitnet"] = "bitnet",
     };
 
     public static LlamaModel Load(string path, string? name = null, WeightStorage storage = WeightStorage.Stored, LowBitFormat ternary = LowBitFormat.I2S)
@@ -57,6 +66,9 @@ public static class GgufDecoders
         spec = spec with { NormWeightOffset = 0 };
         if (g.Metadata.ContainsKey($"{arch}.attention.scale")) spec = spec with { AttentionScale = g.GetFloat($"{arch}.attention.scale") };
         if (g.Contains("rope_freqs.weight")) spec = spec with { RopeInvFreq = RopeWithFactors(g, cfg, spec) };
+        // bitnet.cpp's ternary linears: int8 activations, as its I2_S matmul computes (the packed kernels do it themselves)
+        if (family == "bitnet" && g.Contains("blk.0.attn_q.weight") && GgufQuants.IsTernary(g.GgmlTypeOf("blk.0.attn_q.weight")))
+            spec = spec with { QuantizedActivations = true };
         bool tied = !g.Contains("output.weight");
         return family == "gpt2" ? HfDecoders.BuildGpt2(src, cfg, spec, name, conv1d: false, storage, ternary)
             : HfDecoders.Build(src, cfg, spec, c, name, tied, storage, ternary, unpermute: arch != "llama");
@@ -93,6 +105,15 @@ public static class GgufDecoders
 
         var o = new JsonObject { ["model_type"] = family, ["vocab_size"] = (int)emb.Shape[0] };
         int window = Int("attention.sliding_window", 0);
+        if (family == "bitnet")
+        {
+            // llama.cpp's bitnet arch defaults to SiLU (1bitLLM); the b1.58 ones are build_bitnet_158's squared ReLU
+            string act = arch == "bitnet" ? (g.TryGet<string>(K("hidden_activation"), out var h) ? h : "silu (absent: llama.cpp's default)") : "relu2";
+            if (act != "relu2")
+                throw new ModelFormatException(g.Path, K("hidden_activation"), 0,
+                    $"'{act}' is not supported (supported: relu2, i.e. general.architecture bitnet-b1.58 or bitnet-25, or bitnet with bitnet.hidden_activation = relu2)");
+            o["hidden_act"] = "relu2";
+        }
         if (family == "gpt2")
         {
             o["n_layer"] = layers; o["n_embd"] = dim; o["n_head"] = heads; o["n_inner"] = Int("feed_forward_length", 4 * dim);
@@ -164,6 +185,7 @@ internal sealed partial class GgufNames(GgufFile file, string family) : ITensorS
         ["self_attn.q_proj"] = "attn_q", ["self_attn.k_proj"] = "attn_k", ["self_attn.v_proj"] = "attn_v", ["self_attn.o_proj"] = "attn_output",
         ["self_attn.qkv_proj"] = "attn_qkv", ["self_attn.q_norm"] = "attn_q_norm", ["self_attn.k_norm"] = "attn_k_norm",
         ["mlp.gate_proj"] = "ffn_gate", ["mlp.up_proj"] = "ffn_up", ["mlp.down_proj"] = "ffn_down", ["mlp.gate_up_proj"] = "ffn_up",
+        ["self_attn.attn_sub_norm"] = "attn_sub_norm", ["mlp.ffn_sub_norm"] = "ffn_sub_norm", // BitNet (bitnet.cpp's names)
         // GPT-2
         ["ln_1"] = "attn_norm", ["attn.c_attn"] = "attn_qkv", ["attn.c_proj"] = "attn_output", ["ln_2"] = "ffn_norm",
         ["mlp.c_fc"] = "ffn_up", ["mlp.c_proj"] = "ffn_down",

@@ -207,7 +207,8 @@ public static class HfDecoders
     {
         int d = cfg.Dim, qd = cfg.QDim, kv = cfg.KvDim, h = cfg.MlpDim, hd = cfg.HeadDim;
         bool qkvBias = spec.Family == "qwen2" || c.Bool("attention_bias"), oBias = spec.Family != "qwen2" && c.Bool("attention_bias");
-        bool packed = spec.QuantizedActivations;
+        // a folder's packed uint8 + weight_scale; a GGUF's ternary types are read by StoredLinears.Read (ITernaryTensors)
+        bool packed = spec.QuantizedActivations && src is not ITernaryTensors;
         float[] Norm(string n, int len)
         {
             var w = TensorReading.Read(src, n, len);

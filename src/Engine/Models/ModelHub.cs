@@ -43,7 +43,7 @@ public static class ModelHub
             // A bundled decoder with another tokenizer: the same weights, the tokenizer checked against the vocabulary.
             var bundled = Load(nameOrPath);
             return bundled is Decoder d
-                ? new Decoder(d.Name, d.Model, DecoderTokenizer(tokenizerPath, d.Config.Vocab), d.Pruned)
+                ? new Decoder(d.Name, d.Model, DecoderTokenizer(tokenizerPath, d.Config.Vocab), d.Pruned, d.EosIds)
                 : throw new ArgumentException($"a tokenizer file applies to decoders; '{bundled.Name}' brings its own", "--tokenizer");
         }
         if (BundledNames.Contains(nameOrPath, StringComparer.OrdinalIgnoreCase))
@@ -94,7 +94,7 @@ public static class ModelHub
         _ => throw new ArgumentException($"unknown bundled model '{name}'", nameof(name)),
     };
 
-    private static Decoder Renamed(Decoder d, string name) => new(name, d.Model, d.Tokenizer, d.Pruned);
+    private static Decoder Renamed(Decoder d, string name) => new(name, d.Model, d.HasTokenizer ? d.Tokenizer : null, d.Pruned, d.EosIds);
 
     private static Encoder MiniLm()
     {
@@ -117,7 +117,7 @@ public static class ModelHub
                 var model = LlamaLoader.FromGguf(path, storage: storage);
                 // The embedded tokenizer (llama or gpt2 kind) when the file has one; without one the model runs on --tokens.
                 var tok = tokenizerPath is not null ? DecoderTokenizer(tokenizerPath, model.Config.Vocab) : GgufTokenizer.TryLoad(path, model.Config.Vocab);
-                return new Decoder(model.Card.Name, model, tok);
+                return new Decoder(model.Card.Name, model, tok, eos: EndOfSequence.FromGguf(path));
             }
             case ModelFileKind.HuggingFaceFolder:
             {
@@ -135,13 +135,13 @@ public static class ModelHub
                 {
                     // A layer-dropped checkpoint (LLM-Drop layout): the dropped modules' tensors are absent.
                     var (pruned, skips) = PrunedModel.Load(path);
-                    return new Decoder(pruned.Card.Name, pruned, tokPath is null ? null : DecoderTokenizer(tokPath, pruned.Config.Vocab), skips);
+                    return new Decoder(pruned.Card.Name, pruned, tokPath is null ? null : DecoderTokenizer(tokPath, pruned.Config.Vocab), skips, EndOfSequence.FromFolder(path));
                 }
                 // ViTForImageClassification and LLaVA folders (HfVision); the tokenizer only matters to LLaVA's text side.
                 if (HfVision.TryLoad(path, vocab => tokPath is null ? null : DecoderTokenizer(tokPath, vocab), storage) is { } vision) return vision;
                 // The family from config.json's architectures / model_type (unsupported ones are named with the supported list).
                 var decoder = HfDecoders.Load(path, storage: storage);
-                return new Decoder(decoder.Card.Name, decoder, tokPath is null ? null : DecoderTokenizer(tokPath, decoder.Config.Vocab));
+                return new Decoder(decoder.Card.Name, decoder, tokPath is null ? null : DecoderTokenizer(tokPath, decoder.Config.Vocab), eos: EndOfSequence.FromFolder(path));
             }
             case ModelFileKind.Npz:
                 return new ImageClassifier(Path.GetFileNameWithoutExtension(path), VitModel.Load(path));

@@ -26,7 +26,7 @@ public static class BundledTernary
         var b = (Decoder)ModelHub.Load(Bundled.Folder(Folder));
         // The model is cached and shared: one forward at a time through the packed kernels' workspaces.
         var packed = new Serialized(TernaryModel.FromStored(b.Model, Format));
-        return new Decoder(Name, b.Model.WithLinear(packed), b.Tokenizer, b.Pruned);
+        return new Decoder(Name, b.Model.WithLinear(packed), b.Tokenizer, b.Pruned, b.EosIds);
     }
 
     /// <summary>The packed ternary kernels a loaded model runs on by default, or null (fp32).</summary>

@@ -105,6 +105,119 @@ internal static class HfToGguf
         return outPath;
     }
 
+    /// <summary>
+    /// A BitNetForCausalLM folder written as bitnet.cpp writes microsoft/bitnet-b1.58-2B-4T (microsoft/BitNet:
+    /// utils/convert-helper-bitnet.py runs preprocess-huggingface-bitnet.py, convert-ms-to-gguf-bitnet.py --outtype f32 and
+    /// `llama-quantize ... I2_S 1`): general.architecture <paramref name="arch"/> ("bitnet-b1.58", "bitnet-25" or "bitnet"),
+    /// its keys under that prefix (add_meta_arch: vocab_size, context_length, embedding_length, block_count,
+    /// feed_forward_length, rope.dimension_count = n_embd / n_head, head counts, layer_norm_rms_epsilon, rope.freq_base),
+    /// general.file_type 40 (LLAMA_FTYPE_MOSTLY_I2_S), tensors under the fork's names (TensorNameMap: attn_sub_norm,
+    /// ffn_sub_norm; q/k NOT permuted, its rope is NEOX; no output.weight, the head is token_embd), token_embd and norms F32, and
+    /// the seven projections as I2_S (type 36) in the x86 layout of ../shared/data/goldens/gguf-quants/README.md: 128-value
+    /// blocks of 32 bytes (byte j: values j, 32 + j, 64 + j, 96 + j in bits 7..6 .. 1..0; codes 0, 1, 2 = -1, 0, +1), then one
+    /// float32 scale, 32 bytes in all after the codes. From a packed folder (bitnet_packed: uint8 [out / 4, in] + weight_scale)
+    /// the codes are the folder's and the scale is 1 / weight_scale (I2_S dequantizes to code * scale, transformers' BitLinear
+    /// to code / weight_scale); from a master folder (bitnet_master) each matrix is ternarized as preprocess-huggingface-bitnet.py's
+    /// quant_weight_fp16 does (s = 1 / max(mean |W|, 1e-5), round(W * s) clamped to [-1, 1]) and the scale is quantize_i2_s's
+    /// max |w_t / s| = 1 / s. <paramref name="hiddenActivation"/> writes {arch}.hidden_activation (llama.cpp's key; bitnet.cpp's
+    /// converters write none).
+    /// </summary>
+    public static string ConvertBitNet(string folder, string outPath, string arch = "bitnet-b1.58", string? hiddenActivation = null)
+    {
+        var c = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "config.json"))).RootElement;
+        int I(string k) => c.GetProperty(k).GetInt32();
+        int heads = I("num_attention_heads"), dim = I("hidden_size");
+        float theta = c.TryGetProperty("rope_theta", out var rt) ? rt.GetSingle() : c.GetProperty("rope_parameters").GetProperty("rope_theta").GetSingle();
+        var kv = new List<(string Key, object Value)> { ("general.architecture", arch), ("general.name", "bitnet2b_2501"), ("general.file_type", 40u) };
+        void K(string key, object v) => kv.Add(($"{arch}.{key}", v));
+        K("vocab_size", (uint)I("vocab_size")); K("context_length", (uint)I("max_position_embeddings")); K("embedding_length", (uint)dim);
+        K("block_count", (uint)I("num_hidden_layers")); K("feed_forward_length", (uint)I("intermediate_size"));
+        K("rope.dimension_count", (uint)(dim / heads)); K("attention.head_count", (uint)heads);
+        K("attention.head_count_kv", (uint)I("num_key_value_heads")); K("attention.layer_norm_rms_epsilon", c.GetProperty("rms_norm_eps").GetSingle());
+        K("rope.freq_base", theta);
+        if (hiddenActivation is not null) K("hidden_activation", hiddenActivation);
+
+        string[] projections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+        var tensors = new List<(string Name, long[] Shape, float[] Data)>();
+        var i2s = new Dictionary<string, byte[]>();
+        using var st = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors"));
+        foreach (var e in st.Tensors)
+        {
+            if (e.Name.EndsWith(".weight_scale")) continue;
+            string n = BitNetName(e.Name);
+            if (projections.Any(p => e.Name.EndsWith($".{p}.weight")))
+            {
+                var (codes, rows, cols, scale) = e.DType == DType.U8 ? Unpack(st, e) : Ternarize(st.ReadF32(e.Name), e.Shape[0], e.Shape[1]);
+                i2s[n] = I2S(codes, scale);
+                tensors.Add((n, [rows, cols], []));
+            }
+            else tensors.Add((n, e.Shape.ToArray(), st.ReadF32(e.Name)));
+        }
+        Write(outPath, kv, tensors, encode: t => i2s.TryGetValue(t.Name, out var b) ? (36u, b) : null);
+        return outPath;
+    }
+
+    /// <summary>transformers' unpack_weights: code[i * P + r, c] = ((byte[r, c] >> 2i) &amp; 3) - 1, P = out / 4; scale 1 / weight_scale.</summary>
+    private static (sbyte[] Codes, long Rows, long Cols, float Scale) Unpack(SafetensorsFile st, TensorEntry e)
+    {
+        long p = e.Shape[0], cols = e.Shape[1], rows = 4 * p;
+        var bytes = new byte[e.ByteLength];
+        using (var h = File.OpenHandle(st.Path)) RandomAccess.Read(h, bytes, e.ByteOffset);
+        var codes = new sbyte[rows * cols];
+        for (long r = 0; r < p; r++)
+            for (long col = 0; col < cols; col++)
+                for (int i = 0; i < 4; i++) codes[(i * p + r) * cols + col] = (sbyte)(((bytes[r * cols + col] >> (2 * i)) & 3) - 1);
+        float ws = st.ReadF32(e.Name + "_scale")[0];
+        return (codes, rows, cols, 1f / ws);
+    }
+
+    /// <summary>quant_weight_fp16: s = 1 / max(mean |W|, 1e-5) (mean in float32 as torch), codes round(W * s) clamped; scale 1 / s.</summary>
+    private static (sbyte[] Codes, long Rows, long Cols, float Scale) Ternarize(float[] w, long rows, long cols)
+    {
+        double sum = 0;
+        foreach (var v in w) sum += Math.Abs(v);
+        float s = 1f / MathF.Max((float)(sum / w.Length), 1e-5f);
+        var codes = w.Select(v => (sbyte)Math.Clamp(MathF.Round(v * s), -1f, 1f)).ToArray();
+        return (codes, rows, cols, 1f / s);
+    }
+
+    /// <summary>quantize_i2_s's x86 layout (ACT_PARALLEL, QK_I2_S = 128) and the float32 scale after the codes (32 bytes with padding).</summary>
+    public static byte[] I2S(sbyte[] codes, float scale)
+    {
+        if (codes.Length % 128 != 0) throw new ArgumentException("I2_S needs whole 128-value blocks");
+        var b = new byte[codes.Length / 4 + 32];
+        for (int blk = 0; blk < codes.Length / 128; blk++)
+            for (int j = 0; j < 32; j++)
+            {
+                int v = 0;
+                for (int g = 0; g < 4; g++) v |= (codes[blk * 128 + 32 * g + j] + 1) << (6 - 2 * g);
+                b[blk * 32 + j] = (byte)v;
+            }
+        BitConverter.TryWriteBytes(b.AsSpan(codes.Length / 4), scale);
+        return b;
+    }
+
+    /// <summary>The fork's TensorNameMap for the BitNet architectures.</summary>
+    private static string BitNetName(string hf)
+    {
+        switch (hf)
+        {
+            case "model.embed_tokens.weight": return "token_embd.weight";
+            case "model.norm.weight": return "output_norm.weight";
+        }
+        var parts = hf.Split('.');
+        string mid = string.Join('.', parts[3..^1]);
+        string g = mid switch
+        {
+            "input_layernorm" => "attn_norm", "post_attention_layernorm" => "ffn_norm",
+            "self_attn.q_proj" => "attn_q", "self_attn.k_proj" => "attn_k", "self_attn.v_proj" => "attn_v", "self_attn.o_proj" => "attn_output",
+            "self_attn.attn_sub_norm" => "attn_sub_norm", "mlp.ffn_sub_norm" => "ffn_sub_norm",
+            "mlp.gate_proj" => "ffn_gate", "mlp.up_proj" => "ffn_up", "mlp.down_proj" => "ffn_down",
+            _ => throw new NotSupportedException(hf),
+        };
+        return $"blk.{parts[2]}.{g}.{parts[^1]}";
+    }
+
     /// <summary>LlamaModel.permute: row h*hd + 2i + j of the result is row h*hd + j*hd/2 + i of w ([rows, cols]).</summary>
     public static float[] Permute(float[] w, int heads, int cols)
     {

@@ -16,7 +16,7 @@ public sealed class TokenizerWiringTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     /// <summary>GPT-2's byte alphabet alone (its first 256 ranks, no merges): a byte-level tokenizer.json for a 256-token model.</summary>
-    private static string WriteByteTokenizer(string path)
+    internal static string WriteByteTokenizer(string path)
     {
         var vocab = Enumerable.Range(0, 256).ToDictionary(r => Gpt2Vocabulary.Piece(Gpt2Vocabulary.Ranks.Value[r]), r => r);
         var json = new { version = "1.0", added_tokens = Array.Empty<object>(), pre_tokenizer = new { type = "ByteLevel", add_prefix_space = false, use_regex = true },
