@@ -177,7 +177,7 @@ public sealed class TL1 : TernaryMatrix
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Word512(Vector512<ushort> w, Vector512<short> t0, Vector512<short> t1, ref Vector512<short> even, ref Vector512<short> odd)
+    internal static void Word512(Vector512<ushort> w, Vector512<short> t0, Vector512<short> t1, ref Vector512<short> even, ref Vector512<short> odd)
     {
         even += Avx512BW.PermuteVar32x16(t0, w.AsInt16()) + Avx512BW.PermuteVar32x16(t1, Vector512.ShiftRightLogical(w, 4).AsInt16());
         odd += Avx512BW.PermuteVar32x16(t0, Vector512.ShiftRightLogical(w, 8).AsInt16()) + Avx512BW.PermuteVar32x16(t1, Vector512.ShiftRightLogical(w, 12).AsInt16());
