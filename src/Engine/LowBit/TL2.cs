@@ -215,12 +215,12 @@ public sealed class TL2 : TernaryMatrix
                     int ga = g0 + k;
                     GroupV512x4(data + (long)ga * GroupBytes, GroupBytes * (long)quarter, Blocks, tables,
                         tailData + ga * tailGroup, tailGroup * quarter, tailK, (short*)tailTables, sums);
-                    for (int j = 0; j < 4; j++) StoreRows(ga + j * quarter, sums + j * RowGroup, rowStart, rowEnd, o);
+                    for (int j = 0; j < 4; j++) StoreGroup(ga + j * quarter, sums + j * RowGroup, rowStart, rowEnd, o);
                 }
                 for (int g = g0 + 4 * quarter; g < g0 + count; g++)
                 {
                     GroupV512(data + (long)g * GroupBytes, Blocks, tables, tailData + g * tailGroup, tailK, (short*)tailTables, sums);
-                    StoreRows(g, sums, rowStart, rowEnd, o);
+                    StoreGroup(g, sums, rowStart, rowEnd, o);
                 }
             }
             return;
@@ -233,37 +233,6 @@ public sealed class TL2 : TernaryMatrix
             GroupDot(data + (long)g * GroupBytes, Blocks, byteTables, group, path);
             Finish(g, group, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
         }
-    }
-
-    private static readonly Vector512<int> LowRows = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    private static readonly Vector512<int> HighRows = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-
-    /// <summary>
-    /// Stores group g's sums (laid out as <see cref="PackedMatrix.WidenInto"/> leaves them: even rows 0..31 as two
-    /// vectors, then odd rows) in row order, the rows that fall in [rowStart, rowEnd).
-    /// </summary>
-    private static unsafe void StoreRows(int g, int* s, int rowStart, int rowEnd, int* acc)
-    {
-        int r0 = g * RowGroup, n = Math.Min(RowGroup, rowEnd - r0);
-        if (n == RowGroup) StoreRows(s, acc + (r0 - rowStart));
-        else StorePartial(s, acc + (r0 - rowStart), n);
-    }
-
-    private static unsafe void StorePartial(int* s, int* o, int n)
-    {
-        int* tmp = stackalloc int[RowGroup];
-        StoreRows(s, tmp);
-        for (int i = 0; i < n; i++) o[i] = tmp[i];
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void StoreRows(int* s, int* o)
-    {
-        var e0 = Vector512.Load(s); var e1 = Vector512.Load(s + 16); var d0 = Vector512.Load(s + 32); var d1 = Vector512.Load(s + 48);
-        Avx512F.PermuteVar16x32x2(e0, LowRows, d0).Store(o);
-        Avx512F.PermuteVar16x32x2(e0, HighRows, d0).Store(o + 16);
-        Avx512F.PermuteVar16x32x2(e1, LowRows, d1).Store(o + 32);
-        Avx512F.PermuteVar16x32x2(e1, HighRows, d1).Store(o + 48);
     }
 
     /// <summary>Adds the TL1 tail columns of group g and stores its rows that fall in [rowStart, rowEnd).</summary>
