@@ -200,9 +200,9 @@ public static class GemvProbe
 
     /// <summary>
     /// Sum of bytes [start, end), read as eight interleaved streams (the remainder byte by byte). Compiled fully
-    /// optimized from the first call: the probe calls it only six times per thread, so with tiering it ran as tier-0
-    /// code entered through on-stack replacement, which read ~4 GB/s on the Zen 4 VM while the GEMV kernels measured
-    /// just before in the same process streamed 15-25 GB/s: the floor came out 4-6x too high.
+    /// optimized from the first call: the old probe called it only six times per thread, so it ran as tier-0 code
+    /// entered through on-stack replacement; this attribute alone (whole 256 MB passes kept) raised the probe from
+    /// 1.7 to 5.8-11 GB/s in back-to-back runs at load ~35 on the Zen 4 VM (the kernels streamed 23-25 GB/s).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     internal static unsafe ulong ReadSum(AlignedBuffer<byte> buffer, long start, long end)
