@@ -118,6 +118,38 @@ public abstract class PackedMatrix
         (Vector512.Load(s + 48) + Avx512F.ConvertToVector512Int32(b.GetUpper())).Store(s + 48);
     }
 
+    private static readonly Vector512<int> LowRows = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    private static readonly Vector512<int> HighRows = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+
+    /// <summary>
+    /// Stores the int32 sums of 64-row group g, laid out as <see cref="WidenInto"/> leaves them (even rows 0..31 as
+    /// two vectors, then the odd rows), in row order: the rows that fall in [rowStart, rowEnd) into acc[row - rowStart].
+    /// Four two-source permutes (vpermt2d) instead of 64 scalar moves and a copy.
+    /// </summary>
+    internal static unsafe void StoreGroup(int g, int* s, int rowStart, int rowEnd, int* acc)
+    {
+        int r0 = g * 64, n = Math.Min(64, rowEnd - r0);
+        if (n == 64) StoreRows(s, acc + (r0 - rowStart));
+        else StorePartial(s, acc + (r0 - rowStart), n);
+    }
+
+    private static unsafe void StorePartial(int* s, int* o, int n)
+    {
+        int* tmp = stackalloc int[64];
+        StoreRows(s, tmp);
+        for (int i = 0; i < n; i++) o[i] = tmp[i];
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreRows(int* s, int* o)
+    {
+        var e0 = Vector512.Load(s); var e1 = Vector512.Load(s + 16); var d0 = Vector512.Load(s + 32); var d1 = Vector512.Load(s + 48);
+        Avx512F.PermuteVar16x32x2(e0, LowRows, d0).Store(o);
+        Avx512F.PermuteVar16x32x2(e0, HighRows, d0).Store(o + 16);
+        Avx512F.PermuteVar16x32x2(e1, LowRows, d1).Store(o + 32);
+        Avx512F.PermuteVar16x32x2(e1, HighRows, d1).Store(o + 48);
+    }
+
     /// <summary>One scale for every row: y = (float)acc * (s * invA), vectorized.</summary>
     internal static void DequantizeUniform(ReadOnlySpan<int> acc, float scale, float invA, Span<float> y)
     {

@@ -116,9 +116,8 @@ public sealed class TL1 : TernaryMatrix
     /// <see cref="WordV512"/> on four groups <paramref name="stride"/> bytes apart (one per quarter of the range): four
     /// memory streams, one pair of table loads per byte-column; the int32 sums wait in a stack block between chunks.
     /// </summary>
-    internal static unsafe void WordV512x4(byte* g, long stride, int kCount, short* tables, int* o0, int* o1, int* o2, int* o3)
+    internal static unsafe void WordV512x4(byte* g, long stride, int kCount, short* tables, int* sums)
     {
-        int* sums = stackalloc int[4 * 64];
         new Span<int>(sums, 4 * 64).Clear();
         byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
@@ -141,7 +140,6 @@ public sealed class TL1 : TernaryMatrix
             }
             WidenInto(aE, aO, sums); WidenInto(bE, bO, sums + 64); WidenInto(cE, cO, sums + 128); WidenInto(dE, dO, sums + 192);
         }
-        Interleave(sums, o0); Interleave(sums + 64, o1); Interleave(sums + 128, o2); Interleave(sums + 192, o3);
     }
 
     /// <summary>
@@ -156,6 +154,13 @@ public sealed class TL1 : TernaryMatrix
     internal static unsafe void WordV512(byte* g, int kCount, short* tables, int* o)
     {
         int* sums = stackalloc int[64];
+        WordSums512(g, kCount, tables, sums);
+        Interleave(sums, o);
+    }
+
+    /// <summary><see cref="WordV512"/>'s sums as <see cref="PackedMatrix.WidenInto"/> lays them out (even rows, then odd rows).</summary>
+    internal static unsafe void WordSums512(byte* g, int kCount, short* tables, int* sums)
+    {
         new Span<int>(sums, 64).Clear();
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
         {
@@ -168,7 +173,6 @@ public sealed class TL1 : TernaryMatrix
             }
             WidenInto(e, d, sums);
         }
-        Interleave(sums, o);
     }
 
     private static unsafe void Interleave(int* s, int* o)
@@ -177,7 +181,7 @@ public sealed class TL1 : TernaryMatrix
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Word512(Vector512<ushort> w, Vector512<short> t0, Vector512<short> t1, ref Vector512<short> even, ref Vector512<short> odd)
+    internal static void Word512(Vector512<ushort> w, Vector512<short> t0, Vector512<short> t1, ref Vector512<short> even, ref Vector512<short> odd)
     {
         even += Avx512BW.PermuteVar32x16(t0, w.AsInt16()) + Avx512BW.PermuteVar32x16(t1, Vector512.ShiftRightLogical(w, 4).AsInt16());
         odd += Avx512BW.PermuteVar32x16(t0, Vector512.ShiftRightLogical(w, 8).AsInt16()) + Avx512BW.PermuteVar32x16(t1, Vector512.ShiftRightLogical(w, 12).AsInt16());
@@ -208,25 +212,30 @@ public sealed class TL1 : TernaryMatrix
     {
         byte* tables = ((Activations)act).TablesFor(path);
         byte* data = (byte*)Unsafe.AsPointer(ref _data.Ref);
-        int* group = stackalloc int[RowGroup];
         int g0 = rowStart / RowGroup, count = (rowEnd - rowStart + RowGroup - 1) / RowGroup;
-        if (path == IsaPath.V512 && count >= 4)
+        if (path == IsaPath.V512)
         {
             // Four groups at a time, one from each quarter of the range (see TL2.MatVecCore); the rest one at a time.
+            // Sums go to acc in row order through PackedMatrix.StoreGroup (four permutes, no scalar interleave).
+            int* sums = stackalloc int[4 * RowGroup];
             int quarter = count / 4;
-            int* o1 = stackalloc int[RowGroup], o2 = stackalloc int[RowGroup], o3 = stackalloc int[RowGroup];
-            for (int k = 0; k < quarter; k++)
+            fixed (int* o = acc)
             {
-                int ga = g0 + k;
-                WordV512x4(data + (long)ga * GroupBytes, GroupBytes * (long)quarter, KCount, (short*)tables, group, o1, o2, o3);
-                Store(ga, group, rowStart, rowEnd, acc);
-                Store(ga + quarter, o1, rowStart, rowEnd, acc);
-                Store(ga + 2 * quarter, o2, rowStart, rowEnd, acc);
-                Store(ga + 3 * quarter, o3, rowStart, rowEnd, acc);
+                for (int k = 0; k < quarter; k++)
+                {
+                    int ga = g0 + k;
+                    WordV512x4(data + (long)ga * GroupBytes, GroupBytes * (long)quarter, KCount, (short*)tables, sums);
+                    for (int j = 0; j < 4; j++) StoreGroup(ga + j * quarter, sums + j * RowGroup, rowStart, rowEnd, o);
+                }
+                for (int g = g0 + 4 * quarter; g < g0 + count; g++)
+                {
+                    WordSums512(data + (long)g * GroupBytes, KCount, (short*)tables, sums);
+                    StoreGroup(g, sums, rowStart, rowEnd, o);
+                }
             }
-            g0 += 4 * quarter;
-            count -= 4 * quarter;
+            return;
         }
+        int* group = stackalloc int[RowGroup];
         for (int g = g0; g < g0 + count; g++)
         {
             GroupDot(data + (long)g * GroupBytes, KCount, tables, group, path);

@@ -191,35 +191,46 @@ public sealed class TL2 : TernaryMatrix
     protected override unsafe void MatVecCore(ActivationBuffer act, int rowStart, int rowEnd, Span<int> acc, IsaPath path)
     {
         var a = (Activations)act;
-        byte* tables = path == IsaPath.V512 ? (byte*)Unsafe.AsPointer(ref a.SignedTablesRef) : (byte*)Unsafe.AsPointer(ref a.TablesRef);
         byte* data = (byte*)Unsafe.AsPointer(ref _data.Ref);
-        int* group = stackalloc int[RowGroup];
-        int* tail = stackalloc int[RowGroup];
         byte* tailData = Tail == null ? null : (byte*)Unsafe.AsPointer(ref MemoryMarshalRef(Tail));
         byte* tailTables = a.Tail == null ? null : a.Tail.TablesFor(path);
         int g0 = rowStart / RowGroup, count = (rowEnd - rowStart + RowGroup - 1) / RowGroup;
-        if (path == IsaPath.V512 && count >= 4)
+        if (path == IsaPath.V512)
         {
             // Four groups at a time, one from each quarter of the range: four memory streams, one set of table loads
             // (4096x4096 cold: 300 / 190 us with pairs, 265 / 143 us with quads, 1 / 2 threads). The rest (at most 3
-            // groups) go one at a time.
+            // groups) go one at a time. The TL1 tail columns are summed inside the kernels (same even / odd int16
+            // lanes), and the sums are put in row order with four two-source permutes straight into acc: the scalar
+            // tail pass, interleave and copy this replaced cost ~500 instructions per 64-row group, 5-8% of a group's
+            // work at 2560-4096 columns.
+            byte* tables = (byte*)Unsafe.AsPointer(ref a.SignedTablesRef);
+            int tailK = Tail?.KCount ?? 0;
+            long tailGroup = Tail?.GroupBytes ?? 0;
+            int* sums = stackalloc int[4 * RowGroup];
             int quarter = count / 4;
-            int* o1 = stackalloc int[RowGroup], o2 = stackalloc int[RowGroup], o3 = stackalloc int[RowGroup];
-            for (int k = 0; k < quarter; k++)
+            fixed (int* o = acc)
             {
-                int ga = g0 + k, gb = ga + quarter, gc = gb + quarter, gd = gc + quarter;
-                GroupV512x4(data + (long)ga * GroupBytes, GroupBytes * (long)quarter, Blocks, tables, group, o1, o2, o3);
-                Finish(ga, group, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
-                Finish(gb, o1, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
-                Finish(gc, o2, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
-                Finish(gd, o3, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
+                for (int k = 0; k < quarter; k++)
+                {
+                    int ga = g0 + k;
+                    GroupV512x4(data + (long)ga * GroupBytes, GroupBytes * (long)quarter, Blocks, tables,
+                        tailData + ga * tailGroup, tailGroup * quarter, tailK, (short*)tailTables, sums);
+                    for (int j = 0; j < 4; j++) StoreGroup(ga + j * quarter, sums + j * RowGroup, rowStart, rowEnd, o);
+                }
+                for (int g = g0 + 4 * quarter; g < g0 + count; g++)
+                {
+                    GroupV512(data + (long)g * GroupBytes, Blocks, tables, tailData + g * tailGroup, tailK, (short*)tailTables, sums);
+                    StoreGroup(g, sums, rowStart, rowEnd, o);
+                }
             }
-            g0 += 4 * quarter;
-            count -= 4 * quarter;
+            return;
         }
+        byte* byteTables = (byte*)Unsafe.AsPointer(ref a.TablesRef);
+        int* group = stackalloc int[RowGroup];
+        int* tail = stackalloc int[RowGroup];
         for (int g = g0; g < g0 + count; g++)
         {
-            GroupDot(data + (long)g * GroupBytes, Blocks, tables, group, path);
+            GroupDot(data + (long)g * GroupBytes, Blocks, byteTables, group, path);
             Finish(g, group, tail, tailData, tailTables, rowStart, rowEnd, acc, path);
         }
     }
@@ -245,7 +256,11 @@ public sealed class TL2 : TernaryMatrix
             case IsaPath.Scalar: GroupScalar(g, blocks, tables, o); break;
             case IsaPath.V128: GroupV128(g, blocks, tables, o); break;
             case IsaPath.V256: GroupV256(g, blocks, tables, o); break;
-            default: GroupV512(g, blocks, tables, o); break;
+            default:
+                int* sums = stackalloc int[RowGroup];
+                GroupV512(g, blocks, tables, null, 0, null, sums);
+                Interleave(sums, o);
+                break;
         }
     }
 
@@ -382,10 +397,10 @@ public sealed class TL2 : TernaryMatrix
     /// nibble and the shifted sign byte); vpermw reads only bits 4:0 of each 16-bit index, so the word itself indexes
     /// the even row and the word shifted right by 8 the odd row: two table look-ups give 64 signed int16 sums.
     /// </summary>
-    internal static unsafe void GroupV512(byte* g, int blocks, byte* tables, int* o)
+    internal static unsafe void GroupV512(byte* g, int blocks, byte* tables, byte* tail, int tailK, short* tailTables, int* sums)
     {
         var nibble = Vector512.Create((byte)0x0F);
-        Vector512<int> e0 = default, e1 = default, d0 = default, d1 = default;
+        new Span<int>(sums, RowGroup).Clear();
         for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
         {
             int be = Math.Min(blocks, bs + BlocksPerChunk);
@@ -409,10 +424,16 @@ public sealed class TL2 : TernaryMatrix
                 Signed512(w3, Vector512.ShiftRightLogical(sg, 2), nibble, t + 192, ref even, ref odd);
                 Signed512(Vector512.ShiftRightLogical(w3, 4), Vector512.ShiftRightLogical(sg, 3), nibble, t + 224, ref even, ref odd);
             }
-            e0 += Avx512F.ConvertToVector512Int32(even.GetLower()); e1 += Avx512F.ConvertToVector512Int32(even.GetUpper());
-            d0 += Avx512F.ConvertToVector512Int32(odd.GetLower()); d1 += Avx512F.ConvertToVector512Int32(odd.GetUpper());
+            WidenInto(even, odd, sums);
         }
-        StoreInterleaved(e0, e1, d0, d1, o);
+        if (tailK > 0)
+        {
+            // The TL1 tail: at most 6 byte-columns (23 columns), far below TL1.KPerChunk, in one int16 chunk.
+            Vector512<short> even = default, odd = default;
+            for (int k = 0; k < tailK; k++)
+                TL1.Word512(Vector512.Load(tail + k * RowGroup).AsUInt16(), Vector512.Load(tailTables + k * 64), Vector512.Load(tailTables + k * 64 + 32), ref even, ref odd);
+            WidenInto(even, odd, sums);
+        }
     }
 
     /// <summary>
@@ -420,10 +441,9 @@ public sealed class TL2 : TernaryMatrix
     /// range): four memory streams, one set of table loads. The int32 sums live in a stack block between chunks so the
     /// four groups' int16 sums fit the 32 registers.
     /// </summary>
-    internal static unsafe void GroupV512x4(byte* g, long stride, int blocks, byte* tables, int* o0, int* o1, int* o2, int* o3)
+    internal static unsafe void GroupV512x4(byte* g, long stride, int blocks, byte* tables, byte* tail, long tailStride, int tailK, short* tailTables, int* sums)
     {
         var nibble = Vector512.Create((byte)0x0F);
-        int* sums = stackalloc int[4 * 64];
         new Span<int>(sums, 4 * 64).Clear();
         byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
         for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
@@ -460,7 +480,22 @@ public sealed class TL2 : TernaryMatrix
             }
             WidenInto(aE, aO, sums); WidenInto(bE, bO, sums + 64); WidenInto(cE, cO, sums + 128); WidenInto(dE, dO, sums + 192);
         }
-        Interleave(sums, o0); Interleave(sums + 64, o1); Interleave(sums + 128, o2); Interleave(sums + 192, o3);
+        if (tailK > 0)
+        {
+            // The four groups' TL1 tail columns (see GroupV512), one int16 chunk.
+            Vector512<short> aE = default, aO = default, bE = default, bO = default, cE = default, cO = default, dE = default, dO = default;
+            byte* ta = tail, tb = tail + tailStride, tc = tb + tailStride, td = tc + tailStride;
+            for (int k = 0; k < tailK; k++)
+            {
+                var t0 = Vector512.Load(tailTables + k * 64); var t1 = Vector512.Load(tailTables + k * 64 + 32);
+                long off = (long)k * RowGroup;
+                TL1.Word512(Vector512.Load(ta + off).AsUInt16(), t0, t1, ref aE, ref aO);
+                TL1.Word512(Vector512.Load(tb + off).AsUInt16(), t0, t1, ref bE, ref bO);
+                TL1.Word512(Vector512.Load(tc + off).AsUInt16(), t0, t1, ref cE, ref cO);
+                TL1.Word512(Vector512.Load(td + off).AsUInt16(), t0, t1, ref dE, ref dO);
+            }
+            WidenInto(aE, aO, sums); WidenInto(bE, bO, sums + 64); WidenInto(cE, cO, sums + 128); WidenInto(dE, dO, sums + 192);
+        }
     }
 
     /// <summary>int32 sums laid out [even rows 0..31, odd rows 0..31] to natural row order.</summary>
@@ -472,14 +507,6 @@ public sealed class TL2 : TernaryMatrix
     /// <summary>Shift left by k (right by -k) in 16-bit lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<ushort> Shift(Vector512<ushort> v, int k) => k >= 0 ? Vector512.ShiftLeft(v, k) : Vector512.ShiftRightLogical(v, -k);
-
-    /// <summary>Even lane i is row 2i, odd lane i is row 2i + 1.</summary>
-    private static unsafe void StoreInterleaved(Vector512<int> e0, Vector512<int> e1, Vector512<int> d0, Vector512<int> d1, int* o)
-    {
-        int* tmp = stackalloc int[64];
-        e0.Store(tmp); e1.Store(tmp + 16); d0.Store(tmp + 32); d1.Store(tmp + 48);
-        Interleave(tmp, o);
-    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Signed512(Vector512<short> table, Vector512<ushort> w, Vector512<ushort> s, Vector512<byte> nibble, ref Vector512<short> even, ref Vector512<short> odd)

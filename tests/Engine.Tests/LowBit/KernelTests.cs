@@ -116,6 +116,8 @@ public class KernelTests
     [Theory, Trait("Category", "Simd")]
     [InlineData(64 * 9 + 5, 300)]
     [InlineData(64 * 6, 777)]
+    [InlineData(64 * 8, 20)]            // TL2: no whole 24-column block, only the TL1 tail, four groups at a time
+    [InlineData(64 * 5 + 3, 24 * 9 + 23)] // TL2: the longest tail (23 columns) beside whole blocks
     public void EveryFormatAndPathEqualsScalarReference_OnSubRanges(int rows, int cols)
     {
         var rng = new Random(rows + cols);
