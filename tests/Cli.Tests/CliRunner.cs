@@ -12,6 +12,20 @@ public static class CliRunner
         return Start(psi, args);
     }
 
+    /// <summary>
+    /// Runs src/Cli's own Release build output (the ReadyToRun images `dotnet build src/Cli -c Release` writes, which
+    /// compare.sh times) with extra environment variables; the copy beside the tests is plain IL.
+    /// </summary>
+    public static (int Exit, string Stdout, string Stderr) RunBuildOutput(IReadOnlyDictionary<string, string> env, params string[] args)
+    {
+        var dll = Path.Combine(RepoFiles.Root, "src", "Cli", "bin", "Release", "net10.0", "workbench.dll");
+        if (!File.Exists(dll)) throw new FileNotFoundException($"build the CLI first (dotnet build src/Cli -c Release): {dll}");
+        var psi = new ProcessStartInfo("dotnet");
+        psi.ArgumentList.Add(dll);
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        return Start(psi, args);
+    }
+
     /// <summary>The native binary ./install.sh builds (bin/workbench at the repository root).</summary>
     public static string NativeBinary => Path.Combine(RepoFiles.Root, "bin", "workbench");
 

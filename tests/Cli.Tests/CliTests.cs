@@ -41,6 +41,19 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("256", "V256")]
+    [InlineData("128", "V128")]
+    public void Precompiled_build_output_takes_the_path_a_narrower_preferred_vector_width_leaves(string width, string want)
+    {
+        // ReadyToRun code bakes Vector512.IsHardwareAccelerated in as the build machine saw it; Isa asks in jitted code
+        if (!System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) return; // the case exists only where V512 would be the default
+        var (exit, stdout, stderr) = CliRunner.RunBuildOutput(new Dictionary<string, string> { ["DOTNET_PreferredVectorBitWidth"] = width },
+            "bench", "gemv", "--format", "i2s", "--rows", "64", "--cols", "256", "--runs", "2", "--bandwidth", "20", "--json");
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(want, JsonDocument.Parse(stdout).RootElement.GetProperty("isa").GetString());
+    }
+
+    [Theory]
     [InlineData("q4_k", 144)]
     [InlineData("q6_k", 210)]
     public void Bench_gemv_times_the_k_quant_kernels_from_their_super_blocks(string format, int blockBytes)

@@ -21,15 +21,28 @@ public static class Isa
     /// so the 512-bit integer kernels use vpmaddubsw + vpmaddwd (checked on the Zen 4 VM of issue 14: AvxVnni, Avx10v1
     /// and AvxVnniInt8 report false although the CPU lists avx512_vnni; Avx512Vbmi and Avx512Vbmi2 report true). The runtime's switches narrow these:
     /// DOTNET_EnableAVX512=0 (V256), DOTNET_EnableAVX2=0 (V128), DOTNET_EnableHWIntrinsic=0 (scalar).
+    /// <para>What the process supports is asked once, in a method the runtime always compiles itself: ReadyToRun code
+    /// (the build output is precompiled) bakes <c>VectorN.IsHardwareAccelerated</c> in as the build machine saw it, so
+    /// DOTNET_PreferredVectorBitWidth=256 would otherwise leave precompiled and jitted callers disagreeing.</para>
     /// </summary>
     public static bool Supported(IsaPath path) => path switch
     {
         IsaPath.Scalar => true,
-        IsaPath.V128 => Vector128.IsHardwareAccelerated,
-        IsaPath.V256 => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported,
-        IsaPath.V512 => Vector512.IsHardwareAccelerated && Avx512BW.IsSupported,
+        IsaPath.V128 => Support[0],
+        IsaPath.V256 => Support[1],
+        IsaPath.V512 => Support[2],
         _ => false,
     };
+
+    private static readonly bool[] Support = Probe();
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization | System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static bool[] Probe() =>
+    [
+        Vector128.IsHardwareAccelerated,
+        Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported,
+        Vector512.IsHardwareAccelerated && Avx512BW.IsSupported,
+    ];
 
     /// <summary>The widest supported path (the cascade V512 -> V256 -> V128 -> Scalar), whatever scope is open.</summary>
     public static IsaPath Widest { get; } =
