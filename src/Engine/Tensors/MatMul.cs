@@ -22,6 +22,13 @@ public static unsafe class MatMul
     /// </summary>
     internal const int GemvTileMinCols = 4096;
 
+    /// <summary>
+    /// One row at a time only for a matrix streamed from memory (this many weights, 2 MB of fp32, and more): a matrix
+    /// that stays in cache (a small model's decode step) is bound by the multiply-add chain, and eight rows are eight
+    /// independent chains (one row's sum is a single chain of fused multiply-adds).
+    /// </summary>
+    internal const long GemvStreamMinWeights = 1 << 19;
+
     public static void Linear(ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<float> w, int m, Span<float> y,
         int threads = 0, IsaPath? path = null)
     {
@@ -163,7 +170,7 @@ public static unsafe class MatMul
             return;
         }
         int r = r0;
-        if (n == 1 && k < GemvTileMinCols && p == IsaPath.V512)
+        if (n == 1 && k < GemvTileMinCols && (long)m * k >= GemvStreamMinWeights && p == IsaPath.V512)
         {
             for (; r < r1; r++) y[r] = Dot(x, w + (long)r * k, k, p);
             return;

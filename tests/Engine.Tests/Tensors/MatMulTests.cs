@@ -104,12 +104,12 @@ public class MatMulTests
     [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Gemv_rows_give_the_same_bits_one_at_a_time_and_eight_at_a_time(IsaPath path)
     {
-        // Rows shorter than GemvTileMinCols are read one at a time, longer ones eight at a time: either way each row is
-        // the same lane sums, so a row's output equals that row alone as a 1-row product, on each side of the threshold.
+        // Rows of a large matrix shorter than GemvTileMinCols are read one at a time, longer ones eight at a time: either
+        // way each row is the same lane sums, so a row's output equals that row alone as a 1-row product, on each side.
         var rng = new Random(3);
         foreach (int cols in new[] { MatMul.GemvTileMinCols - 9, MatMul.GemvTileMinCols + 7 })
         {
-            int rows = 8 * 2 + 5;
+            int rows = (int)(MatMul.GemvStreamMinWeights / cols) / 8 * 8 + 8 * 2 + 5; // a matrix streamed from memory
             var w = new float[rows * cols]; var x = new float[cols];
             for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
             for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
