@@ -158,8 +158,11 @@ internal static unsafe class StoredKernels
     /// </summary>
     public static void F16V512x8(byte** rows, float* x, float* xs, int cols, float* y)
     {
-        ushort* h0 = (ushort*)rows[0], h1 = (ushort*)rows[1], h2 = (ushort*)rows[2], h3 = (ushort*)rows[3], h4 = (ushort*)rows[4], h5 = (ushort*)rows[5], h6 = (ushort*)rows[6], h7 = (ushort*)rows[7];
-        Vector512<float> a0 = default, b0 = default; Vector512<float> a1 = default, b1 = default; Vector512<float> a2 = default, b2 = default; Vector512<float> a3 = default, b3 = default; Vector512<float> a4 = default, b4 = default; Vector512<float> a5 = default, b5 = default; Vector512<float> a6 = default, b6 = default; Vector512<float> a7 = default, b7 = default;
+        ushort* h0 = (ushort*)rows[0], h1 = (ushort*)rows[1], h2 = (ushort*)rows[2], h3 = (ushort*)rows[3];
+        ushort* h4 = (ushort*)rows[4], h5 = (ushort*)rows[5], h6 = (ushort*)rows[6], h7 = (ushort*)rows[7];
+        // row k's lanes 0-15 in ak, 16-31 in bk, as F16V512 / Bf16V512 hold one row's
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
         var mx = Vector256<ushort>.Zero;
         int i = 0;
         for (; i + HalfLanes <= cols; i += HalfLanes)
@@ -218,8 +221,11 @@ internal static unsafe class StoredKernels
     /// <summary><see cref="Bf16V512"/> for eight rows at once (each row's bits unchanged; one activation load feeds eight rows).</summary>
     public static void Bf16V512x8(byte** rows, float* x, int cols, float* y)
     {
-        ushort* h0 = (ushort*)rows[0], h1 = (ushort*)rows[1], h2 = (ushort*)rows[2], h3 = (ushort*)rows[3], h4 = (ushort*)rows[4], h5 = (ushort*)rows[5], h6 = (ushort*)rows[6], h7 = (ushort*)rows[7];
-        Vector512<float> a0 = default, b0 = default; Vector512<float> a1 = default, b1 = default; Vector512<float> a2 = default, b2 = default; Vector512<float> a3 = default, b3 = default; Vector512<float> a4 = default, b4 = default; Vector512<float> a5 = default, b5 = default; Vector512<float> a6 = default, b6 = default; Vector512<float> a7 = default, b7 = default;
+        ushort* h0 = (ushort*)rows[0], h1 = (ushort*)rows[1], h2 = (ushort*)rows[2], h3 = (ushort*)rows[3];
+        ushort* h4 = (ushort*)rows[4], h5 = (ushort*)rows[5], h6 = (ushort*)rows[6], h7 = (ushort*)rows[7];
+        // row k's lanes 0-15 in ak, 16-31 in bk, as F16V512 / Bf16V512 hold one row's
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
         int i = 0;
         for (; i + HalfLanes <= cols; i += HalfLanes)
         {
