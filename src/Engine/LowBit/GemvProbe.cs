@@ -128,6 +128,12 @@ public static class GemvProbe
     /// </summary>
     private static void Measure(double[] times, int warmup, int copies, Action<int> call)
     {
+        // The set-up's garbage (the fp32 source weights, up to hundreds of MB) is collected now, so no collection of it
+        // runs during the timed calls (two gen-2 collections ran inside each f16 4096x4096 Run before). It did not close
+        // the gap between median and minimum under load, which is the shared machine's preemption of a process that
+        // has run for a second (the reference's ~50 ms processes are hit less).
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
+        GC.WaitForPendingFinalizers();
         int next = 0;
         long start = Stopwatch.GetTimestamp(), quietSince = start;
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();

@@ -136,9 +136,9 @@ public sealed unsafe class StoredMatrix : IStoredLinear
     /// <summary>A copy of the stored bytes of these rows (a new matrix with its own memory; benchmarks' cold pools).</summary>
     public StoredMatrix CloneWeights()
     {
-        var bytes = new byte[WeightBytes];
-        for (int r = 0; r < Rows; r++) RowSpan(r).CopyTo(bytes.AsSpan((int)(r * RowBytes)));
-        return FromBytes(Type, Rows, Cols, bytes);
+        var buffer = new AlignedBuffer<byte>(checked((int)WeightBytes)); // straight into the copy: no transient array per copy
+        for (int r = 0; r < Rows; r++) RowSpan(r).CopyTo(buffer.Span.Slice((int)(r * RowBytes)));
+        return new StoredMatrix(Type, Rows, Cols, (byte*)Unsafe.AsPointer(ref buffer.Ref), WeightBytes, buffer, null);
     }
 
     private byte* RowPtr(int r) => _data + (_rowMap?[r] ?? r) * RowBytes;
@@ -372,7 +372,20 @@ public sealed unsafe class StoredMatrix : IStoredLinear
         float* x = a.X;
         if (n == 1)
         {
-            if (Type == StoredType.F16 && p is IsaPath.V512 or IsaPath.V256)
+            if (p == IsaPath.V512 && Cols >= StoredKernels.TileMinCols && (Type == StoredType.F16 && a.XS != null || Type == StoredType.BF16))
+            {
+                // long rows: eight at a time share each activation load (x no longer stays in L1; see TileMinCols)
+                var rp = stackalloc byte*[8];
+                int r = r0;
+                for (; r + 8 <= r1; r += 8)
+                {
+                    for (int i = 0; i < 8; i++) rp[i] = RowPtr(r + i);
+                    if (Type == StoredType.F16) StoredKernels.F16V512x8(rp, x, a.XS, Cols, y + r);
+                    else StoredKernels.Bf16V512x8(rp, x, Cols, y + r);
+                }
+                for (; r < r1; r++) y[r] = Type == StoredType.F16 ? StoredKernels.F16V512(RowPtr(r), x, a.XS, Cols) : StoredKernels.Bf16V512(RowPtr(r), x, Cols);
+            }
+            else if (Type == StoredType.F16 && p is IsaPath.V512 or IsaPath.V256)
                 for (int r = r0; r < r1; r++) y[r] = p == IsaPath.V512 ? StoredKernels.F16V512(RowPtr(r), x, a.XS, Cols) : StoredKernels.F16V256(RowPtr(r), x, a.XS, Cols);
             else
                 for (int r = r0; r < r1; r++) y[r] = Dot(RowPtr(r), x, p);

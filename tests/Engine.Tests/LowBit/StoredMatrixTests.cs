@@ -18,7 +18,8 @@ public class StoredMatrixTests
     {
         32 => [(1, 32), (3, 64), (17, 96), (33, 256), (5, 1024)],
         256 => [(1, 256), (3, 512), (17, 768), (33, 256), (5, 2048)],
-        _ => [(1, 1), (5, 17), (9, 100), (2, 257), (17, 96), (3, 1024)],
+        // f16 / bf16; 19 x (TileMinCols + 4): from TileMinCols columns on rows go eight at a time (two tiles, three rows alone, a tail)
+        _ => [(1, 1), (5, 17), (9, 100), (2, 257), (17, 96), (3, 1024), (19, StoredKernels.TileMinCols + 4)],
     };
 
     private static float[] RandomX(int n, int seed)
@@ -198,36 +199,41 @@ public class StoredMatrixTests
         return r;
     }
 
-    [Fact, Trait("Category", "Simd")]
-    public void F16_rows_of_every_bit_pattern_give_the_scalar_twins_bits_on_every_path()
+    [Theory, Trait("Category", "Simd")]
+    [InlineData(1024)]
+    [InlineData(4096)]
+    public void F16_rows_of_every_bit_pattern_give_the_scalar_twins_bits_on_every_path(int cols)
     {
         // 64 rows x 1024: row r holds the f16 patterns r * 1024 .. r * 1024 + 1023 (subnormals in rows 0 and 32,
-        // infinities and NaN in rows 31 and 63: those rows leave the fast widening for the exact one)
+        // infinities and NaN in rows 31 and 63: those rows leave the fast widening for the exact one). 16 rows x 4096:
+        // the same patterns in rows read eight at a time (TileMinCols), the tiles of rows 7 and 15 holding the specials.
+        Assert.True(cols == 1024 ? cols < StoredKernels.TileMinCols : cols >= StoredKernels.TileMinCols, "one case below the tiles, one on them");
+        int rows = 65536 / cols;
         var bytes = new byte[65536 * 2];
         for (int h = 0; h < 65536; h++) { bytes[2 * h] = (byte)h; bytes[2 * h + 1] = (byte)(h >> 8); }
-        var m = StoredMatrix.FromBytes(StoredType.F16, 64, 1024, bytes);
-        var x = RandomX(1024, 5);
-        var want = new float[64];
+        var m = StoredMatrix.FromBytes(StoredType.F16, rows, cols, bytes);
+        var x = RandomX(cols, 5);
+        var want = new float[rows];
         m.Gemv(x, want, 1, IsaPath.Scalar);
         var large = (float[])x.Clone();
         large[700] = 70000f; // at or above 2^16 the wide paths keep x unscaled (x 2^112 would overflow)
-        var wantLarge = new float[64];
+        var wantLarge = new float[rows];
         m.Gemv(large, wantLarge, 1, IsaPath.Scalar);
         foreach (var path in Isa.SupportedPaths)
         {
-            var y = new float[64];
+            var y = new float[rows];
             m.Gemv(x, y, 1, path);
             Assert.True(Bits(want).SequenceEqual(Bits(y)), $"{path}: differs from the scalar twin");
             m.Gemv(large, y, 1, path);
             Assert.True(Bits(wantLarge).SequenceEqual(Bits(y)), $"{path}, |x| >= 2^16: differs from the scalar twin");
         }
         Assert.NotEqual(Bits(want), Bits(wantLarge));
-        Assert.True(float.IsNaN(want[31]) && float.IsNaN(want[63]));
+        Assert.True(float.IsNaN(want[0x7C00 / cols]) && float.IsNaN(want[0xFC00 / cols]));
         var w = m.ToFloat();
-        foreach (int r in new[] { 0, 5, 32, 40 })
+        foreach (int r in new[] { 0, 5 % rows, rows / 2, rows / 2 + 1 })
         {
             double exact = 0, mag = 0;
-            for (int c = 0; c < 1024; c++) { double p = (double)w[r * 1024 + c] * x[c]; exact += p; mag += Math.Abs(p); }
+            for (int c = 0; c < cols; c++) { double p = (double)w[r * cols + c] * x[c]; exact += p; mag += Math.Abs(p); }
             Assert.True(Math.Abs(want[r] - exact) <= 4e-6 * mag + 1e-30, $"row {r}: {want[r]} vs {exact}");
         }
     }

@@ -100,6 +100,33 @@ public class MatMulTests
         Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.GemvPart(w, rows, cols, x, got, 2, 2, path));
     }
 
+    [Theory]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
+    public void Gemv_rows_give_the_same_bits_one_at_a_time_and_eight_at_a_time(IsaPath path)
+    {
+        // Rows of a large matrix shorter than GemvTileMinCols are read one at a time, longer ones eight at a time: either
+        // way each row is the same lane sums, so a row's output equals that row alone as a 1-row product, on each side.
+        var rng = new Random(3);
+        foreach (int cols in new[] { MatMul.GemvTileMinCols - 9, MatMul.GemvTileMinCols + 7 })
+        {
+            int rows = (int)(MatMul.GemvStreamMinWeights / cols) / 8 * 8 + 8 * 2 + 5; // a matrix streamed from memory
+            var w = new float[rows * cols]; var x = new float[cols];
+            for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
+            for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+            var all = new float[rows];
+            MatMul.Gemv(w, rows, cols, x, all, threads: 1, path: path);
+            for (int r = 0; r < rows; r++)
+            {
+                var one = new float[1];
+                MatMul.Gemv(w.AsSpan(r * cols, cols), 1, cols, x, one, threads: 1, path: path);
+                Assert.Equal(BitConverter.SingleToInt32Bits(one[0]), BitConverter.SingleToInt32Bits(all[r]));
+            }
+            var want = new float[rows];
+            MatMul.LinearScalar(x, 1, cols, w, rows, want);
+            for (int r = 0; r < rows; r++) Assert.True(Math.Abs(want[r] - all[r]) <= 1e-3f, $"{cols} cols, row {r}: {all[r]} vs {want[r]}");
+        }
+    }
+
     [Fact]
     public void Bad_shapes_name_the_buffer()
     {
