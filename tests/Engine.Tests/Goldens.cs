@@ -3,6 +3,15 @@ namespace Workbench.Engine.Tests;
 /// <summary>Readers for the goldens that independent reference implementations produced (data/goldens).</summary>
 public static class Goldens
 {
+    /// <summary>The largest |a[i] - b[i]| (the lengths must agree): how far a result is from its golden.</summary>
+    public static double MaxAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        Xunit.Assert.Equal(b.Length, a.Length);
+        double worst = 0;
+        for (int i = 0; i < a.Length; i++) worst = Math.Max(worst, Math.Abs(a[i] - b[i]));
+        return worst;
+    }
+
     /// <summary>stories260K_once_upon_a_time.logits.bin: per step an int32 token fed, then 512 float32 logits.</summary>
     public static (int[] Tokens, float[][] Logits) Stories260KLogits()
     {

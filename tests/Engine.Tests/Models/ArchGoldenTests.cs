@@ -1,3 +1,4 @@
+using static Workbench.Engine.Tests.Goldens;
 using System.Numerics.Tensors;
 using System.Text.Json;
 using Workbench.Engine.Formats;
@@ -33,13 +34,6 @@ public class ArchGoldenTests(ITestOutputHelper output)
         JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder(family), $"gen_{which}.json"))).RootElement.GetProperty("generated")
             .EnumerateArray().Select(e => e.GetInt32()).ToArray();
 
-    private static double MaxAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        Assert.Equal(b.Length, a.Length);
-        double worst = 0;
-        for (int i = 0; i < a.Length; i++) worst = Math.Max(worst, Math.Abs(a[i] - b[i]));
-        return worst;
-    }
 
     [Theory]
     [MemberData(nameof(Families))]

@@ -1,3 +1,4 @@
+using static Workbench.Engine.Tests.Goldens;
 using System.Numerics.Tensors;
 using System.Text.Json;
 using Workbench.Engine.Formats;
@@ -28,13 +29,6 @@ public sealed class BitNetGgufTests(ITestOutputHelper output) : IDisposable
         JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder("bitnet_packed"), $"gen_{which}.json"))).RootElement.GetProperty(key)
             .EnumerateArray().Select(e => e.GetInt32()).ToArray();
 
-    private static double MaxAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        Assert.Equal(b.Length, a.Length);
-        double worst = 0;
-        for (int i = 0; i < a.Length; i++) worst = Math.Max(worst, Math.Abs(a[i] - b[i]));
-        return worst;
-    }
 
     private void MatchesTransformers(LlamaModel model, string label)
     {

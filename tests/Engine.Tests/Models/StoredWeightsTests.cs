@@ -1,3 +1,4 @@
+using static Workbench.Engine.Tests.Goldens;
 using Workbench.Engine.Formats;
 using Workbench.Engine.LowBit;
 using Workbench.Engine.Models;
@@ -13,13 +14,6 @@ namespace Workbench.Engine.Tests.Models;
 /// </summary>
 public class StoredWeightsTests
 {
-    private static double MaxAbs(float[] a, float[] b)
-    {
-        Assert.Equal(a.Length, b.Length);
-        double worst = 0;
-        for (int i = 0; i < a.Length; i++) worst = Math.Max(worst, Math.Abs(a[i] - b[i]));
-        return worst;
-    }
 
     private static int[] Prompt(int vocab, int n) => Enumerable.Range(0, n).Select(i => (i * 37 + 1) % vocab).ToArray();
 

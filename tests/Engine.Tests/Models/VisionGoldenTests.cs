@@ -1,3 +1,4 @@
+using static Workbench.Engine.Tests.Goldens;
 using System.Numerics.Tensors;
 using System.Text.Json;
 using Workbench.Engine.Formats;
@@ -18,13 +19,6 @@ public class VisionGoldenTests(ITestOutputHelper output)
 
     private static string Folder(string family) => Path.GetDirectoryName(Bundled.Path($"data/goldens/arch/{family}/config.json"))!;
 
-    private static double MaxAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        Assert.Equal(b.Length, a.Length);
-        double worst = 0;
-        for (int i = 0; i < a.Length; i++) worst = Math.Max(worst, Math.Abs(a[i] - b[i]));
-        return worst;
-    }
 
     /// <summary>pixel_values [1, 3, H, W] of the golden as the model's input.</summary>
     internal static PixelInput Pixels(NpzFile golden)

@@ -1,3 +1,4 @@
+using static Workbench.Engine.Tests.Goldens;
 using System.Text.Json;
 using Workbench.Engine.Formats;
 using Workbench.Engine.LowBit;
@@ -41,12 +42,6 @@ public class ArchTrainingTests(ITestOutputHelper output)
         return nll / (seq.Length - 1);
     }
 
-    private static double MaxAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double worst = 0;
-        for (int i = 0; i < a.Length; i++) worst = Math.Max(worst, Math.Abs(a[i] - b[i]));
-        return worst;
-    }
 
     [Theory]
     [MemberData(nameof(Families))]
@@ -198,7 +193,11 @@ public class ArchTrainingTests(ITestOutputHelper output)
         double kernels = CrossEntropy(logits, v, ids);
         double ptq = Math.Log(TrainRequest.Perplexity(model, [ids], ModuleSkips.None, qat: true, threads: 1));
         output.WriteLine($"bitnet_master: QAT loss {qat:F6}, ternary kernels on its weights {kernels:F6}, PTQ (mean |W|) {ptq:F6}, fp32 {fp32:F6}");
-        Assert.Equal(kernels, qat, 1e-3);
+        // int8 activations round at absmax 127: the last bit of a norm can flip a code, so two RMSNorm summation orders
+        // (the backprop's double sum, the inference loop's float sum) move this loss by up to ~2.2e-3 (measured when the
+        // inference norm changed order); post-training quantization's mean-|W| scale is 0.035 away
+        Assert.Equal(kernels, qat, 5e-3);
+        Assert.True(Math.Abs(qat - ptq) > 4 * 5e-3, $"QAT {qat} and PTQ {ptq} should be told apart by this tolerance");
         Assert.True(Math.Abs(qat - fp32) > 0.05, $"the ternary forward {qat} should differ from the fp32 one {fp32}");
     }
 
