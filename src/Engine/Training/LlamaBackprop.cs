@@ -411,22 +411,11 @@ public sealed class LlamaBackprop
             {
                 // x += W2 subnorm(act(W1 h) * W3 h), h = rmsnorm(x_mid) (act: silu, or relu^2 with BitNet's sub-norm)
                 var dA = _dA;
-                var dy = _dx;
-                if (p.PostFfnNorm is not null)
-                {
-                    Array.Clear(_dPost, 0, n * d);
-                    RmsNormBackward(_dx, _mlpOut[l], Layer(p.PostFfnNorm, l), _rPostF[l], _dPost, Layer(grads.PostFfnNorm!, l), n, d);
-                    dy = _dPost;
-                }
+                var dy = ThroughNorm(_dx, p.PostFfnNorm, grads.PostFfnNorm, l, _mlpOut[l], _rPostF[l], _dPost, n, d);
                 BiasGrad(dy, n, d, grads.B2, l);
                 GemmBackward.InputGrad(dy, n, d, Layer(_w2, l), m, dA, Threads);
                 GemmBackward.WeightGrad(dy, n, d, _aQ[l], m, Layer(grads.W2, l), _dyT, Threads);
-                if (p.FfnSubNorm is not null)
-                {
-                    Array.Clear(_dAN, 0, n * m);
-                    RmsNormBackward(dA, _a[l], Layer(p.FfnSubNorm, l), _rA[l], _dAN, Layer(grads.FfnSubNorm!, l), n, m);
-                    dA = _dAN;
-                }
+                dA = ThroughNorm(dA, p.FfnSubNorm, grads.FfnSubNorm, l, _a[l], _rA[l], _dAN, n, m);
                 float[] g = _g[l], u = _u[l], sg = _sig[l];
                 if (_relu2)
                     for (int i = 0; i < n * m; i++)
@@ -465,35 +454,16 @@ public sealed class LlamaBackprop
             if (!Skips.SkipsAttention(l))
             {
                 // x += Wo subnorm(attention(rope(norm(Wq h + bq)), rope(norm(Wk h + bk)), Wv h + bv)) + bo, h = rmsnorm(x_in)
-                var dy = _dx;
-                if (p.PostAttnNorm is not null)
-                {
-                    Array.Clear(_dPost, 0, n * d);
-                    RmsNormBackward(_dx, _attnOut[l], Layer(p.PostAttnNorm, l), _rPostA[l], _dPost, Layer(grads.PostAttnNorm!, l), n, d);
-                    dy = _dPost;
-                }
+                var dy = ThroughNorm(_dx, p.PostAttnNorm, grads.PostAttnNorm, l, _attnOut[l], _rPostA[l], _dPost, n, d);
                 BiasGrad(dy, n, d, grads.Bo, l);
                 GemmBackward.InputGrad(dy, n, d, Layer(_wo, l), qd, _dO, Threads);
                 GemmBackward.WeightGrad(dy, n, d, _oQ[l], qd, Layer(grads.Wo, l), _dyT, Threads);
-                var dO = _dO;
-                if (p.AttnSubNorm is not null)
-                {
-                    Array.Clear(_dON, 0, n * qd);
-                    RmsNormBackward(_dO, _o[l], Layer(p.AttnSubNorm, l), _rO[l], _dON, Layer(grads.AttnSubNorm!, l), n, qd);
-                    dO = _dON;
-                }
+                var dO = ThroughNorm(_dO, p.AttnSubNorm, grads.AttnSubNorm, l, _o[l], _rO[l], _dON, n, qd);
                 AttentionBackward(l, dO);
                 Rope(_dq, qd, _pos[l], n, inverse: true, l);
                 Rope(_dk, kv, _pos[l], n, inverse: true, l);
-                var (dq, dk) = (_dq, _dk);
-                if (p.QNorm is not null)
-                {
-                    Array.Clear(_dqPre, 0, n * qd);
-                    Array.Clear(_dkPre, 0, n * kv);
-                    RmsNormBackward(_dq, _qPre[l], Layer(p.QNorm, l), _rQ[l], _dqPre, Layer(grads.QNorm!, l), n * _heads, _hd);
-                    RmsNormBackward(_dk, _kPre[l], Layer(p.KNorm!, l), _rK[l], _dkPre, Layer(grads.KNorm!, l), n * Config.KvHeads, _hd);
-                    (dq, dk) = (_dqPre, _dkPre);
-                }
+                var dq = ThroughNorm(_dq, p.QNorm, grads.QNorm, l, _qPre[l], _rQ[l], _dqPre, n * _heads, _hd);
+                var dk = ThroughNorm(_dk, p.KNorm, grads.KNorm, l, _kPre[l], _rK[l], _dkPre, n * Config.KvHeads, _hd);
                 BiasGrad(dq, n, qd, grads.Bq, l);
                 BiasGrad(dk, n, kv, grads.Bk, l);
                 BiasGrad(_dv, n, kv, grads.Bv, l);
@@ -640,6 +610,16 @@ public sealed class LlamaBackprop
             rinv[i] = r;
             for (int j = 0; j < d; j++) y[i * d + j] = row[j] * r * w[j];
         }
+    }
+
+    // The gradient through a block's optional RMSNorm (sub-norm, sandwich norm, q/k norm) over `rows` rows of `width`:
+    // dy itself when the block has none, else the gradient at the norm's input, in scratch (cleared: the backward adds).
+    private float[] ThroughNorm(float[] dy, float[]? norm, float[]? normGrad, int l, float[] x, float[] rinv, float[] scratch, int rows, int width)
+    {
+        if (norm is null) return dy;
+        Array.Clear(scratch, 0, rows * width);
+        RmsNormBackward(dy, x, Layer(norm, l), rinv, scratch, Layer(normGrad!, l), rows, width);
+        return scratch;
     }
 
     // dx += r w dy - r^3 / d x sum(dy w x); dw += dy x r.
