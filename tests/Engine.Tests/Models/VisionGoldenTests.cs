@@ -20,6 +20,23 @@ public class VisionGoldenTests(ITestOutputHelper output)
     private static string Folder(string family) => Path.GetDirectoryName(Bundled.Path($"data/goldens/arch/{family}/config.json"))!;
 
 
+    /// <summary>Every layer's output, the final norm and the logits against transformers' (golden.npz), each within Tol; the last two differences.</summary>
+    private static (double FinalNorm, double Logits) LayersNormAndLogits(Hooks hooks, NpzFile golden, int layers, ReadOnlySpan<float> logits)
+    {
+        var layerOut = golden.ReadF32("layer_out");
+        int per = layerOut.Length / layers;
+        for (int l = 0; l < layers; l++)
+        {
+            double dh = MaxAbs(hooks.Get(HookNames.ResidPost(l)).Data, layerOut.AsSpan(l * per, per));
+            Assert.True(dh <= Tol, $"layer {l} output differs by {dh}");
+        }
+        double dn = MaxAbs(hooks.Get(HookNames.LnFinal).Data, golden.ReadF32("final_norm"));
+        Assert.True(dn <= Tol, $"final norm differs by {dn}");
+        double dl = MaxAbs(logits, golden.ReadF32("logits"));
+        Assert.True(dl <= Tol, $"max |logit - transformers| = {dl}");
+        return (dn, dl);
+    }
+
     /// <summary>pixel_values [1, 3, H, W] of the golden as the model's input.</summary>
     internal static PixelInput Pixels(NpzFile golden)
     {
@@ -51,17 +68,7 @@ public class VisionGoldenTests(ITestOutputHelper output)
 
         double de = MaxAbs(hooks.Get(HookNames.Embed).Data, golden.ReadF32("embed"));
         Assert.True(de <= Tol, $"embedding differs by {de}");
-        var layerOut = golden.ReadF32("layer_out");
-        int per = layerOut.Length / layers;
-        for (int l = 0; l < layers; l++)
-        {
-            double dh = MaxAbs(hooks.Get(HookNames.ResidPost(l)).Data, layerOut.AsSpan(l * per, per));
-            Assert.True(dh <= Tol, $"layer {l} output differs by {dh}");
-        }
-        double dn = MaxAbs(hooks.Get(HookNames.LnFinal).Data, golden.ReadF32("final_norm"));
-        Assert.True(dn <= Tol, $"final layernorm differs by {dn}");
-        double dl = MaxAbs(logits, golden.ReadF32("logits"));
-        Assert.True(dl <= Tol, $"max |logit - transformers| = {dl}");
+        var (dn, dl) = LayersNormAndLogits(hooks, golden, layers, logits);
         output.WriteLine($"vit: embed {de:E2}, final norm {dn:E2}, logits {dl:E2}");
     }
 
@@ -94,17 +101,7 @@ public class VisionGoldenTests(ITestOutputHelper output)
         Assert.Equal(Enumerable.Range(0, ids.Length).Where(i => ids[i] == model.ImageTokenId), hooks.Get(HookNames.ImageFeatures).TokenIndex);
         double de = MaxAbs(hooks.Get(HookNames.Embed).Data, golden.ReadF32("embed"));
         Assert.True(de <= Tol, $"embedding (image features in place) differs by {de}");
-        var layerOut = golden.ReadF32("layer_out");
-        int per = layerOut.Length / layers;
-        for (int l = 0; l < layers; l++)
-        {
-            double dh = MaxAbs(hooks.Get(HookNames.ResidPost(l)).Data, layerOut.AsSpan(l * per, per));
-            Assert.True(dh <= Tol, $"layer {l} output differs by {dh}");
-        }
-        double dn = MaxAbs(hooks.Get(HookNames.LnFinal).Data, golden.ReadF32("final_norm"));
-        Assert.True(dn <= Tol, $"final norm differs by {dn}");
-        double dl = MaxAbs(logits, golden.ReadF32("logits"));
-        Assert.True(dl <= Tol, $"max |logit - transformers| = {dl}");
+        var (dn, dl) = LayersNormAndLogits(hooks, golden, layers, logits);
         output.WriteLine($"llava: image features {df:E2}, embed {de:E2}, final norm {dn:E2}, logits {dl:E2}");
     }
 
