@@ -5,7 +5,7 @@ using Workbench.Engine.LowBit;
 namespace Workbench.Bench.LowBit;
 
 /// <summary>
-/// Cold-weight GEMV of the stored-type kernels (weights as a checkpoint stores them: f16, bf16, Q8_0, Q4_0 the K types Q4_K, Q5_K, Q6_K that llama-quantize's Q4_K_M mixes, Q3_K of its Q3_K_M, and the older Q4_1 / Q5_1), the same
+/// Cold-weight GEMV of the stored-type kernels (weights as a checkpoint stores them: f16, bf16, Q8_0, Q4_0, the K types Q4_K, Q5_K, Q6_K that llama-quantize's Q4_K_M mixes, Q3_K of its Q3_K_M, Q2_K of its Q2_K, and the older Q4_1 / Q5_0 / Q5_1: every stored type the loaders keep), the same
 /// pool discipline and shapes as <see cref="GemvBenchmarks"/>; Q8_0 / Q4_0 quantize the activations to Q8_0 blocks
 /// inside the timed call (as llama.cpp does). f16 is the baseline.
 /// Run: dotnet run -c Release --project bench/Workbench.Bench -- --filter '*StoredGemv*'
@@ -56,6 +56,8 @@ public class StoredGemvBenchmarks
     [GlobalSetup(Target = nameof(Q3_K))] public void SetupQ3_K() => Setup(StoredType.Q3_K);
     [GlobalSetup(Target = nameof(Q4_1))] public void SetupQ4_1() => Setup(StoredType.Q4_1);
     [GlobalSetup(Target = nameof(Q5_1))] public void SetupQ5_1() => Setup(StoredType.Q5_1);
+    [GlobalSetup(Target = nameof(Q5_0))] public void SetupQ5_0() => Setup(StoredType.Q5_0);
+    [GlobalSetup(Target = nameof(Q2_K))] public void SetupQ2_K() => Setup(StoredType.Q2_K);
 
     [GlobalCleanup] public void Cleanup() => _pool = [];
 
@@ -75,4 +77,6 @@ public class StoredGemvBenchmarks
     [Benchmark] public void Q3_K() => Run();
     [Benchmark] public void Q4_1() => Run();
     [Benchmark] public void Q5_1() => Run();
+    [Benchmark] public void Q5_0() => Run();
+    [Benchmark] public void Q2_K() => Run();
 }
