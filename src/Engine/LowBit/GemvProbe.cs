@@ -17,12 +17,39 @@ public sealed record GemvProbeResult(
 /// </summary>
 public static class GemvProbe
 {
-    /// <summary>Pool size: five times a ~32 MB last-level cache.</summary>
-    public const long DefaultPoolBytes = 160L << 20;
+    /// <summary>
+    /// Pool size: at least 160 MB (five times a ~32 MB last-level cache) and 9/8 of the largest cache this machine
+    /// reports, as refgemv sizes its own pool (289 MB against the 260 MB L3 of a Xeon VM here: a fixed 160 MB pool would
+    /// fit in that cache, and the "cold" weights of the project alone would not come from DRAM).
+    /// </summary>
+    public static long DefaultPoolBytes { get; } = Math.Max(160L << 20, LastLevelCacheBytes() * 9 / 8);
+
+    /// <summary>The largest CPU cache sysfs lists for cpu0 (bytes), 0 where it lists none.</summary>
+    public static long LastLevelCacheBytes()
+    {
+        long best = 0;
+        try
+        {
+            var dir = "/sys/devices/system/cpu/cpu0/cache";
+            if (!Directory.Exists(dir)) return 0;
+            foreach (var index in Directory.GetDirectories(dir, "index*"))
+            {
+                var f = Path.Combine(index, "size");
+                if (!File.Exists(f)) continue;
+                var t = File.ReadAllText(f).Trim(); // "266240K", "2048K", "32M"
+                long unit = t.EndsWith('K') ? 1L << 10 : t.EndsWith('M') ? 1L << 20 : 1;
+                if (long.TryParse(t.TrimEnd('K', 'M'), out long v)) best = Math.Max(best, v * unit);
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return best;
+    }
 
     public static GemvProbeResult Run(LowBitFormat format, int rows, int cols, int threads = 1, int runs = 101,
-        int warmup = 10, int seed = 1, IsaPath? path = null, long poolBytes = DefaultPoolBytes)
+        int warmup = 10, int seed = 1, IsaPath? path = null, long? poolBytes = null)
     {
+        long poolTarget = poolBytes ?? DefaultPoolBytes;
         Shapes.CheckShape(rows, cols);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
@@ -43,7 +70,7 @@ public static class GemvProbe
             // Weights kept as stored: the same cold pool, rows split across a team, fp32 accumulation from the stored type.
             var first = info.RandomStored(rows, cols, seed);
             weightBytes = first.WeightBytes;
-            copies = PoolCopies(weightBytes, poolBytes);
+            copies = PoolCopies(weightBytes, poolTarget);
             var pool = new StoredMatrix[copies];
             pool[0] = first;
             for (int i = 1; i < copies; i++) pool[i] = first.CloneWeights();
@@ -68,7 +95,7 @@ public static class GemvProbe
         else if (!info.IsPacked)
         {
             weightBytes = LowBitFormats.WeightBytes(format, rows, cols);
-            copies = PoolCopies(weightBytes, poolBytes);
+            copies = PoolCopies(weightBytes, poolTarget);
             // 64-byte aligned copies, as ggml's F32 tensors are: a .NET float[] of this size starts 24 bytes past a cache
             // line, so every 64-byte load of the kernel straddles two lines (6912x2560, one thread: 4018 us unaligned
             // against 3649 us aligned, thread CPU time, interleaved; 4096x4096 unchanged). Model weights held as
@@ -88,7 +115,7 @@ public static class GemvProbe
         {
             var first = LowBitFormats.Get(format).Random(rows, cols, seed);
             weightBytes = first.WeightBytes;
-            copies = PoolCopies(weightBytes, poolBytes);
+            copies = PoolCopies(weightBytes, poolTarget);
             var pool = new PackedMatrix[copies];
             pool[0] = first;
             for (int i = 1; i < copies; i++) pool[i] = first.CloneWeights();
@@ -158,7 +185,7 @@ public static class GemvProbe
 
     /// <summary>
     /// Streaming read bandwidth (GB/s), measured the way <see cref="Run"/> times a GEMV: a pool of
-    /// <paramref name="bytes"/> well above the last-level cache cut into chunks of <paramref name="chunkBytes"/> (the
+    /// <paramref name="bytes"/> (default: 256 MB or <see cref="DefaultPoolBytes"/>, whichever is larger) well above the last-level cache cut into chunks of <paramref name="chunkBytes"/> (the
     /// size of one GEMV's weights), one cold chunk per timed call (round robin), split across a team of threads, and
     /// the median call. Each thread reads its part as eight interleaved streams with software prefetch: one sequential
     /// stream reads ~10.5 GB/s on one core of this VM, eight streams 15-16 GB/s, and the GEMV kernels use several
@@ -171,15 +198,16 @@ public static class GemvProbe
     /// preempted ones), streamed 15-25 GB/s: the floor came out several times too high and "x0.1 of the floor" meant
     /// nothing. Short calls and the same median make the kernel and its floor comparable under the same load.
     /// </remarks>
-    public static double ReadBandwidthGBps(int threads = 1, long bytes = 256L << 20, int runs = 101, long chunkBytes = 4L << 20)
+    public static double ReadBandwidthGBps(int threads = 1, long? bytes = null, int runs = 101, long chunkBytes = 4L << 20)
     {
+        long total = bytes ?? Math.Max(256L << 20, DefaultPoolBytes); // above the last-level cache, as the GEMV pool
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 4096L * threads);
-        ArgumentOutOfRangeException.ThrowIfLessThan(bytes, 2 * chunkBytes);
-        var buffer = new AlignedBuffer<byte>(checked((int)bytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(total, 2 * chunkBytes);
+        var buffer = new AlignedBuffer<byte>(checked((int)total));
         buffer.Span.Fill(1);
-        int chunks = (int)(bytes / chunkBytes);
+        int chunks = (int)(total / chunkBytes);
         using var team = new WorkerTeam(threads);
         var times = new double[runs];
         long sink = 0, chunkStart = 0;
