@@ -101,6 +101,7 @@ internal static unsafe class StoredKernels
         if (xs != null)
             for (; i + HalfLanes <= cols; i += HalfLanes)
             {
+                Sse.Prefetch0((byte*)(h + i) + PrefetchAhead); // one line a step, see PrefetchAhead
                 var r0 = Vector256.Load(h + i);
                 var r1 = Vector256.Load(h + i + 16);
                 mx = Vector256.Max(mx, Vector256.Max(r0 << 1, r1 << 1));
@@ -169,6 +170,10 @@ internal static unsafe class StoredKernels
         {
             var x0 = Vector512.Load(xs + i);
             var x1 = Vector512.Load(xs + i + 16);
+            Sse.Prefetch0((byte*)(h0 + i) + PrefetchAhead); Sse.Prefetch0((byte*)(h1 + i) + PrefetchAhead);
+            Sse.Prefetch0((byte*)(h2 + i) + PrefetchAhead); Sse.Prefetch0((byte*)(h3 + i) + PrefetchAhead);
+            Sse.Prefetch0((byte*)(h4 + i) + PrefetchAhead); Sse.Prefetch0((byte*)(h5 + i) + PrefetchAhead);
+            Sse.Prefetch0((byte*)(h6 + i) + PrefetchAhead); Sse.Prefetch0((byte*)(h7 + i) + PrefetchAhead);
             var r0 = Vector256.Load(h0 + i); var s0 = Vector256.Load(h0 + i + 16);
             mx = Vector256.Max(mx, Vector256.Max(r0 << 1, s0 << 1));
             a0 = Vector512.FusedMultiplyAdd(F16Shifted(r0), x0, a0);
