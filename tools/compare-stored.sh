@@ -5,11 +5,14 @@
 # quantizes the activations to Q8_0 inside the timed call, as ours does: both take int8 dots per 32-weight block).
 # Run from the repository root after `dotnet build src/Cli -c Release`:
 #   tools/compare-stored.sh [out.jsonl]        # ROUNDS, RUNS, THREADS, SHAPES, PAIRS may be set
+# Each timed command holds the shared machine's bench lock (BENCH_LOCK, default /tmp/bench.lock; empty: none) alone.
 set -uo pipefail
 REF="${REFGEMV:-../shared/tools/refgemv/refgemv}"
 ROUNDS="${ROUNDS:-2}"; RUNS="${RUNS:-21}"; THREADS="${THREADS:-1 2}"
 SHAPES="${SHAPES:-6912x2560 2560x6912 4096x4096 11008x4096 4096x11008}"
 PAIRS="${PAIRS:-f16:f16 q8_0:q8_0}"
+LOCK="${BENCH_LOCK-/tmp/bench.lock}"
+timed() { if [ -n "$LOCK" ]; then flock -x "$LOCK" "$@"; else "$@"; fi; }
 OUT="${1:-/tmp/compare-stored-$(date +%Y%m%d-%H%M%S).jsonl}"
 export GOMP_SPINCOUNT="${GOMP_SPINCOUNT:-20000}"
 WB="$(ls src/Cli/bin/Release/*/workbench.dll 2>/dev/null | head -1)"
@@ -22,8 +25,8 @@ for r in $(seq 1 "$ROUNDS"); do
     for T in $THREADS; do
       for p in $PAIRS; do
         rk=${p%%:*}; pf=${p#*:}
-        ref() { emit "$("$REF" --kernel "$rk" --rows "$M" --cols "$K" --threads "$T" --runs "$RUNS" --json | tail -1)" "$r"; }
-        proj() { local j; j=$(dotnet "$WB" bench gemv --format "$pf" --rows "$M" --cols "$K" --threads "$T" --runs "$RUNS" --json | tr -d '\n ')
+        ref() { emit "$(timed "$REF" --kernel "$rk" --rows "$M" --cols "$K" --threads "$T" --runs "$RUNS" --json | tail -1)" "$r"; }
+        proj() { local j; j=$(timed dotnet "$WB" bench gemv --format "$pf" --rows "$M" --cols "$K" --threads "$T" --runs "$RUNS" --json | tr -d '\n ')
                  emit "$(echo "$j" | sed 's/^{/{"impl":"project","kernel":"'"$pf"'",/')" "$r"; }
         # alternate who goes first, so neither side always runs on the warmer (or busier) machine
         if [ $((r % 2)) -eq 1 ]; then ref; proj; else proj; ref; fi

@@ -358,9 +358,23 @@ public sealed unsafe class StoredMatrix : IStoredLinear
         int n = a.N;
         if (QuantizesActivations)
         {
+            int nb = Cols / Block;
+            if (n == 1 && p == IsaPath.V512)
+            {
+                // a GEMV: eight rows at a time, prefetching the next eight (see StoredKernels.QDotV256x8); the same bits as one at a time
+                var rp = stackalloc byte*[16];
+                int r = r0;
+                for (; r + 8 <= r1; r += 8)
+                {
+                    for (int i = 0; i < 16; i++) rp[i] = RowPtr(Math.Min(r + i, r1 - 1)); // 8..15: the next tile's (or the last rows')
+                    if (Type == StoredType.Q8_0) StoredKernels.Q8DotV256x8(rp, a.Q, a.D, Cols, y + r);
+                    else StoredKernels.Q4DotV256x8(rp, a.Q, a.D, Cols, y + r);
+                }
+                for (; r < r1; r++) y[r] = QDot(RowPtr(r), a.Q, a.D, p);
+                return;
+            }
             // the integer dots from the stored blocks; with n tokens four rows at a time stay in L1 while each token's
             // quantized x is read once for the four
-            int nb = Cols / Block;
             for (int r = r0; r < r1; r += 4)
             {
                 int g = Math.Min(4, r1 - r);
@@ -372,14 +386,15 @@ public sealed unsafe class StoredMatrix : IStoredLinear
         float* x = a.X;
         if (n == 1)
         {
-            if (p == IsaPath.V512 && Cols >= StoredKernels.TileMinCols && (Type == StoredType.F16 && a.XS != null || Type == StoredType.BF16))
+            if (p == IsaPath.V512 && (Type == StoredType.F16 && a.XS != null || Type == StoredType.BF16 && Cols >= StoredKernels.TileMinCols))
             {
-                // long rows: eight at a time share each activation load (x no longer stays in L1; see TileMinCols)
-                var rp = stackalloc byte*[8];
+                // eight rows at a time share each activation load (bf16: long rows, x no longer stays in L1; f16 at every
+                // width, prefetching the rows after the tile: see TileMinCols and F16V512x8)
+                var rp = stackalloc byte*[16];
                 int r = r0;
                 for (; r + 8 <= r1; r += 8)
                 {
-                    for (int i = 0; i < 8; i++) rp[i] = RowPtr(r + i);
+                    for (int i = 0; i < 16; i++) rp[i] = RowPtr(Math.Min(r + i, r1 - 1)); // 8..15: the next tile's (or the last rows')
                     if (Type == StoredType.F16) StoredKernels.F16V512x8(rp, x, a.XS, Cols, y + r);
                     else StoredKernels.Bf16V512x8(rp, x, Cols, y + r);
                 }

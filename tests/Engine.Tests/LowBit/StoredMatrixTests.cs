@@ -18,7 +18,8 @@ public class StoredMatrixTests
     {
         32 => [(1, 32), (3, 64), (17, 96), (33, 256), (5, 1024)],
         256 => [(1, 256), (3, 512), (17, 768), (33, 256), (5, 2048)],
-        // f16 / bf16; 19 x (TileMinCols + 4): from TileMinCols columns on rows go eight at a time (two tiles, three rows alone, a tail)
+        // f16 / bf16; 19 x (TileMinCols + 4): from TileMinCols columns on bf16 rows go eight at a time (two tiles, three rows
+        // alone, a tail), f16 rows on V512 at every width (9 rows: a tile and a row alone; 17: two tiles and a row)
         _ => [(1, 1), (5, 17), (9, 100), (2, 257), (17, 96), (3, 1024), (19, StoredKernels.TileMinCols + 4)],
     };
 
@@ -206,8 +207,7 @@ public class StoredMatrixTests
     {
         // 64 rows x 1024: row r holds the f16 patterns r * 1024 .. r * 1024 + 1023 (subnormals in rows 0 and 32,
         // infinities and NaN in rows 31 and 63: those rows leave the fast widening for the exact one). 16 rows x 4096:
-        // the same patterns in rows read eight at a time (TileMinCols), the tiles of rows 7 and 15 holding the specials.
-        Assert.True(cols == 1024 ? cols < StoredKernels.TileMinCols : cols >= StoredKernels.TileMinCols, "one case below the tiles, one on them");
+        // the same patterns in longer rows. On V512 f16 rows go eight at a time, the tiles of rows 31 and 63 (7 and 15) holding the specials.
         int rows = 65536 / cols;
         var bytes = new byte[65536 * 2];
         for (int h = 0; h < 65536; h++) { bytes[2 * h] = (byte)h; bytes[2 * h + 1] = (byte)(h >> 8); }
