@@ -131,11 +131,20 @@ public class GemvBenchmarks
             foreach (var w in _workers) w.Start();
         }
 
-        private void Part(int t) => Workbench.Engine.Tensors.MatMul.GemvPart(_w, _rows, _cols, _x, _y, t, _threads);
+        private int _next;
+
+        // As the engine's teams do (WorkerTeam.RunChunks): each thread takes the next unclaimed chunk of rows.
+        private void Part(int t)
+        {
+            int chunks = Workbench.Engine.Tensors.MatMul.GemvChunks(_rows);
+            for (int c = t; c < chunks; c = Interlocked.Increment(ref _next) - 1)
+                Workbench.Engine.Tensors.MatMul.GemvChunk(_w, _rows, _cols, _x, _y, c);
+        }
 
         public void Run(float[] w, float[] x, float[] y)
         {
             (_w, _x, _y) = (w, x, y);
+            _next = _threads;
             if (_threads == 1) { Part(0); return; }
             _start.SignalAndWait();
             Part(0);

@@ -48,8 +48,7 @@ public static class GemvProbe
             pool[0] = first;
             for (int i = 1; i < copies; i++) pool[i] = first.CloneWeights();
             using var team = new WorkerTeam(threads);
-            var bounds = new int[threads + 1];
-            for (int t = 0; t <= threads; t++) bounds[t] = t == threads ? rows : (int)((long)rows * t / threads / 16 * 16);
+            int chunks = (rows + StoredMatrix.ChunkRows - 1) / StoredMatrix.ChunkRows;
             var xp = GC.AllocateArray<float>(cols, pinned: true);
             var yp = GC.AllocateArray<float>(rows, pinned: true);
             x.CopyTo(xp, 0);
@@ -61,8 +60,8 @@ public static class GemvProbe
                 nint ax = (nint)px, ay = (nint)py;
                 // Q8_0 / Q4_0 quantize the activations inside the timed call (once, on this thread), as llama.cpp does
                 StoredMatrix.Activations act = default;
-                Action<int> part = t => current.RowRange(act, (float*)ay, bounds[t], bounds[t + 1], p);
-                Measure(times, warmup, copies, i => { current = pool[i]; act = current.Prepare((float*)ax, 1, p); team.Run(part); });
+                Action<int> chunk = c => current.RowRange(act, (float*)ay, c * StoredMatrix.ChunkRows, Math.Min(rows, (c + 1) * StoredMatrix.ChunkRows), p);
+                Measure(times, warmup, copies, i => { current = pool[i]; act = current.Prepare((float*)ax, 1, p); team.RunChunks(chunks, chunk); });
             }
         }
         else if (!info.IsPacked)
@@ -81,8 +80,8 @@ public static class GemvProbe
             for (int i = 1; i < copies; i++) pool[i] = w0.Clone();
             using var team = new WorkerTeam(threads);
             var current = w0;
-            Action<int> part = t => MatMul.GemvPart(current.Span, rows, cols, x, y, t, threads);
-            Measure(times, warmup, copies, i => { current = pool[i]; team.Run(part); });
+            Action<int> chunk = c => MatMul.GemvChunk(current.Span, rows, cols, x, y, c);
+            Measure(times, warmup, copies, i => { current = pool[i]; team.RunChunks(MatMul.GemvChunks(rows), chunk); });
         }
         else
         {

@@ -32,6 +32,8 @@ public sealed class Int8 : PackedMatrix
     /// <summary>Bytes of a rows x cols Int8 matrix: a byte per weight with cols padded to 64, plus one fp32 scale per row.</summary>
     public static long BytesFor(int rows, int cols) => (long)rows * Shapes.RoundUp(cols, ColAlign) + sizeof(float) * (long)rows;
     internal override int RowAlign => 4;
+    /// <summary>One row at a time streams (<see cref="DotV512"/>), so short chunks cost nothing: ggml's 64 rows.</summary>
+    internal override int ChunkRows => 64;
     public ReadOnlySpan<float> Scales => _scales;
 
     private Int8(int rows, int cols) : base(rows, cols)
