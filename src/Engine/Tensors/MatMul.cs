@@ -19,8 +19,21 @@ public static unsafe class MatMul
     /// row at a time re-reads it from L2 for every row. Measured on the Zen 4 VM (thread CPU time, interleaved in one
     /// process, load 20): 6912x2560 one thread 2.92 ms one row at a time against 3.45 ms eight (a plain read 2.47 ms);
     /// 2560x6912 4.61 ms against 3.34 ms. Both give the same bits (each row is the same lane sums).
+    /// <para>On the Xeon VM of issue 14 (Emerald Rapids, session 9) the tile won at 2560 columns too, where the one
+    /// row's single chain of fused multiply-adds seems to hold the stream back: fp32 6912x2560 one thread 5.6-7.4 ms
+    /// one row at a time against 4.5-5.3 ms eight, two threads 2.4-3.2 against 1.9-2.5 ms; 2048x2048 one thread 1.30
+    /// against 1.12 ms (median wall time, alternated call by call in one process, load 1.6-1.9). So rows are read one
+    /// at a time only on AMD, where it was measured to win; <see cref="StoredKernels.TileMinCols"/> (f16, bf16) was
+    /// not measured there and keeps 4096.</para>
     /// </summary>
-    internal const int GemvTileMinCols = 4096;
+    internal static readonly int GemvTileMinCols = IsAmd() ? 4096 : 0;
+
+    private static bool IsAmd()
+    {
+        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported) return false;
+        var (_, ebx, ecx, edx) = System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0);
+        return ebx == 0x68747541 && edx == 0x69746E65 && ecx == 0x444D4163; // "AuthenticAMD"
+    }
 
     /// <summary>
     /// One row at a time only for a matrix streamed from memory (this many weights, 2 MB of fp32, and more): a matrix

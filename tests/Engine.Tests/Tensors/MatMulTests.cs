@@ -112,10 +112,11 @@ public class MatMulTests
     [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Gemv_rows_give_the_same_bits_one_at_a_time_and_eight_at_a_time(IsaPath path)
     {
-        // Rows of a large matrix shorter than GemvTileMinCols are read one at a time, longer ones eight at a time: either
-        // way each row is the same lane sums, so a row's output equals that row alone as a 1-row product, on each side.
+        // Rows of a large matrix shorter than GemvTileMinCols (4096 on AMD, 0 elsewhere) are read one at a time, longer
+        // ones eight at a time: either way each row is the same lane sums, so a row's output equals that row alone as a
+        // 1-row product, on each side of AMD's threshold.
         var rng = new Random(3);
-        foreach (int cols in new[] { MatMul.GemvTileMinCols - 9, MatMul.GemvTileMinCols + 7 })
+        foreach (int cols in new[] { 4096 - 9, 4096 + 7 })
         {
             int rows = (int)(MatMul.GemvStreamMinWeights / cols) / 8 * 8 + 8 * 2 + 5; // a matrix streamed from memory
             var w = new float[rows * cols]; var x = new float[cols];
