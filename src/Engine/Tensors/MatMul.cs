@@ -26,14 +26,7 @@ public static unsafe class MatMul
     /// at a time only on AMD, where it was measured to win; <see cref="StoredKernels.TileMinCols"/> (f16, bf16) was
     /// not measured there and keeps 4096.</para>
     /// </summary>
-    internal static readonly int GemvTileMinCols = IsAmd() ? 4096 : 0;
-
-    private static bool IsAmd()
-    {
-        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported) return false;
-        var (_, ebx, ecx, edx) = System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0);
-        return ebx == 0x68747541 && edx == 0x69746E65 && ecx == 0x444D4163; // "AuthenticAMD"
-    }
+    internal static readonly int GemvTileMinCols = Isa.IsAmd ? 4096 : 0;
 
     /// <summary>
     /// One row at a time only for a matrix streamed from memory (this many weights, 2 MB of fp32, and more): a matrix
