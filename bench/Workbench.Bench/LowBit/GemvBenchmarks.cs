@@ -9,7 +9,7 @@ using Workbench.Engine.LowBit;
 namespace Workbench.Bench.LowBit;
 
 /// <summary>
-/// Cold-weight GEMV per format: a pool of weight copies (~160 MB, five times the last-level cache), a different copy
+/// Cold-weight GEMV per format: a pool of weight copies (GemvProbe.DefaultPoolBytes, as the reference kernels' pool), a different copy
 /// per call round robin; activation quantization (and TL tables) inside the timed call. fp32 is the baseline.
 /// Shapes are rows x cols (out x in). Run: dotnet run -c Release --project bench/Workbench.Bench -- --filter '*Gemv*'
 /// </summary>
