@@ -9,7 +9,7 @@ using Workbench.Engine.LowBit;
 namespace Workbench.Bench.LowBit;
 
 /// <summary>
-/// Cold-weight GEMV per format: a pool of weight copies (~160 MB, five times the last-level cache), a different copy
+/// Cold-weight GEMV per format: a pool of weight copies (GemvProbe.DefaultPoolBytes, as the reference kernels' pool), a different copy
 /// per call round robin; activation quantization (and TL tables) inside the timed call. fp32 is the baseline.
 /// Shapes are rows x cols (out x in). Run: dotnet run -c Release --project bench/Workbench.Bench -- --filter '*Gemv*'
 /// </summary>
@@ -131,11 +131,20 @@ public class GemvBenchmarks
             foreach (var w in _workers) w.Start();
         }
 
-        private void Part(int t) => Workbench.Engine.Tensors.MatMul.GemvPart(_w, _rows, _cols, _x, _y, t, _threads);
+        private int _next;
+
+        // As the engine's teams do (WorkerTeam.RunChunks): each thread takes the next unclaimed chunk of rows.
+        private void Part(int t)
+        {
+            int chunks = Workbench.Engine.Tensors.MatMul.GemvChunks(_rows);
+            for (int c = t; c < chunks; c = Interlocked.Increment(ref _next) - 1)
+                Workbench.Engine.Tensors.MatMul.GemvChunk(_w, _rows, _cols, _x, _y, c);
+        }
 
         public void Run(float[] w, float[] x, float[] y)
         {
             (_w, _x, _y) = (w, x, y);
+            _next = _threads;
             if (_threads == 1) { Part(0); return; }
             _start.SignalAndWait();
             Part(0);

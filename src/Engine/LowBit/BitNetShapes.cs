@@ -106,11 +106,11 @@ public sealed class BitNetShapes : IDisposable
         }
     }
 
-    private void F32Part(int t) =>
-        MatMul.GemvPart(_f32W, _f32Shape.Rows, _f32Shape.Cols, _x.AsSpan(0, _f32Shape.Cols), _y.AsSpan(0, _f32Shape.Rows), t, Threads);
+    private void F32Part(int chunk) =>
+        MatMul.GemvChunk(_f32W, _f32Shape.Rows, _f32Shape.Cols, _x.AsSpan(0, _f32Shape.Cols), _y.AsSpan(0, _f32Shape.Rows), chunk);
 
-    private void HeadPart(int t) =>
-        MatMul.GemvPart(_headF32, Vocab, Hidden, _x.AsSpan(0, Hidden), _y.AsSpan(0, Vocab), t, Threads);
+    private void HeadPart(int chunk) =>
+        MatMul.GemvChunk(_headF32, Vocab, Hidden, _x.AsSpan(0, Hidden), _y.AsSpan(0, Vocab), chunk);
 
     /// <summary>Runs one decode token's GEMVs (every layer's q, k, v, o, gate, up, down, then the head). No allocation.</summary>
     public void DecodeToken()
@@ -125,10 +125,10 @@ public sealed class BitNetShapes : IDisposable
                 {
                     _f32W = layer[i];
                     _f32Shape = LayerLinears[i];
-                    _team.Run(_f32Part!);
+                    _team.RunChunks(MatMul.GemvChunks(_f32Shape.Rows), _f32Part!);
                 }
         if (_head != null) _head.Gemv(x, _y.AsSpan(0, Vocab), _headWs!, Path);
-        else if (_headPart != null) _team.Run(_headPart);
+        else if (_headPart != null) _team.RunChunks(MatMul.GemvChunks(Vocab), _headPart);
     }
 
     /// <summary>Median time of <paramref name="tokens"/> decode steps after <paramref name="warmup"/> untimed ones.</summary>

@@ -18,11 +18,14 @@ public sealed record GemvProbeResult(
 public static class GemvProbe
 {
     /// <summary>
-    /// Pool size: at least 160 MB (five times a ~32 MB last-level cache) and 9/8 of the largest cache this machine
-    /// reports, as refgemv sizes its own pool (289 MB against the 260 MB L3 of a Xeon VM here: a fixed 160 MB pool would
-    /// fit in that cache, and the "cold" weights of the project alone would not come from DRAM).
+    /// Pool size: the reference's (refgemv takes ceil(300 MB / weights) copies), so both sides of compare.sh stream from
+    /// the same share of cache, and never less than 9/8 of the largest cache this machine reports. It was 160 MB (five
+    /// times a ~32 MB last-level cache), but the Xeon VM reports a 260 MB L3, and there 160 MB against 600 MB made
+    /// 4096x4096 two-thread GEMVs faster by 20-40% on either side (project int8 400-558 against 676-686 us, fp32
+    /// 1732-1740 against 2192-2203; refgemv f32 2107-2191 against 2772-4076, load 2.6-3.6; i2s one thread 295-299 us
+    /// from 160 MB, 336-343 from 310 MB): the project's 160 MB pool beside the reference's 300 MB flattered the project.
     /// </summary>
-    public static long DefaultPoolBytes { get; } = Math.Max(160L << 20, LastLevelCacheBytes() * 9 / 8);
+    public static long DefaultPoolBytes { get; } = Math.Max(300_000_000, LastLevelCacheBytes() * 9 / 8);
 
     /// <summary>The largest CPU cache sysfs lists for cpu0 (bytes), 0 where it lists none.</summary>
     public static long LastLevelCacheBytes()
@@ -75,8 +78,7 @@ public static class GemvProbe
             pool[0] = first;
             for (int i = 1; i < copies; i++) pool[i] = first.CloneWeights();
             using var team = new WorkerTeam(threads);
-            var bounds = new int[threads + 1];
-            for (int t = 0; t <= threads; t++) bounds[t] = t == threads ? rows : (int)((long)rows * t / threads / 16 * 16);
+            int chunks = (rows + StoredMatrix.ChunkRows - 1) / StoredMatrix.ChunkRows;
             var xp = GC.AllocateArray<float>(cols, pinned: true);
             var yp = GC.AllocateArray<float>(rows, pinned: true);
             x.CopyTo(xp, 0);
@@ -88,8 +90,8 @@ public static class GemvProbe
                 nint ax = (nint)px, ay = (nint)py;
                 // Q8_0 / Q4_0 quantize the activations inside the timed call (once, on this thread), as llama.cpp does
                 StoredMatrix.Activations act = default;
-                Action<int> part = t => current.RowRange(act, (float*)ay, bounds[t], bounds[t + 1], p);
-                Measure(times, warmup, copies, i => { current = pool[i]; act = current.Prepare((float*)ax, 1, p); team.Run(part); });
+                Action<int> chunk = c => current.RowRange(act, (float*)ay, c * StoredMatrix.ChunkRows, Math.Min(rows, (c + 1) * StoredMatrix.ChunkRows), p);
+                Measure(times, warmup, copies, i => { current = pool[i]; act = current.Prepare((float*)ax, 1, p); team.RunChunks(chunks, chunk); });
             }
         }
         else if (!info.IsPacked)
@@ -108,8 +110,8 @@ public static class GemvProbe
             for (int i = 1; i < copies; i++) pool[i] = w0.Clone();
             using var team = new WorkerTeam(threads);
             var current = w0;
-            Action<int> part = t => MatMul.GemvPart(current.Span, rows, cols, x, y, t, threads);
-            Measure(times, warmup, copies, i => { current = pool[i]; team.Run(part); });
+            Action<int> chunk = c => MatMul.GemvChunk(current.Span, rows, cols, x, y, c);
+            Measure(times, warmup, copies, i => { current = pool[i]; team.RunChunks(MatMul.GemvChunks(rows), chunk); });
         }
         else
         {

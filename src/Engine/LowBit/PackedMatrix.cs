@@ -81,6 +81,14 @@ public abstract class PackedMatrix
     /// <summary>Row ranges given to threads start at multiples of this (the format's row group).</summary>
     internal virtual int RowAlign => 64;
 
+    /// <summary>
+    /// Rows per chunk when threads split a GEMV (a multiple of <see cref="RowAlign"/>), each taking the next unclaimed
+    /// chunk; 0: one equal run of rows per thread. The ternary kernels keep the runs: they read four streams from the
+    /// quarters of a run, and chunks of 256 or 1024 rows made TL1 3-6% slower (6912x2560 and 4096x4096, two threads,
+    /// interleaved in one process; I2S and TL2 unchanged within noise).
+    /// </summary>
+    internal virtual int ChunkRows => 0;
+
     protected PackedMatrix(int rows, int cols)
     {
         Shapes.CheckShape(rows, cols);
@@ -282,7 +290,6 @@ public sealed class LowBitWorkspace : IDisposable
     private readonly bool _ownsTeam;
     private readonly int[] _acc;
     private readonly Action<int> _part;
-    private readonly int[] _bounds;
     private int _n;
     private IsaPath _path;
     private PackedMatrix _current;
@@ -305,15 +312,15 @@ public sealed class LowBitWorkspace : IDisposable
         _ownsTeam = shared == null;
         _team = shared ?? new WorkerTeam(threads);
         _part = RunPart;
-        // Coarse, equal, row-group-aligned split: with 2 cores a finer split only adds synchronisation. Measured: 256-row
-        // chunks handed out by an atomic counter (so a preempted or slower thread leaves its rest to the other) were
-        // no faster under load 25 and slower for TL1 (6912x2560: 432 vs 379 us), whose four-group kernel and I2S's
-        // quarter streams want long ranges.
-        _bounds = new int[threads + 1];
-        int groups = (m.Rows + m.RowAlign - 1) / m.RowAlign;
-        for (int i = 0; i <= threads; i++) _bounds[i] = Math.Min(m.Rows, (int)((long)groups * i / threads) * m.RowAlign);
-        _bounds[threads] = m.Rows;
+        // Equal, row-group-aligned halves unless the format asks for chunks (PackedMatrix.ChunkRows): handed out one at a
+        // time, those let a slowed core do fewer (WorkerTeam.RunChunks). A later matrix of the same shape (a pool copy)
+        // shares the split.
+        int perThread = ((m.Rows + m.RowAlign - 1) / m.RowAlign + threads - 1) / threads * m.RowAlign;
+        _chunkRows = m.ChunkRows > 0 ? Math.Min(m.ChunkRows, perThread) : perThread;
+        _chunks = (m.Rows + _chunkRows - 1) / _chunkRows;
     }
+
+    private readonly int _chunkRows, _chunks;
 
     internal unsafe void Run(PackedMatrix current, int n, IsaPath path, float* y)
     {
@@ -321,14 +328,14 @@ public sealed class LowBitWorkspace : IDisposable
         _n = n;
         _path = path;
         _y = y;
-        try { _team.Run(_part); }
+        try { _team.RunChunks(_chunks, _part); }
         finally { _y = null; }
     }
 
-    private unsafe void RunPart(int part)
+    private unsafe void RunPart(int chunk)
     {
         var m = _current;
-        int start = _bounds[part], end = _bounds[part + 1];
+        int start = chunk * _chunkRows, end = Math.Min(m.Rows, start + _chunkRows);
         if (start >= end) return;
         int rows = m.Rows;
         if (_n > 1 && m.MatMulCore(Activations, _n, start, end, _acc, _path))

@@ -148,10 +148,11 @@ internal static unsafe class StoredKernels
     /// f16 2560x6912 one thread 3.4-4.0 ms one row at a time, 2.3 ms eight rows at a time, 2.2 ms a plain read of the
     /// weights; with x cut to 8 KB the one-row kernel ran at the plain read's speed (thread CPU time, interleaved in one
     /// process, load 14-20). Short rows keep one stream, which the prefetcher follows best (f16 6912x2560: 1.67 ms one
-    /// row at a time, 2.13 ms eight). The fp32 GEMV splits the same way (<see cref="Tensors.MatMul.GemvTileMinCols"/>).
-    /// f16 goes eight rows at a time at every width, asking for the next tile's rows as it reads (see <see cref="F16V512x8"/>).
+    /// row at a time, 2.13 ms eight). The fp32 GEMV split the same way there (<see cref="Tensors.MatMul.GemvTileMinCols"/>,
+    /// which reads eight rows at a time at every width on Intel). This threshold now applies to bf16 only: f16 goes eight
+    /// rows at a time at every width, asking for the next tile's rows as it reads (see <see cref="F16V512x8"/>).
     /// </summary>
-    public const int TileMinCols = Tensors.MatMul.GemvTileMinCols;
+    public const int TileMinCols = 4096;
 
     /// <summary>
     /// <see cref="F16V512"/> (with x times 2^112 in <paramref name="xs"/>) for eight rows at once, each row's lanes formed

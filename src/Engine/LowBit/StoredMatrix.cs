@@ -281,6 +281,9 @@ public sealed unsafe class StoredMatrix : IStoredLinear
 
     // ---- GEMV / GEMM ----
 
+    /// <summary>Rows per chunk when threads split a product (each takes the next unclaimed chunk), as <see cref="MatMul.GemvChunkRows"/>.</summary>
+    internal const int ChunkRows = 64;
+
     /// <summary>y[rows] = W x (decode). Rows are split across <paramref name="threads"/> (0: all cores).</summary>
     public void Gemv(ReadOnlySpan<float> x, Span<float> y, int threads = 1, IsaPath? path = null) => Gemm(x, 1, y, threads, path);
 
@@ -296,17 +299,15 @@ public sealed unsafe class StoredMatrix : IStoredLinear
         var p = Isa.Resolve(path);
         if (threads <= 0) threads = Environment.ProcessorCount;
         if ((long)Rows * Cols * n < 1 << 16) threads = 1;
-        int chunks = Math.Min(threads, (Rows + 15) / 16);
+        // Chunks of ChunkRows rows handed out one at a time (WorkerTeam.RunChunks), shorter multiples of 16 for a small matrix.
+        int chunkRows = Math.Min(ChunkRows, ((Rows + threads - 1) / threads + 15) / 16 * 16);
+        int chunks = (Rows + chunkRows - 1) / chunkRows;
         fixed (float* px = x, py = y)
         {
             var a = Prepare(px, n, p);
-            if (chunks <= 1) { RowRange(a, py, 0, Rows, p); GC.KeepAlive(_owner); return; }
+            if (threads <= 1 || chunks <= 1) { RowRange(a, py, 0, Rows, p); GC.KeepAlive(_owner); return; }
             nint ay = (nint)py;
-            Parallelism.For(chunks, chunks, t =>
-            {
-                int r0 = (int)((long)Rows * t / chunks / 16 * 16), r1 = t == chunks - 1 ? Rows : (int)((long)Rows * (t + 1) / chunks / 16 * 16);
-                RowRange(a, (float*)ay, r0, r1, p);
-            });
+            Parallelism.Chunks(chunks, threads, c => RowRange(a, (float*)ay, c * chunkRows, Math.Min(Rows, (c + 1) * chunkRows), p));
         }
         GC.KeepAlive(_owner); // the mapping stays while the kernels read it
     }

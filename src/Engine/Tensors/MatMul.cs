@@ -19,8 +19,14 @@ public static unsafe class MatMul
     /// row at a time re-reads it from L2 for every row. Measured on the Zen 4 VM (thread CPU time, interleaved in one
     /// process, load 20): 6912x2560 one thread 2.92 ms one row at a time against 3.45 ms eight (a plain read 2.47 ms);
     /// 2560x6912 4.61 ms against 3.34 ms. Both give the same bits (each row is the same lane sums).
+    /// <para>On the Xeon VM of issue 14 (Emerald Rapids, session 9) the tile won at 2560 columns too, where the one
+    /// row's single chain of fused multiply-adds seems to hold the stream back: fp32 6912x2560 one thread 5.6-7.4 ms
+    /// one row at a time against 4.5-5.3 ms eight, two threads 2.4-3.2 against 1.9-2.5 ms; 2048x2048 one thread 1.30
+    /// against 1.12 ms (median wall time, alternated call by call in one process, load 1.6-1.9). So rows are read one
+    /// at a time only on AMD, where it was measured to win; <see cref="StoredKernels.TileMinCols"/> (f16, bf16) was
+    /// not measured there and keeps 4096.</para>
     /// </summary>
-    internal const int GemvTileMinCols = 4096;
+    internal static readonly int GemvTileMinCols = Isa.IsAmd ? 4096 : 0;
 
     /// <summary>
     /// One row at a time only for a matrix streamed from memory (this many weights, 2 MB of fp32, and more): a matrix
@@ -43,10 +49,22 @@ public static unsafe class MatMul
                 Rows(px, n, k, pw, m, py, 0, m, p);
                 return;
             }
-            // Chunks of W rows, multiples of 32 (the GEMM panel width) when there are enough rows, else of 4.
+            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
+            if (n < PanelMinRows || p == IsaPath.Scalar)
+            {
+                // GEMV-like: chunks of GemvChunkRows W rows handed out one at a time, so a slowed core does fewer.
+                // (Shorter ones, multiples of 4, when a thread's share of a small matrix is shorter than that.)
+                int rowsPerChunk = Math.Min(GemvChunkRows, ((m + threads - 1) / threads + 3) / 4 * 4);
+                Parallelism.Chunks((m + rowsPerChunk - 1) / rowsPerChunk, threads, c =>
+                {
+                    int r0 = c * rowsPerChunk;
+                    Rows((float*)ax, n, k, (float*)aw, m, (float*)ay, r0, Math.Min(m, r0 + rowsPerChunk), p);
+                });
+                return;
+            }
+            // GEMM: one run of W rows per thread, a multiple of 32 (the GEMM panel width) when there are enough rows, else of 4.
             int align = m >= 64 * threads ? 32 : 4;
             int chunk = ((m + threads - 1) / threads + align - 1) / align * align;
-            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
             int chunks = (m + chunk - 1) / chunk;
             Parallelism.For(chunks, chunks, t =>
             {
@@ -111,17 +129,23 @@ public static unsafe class MatMul
         int threads = 0, IsaPath? path = null) => Linear(x, 1, cols, w, rows, y, threads, path);
 
     /// <summary>
-    /// Part <paramref name="part"/> of <paramref name="parts"/> of y = W x on the calling thread: the rows cut into
-    /// equal runs of whole 4-row tiles, the last part taking the rest. For callers that run the parts on their own
-    /// threads (the low-bit benchmarks' worker teams).
+    /// Rows per chunk when threads split a GEMV (<see cref="WorkerTeam.RunChunks"/>: each thread takes the next
+    /// unclaimed chunk): 64, as the reference's ggml threads take them, a multiple of the 8-row tile.
     /// </summary>
-    public static void GemvPart(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int part, int parts, IsaPath? path = null)
+    public const int GemvChunkRows = 64;
+
+    /// <summary>How many <see cref="GemvChunkRows"/>-row chunks a GEMV of <paramref name="rows"/> rows has.</summary>
+    public static int GemvChunks(int rows) => (rows + GemvChunkRows - 1) / GemvChunkRows;
+
+    /// <summary>
+    /// Chunk <paramref name="chunk"/> (of <see cref="GemvChunks"/>) of y = W x on the calling thread: for callers that
+    /// hand the chunks to their own threads (the low-bit benchmarks' worker teams).
+    /// </summary>
+    public static void GemvChunk(ReadOnlySpan<float> w, int rows, int cols, ReadOnlySpan<float> x, Span<float> y, int chunk, IsaPath? path = null)
     {
-        if (parts < 1 || (uint)part >= (uint)parts) throw new ArgumentOutOfRangeException(nameof(part), $"part {part} of {parts}");
-        long tiles = (rows + 3) / 4;
-        int r0 = (int)Math.Min(rows, tiles * part / parts * 4);
-        int r1 = part == parts - 1 ? rows : (int)Math.Min(rows, tiles * (part + 1) / parts * 4);
-        GemvRows(w, rows, cols, x, y, r0, r1, path);
+        if ((uint)chunk >= (uint)GemvChunks(rows)) throw new ArgumentOutOfRangeException(nameof(chunk), $"chunk {chunk} of {GemvChunks(rows)}");
+        int r0 = chunk * GemvChunkRows;
+        GemvRows(w, rows, cols, x, y, r0, Math.Min(rows, r0 + GemvChunkRows), path);
     }
 
     /// <summary>

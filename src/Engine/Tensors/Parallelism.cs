@@ -41,4 +41,31 @@ internal static class Parallelism
             Volatile.Write(ref _busy, 0);
         }
     }
+
+    /// <summary>
+    /// Runs body(c) for every chunk c in [0, chunks) on up to <paramref name="threads"/> threads, each taking the next
+    /// unclaimed chunk (<see cref="WorkerTeam.RunChunks"/>), so a slowed core does fewer: for a GEMV's row chunks.
+    /// </summary>
+    public static void Chunks(int chunks, int threads, Action<int> body)
+    {
+        threads = Math.Min(Math.Min(threads, chunks), Environment.ProcessorCount);
+        if (threads <= 1)
+        {
+            for (int c = 0; c < chunks; c++) body(c);
+            return;
+        }
+        if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+        {
+            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+            return;
+        }
+        try
+        {
+            (_team ??= new WorkerTeam(Environment.ProcessorCount)).RunChunks(chunks, body, threads);
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
 }

@@ -90,24 +90,33 @@ public class MatMulTests
         MatMul.LinearScalar(x, 1, cols, w, rows, want);
         MatMul.Gemv(w, rows, cols, x, got, threads: 2, path: path);
         Assert.Equal(want, got);
-        // The same product in parts, as the worker teams of the low-bit benchmarks run it: every row exactly once.
-        foreach (int parts in new[] { 1, 2, 3, 4, 11 })
+        // The same product in chunks, as the worker teams of the low-bit benchmarks run it (in any order): every row
+        // exactly once, also for a matrix of several chunks with a short last one.
+        foreach (int m in new[] { rows, 2 * MatMul.GemvChunkRows + 11 })
         {
-            var byParts = Enumerable.Repeat(float.NaN, rows).ToArray();
-            for (int p = 0; p < parts; p++) MatMul.GemvPart(w, rows, cols, x, byParts, p, parts, path);
-            Assert.Equal(want, byParts);
+            var wm = new float[m * cols];
+            for (int i = 0; i < wm.Length; i++) wm[i] = (i * 7 % 13) - 6;
+            var wantM = new float[m];
+            MatMul.LinearScalar(x, 1, cols, wm, m, wantM);
+            var byChunks = Enumerable.Repeat(float.NaN, m).ToArray();
+            for (int c = MatMul.GemvChunks(m) - 1; c >= 0; c--) MatMul.GemvChunk(wm, m, cols, x, byChunks, c, path);
+            Assert.Equal(wantM, byChunks);
+            var threaded = new float[m];
+            MatMul.Gemv(wm, m, cols, x, threaded, threads: 2, path: path);
+            Assert.Equal(wantM, threaded);
+            Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.GemvChunk(wm, m, cols, x, byChunks, MatMul.GemvChunks(m), path));
         }
-        Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.GemvPart(w, rows, cols, x, got, 2, 2, path));
     }
 
     [Theory]
     [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
     public void Gemv_rows_give_the_same_bits_one_at_a_time_and_eight_at_a_time(IsaPath path)
     {
-        // Rows of a large matrix shorter than GemvTileMinCols are read one at a time, longer ones eight at a time: either
-        // way each row is the same lane sums, so a row's output equals that row alone as a 1-row product, on each side.
+        // Rows of a large matrix shorter than GemvTileMinCols (4096 on AMD, 0 elsewhere) are read one at a time, longer
+        // ones eight at a time: either way each row is the same lane sums, so a row's output equals that row alone as a
+        // 1-row product, on each side of AMD's threshold.
         var rng = new Random(3);
-        foreach (int cols in new[] { MatMul.GemvTileMinCols - 9, MatMul.GemvTileMinCols + 7 })
+        foreach (int cols in new[] { 4096 - 9, 4096 + 7 })
         {
             int rows = (int)(MatMul.GemvStreamMinWeights / cols) / 8 * 8 + 8 * 2 + 5; // a matrix streamed from memory
             var w = new float[rows * cols]; var x = new float[cols];

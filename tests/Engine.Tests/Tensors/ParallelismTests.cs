@@ -29,4 +29,24 @@ public class ParallelismTests
         Parallelism.For(8, 2, i => Interlocked.Add(ref sum, i));
         Assert.Equal(28, sum);
     }
+
+    [Fact]
+    public void Chunks_run_once_each_on_the_team_and_through_the_fallback()
+    {
+        using var team = new WorkerTeam(2);
+        foreach (int chunks in new[] { 0, 1, 2, 3, 97 })
+            foreach (int parts in new[] { 0, 1, 2 })
+            {
+                var hits = new int[chunks];
+                team.RunChunks(chunks, c => Interlocked.Increment(ref hits[c]), parts);
+                Assert.All(hits, h => Assert.Equal(1, h));
+            }
+        var nested = new int[20 * 30];
+        Parallelism.Chunks(20, 2, outer => Parallelism.Chunks(30, 2, inner => Interlocked.Increment(ref nested[outer * 30 + inner])));
+        Assert.All(nested, h => Assert.Equal(1, h));
+        Assert.ThrowsAny<Exception>(() => team.RunChunks(50, c => { if (c == 40) throw new InvalidOperationException("chunk failed"); }));
+        int sum = 0;
+        team.RunChunks(8, c => Interlocked.Add(ref sum, c));
+        Assert.Equal(28, sum);
+    }
 }
