@@ -313,14 +313,11 @@ public sealed class I2S : TernaryMatrix
     internal const int Streams = 4;
 
     /// <summary>
-    /// Software prefetch distance on each of the four streams, in bytes ahead of the loads. It was two rows: at
-    /// 11008 columns that is 4 x 2 x 2816 = 22 KB of prefetched lines, which with the 11 KB of activations overflows
-    /// the 32 KB L1, so lines were evicted before they were used and long rows ran slowest (4096x11008 at 17 GB/s
-    /// against 22 GB/s at 11008x4096). Thread CPU time on the Zen 4 VM, one thread, two rows / 1024 / 512 / 256 bytes /
-    /// none: 4096x11008 635-666 / 517-578 / 476-487 / 480 / 524 us; 4096x4096 213 / 207 / 212 / 213 / 255 us; 512 is
-    /// as good as any at every shape. (The V256 kernel uses the same distance; it was not timed separately.)
+    /// Software prefetch distance on each of the four streams, in bytes ahead of the loads (see <see cref="Prefetch"/>).
+    /// It was two rows: at 11008 columns that is 4 x 2 x 2816 = 22 KB of prefetched lines, which with the 11 KB of
+    /// activations overflowed a 32 KB L1, so lines were evicted before they were used and long rows ran slowest.
     /// </summary>
-    internal const int PrefetchAhead = 512;
+    private static readonly int PrefetchAhead = Prefetch.Distance;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Prefetch4(byte* p, long stride)

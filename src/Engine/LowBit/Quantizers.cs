@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Workbench.Engine.LowBit;
 
@@ -100,7 +101,27 @@ public static class AbsMaxInt8
     {
         int i = 0;
         float max = 0, zero = 0;
-        if (Vector256.IsHardwareAccelerated && x.Length >= 8)
+        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        if (Vector512.IsHardwareAccelerated && x.Length >= 64)
+        {
+            // Four independent max and x * 0 + z chains of 16 lanes (the one-chain Vector256 loop below ran at the add
+            // latency, ~0.5 cycle per value). MaxNative (vmaxps) is exact here: its operands are |x| >= +0, and a NaN
+            // it might drop still reaches z.
+            Vector512<float> m0 = default, m1 = default, m2 = default, m3 = default, z0 = default, z1 = default, z2 = default, z3 = default;
+            for (; i + 64 <= x.Length; i += 64)
+            {
+                var v0 = Vector512.LoadUnsafe(ref r, (nuint)i); var v1 = Vector512.LoadUnsafe(ref r, (nuint)i + 16);
+                var v2 = Vector512.LoadUnsafe(ref r, (nuint)i + 32); var v3 = Vector512.LoadUnsafe(ref r, (nuint)i + 48);
+                m0 = Vector512.MaxNative(m0, Vector512.Abs(v0)); m1 = Vector512.MaxNative(m1, Vector512.Abs(v1));
+                m2 = Vector512.MaxNative(m2, Vector512.Abs(v2)); m3 = Vector512.MaxNative(m3, Vector512.Abs(v3));
+                z0 = Vector512.FusedMultiplyAdd(v0, Vector512<float>.Zero, z0); z1 = Vector512.FusedMultiplyAdd(v1, Vector512<float>.Zero, z1);
+                z2 = Vector512.FusedMultiplyAdd(v2, Vector512<float>.Zero, z2); z3 = Vector512.FusedMultiplyAdd(v3, Vector512<float>.Zero, z3);
+            }
+            var m = Vector512.MaxNative(Vector512.MaxNative(m0, m1), Vector512.MaxNative(m2, m3));
+            var z = z0 + z1 + z2 + z3;
+            for (int j = 0; j < 16; j++) { max = MathF.Max(max, m[j]); zero += z[j]; }
+        }
+        if (Vector256.IsHardwareAccelerated && x.Length - i >= 8)
         {
             Vector256<float> m = default, z = default;
             for (; i + 8 <= x.Length; i += 8)
@@ -124,6 +145,19 @@ public static class AbsMaxInt8
     internal static void ScaleRoundSaturate(ReadOnlySpan<float> x, float a, Span<sbyte> q)
     {
         int i = 0;
+        if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated)
+        {
+            // AVX-512: vcvtps2dq rounding to nearest even (explicitly, not MXCSR's mode), then vpmovsdb's saturation is
+            // the clamp to [-128, 127] (|x a| <= 127 give or take one rounding, far inside int32): the same value as
+            // the scalar loop for every finite x, in 4 instructions per 16 values instead of ~10 (4096 values ~1.4 ->
+            // ~0.4 us).
+            var va = Vector512.Create(a);
+            ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+            ref sbyte d = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(q);
+            for (; i + 16 <= x.Length; i += 16)
+                Avx512F.ConvertToVector128SByteWithSaturation(Avx512F.ConvertToVector512Int32(Vector512.LoadUnsafe(ref r, (nuint)i) * va, FloatRoundingMode.ToEven))
+                    .StoreUnsafe(ref d, (nuint)i);
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             var va = Vector256.Create(a);

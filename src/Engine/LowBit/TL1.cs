@@ -249,12 +249,8 @@ public sealed class TL1 : TernaryMatrix
         for (int i = 0; i < n; i++) acc[r0 - rowStart + i] = group[i];
     }
 
-    /// <summary>
-    /// Software prefetch distance on a group's linear stream (bytes ahead of the current load). Short, because the
-    /// four-group kernel runs four such streams beside the tables: 2048 bytes made 4096x11008 / 4096x4096 858 / 308 us
-    /// against 729 / 266 us at 512 (thread CPU time, one thread, interleaved); see I2S.PrefetchAhead.
-    /// </summary>
-    internal const int PrefetchDist = 512;
+    /// <summary>Software prefetch distance on a group's linear stream (bytes ahead of the current load); see <see cref="Prefetch"/>.</summary>
+    private static readonly int PrefetchDist = Prefetch.Distance;
 
     /// <summary>
     /// Sums of one 64-row group over kCount byte-columns into o[0..64), natural row order; <paramref name="tables"/> as

@@ -25,6 +25,35 @@ public class LayerTests
         Assert.Equal(new sbyte[] { 32, -127, 64, 0 }, q); // round(31.75) = 32, round(63.5) = 64 (ties to even)
     }
 
+    /// <summary>
+    /// The vector quantizer (AVX-512 or AVX2 by hardware, or scalar under the switches) against the scalar definition,
+    /// bit for bit: lengths around the 64 / 32 / 16 / 8 steps, exact ties (x a = k + 0.5), values at the clamp.
+    /// </summary>
+    [Theory, Trait("Category", "Simd")]
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(64)]
+    [InlineData(100)]
+    [InlineData(2560)]
+    [InlineData(11008 + 23)]
+    public void AbsMaxInt8EqualsItsScalarDefinition(int n)
+    {
+        var rng = new Random(n);
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 6 - 3);
+        for (int i = 0; i < n; i += 7) x[i] = (2 * rng.Next(-127, 127) + 1) / 63.5f; // x a = k + 0.5 (within float rounding)
+        x[rng.Next(n)] = -4f; // max |x| = 4, a = 31.75
+        var q = new sbyte[n];
+        float a = AbsMaxInt8.Quantize(x, q);
+        Assert.Equal(127f / 4f, a);
+        for (int i = 0; i < n; i++)
+            Assert.Equal((sbyte)Math.Clamp(MathF.Round(x[i] * a), -128f, 127f), q[i]);
+        x[n / 2] = float.NaN;
+        Assert.Throws<ArgumentException>(() => AbsMaxInt8.Quantize(x, q));
+        x[n / 2] = float.NegativeInfinity;
+        Assert.Throws<ArgumentException>(() => AbsMaxInt8.Quantize(x, q));
+    }
+
     [Theory, Trait("Category", "Simd")]
     [InlineData(LowBitFormat.I2S)]
     [InlineData(LowBitFormat.TL1)]
