@@ -113,6 +113,40 @@ public class AttentionKernelTests
         }
     }
 
+    /// <summary>
+    /// Keys after the query's position are masked wherever they sit among the cached keys (token dropping keeps any
+    /// subset): in the first vector of eight positions, in the middle, in the scalar rest, none, or all but one.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
+    public void Decode_head_masks_every_key_after_the_query_wherever_it_sits(IsaPath path)
+    {
+        var rng = new Random(5);
+        int hd = 8, kvStride = 8;
+        foreach (int c in new[] { 3, 8, 9, 17, 40, 45 })
+            foreach (int future in new[] { 0, 1, 2, c - 1 })
+            {
+                int tStride = (c + 15) / 16 * 16;
+                float[] R(int len) => Enumerable.Range(0, len).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+                var q = R(hd); var k = R(c * kvStride); var v = R(c * kvStride);
+                var kt = new float[kvStride * tStride]; var vt = new float[kvStride * tStride];
+                for (int j = 0; j < c; j++)
+                    for (int t = 0; t < kvStride; t++) { kt[t * tStride + j] = k[j * kvStride + t]; vt[t * tStride + j] = v[j * kvStride + t]; }
+                // positions 0..c-1 shuffled; the query sits so that exactly `future` keys are after it
+                var keyPos = Enumerable.Range(0, c).OrderBy(_ => rng.Next()).ToArray();
+                int queryPos = c - 1 - future;
+                float[] want = new float[hd], wantP = new float[c], got = new float[hd], gotP = new float[c];
+                using (Isa.Use(path))
+                {
+                    AttentionKernel.CausalHead(q, 1, hd, 0, k, v, c, kvStride, 0, hd, [queryPos], keyPos, want, wantP);
+                    AttentionKernel.DecodeHead(q, 0, k, kt, vt, tStride, c, kvStride, 0, hd, queryPos, keyPos, got, new float[c], gotP);
+                }
+                Assert.Equal(want, got);
+                Assert.Equal(wantP, gotP);
+                for (int j = 0; j < c; j++) Assert.Equal(keyPos[j] > queryPos, gotP[j] == 0);
+            }
+    }
+
     private static void DecodeEqualsCausal(int hd, int c)
     {
         var rng = new Random(hd * 1000 + c);
