@@ -34,7 +34,7 @@ for r in rows:
         ref.setdefault(key + (r["kernel"],), []).append(r["median_us"])
 loads = [r["load1"] for r in rows if "load1" in r]
 print(f"load average (1 min) over the run: {min(loads):.2f}-{max(loads):.2f}; read bandwidth (best probe median): "
-      + ", ".join(f"{t} thread(s) {g:.1f} GB/s" for t, g in sorted(bw.items())))
+      + (", ".join(f"{t} thread(s) {g:.1f} GB/s" for t, g in sorted(bw.items())) or "no membw probe in the file (no floor)"))
 print("| shape | T | project | reference | project us | reference us | ratio | target | project x floor | reference x floor |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 misses = []
