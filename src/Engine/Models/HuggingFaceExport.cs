@@ -36,7 +36,7 @@ public static class HuggingFaceExport
                 tensors.Add((p + "post_attention_layernorm.weight", [c.Dim], l.FfnNorm));
                 tensors.Add((p + "mlp.gate_proj.weight", [c.MlpDim, c.Dim], StoredLinears.Fp32(l.W1)));
                 tensors.Add((p + "mlp.down_proj.weight", [c.Dim, c.MlpDim], StoredLinears.Fp32(l.W2)));
-                tensors.Add((p + "mlp.up_proj.weight", [c.MlpDim, c.Dim], StoredLinears.Fp32(l.W3)));
+                tensors.Add((p + "mlp.up_proj.weight", [c.MlpDim, c.Dim], StoredLinears.Fp32(l.W3 ?? throw new InvalidOperationException($"{model.Card.Name} layer {i} has no up projection (w3), which a Llama-2 block has"))));
             }
         }
         tensors.Add(("model.norm.weight", [c.Dim], w.FinalNorm));

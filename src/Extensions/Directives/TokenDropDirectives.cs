@@ -92,7 +92,7 @@ internal static class TokenDropDirectives
         string variable;
         try { (request, variable) = Parse(name, command); }
         catch (ArgumentException e) { return Magic.RunAsync(context, name, _ => throw e); }
-        return Magic.RunAsync(context, name, token => Task.Run(() => Execute(request, context, token), token), variable);
+        return Magic.RunAsync(context, name, token => Task.Run<object?>(() => Execute(request, context, token), token), variable);
     }
 
     /// <summary>The engine request the magic's options give (validated), and the variable that receives the result.</summary>
