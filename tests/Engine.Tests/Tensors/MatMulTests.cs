@@ -136,6 +136,32 @@ public class MatMulTests
         }
     }
 
+    /// <summary>
+    /// A small model's decode rows (eight at a time, the eight sums reduced together) equal each row alone (one dot, one
+    /// Vector*.Sum), bit for bit, with values over eight decades so any other summation order shows.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(IsaPaths.All), MemberType = typeof(IsaPaths))]
+    public void Small_gemv_rows_reduced_eight_at_a_time_equal_each_row_alone(IsaPath path)
+    {
+        var rng = new Random(11);
+        float R() => (float)((rng.NextDouble() - 0.5) * Math.Pow(10, rng.Next(-4, 5)));
+        foreach (int cols in new[] { 16, 64, 172, 256 })
+        {
+            int rows = 8 * 3 + 5;
+            var w = Enumerable.Range(0, rows * cols).Select(_ => R()).ToArray();
+            var x = Enumerable.Range(0, cols).Select(_ => R()).ToArray();
+            var all = new float[rows];
+            MatMul.Gemv(w, rows, cols, x, all, threads: 1, path: path);
+            for (int r = 0; r < rows; r++)
+            {
+                var one = new float[1];
+                MatMul.Gemv(w.AsSpan(r * cols, cols), 1, cols, x, one, threads: 1, path: path);
+                Assert.True(BitConverter.SingleToInt32Bits(one[0]) == BitConverter.SingleToInt32Bits(all[r]), $"{path} {cols} cols, row {r}: {all[r]} vs {one[0]}");
+            }
+        }
+    }
+
     [Fact]
     public void Bad_shapes_name_the_buffer()
     {
