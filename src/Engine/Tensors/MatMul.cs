@@ -254,9 +254,10 @@ public static unsafe class MatMul
     }
 
     /// <summary>
-    /// GEMV on the wide paths: eight W rows (<paramref name="stride"/> floats apart) against one x row, eight memory streams at once. One core here reads
-    /// about 13 GB/s from four streams and 15-16 GB/s from eight (4096x4096 cold: 5.3 -> 4.5 ms on one thread).
-    /// Each row's sum is formed exactly as in <see cref="Tile4x1{TV}"/>, so results do not change.
+    /// GEMV on the wide paths: eight W rows (<paramref name="stride"/> floats apart) against one x row, eight memory
+    /// streams at once. One core here reads about 13 GB/s from four streams and 15-16 GB/s from eight (4096x4096 cold:
+    /// 5.3 -> 4.5 ms on one thread). Each row's sum is formed exactly as in <see cref="Tile4x1{TV}"/> (the eight lane
+    /// sums reduced together by <see cref="IVec{TSelf}.Sum8"/>, with Sum's tree), so results do not change.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Tile8x1<TV>(float* x, float* w, long stride, int k, float* y) where TV : struct, IVec<TV>

@@ -37,8 +37,9 @@ internal unsafe struct V512 : IVec<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 v) => Vector512.Sum(v._v);
 
     /// <summary>
-    /// The eight sums with the tree Vector512.Sum uses for each (checked against it: in every 128-bit lane
-    /// (x0 + x1) + (x2 + x3), then (L0 + L1) + (L2 + L3) over the lanes), formed for all eight at once: vshufps pairs
+    /// The eight sums with the tree Vector512.Sum uses for each (in every 128-bit lane (x0 + x1) + (x2 + x3), then
+    /// (L0 + L1) + (L2 + L3) over the lanes: measured against it, and held to it by MatMulTests' eight-rows-equal-one
+    /// tests, which fail if the runtime's tree changes), formed for all eight at once: vshufps pairs
     /// put two vectors' neighbours side by side, vshuff32x4 does the same with lanes. 16 shuffles and 8 adds against
     /// 8 x (two extracts, two permutes, four adds): the horizontal sums were ~30% of a small model's GEMV rows.
     /// </summary>
