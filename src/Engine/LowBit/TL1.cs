@@ -118,6 +118,7 @@ public sealed class TL1 : TernaryMatrix
     /// </summary>
     internal static unsafe void WordV512x4(byte* g, long stride, int kCount, short* tables, int* sums)
     {
+        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
         new Span<int>(sums, 4 * 64).Clear();
         byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
@@ -129,8 +130,8 @@ public sealed class TL1 : TernaryMatrix
                 long off = (long)k * RowGroup;
                 if (Sse.IsSupported)
                 {
-                    Sse.Prefetch0(ga + off + PrefetchDist); Sse.Prefetch0(gb + off + PrefetchDist);
-                    Sse.Prefetch0(gc + off + PrefetchDist); Sse.Prefetch0(gd + off + PrefetchDist);
+                    Sse.Prefetch0(ga + off + ahead); Sse.Prefetch0(gb + off + ahead);
+                    Sse.Prefetch0(gc + off + ahead); Sse.Prefetch0(gd + off + ahead);
                 }
                 var t0 = Vector512.Load(tables + k * 64); var t1 = Vector512.Load(tables + k * 64 + 32);
                 Word512(Vector512.Load(ga + off).AsUInt16(), t0, t1, ref aE, ref aO);
@@ -161,6 +162,7 @@ public sealed class TL1 : TernaryMatrix
     /// <summary><see cref="WordV512"/>'s sums as <see cref="PackedMatrix.WidenInto"/> lays them out (even rows, then odd rows).</summary>
     internal static unsafe void WordSums512(byte* g, int kCount, short* tables, int* sums)
     {
+        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
         new Span<int>(sums, 64).Clear();
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
         {
@@ -168,7 +170,7 @@ public sealed class TL1 : TernaryMatrix
             Vector512<short> e = default, d = default;
             for (int k = k0; k < k1; k++)
             {
-                if (Sse.IsSupported) Sse.Prefetch0(g + k * RowGroup + PrefetchDist);
+                if (Sse.IsSupported) Sse.Prefetch0(g + k * RowGroup + ahead);
                 Word512(Vector512.Load(g + k * RowGroup).AsUInt16(), Vector512.Load(tables + k * 64), Vector512.Load(tables + k * 64 + 32), ref e, ref d);
             }
             WidenInto(e, d, sums);
@@ -323,6 +325,7 @@ public sealed class TL1 : TernaryMatrix
 
     internal static unsafe void GroupV256(byte* g, int kCount, byte* tables, int* o)
     {
+        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
         var nibble = Vector256.Create((byte)0x0F);
         Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
@@ -331,7 +334,7 @@ public sealed class TL1 : TernaryMatrix
             Vector256<short> hA0 = default, hB0 = default, hA1 = default, hB1 = default;
             for (int k = k0; k < k1; k++)
             {
-                if (Sse.IsSupported) Sse.Prefetch0(g + k * RowGroup + PrefetchDist);
+                if (Sse.IsSupported) Sse.Prefetch0(g + k * RowGroup + ahead);
                 var w0 = Vector256.Load(g + k * RowGroup);
                 var w1 = Vector256.Load(g + k * RowGroup + 32);
                 byte* t = tables + k * 64;

@@ -342,6 +342,7 @@ public sealed class TL2 : TernaryMatrix
 
     internal static unsafe void GroupV256(byte* g, int blocks, byte* tables, int* o)
     {
+        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
         var nibble = Vector256.Create((byte)0x0F);
         var one = Vector256.Create((byte)1);
         Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
@@ -352,7 +353,7 @@ public sealed class TL2 : TernaryMatrix
             for (int b = bs; b < be; b++)
             {
                 byte* block = g + b * BlockBytes;
-                PrefetchBlock(block + PrefetchDist);
+                PrefetchBlock(block + ahead);
                 var sg0 = Vector256.Load(block + 4 * RowGroup).AsUInt16();
                 var sg1 = Vector256.Load(block + 4 * RowGroup + 32).AsUInt16();
                 byte* t = tables + b * 8 * 32;
@@ -395,6 +396,7 @@ public sealed class TL2 : TernaryMatrix
     /// </summary>
     internal static unsafe void GroupV512(byte* g, int blocks, byte* tables, byte* tail, int tailK, short* tailTables, int* sums)
     {
+        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
         var nibble = Vector512.Create((byte)0x0F);
         new Span<int>(sums, RowGroup).Clear();
         for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
@@ -404,7 +406,7 @@ public sealed class TL2 : TernaryMatrix
             for (int b = bs; b < be; b++)
             {
                 byte* block = g + b * BlockBytes;
-                PrefetchBlock(block + PrefetchDist);
+                PrefetchBlock(block + ahead);
                 var sg = Vector512.Load(block + 4 * RowGroup).AsUInt16();
                 short* t = (short*)tables + b * 8 * 32;
                 var w0 = Vector512.Load(block).AsUInt16();
@@ -439,6 +441,7 @@ public sealed class TL2 : TernaryMatrix
     /// </summary>
     internal static unsafe void GroupV512x4(byte* g, long stride, int blocks, byte* tables, byte* tail, long tailStride, int tailK, short* tailTables, int* sums)
     {
+        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
         var nibble = Vector512.Create((byte)0x0F);
         new Span<int>(sums, 4 * 64).Clear();
         byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
@@ -449,8 +452,8 @@ public sealed class TL2 : TernaryMatrix
             for (int b = bs; b < be; b++)
             {
                 long off = (long)b * BlockBytes;
-                PrefetchBlock(ga + off + PrefetchDist); PrefetchBlock(gb + off + PrefetchDist);
-                PrefetchBlock(gc + off + PrefetchDist); PrefetchBlock(gd + off + PrefetchDist);
+                PrefetchBlock(ga + off + ahead); PrefetchBlock(gb + off + ahead);
+                PrefetchBlock(gc + off + ahead); PrefetchBlock(gd + off + ahead);
                 var sa = Vector512.Load(ga + off + 4 * RowGroup).AsUInt16();
                 var sb = Vector512.Load(gb + off + 4 * RowGroup).AsUInt16();
                 var sc = Vector512.Load(gc + off + 4 * RowGroup).AsUInt16();
