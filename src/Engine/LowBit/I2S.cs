@@ -250,7 +250,7 @@ public sealed class I2S : TernaryMatrix
     /// </summary>
     internal static unsafe void DotV256(byte* w, int rowBytes, sbyte* q, int rows, int* acc)
     {
-        int loads = rowBytes / 32, ahead = PrefetchAhead; // read once, before the loops: see PrefetchAhead
+        int loads = rowBytes / 32, ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         var m3 = Vector256.Create((byte)0x03);
         var mC = Vector256.Create((byte)0x0C);
         var ones = Vector256.Create((short)1);
@@ -312,19 +312,6 @@ public sealed class I2S : TernaryMatrix
     /// </summary>
     internal const int Streams = 4;
 
-    /// <summary>
-    /// Software prefetch distance on each of the four streams, in bytes ahead of the loads (see <see cref="Prefetch"/>).
-    /// It was two rows: at 11008 columns that is 4 x 2 x 2816 = 22 KB of prefetched lines, which with the 11 KB of
-    /// activations overflowed a 32 KB L1, so lines were evicted before they were used and long rows ran slowest.
-    /// <para>The kernels copy it to a local before their loops. Read in the loop, it cost up to 2x in the CLI: there the
-    /// kernels are compiled fully optimised at their first call (no ReadyToRun code for them, QuickJitForLoops off),
-    /// before anything has initialised this class, so the JIT could not fold the value and left a class-initialisation
-    /// check, a possible helper call, in the inner loop; around it every vector register was spilled and reloaded on
-    /// each iteration (97 stack accesses against 6 in the tier-1 code), and about one process in four then ran i2s
-    /// 2560x6912 on one thread at 370-618 us instead of ~285.</para>
-    /// </summary>
-    private static readonly int PrefetchAhead = Prefetch.Distance;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Prefetch4(byte* p, long stride)
     {
@@ -359,7 +346,7 @@ public sealed class I2S : TernaryMatrix
     /// </summary>
     internal static unsafe void DotV512(byte* w, int rowBytes, sbyte* q, int rows, int sumq, int* acc)
     {
-        int loads = rowBytes / 64, ahead = PrefetchAhead; // read once, before the loops: see PrefetchAhead
+        int loads = rowBytes / 64, ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         var m3 = Vector512.Create((byte)0x03);
         var mC = Vector512.Create((byte)0x0C);
         var ones = Vector512.Create((short)1);

@@ -10,6 +10,15 @@ namespace Workbench.Engine.LowBit;
 /// - Emerald Rapids VM, 48 KB L1 (cold GEMVs, median wall time, 512 vs 1024 interleaved in one process): I2S 1-5%
 ///   faster at 1024 on every shape (6912x2560 one thread 320 -> 303 us), TL2 2-5% (4096x4096 310 -> 298 us), TL1 0-3%;
 ///   1536 and 2048 were no better than 1024, and an extra L2 prefetch (prefetcht1) 3-10 KB ahead gained nothing.
+/// - I2S once prefetched two rows ahead: at 11008 columns that is 4 x 2 x 2816 = 22 KB of prefetched lines, which with
+///   the 11 KB of activations overflowed a 32 KB L1, so lines were evicted before they were used and long rows ran
+///   slowest.
+/// <para>Each kernel reads <see cref="Distance"/> into a local before its loops. Read in the loop, it cost up to 2x in
+/// the CLI: there the kernels are compiled fully optimised at their first call (no ReadyToRun code for them,
+/// QuickJitForLoops off), possibly before this class is initialised, so the JIT could not fold the value and left a
+/// class-initialisation check, a possible helper call, in the inner loop; around it every vector register was spilled
+/// and reloaded on each iteration (I2S.DotV512: 97 stack accesses against 6 in the tier-1 code), and about one process
+/// in four then ran i2s 2560x6912 on one thread at 370-618 us instead of ~285.</para>
 /// </summary>
 internal static class Prefetch
 {

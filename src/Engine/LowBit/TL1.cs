@@ -118,7 +118,7 @@ public sealed class TL1 : TernaryMatrix
     /// </summary>
     internal static unsafe void WordV512x4(byte* g, long stride, int kCount, short* tables, int* sums)
     {
-        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
+        int ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         new Span<int>(sums, 4 * 64).Clear();
         byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
@@ -162,7 +162,7 @@ public sealed class TL1 : TernaryMatrix
     /// <summary><see cref="WordV512"/>'s sums as <see cref="PackedMatrix.WidenInto"/> lays them out (even rows, then odd rows).</summary>
     internal static unsafe void WordSums512(byte* g, int kCount, short* tables, int* sums)
     {
-        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
+        int ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         new Span<int>(sums, 64).Clear();
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
         {
@@ -251,9 +251,6 @@ public sealed class TL1 : TernaryMatrix
         for (int i = 0; i < n; i++) acc[r0 - rowStart + i] = group[i];
     }
 
-    /// <summary>Software prefetch distance on a group's linear stream (bytes ahead of the current load); see <see cref="Prefetch"/>.</summary>
-    private static readonly int PrefetchDist = Prefetch.Distance;
-
     /// <summary>
     /// Sums of one 64-row group over kCount byte-columns into o[0..64), natural row order; <paramref name="tables"/> as
     /// <see cref="Activations.TablesFor"/> gives them for the path.
@@ -325,7 +322,7 @@ public sealed class TL1 : TernaryMatrix
 
     internal static unsafe void GroupV256(byte* g, int kCount, byte* tables, int* o)
     {
-        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
+        int ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         var nibble = Vector256.Create((byte)0x0F);
         Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)

@@ -330,9 +330,6 @@ public sealed class TL2 : TernaryMatrix
         hi += (x1 + m1) ^ m1;
     }
 
-    /// <summary>Software prefetch distance on a group's linear stream (bytes ahead of the current block); see <see cref="Prefetch"/>.</summary>
-    private static readonly int PrefetchDist = Prefetch.Distance;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void PrefetchBlock(byte* p)
     {
@@ -342,7 +339,7 @@ public sealed class TL2 : TernaryMatrix
 
     internal static unsafe void GroupV256(byte* g, int blocks, byte* tables, int* o)
     {
-        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
+        int ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         var nibble = Vector256.Create((byte)0x0F);
         var one = Vector256.Create((byte)1);
         Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
@@ -396,7 +393,7 @@ public sealed class TL2 : TernaryMatrix
     /// </summary>
     internal static unsafe void GroupV512(byte* g, int blocks, byte* tables, byte* tail, int tailK, short* tailTables, int* sums)
     {
-        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
+        int ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         var nibble = Vector512.Create((byte)0x0F);
         new Span<int>(sums, RowGroup).Clear();
         for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
@@ -441,7 +438,7 @@ public sealed class TL2 : TernaryMatrix
     /// </summary>
     internal static unsafe void GroupV512x4(byte* g, long stride, int blocks, byte* tables, byte* tail, long tailStride, int tailK, short* tailTables, int* sums)
     {
-        int ahead = PrefetchDist; // read once, before the loops (see I2S.PrefetchAhead)
+        int ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         var nibble = Vector512.Create((byte)0x0F);
         new Span<int>(sums, 4 * 64).Clear();
         byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
