@@ -29,6 +29,7 @@ public sealed class Int8 : PackedMatrix
     public int PaddedCols { get; }
     public override LowBitFormat Format => LowBitFormat.Int8;
     public override long WeightBytes => _data.Length + sizeof(float) * (long)_scales.Length;
+    internal override bool InHugePageMapping => _data.IsMapped;
     /// <summary>Bytes of a rows x cols Int8 matrix: a byte per weight with cols padded to 64, plus one fp32 scale per row.</summary>
     public static long BytesFor(int rows, int cols) => (long)rows * Shapes.RoundUp(cols, ColAlign) + sizeof(float) * (long)rows;
     internal override int RowAlign => 4;

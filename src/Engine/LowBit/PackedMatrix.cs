@@ -76,6 +76,8 @@ public abstract class PackedMatrix
     public abstract LowBitFormat Format { get; }
     /// <summary>Bytes of packed weights (with padding) plus scales: what one GEMV streams from memory.</summary>
     public abstract long WeightBytes { get; }
+    /// <summary>Whether the packed weights are a mapping advised for 2 MB pages (<see cref="HugePages"/>).</summary>
+    internal virtual bool InHugePageMapping => false;
     public double BitsPerWeight => WeightBytes * 8.0 / ((long)Rows * Cols);
 
     /// <summary>Row ranges given to threads start at multiples of this (the format's row group).</summary>
@@ -244,6 +246,7 @@ public abstract class TernaryMatrix : PackedMatrix
     public float Scale { get; }
     public ReadOnlySpan<byte> Data => _data.Span;
     public override long WeightBytes => _data.Length + sizeof(float);
+    internal override bool InHugePageMapping => _data.IsMapped;
 
     private protected TernaryMatrix(int rows, int cols, float scale, int bytes) : base(rows, cols)
     {

@@ -24,6 +24,18 @@ internal static class Prefetch
 {
     public static readonly int Distance = L1DataBytes() >= 48 << 10 ? 1024 : 512;
 
+    /// <summary>
+    /// The second, farther prefetch of the table kernels (TL1, TL2), into L2 (prefetcht1): 4 KB ahead on each stream,
+    /// 16 KB in flight for four streams, far below any L2, so nothing waits in L1. On the Zen 4 VM (32 KB L1, 2 MB L2)
+    /// their one-thread compute rate is about the memory rate (TL2 with weights in L2: 122 G weights/s, the floor at
+    /// 25 GB/s is 121), so 512 bytes ahead was too short to hide DRAM latency behind the table look-ups. Cold GEMVs,
+    /// medians of five alternations in one process (0 / 2560 / 5120 bytes): TL2 4096x4096 285 / 222 / 241 us,
+    /// 4096x11008 562 / 508 / 477; TL1 4096x4096 230 / 172 / 164, 6912x2560 248 / 183 / 194; two threads (0 / 4096):
+    /// TL2 11008x4096 462 / 336, TL1 414 / 355. I2S gained nothing and lost up to 20% at two threads (11008x4096
+    /// 294 / 353 us): its decode keeps up with the memory, so the farther lines only compete for the fill buffers.
+    /// </summary>
+    public const int Far = 4096;
+
     /// <summary>The level-1 data cache of CPU 0 from Linux sysfs; 0 (so the short distance) when it cannot be read.</summary>
     private static long L1DataBytes()
     {

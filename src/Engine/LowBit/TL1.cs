@@ -119,6 +119,7 @@ public sealed class TL1 : TernaryMatrix
     internal static unsafe void WordV512x4(byte* g, long stride, int kCount, short* tables, int* sums)
     {
         int ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
+        const int far = Prefetch.Far; // and into L2, farther ahead
         new Span<int>(sums, 4 * 64).Clear();
         byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
         for (int k0 = 0; k0 < kCount; k0 += KPerChunk)
@@ -132,6 +133,8 @@ public sealed class TL1 : TernaryMatrix
                 {
                     Sse.Prefetch0(ga + off + ahead); Sse.Prefetch0(gb + off + ahead);
                     Sse.Prefetch0(gc + off + ahead); Sse.Prefetch0(gd + off + ahead);
+                    Sse.Prefetch1(ga + off + far); Sse.Prefetch1(gb + off + far);
+                    Sse.Prefetch1(gc + off + far); Sse.Prefetch1(gd + off + far);
                 }
                 var t0 = Vector512.Load(tables + k * 64); var t1 = Vector512.Load(tables + k * 64 + 32);
                 Word512(Vector512.Load(ga + off).AsUInt16(), t0, t1, ref aE, ref aO);

@@ -337,6 +337,13 @@ public sealed class TL2 : TernaryMatrix
         Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192); Sse.Prefetch0(p + 256);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchFar(byte* p)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch1(p); Sse.Prefetch1(p + 64); Sse.Prefetch1(p + 128); Sse.Prefetch1(p + 192); Sse.Prefetch1(p + 256);
+    }
+
     internal static unsafe void GroupV256(byte* g, int blocks, byte* tables, int* o)
     {
         int ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
@@ -442,6 +449,7 @@ public sealed class TL2 : TernaryMatrix
         var nibble = Vector512.Create((byte)0x0F);
         new Span<int>(sums, 4 * 64).Clear();
         byte* ga = g, gb = g + stride, gc = gb + stride, gd = gc + stride;
+        const int far = Prefetch.Far; // and into L2, farther ahead
         for (int bs = 0; bs < blocks; bs += BlocksPerChunk)
         {
             int be = Math.Min(blocks, bs + BlocksPerChunk);
@@ -451,6 +459,8 @@ public sealed class TL2 : TernaryMatrix
                 long off = (long)b * BlockBytes;
                 PrefetchBlock(ga + off + ahead); PrefetchBlock(gb + off + ahead);
                 PrefetchBlock(gc + off + ahead); PrefetchBlock(gd + off + ahead);
+                PrefetchFar(ga + off + far); PrefetchFar(gb + off + far);
+                PrefetchFar(gc + off + far); PrefetchFar(gd + off + far);
                 var sa = Vector512.Load(ga + off + 4 * RowGroup).AsUInt16();
                 var sb = Vector512.Load(gb + off + 4 * RowGroup).AsUInt16();
                 var sc = Vector512.Load(gc + off + 4 * RowGroup).AsUInt16();
