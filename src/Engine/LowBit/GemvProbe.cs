@@ -92,6 +92,11 @@ public static class GemvProbe
                 StoredMatrix.Activations act = default;
                 Action<int> chunk = c => current.RowRange(act, (float*)ay, c * StoredMatrix.ChunkRows, Math.Min(rows, (c + 1) * StoredMatrix.ChunkRows), p);
                 Measure(times, warmup, copies, i => { current = pool[i]; act = current.Prepare((float*)ax, 1, p); team.RunChunks(chunks, chunk); });
+                // The kernels hold only the addresses: without these the optimizing JIT ends the arrays' lives at the
+                // line that took them, a collection during Measure frees them, and the next call reads unmapped memory
+                // (an access violation in QuantizeQ8 with DOTNET_TieredCompilation=0).
+                GC.KeepAlive(xp);
+                GC.KeepAlive(yp);
             }
         }
         else if (!info.IsPacked)

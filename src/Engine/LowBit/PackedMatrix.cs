@@ -184,6 +184,7 @@ public abstract class PackedMatrix
             throw new ArgumentException($"acc has {acc.Length} elements, row range needs {rowEnd - rowStart}.", nameof(acc));
         Isa.Require(path);
         MatVecCore(act, rowStart, rowEnd, acc, path);
+        GC.KeepAlive(this); // the kernels read the weights through an address (a mapping freed with this object)
     }
 
     /// <summary>Whole-matrix int32 sums on one thread.</summary>
