@@ -36,6 +36,17 @@ internal static class Prefetch
     /// </summary>
     public const int Far = 4096;
 
+    /// <summary>
+    /// Whether the stored-type tile kernels (f16, Q8_0 / Q4_0: <see cref="StoredKernels.F16V512x8"/>, QDotV256x8) ask for
+    /// the next tile's eight rows into L2 (prefetcht1) rather than L1. Those lines are wanted a whole tile later: eight
+    /// rows of 2560 f16 columns are 40 KB, more than a 32 KB L1 holds beside the tile being read, so there they only
+    /// evicted it. Zen 4 VM (32 KB L1), cold GEMVs, median of seven alternations in one process, L1 / L2: f16 6912x2560
+    /// 2315 / 1751 us, 2560x6912 2249 / 1870, 4096x4096 2136 / 1770, 11008x4096 6223 / 5294, two threads 6912x2560
+    /// 1439 / 1081; Q8_0 4096x4096 1538 / 1468, 11008x4096 3324 / 2698, two threads 807 / 657, but 6912x2560 1480 /
+    /// 1606. With a 48 KB L1 (the Emerald Rapids VM, where prefetcht0 was measured to win) the kernels keep it.
+    /// </summary>
+    public static readonly bool NextTileToL2 = L1DataBytes() is > 0 and < 48 << 10;
+
     /// <summary>The level-1 data cache of CPU 0 from Linux sysfs; 0 (so the short distance) when it cannot be read.</summary>
     private static long L1DataBytes()
     {

@@ -175,14 +175,23 @@ internal static unsafe class StoredKernels
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
         var mx = Vector256<ushort>.Zero;
+        bool l2 = Prefetch.NextTileToL2; // read once, before the loop: see Prefetch.Distance
         int i = 0;
         for (; i + HalfLanes <= cols; i += HalfLanes)
         {
             var x0 = Vector512.Load(xs + i);
             var x1 = Vector512.Load(xs + i + 16);
             long o = 2L * i; // one line of each next row a step
-            Sse.Prefetch0(n0 + o); Sse.Prefetch0(n1 + o); Sse.Prefetch0(n2 + o); Sse.Prefetch0(n3 + o);
-            Sse.Prefetch0(n4 + o); Sse.Prefetch0(n5 + o); Sse.Prefetch0(n6 + o); Sse.Prefetch0(n7 + o);
+            if (l2)
+            {
+                Sse.Prefetch1(n0 + o); Sse.Prefetch1(n1 + o); Sse.Prefetch1(n2 + o); Sse.Prefetch1(n3 + o);
+                Sse.Prefetch1(n4 + o); Sse.Prefetch1(n5 + o); Sse.Prefetch1(n6 + o); Sse.Prefetch1(n7 + o);
+            }
+            else
+            {
+                Sse.Prefetch0(n0 + o); Sse.Prefetch0(n1 + o); Sse.Prefetch0(n2 + o); Sse.Prefetch0(n3 + o);
+                Sse.Prefetch0(n4 + o); Sse.Prefetch0(n5 + o); Sse.Prefetch0(n6 + o); Sse.Prefetch0(n7 + o);
+            }
             var r0 = Vector256.Load(h0 + i); var s0 = Vector256.Load(h0 + i + 16);
             mx = Vector256.Max(mx, Vector256.Max(r0 << 1, s0 << 1));
             a0 = Vector512.FusedMultiplyAdd(F16Shifted(r0), x0, a0);
@@ -541,10 +550,19 @@ internal static unsafe class StoredKernels
         Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
         int nb = cols / 32, bb = typeof(TKind) == typeof(Q4Kind) ? 18 : 34, b = 0;
         long o = 0; // the byte offset of block b in every row
+        bool l2 = Prefetch.NextTileToL2; // read once, before the loop: see Prefetch.Distance
         for (; b + 2 <= nb; b += 2, o += 2 * bb, xq += 64)
         {
-            Sse.Prefetch0(n0 + o); Sse.Prefetch0(n1 + o); Sse.Prefetch0(n2 + o); Sse.Prefetch0(n3 + o);
-            Sse.Prefetch0(n4 + o); Sse.Prefetch0(n5 + o); Sse.Prefetch0(n6 + o); Sse.Prefetch0(n7 + o);
+            if (l2)
+            {
+                Sse.Prefetch1(n0 + o); Sse.Prefetch1(n1 + o); Sse.Prefetch1(n2 + o); Sse.Prefetch1(n3 + o);
+                Sse.Prefetch1(n4 + o); Sse.Prefetch1(n5 + o); Sse.Prefetch1(n6 + o); Sse.Prefetch1(n7 + o);
+            }
+            else
+            {
+                Sse.Prefetch0(n0 + o); Sse.Prefetch0(n1 + o); Sse.Prefetch0(n2 + o); Sse.Prefetch0(n3 + o);
+                Sse.Prefetch0(n4 + o); Sse.Prefetch0(n5 + o); Sse.Prefetch0(n6 + o); Sse.Prefetch0(n7 + o);
+            }
             var q0 = Vector256.Load(xq);
             var q1 = Vector256.Load(xq + 32);
             float d0 = xd[b], d1 = xd[b + 1];
