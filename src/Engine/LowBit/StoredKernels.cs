@@ -155,6 +155,16 @@ internal static unsafe class StoredKernels
     public const int TileMinCols = 4096;
 
     /// <summary>
+    /// Q8_0 / Q4_0 GEMVs read rows this long or longer eight at a time (QDotV256x8), shorter ones one at a time
+    /// (QDotV256, prefetching 4 KB ahead in the row). On Intel the tile won at every width measured (see QDotV256x8);
+    /// on the Zen 4 VM one row at a time won below 11008 columns. Cold GEMVs, median of seven alternations in one
+    /// process, tile / one row (us): Q8_0 6912x2560 1588 / 1155, 2560x6912 1059 / 842, 4096x4096 993 / 789,
+    /// 11008x4096 2706 / 2257, but 4096x11008 3087 / 3561; Q4_0 6912x2560 1969 / 1344, 4096x4096 1102 / 964,
+    /// 4096x11008 3645 / 3742; two threads Q8_0 4096x4096 737 / 583, 11008x4096 1734 / 1513.
+    /// </summary>
+    internal static readonly int QTileMinCols = Tensors.Isa.IsAmd ? 8192 : 0;
+
+    /// <summary>
     /// <see cref="F16V512"/> (with x times 2^112 in <paramref name="xs"/>) for eight rows at once, each row's lanes formed
     /// by the same operations in the same order, so each row gets F16V512's bits; one pair of activation loads feeds
     /// eight rows. A tile holding an infinity or NaN runs its rows one at a time through F16V512.

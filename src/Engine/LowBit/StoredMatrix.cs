@@ -360,7 +360,7 @@ public sealed unsafe class StoredMatrix : IStoredLinear
         if (QuantizesActivations)
         {
             int nb = Cols / Block;
-            if (n == 1 && p == IsaPath.V512)
+            if (n == 1 && p == IsaPath.V512 && Cols >= StoredKernels.QTileMinCols)
             {
                 // a GEMV: eight rows at a time, prefetching the next eight (see StoredKernels.QDotV256x8); the same bits as one at a time
                 var rp = stackalloc byte*[16];

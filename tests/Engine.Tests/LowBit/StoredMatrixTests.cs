@@ -16,7 +16,9 @@ public class StoredMatrixTests
 
     private static (int Rows, int Cols)[] Shapes(StoredType t) => StoredMatrix.BlockOf(t) switch
     {
-        32 => [(1, 32), (3, 64), (17, 96), (33, 256), (5, 1024)],
+        // 19 x (QTileMinCols + 32): Q8_0 / Q4_0 GEMVs go eight rows at a time from QTileMinCols columns on (two tiles and
+        // three rows alone; an odd block count, so the tile's last block is added alone)
+        32 => [(1, 32), (3, 64), (17, 96), (33, 256), (5, 1024), (19, StoredKernels.QTileMinCols + 32)],
         256 => [(1, 256), (3, 512), (17, 768), (33, 256), (5, 2048)],
         // f16 / bf16; 19 x (TileMinCols + 4): from TileMinCols columns on bf16 rows go eight at a time (two tiles, three rows
         // alone, a tail), f16 rows on V512 at every width (9 rows: a tile and a row alone; 17: two tiles and a row)
