@@ -150,7 +150,7 @@ internal static unsafe class StoredKernels
     /// process, load 14-20). Short rows keep one stream, which the prefetcher follows best (f16 6912x2560: 1.67 ms one
     /// row at a time, 2.13 ms eight). The fp32 GEMV split the same way there (<see cref="Tensors.MatMul.GemvTileMinCols"/>,
     /// which reads eight rows at a time at every width on Intel). This threshold now applies to bf16 only: f16 goes eight
-    /// rows at a time at every width, asking for the next tile's rows as it reads (see <see cref="F16V512x8"/>).
+    /// rows at a time from F16TileMinCols on (every width on Intel), asking for the next tile's rows as it reads (see <see cref="F16V512x8"/>).
     /// </summary>
     public const int TileMinCols = 4096;
 
@@ -163,6 +163,14 @@ internal static unsafe class StoredKernels
     /// 4096x11008 3645 / 3742; two threads Q8_0 4096x4096 737 / 583, 11008x4096 1734 / 1513.
     /// </summary>
     internal static readonly int QTileMinCols = Tensors.Isa.IsAmd ? 8192 : 0;
+
+    /// <summary>
+    /// f16 GEMVs read rows this long or longer eight at a time (<see cref="F16V512x8"/>), shorter ones one at a time:
+    /// on Intel the tile won at every width (see F16V512x8); on the Zen 4 VM one row at a time won at 2560 columns and
+    /// lost from 6912 on. Median of seven alternations in one process, tile / one row (us): 6912x2560 2631 / 2008 (two
+    /// threads 1636 / 1328), 4096x4096 2777 / 2621 (1579 / 1521), 2560x6912 2529 / 3862, 11008x4096 4928 / 6750.
+    /// </summary>
+    internal static readonly int F16TileMinCols = Tensors.Isa.IsAmd ? 4096 : 0;
 
     /// <summary>
     /// <see cref="F16V512"/> (with x times 2^112 in <paramref name="xs"/>) for eight rows at once, each row's lanes formed
