@@ -142,7 +142,7 @@ public sealed class I2S : TernaryMatrix
                 case IsaPath.Scalar: DotScalar(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.QRef), n, o); break;
                 case IsaPath.V128: DotV128(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.OrderedRef), n, o); break;
                 case IsaPath.V256: DotV256(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.QRef), n, o); break;
-                case IsaPath.V512: DotV512(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.OrderedRef), n, sumq, o); break;
+                case IsaPath.V512: DotV512(w, RowBytes, (sbyte*)Unsafe.AsPointer(ref a.OrderedRef), n, sumq, o, n < Rows ? Prefetch.SplitFar : 0); break;
             }
             // sum(t q) = sum(code q) - sum(q); the V512 kernel subtracts it as it stores.
             if (path != IsaPath.V512)
@@ -312,6 +312,13 @@ public sealed class I2S : TernaryMatrix
     /// </summary>
     internal const int Streams = 4;
 
+    /// <summary>Four lines into L2 (prefetcht1), one per stream: the split GEMV's second prefetch (Prefetch.SplitFar).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Far4(byte* p, long stride)
+    {
+        Sse.Prefetch1(p); Sse.Prefetch1(p + stride); Sse.Prefetch1(p + 2 * stride); Sse.Prefetch1(p + 3 * stride);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Prefetch4(byte* p, long stride)
     {
@@ -344,7 +351,7 @@ public sealed class I2S : TernaryMatrix
     /// the range, see <see cref="Streams"/>) sharing the four activation vectors; decoding as in <see cref="Block256"/>
     /// (one shift, four masks, four vpmaddubsw). The int32 sums minus sum(q) are stored directly.
     /// </summary>
-    internal static unsafe void DotV512(byte* w, int rowBytes, sbyte* q, int rows, int sumq, int* acc)
+    internal static unsafe void DotV512(byte* w, int rowBytes, sbyte* q, int rows, int sumq, int* acc, int far = 0)
     {
         int loads = rowBytes / 64, ahead = Prefetch.Distance; // read once, before the loops: see Prefetch.Distance
         var m3 = Vector512.Create((byte)0x03);
@@ -367,6 +374,7 @@ public sealed class I2S : TernaryMatrix
                     var a2 = Vector512.Load(a + 128); var a3 = Vector512.Load(a + 192);
                     byte* p = w + l * 64;
                     Prefetch4(p + ahead, stride);
+                    if (far > 0) Far4(p + far, stride);
                     Block512(Vector512.Load(p), a0, a1, a2, a3, m3, mC, ref u0, ref f0);
                     Block512(Vector512.Load(p + stride), a0, a1, a2, a3, m3, mC, ref u1, ref f1);
                     Block512(Vector512.Load(p + 2 * stride), a0, a1, a2, a3, m3, mC, ref u2, ref f2);

@@ -37,6 +37,15 @@ internal static class Prefetch
     public const int Far = 4096;
 
     /// <summary>
+    /// I2S's second prefetch into L2, only in a part of a GEMV split across threads (fewer rows than the matrix): with
+    /// both cores streaming, DRAM answers later and each core needs more lines in flight. Zen 4 VM, cold, median of seven
+    /// alternations in one process, none / 2048 bytes (us): two threads 4096x11008 434 / 341, 2560x6912 135 / 125,
+    /// 6912x2560 142 / 136, 11008x4096 352 / 345, 4096x4096 119 / 118 (4096 bytes: 134); one thread it lost (4096x11008
+    /// 421 / 449, 6912x2560 171 / 182), so a whole-matrix call (one thread) does without.
+    /// </summary>
+    public const int SplitFar = 2048;
+
+    /// <summary>
     /// Whether the stored-type tile kernels (f16, Q8_0 / Q4_0: <see cref="StoredKernels.F16V512x8"/>, QDotV256x8) ask for
     /// the next tile's eight rows into L2 (prefetcht1) rather than L1. Those lines are wanted a whole tile later: eight
     /// rows of 2560 f16 columns are 40 KB, more than a 32 KB L1 holds beside the tile being read, so there they only
