@@ -49,9 +49,9 @@ internal sealed unsafe class AlignedBuffer<T> where T : unmanaged
 /// An anonymous private mapping whose start is 2 MB aligned, advised with madvise(MADV_HUGEPAGE), so Linux's
 /// transparent huge pages back it with 2 MB pages where it can (THP "madvise" or "always"; with "never", or when
 /// the advice fails, it is ordinary 4 KB pages, which work the same). Packed weights are read as four or more
-/// long streams; with 4 KB pages each stream crosses a page, a TLB miss and a restart of the hardware prefetcher every
-/// 4 KB. The mapping is returned to the system when the owner is collected (a SafeHandle's release), and its size
-/// is reported to the GC as memory pressure.
+/// long streams; with 4 KB pages each stream takes a TLB miss every 4 KB (ARCHITECTURE.md has the measured difference).
+/// The mapping is returned to the system when the owner is collected (a SafeHandle's release), and its size is
+/// reported to the GC as memory pressure.
 /// </summary>
 internal sealed class HugePages : SafeHandle
 {
@@ -102,7 +102,7 @@ internal sealed class HugePages : SafeHandle
 
     private const int ProtRead = 1, ProtWrite = 2, MapPrivate = 2, MapAnonymous = 0x20, MadvHugePage = 14;
 
-    [DllImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    [DllImport("libc", EntryPoint = "mmap")]
     private static extern nint Mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
 
     [DllImport("libc", EntryPoint = "munmap")]
