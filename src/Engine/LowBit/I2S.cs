@@ -312,18 +312,12 @@ public sealed class I2S : TernaryMatrix
     /// </summary>
     internal const int Streams = 4;
 
-    /// <summary>Four lines into L2 (prefetcht1), one per stream: the split GEMV's second prefetch (Prefetch.SplitFar).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Far4(byte* p, long stride)
-    {
-        Sse.Prefetch1(p); Sse.Prefetch1(p + stride); Sse.Prefetch1(p + 2 * stride); Sse.Prefetch1(p + 3 * stride);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Prefetch4(byte* p, long stride)
+    private static unsafe void Prefetch4(byte* p, long stride, bool toL2 = false) // toL2: a constant at every call
     {
         if (!Sse.IsSupported) return;
-        Sse.Prefetch0(p); Sse.Prefetch0(p + stride); Sse.Prefetch0(p + 2 * stride); Sse.Prefetch0(p + 3 * stride);
+        if (toL2) { Sse.Prefetch1(p); Sse.Prefetch1(p + stride); Sse.Prefetch1(p + 2 * stride); Sse.Prefetch1(p + 3 * stride); }
+        else { Sse.Prefetch0(p); Sse.Prefetch0(p + stride); Sse.Prefetch0(p + 2 * stride); Sse.Prefetch0(p + 3 * stride); }
     }
 
     /// <summary>
@@ -374,7 +368,7 @@ public sealed class I2S : TernaryMatrix
                     var a2 = Vector512.Load(a + 128); var a3 = Vector512.Load(a + 192);
                     byte* p = w + l * 64;
                     Prefetch4(p + ahead, stride);
-                    if (far > 0) Far4(p + far, stride);
+                    if (far > 0) Prefetch4(p + far, stride, toL2: true); // a part of a split GEMV: Prefetch.SplitFar
                     Block512(Vector512.Load(p), a0, a1, a2, a3, m3, mC, ref u0, ref f0);
                     Block512(Vector512.Load(p + stride), a0, a1, a2, a3, m3, mC, ref u1, ref f1);
                     Block512(Vector512.Load(p + 2 * stride), a0, a1, a2, a3, m3, mC, ref u2, ref f2);

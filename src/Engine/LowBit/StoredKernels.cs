@@ -172,6 +172,22 @@ internal static unsafe class StoredKernels
     /// </summary>
     internal static readonly int F16TileMinCols = Tensors.Isa.IsAmd ? 4096 : 0;
 
+    /// <summary>Offset o of the next tile's eight rows, into L2 or L1 (<see cref="Prefetch.NextTileToL2"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchNextTile(byte* n0, byte* n1, byte* n2, byte* n3, byte* n4, byte* n5, byte* n6, byte* n7, long o, bool toL2)
+    {
+        if (toL2)
+        {
+            Sse.Prefetch1(n0 + o); Sse.Prefetch1(n1 + o); Sse.Prefetch1(n2 + o); Sse.Prefetch1(n3 + o);
+            Sse.Prefetch1(n4 + o); Sse.Prefetch1(n5 + o); Sse.Prefetch1(n6 + o); Sse.Prefetch1(n7 + o);
+        }
+        else
+        {
+            Sse.Prefetch0(n0 + o); Sse.Prefetch0(n1 + o); Sse.Prefetch0(n2 + o); Sse.Prefetch0(n3 + o);
+            Sse.Prefetch0(n4 + o); Sse.Prefetch0(n5 + o); Sse.Prefetch0(n6 + o); Sse.Prefetch0(n7 + o);
+        }
+    }
+
     /// <summary>
     /// <see cref="F16V512"/> (with x times 2^112 in <paramref name="xs"/>) for eight rows at once, each row's lanes formed
     /// by the same operations in the same order, so each row gets F16V512's bits; one pair of activation loads feeds
@@ -200,16 +216,7 @@ internal static unsafe class StoredKernels
             var x0 = Vector512.Load(xs + i);
             var x1 = Vector512.Load(xs + i + 16);
             long o = 2L * i; // one line of each next row a step
-            if (l2)
-            {
-                Sse.Prefetch1(n0 + o); Sse.Prefetch1(n1 + o); Sse.Prefetch1(n2 + o); Sse.Prefetch1(n3 + o);
-                Sse.Prefetch1(n4 + o); Sse.Prefetch1(n5 + o); Sse.Prefetch1(n6 + o); Sse.Prefetch1(n7 + o);
-            }
-            else
-            {
-                Sse.Prefetch0(n0 + o); Sse.Prefetch0(n1 + o); Sse.Prefetch0(n2 + o); Sse.Prefetch0(n3 + o);
-                Sse.Prefetch0(n4 + o); Sse.Prefetch0(n5 + o); Sse.Prefetch0(n6 + o); Sse.Prefetch0(n7 + o);
-            }
+            PrefetchNextTile(n0, n1, n2, n3, n4, n5, n6, n7, o, l2);
             var r0 = Vector256.Load(h0 + i); var s0 = Vector256.Load(h0 + i + 16);
             mx = Vector256.Max(mx, Vector256.Max(r0 << 1, s0 << 1));
             a0 = Vector512.FusedMultiplyAdd(F16Shifted(r0), x0, a0);
@@ -571,16 +578,7 @@ internal static unsafe class StoredKernels
         bool l2 = Prefetch.NextTileToL2; // read once, before the loop: see Prefetch.Distance
         for (; b + 2 <= nb; b += 2, o += 2 * bb, xq += 64)
         {
-            if (l2)
-            {
-                Sse.Prefetch1(n0 + o); Sse.Prefetch1(n1 + o); Sse.Prefetch1(n2 + o); Sse.Prefetch1(n3 + o);
-                Sse.Prefetch1(n4 + o); Sse.Prefetch1(n5 + o); Sse.Prefetch1(n6 + o); Sse.Prefetch1(n7 + o);
-            }
-            else
-            {
-                Sse.Prefetch0(n0 + o); Sse.Prefetch0(n1 + o); Sse.Prefetch0(n2 + o); Sse.Prefetch0(n3 + o);
-                Sse.Prefetch0(n4 + o); Sse.Prefetch0(n5 + o); Sse.Prefetch0(n6 + o); Sse.Prefetch0(n7 + o);
-            }
+            PrefetchNextTile(n0, n1, n2, n3, n4, n5, n6, n7, o, l2);
             var q0 = Vector256.Load(xq);
             var q1 = Vector256.Load(xq + 32);
             float d0 = xd[b], d1 = xd[b + 1];

@@ -331,17 +331,11 @@ public sealed class TL2 : TernaryMatrix
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void PrefetchBlock(byte* p)
+    private static unsafe void PrefetchBlock(byte* p, bool toL2 = false) // toL2 is a constant at every call: no branch left
     {
         if (!Sse.IsSupported) return;
-        Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192); Sse.Prefetch0(p + 256);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void PrefetchFar(byte* p)
-    {
-        if (!Sse.IsSupported) return;
-        Sse.Prefetch1(p); Sse.Prefetch1(p + 64); Sse.Prefetch1(p + 128); Sse.Prefetch1(p + 192); Sse.Prefetch1(p + 256);
+        if (toL2) { Sse.Prefetch1(p); Sse.Prefetch1(p + 64); Sse.Prefetch1(p + 128); Sse.Prefetch1(p + 192); Sse.Prefetch1(p + 256); }
+        else { Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192); Sse.Prefetch0(p + 256); }
     }
 
     internal static unsafe void GroupV256(byte* g, int blocks, byte* tables, int* o)
@@ -459,8 +453,8 @@ public sealed class TL2 : TernaryMatrix
                 long off = (long)b * BlockBytes;
                 PrefetchBlock(ga + off + ahead); PrefetchBlock(gb + off + ahead);
                 PrefetchBlock(gc + off + ahead); PrefetchBlock(gd + off + ahead);
-                PrefetchFar(ga + off + far); PrefetchFar(gb + off + far);
-                PrefetchFar(gc + off + far); PrefetchFar(gd + off + far);
+                PrefetchBlock(ga + off + far, toL2: true); PrefetchBlock(gb + off + far, toL2: true);
+                PrefetchBlock(gc + off + far, toL2: true); PrefetchBlock(gd + off + far, toL2: true);
                 var sa = Vector512.Load(ga + off + 4 * RowGroup).AsUInt16();
                 var sb = Vector512.Load(gb + off + 4 * RowGroup).AsUInt16();
                 var sc = Vector512.Load(gc + off + 4 * RowGroup).AsUInt16();
