@@ -293,7 +293,9 @@ public sealed class LowBitWorkspace : IDisposable
     private readonly WorkerTeam _team;
     private readonly bool _ownsTeam;
     private readonly int[] _acc;
-    private readonly Action<int> _part;
+    private readonly Action<int, int> _part;
+    private readonly PartActivations[] _partActs;
+    private long _call;
     private int _n;
     private IsaPath _path;
     private PackedMatrix _current;
@@ -316,6 +318,7 @@ public sealed class LowBitWorkspace : IDisposable
         _ownsTeam = shared == null;
         _team = shared ?? new WorkerTeam(threads);
         _part = RunPart;
+        _partActs = Enumerable.Range(1, Math.Max(0, threads - 1)).Select(_ => new PartActivations(m, maxTokens)).ToArray();
         // Equal, row-group-aligned halves unless the format asks for chunks (PackedMatrix.ChunkRows): handed out one at a
         // time, those let a slowed core do fewer (WorkerTeam.RunChunks). A later matrix of the same shape (a pool copy)
         // shares the split.
@@ -332,21 +335,50 @@ public sealed class LowBitWorkspace : IDisposable
         _n = n;
         _path = path;
         _y = y;
+        _call++;
         try { _team.RunChunks(_chunks, _part); }
         finally { _y = null; }
     }
 
-    private unsafe void RunPart(int chunk)
+    /// <summary>
+    /// A worker's own copy of the prepared activations. The caller quantizes x into <see cref="Activations"/>; every
+    /// other part copies the int8 values (1 byte a column) and builds its own tables from them on its own core, instead
+    /// of reading the caller's: those are written on one core and read on the other in every call, so each call's
+    /// rebuild first had to take every table line back from the other core's cache. Measured on the 2-core Zen 4 VM
+    /// (2560x6912, 2 threads, in process): the caller's quantize-and-tables step cost TL1 7 -> 98 us (221 KB of word
+    /// tables), TL2 5 -> 16, I2S at 4096x11008 4 -> 27 when the worker read them. Building them twice costs each part
+    /// the same few microseconds, in parallel.
+    /// </summary>
+    private sealed class PartActivations(PackedMatrix m, int maxTokens)
+    {
+        public readonly ActivationBuffer[] Acts = Enumerable.Range(0, maxTokens).Select(_ => m.CreateActivationBuffer()).ToArray();
+        public long Call = -1;
+    }
+
+    private ActivationBuffer[] PartBuffers(int part)
+    {
+        if (part == 0) return Activations;
+        var own = _partActs[part - 1];
+        if (own.Call != _call)
+        {
+            for (int t = 0; t < _n; t++) own.Acts[t].Load(Activations[t].Q[..Matrix.Cols], Activations[t].Scale, _path);
+            own.Call = _call;
+        }
+        return own.Acts;
+    }
+
+    private unsafe void RunPart(int part, int chunk)
     {
         var m = _current;
         int start = chunk * _chunkRows, end = Math.Min(m.Rows, start + _chunkRows);
         if (start >= end) return;
         int rows = m.Rows;
-        if (_n > 1 && m.MatMulCore(Activations, _n, start, end, _acc, _path))
+        var acts = PartBuffers(part);
+        if (_n > 1 && m.MatMulCore(acts, _n, start, end, _acc, _path))
         {
             // The format's GEMM kernel filled _acc[t * rows + r] for every token, each weight load feeding all n tokens.
             for (int t = 0; t < _n; t++)
-                m.Dequantize(_acc.AsSpan(t * rows + start, end - start), start, 1f / Activations[t].Scale, new Span<float>(_y + (long)t * rows + start, end - start));
+                m.Dequantize(_acc.AsSpan(t * rows + start, end - start), start, 1f / acts[t].Scale, new Span<float>(_y + (long)t * rows + start, end - start));
             return;
         }
         int block = _n == 1 ? end - start : 64;
@@ -355,7 +387,7 @@ public sealed class LowBitWorkspace : IDisposable
             int r1 = Math.Min(end, r0 + block);
             for (int t = 0; t < _n; t++)
             {
-                var act = Activations[t];
+                var act = acts[t];
                 var acc = _acc.AsSpan(t * rows + r0, r1 - r0);
                 m.MatVec(act, r0, r1, acc, _path);
                 m.Dequantize(acc, r0, 1f / act.Scale, new Span<float>(_y + (long)t * rows + r0, r1 - r0));

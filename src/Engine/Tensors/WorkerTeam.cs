@@ -22,6 +22,7 @@ internal sealed class WorkerTeam : IDisposable
     private Action<int>? _body;
     private readonly Action<int> _chunkLoop;
     private Action<int>? _chunkBody;
+    private Action<int, int>? _partChunkBody;
     private int _chunks, _parts, _nextChunk;
     private volatile bool _disposed;
     private Exception? _error;
@@ -84,17 +85,42 @@ internal sealed class WorkerTeam : IDisposable
             return;
         }
         _chunkBody = body;
+        try { RunChunkLoop(chunks, parts); }
+        finally { _chunkBody = null; }
+    }
+
+    /// <summary>
+    /// <see cref="RunChunks(int, Action{int}, int)"/> with the part that runs each chunk: body(part, chunk), part in
+    /// [0, Threads), 0 being the caller. A part is always the same thread, so per-part state (a thread's own copy of
+    /// what every chunk reads) needs no synchronisation.
+    /// </summary>
+    public void RunChunks(int chunks, Action<int, int> body)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(chunks);
+        if (chunks <= 1 || Threads == 1)
+        {
+            for (int c = 0; c < chunks; c++) body(0, c);
+            return;
+        }
+        _partChunkBody = body;
+        try { RunChunkLoop(chunks, Threads); }
+        finally { _partChunkBody = null; }
+    }
+
+    private void RunChunkLoop(int chunks, int parts)
+    {
         _chunks = chunks;
         _parts = parts;
         _nextChunk = parts;
-        try { Run(_chunkLoop); }
-        finally { _chunkBody = null; }
+        Run(_chunkLoop);
     }
 
     private void ChunkLoop(int part)
     {
         if (part >= _parts) return;
-        for (int c = part; c < _chunks; c = Interlocked.Increment(ref _nextChunk) - 1) _chunkBody!(c);
+        var withPart = _partChunkBody;
+        for (int c = part; c < _chunks; c = Interlocked.Increment(ref _nextChunk) - 1)
+            if (withPart != null) withPart(part, c); else _chunkBody!(c);
     }
 
     private void Loop(int part)

@@ -37,6 +37,38 @@ public class GemmTests
                 Assert.True(expected.AsSpan().SequenceEqual(y), $"{format} n={n} {path} threads={threads}");
             }
     }
+
+    /// <summary>
+    /// On two threads every part but the caller's builds its own copy of the activation tables in each call. One
+    /// workspace reused across calls with new activations, batch sizes and paths must give what a fresh single-thread
+    /// scalar GEMV gives every time: a part that kept the previous call's tables would not.
+    /// </summary>
+    [Theory, Trait("Category", "Simd")]
+    [InlineData(LowBitFormat.I2S)]
+    [InlineData(LowBitFormat.TL1)]
+    [InlineData(LowBitFormat.TL2)]
+    [InlineData(LowBitFormat.Int8)]
+    public void ReusedTwoThreadWorkspaceFollowsEveryCall(LowBitFormat format)
+    {
+        int rows = 197, cols = 777;
+        var m = LowBitFormats.Get(format).Random(rows, cols, 7);
+        using var reference = m.CreateWorkspace(1, 1);
+        using var ws = m.CreateWorkspace(2, 3);
+        var rng = new Random(11 + (int)format);
+        int call = 0;
+        foreach (var path in Isa.SupportedPaths)
+            foreach (int n in new[] { 1, 3, 1, 2 })
+            {
+                var x = new float[n * cols];
+                for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 6 - 3);
+                x[call++ % cols] = 30f;
+                var expected = new float[n * rows];
+                for (int k = 0; k < n; k++) m.Gemv(x.AsSpan(k * cols, cols), expected.AsSpan(k * rows, rows), reference, IsaPath.Scalar);
+                var y = new float[n * rows];
+                m.Gemm(x, n, y, ws, path);
+                Assert.True(expected.AsSpan().SequenceEqual(y), $"{format} call {call} n={n} {path}");
+            }
+    }
 }
 
 public class CostTableTests
