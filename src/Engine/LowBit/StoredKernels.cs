@@ -150,7 +150,11 @@ internal static unsafe class StoredKernels
     /// process, load 14-20). Short rows keep one stream, which the prefetcher follows best (f16 6912x2560: 1.67 ms one
     /// row at a time, 2.13 ms eight). The fp32 GEMV split the same way there (<see cref="Tensors.MatMul.GemvTileMinCols"/>,
     /// which reads eight rows at a time at every width on Intel). This threshold now applies to bf16 only: f16 goes eight
-    /// rows at a time from F16TileMinCols on (every width on Intel), asking for the next tile's rows as it reads (see <see cref="F16V512x8"/>).
+    /// rows at a time at every width, asking for the next tile's rows as it reads (see <see cref="F16V512x8"/>). On the
+    /// Zen 4 VM one f16 row at a time had won at 2560 columns (6912x2560 2631 / 2008 us, tile / one row) only while the
+    /// tile spilled its accumulators (see F16V512x8); spill-free, the tile wins at every shape there (one thread, median of
+    /// nine alternations in one process, tile / one row: 6912x2560 1484-1656 / 2158-2248 us, 2560x6912 1416-1434 /
+    /// 3151-3297, 4096x4096 1353-1402 / 2370-2410; two threads 6912x2560 1301 / 1406).
     /// </summary>
     public const int TileMinCols = 4096;
 
@@ -163,14 +167,6 @@ internal static unsafe class StoredKernels
     /// 4096x11008 3645 / 3742; two threads Q8_0 4096x4096 737 / 583, 11008x4096 1734 / 1513.
     /// </summary>
     internal static readonly int QTileMinCols = Tensors.Isa.IsAmd ? 8192 : 0;
-
-    /// <summary>
-    /// f16 GEMVs read rows this long or longer eight at a time (<see cref="F16V512x8"/>), shorter ones one at a time:
-    /// on Intel the tile won at every width (see F16V512x8); on the Zen 4 VM one row at a time won at 2560 columns and
-    /// lost from 6912 on. Median of seven alternations in one process, tile / one row (us): 6912x2560 2631 / 2008 (two
-    /// threads 1636 / 1328), 4096x4096 2777 / 2621 (1579 / 1521), 2560x6912 2529 / 3862, 11008x4096 4928 / 6750.
-    /// </summary>
-    internal static readonly int F16TileMinCols = Tensors.Isa.IsAmd ? 4096 : 0;
 
     /// <summary>Offset o of the next tile's eight rows, into L2 or L1 (<see cref="Prefetch.NextTileToL2"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -202,6 +198,10 @@ internal static unsafe class StoredKernels
     /// </summary>
     public static void F16V512x8(byte** rows, float* x, float* xs, int cols, float* y)
     {
+        // Read first, before any accumulator is live: the read may call the class-init helper (see Prefetch.Distance).
+        bool l2 = Prefetch.NextTileToL2;
+        // Allocated (and zeroed, a helper call) before any accumulator is live: see the stores after the loop.
+        var l = stackalloc float[8 * HalfLanes]; // row k's 32 lanes at 32 k
         ushort* h0 = (ushort*)rows[0], h1 = (ushort*)rows[1], h2 = (ushort*)rows[2], h3 = (ushort*)rows[3];
         ushort* h4 = (ushort*)rows[4], h5 = (ushort*)rows[5], h6 = (ushort*)rows[6], h7 = (ushort*)rows[7];
         byte* n0 = rows[8], n1 = rows[9], n2 = rows[10], n3 = rows[11], n4 = rows[12], n5 = rows[13], n6 = rows[14], n7 = rows[15];
@@ -209,7 +209,6 @@ internal static unsafe class StoredKernels
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
         var mx = Vector256<ushort>.Zero;
-        bool l2 = Prefetch.NextTileToL2; // read once, before the loop: see Prefetch.Distance
         int i = 0;
         for (; i + HalfLanes <= cols; i += HalfLanes)
         {
@@ -255,20 +254,32 @@ internal static unsafe class StoredKernels
             for (int k = 0; k < 8; k++) y[k] = F16V512(rows[k], x, xs, cols); // the row holding an infinity / NaN goes to the scalar twin there
             return;
         }
-        var l = stackalloc float[HalfLanes];
-        a0.Store(l); b0.Store(l + 16); y[0] = HalfTail(l, h0, x, i, cols, bf16: false);
-        a1.Store(l); b1.Store(l + 16); y[1] = HalfTail(l, h1, x, i, cols, bf16: false);
-        a2.Store(l); b2.Store(l + 16); y[2] = HalfTail(l, h2, x, i, cols, bf16: false);
-        a3.Store(l); b3.Store(l + 16); y[3] = HalfTail(l, h3, x, i, cols, bf16: false);
-        a4.Store(l); b4.Store(l + 16); y[4] = HalfTail(l, h4, x, i, cols, bf16: false);
-        a5.Store(l); b5.Store(l + 16); y[5] = HalfTail(l, h5, x, i, cols, bf16: false);
-        a6.Store(l); b6.Store(l + 16); y[6] = HalfTail(l, h6, x, i, cols, bf16: false);
-        a7.Store(l); b7.Store(l + 16); y[7] = HalfTail(l, h7, x, i, cols, bf16: false);
+        // Every accumulator is stored before the first call. One still live across a call (all vector registers are
+        // caller-saved; zeroing a stackalloc here is a helper call too) is spilled at its definition, so the loop
+        // stored and reloaded all sixteen every step: 68 stack accesses of vector registers, in the JIT's and the native
+        // binary's code alike, against none now.
+        a0.Store(l + 0); b0.Store(l + 16);
+        a1.Store(l + 32); b1.Store(l + 48);
+        a2.Store(l + 64); b2.Store(l + 80);
+        a3.Store(l + 96); b3.Store(l + 112);
+        a4.Store(l + 128); b4.Store(l + 144);
+        a5.Store(l + 160); b5.Store(l + 176);
+        a6.Store(l + 192); b6.Store(l + 208);
+        a7.Store(l + 224); b7.Store(l + 240);
+        y[0] = HalfTail(l + 0, h0, x, i, cols, bf16: false);
+        y[1] = HalfTail(l + 32, h1, x, i, cols, bf16: false);
+        y[2] = HalfTail(l + 64, h2, x, i, cols, bf16: false);
+        y[3] = HalfTail(l + 96, h3, x, i, cols, bf16: false);
+        y[4] = HalfTail(l + 128, h4, x, i, cols, bf16: false);
+        y[5] = HalfTail(l + 160, h5, x, i, cols, bf16: false);
+        y[6] = HalfTail(l + 192, h6, x, i, cols, bf16: false);
+        y[7] = HalfTail(l + 224, h7, x, i, cols, bf16: false);
     }
 
     /// <summary><see cref="Bf16V512"/> for eight rows at once (each row's bits unchanged; one activation load feeds eight rows).</summary>
     public static void Bf16V512x8(byte** rows, float* x, int cols, float* y)
     {
+        var l = stackalloc float[8 * HalfLanes]; // before any accumulator is live (see F16V512x8)
         ushort* h0 = (ushort*)rows[0], h1 = (ushort*)rows[1], h2 = (ushort*)rows[2], h3 = (ushort*)rows[3];
         ushort* h4 = (ushort*)rows[4], h5 = (ushort*)rows[5], h6 = (ushort*)rows[6], h7 = (ushort*)rows[7];
         // row k's lanes 0-15 in ak, 16-31 in bk, as F16V512 / Bf16V512 hold one row's
@@ -304,15 +315,23 @@ internal static unsafe class StoredKernels
             a7 = Vector512.FusedMultiplyAdd((Avx512F.ConvertToVector512UInt32(r7) << 16).AsSingle(), x0, a7);
             b7 = Vector512.FusedMultiplyAdd((Avx512F.ConvertToVector512UInt32(s7) << 16).AsSingle(), x1, b7);
         }
-        var l = stackalloc float[HalfLanes];
-        a0.Store(l); b0.Store(l + 16); y[0] = HalfTail(l, h0, x, i, cols, bf16: true);
-        a1.Store(l); b1.Store(l + 16); y[1] = HalfTail(l, h1, x, i, cols, bf16: true);
-        a2.Store(l); b2.Store(l + 16); y[2] = HalfTail(l, h2, x, i, cols, bf16: true);
-        a3.Store(l); b3.Store(l + 16); y[3] = HalfTail(l, h3, x, i, cols, bf16: true);
-        a4.Store(l); b4.Store(l + 16); y[4] = HalfTail(l, h4, x, i, cols, bf16: true);
-        a5.Store(l); b5.Store(l + 16); y[5] = HalfTail(l, h5, x, i, cols, bf16: true);
-        a6.Store(l); b6.Store(l + 16); y[6] = HalfTail(l, h6, x, i, cols, bf16: true);
-        a7.Store(l); b7.Store(l + 16); y[7] = HalfTail(l, h7, x, i, cols, bf16: true);
+        // every accumulator stored before the first call (see F16V512x8)
+        a0.Store(l + 0); b0.Store(l + 16);
+        a1.Store(l + 32); b1.Store(l + 48);
+        a2.Store(l + 64); b2.Store(l + 80);
+        a3.Store(l + 96); b3.Store(l + 112);
+        a4.Store(l + 128); b4.Store(l + 144);
+        a5.Store(l + 160); b5.Store(l + 176);
+        a6.Store(l + 192); b6.Store(l + 208);
+        a7.Store(l + 224); b7.Store(l + 240);
+        y[0] = HalfTail(l + 0, h0, x, i, cols, bf16: true);
+        y[1] = HalfTail(l + 32, h1, x, i, cols, bf16: true);
+        y[2] = HalfTail(l + 64, h2, x, i, cols, bf16: true);
+        y[3] = HalfTail(l + 96, h3, x, i, cols, bf16: true);
+        y[4] = HalfTail(l + 128, h4, x, i, cols, bf16: true);
+        y[5] = HalfTail(l + 160, h5, x, i, cols, bf16: true);
+        y[6] = HalfTail(l + 192, h6, x, i, cols, bf16: true);
+        y[7] = HalfTail(l + 224, h7, x, i, cols, bf16: true);
     }
 
     /// <param name="xs">x times 2^112, or null.</param>
@@ -473,6 +492,9 @@ internal static unsafe class StoredKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float BlockScale(byte* blk, float xdScaled)
     {
+        // A branch-free form (the exponent test as a mask, both multipliers formed) was slower in the one-row Q8_0 GEMVs
+        // (one thread, four alternated processes each, median 1085 -> 1456 us at 6912x2560, 995 -> 1230 at 4096x4096);
+        // the branch is never taken in practice.
         int h = *(short*)blk;
         if ((h & 0x7C00) == 0x7C00) return F16ToF32((ushort)h) * (xdScaled * (1 / Two112));
         return BitConverter.Int32BitsToSingle((h << 13) & unchecked((int)0x8FFFFFFF)) * xdScaled;
@@ -568,6 +590,9 @@ internal static unsafe class StoredKernels
     /// </summary>
     private static void QDotV256x8<TKind>(byte** rows, sbyte* xq, float* xd, int cols, float* y) where TKind : struct
     {
+        // Read first, before any accumulator is live: the read may call the class-init helper (see Prefetch.Distance).
+        bool l2 = Prefetch.NextTileToL2;
+        var l = stackalloc float[8 * Lanes]; // before any accumulator is live (see F16V512x8)
         byte* p0 = rows[0], p1 = rows[1], p2 = rows[2], p3 = rows[3], p4 = rows[4], p5 = rows[5], p6 = rows[6], p7 = rows[7];
         byte* n0 = rows[8], n1 = rows[9], n2 = rows[10], n3 = rows[11], n4 = rows[12], n5 = rows[13], n6 = rows[14], n7 = rows[15];
         // row k's even blocks in ak, odd blocks in bk, as QDotV256 holds one row's
@@ -575,7 +600,6 @@ internal static unsafe class StoredKernels
         Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
         int nb = cols / 32, bb = typeof(TKind) == typeof(Q4Kind) ? 18 : 34, b = 0;
         long o = 0; // the byte offset of block b in every row
-        bool l2 = Prefetch.NextTileToL2; // read once, before the loop: see Prefetch.Distance
         for (; b + 2 <= nb; b += 2, o += 2 * bb, xq += 64)
         {
             PrefetchNextTile(n0, n1, n2, n3, n4, n5, n6, n7, o, l2);
@@ -600,8 +624,10 @@ internal static unsafe class StoredKernels
             a4 = BlockFma<TKind>(p4 + o, q0, d0, a4); a5 = BlockFma<TKind>(p5 + o, q0, d0, a5);
             a6 = BlockFma<TKind>(p6 + o, q0, d0, a6); a7 = BlockFma<TKind>(p7 + o, q0, d0, a7);
         }
-        y[0] = Reduce(a0, b0); y[1] = Reduce(a1, b1); y[2] = Reduce(a2, b2); y[3] = Reduce(a3, b3);
-        y[4] = Reduce(a4, b4); y[5] = Reduce(a5, b5); y[6] = Reduce(a6, b6); y[7] = Reduce(a7, b7);
+        // every accumulator stored before the first call (see F16V512x8): row k's 16 lanes at 16 k, as Reduce(a, b) lays them
+        a0.Store(l); b0.Store(l + 8); a1.Store(l + 16); b1.Store(l + 24); a2.Store(l + 32); b2.Store(l + 40); a3.Store(l + 48); b3.Store(l + 56);
+        a4.Store(l + 64); b4.Store(l + 72); a5.Store(l + 80); b5.Store(l + 88); a6.Store(l + 96); b6.Store(l + 104); a7.Store(l + 112); b7.Store(l + 120);
+        for (int k = 0; k < 8; k++) y[k] = Reduce(l + k * Lanes);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -387,10 +387,10 @@ public sealed unsafe class StoredMatrix : IStoredLinear
         float* x = a.X;
         if (n == 1)
         {
-            if (p == IsaPath.V512 && (Type == StoredType.F16 && a.XS != null && Cols >= StoredKernels.F16TileMinCols || Type == StoredType.BF16 && Cols >= StoredKernels.TileMinCols))
+            if (p == IsaPath.V512 && (Type == StoredType.F16 && a.XS != null || Type == StoredType.BF16 && Cols >= StoredKernels.TileMinCols))
             {
-                // eight rows at a time share each activation load (bf16: long rows, x no longer stays in L1; f16 from F16TileMinCols
-                // on, prefetching the rows after the tile: see TileMinCols and F16V512x8)
+                // eight rows at a time share each activation load (bf16: long rows, x no longer stays in L1; f16 at every
+                // width, prefetching the rows after the tile: see TileMinCols and F16V512x8)
                 var rp = stackalloc byte*[16];
                 int r = r0;
                 for (; r + 8 <= r1; r += 8)

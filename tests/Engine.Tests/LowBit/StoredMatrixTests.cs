@@ -21,9 +21,9 @@ public class StoredMatrixTests
         32 => [(1, 32), (3, 64), (17, 96), (33, 256), (5, 1024), (19, StoredKernels.QTileMinCols + 32)],
         256 => [(1, 256), (3, 512), (17, 768), (33, 256), (5, 2048)],
         // f16 / bf16; 19 x (TileMinCols + 4): from TileMinCols columns on bf16 rows go eight at a time (two tiles, three rows
-        // alone, a tail), f16 rows on V512 from F16TileMinCols columns on (9 rows: a tile and a row alone; 17: two tiles
-        // and a row; where F16TileMinCols is 0, at every width)
-        _ => [(1, 1), (5, 17), (9, 100), (2, 257), (17, 96), (3, 1024), (19, StoredKernels.TileMinCols + 4), (9, StoredKernels.F16TileMinCols + 100)],
+        // alone, a tail); f16 rows on V512 go eight at a time at every width (9 rows: a tile and a row alone; 17: two
+        // tiles and a row)
+        _ => [(1, 1), (5, 17), (9, 100), (2, 257), (17, 96), (3, 1024), (19, StoredKernels.TileMinCols + 4), (9, 4196)],
     };
 
     private static float[] RandomX(int n, int seed)
