@@ -318,7 +318,7 @@ public sealed class LowBitWorkspace : IDisposable
         _ownsTeam = shared == null;
         _team = shared ?? new WorkerTeam(threads);
         _part = RunPart;
-        _partActs = Enumerable.Range(1, Math.Max(0, threads - 1)).Select(_ => new PartActivations(m, maxTokens)).ToArray();
+        _partActs = Enumerable.Range(1, Math.Max(0, threads - 1)).Select(_ => new PartActivations(maxTokens)).ToArray();
         // Equal, row-group-aligned halves unless the format asks for chunks (PackedMatrix.ChunkRows): handed out one at a
         // time, those let a slowed core do fewer (WorkerTeam.RunChunks). A later matrix of the same shape (a pool copy)
         // shares the split.
@@ -347,11 +347,12 @@ public sealed class LowBitWorkspace : IDisposable
     /// rebuild first had to take every table line back from the other core's cache. Measured on the 2-core Zen 4 VM
     /// (2560x6912, 2 threads, in process): the caller's quantize-and-tables step cost TL1 7 -> 98 us (221 KB of word
     /// tables), TL2 5 -> 16, I2S at 4096x11008 4 -> 27 when the worker read them. Building them twice costs each part
-    /// the same few microseconds, in parallel.
+    /// the same few microseconds, in parallel. A token's buffer is made on its first use, so decode (one token) adds
+    /// one buffer per worker, not <see cref="MaxTokens"/>.
     /// </summary>
-    private sealed class PartActivations(PackedMatrix m, int maxTokens)
+    private sealed class PartActivations(int maxTokens)
     {
-        public readonly ActivationBuffer[] Acts = Enumerable.Range(0, maxTokens).Select(_ => m.CreateActivationBuffer()).ToArray();
+        public readonly ActivationBuffer[] Acts = new ActivationBuffer[maxTokens];
         public long Call = -1;
     }
 
@@ -361,7 +362,8 @@ public sealed class LowBitWorkspace : IDisposable
         var own = _partActs[part - 1];
         if (own.Call != _call)
         {
-            for (int t = 0; t < _n; t++) own.Acts[t].Load(Activations[t].Q[..Matrix.Cols], Activations[t].Scale, _path);
+            for (int t = 0; t < _n; t++)
+                (own.Acts[t] ??= Matrix.CreateActivationBuffer()).Load(Activations[t].Q[..Matrix.Cols], Activations[t].Scale, _path);
             own.Call = _call;
         }
         return own.Acts;
