@@ -266,14 +266,7 @@ internal static unsafe class StoredKernels
         a5.Store(l + 160); b5.Store(l + 176);
         a6.Store(l + 192); b6.Store(l + 208);
         a7.Store(l + 224); b7.Store(l + 240);
-        y[0] = HalfTail(l + 0, h0, x, i, cols, bf16: false);
-        y[1] = HalfTail(l + 32, h1, x, i, cols, bf16: false);
-        y[2] = HalfTail(l + 64, h2, x, i, cols, bf16: false);
-        y[3] = HalfTail(l + 96, h3, x, i, cols, bf16: false);
-        y[4] = HalfTail(l + 128, h4, x, i, cols, bf16: false);
-        y[5] = HalfTail(l + 160, h5, x, i, cols, bf16: false);
-        y[6] = HalfTail(l + 192, h6, x, i, cols, bf16: false);
-        y[7] = HalfTail(l + 224, h7, x, i, cols, bf16: false);
+        for (int k = 0; k < 8; k++) y[k] = HalfTail(l + 32 * k, (ushort*)rows[k], x, i, cols, bf16: false);
     }
 
     /// <summary><see cref="Bf16V512"/> for eight rows at once (each row's bits unchanged; one activation load feeds eight rows).</summary>
@@ -324,14 +317,7 @@ internal static unsafe class StoredKernels
         a5.Store(l + 160); b5.Store(l + 176);
         a6.Store(l + 192); b6.Store(l + 208);
         a7.Store(l + 224); b7.Store(l + 240);
-        y[0] = HalfTail(l + 0, h0, x, i, cols, bf16: true);
-        y[1] = HalfTail(l + 32, h1, x, i, cols, bf16: true);
-        y[2] = HalfTail(l + 64, h2, x, i, cols, bf16: true);
-        y[3] = HalfTail(l + 96, h3, x, i, cols, bf16: true);
-        y[4] = HalfTail(l + 128, h4, x, i, cols, bf16: true);
-        y[5] = HalfTail(l + 160, h5, x, i, cols, bf16: true);
-        y[6] = HalfTail(l + 192, h6, x, i, cols, bf16: true);
-        y[7] = HalfTail(l + 224, h7, x, i, cols, bf16: true);
+        for (int k = 0; k < 8; k++) y[k] = HalfTail(l + 32 * k, (ushort*)rows[k], x, i, cols, bf16: true);
     }
 
     /// <param name="xs">x times 2^112, or null.</param>
